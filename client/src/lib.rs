@@ -1,0 +1,1 @@
+//! hum: the terminal client.

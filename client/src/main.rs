@@ -1,0 +1,2 @@
+//! The `hum` binary.
+fn main() {}

@@ -1,0 +1,1 @@
+//! hum-relay: the in-memory TLS relay that beats the ticks.

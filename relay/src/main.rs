@@ -1,0 +1,2 @@
+//! The `hum-relay` binary.
+fn main() {}
