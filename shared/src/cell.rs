@@ -21,8 +21,6 @@ pub const MAX_CELL_SIZE: usize = 65_535;
 
 /// Bytes of the length prefix in front of each record.
 const LEN_PREFIX: usize = 2;
-/// Bytes of the version header.
-const HEADER: usize = 1;
 
 /// Checks that `size` is a cell size hum/1 allows.
 ///
