@@ -52,10 +52,8 @@ fn down() -> impl Strategy<Value = Down> {
 fn fill<T: serde::Serialize + Clone>(w: &mut CellWriter, ops: &[T]) -> Vec<T> {
     let mut kept = Vec::new();
     for op in ops {
-        if w.fits(op) {
-            if w.push(op).is_ok() {
-                kept.push(op.clone());
-            }
+        if w.fits(op) && w.push(op).is_ok() {
+            kept.push(op.clone());
         }
     }
     kept
