@@ -1,0 +1,1 @@
+//! Group messaging with Signal-style sender keys (in progress).
