@@ -44,6 +44,7 @@ mod x3dh;
 
 pub use envelope::Envelope;
 pub use error::CryptoError;
+pub use group::{GroupId, GroupSender, GroupState, MemberId, SenderKeyDistribution};
 
 pub use identity::{Fingerprint, Identity, PublicIdentity, safety_number};
 pub use invite::{Damage, Invite, InviteError, InviteSecret};
