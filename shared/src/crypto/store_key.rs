@@ -1,0 +1,1 @@
+//! Passphrase-derived key sealing the client's store (in progress).
