@@ -7,7 +7,7 @@ use hum_shared::{
 use proptest::prelude::*;
 
 fn mailbox() -> impl Strategy<Value = MailboxId> {
-    any::<[u8; 32]>().prop_map(MailboxId)
+    any::<[u8; 32]>().prop_map(MailboxId::from_bytes)
 }
 
 fn envelope() -> impl Strategy<Value = Vec<u8>> {
@@ -25,7 +25,7 @@ fn up() -> impl Strategy<Value = Up> {
             }
         ),
         (any::<[u8; 32]>(), any::<u64>()).prop_map(|(c, after)| Up::Subscribe {
-            capability: Capability(c),
+            capability: Capability::from_bytes(c),
             after
         }),
         mailbox().prop_map(|mailbox| Up::Unsubscribe { mailbox }),
@@ -88,7 +88,7 @@ proptest! {
     #[test]
     fn one_envelope_always_fits_an_empty_cell(op in prop_oneof![up(), down().prop_map(|d| match d {
         Down::Deliver { mailbox, seq, envelope } => Up::Deposit { tag: u32::MAX, mailbox, fanout: seq % 2 == 0, envelope },
-        _ => Up::Ack { mailbox: MailboxId([0; 32]), seq: u64::MAX },
+        _ => Up::Ack { mailbox: MailboxId::from_bytes([0; 32]), seq: u64::MAX },
     })]) {
         let w = CellWriter::new(DEFAULT_CELL_SIZE)?;
         prop_assert!(w.fits(&op));
