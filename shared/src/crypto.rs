@@ -51,6 +51,7 @@ pub use invite::{Damage, Invite, InviteError, InviteSecret};
 pub use mailbox::{Capability, EPOCH_SECS, MailboxId, epoch_at};
 pub use ratchet::{MAX_SKIP, MAX_SKIPPED_TOTAL};
 pub use session::Session;
+pub use store_key::{KdfParams, StoreKey};
 
 /// Size in bytes of every sealed envelope, whatever it carries.
 ///
