@@ -1,1 +1,47 @@
 //! hum-relay: the in-memory TLS relay that beats the ticks.
+//!
+//! Every connected client receives exactly one fixed-size cell per tick and answers with
+//! exactly one; deposits, subscriptions and acknowledgements ride those cells. Mailboxes
+//! live in memory only; the only file the relay writes is its TLS key and certificate.
+//! See docs/RELAY.md for the design and docs/PROTOCOL.md §1 and §4 for the wire.
+//!
+//! Embedding a relay (as the client's `--demo` and the tests do):
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use std::time::Duration;
+//! let relay = hum_relay::Relay::bind(hum_relay::Config::ephemeral(Duration::from_millis(20))).await?;
+//! let addr = relay.address(); // hum://127.0.0.1:PORT#FINGERPRINT
+//! let handle = relay.spawn();
+//! let (mut tls, hello) = hum_relay::connect(&addr).await?;
+//! assert_eq!(hello.cell_size, hum_shared::DEFAULT_CELL_SIZE);
+//! let mut cell = vec![0; hello.cell_size];
+//! hum_shared::read_cell(&mut tls, &mut cell).await?; // the next beat
+//! handle.shutdown().await;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod beat;
+mod clock;
+mod config;
+mod connect;
+mod connection;
+mod error;
+mod listener;
+mod mailbox;
+mod relay;
+mod shutdown;
+mod stats;
+mod tls;
+
+pub use clock::Clock;
+pub use config::{Config, DEFAULT_PORT, DEFAULT_TICK, DEFAULT_TTL};
+pub use connect::{TlsStream, client_config, connect, connect_over};
+pub use error::{ConnectError, RelayError};
+pub use relay::{Relay, RelayHandle};
+pub use stats::StatsSnapshot;
+pub use tls::ALPN;

@@ -15,6 +15,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod addr;
 mod cell;
 pub mod crypto;
 mod error;
@@ -23,6 +24,7 @@ mod frame;
 mod io;
 mod split;
 
+pub use addr::{AddrError, Fingerprint, RELAY_SCHEME, RelayAddr};
 pub use cell::{
     CELL_VERSION, CellWriter, DEFAULT_CELL_SIZE, MAX_CELL_SIZE, MIN_CELL_SIZE, check_cell_size,
     cover_cell, decode_cell,

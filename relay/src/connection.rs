@@ -1,0 +1,271 @@
+//! One client connection: its own task, so a slow client never delays anyone's beat.
+//!
+//! The task waits on three things at once: the beat (send the cells this tick owes),
+//! the socket (read the client's cells, a few bytes at a time, cancel-safe), and
+//! shutdown. It sends exactly one cell per tick and accepts at most one cell per cell
+//! sent. A client that sends a cell that does not decode, more cells than it was sent,
+//! or more requests than can be answered is dropped; so is one that falls more than
+//! `max_lag` ticks behind, whether it stops answering or stops reading.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hum_shared::{CellWriter, Down, HELLO_LEN, Hello, Up, decode_cell};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::ALPN;
+use crate::mailbox::Sub;
+use crate::relay::Shared;
+use crate::shutdown::Shutdown;
+use crate::stats::{Ending, Stats};
+
+/// Most answers a connection may have waiting; a client that asks for more than the
+/// downstream cells can carry is flooding.
+const MAX_ANSWERS: usize = 1024;
+
+/// Handshakes, says hello, then serves one client until it ends.
+pub(crate) async fn serve(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut ticks: watch::Receiver<u64>,
+    mut shutdown: Shutdown,
+    _done: mpsc::Sender<()>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let config = &shared.config;
+    let _ = tcp.set_nodelay(true);
+    let handshake = async {
+        let mut tls = acceptor.accept(tcp).await.ok()?;
+        if tls.get_ref().1.alpn_protocol() != Some(ALPN) {
+            return None;
+        }
+        let tick = *ticks.borrow_and_update();
+        let hello = Hello {
+            cell_size: config.cell_size,
+            tick_micros: config.tick_micros(),
+            ttl_secs: config.ttl.as_secs(),
+            tick,
+        };
+        let bytes: [u8; HELLO_LEN] = hello.encode();
+        tls.write_all(&bytes).await.ok()?;
+        tls.flush().await.ok()?;
+        Some((tls, tick))
+    };
+    let opened = tokio::select! {
+        r = tokio::time::timeout(config.handshake_timeout, handshake) => r.ok().flatten(),
+        () = shutdown.recv() => return,
+    };
+    let Some((stream, tick)) = opened else {
+        Stats::add(&shared.stats.handshakes_failed, 1);
+        return;
+    };
+    shared.stats.clients.fetch_add(1, Ordering::Relaxed);
+    let mut conn = Connection {
+        inbuf: vec![0; config.cell_size].into_boxed_slice(),
+        outbuf: Vec::with_capacity(config.cell_size),
+        stream,
+        shared: Arc::clone(&shared),
+        ticks,
+        sent_tick: tick,
+        sent: 0,
+        received: 0,
+        subs: Vec::new(),
+        turn: 0,
+        answers: VecDeque::new(),
+        filled: 0,
+    };
+    let ending = conn.run(&mut shutdown).await;
+    shared.store.unsubscribe_all(&conn.subs);
+    shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
+    shared.stats.ended(ending);
+    tracing::debug!(ending = ?ending, "client left");
+    if ending == Ending::Shutdown {
+        let _ = tokio::time::timeout(config.tick, conn.stream.shutdown()).await;
+    }
+}
+
+/// What woke the connection task.
+enum Event {
+    Shutdown,
+    Tick(u64),
+    Read(std::io::Result<usize>),
+}
+
+/// The state of one client on the beat.
+struct Connection {
+    stream: TlsStream<TcpStream>,
+    shared: Arc<Shared>,
+    ticks: watch::Receiver<u64>,
+    /// The last tick a cell was sent for.
+    sent_tick: u64,
+    sent: u64,
+    received: u64,
+    subs: Vec<Sub>,
+    /// Which subscription delivers first in the next cell.
+    turn: usize,
+    answers: VecDeque<Down>,
+    inbuf: Box<[u8]>,
+    filled: usize,
+    outbuf: Vec<u8>,
+}
+
+impl Connection {
+    async fn run(&mut self, shutdown: &mut Shutdown) -> Ending {
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = shutdown.recv() => Event::Shutdown,
+                changed = self.ticks.changed() => match changed {
+                    Ok(()) => Event::Tick(*self.ticks.borrow_and_update()),
+                    Err(_) => Event::Shutdown,
+                },
+                read = self.stream.read(&mut self.inbuf[self.filled..]) => Event::Read(read),
+            };
+            let step = match event {
+                Event::Shutdown => Err(Ending::Shutdown),
+                Event::Tick(t) => self.beat(t).await,
+                Event::Read(Ok(0) | Err(_)) => Err(Ending::Closed),
+                Event::Read(Ok(n)) => {
+                    self.filled += n;
+                    if self.filled == self.inbuf.len() {
+                        self.filled = 0;
+                        self.receive()
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(ending) = step {
+                return ending;
+            }
+        }
+    }
+
+    /// Sends the cells owed up to tick `t` (one, unless this task ran late), without
+    /// waiting more than `max_lag` ticks for a client that does not read.
+    async fn beat(&mut self, t: u64) -> Result<(), Ending> {
+        let shared = Arc::clone(&self.shared);
+        let config = &shared.config;
+        let due = t.saturating_sub(self.sent_tick);
+        if due == 0 {
+            return Ok(());
+        }
+        if due > config.max_lag {
+            return Err(Ending::Lagging);
+        }
+        self.outbuf.clear();
+        for _ in 0..due {
+            self.build_cell();
+        }
+        let patience = config.tick * u32::try_from(config.max_lag).unwrap_or(u32::MAX);
+        let write = async {
+            self.stream.write_all(&self.outbuf).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(patience, write).await {
+            Err(_) => return Err(Ending::Lagging),
+            Ok(Err(_)) => return Err(Ending::Closed),
+            Ok(Ok(())) => {}
+        }
+        self.sent += due;
+        self.sent_tick = t;
+        Stats::add(&shared.stats.cells_out, due);
+        if self.sent - self.received > config.max_lag {
+            return Err(Ending::Lagging);
+        }
+        Ok(())
+    }
+
+    /// Appends one cell to the output: waiting answers first, then deliveries, as many
+    /// as fit; a cover cell when there is nothing.
+    fn build_cell(&mut self) {
+        let shared = &self.shared;
+        if self.answers.is_empty() && self.subs.is_empty() {
+            self.outbuf.extend_from_slice(&shared.cover);
+            return;
+        }
+        let Ok(mut w) = CellWriter::new(shared.config.cell_size) else {
+            // The cell size was validated at start.
+            self.outbuf.extend_from_slice(&shared.cover);
+            return;
+        };
+        while let Some(a) = self.answers.front() {
+            if w.push(a).is_err() {
+                break;
+            }
+            self.answers.pop_front();
+        }
+        let n = shared.store.fill(&mut self.subs, &mut self.turn, &mut w);
+        Stats::add(&shared.stats.delivered, n as u64);
+        self.outbuf.extend_from_slice(&w.finish());
+    }
+
+    /// Applies the operations of one received cell.
+    fn receive(&mut self) -> Result<(), Ending> {
+        let shared = &self.shared;
+        self.received += 1;
+        Stats::add(&shared.stats.cells_in, 1);
+        if self.received > self.sent {
+            return Err(Ending::Flood);
+        }
+        let ops =
+            decode_cell::<Up>(&self.inbuf, shared.config.cell_size).map_err(|_| Ending::Garbage)?;
+        for op in ops {
+            match op {
+                Up::Deposit {
+                    tag,
+                    mailbox,
+                    fanout,
+                    envelope,
+                } => {
+                    let answer = match shared.store.deposit(mailbox, fanout, envelope) {
+                        Ok(_) => {
+                            Stats::add(&shared.stats.deposits, 1);
+                            Down::Stored { tag }
+                        }
+                        Err(_) => {
+                            Stats::add(&shared.stats.refused, 1);
+                            Down::Full { tag }
+                        }
+                    };
+                    self.answers.push_back(answer);
+                }
+                Up::Subscribe { capability, after } => {
+                    let id = capability.mailbox_id();
+                    if let Some(s) = self.subs.iter_mut().find(|s| s.id == id) {
+                        s.cursor = after;
+                    } else if self.subs.len() < shared.config.max_subscriptions {
+                        shared.store.subscribe(id);
+                        self.subs.push(Sub { id, cursor: after });
+                    } else {
+                        // Over the limit: no subscription, so no answer.
+                        continue;
+                    }
+                    self.answers.push_back(Down::Subscribed { mailbox: id });
+                }
+                Up::Unsubscribe { mailbox } => {
+                    if let Some(i) = self.subs.iter().position(|s| s.id == mailbox) {
+                        self.subs.swap_remove(i);
+                        shared.store.unsubscribe(mailbox);
+                    }
+                }
+                Up::Ack { mailbox, seq } => {
+                    // Only a subscriber (a holder of the capability) may delete.
+                    if self.subs.iter().any(|s| s.id == mailbox) {
+                        shared.store.ack(mailbox, seq);
+                    }
+                }
+            }
+        }
+        if self.answers.len() > MAX_ANSWERS {
+            return Err(Ending::Flood);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! The relay's errors.
+
+use std::path::PathBuf;
+
+/// Why the relay could not start or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// A setting is out of range; the text says which.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Binding or accepting failed.
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The state folder could not be read or written.
+    #[error("state folder {path}: {source}")]
+    State {
+        /// The file or folder.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The TLS key or certificate could not be made or used.
+    #[error("TLS certificate: {0}")]
+    Certificate(String),
+    /// rustls refused the configuration.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Why connecting to a relay failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The TCP connection or TLS handshake failed (a wrong fingerprint shows up here as
+    /// an invalid-data error from the certificate check).
+    #[error("cannot reach the relay: {0}")]
+    Io(#[from] std::io::Error),
+    /// The host is not a name rustls accepts.
+    #[error("invalid relay host name")]
+    Host,
+    /// The relay did not agree on ALPN `hum/1`.
+    #[error("the relay does not speak hum/1")]
+    Alpn,
+    /// The relay's hello was missing or invalid.
+    #[error("bad hello from the relay: {0}")]
+    Hello(#[from] hum_shared::CellIoError),
+}

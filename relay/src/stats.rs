@@ -1,0 +1,146 @@
+//! Counters and the periodic one-line stats log. Counts only: never ids, addresses or
+//! contents.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::mailbox::Store;
+use crate::shutdown::Shutdown;
+
+/// Why a connection ended, for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// The client closed it, or the socket failed.
+    Closed,
+    /// It sent a cell that does not decode.
+    Garbage,
+    /// It sent more cells than it was sent, or more requests than can be answered.
+    Flood,
+    /// It fell more than the allowed number of ticks behind.
+    Lagging,
+    /// The relay is shutting down.
+    Shutdown,
+}
+
+/// The relay's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) clients: AtomicUsize,
+    pub(crate) cells_out: AtomicU64,
+    pub(crate) cells_in: AtomicU64,
+    pub(crate) deposits: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) handshakes_failed: AtomicU64,
+    pub(crate) dropped_garbage: AtomicU64,
+    pub(crate) dropped_flood: AtomicU64,
+    pub(crate) dropped_lagging: AtomicU64,
+    pub(crate) expired: AtomicU64,
+}
+
+/// A snapshot of the relay's counters (counts only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// Clients connected now.
+    pub clients: usize,
+    /// Cells sent since start.
+    pub cells_out: u64,
+    /// Cells received since start.
+    pub cells_in: u64,
+    /// Envelopes stored since start.
+    pub deposits: u64,
+    /// Deposits answered `Full` since start.
+    pub refused: u64,
+    /// Envelopes delivered since start.
+    pub delivered: u64,
+    /// Connections that failed the TLS handshake or hello.
+    pub handshakes_failed: u64,
+    /// Clients dropped for sending a cell that does not decode.
+    pub dropped_garbage: u64,
+    /// Clients dropped for sending more than their share.
+    pub dropped_flood: u64,
+    /// Clients dropped for falling too far behind the beat.
+    pub dropped_lagging: u64,
+    /// Envelopes deleted at their TTL since start.
+    pub expired: u64,
+    /// Mailboxes held now.
+    pub mailboxes: usize,
+    /// Envelopes held now.
+    pub envelopes: usize,
+    /// Envelope bytes held now.
+    pub bytes: usize,
+}
+
+impl Stats {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn ended(&self, how: Ending) {
+        let c = match how {
+            Ending::Garbage => &self.dropped_garbage,
+            Ending::Flood => &self.dropped_flood,
+            Ending::Lagging => &self.dropped_lagging,
+            Ending::Closed | Ending::Shutdown => return,
+        };
+        Self::add(c, 1);
+    }
+
+    pub(crate) fn snapshot(&self, store: &Store) -> StatsSnapshot {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let held = store.counts();
+        StatsSnapshot {
+            clients: self.clients.load(Ordering::Relaxed),
+            cells_out: load(&self.cells_out),
+            cells_in: load(&self.cells_in),
+            deposits: load(&self.deposits),
+            refused: load(&self.refused),
+            delivered: load(&self.delivered),
+            handshakes_failed: load(&self.handshakes_failed),
+            dropped_garbage: load(&self.dropped_garbage),
+            dropped_flood: load(&self.dropped_flood),
+            dropped_lagging: load(&self.dropped_lagging),
+            expired: load(&self.expired),
+            mailboxes: held.mailboxes,
+            envelopes: held.envelopes,
+            bytes: held.bytes,
+        }
+    }
+}
+
+/// Writes one stats line every `every` until shutdown.
+pub(crate) async fn log_every(
+    every: Duration,
+    stats: &Stats,
+    store: &Store,
+    mut shutdown: Shutdown,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    let mut last = stats.snapshot(store);
+    let mut last_at = Instant::now();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = shutdown.recv() => return,
+        }
+        let now = stats.snapshot(store);
+        let secs = last_at.elapsed().as_secs_f64().max(1e-3);
+        let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs;
+        tracing::info!(
+            clients = now.clients,
+            cells_out_per_s = format_args!("{:.0}", rate(now.cells_out, last.cells_out)),
+            cells_in_per_s = format_args!("{:.0}", rate(now.cells_in, last.cells_in)),
+            mailboxes = now.mailboxes,
+            envelopes = now.envelopes,
+            bytes_held = now.bytes,
+            dropped = (now.dropped_garbage + now.dropped_flood + now.dropped_lagging)
+                - (last.dropped_garbage + last.dropped_flood + last.dropped_lagging),
+            "stats"
+        );
+        last = now;
+        last_at = Instant::now();
+    }
+}
