@@ -118,16 +118,27 @@ impl EngineHandle {
     /// # Errors
     /// The error that stopped the engine, if one did.
     pub async fn join(mut self) -> Result<(), EngineError> {
-        let Some(t) = self.thread.take() else { return Ok(()) };
-        tokio::task::spawn_blocking(move || t.join().unwrap_or(Err(EngineError::Store("the engine panicked".into()))))
-            .await
-            .unwrap_or(Err(EngineError::Store("the engine could not be joined".into())))
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            t.join()
+                .unwrap_or(Err(EngineError::Store("the engine panicked".into())))
+        })
+        .await
+        .unwrap_or(Err(EngineError::Store(
+            "the engine could not be joined".into(),
+        )))
     }
 
     /// Splits into the command sender and event receiver, detaching the engine thread.
     pub fn split(mut self) -> (mpsc::Sender<Command>, mpsc::Receiver<Event>, EngineJoin) {
         let thread = self.thread.take();
-        (self.commands.clone(), std::mem::replace(&mut self.events, mpsc::channel(1).1), EngineJoin { thread })
+        (
+            self.commands.clone(),
+            std::mem::replace(&mut self.events, mpsc::channel(1).1),
+            EngineJoin { thread },
+        )
     }
 }
 
@@ -143,10 +154,17 @@ impl EngineJoin {
     /// # Errors
     /// The error that stopped the engine, if one did.
     pub async fn join(mut self) -> Result<(), EngineError> {
-        let Some(t) = self.thread.take() else { return Ok(()) };
-        tokio::task::spawn_blocking(move || t.join().unwrap_or(Err(EngineError::Store("the engine panicked".into()))))
-            .await
-            .unwrap_or(Err(EngineError::Store("the engine could not be joined".into())))
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            t.join()
+                .unwrap_or(Err(EngineError::Store("the engine panicked".into())))
+        })
+        .await
+        .unwrap_or(Err(EngineError::Store(
+            "the engine could not be joined".into(),
+        )))
     }
 }
 
@@ -168,9 +186,13 @@ pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, Engine
 
     let links_tx = input_tx.clone();
     let spawner_rt = rt.clone();
-    let spawn: core::LinkSpawner = Box::new(move |relay, queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Up>>>, stop| {
-        spawner_rt.spawn(link::run(relay.to_owned(), queue, links_tx.clone(), stop));
-    });
+    let spawn: core::LinkSpawner = Box::new(
+        move |relay,
+              queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Up>>>,
+              stop| {
+            spawner_rt.spawn(link::run(relay.to_owned(), queue, links_tx.clone(), stop));
+        },
+    );
     let mut core = core::Core::new(
         profile.store,
         profile.key,
@@ -228,5 +250,9 @@ pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, Engine
             Ok(())
         })
         .map_err(|e| EngineError::Store(format!("could not start the engine thread: {e}")))?;
-    Ok(EngineHandle { commands: cmd_tx, events: face_rx, thread: Some(thread) })
+    Ok(EngineHandle {
+        commands: cmd_tx,
+        events: face_rx,
+        thread: Some(thread),
+    })
 }

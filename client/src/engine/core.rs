@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hum_shared::crypto::{
-    Capability, Envelope, GroupState, Identity, Invite, InviteSecret, MailboxId,
-    PublicIdentity, SenderKeyDistribution, Session, StoreKey, epoch_at, safety_number,
+    Capability, Envelope, GroupState, Identity, Invite, InviteSecret, MailboxId, PublicIdentity,
+    SenderKeyDistribution, Session, StoreKey, epoch_at, safety_number,
 };
 use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
 use rusqlite::params;
@@ -77,7 +77,8 @@ pub(crate) struct LinkSlot {
 }
 
 /// Starts link tasks; the engine gives one to the core so tests can replace the network.
-pub(crate) type LinkSpawner = Box<dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<bool>) + Send>;
+pub(crate) type LinkSpawner =
+    Box<dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<bool>) + Send>;
 
 struct Contact {
     rec: ContactRecord,
@@ -114,12 +115,17 @@ pub(crate) struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("contacts", &self.contacts.len()).finish_non_exhaustive()
+        f.debug_struct("Core")
+            .field("contacts", &self.contacts.len())
+            .finish_non_exhaustive()
     }
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn now_millis() -> i64 {
@@ -146,7 +152,8 @@ fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, EngineError> {
 }
 
 fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, EngineError> {
-    postcard::from_bytes(b).map_err(|_| EngineError::Store("a stored record does not decode".into()))
+    postcard::from_bytes(b)
+        .map_err(|_| EngineError::Store("a stored record does not decode".into()))
 }
 
 fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
@@ -156,6 +163,9 @@ fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
 fn new_reassembler(part: usize) -> Reassembler {
     Reassembler::new(part, 4 * MAX_TEXT, 16, 2 * MAX_TEXT)
 }
+
+/// Sealed key state to write: a session row and a room row.
+type StateRows = (Option<(i64, Vec<u8>)>, Option<(i64, Vec<u8>)>);
 
 /// The result of sealing one application message, not yet committed.
 struct Sealed {
@@ -210,15 +220,25 @@ impl Core {
                 .ok_or_else(|| EngineError::Store("a contact has no room".into()))?;
             self.contacts.insert(id, Contact { rec, public, room });
         }
-        for (id, sealed) in query_pairs::<i64, Vec<u8>>(c, "SELECT contact, sealed FROM sessions", [])? {
+        for (id, sealed) in
+            query_pairs::<i64, Vec<u8>>(c, "SELECT contact, sealed FROM sessions", [])?
+        {
             let b = zeroize::Zeroizing::new(open(&self.key, &sealed, "session")?);
-            self.sessions.insert(id, Session::from_bytes(&b).map_err(crypto)?);
+            self.sessions
+                .insert(id, Session::from_bytes(&b).map_err(crypto)?);
         }
         let mut st = c
             .prepare("SELECT id, sealed, unread, mentions FROM rooms")
             .map_err(|e| EngineError::Store(e.to_string()))?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
             .map_err(|e| EngineError::Store(e.to_string()))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| EngineError::Store(e.to_string()))?;
@@ -236,7 +256,8 @@ impl Core {
         }
         for (id, sealed) in query_pairs::<i64, Vec<u8>>(c, "SELECT id, sealed FROM invites", [])? {
             let b = zeroize::Zeroizing::new(open(&self.key, &sealed, "invite")?);
-            let secret = InviteSecret::from_bytes(&b).map_err(|e| EngineError::Crypto(e.to_string()))?;
+            let secret =
+                InviteSecret::from_bytes(&b).map_err(|e| EngineError::Crypto(e.to_string()))?;
             if secret.expires_at() > now_secs() {
                 self.invites.insert(id, secret);
             }
@@ -246,15 +267,24 @@ impl Core {
             let mut st = c
                 .prepare("SELECT room, sender, sealed FROM parts ORDER BY rowid")
                 .map_err(|e| EngineError::Store(e.to_string()))?;
-            st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?)))
-                .map_err(|e| EngineError::Store(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| EngineError::Store(e.to_string()))?
+            st.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| EngineError::Store(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Store(e.to_string()))?
         };
         for (room, sender, sealed) in parts {
             let part = open(&self.key, &sealed, "part")?;
             let size = part.len();
-            let r = self.reassembly.entry((room, sender)).or_insert_with(|| new_reassembler(size));
+            let r = self
+                .reassembly
+                .entry((room, sender))
+                .or_insert_with(|| new_reassembler(size));
             let _ = r.insert(&part);
         }
         Ok(())
@@ -264,7 +294,11 @@ impl Core {
     pub(crate) fn start(&mut self) -> Result<(), EngineError> {
         let rooms = self.room_summaries();
         let contacts = self.contact_list();
-        self.emit(Event::Ready { me: self.my_name.clone(), rooms, contacts });
+        self.emit(Event::Ready {
+            me: self.my_name.clone(),
+            rooms,
+            contacts,
+        });
         let home = self.home.clone();
         self.ensure_link(&home);
         self.subscribe_all()?;
@@ -284,21 +318,39 @@ impl Core {
     }
 
     fn error(&self, message: impl Into<String>) {
-        self.emit(Event::Error { message: message.into() });
+        self.emit(Event::Error {
+            message: message.into(),
+        });
     }
 
     fn contact_list(&self) -> Vec<(ContactId, String)> {
-        let mut v: Vec<_> = self.contacts.iter().map(|(&id, c)| (ContactId(id), c.rec.name.clone())).collect();
+        let mut v: Vec<_> = self
+            .contacts
+            .iter()
+            .map(|(&id, c)| (ContactId(id), c.rec.name.clone()))
+            .collect();
         v.sort();
         v
     }
 
     fn room_summary(&self, id: i64) -> Option<RoomSummary> {
         let room = self.rooms.get(&id)?;
-        let contact = self.contacts.iter().find(|(_, c)| c.room == id).map(|(&cid, _)| cid);
+        let contact = self
+            .contacts
+            .iter()
+            .find(|(_, c)| c.room == id)
+            .map(|(&cid, _)| cid);
         let (kind, members, closed) = match (&room.rec.group, contact) {
-            (Some(g), _) => (RoomKind::Group, g.members.iter().map(|m| m.name.clone()).collect(), g.closed),
-            (None, Some(cid)) => (RoomKind::Direct(ContactId(cid)), vec![room.rec.name.clone()], false),
+            (Some(g), _) => (
+                RoomKind::Group,
+                g.members.iter().map(|m| m.name.clone()).collect(),
+                g.closed,
+            ),
+            (None, Some(cid)) => (
+                RoomKind::Direct(ContactId(cid)),
+                vec![room.rec.name.clone()],
+                false,
+            ),
             (None, None) => (RoomKind::Group, Vec::new(), true),
         };
         Some(RoomSummary {
@@ -315,7 +367,9 @@ impl Core {
     fn room_summaries(&self) -> Vec<RoomSummary> {
         let mut ids: Vec<i64> = self.rooms.keys().copied().collect();
         ids.sort_unstable();
-        ids.into_iter().filter_map(|id| self.room_summary(id)).collect()
+        ids.into_iter()
+            .filter_map(|id| self.room_summary(id))
+            .collect()
     }
 
     fn emit_room(&self, id: i64) {
@@ -351,7 +405,9 @@ impl Core {
     }
 
     fn emit_link(&self, relay: &str) {
-        let Some(l) = self.links.get(relay) else { return };
+        let Some(l) = self.links.get(relay) else {
+            return;
+        };
         let host = relay
             .strip_prefix("hum://")
             .and_then(|r| r.split('#').next())
@@ -367,24 +423,48 @@ impl Core {
     }
 
     fn push_op(&self, relay: &str, op: Up) {
-        if let Some(l) = self.links.get(relay) {
-            if let Ok(mut q) = l.queue.lock() {
-                q.push_back(op);
-            }
+        if let Some(l) = self.links.get(relay)
+            && let Ok(mut q) = l.queue.lock()
+        {
+            q.push_back(op);
         }
     }
 
-    fn subscribe(&mut self, relay: &str, cap: Capability, kind: RouteKind, fanout: bool) -> Result<(), EngineError> {
+    fn subscribe(
+        &mut self,
+        relay: &str,
+        cap: Capability,
+        kind: RouteKind,
+        fanout: bool,
+    ) -> Result<(), EngineError> {
         let id = cap.mailbox_id();
         if self.routes.contains_key(&id) {
             return Ok(());
         }
         self.ensure_link(relay);
-        let after = if fanout { self.store.cursor(id.as_bytes())? } else { 0 };
+        let after = if fanout {
+            self.store.cursor(id.as_bytes())?
+        } else {
+            0
+        };
         if self.links.get(relay).is_some_and(|l| l.up) {
-            self.push_op(relay, Up::Subscribe { capability: cap.clone(), after });
+            self.push_op(
+                relay,
+                Up::Subscribe {
+                    capability: cap.clone(),
+                    after,
+                },
+            );
         }
-        self.routes.insert(id, Route { relay: relay.to_owned(), cap, kind, fanout });
+        self.routes.insert(
+            id,
+            Route {
+                relay: relay.to_owned(),
+                cap,
+                kind,
+                fanout,
+            },
+        );
         Ok(())
     }
 
@@ -392,15 +472,25 @@ impl Core {
     /// relay may still hold.
     fn subscribe_all(&mut self) -> Result<(), EngineError> {
         let home = self.home.clone();
-        let invites: Vec<(i64, Capability)> = self.invites.iter().map(|(&id, s)| (id, s.capability().clone())).collect();
+        let invites: Vec<(i64, Capability)> = self
+            .invites
+            .iter()
+            .map(|(&id, s)| (id, s.capability().clone()))
+            .collect();
         for (id, cap) in invites {
             self.subscribe(&home, cap, RouteKind::Invite(id), false)?;
         }
-        let epochs: Vec<u64> = (self.epoch.saturating_sub(EPOCHS_BACK - 1)..=self.epoch + 1).collect();
+        let epochs: Vec<u64> =
+            (self.epoch.saturating_sub(EPOCHS_BACK - 1)..=self.epoch + 1).collect();
         let caps: Vec<(i64, Vec<Capability>)> = self
             .sessions
             .iter()
-            .map(|(&cid, s)| (cid, epochs.iter().map(|&e| s.receive_capability(e)).collect()))
+            .map(|(&cid, s)| {
+                (
+                    cid,
+                    epochs.iter().map(|&e| s.receive_capability(e)).collect(),
+                )
+            })
             .collect();
         for (cid, cs) in caps {
             for cap in cs {
@@ -414,7 +504,14 @@ impl Core {
                     continue;
                 }
                 let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-                groups.push((rid, g.relay.clone(), epochs.iter().map(|&e| state.capability(e)).collect::<Vec<_>>()));
+                groups.push((
+                    rid,
+                    g.relay.clone(),
+                    epochs
+                        .iter()
+                        .map(|&e| state.capability(e))
+                        .collect::<Vec<_>>(),
+                ));
             }
         }
         for (rid, relay, cs) in groups {
@@ -427,7 +524,9 @@ impl Core {
 
     fn on_link_up(&mut self, relay: &str, tick: u64) -> Result<(), EngineError> {
         let restarted = {
-            let Some(l) = self.links.get_mut(relay) else { return Ok(()) };
+            let Some(l) = self.links.get_mut(relay) else {
+                return Ok(());
+            };
             let restarted = l.last_tick.is_none_or(|t| tick < t);
             l.last_tick = Some(tick);
             l.up = true;
@@ -443,8 +542,15 @@ impl Core {
             .iter()
             .filter(|(_, r)| r.relay == relay)
             .map(|(id, r)| {
-                let after = if r.fanout { self.store.cursor(id.as_bytes()).unwrap_or(0) } else { 0 };
-                Up::Subscribe { capability: r.cap.clone(), after }
+                let after = if r.fanout {
+                    self.store.cursor(id.as_bytes()).unwrap_or(0)
+                } else {
+                    0
+                };
+                Up::Subscribe {
+                    capability: r.cap.clone(),
+                    after,
+                }
             })
             .collect();
         for op in subs {
@@ -452,7 +558,13 @@ impl Core {
         }
         // After a relay restart the relay lost what it held: everything not yet receipted
         // goes out again, in its original order. The receivers drop duplicates.
-        let rows: Vec<i64> = self.store.outbox()?.into_iter().filter(|r| r.relay == relay && (restarted || !r.stored)).map(|r| r.id).collect();
+        let rows: Vec<i64> = self
+            .store
+            .outbox()?
+            .into_iter()
+            .filter(|r| r.relay == relay && (restarted || !r.stored))
+            .map(|r| r.id)
+            .collect();
         if let Some(l) = self.links.get_mut(relay) {
             l.pending = rows.into_iter().collect();
         }
@@ -482,18 +594,24 @@ impl Core {
     /// at a time per relay keeps every sender's envelopes in order at the relay.
     fn pump(&mut self, relay: &str) -> Result<(), EngineError> {
         loop {
-            let Some(l) = self.links.get_mut(relay) else { return Ok(()) };
+            let Some(l) = self.links.get_mut(relay) else {
+                return Ok(());
+            };
             if !l.up || l.inflight.is_some() || l.retry_at.is_some_and(|t| t > Instant::now()) {
                 return Ok(());
             }
             l.retry_at = None;
-            let Some(&row) = l.pending.front() else { return Ok(()) };
+            let Some(&row) = l.pending.front() else {
+                return Ok(());
+            };
             let found: Option<(Vec<u8>, i64, Vec<u8>)> = self
                 .store
                 .conn()
-                .query_row("SELECT mailbox, fanout, envelope FROM outbox WHERE id = ?1", [row], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
+                .query_row(
+                    "SELECT mailbox, fanout, envelope FROM outbox WHERE id = ?1",
+                    [row],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .ok();
             let Some((mailbox, fanout, envelope)) = found else {
                 // Receipted meanwhile.
@@ -514,7 +632,12 @@ impl Core {
             }
             self.push_op(
                 relay,
-                Up::Deposit { tag, mailbox: MailboxId::from_bytes(mb), fanout: fanout != 0, envelope },
+                Up::Deposit {
+                    tag,
+                    mailbox: MailboxId::from_bytes(mb),
+                    fanout: fanout != 0,
+                    envelope,
+                },
             );
             return Ok(());
         }
@@ -543,11 +666,11 @@ impl Core {
             Input::LinkUp { relay, tick } => self.on_link_up(&relay, tick)?,
             Input::LinkDown { relay, retry_in_ms } => self.on_link_down(&relay, retry_in_ms),
             Input::Rates { relay, up, down } => {
-                if let Some(l) = self.links.get_mut(&relay) {
-                    if l.rates != (up, down) {
-                        l.rates = (up, down);
-                        self.emit_link(&relay);
-                    }
+                if let Some(l) = self.links.get_mut(&relay)
+                    && l.rates != (up, down)
+                {
+                    l.rates = (up, down);
+                    self.emit_link(&relay);
                 }
             }
             Input::Timer => {
@@ -565,7 +688,11 @@ impl Core {
 
     fn down(&mut self, relay: &str, op: Down) -> Result<(), EngineError> {
         match op {
-            Down::Deliver { mailbox, seq, envelope } => {
+            Down::Deliver {
+                mailbox,
+                seq,
+                envelope,
+            } => {
                 let fanout = self.routes.get(&mailbox).is_some_and(|r| r.fanout);
                 self.deliver(relay, mailbox, seq, &envelope)?;
                 if fanout {
@@ -588,11 +715,11 @@ impl Core {
                 self.pump(relay)?;
             }
             Down::Full { tag } => {
-                if let Some(l) = self.links.get_mut(relay) {
-                    if l.inflight.is_some_and(|(t, _)| t == tag) {
-                        l.inflight = None;
-                        l.retry_at = Some(Instant::now() + FULL_RETRY);
-                    }
+                if let Some(l) = self.links.get_mut(relay)
+                    && l.inflight.is_some_and(|(t, _)| t == tag)
+                {
+                    l.inflight = None;
+                    l.retry_at = Some(Instant::now() + FULL_RETRY);
                 }
             }
             Down::Subscribed { .. } => {}
@@ -600,13 +727,18 @@ impl Core {
         Ok(())
     }
 
-
     /// Marks an outbox row stored. Receipts need nothing more and are dropped; a message
     /// whose envelopes are all stored becomes sent.
     fn mark_stored(&mut self, row: i64) -> Result<(), EngineError> {
-        let uid: Option<Vec<u8>> = query_opt(self.store.conn(), "SELECT uid FROM outbox WHERE id = ?1", [row])?.flatten();
+        let uid: Option<Vec<u8>> = query_opt(
+            self.store.conn(),
+            "SELECT uid FROM outbox WHERE id = ?1",
+            [row],
+        )?
+        .flatten();
         let Some(uid) = uid else {
-            self.store.tx(|tx| exec(tx, "DELETE FROM outbox WHERE id = ?1", [row]).map(drop))?;
+            self.store
+                .tx(|tx| exec(tx, "DELETE FROM outbox WHERE id = ?1", [row]).map(drop))?;
             return Ok(());
         };
         let changed: Option<(i64, i64)> = self.store.tx(|tx| {
@@ -630,7 +762,11 @@ impl Core {
             Ok(msg)
         })?;
         if let Some((id, room)) = changed {
-            self.emit(Event::Delivery { room: RoomId(room), id: MessageId(id), state: Delivery::Sent });
+            self.emit(Event::Delivery {
+                room: RoomId(room),
+                id: MessageId(id),
+                state: Delivery::Sent,
+            });
         }
         Ok(())
     }
@@ -649,7 +785,14 @@ impl Core {
             Command::GroupRename { room, name } => self.group_rename(room.0, name),
             Command::RenameContact { contact, name } => self.rename_contact(contact.0, name),
             Command::MarkRead { room } => {
-                self.store.tx(|tx| exec(tx, "UPDATE rooms SET unread = 0, mentions = 0 WHERE id = ?1", [room.0]).map(drop))?;
+                self.store.tx(|tx| {
+                    exec(
+                        tx,
+                        "UPDATE rooms SET unread = 0, mentions = 0 WHERE id = ?1",
+                        [room.0],
+                    )
+                    .map(drop)
+                })?;
                 if let Some(r) = self.rooms.get_mut(&room.0) {
                     r.unread = 0;
                     r.mentions = 0;
@@ -657,15 +800,28 @@ impl Core {
                 self.emit_room(room.0);
                 Ok(())
             }
-            Command::LoadHistory { room, before, limit } => {
-                let rows = self.store.page(room.0, before.map(|m| m.0), limit.saturating_add(1))?;
+            Command::LoadHistory {
+                room,
+                before,
+                limit,
+            } => {
+                let rows = self
+                    .store
+                    .page(room.0, before.map(|m| m.0), limit.saturating_add(1))?;
                 let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
                 let mut messages = Vec::with_capacity(rows.len());
-                for row in rows.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+                for row in rows
+                    .into_iter()
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                {
                     messages.push(self.view(&row)?);
                 }
                 messages.reverse();
-                self.emit(Event::History { room, messages, more });
+                self.emit(Event::History {
+                    room,
+                    messages,
+                    more,
+                });
                 Ok(())
             }
             Command::Search { room, query } => {
@@ -681,9 +837,16 @@ impl Core {
                 Ok(())
             }
             Command::Verify { contact } => {
-                let c = self.contacts.get(&contact.0).ok_or(EngineError::Unknown("contact"))?;
+                let c = self
+                    .contacts
+                    .get(&contact.0)
+                    .ok_or(EngineError::Unknown("contact"))?;
                 let number = safety_number(&self.me.public(), &c.public);
-                self.emit(Event::SafetyNumber { contact, name: c.rec.name.clone(), number });
+                self.emit(Event::SafetyNumber {
+                    contact,
+                    name: c.rec.name.clone(),
+                    number,
+                });
                 Ok(())
             }
             Command::Quit => Ok(()),
@@ -710,42 +873,75 @@ impl Core {
     fn create_invite(&mut self) -> Result<(), EngineError> {
         let (invite, secret) = self
             .me
-            .create_invite_with_nickname(&self.home, Some(&self.my_name), INVITE_TTL_SECS, now_secs())
+            .create_invite_with_nickname(
+                &self.home,
+                Some(&self.my_name),
+                INVITE_TTL_SECS,
+                now_secs(),
+            )
             .map_err(|e| EngineError::Crypto(e.to_string()))?;
         let sealed = seal(&self.key, &secret.to_bytes(), "invite")?;
         let expires = i64::try_from(secret.expires_at()).unwrap_or(i64::MAX);
         let id = self.store.tx(|tx| {
-            exec(tx, "INSERT INTO invites (expires_at, sealed) VALUES (?1, ?2)", params![expires, sealed])?;
+            exec(
+                tx,
+                "INSERT INTO invites (expires_at, sealed) VALUES (?1, ?2)",
+                params![expires, sealed],
+            )?;
             Ok(tx.last_insert_rowid())
         })?;
         let cap = secret.capability().clone();
         self.invites.insert(id, secret);
         let home = self.home.clone();
         self.subscribe(&home, cap, RouteKind::Invite(id), false)?;
-        self.emit(Event::Invite { code: invite.encode() });
+        self.emit(Event::Invite {
+            code: invite.encode(),
+        });
         Ok(())
     }
 
     fn accept_invite(&mut self, code: &str, name: Option<String>) -> Result<(), EngineError> {
-        let invite = Invite::decode(code.trim(), now_secs()).map_err(|e| EngineError::Invite(e.to_string()))?;
+        let invite = Invite::decode(code.trim(), now_secs())
+            .map_err(|e| EngineError::Invite(e.to_string()))?;
         let fp = *invite.inviter().fingerprint().as_bytes();
         if fp == *self.me.public().fingerprint().as_bytes() {
-            return Err(EngineError::Invite("that is your own invite code: give it to someone else".into()));
+            return Err(EngineError::Invite(
+                "that is your own invite code: give it to someone else".into(),
+            ));
         }
-        if self.contacts.values().any(|c| *c.public.fingerprint().as_bytes() == fp) {
+        if self
+            .contacts
+            .values()
+            .any(|c| *c.public.fingerprint().as_bytes() == fp)
+        {
             return Err(EngineError::Invite("you already have this contact".into()));
         }
         let relay = invite.relay().to_owned();
         if relay.parse::<hum_shared::RelayAddr>().is_err() {
-            return Err(EngineError::Invite("the invite's relay address is not valid".into()));
+            return Err(EngineError::Invite(
+                "the invite's relay address is not valid".into(),
+            ));
         }
-        let hello = enc(&Hello { name: self.my_name.clone(), relay: self.home.clone() })?;
+        let hello = enc(&Hello {
+            name: self.my_name.clone(),
+            relay: self.home.clone(),
+        })?;
         let (session, envelope) = Session::initiate(&self.me, &invite, &hello).map_err(crypto)?;
-        let name = self.unique_name(name.or_else(|| invite.nickname().map(str::to_owned)).unwrap_or_else(|| "contact".into()));
-        let rec = ContactRecord { name: name.clone(), identity: invite.inviter().to_bytes().to_vec(), relay: relay.clone() };
+        let name = self.unique_name(
+            name.or_else(|| invite.nickname().map(str::to_owned))
+                .unwrap_or_else(|| "contact".into()),
+        );
+        let rec = ContactRecord {
+            name: name.clone(),
+            identity: invite.inviter().to_bytes().to_vec(),
+            relay: relay.clone(),
+        };
         let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
         let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
-        let room_rec = RoomRecord { name: name.clone(), group: None };
+        let room_rec = RoomRecord {
+            name: name.clone(),
+            group: None,
+        };
         let room_sealed = seal(&self.key, &enc(&room_rec)?, "room")?;
         let mailbox = invite.mailbox();
         let env = envelope.as_bytes().to_vec();
@@ -765,23 +961,42 @@ impl Core {
             )?;
             Ok((cid, rid, tx.last_insert_rowid()))
         })?;
-        self.contacts.insert(cid, Contact { rec, public: invite.inviter().clone(), room: rid });
+        self.contacts.insert(
+            cid,
+            Contact {
+                rec,
+                public: invite.inviter().clone(),
+                room: rid,
+            },
+        );
         self.sessions.insert(cid, session);
-        self.rooms.insert(rid, Room { rec: room_rec, unread: 0, mentions: 0 });
+        self.rooms.insert(
+            rid,
+            Room {
+                rec: room_rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
         self.subscribe_session(cid)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
             l.pending.push_back(row);
         }
         self.pump(&relay)?;
-        self.emit(Event::Contact { id: ContactId(cid), name });
+        self.emit(Event::Contact {
+            id: ContactId(cid),
+            name,
+        });
         self.emit_room(rid);
         Ok(())
     }
 
     fn subscribe_session(&mut self, cid: i64) -> Result<(), EngineError> {
         let caps: Vec<Capability> = match self.sessions.get(&cid) {
-            Some(s) => (self.epoch.saturating_sub(1)..=self.epoch + 1).map(|e| s.receive_capability(e)).collect(),
+            Some(s) => (self.epoch.saturating_sub(1)..=self.epoch + 1)
+                .map(|e| s.receive_capability(e))
+                .collect(),
             None => return Ok(()),
         };
         let home = self.home.clone();
@@ -792,13 +1007,17 @@ impl Core {
     }
 
     fn subscribe_group(&mut self, rid: i64) -> Result<(), EngineError> {
-        let Some(g) = self.rooms.get(&rid).and_then(|r| r.rec.group.as_ref()) else { return Ok(()) };
+        let Some(g) = self.rooms.get(&rid).and_then(|r| r.rec.group.as_ref()) else {
+            return Ok(());
+        };
         if g.closed {
             return Ok(());
         }
         let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
         let relay = g.relay.clone();
-        let caps: Vec<Capability> = (self.epoch.saturating_sub(1)..=self.epoch + 1).map(|e| state.capability(e)).collect();
+        let caps: Vec<Capability> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
+            .map(|e| state.capability(e))
+            .collect();
         for cap in caps {
             self.subscribe(&relay, cap, RouteKind::Group(rid), true)?;
         }
@@ -807,28 +1026,53 @@ impl Core {
 
     fn unique_name(&self, base: String) -> String {
         let base: String = base.chars().filter(|c| !c.is_control()).take(32).collect();
-        let base = if base.trim().is_empty() { "contact".to_owned() } else { base.trim().replace(' ', "_") };
+        let base = if base.trim().is_empty() {
+            "contact".to_owned()
+        } else {
+            base.trim().replace(' ', "_")
+        };
         let taken = |n: &str| self.contacts.values().any(|c| c.rec.name == n) || n == self.my_name;
         if !taken(&base) {
             return base;
         }
-        (2..).map(|i| format!("{base}{i}")).find(|n| !taken(n)).unwrap_or(base)
+        (2..)
+            .map(|i| format!("{base}{i}"))
+            .find(|n| !taken(n))
+            .unwrap_or(base)
     }
 
     fn rename_contact(&mut self, cid: i64, name: String) -> Result<(), EngineError> {
         let name = self.unique_name(name);
-        let c = self.contacts.get_mut(&cid).ok_or(EngineError::Unknown("contact"))?;
+        let c = self
+            .contacts
+            .get_mut(&cid)
+            .ok_or(EngineError::Unknown("contact"))?;
         c.rec.name = name.clone();
         let room = c.room;
         let sealed = seal(&self.key, &enc(&c.rec)?, "contact")?;
-        let r = self.rooms.get_mut(&room).ok_or(EngineError::Unknown("room"))?;
+        let r = self
+            .rooms
+            .get_mut(&room)
+            .ok_or(EngineError::Unknown("room"))?;
         r.rec.name = name.clone();
         let room_sealed = seal(&self.key, &enc(&r.rec)?, "room")?;
         self.store.tx(|tx| {
-            exec(tx, "UPDATE contacts SET sealed = ?1 WHERE id = ?2", params![sealed, cid])?;
-            exec(tx, "UPDATE rooms SET sealed = ?1 WHERE id = ?2", params![room_sealed, room]).map(drop)
+            exec(
+                tx,
+                "UPDATE contacts SET sealed = ?1 WHERE id = ?2",
+                params![sealed, cid],
+            )?;
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![room_sealed, room],
+            )
+            .map(drop)
         })?;
-        self.emit(Event::Contact { id: ContactId(cid), name });
+        self.emit(Event::Contact {
+            id: ContactId(cid),
+            name,
+        });
         self.emit_room(room);
         Ok(())
     }
@@ -841,10 +1085,22 @@ impl Core {
         let msg_id = random_u64()?;
         match dest {
             Dest::Contact(cid) => {
-                let c = self.contacts.get(&cid).ok_or(EngineError::Unknown("contact"))?;
-                let mut s = self.sessions.get(&cid).cloned().ok_or(EngineError::Unknown("session"))?;
-                let parts = split(msg_id, &bytes, Session::PLAINTEXT_CAPACITY).map_err(|e| EngineError::Crypto(e.to_string()))?;
-                let envelopes = parts.iter().map(|p| s.seal(p)).collect::<Result<Vec<_>, _>>().map_err(crypto)?;
+                let c = self
+                    .contacts
+                    .get(&cid)
+                    .ok_or(EngineError::Unknown("contact"))?;
+                let mut s = self
+                    .sessions
+                    .get(&cid)
+                    .cloned()
+                    .ok_or(EngineError::Unknown("session"))?;
+                let parts = split(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)
+                    .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                let envelopes = parts
+                    .iter()
+                    .map(|p| s.seal(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(crypto)?;
                 Ok(Sealed {
                     relay: c.rec.relay.clone(),
                     mailbox: s.send_mailbox(self.epoch),
@@ -860,9 +1116,17 @@ impl Core {
                     return Err(EngineError::Closed);
                 }
                 let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-                let parts = split(msg_id, &bytes, hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY)
-                    .map_err(|e| EngineError::Crypto(e.to_string()))?;
-                let envelopes = parts.iter().map(|p| state.seal(p)).collect::<Result<Vec<_>, _>>().map_err(crypto)?;
+                let parts = split(
+                    msg_id,
+                    &bytes,
+                    hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
+                )
+                .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                let envelopes = parts
+                    .iter()
+                    .map(|p| state.seal(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(crypto)?;
                 Ok(Sealed {
                     relay: g.relay.clone(),
                     mailbox: state.mailbox(self.epoch),
@@ -876,18 +1140,25 @@ impl Core {
     }
 
     fn group(&self, rid: i64) -> Result<&GroupRecord, EngineError> {
-        self.rooms.get(&rid).and_then(|r| r.rec.group.as_ref()).ok_or(EngineError::Unknown("group"))
+        self.rooms
+            .get(&rid)
+            .and_then(|r| r.rec.group.as_ref())
+            .ok_or(EngineError::Unknown("group"))
     }
 
     /// The sealed rows a [`Sealed`] writes, prepared outside the transaction.
-    fn sealed_rows(&self, s: &Sealed) -> Result<(Option<(i64, Vec<u8>)>, Option<(i64, Vec<u8>)>), EngineError> {
+    fn sealed_rows(&self, s: &Sealed) -> Result<StateRows, EngineError> {
         let session = match &s.session {
             Some((cid, sess)) => Some((*cid, seal(&self.key, &sess.to_bytes(), "session")?)),
             None => None,
         };
         let room = match &s.group {
             Some((rid, state)) => {
-                let mut rec = self.rooms.get(rid).map(|r| r.rec.clone()).ok_or(EngineError::Unknown("room"))?;
+                let mut rec = self
+                    .rooms
+                    .get(rid)
+                    .map(|r| r.rec.clone())
+                    .ok_or(EngineError::Unknown("room"))?;
                 if let Some(g) = rec.group.as_mut() {
                     g.state = state.to_bytes().to_vec();
                 }
@@ -903,22 +1174,36 @@ impl Core {
         tx: &rusqlite::Transaction<'_>,
         s: &Sealed,
         uid: Option<&Uid>,
-        rows: &(Option<(i64, Vec<u8>)>, Option<(i64, Vec<u8>)>),
+        rows: &StateRows,
     ) -> Result<Vec<i64>, EngineError> {
         let mut ids = Vec::with_capacity(s.envelopes.len());
         for env in &s.envelopes {
             exec(
                 tx,
                 "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![uid.map(|u| u.to_vec()), s.relay, &s.mailbox.as_bytes()[..], i64::from(s.fanout), env.as_bytes().to_vec()],
+                params![
+                    uid.map(|u| u.to_vec()),
+                    s.relay,
+                    &s.mailbox.as_bytes()[..],
+                    i64::from(s.fanout),
+                    env.as_bytes().to_vec()
+                ],
             )?;
             ids.push(tx.last_insert_rowid());
         }
         if let Some((cid, blob)) = &rows.0 {
-            exec(tx, "UPDATE sessions SET sealed = ?1 WHERE contact = ?2", params![blob, cid])?;
+            exec(
+                tx,
+                "UPDATE sessions SET sealed = ?1 WHERE contact = ?2",
+                params![blob, cid],
+            )?;
         }
         if let Some((rid, blob)) = &rows.1 {
-            exec(tx, "UPDATE rooms SET sealed = ?1 WHERE id = ?2", params![blob, rid])?;
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![blob, rid],
+            )?;
         }
         Ok(ids)
     }
@@ -928,10 +1213,10 @@ impl Core {
         if let Some((cid, sess)) = s.session {
             self.sessions.insert(cid, sess);
         }
-        if let Some((rid, state)) = s.group {
-            if let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut()) {
-                g.state = state.to_bytes().to_vec();
-            }
+        if let Some((rid, state)) = s.group
+            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
+        {
+            g.state = state.to_bytes().to_vec();
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {
@@ -946,7 +1231,9 @@ impl Core {
         let s = self.seal_for(dest, msg)?;
         let rows = self.sealed_rows(&s)?;
         let uid = msg.uid();
-        let ids = self.store.tx(|tx| Self::write_sealed(tx, &s, uid.as_ref(), &rows))?;
+        let ids = self
+            .store
+            .tx(|tx| Self::write_sealed(tx, &s, uid.as_ref(), &rows))?;
         self.after_sealed(s, ids)
     }
 
@@ -960,14 +1247,27 @@ impl Core {
         let dest = self.dest_of(rid)?;
         let uid = random_uid()?;
         let sent_at = now_millis();
-        let msg = AppMessage::Text { uid, sent_at, text: text.clone() };
+        let msg = AppMessage::Text {
+            uid,
+            sent_at,
+            text: text.clone(),
+        };
         let s = self.seal_for(dest, &msg)?;
         let rows = self.sealed_rows(&s)?;
         let needed = match dest {
             Dest::Contact(_) => 1,
             Dest::Group(rid) => i64::try_from(self.group(rid)?.members.len()).unwrap_or(i64::MAX),
         };
-        let body = seal(&self.key, &enc(&StoredMessage { sender: self.my_name.clone(), text: text.clone(), sent_at, uid })?, "message")?;
+        let body = seal(
+            &self.key,
+            &enc(&StoredMessage {
+                sender: self.my_name.clone(),
+                text: text.clone(),
+                sent_at,
+                uid,
+            })?,
+            "message",
+        )?;
         let (mid, ids) = self.store.tx(|tx| {
             exec(
                 tx,
@@ -1005,7 +1305,9 @@ impl Core {
         let pending: Vec<(Dest, Vec<Uid>)> = self.receipts.drain().collect();
         for (dest, uids) in pending {
             for chunk in uids.chunks(RECEIPT_BATCH) {
-                let msg = AppMessage::Receipt { uids: chunk.to_vec() };
+                let msg = AppMessage::Receipt {
+                    uids: chunk.to_vec(),
+                };
                 if let Err(e) = self.send_app(dest, &msg) {
                     tracing::warn!(cause = %e, "a receipt could not be sent");
                 }
@@ -1025,13 +1327,25 @@ enum Origin {
 }
 
 impl Core {
-    fn deliver(&mut self, _relay: &str, mailbox: MailboxId, _seq: u64, envelope: &[u8]) -> Result<(), EngineError> {
-        let Some(kind) = self.routes.get(&mailbox).map(|r| r.kind) else { return Ok(()) };
-        let Ok(env) = Envelope::from_bytes(envelope) else { return Ok(()) };
+    fn deliver(
+        &mut self,
+        _relay: &str,
+        mailbox: MailboxId,
+        _seq: u64,
+        envelope: &[u8],
+    ) -> Result<(), EngineError> {
+        let Some(kind) = self.routes.get(&mailbox).map(|r| r.kind) else {
+            return Ok(());
+        };
+        let Ok(env) = Envelope::from_bytes(envelope) else {
+            return Ok(());
+        };
         match kind {
             RouteKind::Invite(id) => self.invite_answered(id, &env),
             RouteKind::Direct(cid) => {
-                let Some(mut s) = self.sessions.get(&cid).cloned() else { return Ok(()) };
+                let Some(mut s) = self.sessions.get(&cid).cloned() else {
+                    return Ok(());
+                };
                 match s.open(&env) {
                     Ok(part) => self.on_part(Origin::Contact(cid), &part, Some((cid, s)), None),
                     Err(_) => {
@@ -1041,12 +1355,24 @@ impl Core {
                 }
             }
             RouteKind::Group(rid) => {
-                let Ok(g) = self.group(rid) else { return Ok(()) };
+                let Ok(g) = self.group(rid) else {
+                    return Ok(());
+                };
                 let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
                 match state.open(&env) {
-                    Ok((member, part)) => self.on_part(Origin::Group { room: rid, member: *member.as_bytes() }, &part, None, Some((rid, state))),
+                    Ok((member, part)) => self.on_part(
+                        Origin::Group {
+                            room: rid,
+                            member: *member.as_bytes(),
+                        },
+                        &part,
+                        None,
+                        Some((rid, state)),
+                    ),
                     Err(_) => {
-                        tracing::debug!("a group envelope did not open (a duplicate, or an old key)");
+                        tracing::debug!(
+                            "a group envelope did not open (a duplicate, or an old key)"
+                        );
                         Ok(())
                     }
                 }
@@ -1055,42 +1381,86 @@ impl Core {
     }
 
     fn invite_answered(&mut self, id: i64, env: &Envelope) -> Result<(), EngineError> {
-        let Some(secret) = self.invites.get(&id) else { return Ok(()) };
+        let Some(secret) = self.invites.get(&id) else {
+            return Ok(());
+        };
         let Ok((session, who, first)) = Session::respond(&self.me, secret, env) else {
             tracing::debug!("an invite answer did not open");
             return Ok(());
         };
-        let Ok(hello) = postcard::from_bytes::<Hello>(&first) else { return Ok(()) };
+        let Ok(hello) = postcard::from_bytes::<Hello>(&first) else {
+            return Ok(());
+        };
         if hello.relay.parse::<hum_shared::RelayAddr>().is_err() {
             self.error("a contact answered an invite with an invalid relay address; ignored");
             return Ok(());
         }
         let fp = *who.fingerprint().as_bytes();
-        if self.contacts.values().any(|c| *c.public.fingerprint().as_bytes() == fp) {
+        if self
+            .contacts
+            .values()
+            .any(|c| *c.public.fingerprint().as_bytes() == fp)
+        {
             return Ok(());
         }
         let name = self.unique_name(hello.name);
-        let rec = ContactRecord { name: name.clone(), identity: who.to_bytes().to_vec(), relay: hello.relay };
+        let rec = ContactRecord {
+            name: name.clone(),
+            identity: who.to_bytes().to_vec(),
+            relay: hello.relay,
+        };
         let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
         let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
-        let room_rec = RoomRecord { name: name.clone(), group: None };
+        let room_rec = RoomRecord {
+            name: name.clone(),
+            group: None,
+        };
         let room_sealed = seal(&self.key, &enc(&room_rec)?, "room")?;
         let (cid, rid) = self.store.tx(|tx| {
-            exec(tx, "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)", params![&fp[..], contact_sealed])?;
+            exec(
+                tx,
+                "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)",
+                params![&fp[..], contact_sealed],
+            )?;
             let cid = tx.last_insert_rowid();
-            exec(tx, "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)", params![cid, session_sealed])?;
-            exec(tx, "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)", params![cid, room_sealed])?;
+            exec(
+                tx,
+                "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)",
+                params![cid, session_sealed],
+            )?;
+            exec(
+                tx,
+                "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)",
+                params![cid, room_sealed],
+            )?;
             let rid = tx.last_insert_rowid();
             // One-time: the invite is used up.
             exec(tx, "DELETE FROM invites WHERE id = ?1", [id])?;
             Ok((cid, rid))
         })?;
         self.invites.remove(&id);
-        self.contacts.insert(cid, Contact { rec, public: who, room: rid });
+        self.contacts.insert(
+            cid,
+            Contact {
+                rec,
+                public: who,
+                room: rid,
+            },
+        );
         self.sessions.insert(cid, session);
-        self.rooms.insert(rid, Room { rec: room_rec, unread: 0, mentions: 0 });
+        self.rooms.insert(
+            rid,
+            Room {
+                rec: room_rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
         self.subscribe_session(cid)?;
-        self.emit(Event::Contact { id: ContactId(cid), name: name.clone() });
+        self.emit(Event::Contact {
+            id: ContactId(cid),
+            name: name.clone(),
+        });
         self.emit_room(rid);
         self.emit(Event::Notice(format!("{name} accepted your invite")));
         Ok(())
@@ -1106,7 +1476,10 @@ impl Core {
         group: Option<(i64, GroupState)>,
     ) -> Result<(), EngineError> {
         let (room, sender): (i64, Vec<u8>) = match &origin {
-            Origin::Contact(cid) => (self.contacts.get(cid).map(|c| c.room).unwrap_or(0), cid.to_be_bytes().to_vec()),
+            Origin::Contact(cid) => (
+                self.contacts.get(cid).map(|c| c.room).unwrap_or(0),
+                cid.to_be_bytes().to_vec(),
+            ),
             Origin::Group { room, member } => (*room, member.to_vec()),
         };
         let sealed_state = self.sealed_rows(&Sealed {
@@ -1119,14 +1492,25 @@ impl Core {
         })?;
         let commit_state = |tx: &rusqlite::Transaction<'_>| -> Result<(), EngineError> {
             if let Some((cid, blob)) = &sealed_state.0 {
-                exec(tx, "UPDATE sessions SET sealed = ?1 WHERE contact = ?2", params![blob, cid])?;
+                exec(
+                    tx,
+                    "UPDATE sessions SET sealed = ?1 WHERE contact = ?2",
+                    params![blob, cid],
+                )?;
             }
             if let Some((rid, blob)) = &sealed_state.1 {
-                exec(tx, "UPDATE rooms SET sealed = ?1 WHERE id = ?2", params![blob, rid])?;
+                exec(
+                    tx,
+                    "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                    params![blob, rid],
+                )?;
             }
             Ok(())
         };
-        let reassembler = self.reassembly.entry((room, sender.clone())).or_insert_with(|| new_reassembler(part.len()));
+        let reassembler = self
+            .reassembly
+            .entry((room, sender.clone()))
+            .or_insert_with(|| new_reassembler(part.len()));
         let done = match reassembler.insert(part) {
             Ok(done) => done,
             Err(e) => {
@@ -1139,7 +1523,10 @@ impl Core {
         let Some((msg_id, payload)) = done else {
             let blob = seal(&self.key, part, "part")?;
             let mid = i64::from_be_bytes(part_msg_id(part).unwrap_or(0).to_be_bytes());
-            let idx = i64::from(u16::from_be_bytes([part.get(8).copied().unwrap_or(0), part.get(9).copied().unwrap_or(0)]));
+            let idx = i64::from(u16::from_be_bytes([
+                part.get(8).copied().unwrap_or(0),
+                part.get(9).copied().unwrap_or(0),
+            ]));
             self.store.tx(|tx| {
                 commit_state(tx)?;
                 exec(
@@ -1157,7 +1544,12 @@ impl Core {
         let Some(msg) = msg else {
             self.store.tx(|tx| {
                 commit_state(tx)?;
-                exec(tx, "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3", params![room, sender, mid]).map(drop)
+                exec(
+                    tx,
+                    "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
+                    params![room, sender, mid],
+                )
+                .map(drop)
             })?;
             self.keep_state(session, group);
             return Ok(());
@@ -1166,7 +1558,16 @@ impl Core {
         let mut new_message = None;
         if let AppMessage::Text { uid, sent_at, text } = &msg {
             let sender_name = self.sender_name(&origin);
-            let body = seal(&self.key, &enc(&StoredMessage { sender: sender_name.clone(), text: text.clone(), sent_at: *sent_at, uid: *uid })?, "message")?;
+            let body = seal(
+                &self.key,
+                &enc(&StoredMessage {
+                    sender: sender_name.clone(),
+                    text: text.clone(),
+                    sent_at: *sent_at,
+                    uid: *uid,
+                })?,
+                "message",
+            )?;
             let mention = text.to_lowercase().contains(&self.my_name.to_lowercase());
             let inserted = self.store.tx(|tx| {
                 commit_state(tx)?;
@@ -1205,7 +1606,12 @@ impl Core {
         } else {
             self.store.tx(|tx| {
                 commit_state(tx)?;
-                exec(tx, "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3", params![room, sender, mid]).map(drop)
+                exec(
+                    tx,
+                    "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
+                    params![room, sender, mid],
+                )
+                .map(drop)
             })?;
         }
         self.keep_state(session, group);
@@ -1235,36 +1641,53 @@ impl Core {
         if let Some((cid, s)) = session {
             self.sessions.insert(cid, s);
         }
-        if let Some((rid, state)) = group {
-            if let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut()) {
-                g.state = state.to_bytes().to_vec();
-            }
+        if let Some((rid, state)) = group
+            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
+        {
+            g.state = state.to_bytes().to_vec();
         }
     }
 
     fn sender_name(&self, origin: &Origin) -> String {
         match origin {
-            Origin::Contact(cid) => self.contacts.get(cid).map(|c| c.rec.name.clone()).unwrap_or_else(|| "?".into()),
+            Origin::Contact(cid) => self
+                .contacts
+                .get(cid)
+                .map(|c| c.rec.name.clone())
+                .unwrap_or_else(|| "?".into()),
             Origin::Group { room, member } => self
                 .group(*room)
                 .ok()
                 .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
-                .map(|m| self.contact_name_of(&m.fingerprint).unwrap_or_else(|| m.name.clone()))
+                .map(|m| {
+                    self.contact_name_of(&m.fingerprint)
+                        .unwrap_or_else(|| m.name.clone())
+                })
                 .unwrap_or_else(|| "unknown member".into()),
         }
     }
 
     fn contact_name_of(&self, fp: &[u8; 32]) -> Option<String> {
-        self.contacts.values().find(|c| c.public.fingerprint().as_bytes() == fp).map(|c| c.rec.name.clone())
+        self.contacts
+            .values()
+            .find(|c| c.public.fingerprint().as_bytes() == fp)
+            .map(|c| c.rec.name.clone())
     }
 
     fn contact_by_fp(&self, fp: &[u8; 32]) -> Option<i64> {
-        self.contacts.iter().find(|(_, c)| c.public.fingerprint().as_bytes() == fp).map(|(&id, _)| id)
+        self.contacts
+            .iter()
+            .find(|(_, c)| c.public.fingerprint().as_bytes() == fp)
+            .map(|(&id, _)| id)
     }
 
     fn receipt_member(&self, origin: &Origin) -> Vec<u8> {
         match origin {
-            Origin::Contact(cid) => self.contacts.get(cid).map(|c| c.public.fingerprint().as_bytes().to_vec()).unwrap_or_default(),
+            Origin::Contact(cid) => self
+                .contacts
+                .get(cid)
+                .map(|c| c.public.fingerprint().as_bytes().to_vec())
+                .unwrap_or_default(),
             Origin::Group { room, member } => self
                 .group(*room)
                 .ok()
@@ -1316,7 +1739,11 @@ impl Core {
             Ok(())
         })?;
         for (id, room) in delivered {
-            self.emit(Event::Delivery { room: RoomId(room), id: MessageId(id), state: Delivery::Delivered });
+            self.emit(Event::Delivery {
+                room: RoomId(room),
+                id: MessageId(id),
+                state: Delivery::Delivered,
+            });
         }
         Ok(())
     }
@@ -1335,21 +1762,41 @@ impl Core {
     }
 
     fn me_as_member(&self) -> Member {
-        Member { identity: self.me.public().to_bytes().to_vec(), name: self.my_name.clone() }
+        Member {
+            identity: self.me.public().to_bytes().to_vec(),
+            name: self.my_name.clone(),
+        }
     }
 
     fn room_of_group(&self, group: &[u8; 16]) -> Option<i64> {
-        self.rooms.iter().find(|(_, r)| r.rec.group.as_ref().is_some_and(|g| &g.id == group)).map(|(&id, _)| id)
+        self.rooms
+            .iter()
+            .find(|(_, r)| r.rec.group.as_ref().is_some_and(|g| &g.id == group))
+            .map(|(&id, _)| id)
     }
 
     fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
-        let rec = self.rooms.get(&rid).map(|r| r.rec.clone()).ok_or(EngineError::Unknown("room"))?;
+        let rec = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.clone())
+            .ok_or(EngineError::Unknown("room"))?;
         let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-        self.store.tx(|tx| exec(tx, "UPDATE rooms SET sealed = ?1 WHERE id = ?2", params![sealed, rid]).map(drop))
+        self.store.tx(|tx| {
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![sealed, rid],
+            )
+            .map(drop)
+        })
     }
 
     fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
-        self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut()).ok_or(EngineError::Unknown("group"))
+        self.rooms
+            .get_mut(&rid)
+            .and_then(|r| r.rec.group.as_mut())
+            .ok_or(EngineError::Unknown("group"))
     }
 
     fn require_admin(&self, rid: i64) -> Result<(), EngineError> {
@@ -1363,7 +1810,11 @@ impl Core {
         Ok(())
     }
 
-    fn members_except(&self, rid: i64, except: Option<&[u8; 32]>) -> Result<Vec<Member>, EngineError> {
+    fn members_except(
+        &self,
+        rid: i64,
+        except: Option<&[u8; 32]>,
+    ) -> Result<Vec<Member>, EngineError> {
         let g = self.group(rid)?;
         let mut out = vec![];
         if g.admin == self.my_fp() {
@@ -1371,7 +1822,10 @@ impl Core {
         }
         for m in &g.members {
             if Some(&m.fingerprint) != except {
-                out.push(Member { identity: m.identity.clone(), name: m.name.clone() });
+                out.push(Member {
+                    identity: m.identity.clone(),
+                    name: m.name.clone(),
+                });
             }
         }
         if g.admin != self.my_fp() {
@@ -1381,11 +1835,24 @@ impl Core {
     }
 
     fn member_contacts(&self, rid: i64) -> Result<Vec<(i64, [u8; 32])>, EngineError> {
-        Ok(self.group(rid)?.members.iter().filter_map(|m| self.contact_by_fp(&m.fingerprint).map(|c| (c, m.fingerprint))).collect())
+        Ok(self
+            .group(rid)?
+            .members
+            .iter()
+            .filter_map(|m| {
+                self.contact_by_fp(&m.fingerprint)
+                    .map(|c| (c, m.fingerprint))
+            })
+            .collect())
     }
 
     fn create_group(&mut self, name: String) -> Result<(), EngineError> {
-        let name: String = name.trim().chars().filter(|c| !c.is_control()).take(64).collect();
+        let name: String = name
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
         if name.is_empty() {
             return Err(EngineError::Empty);
         }
@@ -1403,10 +1870,21 @@ impl Core {
         };
         let sealed = seal(&self.key, &enc(&rec)?, "room")?;
         let rid = self.store.tx(|tx| {
-            exec(tx, "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)", [sealed])?;
+            exec(
+                tx,
+                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
+                [sealed],
+            )?;
             Ok(tx.last_insert_rowid())
         })?;
-        self.rooms.insert(rid, Room { rec, unread: 0, mentions: 0 });
+        self.rooms.insert(
+            rid,
+            Room {
+                rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
         self.subscribe_group(rid)?;
         self.emit_room(rid);
         Ok(())
@@ -1414,18 +1892,33 @@ impl Core {
 
     fn group_add(&mut self, rid: i64, cid: i64) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let c = self.contacts.get(&cid).ok_or(EngineError::Unknown("contact"))?;
+        let c = self
+            .contacts
+            .get(&cid)
+            .ok_or(EngineError::Unknown("contact"))?;
         let fp = *c.public.fingerprint().as_bytes();
-        let member = MemberRecord { identity: c.public.to_bytes().to_vec(), fingerprint: fp, name: c.rec.name.clone(), senders: Vec::new() };
+        let member = MemberRecord {
+            identity: c.public.to_bytes().to_vec(),
+            fingerprint: fp,
+            name: c.rec.name.clone(),
+            senders: Vec::new(),
+        };
         let g = self.group(rid)?;
         if g.members.iter().any(|m| m.fingerprint == fp) {
-            return Err(EngineError::Invite(format!("{} is already a member", member.name)));
+            return Err(EngineError::Invite(format!(
+                "{} is already a member",
+                member.name
+            )));
         }
         let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
             group: g.id,
-            name: self.rooms.get(&rid).map(|r| r.rec.name.clone()).unwrap_or_default(),
+            name: self
+                .rooms
+                .get(&rid)
+                .map(|r| r.rec.name.clone())
+                .unwrap_or_default(),
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
             dist: state.distribution().to_bytes().to_vec(),
@@ -1439,9 +1932,18 @@ impl Core {
     }
 
     /// Tells every member (but `skip`) the current name and member list.
-    fn broadcast_update(&mut self, rid: i64, dist: Option<Vec<u8>>, skip: Option<&[u8; 32]>) -> Result<(), EngineError> {
+    fn broadcast_update(
+        &mut self,
+        rid: i64,
+        dist: Option<Vec<u8>>,
+        skip: Option<&[u8; 32]>,
+    ) -> Result<(), EngineError> {
         let group = self.group(rid)?.id;
-        let name = self.rooms.get(&rid).map(|r| r.rec.name.clone()).unwrap_or_default();
+        let name = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.name.clone())
+            .unwrap_or_default();
         for (cid, fp) in self.member_contacts(rid)? {
             if Some(&fp) == skip {
                 continue;
@@ -1460,7 +1962,13 @@ impl Core {
 
     fn group_remove(&mut self, rid: i64, cid: i64) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let fp = *self.contacts.get(&cid).ok_or(EngineError::Unknown("contact"))?.public.fingerprint().as_bytes();
+        let fp = *self
+            .contacts
+            .get(&cid)
+            .ok_or(EngineError::Unknown("contact"))?
+            .public
+            .fingerprint()
+            .as_bytes();
         let g = self.group(rid)?;
         if !g.members.iter().any(|m| m.fingerprint == fp) {
             return Err(EngineError::Unknown("member"));
@@ -1477,7 +1985,13 @@ impl Core {
             g.state = state.to_bytes().to_vec();
         }
         self.save_room(rid)?;
-        self.send_app(Dest::Contact(cid), &AppMessage::GroupRemoved { uid: random_uid()?, group })?;
+        self.send_app(
+            Dest::Contact(cid),
+            &AppMessage::GroupRemoved {
+                uid: random_uid()?,
+                group,
+            },
+        )?;
         self.broadcast_update(rid, Some(dist.to_bytes().to_vec()), None)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
@@ -1492,11 +2006,25 @@ impl Core {
         let group = g.id;
         if g.admin == self.my_fp() {
             for (cid, _) in self.member_contacts(rid)? {
-                self.send_app(Dest::Contact(cid), &AppMessage::GroupRemoved { uid: random_uid()?, group })?;
+                self.send_app(
+                    Dest::Contact(cid),
+                    &AppMessage::GroupRemoved {
+                        uid: random_uid()?,
+                        group,
+                    },
+                )?;
             }
         } else {
-            let admin = self.contact_by_fp(&g.admin).ok_or(EngineError::Unknown("group admin"))?;
-            self.send_app(Dest::Contact(admin), &AppMessage::GroupLeave { uid: random_uid()?, group })?;
+            let admin = self
+                .contact_by_fp(&g.admin)
+                .ok_or(EngineError::Unknown("group admin"))?;
+            self.send_app(
+                Dest::Contact(admin),
+                &AppMessage::GroupLeave {
+                    uid: random_uid()?,
+                    group,
+                },
+            )?;
         }
         self.group_mut(rid)?.closed = true;
         self.save_room(rid)?;
@@ -1506,7 +2034,12 @@ impl Core {
 
     fn group_rename(&mut self, rid: i64, name: String) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let name: String = name.trim().chars().filter(|c| !c.is_control()).take(64).collect();
+        let name: String = name
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
         if name.is_empty() {
             return Err(EngineError::Empty);
         }
@@ -1529,26 +2062,54 @@ impl Core {
                 if fingerprint == me {
                     return None;
                 }
-                let senders = old.iter().find(|o| o.fingerprint == fingerprint).map(|o| o.senders.clone()).unwrap_or_default();
-                let name: String = m.name.chars().filter(|c| !c.is_control()).take(32).collect();
-                Some(MemberRecord { identity: m.identity.clone(), fingerprint, name, senders })
+                let senders = old
+                    .iter()
+                    .find(|o| o.fingerprint == fingerprint)
+                    .map(|o| o.senders.clone())
+                    .unwrap_or_default();
+                let name: String = m
+                    .name
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(32)
+                    .collect();
+                Some(MemberRecord {
+                    identity: m.identity.clone(),
+                    fingerprint,
+                    name,
+                    senders,
+                })
             })
             .collect()
     }
 
-    fn record_sender(&mut self, rid: i64, fp: &[u8; 32], dist: &SenderKeyDistribution) -> Result<(), EngineError> {
+    fn record_sender(
+        &mut self,
+        rid: i64,
+        fp: &[u8; 32],
+        dist: &SenderKeyDistribution,
+    ) -> Result<(), EngineError> {
         let id = *dist.member_id().as_bytes();
-        if let Some(m) = self.group_mut(rid)?.members.iter_mut().find(|m| &m.fingerprint == fp) {
-            if !m.senders.contains(&id) {
-                m.senders.push(id);
-            }
+        if let Some(m) = self
+            .group_mut(rid)?
+            .members
+            .iter_mut()
+            .find(|m| &m.fingerprint == fp)
+            && !m.senders.contains(&id)
+        {
+            m.senders.push(id);
         }
         Ok(())
     }
 
     /// Applies a distribution to a group's state, persisting both; returns our new
     /// distribution when the group was re-keyed.
-    fn apply_distribution(&mut self, rid: i64, origin: &[u8; 32], dist: &SenderKeyDistribution) -> Result<Option<SenderKeyDistribution>, EngineError> {
+    fn apply_distribution(
+        &mut self,
+        rid: i64,
+        origin: &[u8; 32],
+        dist: &SenderKeyDistribution,
+    ) -> Result<Option<SenderKeyDistribution>, EngineError> {
         let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
         let rekeyed = state.process_distribution(dist).map_err(crypto)?;
         if rekeyed.is_some() {
@@ -1566,19 +2127,36 @@ impl Core {
     }
 
     fn group_control(&mut self, cid: i64, msg: AppMessage) -> Result<(), EngineError> {
-        let from = *self.contacts.get(&cid).ok_or(EngineError::Unknown("contact"))?.public.fingerprint().as_bytes();
+        let from = *self
+            .contacts
+            .get(&cid)
+            .ok_or(EngineError::Unknown("contact"))?
+            .public
+            .fingerprint()
+            .as_bytes();
         match msg {
-            AppMessage::GroupInvite { group, name, relay, members, dist, .. } => {
+            AppMessage::GroupInvite {
+                group,
+                name,
+                relay,
+                members,
+                dist,
+                ..
+            } => {
                 if self.room_of_group(&group).is_some() {
                     return Ok(());
                 }
                 if relay.parse::<hum_shared::RelayAddr>().is_err() {
-                    return Err(EngineError::Invite("a group invite names an invalid relay".into()));
+                    return Err(EngineError::Invite(
+                        "a group invite names an invalid relay".into(),
+                    ));
                 }
                 let dist = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
                 let state = GroupState::from_distribution(&dist).map_err(crypto)?;
                 if state.group_id().as_bytes() != &group {
-                    return Err(EngineError::Crypto("a group invite does not match its key".into()));
+                    return Err(EngineError::Crypto(
+                        "a group invite does not match its key".into(),
+                    ));
                 }
                 let mut list = self.members_from(&members, &[]);
                 if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
@@ -1587,30 +2165,75 @@ impl Core {
                 let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
                 let rec = RoomRecord {
                     name: name.clone(),
-                    group: Some(GroupRecord { id: group, state: state.to_bytes().to_vec(), relay, admin: from, members: list, closed: false }),
+                    group: Some(GroupRecord {
+                        id: group,
+                        state: state.to_bytes().to_vec(),
+                        relay,
+                        admin: from,
+                        members: list,
+                        closed: false,
+                    }),
                 };
                 let sealed = seal(&self.key, &enc(&rec)?, "room")?;
                 let rid = self.store.tx(|tx| {
-                    exec(tx, "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)", [sealed])?;
+                    exec(
+                        tx,
+                        "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
+                        [sealed],
+                    )?;
                     Ok(tx.last_insert_rowid())
                 })?;
                 let mine = state.distribution().to_bytes().to_vec();
-                self.rooms.insert(rid, Room { rec, unread: 0, mentions: 0 });
+                self.rooms.insert(
+                    rid,
+                    Room {
+                        rec,
+                        unread: 0,
+                        mentions: 0,
+                    },
+                );
                 self.subscribe_group(rid)?;
-                self.send_app(Dest::Contact(cid), &AppMessage::GroupKey { uid: random_uid()?, group, dist: mine, origin: None, target: None })?;
+                self.send_app(
+                    Dest::Contact(cid),
+                    &AppMessage::GroupKey {
+                        uid: random_uid()?,
+                        group,
+                        dist: mine,
+                        origin: None,
+                        target: None,
+                    },
+                )?;
                 self.emit_room(rid);
-                let inviter = self.contacts.get(&cid).map(|c| c.rec.name.clone()).unwrap_or_default();
-                self.emit(Event::Notice(format!("{inviter} added you to the group {name}")));
+                let inviter = self
+                    .contacts
+                    .get(&cid)
+                    .map(|c| c.rec.name.clone())
+                    .unwrap_or_default();
+                self.emit(Event::Notice(format!(
+                    "{inviter} added you to the group {name}"
+                )));
                 Ok(())
             }
-            AppMessage::GroupUpdate { group, name, members, dist, .. } => {
-                let Some(rid) = self.room_of_group(&group) else { return Ok(()) };
+            AppMessage::GroupUpdate {
+                group,
+                name,
+                members,
+                dist,
+                ..
+            } => {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
                 if self.group(rid)?.admin != from || self.group(rid)?.closed {
                     return Ok(());
                 }
                 let old = self.group(rid)?.members.clone();
                 let list = self.members_from(&members, &old);
-                let newcomers: Vec<[u8; 32]> = list.iter().filter(|m| !old.iter().any(|o| o.fingerprint == m.fingerprint)).map(|m| m.fingerprint).collect();
+                let newcomers: Vec<[u8; 32]> = list
+                    .iter()
+                    .filter(|m| !old.iter().any(|o| o.fingerprint == m.fingerprint))
+                    .map(|m| m.fingerprint)
+                    .collect();
                 if let Some(r) = self.rooms.get_mut(&rid) {
                     r.rec.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
                 }
@@ -1619,26 +2242,51 @@ impl Core {
                 if let Some(d) = dist {
                     let d = SenderKeyDistribution::from_bytes(&d).map_err(crypto)?;
                     if let Some(mine) = self.apply_distribution(rid, &from, &d)? {
-                        let msg = AppMessage::GroupKey { uid: random_uid()?, group, dist: mine.to_bytes().to_vec(), origin: None, target: None };
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: mine.to_bytes().to_vec(),
+                            origin: None,
+                            target: None,
+                        };
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 } else {
                     let state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
                     for n in newcomers {
-                        let msg = AppMessage::GroupKey { uid: random_uid()?, group, dist: state.distribution().to_bytes().to_vec(), origin: None, target: Some(n) };
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: state.distribution().to_bytes().to_vec(),
+                            origin: None,
+                            target: Some(n),
+                        };
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 }
                 self.emit_room(rid);
                 Ok(())
             }
-            AppMessage::GroupKey { group, dist, origin, target, .. } => {
-                let Some(rid) = self.room_of_group(&group) else { return Ok(()) };
+            AppMessage::GroupKey {
+                group,
+                dist,
+                origin,
+                target,
+                ..
+            } => {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
                 let admin = self.group(rid)?.admin;
                 let d = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
                 if admin == self.my_fp() && origin.is_none() {
                     // A member's own key: take it, then forward it.
-                    if !self.group(rid)?.members.iter().any(|m| m.fingerprint == from) {
+                    if !self
+                        .group(rid)?
+                        .members
+                        .iter()
+                        .any(|m| m.fingerprint == from)
+                    {
                         return Ok(());
                     }
                     let _ = self.apply_distribution(rid, &from, &d)?;
@@ -1646,33 +2294,61 @@ impl Core {
                         if fp == from || target.is_some_and(|t| t != fp) {
                             continue;
                         }
-                        let msg = AppMessage::GroupKey { uid: random_uid()?, group, dist: dist.clone(), origin: Some(from), target: None };
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: dist.clone(),
+                            origin: Some(from),
+                            target: None,
+                        };
                         self.send_app(Dest::Contact(mcid), &msg)?;
                     }
                 } else if from == admin {
                     let Some(o) = origin else { return Ok(()) };
                     if let Some(mine) = self.apply_distribution(rid, &o, &d)? {
-                        let msg = AppMessage::GroupKey { uid: random_uid()?, group, dist: mine.to_bytes().to_vec(), origin: None, target: None };
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: mine.to_bytes().to_vec(),
+                            origin: None,
+                            target: None,
+                        };
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 }
                 Ok(())
             }
             AppMessage::GroupRemoved { group, .. } => {
-                let Some(rid) = self.room_of_group(&group) else { return Ok(()) };
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
                 if self.group(rid)?.admin != from {
                     return Ok(());
                 }
                 self.group_mut(rid)?.closed = true;
                 self.save_room(rid)?;
                 self.emit_room(rid);
-                let name = self.rooms.get(&rid).map(|r| r.rec.name.clone()).unwrap_or_default();
-                self.emit(Event::Notice(format!("you are no longer in the group {name}")));
+                let name = self
+                    .rooms
+                    .get(&rid)
+                    .map(|r| r.rec.name.clone())
+                    .unwrap_or_default();
+                self.emit(Event::Notice(format!(
+                    "you are no longer in the group {name}"
+                )));
                 Ok(())
             }
             AppMessage::GroupLeave { group, .. } => {
-                let Some(rid) = self.room_of_group(&group) else { return Ok(()) };
-                if self.group(rid)?.admin == self.my_fp() && self.group(rid)?.members.iter().any(|m| m.fingerprint == from) {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
+                if self.group(rid)?.admin == self.my_fp()
+                    && self
+                        .group(rid)?
+                        .members
+                        .iter()
+                        .any(|m| m.fingerprint == from)
+                {
                     self.group_remove(rid, cid)?;
                 }
                 Ok(())

@@ -19,16 +19,18 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Builds the next cell from the queue: as many operations as fit, in order.
 pub(crate) fn build_cell(queue: &Mutex<VecDeque<Up>>, size: usize) -> Vec<u8> {
-    let Ok(mut w) = CellWriter::new(size) else { return vec![0; size] };
+    let Ok(mut w) = CellWriter::new(size) else {
+        return vec![0; size];
+    };
     if let Ok(mut q) = queue.lock() {
         while let Some(op) = q.front() {
             if !w.fits(op) {
                 break;
             }
-            if let Some(op) = q.pop_front() {
-                if w.push(&op).is_err() {
-                    break;
-                }
+            if let Some(op) = q.pop_front()
+                && w.push(&op).is_err()
+            {
+                break;
             }
         }
     }
@@ -46,7 +48,10 @@ pub(crate) async fn run(
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(cause = %e, "a relay address does not parse; the link stays down");
-            let _ = inputs.send(Input::LinkDown { relay, retry_in_ms: u64::MAX });
+            let _ = inputs.send(Input::LinkDown {
+                relay,
+                retry_in_ms: u64::MAX,
+            });
             return;
         }
     };
@@ -63,9 +68,21 @@ pub(crate) async fn run(
             Ok((tls, hello)) => {
                 backoff = FIRST_BACKOFF;
                 tracing::info!(relay = %addr.host_port(), "link up");
-                let _ = inputs.send(Input::LinkUp { relay: relay.clone(), tick: hello.tick });
+                let _ = inputs.send(Input::LinkUp {
+                    relay: relay.clone(),
+                    tick: hello.tick,
+                });
                 let tick = Duration::from_micros(u64::from(hello.tick_micros));
-                let cause = beat(tls, hello.cell_size, tick, &relay, &queue, &inputs, &mut stop).await;
+                let cause = beat(
+                    tls,
+                    hello.cell_size,
+                    tick,
+                    &relay,
+                    &queue,
+                    &inputs,
+                    &mut stop,
+                )
+                .await;
                 if *stop.borrow() {
                     return;
                 }
@@ -119,7 +136,10 @@ async fn beat(
         match decode_cell::<Down>(&buf, size) {
             Ok(ops) => {
                 for op in ops {
-                    let _ = inputs.send(Input::Down { relay: relay.to_owned(), op });
+                    let _ = inputs.send(Input::Down {
+                        relay: relay.to_owned(),
+                        op,
+                    });
                 }
             }
             Err(e) => return format!("the relay sent a bad cell: {e}"),
@@ -128,7 +148,11 @@ async fn beat(
         if since.elapsed() >= Duration::from_secs(1) {
             let secs = since.elapsed().as_secs_f64();
             let rate = |n: u32| (f64::from(n) / secs).round() as u32;
-            let _ = inputs.send(Input::Rates { relay: relay.to_owned(), up: rate(counted.0), down: rate(counted.1) });
+            let _ = inputs.send(Input::Rates {
+                relay: relay.to_owned(),
+                up: rate(counted.0),
+                down: rate(counted.1),
+            });
             counted = (0, 0);
             since = tokio::time::Instant::now();
         }

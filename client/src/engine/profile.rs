@@ -31,14 +31,23 @@ impl ProfilePaths {
     /// [`EngineError::Profile`] for a name that is not a plain folder name, or when no home
     /// directory is known.
     pub fn resolve(name: &str) -> Result<Self, EngineError> {
-        if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(EngineError::Profile(format!(
                 "profile name {name:?} must be 1 to 64 letters, digits, '-' or '_'"
             )));
         }
         if let Some(home) = std::env::var_os("HUM_HOME") {
             let dir = PathBuf::from(home).join(name);
-            return Ok(Self { name: name.to_owned(), config: dir.join("config.toml"), dir });
+            return Ok(Self {
+                name: name.to_owned(),
+                config: dir.join("config.toml"),
+                dir,
+            });
         }
         let dirs = directories::ProjectDirs::from("", "", "hum")
             .ok_or_else(|| EngineError::Profile("no home directory: set HUM_HOME".into()))?;
@@ -81,7 +90,8 @@ impl ProfileConfig {
     /// [`EngineError::Profile`] when the file exists but is not valid.
     pub fn load(path: &Path) -> Result<Self, EngineError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| EngineError::Profile(format!("{}: {e}", path.display()))),
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| EngineError::Profile(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(EngineError::Profile(format!("{}: {e}", path.display()))),
         }
@@ -94,9 +104,11 @@ impl ProfileConfig {
     pub fn save(&self, path: &Path) -> Result<(), EngineError> {
         let text = toml::to_string(self).map_err(|e| EngineError::Profile(e.to_string()))?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| EngineError::Profile(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::Profile(format!("{}: {e}", dir.display())))?;
         }
-        std::fs::write(path, text).map_err(|e| EngineError::Profile(format!("{}: {e}", path.display())))
+        std::fs::write(path, text)
+            .map_err(|e| EngineError::Profile(format!("{}: {e}", path.display())))
     }
 }
 
@@ -110,7 +122,9 @@ pub struct Unlocked {
 
 impl std::fmt::Debug for Unlocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unlocked").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Unlocked")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -142,15 +156,28 @@ fn kdf_from_env() -> KdfParams {
 /// # Errors
 /// [`EngineError::Profile`] when one exists already or the folder cannot be made;
 /// [`EngineError::Store`] when the store cannot be written.
-pub fn create(paths: &ProfilePaths, display_name: &str, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
+pub fn create(
+    paths: &ProfilePaths,
+    display_name: &str,
+    passphrase: &[u8],
+) -> Result<Unlocked, EngineError> {
     if paths.exists() {
-        return Err(EngineError::Profile(format!("a profile already exists in {}", paths.dir.display())));
+        return Err(EngineError::Profile(format!(
+            "a profile already exists in {}",
+            paths.dir.display()
+        )));
     }
-    let display_name: String = display_name.trim().chars().filter(|c| !c.is_control()).take(32).collect();
+    let display_name: String = display_name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(32)
+        .collect();
     if display_name.is_empty() {
         return Err(EngineError::Profile("the name must not be empty".into()));
     }
-    std::fs::create_dir_all(&paths.dir).map_err(|e| EngineError::Profile(format!("{}: {e}", paths.dir.display())))?;
+    std::fs::create_dir_all(&paths.dir)
+        .map_err(|e| EngineError::Profile(format!("{}: {e}", paths.dir.display())))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -158,7 +185,8 @@ pub fn create(paths: &ProfilePaths, display_name: &str, passphrase: &[u8]) -> Re
     }
     let params = kdf_from_env();
     let salt = StoreKey::generate_salt();
-    let key = StoreKey::derive(passphrase, &salt, &params).map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let key = StoreKey::derive(passphrase, &salt, &params)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let identity = Identity::generate();
     let store = Store::open(&paths.store())?;
     let mut kdf = params.iterations.to_be_bytes().to_vec();
@@ -168,7 +196,12 @@ pub fn create(paths: &ProfilePaths, display_name: &str, passphrase: &[u8]) -> Re
     store.set_meta("check", &seal(&key, CHECK, "check")?)?;
     store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
     store.set_meta("name", &seal(&key, display_name.as_bytes(), "name")?)?;
-    Ok(Unlocked { store, key, identity, name: display_name })
+    Ok(Unlocked {
+        store,
+        key,
+        identity,
+        name: display_name,
+    })
 }
 
 /// Opens and unlocks an existing profile.
@@ -179,25 +212,49 @@ pub fn create(paths: &ProfilePaths, display_name: &str, passphrase: &[u8]) -> Re
 /// or in use by another hum.
 pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
     if !paths.exists() {
-        return Err(EngineError::Profile(format!("no profile in {}", paths.dir.display())));
+        return Err(EngineError::Profile(format!(
+            "no profile in {}",
+            paths.dir.display()
+        )));
     }
     let store = Store::open(&paths.store())?;
-    let salt = store.meta("salt")?.ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
-    let kdf = store.meta("kdf")?.ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
-    let word = |i: usize| kdf.get(i..i + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes);
+    let salt = store
+        .meta("salt")?
+        .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
+    let kdf = store
+        .meta("kdf")?
+        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
+    let word = |i: usize| {
+        kdf.get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
     let params = KdfParams {
         iterations: word(0).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
         memory_kib: word(4).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
     };
-    let key = StoreKey::derive(passphrase, &salt, &params).map_err(|e| EngineError::Crypto(e.to_string()))?;
-    let check = store.meta("check")?.ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
+    let key = StoreKey::derive(passphrase, &salt, &params)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let check = store
+        .meta("check")?
+        .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
     if key.open(&check, b"check").is_err() {
         return Err(EngineError::WrongPassphrase);
     }
-    let id = store.meta("identity")?.ok_or_else(|| EngineError::Store("the store has no identity".into()))?;
+    let id = store
+        .meta("identity")?
+        .ok_or_else(|| EngineError::Store("the store has no identity".into()))?;
     let id = Zeroizing::new(open(&key, &id, "identity")?);
     let identity = Identity::from_bytes(&id).map_err(|e| EngineError::Crypto(e.to_string()))?;
-    let name = store.meta("name")?.ok_or_else(|| EngineError::Store("the store has no name".into()))?;
-    let name = String::from_utf8(open(&key, &name, "name")?).map_err(|_| EngineError::Store("bad name".into()))?;
-    Ok(Unlocked { store, key, identity, name })
+    let name = store
+        .meta("name")?
+        .ok_or_else(|| EngineError::Store("the store has no name".into()))?;
+    let name = String::from_utf8(open(&key, &name, "name")?)
+        .map_err(|_| EngineError::Store("bad name".into()))?;
+    Ok(Unlocked {
+        store,
+        key,
+        identity,
+        name,
+    })
 }

@@ -115,10 +115,13 @@ impl Store {
     /// Opens (creating if needed) the store file at `path`.
     pub(crate) fn open(path: &Path) -> Result<Self, EngineError> {
         let conn = Connection::open(path).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db)?;
         conn.execute_batch(SCHEMA_SQL).map_err(db)?;
         let s = Self { conn };
         match s.meta("schema")? {
@@ -130,7 +133,10 @@ impl Store {
     }
 
     /// Runs `f` in one transaction: everything or nothing is written.
-    pub(crate) fn tx<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T, EngineError>) -> Result<T, EngineError> {
+    pub(crate) fn tx<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let tx = self.conn.transaction().map_err(db)?;
         let out = f(&tx)?;
         tx.commit().map_err(db)?;
@@ -154,7 +160,12 @@ impl Store {
     }
 
     /// Messages of a room older than `before`, newest first, at most `limit`.
-    pub(crate) fn page(&self, room: i64, before: Option<i64>, limit: u32) -> Result<Vec<MessageRow>, EngineError> {
+    pub(crate) fn page(
+        &self,
+        room: i64,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<MessageRow>, EngineError> {
         let mut st = self
             .conn
             .prepare_cached(
@@ -163,7 +174,10 @@ impl Store {
             )
             .map_err(db)?;
         let rows = st
-            .query_map(params![room, before.unwrap_or(i64::MAX), limit], message_row)
+            .query_map(
+                params![room, before.unwrap_or(i64::MAX), limit],
+                message_row,
+            )
             .map_err(db)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
@@ -185,7 +199,9 @@ impl Store {
     pub(crate) fn outbox(&self) -> Result<Vec<OutboxRow>, EngineError> {
         let mut st = self
             .conn
-            .prepare_cached("SELECT id, uid, relay, mailbox, fanout, envelope, stored FROM outbox ORDER BY id")
+            .prepare_cached(
+                "SELECT id, uid, relay, mailbox, fanout, envelope, stored FROM outbox ORDER BY id",
+            )
             .map_err(db)?;
         let rows = st
             .query_map([], |r| {
@@ -212,7 +228,11 @@ impl Store {
     pub(crate) fn cursor(&self, mailbox: &[u8; 32]) -> Result<u64, EngineError> {
         let v: Option<i64> = self
             .conn
-            .query_row("SELECT seq FROM cursors WHERE mailbox = ?1", [&mailbox[..]], |r| r.get(0))
+            .query_row(
+                "SELECT seq FROM cursors WHERE mailbox = ?1",
+                [&mailbox[..]],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db)?;
         Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
@@ -254,17 +274,25 @@ pub(crate) fn set_cursor(c: &Connection, mailbox: &[u8; 32], seq: u64) -> Result
 
 /// Seals `plain` for the row kind `aad`.
 pub(crate) fn seal(key: &StoreKey, plain: &[u8], aad: &str) -> Result<Vec<u8>, EngineError> {
-    key.seal(plain, aad.as_bytes()).map_err(|_| EngineError::Store("sealing failed".into()))
+    key.seal(plain, aad.as_bytes())
+        .map_err(|_| EngineError::Store("sealing failed".into()))
 }
 
 /// Opens what [`seal`] sealed for the row kind `aad`.
 pub(crate) fn open(key: &StoreKey, sealed: &[u8], aad: &str) -> Result<Vec<u8>, EngineError> {
-    key.open(sealed, aad.as_bytes())
-        .map_err(|_| EngineError::Store(format!("a sealed {aad} record does not open (wrong passphrase or damaged store)")))
+    key.open(sealed, aad.as_bytes()).map_err(|_| {
+        EngineError::Store(format!(
+            "a sealed {aad} record does not open (wrong passphrase or damaged store)"
+        ))
+    })
 }
 
 /// Runs a statement inside a transaction, mapping errors.
-pub(crate) fn exec(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<usize, EngineError> {
+pub(crate) fn exec(
+    tx: &Transaction<'_>,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> Result<usize, EngineError> {
     tx.execute(sql, p).map_err(db)
 }
 
@@ -284,6 +312,8 @@ pub(crate) fn query_pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromS
     p: impl rusqlite::Params,
 ) -> Result<Vec<(A, B)>, EngineError> {
     let mut st = c.prepare_cached(sql).map_err(db)?;
-    let rows = st.query_map(p, |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+    let rows = st
+        .query_map(p, |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db)?;
     rows.collect::<Result<Vec<_>, _>>().map_err(db)
 }
