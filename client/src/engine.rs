@@ -16,7 +16,7 @@ use hum_shared::Up;
 use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
-pub use profile::{ProfileConfig, ProfilePaths, Unlocked, create, unlock};
+pub use profile::{ProfileConfig, ProfilePaths, Unlocked, create, create_with, unlock};
 
 /// Why the engine could not do something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +81,8 @@ pub(crate) enum Input {
         relay: String,
         /// The relay's tick at connect.
         tick: u64,
+        /// The relay's tick length.
+        tick_micros: u32,
     },
     /// A link is down.
     LinkDown {

@@ -339,7 +339,10 @@ mod tests {
     fn fill_delivers_in_order_round_robin_and_fanout_survives_ack() -> Result<(), QuotaFull> {
         let clock = Clock::system();
         let s = store(&clock);
-        let (q, g) = (MailboxId::from_bytes([1; 32]), MailboxId::from_bytes([2; 32]));
+        let (q, g) = (
+            MailboxId::from_bytes([1; 32]),
+            MailboxId::from_bytes([2; 32]),
+        );
         let q1 = s.deposit(q, false, vec![1; ENVELOPE_LEN])?;
         let q2 = s.deposit(q, false, vec![2; ENVELOPE_LEN])?;
         let g1 = s.deposit(g, true, vec![3; ENVELOPE_LEN])?;

@@ -347,7 +347,12 @@ async fn group_mailbox_fans_out_keeps_after_ack_and_expires_at_ttl() -> Res {
     // Acknowledged by all, still kept: a group envelope lives until its TTL.
     assert_eq!(relay.stats().envelopes, 1);
     // A queue envelope that nobody fetches expires too.
-    members[1].send(deposit(2, Capability::from_bytes([4; 32]).mailbox_id(), false, 1))?;
+    members[1].send(deposit(
+        2,
+        Capability::from_bytes([4; 32]).mailbox_id(),
+        false,
+        1,
+    ))?;
     members[1]
         .until(|d| matches!(d, Down::Stored { tag: 2 }).then_some(()))
         .await?;

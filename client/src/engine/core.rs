@@ -66,11 +66,15 @@ pub(crate) struct LinkSlot {
     /// Operations for the link task to put into its next cells.
     pub(crate) queue: Arc<Mutex<VecDeque<Up>>>,
     up: bool,
-    last_tick: Option<u64>,
+    /// When the relay started, estimated from its tick number at connect: a different
+    /// start on reconnect means it restarted and lost what it held.
+    relay_start: Option<Instant>,
     /// Outbox rows waiting to be deposited, in order.
     pending: VecDeque<i64>,
-    inflight: Option<(u32, i64)>,
-    retry_at: Option<Instant>,
+    /// The one deposit awaiting the relay's answer: tag, outbox row, mailbox.
+    inflight: Option<(u32, i64, [u8; 32])>,
+    /// Mailboxes the relay answered "full" for, and when to try them again.
+    blocked: HashMap<[u8; 32], Instant>,
     state: LinkState,
     rates: (u32, u32),
     stop: Option<tokio::sync::watch::Sender<bool>>,
@@ -392,10 +396,10 @@ impl Core {
             LinkSlot {
                 queue,
                 up: false,
-                last_tick: None,
+                relay_start: None,
                 pending: VecDeque::new(),
                 inflight: None,
-                retry_at: None,
+                blocked: HashMap::new(),
                 state: LinkState::Connecting,
                 rates: (0, 0),
                 stop: Some(stop_tx),
@@ -522,13 +526,23 @@ impl Core {
         Ok(())
     }
 
-    fn on_link_up(&mut self, relay: &str, tick: u64) -> Result<(), EngineError> {
+    fn on_link_up(&mut self, relay: &str, tick: u64, tick_micros: u32) -> Result<(), EngineError> {
         let restarted = {
             let Some(l) = self.links.get_mut(relay) else {
                 return Ok(());
             };
-            let restarted = l.last_tick.is_none_or(|t| tick < t);
-            l.last_tick = Some(tick);
+            let age = Duration::from_micros(u64::from(tick_micros))
+                .saturating_mul(u32::try_from(tick).unwrap_or(u32::MAX));
+            let start = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            let restarted = l.relay_start.is_none_or(|prev| {
+                let drift = if prev > start {
+                    prev - start
+                } else {
+                    start - prev
+                };
+                drift > Duration::from_secs(2)
+            });
+            l.relay_start = Some(start);
             l.up = true;
             l.state = LinkState::Up;
             l.inflight = None;
@@ -591,19 +605,21 @@ impl Core {
     }
 
     /// Hands the next outbox envelope to the link when nothing is in flight: one deposit
-    /// at a time per relay keeps every sender's envelopes in order at the relay.
+    /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
+    /// the relay called full waits, without holding up the others.
     fn pump(&mut self, relay: &str) -> Result<(), EngineError> {
-        loop {
-            let Some(l) = self.links.get_mut(relay) else {
-                return Ok(());
+        let now = Instant::now();
+        let (rows, blocked): (Vec<i64>, HashMap<[u8; 32], Instant>) =
+            match self.links.get_mut(relay) {
+                Some(l) if l.up && l.inflight.is_none() => {
+                    l.blocked.retain(|_, t| *t > now);
+                    (l.pending.iter().copied().collect(), l.blocked.clone())
+                }
+                _ => return Ok(()),
             };
-            if !l.up || l.inflight.is_some() || l.retry_at.is_some_and(|t| t > Instant::now()) {
-                return Ok(());
-            }
-            l.retry_at = None;
-            let Some(&row) = l.pending.front() else {
-                return Ok(());
-            };
+        let mut gone = Vec::new();
+        let mut chosen = None;
+        for row in rows {
             let found: Option<(Vec<u8>, i64, Vec<u8>)> = self
                 .store
                 .conn()
@@ -615,32 +631,37 @@ impl Core {
                 .ok();
             let Some((mailbox, fanout, envelope)) = found else {
                 // Receipted meanwhile.
-                if let Some(l) = self.links.get_mut(relay) {
-                    l.pending.pop_front();
-                }
+                gone.push(row);
                 continue;
             };
-            let mut mb = [0u8; 32];
-            if mailbox.len() != 32 {
-                return Err(EngineError::Store("outbox row with a bad mailbox".into()));
+            let mb = <[u8; 32]>::try_from(mailbox.as_slice())
+                .map_err(|_| EngineError::Store("outbox row with a bad mailbox".into()))?;
+            if blocked.contains_key(&mb) {
+                continue;
             }
-            mb.copy_from_slice(&mailbox);
-            self.tags = self.tags.wrapping_add(1);
-            let tag = self.tags;
-            if let Some(l) = self.links.get_mut(relay) {
-                l.inflight = Some((tag, row));
+            chosen = Some((row, mb, fanout != 0, envelope));
+            break;
+        }
+        self.tags = self.tags.wrapping_add(1);
+        let tag = self.tags;
+        if let Some(l) = self.links.get_mut(relay) {
+            l.pending.retain(|r| !gone.contains(r));
+            if let Some((row, mb, _, _)) = &chosen {
+                l.inflight = Some((tag, *row, *mb));
             }
+        }
+        if let Some((_, mb, fanout, envelope)) = chosen {
             self.push_op(
                 relay,
                 Up::Deposit {
                     tag,
                     mailbox: MailboxId::from_bytes(mb),
-                    fanout: fanout != 0,
+                    fanout,
                     envelope,
                 },
             );
-            return Ok(());
         }
+        Ok(())
     }
 
     // ----- input -------------------------------------------------------------------------
@@ -663,7 +684,11 @@ impl Core {
                 }
             }
             Input::Down { relay, op } => self.down(&relay, op)?,
-            Input::LinkUp { relay, tick } => self.on_link_up(&relay, tick)?,
+            Input::LinkUp {
+                relay,
+                tick,
+                tick_micros,
+            } => self.on_link_up(&relay, tick, tick_micros)?,
             Input::LinkDown { relay, retry_in_ms } => self.on_link_down(&relay, retry_in_ms),
             Input::Rates { relay, up, down } => {
                 if let Some(l) = self.links.get_mut(&relay)
@@ -702,9 +727,9 @@ impl Core {
             }
             Down::Stored { tag } => {
                 let row = self.links.get_mut(relay).and_then(|l| match l.inflight {
-                    Some((t, r)) if t == tag => {
+                    Some((t, r, _)) if t == tag => {
                         l.inflight = None;
-                        l.pending.pop_front();
+                        l.pending.retain(|&p| p != r);
                         Some(r)
                     }
                     _ => None,
@@ -716,11 +741,13 @@ impl Core {
             }
             Down::Full { tag } => {
                 if let Some(l) = self.links.get_mut(relay)
-                    && l.inflight.is_some_and(|(t, _)| t == tag)
+                    && let Some((t, _, mb)) = l.inflight
+                    && t == tag
                 {
                     l.inflight = None;
-                    l.retry_at = Some(Instant::now() + FULL_RETRY);
+                    l.blocked.insert(mb, Instant::now() + FULL_RETRY);
                 }
+                self.pump(relay)?;
             }
             Down::Subscribed { .. } => {}
         }

@@ -71,6 +71,7 @@ pub(crate) async fn run(
                 let _ = inputs.send(Input::LinkUp {
                     relay: relay.clone(),
                     tick: hello.tick,
+                    tick_micros: hello.tick_micros,
                 });
                 let tick = Duration::from_micros(u64::from(hello.tick_micros));
                 let cause = beat(

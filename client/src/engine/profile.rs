@@ -25,6 +25,15 @@ pub struct ProfilePaths {
 }
 
 impl ProfilePaths {
+    /// The paths of a profile kept entirely in `dir` (config file included).
+    pub fn in_dir(name: &str, dir: PathBuf) -> Self {
+        Self {
+            name: name.to_owned(),
+            config: dir.join("config.toml"),
+            dir,
+        }
+    }
+
     /// The paths of profile `name`, from `HUM_HOME` or the XDG directories.
     ///
     /// # Errors
@@ -161,6 +170,19 @@ pub fn create(
     display_name: &str,
     passphrase: &[u8],
 ) -> Result<Unlocked, EngineError> {
+    create_with(paths, display_name, passphrase, kdf_from_env())
+}
+
+/// Like [`create`], with explicit passphrase KDF parameters (tests use weak ones).
+///
+/// # Errors
+/// As [`create`].
+pub fn create_with(
+    paths: &ProfilePaths,
+    display_name: &str,
+    passphrase: &[u8],
+    params: KdfParams,
+) -> Result<Unlocked, EngineError> {
     if paths.exists() {
         return Err(EngineError::Profile(format!(
             "a profile already exists in {}",
@@ -183,7 +205,6 @@ pub fn create(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700));
     }
-    let params = kdf_from_env();
     let salt = StoreKey::generate_salt();
     let key = StoreKey::derive(passphrase, &salt, &params)
         .map_err(|e| EngineError::Crypto(e.to_string()))?;
