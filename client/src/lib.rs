@@ -7,4 +7,6 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod demo;
 pub mod engine;
+pub mod plain;

@@ -24,7 +24,12 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
 
     const N: usize = 1000;
     for i in 0..N {
-        alice.send(Command::Send { room: alice_room, text: format!("m{i:04}") }).await?;
+        alice
+            .send(Command::Send {
+                room: alice_room,
+                text: format!("m{i:04}"),
+            })
+            .await?;
     }
     let mut got: Vec<String> = Vec::with_capacity(N);
     let mut take = |e: &Event| match e {
@@ -32,7 +37,10 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
         _ => None,
     };
     while got.len() < 100 {
-        got.push(bob.wait(Duration::from_secs(60), "early messages", &mut take).await?);
+        got.push(
+            bob.wait(Duration::from_secs(60), "early messages", &mut take)
+                .await?,
+        );
     }
     // Kill the relay mid-conversation; everything it held is gone.
     relay.shutdown().await;
@@ -41,15 +49,27 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
     config.state_dir = Some(state);
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let relay = hum_relay::Relay::bind(config).await?.spawn();
-    ensure!(relay.address().to_string() == addr, "the restarted relay has another address");
+    ensure!(
+        relay.address().to_string() == addr,
+        "the restarted relay has another address"
+    );
 
     while got.len() < N {
-        got.push(bob.wait(Duration::from_secs(120), "the rest after the restart", &mut take).await?);
+        got.push(
+            bob.wait(
+                Duration::from_secs(120),
+                "the rest after the restart",
+                &mut take,
+            )
+            .await?,
+        );
     }
     let expected: Vec<String> = (0..N).map(|i| format!("m{i:04}")).collect();
     ensure!(got == expected, "messages lost, duplicated or reordered");
     // And nothing more arrives: duplicates were dropped.
-    let extra = bob.wait(Duration::from_secs(1), "no duplicates", &mut take).await;
+    let extra = bob
+        .wait(Duration::from_secs(1), "no duplicates", &mut take)
+        .await;
     ensure!(extra.is_err(), "a duplicate arrived: {extra:?}");
     alice.quit().await?;
     bob.quit().await?;
