@@ -243,19 +243,34 @@ impl Ratchet {
             .ok_or(CryptoError::DecryptFailed)?;
         let full_ad = [ad, enc_header].concat();
 
-        // TrySkippedMessageKeysHE
+        // TrySkippedMessageKeysHE. Skipped keys share few header keys (one per chain): try
+        // each distinct header key once, then look the message key up by (header key, N).
+        let mut tried: Vec<[u8; 32]> = Vec::new();
         for i in 0..self.skipped.len() {
-            let Some(header) = header_decrypt(&self.skipped[i].header_key, enc_header) else {
-                continue;
-            };
-            if header.n != self.skipped[i].n {
+            let hk = self.skipped[i].header_key;
+            if tried.contains(&hk) {
                 continue;
             }
-            let (key, nonce) = message_key_material(&self.skipped[i].message_key)?;
+            tried.push(hk);
+            let Some(header) = header_decrypt(&hk, enc_header) else {
+                continue;
+            };
+            let Some(at) = self
+                .skipped
+                .iter()
+                .position(|k| k.header_key == hk && k.n == header.n)
+            else {
+                // Not a skipped message of this chain: the current chain (handled below)
+                // or a replay (rejected below). Header keys differ between chains, so no
+                // other key can match.
+                break;
+            };
+            let (key, nonce) = message_key_material(&self.skipped[at].message_key)?;
             let plain = kdf::aead_open(&key, &nonce, body, &full_ad)?;
-            self.skipped.remove(i);
+            self.skipped.remove(at);
             return kdf::unpad(&plain);
         }
+        tried.zeroize();
 
         // DecryptHeader
         let (header, dh_ratchet) =
