@@ -263,3 +263,19 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Arbitrary bytes never open and never change the session.
+    #[test]
+    fn random_envelopes_are_rejected_without_state_change(
+        bytes in proptest::collection::vec(any::<u8>(), ENVELOPE_LEN)
+    ) {
+        let Pair { mut a, .. } = pair().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let env = Envelope::from_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let before = a.to_bytes();
+        prop_assert_eq!(a.open(&env), Err(CryptoError::DecryptFailed));
+        prop_assert_eq!(&*before, &*a.to_bytes());
+    }
+}

@@ -77,6 +77,8 @@ impl std::fmt::Debug for MemberId {
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct GroupSender {
     signing_seed: [u8; 32],
+    /// Ed25519 public key of `signing_seed`, cached.
+    member: [u8; 32],
     chain_key: [u8; 32],
     iteration: u32,
 }
@@ -86,8 +88,12 @@ impl GroupSender {
     pub const PLAINTEXT_CAPACITY: usize = PADDED_LEN - 2;
 
     fn generate() -> GroupSender {
+        let signing_seed = kdf::random();
         GroupSender {
-            signing_seed: kdf::random(),
+            member: SigningKey::from_bytes(&signing_seed)
+                .verifying_key()
+                .to_bytes(),
+            signing_seed,
             chain_key: kdf::random(),
             iteration: 0,
         }
@@ -99,7 +105,7 @@ impl GroupSender {
 
     /// Our member id in this group generation.
     pub fn member_id(&self) -> MemberId {
-        MemberId(self.signing_key().verifying_key().to_bytes())
+        MemberId(self.member)
     }
 
     /// The number of messages sent with this sender key.

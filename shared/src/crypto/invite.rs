@@ -568,4 +568,33 @@ mod tests {
         let d = InviteError::Damaged(Damage::Checksum).to_string();
         assert!(d.contains("Copy the whole code again"));
     }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn encode_decode_round_trip(
+                relay in "[ -~]{0,255}",
+                nickname in proptest::option::of("\\PC{1,40}"),
+                ttl in 1u64..1_000_000,
+            ) {
+                let id = Identity::generate();
+                let nickname = nickname.filter(|n| n.len() <= 255);
+                let (invite, _) = id
+                    .create_invite_with_nickname(&relay, nickname.as_deref(), ttl, NOW)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(Invite::decode(&invite.encode(), NOW), Ok(invite));
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,600}") {
+                let _ = Invite::decode(&text, NOW);
+                let _ = Invite::decode(&format!("hum1-{text}"), NOW);
+            }
+        }
+    }
 }

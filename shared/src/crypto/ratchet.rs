@@ -37,6 +37,8 @@ struct SkippedKey {
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct Ratchet {
     dhs_secret: [u8; 32],
+    /// Public half of `dhs_secret`, cached (a base-point multiplication per message otherwise).
+    dhs_public: [u8; 32],
     dhr: Option<[u8; 32]>,
     rk: [u8; 32],
     cks: Option<[u8; 32]>,
@@ -140,6 +142,7 @@ impl Ratchet {
         let dhs_secret = kdf::random::<32>();
         let (rk, cks, nhks) = kdf_rk(&keys.root, &dh(&dhs_secret, their_ratchet))?;
         Ok(Ratchet {
+            dhs_public: public_of(&dhs_secret),
             dhs_secret,
             dhr: Some(*their_ratchet),
             rk,
@@ -160,6 +163,7 @@ impl Ratchet {
     pub(crate) fn init_responder(keys: &SharedKeys, our_ratchet_secret: &[u8; 32]) -> Ratchet {
         Ratchet {
             dhs_secret: *our_ratchet_secret,
+            dhs_public: public_of(our_ratchet_secret),
             dhr: None,
             rk: *keys.root,
             cks: None,
@@ -200,7 +204,7 @@ impl Ratchet {
         let (next_ck, mk) = kdf_ck(&cks)?;
         let mk = Zeroizing::new(mk);
         let header = Header {
-            dh: public_of(&self.dhs_secret),
+            dh: self.dhs_public,
             pn: self.pn,
             n: self.ns,
         };
@@ -239,19 +243,34 @@ impl Ratchet {
             .ok_or(CryptoError::DecryptFailed)?;
         let full_ad = [ad, enc_header].concat();
 
-        // TrySkippedMessageKeysHE
+        // TrySkippedMessageKeysHE. Skipped keys share few header keys (one per chain): try
+        // each distinct header key once, then look the message key up by (header key, N).
+        let mut tried: Vec<[u8; 32]> = Vec::new();
         for i in 0..self.skipped.len() {
-            let Some(header) = header_decrypt(&self.skipped[i].header_key, enc_header) else {
-                continue;
-            };
-            if header.n != self.skipped[i].n {
+            let hk = self.skipped[i].header_key;
+            if tried.contains(&hk) {
                 continue;
             }
-            let (key, nonce) = message_key_material(&self.skipped[i].message_key)?;
+            tried.push(hk);
+            let Some(header) = header_decrypt(&hk, enc_header) else {
+                continue;
+            };
+            let Some(at) = self
+                .skipped
+                .iter()
+                .position(|k| k.header_key == hk && k.n == header.n)
+            else {
+                // Not a skipped message of this chain: the current chain (handled below)
+                // or a replay (rejected below). Header keys differ between chains, so no
+                // other key can match.
+                break;
+            };
+            let (key, nonce) = message_key_material(&self.skipped[at].message_key)?;
             let plain = kdf::aead_open(&key, &nonce, body, &full_ad)?;
-            self.skipped.remove(i);
+            self.skipped.remove(at);
             return kdf::unpad(&plain);
         }
+        tried.zeroize();
 
         // DecryptHeader
         let (header, dh_ratchet) =
@@ -324,6 +343,7 @@ impl Ratchet {
         self.nhkr = nhkr;
         self.dhs_secret.zeroize();
         self.dhs_secret = kdf::random::<32>();
+        self.dhs_public = public_of(&self.dhs_secret);
         let (rk, cks, nhks) = kdf_rk(&self.rk, &dh(&self.dhs_secret, &header.dh))?;
         self.rk = rk;
         self.cks = Some(cks);
