@@ -176,7 +176,8 @@ async fn run_demo(cli: &Cli, dir: &std::path::Path, name: &str) -> Result<()> {
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         hum::plain::run(stdin, tokio::io::stdout(), commands, events).await?;
     } else {
-        run_tui_with(commands, events, ui_options(None, None, true)).await?;
+        ui_options(None, None, true);
+        run_tui_with(commands, events, ()).await?;
     }
     join.join().await?;
     bot.abort();
