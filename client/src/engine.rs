@@ -12,7 +12,6 @@ mod wire;
 
 use std::time::Duration;
 
-use hum_shared::Up;
 use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
@@ -187,14 +186,27 @@ pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, Engine
     let (face_tx, face_rx) = mpsc::channel::<Event>(4096);
 
     let links_tx = input_tx.clone();
-    let spawner_rt = rt.clone();
-    let spawn: core::LinkSpawner = Box::new(
-        move |relay,
-              queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Up>>>,
-              stop| {
-            spawner_rt.spawn(link::run(relay.to_owned(), queue, links_tx.clone(), stop));
-        },
-    );
+    // Each link runs on a thread of its own with its own small runtime, so the answer to a
+    // beat never waits behind the UI, the engine or anything else the client is doing:
+    // its timing must not tell whether the user is busy.
+    let spawn: core::LinkSpawner = Box::new(move |relay, queue, stop| {
+        let relay = relay.to_owned();
+        let inputs = links_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hum-link".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(link::run(relay, queue, inputs, stop)),
+                    Err(e) => tracing::error!(cause = %e, "a link runtime could not start"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(cause = %e, "a link thread could not start");
+        }
+    });
     let mut core = core::Core::new(
         profile.store,
         profile.key,

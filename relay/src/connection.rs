@@ -164,8 +164,13 @@ impl Connection {
             self.build_cell();
         }
         let patience = config.tick * u32::try_from(config.max_lag).unwrap_or(u32::MAX);
+        let cell_size = config.cell_size;
         let write = async {
-            self.stream.write_all(&self.outbuf).await?;
+            // One write per cell: each cell is its own TLS record, so an observer sees the
+            // same record size even when this task ran late and owes several cells.
+            for cell in self.outbuf.chunks(cell_size) {
+                self.stream.write_all(cell).await?;
+            }
             self.stream.flush().await
         };
         match tokio::time::timeout(patience, write).await {

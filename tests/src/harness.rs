@@ -225,3 +225,68 @@ pub async fn befriend(
     let b_in_a = a.contact(&b.name).await?;
     Ok((b_in_a, a_in_b))
 }
+
+/// A relay running on a thread with a runtime of its own, as if on another machine. It
+/// stops when the returned guard is dropped.
+#[derive(Debug)]
+pub struct OwnThreadRelay {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for OwnThreadRelay {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a relay on a thread of its own; returns its guard and address.
+///
+/// # Errors
+/// When the thread, the runtime or the relay cannot start.
+pub fn relay_on_own_thread(
+    config: hum_relay::Config,
+) -> Result<(OwnThreadRelay, hum_shared::RelayAddr)> {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("relay".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = addr_tx.send(Err(anyhow::Error::from(e)));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match hum_relay::Relay::bind(config).await {
+                    Ok(relay) => {
+                        let handle = relay.spawn();
+                        let _ = addr_tx.send(Ok(handle.address().clone()));
+                        let _ = stop_rx.await;
+                        handle.shutdown().await;
+                    }
+                    Err(e) => {
+                        let _ = addr_tx.send(Err(e.into()));
+                    }
+                }
+            });
+        })?;
+    let addr = addr_rx.recv()??;
+    Ok((
+        OwnThreadRelay {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        },
+        addr,
+    ))
+}

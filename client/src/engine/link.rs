@@ -37,6 +37,19 @@ pub(crate) fn build_cell(queue: &Mutex<VecDeque<Up>>, size: usize) -> Vec<u8> {
     w.finish()
 }
 
+/// A uniformly random wait in [0, tick / 4).
+fn answer_jitter(tick: Duration) -> Duration {
+    let span = u64::try_from(tick.as_micros() / 4).unwrap_or(u64::MAX);
+    if span == 0 {
+        return Duration::ZERO;
+    }
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(u64::from_le_bytes(b) % span)
+}
+
 /// Runs a link until `stop` turns true, reconnecting with backoff.
 pub(crate) async fn run(
     relay: String,
@@ -128,6 +141,13 @@ async fn beat(
             Ok(Ok(())) => {}
             Ok(Err(e)) => return e.to_string(),
             Err(_) => return "the relay stopped beating".into(),
+        }
+        // The answer leaves after a random wait of up to a quarter tick: the few
+        // microseconds the client's own load adds or removes vanish in that spread, so the
+        // answer's timing tells an observer nothing about what the client is doing.
+        let wait = answer_jitter(tick);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         if let Err(e) = write_cell(&mut tls, &next, size).await {
             return e.to_string();

@@ -1,0 +1,222 @@
+//! The observer: a recording TCP proxy that sees what a network observer sees between one
+//! client and the relay: the size and time of every TLS record, in both directions.
+//!
+//! It does not decrypt anything; it parses only the 5-byte TLS record headers.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Which way a record went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to relay.
+    Up,
+    /// Relay to client.
+    Down,
+}
+
+/// One TLS record as the observer saw it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Record {
+    /// Which connection through the proxy (0 is the first accepted).
+    pub conn: u32,
+    /// Which way.
+    pub direction: Direction,
+    /// Seconds since the proxy started, when its last byte passed.
+    pub at: f64,
+    /// The TLS content type (23 for application data).
+    pub content_type: u8,
+    /// The record's length on the wire, header included.
+    pub len: usize,
+}
+
+/// A running proxy and its log.
+#[derive(Debug, Clone)]
+pub struct Observer {
+    /// Where clients connect instead of the relay.
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<Record>>>,
+}
+
+impl Observer {
+    /// Starts a proxy on loopback that forwards every connection to `upstream`.
+    ///
+    /// # Errors
+    /// When it cannot listen.
+    pub async fn start(upstream: SocketAddr) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let start = Instant::now();
+        let l = log.clone();
+        tokio::spawn(async move {
+            let mut conn = 0u32;
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, (conn, Direction::Up), l.clone(), start));
+                tokio::spawn(pump(sr, cw, (conn, Direction::Down), l.clone(), start));
+                conn += 1;
+            }
+        });
+        Ok(Self { addr, log })
+    }
+
+    /// Like [`Observer::start`], on a thread with a runtime of its own (so the observer's
+    /// timestamps do not wait behind the code under test). The thread lives as long as the
+    /// process.
+    ///
+    /// # Errors
+    /// When the thread, its runtime or the listener cannot start.
+    pub fn start_on_own_thread(upstream: SocketAddr) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("observer".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(anyhow::Error::from(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let _ = tx.send(Observer::start(upstream).await);
+                    std::future::pending::<()>().await;
+                });
+            })?;
+        rx.recv()?
+    }
+
+    /// Everything recorded so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Seconds since the proxy started.
+    pub fn now(&self) -> f64 {
+        self.records().last().map(|r| r.at).unwrap_or(0.0)
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    (conn, direction): (u32, Direction),
+    log: Arc<Mutex<Vec<Record>>>,
+    start: Instant,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    // Bytes of a record header being collected, and bytes of record body left to pass.
+    let mut header: Vec<u8> = Vec::with_capacity(5);
+    let mut body_left = 0usize;
+    let mut current = (0u8, 0usize);
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+        let at = start.elapsed().as_secs_f64();
+        let mut i = 0;
+        while i < n {
+            if body_left == 0 {
+                header.push(buf[i]);
+                i += 1;
+                if header.len() == 5 {
+                    let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+                    current = (header[0], len + 5);
+                    body_left = len;
+                    header.clear();
+                    if body_left == 0 {
+                        push(&log, conn, direction, at, current);
+                    }
+                }
+            } else {
+                let take = body_left.min(n - i);
+                body_left -= take;
+                i += take;
+                if body_left == 0 {
+                    push(&log, conn, direction, at, current);
+                }
+            }
+        }
+    }
+}
+
+fn push(
+    log: &Mutex<Vec<Record>>,
+    conn: u32,
+    direction: Direction,
+    at: f64,
+    (content_type, len): (u8, usize),
+) {
+    if let Ok(mut l) = log.lock() {
+        l.push(Record {
+            conn,
+            direction,
+            at,
+            content_type,
+            len,
+        });
+    }
+}
+
+/// The two-sample Kolmogorov–Smirnov statistic D of `a` and `b`.
+pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    let (n, m) = (a.len() as f64, b.len() as f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / n - j as f64 / m).abs());
+    }
+    d
+}
+
+/// The critical value of D at significance `alpha` for samples of sizes `n` and `m`
+/// (the asymptotic formula: c(α) · sqrt((n + m) / (n · m)), c(α) = sqrt(-ln(α/2) / 2)).
+pub fn ks_critical(alpha: f64, n: usize, m: usize) -> f64 {
+    let (n, m) = (n as f64, m as f64);
+    (-(alpha / 2.0).ln() / 2.0).sqrt() * ((n + m) / (n * m)).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ks_separates_different_samples_and_not_equal_ones() {
+        let a: Vec<f64> = (0..200).map(|i| f64::from(i) / 200.0).collect();
+        let b: Vec<f64> = (0..200).map(|i| f64::from(i) / 200.0 + 0.001).collect();
+        let c: Vec<f64> = (0..200).map(|i| f64::from(i) / 400.0 + 0.5).collect();
+        let crit = ks_critical(0.01, 200, 200);
+        assert!(ks_statistic(&a, &b) < crit);
+        assert!(ks_statistic(&a, &c) > crit);
+        assert!((ks_critical(0.05, 100, 100) - 0.192).abs() < 0.01);
+    }
+}
