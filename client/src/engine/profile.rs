@@ -279,3 +279,46 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
         name,
     })
 }
+
+/// Fills a profile with a contact-less room of `n` messages, for benchmarks of history
+/// loading. Returns the room's name.
+///
+/// # Errors
+/// Store errors.
+#[doc(hidden)]
+pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineError> {
+    use rusqlite::params;
+
+    use super::records::RoomRecord;
+    use super::wire::StoredMessage;
+
+    let name = "history".to_owned();
+    let rec = RoomRecord { name: name.clone(), group: None };
+    let sealed = seal(&profile.key, &postcard::to_stdvec(&rec).map_err(|_| EngineError::Encode)?, "room")?;
+    let mut bodies = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut uid = [0u8; 16];
+        uid[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let m = StoredMessage {
+            sender: if i % 3 == 0 { "you".into() } else { "someone".into() },
+            text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
+            sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
+            uid,
+        };
+        let body = seal(&profile.key, &postcard::to_stdvec(&m).map_err(|_| EngineError::Encode)?, "message")?;
+        bodies.push((uid, body));
+    }
+    profile.store.tx(|tx| {
+        tx.execute("INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)", [sealed])
+            .map_err(|e| EngineError::Store(e.to_string()))?;
+        let room = tx.last_insert_rowid();
+        let mut st = tx
+            .prepare("INSERT INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)")
+            .map_err(|e| EngineError::Store(e.to_string()))?;
+        for (uid, body) in &bodies {
+            st.execute(params![room, &uid[..], body]).map_err(|e| EngineError::Store(e.to_string()))?;
+        }
+        Ok(())
+    })?;
+    Ok(name)
+}
