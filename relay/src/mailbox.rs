@@ -299,7 +299,7 @@ mod tests {
     fn sequence_numbers_increase_and_survive_forgetting() -> Result<(), QuotaFull> {
         let clock = Clock::system();
         let s = store(&clock);
-        let id = MailboxId([1; 32]);
+        let id = MailboxId::from_bytes([1; 32]);
         let a = s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
         let b = s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
         assert!(b > a);
@@ -315,17 +315,17 @@ mod tests {
     fn quotas_refuse_and_expiry_frees() -> Result<(), QuotaFull> {
         let clock = Clock::system();
         let s = store(&clock);
-        let id = MailboxId([1; 32]);
+        let id = MailboxId::from_bytes([1; 32]);
         for _ in 0..3 {
             s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
         }
         assert_eq!(s.deposit(id, false, vec![0; ENVELOPE_LEN]), Err(QuotaFull));
-        let other = MailboxId([2; 32]);
+        let other = MailboxId::from_bytes([2; 32]);
         s.deposit(other, true, vec![0; ENVELOPE_LEN])?;
         s.deposit(other, true, vec![0; ENVELOPE_LEN])?;
         // Global quota: five envelopes in all.
         assert_eq!(
-            s.deposit(MailboxId([3; 32]), false, vec![0; ENVELOPE_LEN]),
+            s.deposit(MailboxId::from_bytes([3; 32]), false, vec![0; ENVELOPE_LEN]),
             Err(QuotaFull)
         );
         assert_eq!(s.counts().mailboxes, 2);
@@ -339,7 +339,10 @@ mod tests {
     fn fill_delivers_in_order_round_robin_and_fanout_survives_ack() -> Result<(), QuotaFull> {
         let clock = Clock::system();
         let s = store(&clock);
-        let (q, g) = (MailboxId([1; 32]), MailboxId([2; 32]));
+        let (q, g) = (
+            MailboxId::from_bytes([1; 32]),
+            MailboxId::from_bytes([2; 32]),
+        );
         let q1 = s.deposit(q, false, vec![1; ENVELOPE_LEN])?;
         let q2 = s.deposit(q, false, vec![2; ENVELOPE_LEN])?;
         let g1 = s.deposit(g, true, vec![3; ENVELOPE_LEN])?;

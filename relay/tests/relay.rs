@@ -196,7 +196,7 @@ async fn queue_mailbox_delivers_in_order_and_deletes_on_ack() -> Res {
         Client::connect(&relay).await?,
         Client::connect(&relay).await?,
     );
-    let cap = Capability([7; 32]);
+    let cap = Capability::from_bytes([7; 32]);
     let id = cap.mailbox_id();
     alice.send(Up::Subscribe {
         capability: cap.clone(),
@@ -250,7 +250,7 @@ async fn subscribe_after_skips_what_was_seen_and_new_envelopes_follow() -> Res {
         Client::connect(&relay).await?,
         Client::connect(&relay).await?,
     );
-    let cap = Capability([8; 32]);
+    let cap = Capability::from_bytes([8; 32]);
     let id = cap.mailbox_id();
     bob.send(deposit(1, id, false, 1))?;
     bob.send(deposit(2, id, false, 2))?;
@@ -284,14 +284,14 @@ async fn a_wrong_capability_sees_nothing() -> Res {
         Client::connect(&relay).await?,
         Client::connect(&relay).await?,
     );
-    let id = Capability([1; 32]).mailbox_id();
+    let id = Capability::from_bytes([1; 32]).mailbox_id();
     alice.send(deposit(1, id, false, 9))?;
     alice
         .until(|d| matches!(d, Down::Stored { tag: 1 }).then_some(()))
         .await?;
     // Knowing the id is not enough: the relay hashes what is presented.
     mallory.send(Up::Subscribe {
-        capability: Capability(id.0),
+        capability: Capability::from_bytes(*id.as_bytes()),
         after: 0,
     })?;
     mallory.send(Up::Ack {
@@ -318,7 +318,7 @@ async fn group_mailbox_fans_out_keeps_after_ack_and_expires_at_ttl() -> Res {
     config.clock = clock.clone();
     let relay = start(config).await?;
     let mut members = Vec::new();
-    let cap = Capability([3; 32]);
+    let cap = Capability::from_bytes([3; 32]);
     let id = cap.mailbox_id();
     for _ in 0..3 {
         let mut c = Client::connect(&relay).await?;
@@ -347,7 +347,12 @@ async fn group_mailbox_fans_out_keeps_after_ack_and_expires_at_ttl() -> Res {
     // Acknowledged by all, still kept: a group envelope lives until its TTL.
     assert_eq!(relay.stats().envelopes, 1);
     // A queue envelope that nobody fetches expires too.
-    members[1].send(deposit(2, Capability([4; 32]).mailbox_id(), false, 1))?;
+    members[1].send(deposit(
+        2,
+        Capability::from_bytes([4; 32]).mailbox_id(),
+        false,
+        1,
+    ))?;
     members[1]
         .until(|d| matches!(d, Down::Stored { tag: 2 }).then_some(()))
         .await?;
@@ -374,7 +379,7 @@ async fn quotas_answer_full_and_the_retry_succeeds() -> Res {
     config.global_quota = 3 * ENVELOPE_LEN;
     let relay = start(config).await?;
     let mut c = Client::connect(&relay).await?;
-    let cap = Capability([5; 32]);
+    let cap = Capability::from_bytes([5; 32]);
     let id = cap.mailbox_id();
     for tag in 1..=3 {
         c.send(deposit(tag, id, false, 1))?;
@@ -382,7 +387,7 @@ async fn quotas_answer_full_and_the_retry_succeeds() -> Res {
     c.until(|d| matches!(d, Down::Full { tag: 3 }).then_some(()))
         .await?;
     // The global quota binds across mailboxes.
-    let other = Capability([6; 32]).mailbox_id();
+    let other = Capability::from_bytes([6; 32]).mailbox_id();
     c.send(deposit(4, other, false, 4))?;
     c.send(deposit(5, other, false, 5))?;
     c.until(|d| matches!(d, Down::Full { tag: 5 }).then_some(()))

@@ -39,7 +39,7 @@ pub fn check_cell_size(size: usize) -> Result<usize, CellError> {
 /// ```
 /// use hum_shared::{CellWriter, Up, decode_cell};
 /// let mut w = CellWriter::new(1024)?;
-/// w.push(&Up::Unsubscribe { mailbox: hum_shared::MailboxId([7; 32]) })?;
+/// w.push(&Up::Unsubscribe { mailbox: hum_shared::MailboxId::from_bytes([7; 32]) })?;
 /// let cell = w.finish();
 /// assert_eq!(cell.len(), 1024);
 /// let ops: Vec<Up> = decode_cell(&cell, 1024)?;
@@ -260,7 +260,7 @@ mod tests {
     fn record_with_trailing_bytes_is_rejected() -> Result<(), CellError> {
         let mut w = CellWriter::new(DEFAULT_CELL_SIZE)?;
         w.push(&Up::Unsubscribe {
-            mailbox: MailboxId([1; 32]),
+            mailbox: MailboxId::from_bytes([1; 32]),
         })?;
         let mut cell = w.finish();
         // Claim one more byte than the operation has: the extra byte is a trailing byte.

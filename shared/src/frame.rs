@@ -5,50 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CellError, check_cell_size};
 
-/// Length of every sealed envelope on the wire, in bytes. A cell of the minimum size
-/// carries one envelope and its framing.
-pub const ENVELOPE_LEN: usize = 896;
-
-/// A mailbox id: where envelopes are deposited. It is the hash of the mailbox's
-/// fetch [`Capability`], so the relay can check a capability without storing it.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct MailboxId(pub [u8; 32]);
-
-impl std::fmt::Debug for MailboxId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Mailbox ids never appear in logs in full.
-        write!(f, "MailboxId({:02x}{:02x}..)", self.0[0], self.0[1])
-    }
-}
-
-/// The secret that lets its holder fetch a mailbox. Zeroized on drop; its `Debug`
-/// prints nothing of it.
-#[derive(
-    Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
-)]
-pub struct Capability(pub [u8; 32]);
-
-impl std::fmt::Debug for Capability {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Capability(..)")
-    }
-}
-
-impl Capability {
-    /// The id of the mailbox this capability fetches: BLAKE2b-256 of the domain label
-    /// `hum/1 mailbox id` followed by the capability (docs/PROTOCOL.md §4).
-    pub fn mailbox_id(&self) -> MailboxId {
-        let mut out = [0u8; 32];
-        // BLAKE2b-256 with a valid output size cannot fail; keep the zero id otherwise.
-        if let Ok(mut h) = orion::hazardous::hash::blake2::blake2b::Blake2b::new(32) {
-            let ok = h.update(b"hum/1 mailbox id").is_ok() && h.update(&self.0).is_ok();
-            if let (true, Ok(d)) = (ok, h.finalize()) {
-                out.copy_from_slice(d.as_ref());
-            }
-        }
-        MailboxId(out)
-    }
-}
+pub use crate::crypto::{Capability, ENVELOPE_LEN, MailboxId};
 
 /// One operation a client sends the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,19 +181,11 @@ mod tests {
     fn envelope_of_wrong_length_does_not_decode() {
         let op = Up::Deposit {
             tag: 1,
-            mailbox: MailboxId([0; 32]),
+            mailbox: MailboxId::from_bytes([0; 32]),
             fanout: false,
             envelope: vec![0; ENVELOPE_LEN - 1],
         };
         let bytes = postcard::to_stdvec(&op).unwrap_or_default();
         assert!(postcard::from_bytes::<Up>(&bytes).is_err());
-    }
-
-    #[test]
-    fn capability_hash_is_stable_and_debug_is_silent() {
-        let cap = Capability([9; 32]);
-        assert_eq!(cap.mailbox_id(), Capability([9; 32]).mailbox_id());
-        assert_ne!(cap.mailbox_id(), Capability([8; 32]).mailbox_id());
-        assert_eq!(format!("{cap:?}"), "Capability(..)");
     }
 }

@@ -1,1 +1,4 @@
-//! Whole-system test support for hum.
+//! Whole-system test support for hum: the harness for tests that run relays and engines
+//! together.
+
+pub mod harness;

@@ -1,0 +1,276 @@
+//! The vocabulary between the headless engine and its faces (the TUI and `--plain`).
+//!
+//! A face sends [`Command`]s and receives [`Event`]s over channels; it never touches the
+//! engine's state directly.
+
+use std::fmt;
+
+/// A room: a 1:1 conversation with a contact, or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RoomId(pub i64);
+
+/// A contact known to this profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContactId(pub i64);
+
+/// A message in the local history (unique within the profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub i64);
+
+/// What kind of room it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomKind {
+    /// A 1:1 conversation with one contact.
+    Direct(ContactId),
+    /// A group room.
+    Group,
+}
+
+/// Where an outgoing message is on its way to the recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Delivery {
+    /// In the outbox, not yet accepted by the relay.
+    Queued,
+    /// Stored by the relay, no end-to-end receipt yet.
+    Sent,
+    /// The recipient's (or, in a group, every member's) receipt arrived.
+    Delivered,
+}
+
+impl fmt::Display for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+        })
+    }
+}
+
+/// A room as the room list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// The room.
+    pub id: RoomId,
+    /// Its display name (the contact's nickname, or the group's name).
+    pub name: String,
+    /// 1:1 or group.
+    pub kind: RoomKind,
+    /// Members' display names, this profile excluded.
+    pub members: Vec<String>,
+    /// Messages received and not yet read.
+    pub unread: u32,
+    /// Unread messages that mention this profile's name.
+    pub mentions: u32,
+    /// Whether this profile has left or was removed (the room is read-only).
+    pub closed: bool,
+}
+
+/// One message as a timeline shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageView {
+    /// The message's local id.
+    pub id: MessageId,
+    /// The room it belongs to.
+    pub room: RoomId,
+    /// The sender's display name.
+    pub sender: String,
+    /// Whether this profile sent it.
+    pub from_me: bool,
+    /// The text.
+    pub text: String,
+    /// When it was written, in unix milliseconds (the sender's clock).
+    pub sent_at: i64,
+    /// Delivery state, for outgoing messages.
+    pub delivery: Option<Delivery>,
+}
+
+/// The state of the link to one relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Connecting for the first time or again.
+    Connecting,
+    /// On the beat.
+    Up,
+    /// Lost; the next attempt is in this many milliseconds.
+    Down {
+        /// Milliseconds until the next attempt.
+        retry_in_ms: u64,
+    },
+}
+
+/// The health of one relay link, for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// The relay, as `host:port`.
+    pub relay: String,
+    /// Its state.
+    pub state: LinkState,
+    /// Cells sent per second over the last seconds (steady when healthy).
+    pub cells_up_per_sec: u32,
+    /// Cells received per second.
+    pub cells_down_per_sec: u32,
+    /// Messages waiting in the outbox for this relay.
+    pub queued: u32,
+}
+
+/// What a face asks the engine to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Make a new invite code (answered by [`Event::Invite`]).
+    CreateInvite,
+    /// Accept an invite code, naming the new contact.
+    AcceptInvite {
+        /// The pasted code.
+        code: String,
+        /// The nickname to give the contact (the invite's hint when `None`).
+        name: Option<String>,
+    },
+    /// Send a text to a room.
+    Send {
+        /// The room.
+        room: RoomId,
+        /// The text (any length: long texts are split).
+        text: String,
+    },
+    /// Create a group room.
+    CreateGroup {
+        /// Its name.
+        name: String,
+    },
+    /// Add a contact to a group.
+    GroupAdd {
+        /// The group.
+        room: RoomId,
+        /// The contact.
+        contact: ContactId,
+    },
+    /// Remove a contact from a group (keys and mailbox rotate).
+    GroupRemove {
+        /// The group.
+        room: RoomId,
+        /// The contact.
+        contact: ContactId,
+    },
+    /// Leave a group.
+    GroupLeave {
+        /// The group.
+        room: RoomId,
+    },
+    /// Rename a group.
+    GroupRename {
+        /// The group.
+        room: RoomId,
+        /// The new name.
+        name: String,
+    },
+    /// Give a contact a local nickname.
+    RenameContact {
+        /// The contact.
+        contact: ContactId,
+        /// The nickname.
+        name: String,
+    },
+    /// All messages in the room have been seen.
+    MarkRead {
+        /// The room.
+        room: RoomId,
+    },
+    /// Load a page of history older than `before` (newest page when `None`).
+    LoadHistory {
+        /// The room.
+        room: RoomId,
+        /// Load messages older than this one.
+        before: Option<MessageId>,
+        /// At most this many.
+        limit: u32,
+    },
+    /// Search a room's history for a text (answered by [`Event::SearchResults`]).
+    Search {
+        /// The room, or every room when `None`.
+        room: Option<RoomId>,
+        /// The text to find (case-insensitive).
+        query: String,
+    },
+    /// Show the safety number shared with a contact (answered by
+    /// [`Event::SafetyNumber`]).
+    Verify {
+        /// The contact.
+        contact: ContactId,
+    },
+    /// Stop: flush the store and close the links.
+    Quit,
+}
+
+/// What the engine tells its faces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The profile is open; these are its rooms and contacts.
+    Ready {
+        /// This profile's display name.
+        me: String,
+        /// Every room.
+        rooms: Vec<RoomSummary>,
+        /// Every contact, with its id and name.
+        contacts: Vec<(ContactId, String)>,
+    },
+    /// A room appeared or changed (name, members, unread counts).
+    Room(RoomSummary),
+    /// A contact appeared or was renamed.
+    Contact {
+        /// The contact.
+        id: ContactId,
+        /// Its display name.
+        name: String,
+    },
+    /// A new message, incoming or outgoing.
+    Message(MessageView),
+    /// An outgoing message changed delivery state.
+    Delivery {
+        /// The room.
+        room: RoomId,
+        /// The message.
+        id: MessageId,
+        /// The new state.
+        state: Delivery,
+    },
+    /// A page of history, oldest first.
+    History {
+        /// The room.
+        room: RoomId,
+        /// The messages, oldest first.
+        messages: Vec<MessageView>,
+        /// Whether older messages remain.
+        more: bool,
+    },
+    /// Search results, oldest first.
+    SearchResults {
+        /// The query.
+        query: String,
+        /// Matching messages.
+        messages: Vec<MessageView>,
+    },
+    /// A relay link changed state or its rates moved.
+    Link(LinkStatus),
+    /// A new invite code to hand to someone.
+    Invite {
+        /// The code.
+        code: String,
+    },
+    /// The safety number shared with a contact.
+    SafetyNumber {
+        /// The contact.
+        contact: ContactId,
+        /// The contact's name.
+        name: String,
+        /// The number, in groups of digits.
+        number: String,
+    },
+    /// Something the user should know that is not an error.
+    Notice(String),
+    /// Something failed; `message` says what and what to do.
+    Error {
+        /// What failed.
+        message: String,
+    },
+}

@@ -1,0 +1,260 @@
+//! The headless engine: profiles, sessions, the outbox, the store and the relay links.
+//!
+//! [`start`] runs the engine's state machine on a thread of its own and its relay links as
+//! tokio tasks; a face talks to it through [`EngineHandle`]'s channels only.
+
+mod core;
+mod link;
+mod profile;
+mod records;
+mod store;
+mod wire;
+
+use std::time::Duration;
+
+use hum_shared::Up;
+use tokio::sync::mpsc;
+
+use crate::api::{Command, Event};
+pub use profile::{ProfileConfig, ProfilePaths, Unlocked, create, create_with, unlock};
+
+/// Why the engine could not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The store failed or is damaged.
+    #[error("store: {0}")]
+    Store(String),
+    /// The passphrase does not open the profile.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+    /// A profile problem (missing, exists, bad name, unreadable config).
+    #[error("profile: {0}")]
+    Profile(String),
+    /// An invite code or contact problem, in words the user can act on.
+    #[error("{0}")]
+    Invite(String),
+    /// A cryptographic operation failed.
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// No such room, contact or member.
+    #[error("no such {0}")]
+    Unknown(&'static str),
+    /// Only the group's admin can do that.
+    #[error("only the group's creator can do that")]
+    NotAdmin,
+    /// The room is closed (left or removed).
+    #[error("you are no longer in that group")]
+    Closed,
+    /// Nothing to send.
+    #[error("nothing to send")]
+    Empty,
+    /// The message is too long.
+    #[error("message too long (at most {0} bytes)")]
+    TooLong(usize),
+    /// Encoding failed.
+    #[error("could not encode a message")]
+    Encode,
+    /// The system's random generator failed.
+    #[error("no randomness available")]
+    Random,
+    /// No relay is configured.
+    #[error("no relay: pass --relay hum://HOST:PORT#FINGERPRINT or set relay in the config file")]
+    NoRelay,
+}
+
+/// What drives the engine's state machine.
+#[derive(Debug)]
+pub(crate) enum Input {
+    /// A face's command.
+    Command(Command),
+    /// An operation from a relay.
+    Down {
+        /// The relay's address.
+        relay: String,
+        /// The operation.
+        op: hum_shared::Down,
+    },
+    /// A link is on the beat.
+    LinkUp {
+        /// The relay's address.
+        relay: String,
+        /// The relay's tick at connect.
+        tick: u64,
+        /// The relay's tick length.
+        tick_micros: u32,
+    },
+    /// A link is down.
+    LinkDown {
+        /// The relay's address.
+        relay: String,
+        /// When the next attempt is.
+        retry_in_ms: u64,
+    },
+    /// Cell rates of a link over the last second.
+    Rates {
+        /// The relay's address.
+        relay: String,
+        /// Cells sent per second.
+        up: u32,
+        /// Cells received per second.
+        down: u32,
+    },
+    /// A periodic nudge: flush receipts, retry, roll epochs.
+    Timer,
+}
+
+/// The running engine.
+#[derive(Debug)]
+pub struct EngineHandle {
+    /// Send commands here.
+    pub commands: mpsc::Sender<Command>,
+    /// Events arrive here.
+    pub events: mpsc::Receiver<Event>,
+    thread: Option<std::thread::JoinHandle<Result<(), EngineError>>>,
+}
+
+impl EngineHandle {
+    /// Waits for the engine to stop (after [`Command::Quit`]).
+    ///
+    /// # Errors
+    /// The error that stopped the engine, if one did.
+    pub async fn join(mut self) -> Result<(), EngineError> {
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            t.join()
+                .unwrap_or(Err(EngineError::Store("the engine panicked".into())))
+        })
+        .await
+        .unwrap_or(Err(EngineError::Store(
+            "the engine could not be joined".into(),
+        )))
+    }
+
+    /// Splits into the command sender and event receiver, detaching the engine thread.
+    pub fn split(mut self) -> (mpsc::Sender<Command>, mpsc::Receiver<Event>, EngineJoin) {
+        let thread = self.thread.take();
+        (
+            self.commands.clone(),
+            std::mem::replace(&mut self.events, mpsc::channel(1).1),
+            EngineJoin { thread },
+        )
+    }
+}
+
+/// Waits for a detached engine to stop.
+#[derive(Debug)]
+pub struct EngineJoin {
+    thread: Option<std::thread::JoinHandle<Result<(), EngineError>>>,
+}
+
+impl EngineJoin {
+    /// Waits for the engine thread.
+    ///
+    /// # Errors
+    /// The error that stopped the engine, if one did.
+    pub async fn join(mut self) -> Result<(), EngineError> {
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || {
+            t.join()
+                .unwrap_or(Err(EngineError::Store("the engine panicked".into())))
+        })
+        .await
+        .unwrap_or(Err(EngineError::Store(
+            "the engine could not be joined".into(),
+        )))
+    }
+}
+
+/// Starts the engine on an unlocked profile, with `home_relay` as the relay it receives
+/// on. Must be called inside a tokio runtime.
+///
+/// # Errors
+/// [`EngineError::NoRelay`] when `home_relay` is not a relay address; store errors while
+/// loading.
+pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, EngineError> {
+    if home_relay.parse::<hum_shared::RelayAddr>().is_err() {
+        return Err(EngineError::NoRelay);
+    }
+    let rt = tokio::runtime::Handle::current();
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(256);
+    let (face_tx, face_rx) = mpsc::channel::<Event>(4096);
+
+    let links_tx = input_tx.clone();
+    let spawner_rt = rt.clone();
+    let spawn: core::LinkSpawner = Box::new(
+        move |relay,
+              queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Up>>>,
+              stop| {
+            spawner_rt.spawn(link::run(relay.to_owned(), queue, links_tx.clone(), stop));
+        },
+    );
+    let mut core = core::Core::new(
+        profile.store,
+        profile.key,
+        profile.identity,
+        profile.name,
+        home_relay.to_owned(),
+        event_tx,
+        spawn,
+    )?;
+
+    // Commands and a timer join the links' inputs.
+    let cmd_inputs = input_tx.clone();
+    rt.spawn(async move {
+        while let Some(c) = cmd_rx.recv().await {
+            let quit = c == Command::Quit;
+            if cmd_inputs.send(Input::Command(c)).is_err() || quit {
+                break;
+            }
+        }
+        // The face is gone: stop the engine cleanly.
+        let _ = cmd_inputs.send(Input::Command(Command::Quit));
+    });
+    let timer_inputs = input_tx;
+    rt.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            every.tick().await;
+            if timer_inputs.send(Input::Timer).is_err() {
+                break;
+            }
+        }
+    });
+    rt.spawn(async move {
+        while let Some(e) = event_rx.recv().await {
+            if face_tx.send(e).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let thread = std::thread::Builder::new()
+        .name("hum-engine".into())
+        .spawn(move || -> Result<(), EngineError> {
+            core.start()?;
+            while let Some(input) = input_rx.blocking_recv() {
+                match core.handle(input) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(()),
+                    Err(e) => {
+                        tracing::error!(cause = %e, "the engine stopped");
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| EngineError::Store(format!("could not start the engine thread: {e}")))?;
+    Ok(EngineHandle {
+        commands: cmd_tx,
+        events: face_rx,
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,2386 @@
+//! The engine's state machine: synchronous, single-threaded, driven by [`Input`]s.
+//!
+//! Every change that consumes key material is committed to the store in the same
+//! transaction as the envelopes or history it produced, before anything leaves: a crash
+//! at any instant loses no message and never reuses a message key.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hum_shared::crypto::{
+    Capability, Envelope, GroupState, Identity, Invite, InviteSecret, MailboxId, PublicIdentity,
+    SenderKeyDistribution, Session, StoreKey, epoch_at, safety_number,
+};
+use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
+use rusqlite::params;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::records::{ContactRecord, GroupRecord, MemberRecord, RoomRecord};
+use super::store::{self, Store, exec, open, query_opt, query_pairs, seal, set_cursor};
+use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
+use super::{EngineError, Input};
+use crate::api::{
+    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MessageId, MessageView, RoomId,
+    RoomKind, RoomSummary,
+};
+
+/// How long an invite code stays valid.
+const INVITE_TTL_SECS: u64 = 7 * 86_400;
+/// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
+const EPOCHS_BACK: u64 = 8;
+/// Largest text accepted for sending.
+pub(crate) const MAX_TEXT: usize = 64 * 1024;
+/// Receipts carried by one receipt message.
+const RECEIPT_BATCH: usize = 40;
+/// Wait before retrying a deposit the relay refused as full.
+const FULL_RETRY: Duration = Duration::from_secs(1);
+
+/// Where a mailbox's envelopes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouteKind {
+    /// Answers to one of our invites.
+    Invite(i64),
+    /// A 1:1 session with a contact.
+    Direct(i64),
+    /// A group room.
+    Group(i64),
+}
+
+struct Route {
+    relay: String,
+    cap: Capability,
+    kind: RouteKind,
+    fanout: bool,
+}
+
+/// Where to send an application message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Dest {
+    Contact(i64),
+    Group(i64),
+}
+
+/// One relay link as the engine sees it.
+pub(crate) struct LinkSlot {
+    /// Operations for the link task to put into its next cells.
+    pub(crate) queue: Arc<Mutex<VecDeque<Up>>>,
+    up: bool,
+    /// When the relay started, estimated from its tick number at connect: a different
+    /// start on reconnect means it restarted and lost what it held.
+    relay_start: Option<Instant>,
+    /// Outbox rows waiting to be deposited, in order.
+    pending: VecDeque<i64>,
+    /// The one deposit awaiting the relay's answer: tag, outbox row, mailbox.
+    inflight: Option<(u32, i64, [u8; 32])>,
+    /// Mailboxes the relay answered "full" for, and when to try them again.
+    blocked: HashMap<[u8; 32], Instant>,
+    state: LinkState,
+    rates: (u32, u32),
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Starts link tasks; the engine gives one to the core so tests can replace the network.
+pub(crate) type LinkSpawner =
+    Box<dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<bool>) + Send>;
+
+struct Contact {
+    rec: ContactRecord,
+    public: PublicIdentity,
+    room: i64,
+}
+
+struct Room {
+    rec: RoomRecord,
+    unread: u32,
+    mentions: u32,
+}
+
+/// The engine's state.
+pub(crate) struct Core {
+    store: Store,
+    key: StoreKey,
+    me: Identity,
+    my_name: String,
+    home: String,
+    contacts: HashMap<i64, Contact>,
+    sessions: HashMap<i64, Session>,
+    rooms: HashMap<i64, Room>,
+    invites: HashMap<i64, InviteSecret>,
+    routes: HashMap<MailboxId, Route>,
+    reassembly: HashMap<(i64, Vec<u8>), Reassembler>,
+    links: HashMap<String, LinkSlot>,
+    tags: u32,
+    receipts: HashMap<Dest, Vec<Uid>>,
+    events: UnboundedSender<Event>,
+    spawn: LinkSpawner,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("contacts", &self.contacts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn random_uid() -> Result<Uid, EngineError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|_| EngineError::Random)?;
+    Ok(b)
+}
+
+fn random_u64() -> Result<u64, EngineError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|_| EngineError::Random)?;
+    Ok(u64::from_be_bytes(b))
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, EngineError> {
+    postcard::to_stdvec(v).map_err(|_| EngineError::Encode)
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, EngineError> {
+    postcard::from_bytes(b)
+        .map_err(|_| EngineError::Store("a stored record does not decode".into()))
+}
+
+fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
+    EngineError::Crypto(e.to_string())
+}
+
+fn new_reassembler(part: usize) -> Reassembler {
+    Reassembler::new(part, 4 * MAX_TEXT, 16, 2 * MAX_TEXT)
+}
+
+/// Sealed key state to write: a session row and a room row.
+type StateRows = (Option<(i64, Vec<u8>)>, Option<(i64, Vec<u8>)>);
+
+/// The result of sealing one application message, not yet committed.
+struct Sealed {
+    relay: String,
+    mailbox: MailboxId,
+    fanout: bool,
+    envelopes: Vec<Envelope>,
+    session: Option<(i64, Session)>,
+    group: Option<(i64, GroupState)>,
+}
+
+impl Core {
+    /// Opens the engine on an unlocked store.
+    pub(crate) fn new(
+        store: Store,
+        key: StoreKey,
+        me: Identity,
+        my_name: String,
+        home: String,
+        events: UnboundedSender<Event>,
+        spawn: LinkSpawner,
+    ) -> Result<Self, EngineError> {
+        let mut core = Self {
+            store,
+            key,
+            me,
+            my_name,
+            home,
+            contacts: HashMap::new(),
+            sessions: HashMap::new(),
+            rooms: HashMap::new(),
+            invites: HashMap::new(),
+            routes: HashMap::new(),
+            reassembly: HashMap::new(),
+            links: HashMap::new(),
+            tags: 0,
+            receipts: HashMap::new(),
+            events,
+            spawn,
+            epoch: epoch_at(now_secs()),
+        };
+        core.load()?;
+        Ok(core)
+    }
+
+    fn load(&mut self) -> Result<(), EngineError> {
+        let c = self.store.conn();
+        for (id, sealed) in query_pairs::<i64, Vec<u8>>(c, "SELECT id, sealed FROM contacts", [])? {
+            let rec: ContactRecord = dec(&open(&self.key, &sealed, "contact")?)?;
+            let public = PublicIdentity::from_bytes(&rec.identity).map_err(crypto)?;
+            let room: i64 = query_opt(c, "SELECT id FROM rooms WHERE contact = ?1", [id])?
+                .ok_or_else(|| EngineError::Store("a contact has no room".into()))?;
+            self.contacts.insert(id, Contact { rec, public, room });
+        }
+        for (id, sealed) in
+            query_pairs::<i64, Vec<u8>>(c, "SELECT contact, sealed FROM sessions", [])?
+        {
+            let b = zeroize::Zeroizing::new(open(&self.key, &sealed, "session")?);
+            self.sessions
+                .insert(id, Session::from_bytes(&b).map_err(crypto)?);
+        }
+        let mut st = c
+            .prepare("SELECT id, sealed, unread, mentions FROM rooms")
+            .map_err(|e| EngineError::Store(e.to_string()))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| EngineError::Store(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Store(e.to_string()))?;
+        drop(st);
+        for (id, sealed, unread, mentions) in rows {
+            let rec: RoomRecord = dec(&zeroize::Zeroizing::new(open(&self.key, &sealed, "room")?))?;
+            self.rooms.insert(
+                id,
+                Room {
+                    rec,
+                    unread: u32::try_from(unread).unwrap_or(0),
+                    mentions: u32::try_from(mentions).unwrap_or(0),
+                },
+            );
+        }
+        for (id, sealed) in query_pairs::<i64, Vec<u8>>(c, "SELECT id, sealed FROM invites", [])? {
+            let b = zeroize::Zeroizing::new(open(&self.key, &sealed, "invite")?);
+            let secret =
+                InviteSecret::from_bytes(&b).map_err(|e| EngineError::Crypto(e.to_string()))?;
+            if secret.expires_at() > now_secs() {
+                self.invites.insert(id, secret);
+            }
+        }
+        // Parts of messages still being reassembled.
+        let parts = {
+            let mut st = c
+                .prepare("SELECT room, sender, sealed FROM parts ORDER BY rowid")
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            st.query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(|e| EngineError::Store(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Store(e.to_string()))?
+        };
+        for (room, sender, sealed) in parts {
+            let part = open(&self.key, &sealed, "part")?;
+            let size = part.len();
+            let r = self
+                .reassembly
+                .entry((room, sender))
+                .or_insert_with(|| new_reassembler(size));
+            let _ = r.insert(&part);
+        }
+        Ok(())
+    }
+
+    /// Announces the profile and connects every link.
+    pub(crate) fn start(&mut self) -> Result<(), EngineError> {
+        let rooms = self.room_summaries();
+        let contacts = self.contact_list();
+        self.emit(Event::Ready {
+            me: self.my_name.clone(),
+            rooms,
+            contacts,
+        });
+        let home = self.home.clone();
+        self.ensure_link(&home);
+        self.subscribe_all()?;
+        // Everything not yet receipted goes out again: we cannot know what the relay kept.
+        for row in self.store.outbox()? {
+            self.ensure_link(&row.relay);
+            if let Some(l) = self.links.get_mut(&row.relay) {
+                l.pending.push_back(row.id);
+            }
+        }
+        self.pump_all()?;
+        Ok(())
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    fn error(&self, message: impl Into<String>) {
+        self.emit(Event::Error {
+            message: message.into(),
+        });
+    }
+
+    fn contact_list(&self) -> Vec<(ContactId, String)> {
+        let mut v: Vec<_> = self
+            .contacts
+            .iter()
+            .map(|(&id, c)| (ContactId(id), c.rec.name.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn room_summary(&self, id: i64) -> Option<RoomSummary> {
+        let room = self.rooms.get(&id)?;
+        let contact = self
+            .contacts
+            .iter()
+            .find(|(_, c)| c.room == id)
+            .map(|(&cid, _)| cid);
+        let (kind, members, closed) = match (&room.rec.group, contact) {
+            (Some(g), _) => (
+                RoomKind::Group,
+                g.members.iter().map(|m| m.name.clone()).collect(),
+                g.closed,
+            ),
+            (None, Some(cid)) => (
+                RoomKind::Direct(ContactId(cid)),
+                vec![room.rec.name.clone()],
+                false,
+            ),
+            (None, None) => (RoomKind::Group, Vec::new(), true),
+        };
+        Some(RoomSummary {
+            id: RoomId(id),
+            name: room.rec.name.clone(),
+            kind,
+            members,
+            unread: room.unread,
+            mentions: room.mentions,
+            closed,
+        })
+    }
+
+    fn room_summaries(&self) -> Vec<RoomSummary> {
+        let mut ids: Vec<i64> = self.rooms.keys().copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .filter_map(|id| self.room_summary(id))
+            .collect()
+    }
+
+    fn emit_room(&self, id: i64) {
+        if let Some(s) = self.room_summary(id) {
+            self.emit(Event::Room(s));
+        }
+    }
+
+    // ----- links -------------------------------------------------------------------------
+
+    fn ensure_link(&mut self, relay: &str) {
+        if self.links.contains_key(relay) {
+            return;
+        }
+        let queue = Arc::new(Mutex::new(VecDeque::new()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        (self.spawn)(relay, queue.clone(), stop_rx);
+        self.links.insert(
+            relay.to_owned(),
+            LinkSlot {
+                queue,
+                up: false,
+                relay_start: None,
+                pending: VecDeque::new(),
+                inflight: None,
+                blocked: HashMap::new(),
+                state: LinkState::Connecting,
+                rates: (0, 0),
+                stop: Some(stop_tx),
+            },
+        );
+        self.emit_link(relay);
+    }
+
+    fn emit_link(&self, relay: &str) {
+        let Some(l) = self.links.get(relay) else {
+            return;
+        };
+        let host = relay
+            .strip_prefix("hum://")
+            .and_then(|r| r.split('#').next())
+            .unwrap_or(relay)
+            .to_owned();
+        self.emit(Event::Link(LinkStatus {
+            relay: host,
+            state: l.state,
+            cells_up_per_sec: l.rates.0,
+            cells_down_per_sec: l.rates.1,
+            queued: u32::try_from(l.pending.len()).unwrap_or(u32::MAX),
+        }));
+    }
+
+    fn push_op(&self, relay: &str, op: Up) {
+        if let Some(l) = self.links.get(relay)
+            && let Ok(mut q) = l.queue.lock()
+        {
+            q.push_back(op);
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        relay: &str,
+        cap: Capability,
+        kind: RouteKind,
+        fanout: bool,
+    ) -> Result<(), EngineError> {
+        let id = cap.mailbox_id();
+        if self.routes.contains_key(&id) {
+            return Ok(());
+        }
+        self.ensure_link(relay);
+        let after = if fanout {
+            self.store.cursor(id.as_bytes())?
+        } else {
+            0
+        };
+        if self.links.get(relay).is_some_and(|l| l.up) {
+            self.push_op(
+                relay,
+                Up::Subscribe {
+                    capability: cap.clone(),
+                    after,
+                },
+            );
+        }
+        self.routes.insert(
+            id,
+            Route {
+                relay: relay.to_owned(),
+                cap,
+                kind,
+                fanout,
+            },
+        );
+        Ok(())
+    }
+
+    /// Subscribes every mailbox we read: invites, sessions and groups, for the epochs the
+    /// relay may still hold.
+    fn subscribe_all(&mut self) -> Result<(), EngineError> {
+        let home = self.home.clone();
+        let invites: Vec<(i64, Capability)> = self
+            .invites
+            .iter()
+            .map(|(&id, s)| (id, s.capability().clone()))
+            .collect();
+        for (id, cap) in invites {
+            self.subscribe(&home, cap, RouteKind::Invite(id), false)?;
+        }
+        let epochs: Vec<u64> =
+            (self.epoch.saturating_sub(EPOCHS_BACK - 1)..=self.epoch + 1).collect();
+        let caps: Vec<(i64, Vec<Capability>)> = self
+            .sessions
+            .iter()
+            .map(|(&cid, s)| {
+                (
+                    cid,
+                    epochs.iter().map(|&e| s.receive_capability(e)).collect(),
+                )
+            })
+            .collect();
+        for (cid, cs) in caps {
+            for cap in cs {
+                self.subscribe(&home, cap, RouteKind::Direct(cid), false)?;
+            }
+        }
+        let mut groups = Vec::new();
+        for (&rid, room) in &self.rooms {
+            if let Some(g) = &room.rec.group {
+                if g.closed {
+                    continue;
+                }
+                let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                groups.push((
+                    rid,
+                    g.relay.clone(),
+                    epochs
+                        .iter()
+                        .map(|&e| state.capability(e))
+                        .collect::<Vec<_>>(),
+                ));
+            }
+        }
+        for (rid, relay, cs) in groups {
+            for cap in cs {
+                self.subscribe(&relay, cap, RouteKind::Group(rid), true)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_link_up(&mut self, relay: &str, tick: u64, tick_micros: u32) -> Result<(), EngineError> {
+        let restarted = {
+            let Some(l) = self.links.get_mut(relay) else {
+                return Ok(());
+            };
+            let age = Duration::from_micros(u64::from(tick_micros))
+                .saturating_mul(u32::try_from(tick).unwrap_or(u32::MAX));
+            let start = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+            let restarted = l.relay_start.is_none_or(|prev| {
+                let drift = if prev > start {
+                    prev - start
+                } else {
+                    start - prev
+                };
+                drift > Duration::from_secs(2)
+            });
+            l.relay_start = Some(start);
+            l.up = true;
+            l.state = LinkState::Up;
+            l.inflight = None;
+            if let Ok(mut q) = l.queue.lock() {
+                q.clear();
+            }
+            restarted
+        };
+        let subs: Vec<Up> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.relay == relay)
+            .map(|(id, r)| {
+                let after = if r.fanout {
+                    self.store.cursor(id.as_bytes()).unwrap_or(0)
+                } else {
+                    0
+                };
+                Up::Subscribe {
+                    capability: r.cap.clone(),
+                    after,
+                }
+            })
+            .collect();
+        for op in subs {
+            self.push_op(relay, op);
+        }
+        // After a relay restart the relay lost what it held: everything not yet receipted
+        // goes out again, in its original order. The receivers drop duplicates.
+        let rows: Vec<i64> = self
+            .store
+            .outbox()?
+            .into_iter()
+            .filter(|r| r.relay == relay && (restarted || !r.stored))
+            .map(|r| r.id)
+            .collect();
+        if let Some(l) = self.links.get_mut(relay) {
+            l.pending = rows.into_iter().collect();
+        }
+        self.emit_link(relay);
+        self.pump(relay)
+    }
+
+    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64) {
+        if let Some(l) = self.links.get_mut(relay) {
+            l.up = false;
+            l.inflight = None;
+            l.state = LinkState::Down { retry_in_ms };
+            l.rates = (0, 0);
+        }
+        self.emit_link(relay);
+    }
+
+    fn pump_all(&mut self) -> Result<(), EngineError> {
+        let relays: Vec<String> = self.links.keys().cloned().collect();
+        for r in relays {
+            self.pump(&r)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the next outbox envelope to the link when nothing is in flight: one deposit
+    /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
+    /// the relay called full waits, without holding up the others.
+    fn pump(&mut self, relay: &str) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let (rows, blocked): (Vec<i64>, HashMap<[u8; 32], Instant>) =
+            match self.links.get_mut(relay) {
+                Some(l) if l.up && l.inflight.is_none() => {
+                    l.blocked.retain(|_, t| *t > now);
+                    (l.pending.iter().copied().collect(), l.blocked.clone())
+                }
+                _ => return Ok(()),
+            };
+        let mut gone = Vec::new();
+        let mut chosen = None;
+        for row in rows {
+            let found: Option<(Vec<u8>, i64, Vec<u8>)> = self
+                .store
+                .conn()
+                .query_row(
+                    "SELECT mailbox, fanout, envelope FROM outbox WHERE id = ?1",
+                    [row],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .ok();
+            let Some((mailbox, fanout, envelope)) = found else {
+                // Receipted meanwhile.
+                gone.push(row);
+                continue;
+            };
+            let mb = <[u8; 32]>::try_from(mailbox.as_slice())
+                .map_err(|_| EngineError::Store("outbox row with a bad mailbox".into()))?;
+            if blocked.contains_key(&mb) {
+                continue;
+            }
+            chosen = Some((row, mb, fanout != 0, envelope));
+            break;
+        }
+        self.tags = self.tags.wrapping_add(1);
+        let tag = self.tags;
+        if let Some(l) = self.links.get_mut(relay) {
+            l.pending.retain(|r| !gone.contains(r));
+            if let Some((row, mb, _, _)) = &chosen {
+                l.inflight = Some((tag, *row, *mb));
+            }
+        }
+        if let Some((_, mb, fanout, envelope)) = chosen {
+            self.push_op(
+                relay,
+                Up::Deposit {
+                    tag,
+                    mailbox: MailboxId::from_bytes(mb),
+                    fanout,
+                    envelope,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    // ----- input -------------------------------------------------------------------------
+
+    /// Handles one input. Returns `false` when the engine should stop.
+    pub(crate) fn handle(&mut self, input: Input) -> Result<bool, EngineError> {
+        match input {
+            Input::Command(Command::Quit) => {
+                self.flush_receipts()?;
+                for l in self.links.values_mut() {
+                    if let Some(s) = l.stop.take() {
+                        let _ = s.send(true);
+                    }
+                }
+                return Ok(false);
+            }
+            Input::Command(c) => {
+                if let Err(e) = self.command(c) {
+                    self.error(e.to_string());
+                }
+            }
+            Input::Down { relay, op } => self.down(&relay, op)?,
+            Input::LinkUp {
+                relay,
+                tick,
+                tick_micros,
+            } => self.on_link_up(&relay, tick, tick_micros)?,
+            Input::LinkDown { relay, retry_in_ms } => self.on_link_down(&relay, retry_in_ms),
+            Input::Rates { relay, up, down } => {
+                if let Some(l) = self.links.get_mut(&relay)
+                    && l.rates != (up, down)
+                {
+                    l.rates = (up, down);
+                    self.emit_link(&relay);
+                }
+            }
+            Input::Timer => {
+                self.flush_receipts()?;
+                let epoch = epoch_at(now_secs());
+                if epoch != self.epoch {
+                    self.epoch = epoch;
+                    self.subscribe_all()?;
+                }
+                self.pump_all()?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn down(&mut self, relay: &str, op: Down) -> Result<(), EngineError> {
+        match op {
+            Down::Deliver {
+                mailbox,
+                seq,
+                envelope,
+            } => {
+                let fanout = self.routes.get(&mailbox).is_some_and(|r| r.fanout);
+                self.deliver(relay, mailbox, seq, &envelope)?;
+                if fanout {
+                    set_cursor(self.store.conn(), mailbox.as_bytes(), seq)?;
+                }
+                self.push_op(relay, Up::Ack { mailbox, seq });
+            }
+            Down::Stored { tag } => {
+                let row = self.links.get_mut(relay).and_then(|l| match l.inflight {
+                    Some((t, r, _)) if t == tag => {
+                        l.inflight = None;
+                        l.pending.retain(|&p| p != r);
+                        Some(r)
+                    }
+                    _ => None,
+                });
+                if let Some(row) = row {
+                    self.mark_stored(row)?;
+                }
+                self.pump(relay)?;
+            }
+            Down::Full { tag } => {
+                if let Some(l) = self.links.get_mut(relay)
+                    && let Some((t, _, mb)) = l.inflight
+                    && t == tag
+                {
+                    l.inflight = None;
+                    l.blocked.insert(mb, Instant::now() + FULL_RETRY);
+                }
+                self.pump(relay)?;
+            }
+            Down::Subscribed { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Marks an outbox row stored. Receipts need nothing more and are dropped; a message
+    /// whose envelopes are all stored becomes sent.
+    fn mark_stored(&mut self, row: i64) -> Result<(), EngineError> {
+        let uid: Option<Vec<u8>> = query_opt(
+            self.store.conn(),
+            "SELECT uid FROM outbox WHERE id = ?1",
+            [row],
+        )?
+        .flatten();
+        let Some(uid) = uid else {
+            self.store
+                .tx(|tx| exec(tx, "DELETE FROM outbox WHERE id = ?1", [row]).map(drop))?;
+            return Ok(());
+        };
+        let changed: Option<(i64, i64)> = self.store.tx(|tx| {
+            exec(tx, "UPDATE outbox SET stored = 1 WHERE id = ?1", [row])?;
+            let waiting: i64 = tx
+                .query_row("SELECT COUNT(*) FROM outbox WHERE uid = ?1 AND stored = 0", [&uid], |r| r.get(0))
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            if waiting > 0 {
+                return Ok(None);
+            }
+            let msg: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT id, room FROM messages WHERE uid = ?1 AND from_me = 1 AND delivery = ?2",
+                    params![&uid, Delivery::Queued as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok();
+            if let Some((id, _)) = msg {
+                exec(tx, "UPDATE messages SET delivery = ?1 WHERE id = ?2", params![Delivery::Sent as i64, id])?;
+            }
+            Ok(msg)
+        })?;
+        if let Some((id, room)) = changed {
+            self.emit(Event::Delivery {
+                room: RoomId(room),
+                id: MessageId(id),
+                state: Delivery::Sent,
+            });
+        }
+        Ok(())
+    }
+
+    // ----- commands ----------------------------------------------------------------------
+
+    fn command(&mut self, c: Command) -> Result<(), EngineError> {
+        match c {
+            Command::CreateInvite => self.create_invite(),
+            Command::AcceptInvite { code, name } => self.accept_invite(&code, name),
+            Command::Send { room, text } => self.send_text(room.0, text),
+            Command::CreateGroup { name } => self.create_group(name),
+            Command::GroupAdd { room, contact } => self.group_add(room.0, contact.0),
+            Command::GroupRemove { room, contact } => self.group_remove(room.0, contact.0),
+            Command::GroupLeave { room } => self.group_leave(room.0),
+            Command::GroupRename { room, name } => self.group_rename(room.0, name),
+            Command::RenameContact { contact, name } => self.rename_contact(contact.0, name),
+            Command::MarkRead { room } => {
+                self.store.tx(|tx| {
+                    exec(
+                        tx,
+                        "UPDATE rooms SET unread = 0, mentions = 0 WHERE id = ?1",
+                        [room.0],
+                    )
+                    .map(drop)
+                })?;
+                if let Some(r) = self.rooms.get_mut(&room.0) {
+                    r.unread = 0;
+                    r.mentions = 0;
+                }
+                self.emit_room(room.0);
+                Ok(())
+            }
+            Command::LoadHistory {
+                room,
+                before,
+                limit,
+            } => {
+                let rows = self
+                    .store
+                    .page(room.0, before.map(|m| m.0), limit.saturating_add(1))?;
+                let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+                let mut messages = Vec::with_capacity(rows.len());
+                for row in rows
+                    .into_iter()
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                {
+                    messages.push(self.view(&row)?);
+                }
+                messages.reverse();
+                self.emit(Event::History {
+                    room,
+                    messages,
+                    more,
+                });
+                Ok(())
+            }
+            Command::Search { room, query } => {
+                let q = query.to_lowercase();
+                let mut messages = Vec::new();
+                for row in self.store.all_messages(room.map(|r| r.0))? {
+                    let v = self.view(&row)?;
+                    if v.text.to_lowercase().contains(&q) {
+                        messages.push(v);
+                    }
+                }
+                self.emit(Event::SearchResults { query, messages });
+                Ok(())
+            }
+            Command::Verify { contact } => {
+                let c = self
+                    .contacts
+                    .get(&contact.0)
+                    .ok_or(EngineError::Unknown("contact"))?;
+                let number = safety_number(&self.me.public(), &c.public);
+                self.emit(Event::SafetyNumber {
+                    contact,
+                    name: c.rec.name.clone(),
+                    number,
+                });
+                Ok(())
+            }
+            Command::Quit => Ok(()),
+        }
+    }
+
+    fn view(&self, row: &store::MessageRow) -> Result<MessageView, EngineError> {
+        let m: StoredMessage = dec(&open(&self.key, &row.sealed, "message")?)?;
+        Ok(MessageView {
+            id: MessageId(row.id),
+            room: RoomId(row.room),
+            sender: m.sender,
+            from_me: row.from_me,
+            text: m.text,
+            sent_at: m.sent_at,
+            delivery: row.delivery.map(|d| match d {
+                0 => Delivery::Queued,
+                1 => Delivery::Sent,
+                _ => Delivery::Delivered,
+            }),
+        })
+    }
+
+    fn create_invite(&mut self) -> Result<(), EngineError> {
+        let (invite, secret) = self
+            .me
+            .create_invite_with_nickname(
+                &self.home,
+                Some(&self.my_name),
+                INVITE_TTL_SECS,
+                now_secs(),
+            )
+            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        let sealed = seal(&self.key, &secret.to_bytes(), "invite")?;
+        let expires = i64::try_from(secret.expires_at()).unwrap_or(i64::MAX);
+        let id = self.store.tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO invites (expires_at, sealed) VALUES (?1, ?2)",
+                params![expires, sealed],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        let cap = secret.capability().clone();
+        self.invites.insert(id, secret);
+        let home = self.home.clone();
+        self.subscribe(&home, cap, RouteKind::Invite(id), false)?;
+        self.emit(Event::Invite {
+            code: invite.encode(),
+        });
+        Ok(())
+    }
+
+    fn accept_invite(&mut self, code: &str, name: Option<String>) -> Result<(), EngineError> {
+        let invite = Invite::decode(code.trim(), now_secs())
+            .map_err(|e| EngineError::Invite(e.to_string()))?;
+        let fp = *invite.inviter().fingerprint().as_bytes();
+        if fp == *self.me.public().fingerprint().as_bytes() {
+            return Err(EngineError::Invite(
+                "that is your own invite code: give it to someone else".into(),
+            ));
+        }
+        if self
+            .contacts
+            .values()
+            .any(|c| *c.public.fingerprint().as_bytes() == fp)
+        {
+            return Err(EngineError::Invite("you already have this contact".into()));
+        }
+        let relay = invite.relay().to_owned();
+        if relay.parse::<hum_shared::RelayAddr>().is_err() {
+            return Err(EngineError::Invite(
+                "the invite's relay address is not valid".into(),
+            ));
+        }
+        let hello = enc(&Hello {
+            name: self.my_name.clone(),
+            relay: self.home.clone(),
+        })?;
+        let (session, envelope) = Session::initiate(&self.me, &invite, &hello).map_err(crypto)?;
+        let name = self.unique_name(
+            name.or_else(|| invite.nickname().map(str::to_owned))
+                .unwrap_or_else(|| "contact".into()),
+        );
+        let rec = ContactRecord {
+            name: name.clone(),
+            identity: invite.inviter().to_bytes().to_vec(),
+            relay: relay.clone(),
+        };
+        let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
+        let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
+        let room_rec = RoomRecord {
+            name: name.clone(),
+            group: None,
+        };
+        let room_sealed = seal(&self.key, &enc(&room_rec)?, "room")?;
+        let mailbox = invite.mailbox();
+        let env = envelope.as_bytes().to_vec();
+        let relay2 = relay.clone();
+        let (cid, rid, row) = self.store.tx(|tx| {
+            exec(tx, "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)", params![&fp[..], contact_sealed])?;
+            let cid = tx.last_insert_rowid();
+            exec(tx, "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)", params![cid, session_sealed])?;
+            exec(tx, "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)", params![cid, room_sealed])?;
+            let rid = tx.last_insert_rowid();
+            // The handshake envelope waits in the outbox like any other until it is stored;
+            // it carries no receipt id, since the first ratchet message answers it.
+            exec(
+                tx,
+                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (NULL, ?1, ?2, 0, ?3)",
+                params![relay2, &mailbox.as_bytes()[..], env],
+            )?;
+            Ok((cid, rid, tx.last_insert_rowid()))
+        })?;
+        self.contacts.insert(
+            cid,
+            Contact {
+                rec,
+                public: invite.inviter().clone(),
+                room: rid,
+            },
+        );
+        self.sessions.insert(cid, session);
+        self.rooms.insert(
+            rid,
+            Room {
+                rec: room_rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
+        self.subscribe_session(cid)?;
+        self.ensure_link(&relay);
+        if let Some(l) = self.links.get_mut(&relay) {
+            l.pending.push_back(row);
+        }
+        self.pump(&relay)?;
+        self.emit(Event::Contact {
+            id: ContactId(cid),
+            name,
+        });
+        self.emit_room(rid);
+        Ok(())
+    }
+
+    fn subscribe_session(&mut self, cid: i64) -> Result<(), EngineError> {
+        let caps: Vec<Capability> = match self.sessions.get(&cid) {
+            Some(s) => (self.epoch.saturating_sub(1)..=self.epoch + 1)
+                .map(|e| s.receive_capability(e))
+                .collect(),
+            None => return Ok(()),
+        };
+        let home = self.home.clone();
+        for cap in caps {
+            self.subscribe(&home, cap, RouteKind::Direct(cid), false)?;
+        }
+        Ok(())
+    }
+
+    fn subscribe_group(&mut self, rid: i64) -> Result<(), EngineError> {
+        let Some(g) = self.rooms.get(&rid).and_then(|r| r.rec.group.as_ref()) else {
+            return Ok(());
+        };
+        if g.closed {
+            return Ok(());
+        }
+        let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let relay = g.relay.clone();
+        let caps: Vec<Capability> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
+            .map(|e| state.capability(e))
+            .collect();
+        for cap in caps {
+            self.subscribe(&relay, cap, RouteKind::Group(rid), true)?;
+        }
+        Ok(())
+    }
+
+    fn unique_name(&self, base: String) -> String {
+        let base: String = base.chars().filter(|c| !c.is_control()).take(32).collect();
+        let base = if base.trim().is_empty() {
+            "contact".to_owned()
+        } else {
+            base.trim().replace(' ', "_")
+        };
+        let taken = |n: &str| self.contacts.values().any(|c| c.rec.name == n) || n == self.my_name;
+        if !taken(&base) {
+            return base;
+        }
+        (2..)
+            .map(|i| format!("{base}{i}"))
+            .find(|n| !taken(n))
+            .unwrap_or(base)
+    }
+
+    fn rename_contact(&mut self, cid: i64, name: String) -> Result<(), EngineError> {
+        let name = self.unique_name(name);
+        let c = self
+            .contacts
+            .get_mut(&cid)
+            .ok_or(EngineError::Unknown("contact"))?;
+        c.rec.name = name.clone();
+        let room = c.room;
+        let sealed = seal(&self.key, &enc(&c.rec)?, "contact")?;
+        let r = self
+            .rooms
+            .get_mut(&room)
+            .ok_or(EngineError::Unknown("room"))?;
+        r.rec.name = name.clone();
+        let room_sealed = seal(&self.key, &enc(&r.rec)?, "room")?;
+        self.store.tx(|tx| {
+            exec(
+                tx,
+                "UPDATE contacts SET sealed = ?1 WHERE id = ?2",
+                params![sealed, cid],
+            )?;
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![room_sealed, room],
+            )
+            .map(drop)
+        })?;
+        self.emit(Event::Contact {
+            id: ContactId(cid),
+            name,
+        });
+        self.emit_room(room);
+        Ok(())
+    }
+
+    // ----- sending -----------------------------------------------------------------------
+
+    /// Seals `msg` for `dest` without committing anything.
+    fn seal_for(&self, dest: Dest, msg: &AppMessage) -> Result<Sealed, EngineError> {
+        let bytes = zeroize::Zeroizing::new(enc(msg)?);
+        let msg_id = random_u64()?;
+        match dest {
+            Dest::Contact(cid) => {
+                let c = self
+                    .contacts
+                    .get(&cid)
+                    .ok_or(EngineError::Unknown("contact"))?;
+                let mut s = self
+                    .sessions
+                    .get(&cid)
+                    .cloned()
+                    .ok_or(EngineError::Unknown("session"))?;
+                let parts = split(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)
+                    .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                let envelopes = parts
+                    .iter()
+                    .map(|p| s.seal(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(crypto)?;
+                Ok(Sealed {
+                    relay: c.rec.relay.clone(),
+                    mailbox: s.send_mailbox(self.epoch),
+                    fanout: false,
+                    envelopes,
+                    session: Some((cid, s)),
+                    group: None,
+                })
+            }
+            Dest::Group(rid) => {
+                let g = self.group(rid)?;
+                if g.closed {
+                    return Err(EngineError::Closed);
+                }
+                let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                let parts = split(
+                    msg_id,
+                    &bytes,
+                    hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
+                )
+                .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                let envelopes = parts
+                    .iter()
+                    .map(|p| state.seal(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(crypto)?;
+                Ok(Sealed {
+                    relay: g.relay.clone(),
+                    mailbox: state.mailbox(self.epoch),
+                    fanout: true,
+                    envelopes,
+                    session: None,
+                    group: Some((rid, state)),
+                })
+            }
+        }
+    }
+
+    fn group(&self, rid: i64) -> Result<&GroupRecord, EngineError> {
+        self.rooms
+            .get(&rid)
+            .and_then(|r| r.rec.group.as_ref())
+            .ok_or(EngineError::Unknown("group"))
+    }
+
+    /// The sealed rows a [`Sealed`] writes, prepared outside the transaction.
+    fn sealed_rows(&self, s: &Sealed) -> Result<StateRows, EngineError> {
+        let session = match &s.session {
+            Some((cid, sess)) => Some((*cid, seal(&self.key, &sess.to_bytes(), "session")?)),
+            None => None,
+        };
+        let room = match &s.group {
+            Some((rid, state)) => {
+                let mut rec = self
+                    .rooms
+                    .get(rid)
+                    .map(|r| r.rec.clone())
+                    .ok_or(EngineError::Unknown("room"))?;
+                if let Some(g) = rec.group.as_mut() {
+                    g.state = state.to_bytes().to_vec();
+                }
+                Some((*rid, seal(&self.key, &enc(&rec)?, "room")?))
+            }
+            None => None,
+        };
+        Ok((session, room))
+    }
+
+    /// Writes a sealed message's outbox rows and the advanced key state in `tx`.
+    fn write_sealed(
+        tx: &rusqlite::Transaction<'_>,
+        s: &Sealed,
+        uid: Option<&Uid>,
+        rows: &StateRows,
+    ) -> Result<Vec<i64>, EngineError> {
+        let mut ids = Vec::with_capacity(s.envelopes.len());
+        for env in &s.envelopes {
+            exec(
+                tx,
+                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    uid.map(|u| u.to_vec()),
+                    s.relay,
+                    &s.mailbox.as_bytes()[..],
+                    i64::from(s.fanout),
+                    env.as_bytes().to_vec()
+                ],
+            )?;
+            ids.push(tx.last_insert_rowid());
+        }
+        if let Some((cid, blob)) = &rows.0 {
+            exec(
+                tx,
+                "UPDATE sessions SET sealed = ?1 WHERE contact = ?2",
+                params![blob, cid],
+            )?;
+        }
+        if let Some((rid, blob)) = &rows.1 {
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![blob, rid],
+            )?;
+        }
+        Ok(ids)
+    }
+
+    /// After commit: keep the advanced key state and queue the rows.
+    fn after_sealed(&mut self, s: Sealed, ids: Vec<i64>) -> Result<(), EngineError> {
+        if let Some((cid, sess)) = s.session {
+            self.sessions.insert(cid, sess);
+        }
+        if let Some((rid, state)) = s.group
+            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
+        {
+            g.state = state.to_bytes().to_vec();
+        }
+        self.ensure_link(&s.relay);
+        if let Some(l) = self.links.get_mut(&s.relay) {
+            l.pending.extend(ids);
+        }
+        self.emit_link(&s.relay);
+        self.pump(&s.relay)
+    }
+
+    /// Seals and queues a message that has no history row (receipts, group control).
+    fn send_app(&mut self, dest: Dest, msg: &AppMessage) -> Result<(), EngineError> {
+        let s = self.seal_for(dest, msg)?;
+        let rows = self.sealed_rows(&s)?;
+        let uid = msg.uid();
+        let ids = self
+            .store
+            .tx(|tx| Self::write_sealed(tx, &s, uid.as_ref(), &rows))?;
+        self.after_sealed(s, ids)
+    }
+
+    fn send_text(&mut self, rid: i64, text: String) -> Result<(), EngineError> {
+        if text.trim().is_empty() {
+            return Err(EngineError::Empty);
+        }
+        if text.len() > MAX_TEXT {
+            return Err(EngineError::TooLong(MAX_TEXT));
+        }
+        let dest = self.dest_of(rid)?;
+        let uid = random_uid()?;
+        let sent_at = now_millis();
+        let msg = AppMessage::Text {
+            uid,
+            sent_at,
+            text: text.clone(),
+        };
+        let s = self.seal_for(dest, &msg)?;
+        let rows = self.sealed_rows(&s)?;
+        let needed = match dest {
+            Dest::Contact(_) => 1,
+            Dest::Group(rid) => i64::try_from(self.group(rid)?.members.len()).unwrap_or(i64::MAX),
+        };
+        let body = seal(
+            &self.key,
+            &enc(&StoredMessage {
+                sender: self.my_name.clone(),
+                text: text.clone(),
+                sent_at,
+                uid,
+            })?,
+            "message",
+        )?;
+        let (mid, ids) = self.store.tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO messages (room, uid, from_me, delivery, receipts_needed, sealed) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
+                params![rid, &uid[..], Delivery::Queued as i64, needed, body],
+            )?;
+            let mid = tx.last_insert_rowid();
+            Ok((mid, Self::write_sealed(tx, &s, Some(&uid), &rows)?))
+        })?;
+        self.emit(Event::Message(MessageView {
+            id: MessageId(mid),
+            room: RoomId(rid),
+            sender: self.my_name.clone(),
+            from_me: true,
+            text,
+            sent_at,
+            delivery: Some(Delivery::Queued),
+        }));
+        self.after_sealed(s, ids)
+    }
+
+    fn dest_of(&self, rid: i64) -> Result<Dest, EngineError> {
+        let room = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        if room.rec.group.is_some() {
+            return Ok(Dest::Group(rid));
+        }
+        self.contacts
+            .iter()
+            .find(|(_, c)| c.room == rid)
+            .map(|(&cid, _)| Dest::Contact(cid))
+            .ok_or(EngineError::Unknown("room"))
+    }
+
+    fn flush_receipts(&mut self) -> Result<(), EngineError> {
+        let pending: Vec<(Dest, Vec<Uid>)> = self.receipts.drain().collect();
+        for (dest, uids) in pending {
+            for chunk in uids.chunks(RECEIPT_BATCH) {
+                let msg = AppMessage::Receipt {
+                    uids: chunk.to_vec(),
+                };
+                if let Err(e) = self.send_app(dest, &msg) {
+                    tracing::warn!(cause = %e, "a receipt could not be sent");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+// ----- receiving ---------------------------------------------------------------------------
+
+/// Who sent a part: a contact, or a group member (by sender-key id).
+#[derive(Debug, Clone)]
+enum Origin {
+    Contact(i64),
+    Group { room: i64, member: [u8; 32] },
+}
+
+impl Core {
+    fn deliver(
+        &mut self,
+        _relay: &str,
+        mailbox: MailboxId,
+        _seq: u64,
+        envelope: &[u8],
+    ) -> Result<(), EngineError> {
+        let Some(kind) = self.routes.get(&mailbox).map(|r| r.kind) else {
+            return Ok(());
+        };
+        let Ok(env) = Envelope::from_bytes(envelope) else {
+            return Ok(());
+        };
+        match kind {
+            RouteKind::Invite(id) => self.invite_answered(id, &env),
+            RouteKind::Direct(cid) => {
+                let Some(mut s) = self.sessions.get(&cid).cloned() else {
+                    return Ok(());
+                };
+                match s.open(&env) {
+                    Ok(part) => self.on_part(Origin::Contact(cid), &part, Some((cid, s)), None),
+                    Err(_) => {
+                        tracing::debug!("an envelope did not open (a duplicate, or not for us)");
+                        Ok(())
+                    }
+                }
+            }
+            RouteKind::Group(rid) => {
+                let Ok(g) = self.group(rid) else {
+                    return Ok(());
+                };
+                let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                match state.open(&env) {
+                    Ok((member, part)) => self.on_part(
+                        Origin::Group {
+                            room: rid,
+                            member: *member.as_bytes(),
+                        },
+                        &part,
+                        None,
+                        Some((rid, state)),
+                    ),
+                    Err(_) => {
+                        tracing::debug!(
+                            "a group envelope did not open (a duplicate, or an old key)"
+                        );
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    fn invite_answered(&mut self, id: i64, env: &Envelope) -> Result<(), EngineError> {
+        let Some(secret) = self.invites.get(&id) else {
+            return Ok(());
+        };
+        let Ok((session, who, first)) = Session::respond(&self.me, secret, env) else {
+            tracing::debug!("an invite answer did not open");
+            return Ok(());
+        };
+        let Ok(hello) = postcard::from_bytes::<Hello>(&first) else {
+            return Ok(());
+        };
+        if hello.relay.parse::<hum_shared::RelayAddr>().is_err() {
+            self.error("a contact answered an invite with an invalid relay address; ignored");
+            return Ok(());
+        }
+        let fp = *who.fingerprint().as_bytes();
+        if self
+            .contacts
+            .values()
+            .any(|c| *c.public.fingerprint().as_bytes() == fp)
+        {
+            return Ok(());
+        }
+        let name = self.unique_name(hello.name);
+        let rec = ContactRecord {
+            name: name.clone(),
+            identity: who.to_bytes().to_vec(),
+            relay: hello.relay,
+        };
+        let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
+        let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
+        let room_rec = RoomRecord {
+            name: name.clone(),
+            group: None,
+        };
+        let room_sealed = seal(&self.key, &enc(&room_rec)?, "room")?;
+        let (cid, rid) = self.store.tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)",
+                params![&fp[..], contact_sealed],
+            )?;
+            let cid = tx.last_insert_rowid();
+            exec(
+                tx,
+                "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)",
+                params![cid, session_sealed],
+            )?;
+            exec(
+                tx,
+                "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)",
+                params![cid, room_sealed],
+            )?;
+            let rid = tx.last_insert_rowid();
+            // One-time: the invite is used up.
+            exec(tx, "DELETE FROM invites WHERE id = ?1", [id])?;
+            Ok((cid, rid))
+        })?;
+        self.invites.remove(&id);
+        self.contacts.insert(
+            cid,
+            Contact {
+                rec,
+                public: who,
+                room: rid,
+            },
+        );
+        self.sessions.insert(cid, session);
+        self.rooms.insert(
+            rid,
+            Room {
+                rec: room_rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
+        self.subscribe_session(cid)?;
+        self.emit(Event::Contact {
+            id: ContactId(cid),
+            name: name.clone(),
+        });
+        self.emit_room(rid);
+        self.emit(Event::Notice(format!("{name} accepted your invite")));
+        Ok(())
+    }
+
+    /// One opened part: reassemble, and commit the advanced key state with either the
+    /// part (message incomplete) or the message's effects.
+    fn on_part(
+        &mut self,
+        origin: Origin,
+        part: &[u8],
+        session: Option<(i64, Session)>,
+        group: Option<(i64, GroupState)>,
+    ) -> Result<(), EngineError> {
+        let (room, sender): (i64, Vec<u8>) = match &origin {
+            Origin::Contact(cid) => (
+                self.contacts.get(cid).map(|c| c.room).unwrap_or(0),
+                cid.to_be_bytes().to_vec(),
+            ),
+            Origin::Group { room, member } => (*room, member.to_vec()),
+        };
+        let sealed_state = self.sealed_rows(&Sealed {
+            relay: String::new(),
+            mailbox: MailboxId::from_bytes([0; 32]),
+            fanout: false,
+            envelopes: Vec::new(),
+            session: session.clone(),
+            group: group.clone(),
+        })?;
+        let commit_state = |tx: &rusqlite::Transaction<'_>| -> Result<(), EngineError> {
+            if let Some((cid, blob)) = &sealed_state.0 {
+                exec(
+                    tx,
+                    "UPDATE sessions SET sealed = ?1 WHERE contact = ?2",
+                    params![blob, cid],
+                )?;
+            }
+            if let Some((rid, blob)) = &sealed_state.1 {
+                exec(
+                    tx,
+                    "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                    params![blob, rid],
+                )?;
+            }
+            Ok(())
+        };
+        let reassembler = self
+            .reassembly
+            .entry((room, sender.clone()))
+            .or_insert_with(|| new_reassembler(part.len()));
+        let done = match reassembler.insert(part) {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::debug!(cause = %e, "a part was refused");
+                self.store.tx(|tx| commit_state(tx))?;
+                self.keep_state(session, group);
+                return Ok(());
+            }
+        };
+        let Some((msg_id, payload)) = done else {
+            let blob = seal(&self.key, part, "part")?;
+            let mid = i64::from_be_bytes(part_msg_id(part).unwrap_or(0).to_be_bytes());
+            let idx = i64::from(u16::from_be_bytes([
+                part.get(8).copied().unwrap_or(0),
+                part.get(9).copied().unwrap_or(0),
+            ]));
+            self.store.tx(|tx| {
+                commit_state(tx)?;
+                exec(
+                    tx,
+                    "INSERT OR IGNORE INTO parts (room, sender, msg_id, idx, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![room, sender, mid, idx, blob],
+                )
+                .map(drop)
+            })?;
+            self.keep_state(session, group);
+            return Ok(());
+        };
+        let mid = i64::from_be_bytes(msg_id.to_be_bytes());
+        let msg: Option<AppMessage> = postcard::from_bytes(&payload).ok();
+        let Some(msg) = msg else {
+            self.store.tx(|tx| {
+                commit_state(tx)?;
+                exec(
+                    tx,
+                    "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
+                    params![room, sender, mid],
+                )
+                .map(drop)
+            })?;
+            self.keep_state(session, group);
+            return Ok(());
+        };
+        // Text goes into history in the same transaction as the key state.
+        let mut new_message = None;
+        if let AppMessage::Text { uid, sent_at, text } = &msg {
+            let sender_name = self.sender_name(&origin);
+            let body = seal(
+                &self.key,
+                &enc(&StoredMessage {
+                    sender: sender_name.clone(),
+                    text: text.clone(),
+                    sent_at: *sent_at,
+                    uid: *uid,
+                })?,
+                "message",
+            )?;
+            let mention = text.to_lowercase().contains(&self.my_name.to_lowercase());
+            let inserted = self.store.tx(|tx| {
+                commit_state(tx)?;
+                exec(tx, "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3", params![room, sender, mid])?;
+                let n = exec(
+                    tx,
+                    "INSERT OR IGNORE INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)",
+                    params![room, &uid[..], body],
+                )?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let id = tx.last_insert_rowid();
+                exec(
+                    tx,
+                    "UPDATE rooms SET unread = unread + 1, mentions = mentions + ?1 WHERE id = ?2",
+                    params![i64::from(mention), room],
+                )?;
+                Ok(Some(id))
+            })?;
+            if let Some(id) = inserted {
+                new_message = Some(MessageView {
+                    id: MessageId(id),
+                    room: RoomId(room),
+                    sender: sender_name,
+                    from_me: false,
+                    text: text.clone(),
+                    sent_at: *sent_at,
+                    delivery: None,
+                });
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.unread += 1;
+                    r.mentions += u32::from(mention);
+                }
+            }
+        } else {
+            self.store.tx(|tx| {
+                commit_state(tx)?;
+                exec(
+                    tx,
+                    "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
+                    params![room, sender, mid],
+                )
+                .map(drop)
+            })?;
+        }
+        self.keep_state(session, group);
+        if let Some(v) = new_message {
+            self.emit(Event::Message(v));
+            self.emit_room(room);
+        }
+        // Everything with an id is receipted, duplicates too (our first receipt may be lost).
+        if let Some(uid) = msg.uid() {
+            let dest = match &origin {
+                Origin::Contact(cid) => Dest::Contact(*cid),
+                Origin::Group { room, .. } => Dest::Group(*room),
+            };
+            let batch = self.receipts.entry(dest).or_default();
+            batch.push(uid);
+            if batch.len() >= RECEIPT_BATCH {
+                self.flush_receipts()?;
+            }
+        }
+        if let Err(e) = self.app_effects(&origin, msg) {
+            self.error(e.to_string());
+        }
+        Ok(())
+    }
+
+    fn keep_state(&mut self, session: Option<(i64, Session)>, group: Option<(i64, GroupState)>) {
+        if let Some((cid, s)) = session {
+            self.sessions.insert(cid, s);
+        }
+        if let Some((rid, state)) = group
+            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
+        {
+            g.state = state.to_bytes().to_vec();
+        }
+    }
+
+    fn sender_name(&self, origin: &Origin) -> String {
+        match origin {
+            Origin::Contact(cid) => self
+                .contacts
+                .get(cid)
+                .map(|c| c.rec.name.clone())
+                .unwrap_or_else(|| "?".into()),
+            Origin::Group { room, member } => self
+                .group(*room)
+                .ok()
+                .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
+                .map(|m| {
+                    self.contact_name_of(&m.fingerprint)
+                        .unwrap_or_else(|| m.name.clone())
+                })
+                .unwrap_or_else(|| "unknown member".into()),
+        }
+    }
+
+    fn contact_name_of(&self, fp: &[u8; 32]) -> Option<String> {
+        self.contacts
+            .values()
+            .find(|c| c.public.fingerprint().as_bytes() == fp)
+            .map(|c| c.rec.name.clone())
+    }
+
+    fn contact_by_fp(&self, fp: &[u8; 32]) -> Option<i64> {
+        self.contacts
+            .iter()
+            .find(|(_, c)| c.public.fingerprint().as_bytes() == fp)
+            .map(|(&id, _)| id)
+    }
+
+    fn receipt_member(&self, origin: &Origin) -> Vec<u8> {
+        match origin {
+            Origin::Contact(cid) => self
+                .contacts
+                .get(cid)
+                .map(|c| c.public.fingerprint().as_bytes().to_vec())
+                .unwrap_or_default(),
+            Origin::Group { room, member } => self
+                .group(*room)
+                .ok()
+                .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
+                .map(|m| m.fingerprint.to_vec())
+                .unwrap_or_else(|| member.to_vec()),
+        }
+    }
+
+    /// What a received message does beyond history.
+    fn app_effects(&mut self, origin: &Origin, msg: AppMessage) -> Result<(), EngineError> {
+        match msg {
+            AppMessage::Text { .. } => Ok(()),
+            AppMessage::Receipt { uids } => self.on_receipts(origin, &uids),
+            other => match origin {
+                Origin::Contact(cid) => self.group_control(*cid, other),
+                Origin::Group { .. } => Ok(()),
+            },
+        }
+    }
+
+    fn on_receipts(&mut self, origin: &Origin, uids: &[Uid]) -> Result<(), EngineError> {
+        let member = self.receipt_member(origin);
+        let mut delivered = Vec::new();
+        self.store.tx(|tx| {
+            for uid in uids {
+                let msg: Option<(i64, i64, i64, Option<i64>)> = tx
+                    .query_row(
+                        "SELECT id, room, receipts_needed, delivery FROM messages WHERE uid = ?1 AND from_me = 1",
+                        [&uid[..]],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )
+                    .ok();
+                let Some((id, room, needed, delivery)) = msg else {
+                    // Control messages have no history row: their receipt ends their resends.
+                    exec(tx, "DELETE FROM outbox WHERE uid = ?1", [&uid[..]])?;
+                    continue;
+                };
+                exec(tx, "INSERT OR IGNORE INTO receipts (message, member) VALUES (?1, ?2)", params![id, member])?;
+                let got: i64 = tx
+                    .query_row("SELECT COUNT(*) FROM receipts WHERE message = ?1", [id], |r| r.get(0))
+                    .map_err(|e| EngineError::Store(e.to_string()))?;
+                if got >= needed && delivery != Some(Delivery::Delivered as i64) {
+                    exec(tx, "UPDATE messages SET delivery = ?1 WHERE id = ?2", params![Delivery::Delivered as i64, id])?;
+                    exec(tx, "DELETE FROM outbox WHERE uid = ?1", [&uid[..]])?;
+                    delivered.push((id, room));
+                }
+            }
+            Ok(())
+        })?;
+        for (id, room) in delivered {
+            self.emit(Event::Delivery {
+                room: RoomId(room),
+                id: MessageId(id),
+                state: Delivery::Delivered,
+            });
+        }
+        Ok(())
+    }
+}
+
+// ----- groups ------------------------------------------------------------------------------
+//
+// The admin (the group's creator) keeps the member list and adds and removes members. Sender
+// keys travel over pairwise sessions: every member sends its own to the admin, who forwards
+// it to the others. Removal re-keys: the admin rotates (fresh group secret, so a fresh
+// mailbox and header key), and every remaining member answers with a fresh sender key.
+
+impl Core {
+    fn my_fp(&self) -> [u8; 32] {
+        *self.me.public().fingerprint().as_bytes()
+    }
+
+    fn me_as_member(&self) -> Member {
+        Member {
+            identity: self.me.public().to_bytes().to_vec(),
+            name: self.my_name.clone(),
+        }
+    }
+
+    fn room_of_group(&self, group: &[u8; 16]) -> Option<i64> {
+        self.rooms
+            .iter()
+            .find(|(_, r)| r.rec.group.as_ref().is_some_and(|g| &g.id == group))
+            .map(|(&id, _)| id)
+    }
+
+    fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
+        let rec = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.clone())
+            .ok_or(EngineError::Unknown("room"))?;
+        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
+        self.store.tx(|tx| {
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![sealed, rid],
+            )
+            .map(drop)
+        })
+    }
+
+    fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
+        self.rooms
+            .get_mut(&rid)
+            .and_then(|r| r.rec.group.as_mut())
+            .ok_or(EngineError::Unknown("group"))
+    }
+
+    fn require_admin(&self, rid: i64) -> Result<(), EngineError> {
+        let g = self.group(rid)?;
+        if g.closed {
+            return Err(EngineError::Closed);
+        }
+        if g.admin != self.my_fp() {
+            return Err(EngineError::NotAdmin);
+        }
+        Ok(())
+    }
+
+    fn members_except(
+        &self,
+        rid: i64,
+        except: Option<&[u8; 32]>,
+    ) -> Result<Vec<Member>, EngineError> {
+        let g = self.group(rid)?;
+        let mut out = vec![];
+        if g.admin == self.my_fp() {
+            out.push(self.me_as_member());
+        }
+        for m in &g.members {
+            if Some(&m.fingerprint) != except {
+                out.push(Member {
+                    identity: m.identity.clone(),
+                    name: m.name.clone(),
+                });
+            }
+        }
+        if g.admin != self.my_fp() {
+            out.push(self.me_as_member());
+        }
+        Ok(out)
+    }
+
+    fn member_contacts(&self, rid: i64) -> Result<Vec<(i64, [u8; 32])>, EngineError> {
+        Ok(self
+            .group(rid)?
+            .members
+            .iter()
+            .filter_map(|m| {
+                self.contact_by_fp(&m.fingerprint)
+                    .map(|c| (c, m.fingerprint))
+            })
+            .collect())
+    }
+
+    fn create_group(&mut self, name: String) -> Result<(), EngineError> {
+        let name: String = name
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        if name.is_empty() {
+            return Err(EngineError::Empty);
+        }
+        let state = GroupState::create();
+        let rec = RoomRecord {
+            name: name.clone(),
+            group: Some(GroupRecord {
+                id: *state.group_id().as_bytes(),
+                state: state.to_bytes().to_vec(),
+                relay: self.home.clone(),
+                admin: self.my_fp(),
+                members: Vec::new(),
+                closed: false,
+            }),
+        };
+        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
+        let rid = self.store.tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
+                [sealed],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        self.rooms.insert(
+            rid,
+            Room {
+                rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
+        self.subscribe_group(rid)?;
+        self.emit_room(rid);
+        Ok(())
+    }
+
+    fn group_add(&mut self, rid: i64, cid: i64) -> Result<(), EngineError> {
+        self.require_admin(rid)?;
+        let c = self
+            .contacts
+            .get(&cid)
+            .ok_or(EngineError::Unknown("contact"))?;
+        let fp = *c.public.fingerprint().as_bytes();
+        let member = MemberRecord {
+            identity: c.public.to_bytes().to_vec(),
+            fingerprint: fp,
+            name: c.rec.name.clone(),
+            senders: Vec::new(),
+        };
+        let g = self.group(rid)?;
+        if g.members.iter().any(|m| m.fingerprint == fp) {
+            return Err(EngineError::Invite(format!(
+                "{} is already a member",
+                member.name
+            )));
+        }
+        let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let invite = AppMessage::GroupInvite {
+            uid: random_uid()?,
+            group: g.id,
+            name: self
+                .rooms
+                .get(&rid)
+                .map(|r| r.rec.name.clone())
+                .unwrap_or_default(),
+            relay: g.relay.clone(),
+            members: self.members_except(rid, None)?,
+            dist: state.distribution().to_bytes().to_vec(),
+        };
+        self.send_app(Dest::Contact(cid), &invite)?;
+        self.group_mut(rid)?.members.push(member);
+        self.save_room(rid)?;
+        self.broadcast_update(rid, None, Some(&fp))?;
+        self.emit_room(rid);
+        Ok(())
+    }
+
+    /// Tells every member (but `skip`) the current name and member list.
+    fn broadcast_update(
+        &mut self,
+        rid: i64,
+        dist: Option<Vec<u8>>,
+        skip: Option<&[u8; 32]>,
+    ) -> Result<(), EngineError> {
+        let group = self.group(rid)?.id;
+        let name = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.name.clone())
+            .unwrap_or_default();
+        for (cid, fp) in self.member_contacts(rid)? {
+            if Some(&fp) == skip {
+                continue;
+            }
+            let msg = AppMessage::GroupUpdate {
+                uid: random_uid()?,
+                group,
+                name: name.clone(),
+                members: self.members_except(rid, Some(&fp))?,
+                dist: dist.clone(),
+            };
+            self.send_app(Dest::Contact(cid), &msg)?;
+        }
+        Ok(())
+    }
+
+    fn group_remove(&mut self, rid: i64, cid: i64) -> Result<(), EngineError> {
+        self.require_admin(rid)?;
+        let fp = *self
+            .contacts
+            .get(&cid)
+            .ok_or(EngineError::Unknown("contact"))?
+            .public
+            .fingerprint()
+            .as_bytes();
+        let g = self.group(rid)?;
+        if !g.members.iter().any(|m| m.fingerprint == fp) {
+            return Err(EngineError::Unknown("member"));
+        }
+        let group = g.id;
+        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let dist = state.rotate().map_err(crypto)?;
+        {
+            let g = self.group_mut(rid)?;
+            g.members.retain(|m| m.fingerprint != fp);
+            for m in &mut g.members {
+                m.senders.clear();
+            }
+            g.state = state.to_bytes().to_vec();
+        }
+        self.save_room(rid)?;
+        self.send_app(
+            Dest::Contact(cid),
+            &AppMessage::GroupRemoved {
+                uid: random_uid()?,
+                group,
+            },
+        )?;
+        self.broadcast_update(rid, Some(dist.to_bytes().to_vec()), None)?;
+        self.subscribe_group(rid)?;
+        self.emit_room(rid);
+        Ok(())
+    }
+
+    fn group_leave(&mut self, rid: i64) -> Result<(), EngineError> {
+        let g = self.group(rid)?;
+        if g.closed {
+            return Err(EngineError::Closed);
+        }
+        let group = g.id;
+        if g.admin == self.my_fp() {
+            for (cid, _) in self.member_contacts(rid)? {
+                self.send_app(
+                    Dest::Contact(cid),
+                    &AppMessage::GroupRemoved {
+                        uid: random_uid()?,
+                        group,
+                    },
+                )?;
+            }
+        } else {
+            let admin = self
+                .contact_by_fp(&g.admin)
+                .ok_or(EngineError::Unknown("group admin"))?;
+            self.send_app(
+                Dest::Contact(admin),
+                &AppMessage::GroupLeave {
+                    uid: random_uid()?,
+                    group,
+                },
+            )?;
+        }
+        self.group_mut(rid)?.closed = true;
+        self.save_room(rid)?;
+        self.emit_room(rid);
+        Ok(())
+    }
+
+    fn group_rename(&mut self, rid: i64, name: String) -> Result<(), EngineError> {
+        self.require_admin(rid)?;
+        let name: String = name
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        if name.is_empty() {
+            return Err(EngineError::Empty);
+        }
+        if let Some(r) = self.rooms.get_mut(&rid) {
+            r.rec.name = name;
+        }
+        self.save_room(rid)?;
+        self.broadcast_update(rid, None, None)?;
+        self.emit_room(rid);
+        Ok(())
+    }
+
+    fn members_from(&self, members: &[Member], old: &[MemberRecord]) -> Vec<MemberRecord> {
+        let me = self.my_fp();
+        members
+            .iter()
+            .filter_map(|m| {
+                let public = PublicIdentity::from_bytes(&m.identity).ok()?;
+                let fingerprint = *public.fingerprint().as_bytes();
+                if fingerprint == me {
+                    return None;
+                }
+                let senders = old
+                    .iter()
+                    .find(|o| o.fingerprint == fingerprint)
+                    .map(|o| o.senders.clone())
+                    .unwrap_or_default();
+                let name: String = m
+                    .name
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(32)
+                    .collect();
+                Some(MemberRecord {
+                    identity: m.identity.clone(),
+                    fingerprint,
+                    name,
+                    senders,
+                })
+            })
+            .collect()
+    }
+
+    fn record_sender(
+        &mut self,
+        rid: i64,
+        fp: &[u8; 32],
+        dist: &SenderKeyDistribution,
+    ) -> Result<(), EngineError> {
+        let id = *dist.member_id().as_bytes();
+        if let Some(m) = self
+            .group_mut(rid)?
+            .members
+            .iter_mut()
+            .find(|m| &m.fingerprint == fp)
+            && !m.senders.contains(&id)
+        {
+            m.senders.push(id);
+        }
+        Ok(())
+    }
+
+    /// Applies a distribution to a group's state, persisting both; returns our new
+    /// distribution when the group was re-keyed.
+    fn apply_distribution(
+        &mut self,
+        rid: i64,
+        origin: &[u8; 32],
+        dist: &SenderKeyDistribution,
+    ) -> Result<Option<SenderKeyDistribution>, EngineError> {
+        let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+        let rekeyed = state.process_distribution(dist).map_err(crypto)?;
+        if rekeyed.is_some() {
+            for m in &mut self.group_mut(rid)?.members {
+                m.senders.clear();
+            }
+        }
+        self.group_mut(rid)?.state = state.to_bytes().to_vec();
+        self.record_sender(rid, origin, dist)?;
+        self.save_room(rid)?;
+        if rekeyed.is_some() {
+            self.subscribe_group(rid)?;
+        }
+        Ok(rekeyed)
+    }
+
+    fn group_control(&mut self, cid: i64, msg: AppMessage) -> Result<(), EngineError> {
+        let from = *self
+            .contacts
+            .get(&cid)
+            .ok_or(EngineError::Unknown("contact"))?
+            .public
+            .fingerprint()
+            .as_bytes();
+        match msg {
+            AppMessage::GroupInvite {
+                group,
+                name,
+                relay,
+                members,
+                dist,
+                ..
+            } => {
+                if self.room_of_group(&group).is_some() {
+                    return Ok(());
+                }
+                if relay.parse::<hum_shared::RelayAddr>().is_err() {
+                    return Err(EngineError::Invite(
+                        "a group invite names an invalid relay".into(),
+                    ));
+                }
+                let dist = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
+                let state = GroupState::from_distribution(&dist).map_err(crypto)?;
+                if state.group_id().as_bytes() != &group {
+                    return Err(EngineError::Crypto(
+                        "a group invite does not match its key".into(),
+                    ));
+                }
+                let mut list = self.members_from(&members, &[]);
+                if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
+                    admin.senders.push(*dist.member_id().as_bytes());
+                }
+                let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let rec = RoomRecord {
+                    name: name.clone(),
+                    group: Some(GroupRecord {
+                        id: group,
+                        state: state.to_bytes().to_vec(),
+                        relay,
+                        admin: from,
+                        members: list,
+                        closed: false,
+                    }),
+                };
+                let sealed = seal(&self.key, &enc(&rec)?, "room")?;
+                let rid = self.store.tx(|tx| {
+                    exec(
+                        tx,
+                        "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
+                        [sealed],
+                    )?;
+                    Ok(tx.last_insert_rowid())
+                })?;
+                let mine = state.distribution().to_bytes().to_vec();
+                self.rooms.insert(
+                    rid,
+                    Room {
+                        rec,
+                        unread: 0,
+                        mentions: 0,
+                    },
+                );
+                self.subscribe_group(rid)?;
+                self.send_app(
+                    Dest::Contact(cid),
+                    &AppMessage::GroupKey {
+                        uid: random_uid()?,
+                        group,
+                        dist: mine,
+                        origin: None,
+                        target: None,
+                    },
+                )?;
+                self.emit_room(rid);
+                let inviter = self
+                    .contacts
+                    .get(&cid)
+                    .map(|c| c.rec.name.clone())
+                    .unwrap_or_default();
+                self.emit(Event::Notice(format!(
+                    "{inviter} added you to the group {name}"
+                )));
+                Ok(())
+            }
+            AppMessage::GroupUpdate {
+                group,
+                name,
+                members,
+                dist,
+                ..
+            } => {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
+                if self.group(rid)?.admin != from || self.group(rid)?.closed {
+                    return Ok(());
+                }
+                let old = self.group(rid)?.members.clone();
+                let list = self.members_from(&members, &old);
+                let newcomers: Vec<[u8; 32]> = list
+                    .iter()
+                    .filter(|m| !old.iter().any(|o| o.fingerprint == m.fingerprint))
+                    .map(|m| m.fingerprint)
+                    .collect();
+                if let Some(r) = self.rooms.get_mut(&rid) {
+                    r.rec.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                }
+                self.group_mut(rid)?.members = list;
+                self.save_room(rid)?;
+                if let Some(d) = dist {
+                    let d = SenderKeyDistribution::from_bytes(&d).map_err(crypto)?;
+                    if let Some(mine) = self.apply_distribution(rid, &from, &d)? {
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: mine.to_bytes().to_vec(),
+                            origin: None,
+                            target: None,
+                        };
+                        self.send_app(Dest::Contact(cid), &msg)?;
+                    }
+                } else {
+                    let state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                    for n in newcomers {
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: state.distribution().to_bytes().to_vec(),
+                            origin: None,
+                            target: Some(n),
+                        };
+                        self.send_app(Dest::Contact(cid), &msg)?;
+                    }
+                }
+                self.emit_room(rid);
+                Ok(())
+            }
+            AppMessage::GroupKey {
+                group,
+                dist,
+                origin,
+                target,
+                ..
+            } => {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
+                let admin = self.group(rid)?.admin;
+                let d = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
+                if admin == self.my_fp() && origin.is_none() {
+                    // A member's own key: take it, then forward it.
+                    if !self
+                        .group(rid)?
+                        .members
+                        .iter()
+                        .any(|m| m.fingerprint == from)
+                    {
+                        return Ok(());
+                    }
+                    let _ = self.apply_distribution(rid, &from, &d)?;
+                    for (mcid, fp) in self.member_contacts(rid)? {
+                        if fp == from || target.is_some_and(|t| t != fp) {
+                            continue;
+                        }
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: dist.clone(),
+                            origin: Some(from),
+                            target: None,
+                        };
+                        self.send_app(Dest::Contact(mcid), &msg)?;
+                    }
+                } else if from == admin {
+                    let Some(o) = origin else { return Ok(()) };
+                    if let Some(mine) = self.apply_distribution(rid, &o, &d)? {
+                        let msg = AppMessage::GroupKey {
+                            uid: random_uid()?,
+                            group,
+                            dist: mine.to_bytes().to_vec(),
+                            origin: None,
+                            target: None,
+                        };
+                        self.send_app(Dest::Contact(cid), &msg)?;
+                    }
+                }
+                Ok(())
+            }
+            AppMessage::GroupRemoved { group, .. } => {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
+                if self.group(rid)?.admin != from {
+                    return Ok(());
+                }
+                self.group_mut(rid)?.closed = true;
+                self.save_room(rid)?;
+                self.emit_room(rid);
+                let name = self
+                    .rooms
+                    .get(&rid)
+                    .map(|r| r.rec.name.clone())
+                    .unwrap_or_default();
+                self.emit(Event::Notice(format!(
+                    "you are no longer in the group {name}"
+                )));
+                Ok(())
+            }
+            AppMessage::GroupLeave { group, .. } => {
+                let Some(rid) = self.room_of_group(&group) else {
+                    return Ok(());
+                };
+                if self.group(rid)?.admin == self.my_fp()
+                    && self
+                        .group(rid)?
+                        .members
+                        .iter()
+                        .any(|m| m.fingerprint == from)
+                {
+                    self.group_remove(rid, cid)?;
+                }
+                Ok(())
+            }
+            AppMessage::Text { .. } | AppMessage::Receipt { .. } => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Profiles: one identity per folder, its store sealed with a passphrase.
+//!
+//! Data lives in `$HUM_HOME/NAME/` when `HUM_HOME` is set, otherwise in the XDG data
+//! directory (`~/.local/share/hum/NAME/`). The profile's config file is
+//! `$HUM_HOME/NAME/config.toml` or `~/.config/hum/NAME.toml`.
+
+use std::path::{Path, PathBuf};
+
+use hum_shared::crypto::{Identity, KdfParams, StoreKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::EngineError;
+use super::store::{Store, open, seal};
+
+/// Where one profile keeps its store and its config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfilePaths {
+    /// The profile's name.
+    pub name: String,
+    /// The folder holding the store.
+    pub dir: PathBuf,
+    /// The config file.
+    pub config: PathBuf,
+}
+
+impl ProfilePaths {
+    /// The paths of a profile kept entirely in `dir` (config file included).
+    pub fn in_dir(name: &str, dir: PathBuf) -> Self {
+        Self {
+            name: name.to_owned(),
+            config: dir.join("config.toml"),
+            dir,
+        }
+    }
+
+    /// The paths of profile `name`, from `HUM_HOME` or the XDG directories.
+    ///
+    /// # Errors
+    /// [`EngineError::Profile`] for a name that is not a plain folder name, or when no home
+    /// directory is known.
+    pub fn resolve(name: &str) -> Result<Self, EngineError> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(EngineError::Profile(format!(
+                "profile name {name:?} must be 1 to 64 letters, digits, '-' or '_'"
+            )));
+        }
+        if let Some(home) = std::env::var_os("HUM_HOME") {
+            let dir = PathBuf::from(home).join(name);
+            return Ok(Self {
+                name: name.to_owned(),
+                config: dir.join("config.toml"),
+                dir,
+            });
+        }
+        let dirs = directories::ProjectDirs::from("", "", "hum")
+            .ok_or_else(|| EngineError::Profile("no home directory: set HUM_HOME".into()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            dir: dirs.data_dir().join(name),
+            config: dirs.config_dir().join(format!("{name}.toml")),
+        })
+    }
+
+    /// The store file.
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store.db")
+    }
+
+    /// Whether a profile exists here.
+    pub fn exists(&self) -> bool {
+        self.store().exists()
+    }
+}
+
+/// The profile's config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// The home relay, `hum://HOST:PORT#FINGERPRINT`.
+    pub relay: Option<String>,
+    /// The TUI theme's name.
+    pub theme: Option<String>,
+    /// Ring the terminal bell on a mention.
+    pub bell: Option<bool>,
+    /// Capture the mouse.
+    pub mouse: Option<bool>,
+}
+
+impl ProfileConfig {
+    /// Reads the config file; a missing file is the default config.
+    ///
+    /// # Errors
+    /// [`EngineError::Profile`] when the file exists but is not valid.
+    pub fn load(path: &Path) -> Result<Self, EngineError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| EngineError::Profile(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(EngineError::Profile(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes the config file.
+    ///
+    /// # Errors
+    /// [`EngineError::Profile`] when it cannot be written.
+    pub fn save(&self, path: &Path) -> Result<(), EngineError> {
+        let text = toml::to_string(self).map_err(|e| EngineError::Profile(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::Profile(format!("{}: {e}", dir.display())))?;
+        }
+        std::fs::write(path, text)
+            .map_err(|e| EngineError::Profile(format!("{}: {e}", path.display())))
+    }
+}
+
+/// An open, unlocked profile.
+pub struct Unlocked {
+    pub(crate) store: Store,
+    pub(crate) key: StoreKey,
+    pub(crate) identity: Identity,
+    pub(crate) name: String,
+}
+
+impl std::fmt::Debug for Unlocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unlocked")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Unlocked {
+    /// The profile owner's display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The profile's identity fingerprint, for display.
+    pub fn fingerprint(&self) -> String {
+        self.identity.fingerprint().to_string()
+    }
+}
+
+const CHECK: &[u8] = b"hum profile v1";
+
+fn kdf_from_env() -> KdfParams {
+    // For tests and scripts on slow machines only: a deliberately weak passphrase KDF.
+    if std::env::var_os("HUM_INSECURE_FAST_KDF").is_some() {
+        KdfParams::INSECURE_FAST
+    } else {
+        KdfParams::DEFAULT
+    }
+}
+
+/// Creates a profile: a fresh identity, sealed under `passphrase`.
+///
+/// # Errors
+/// [`EngineError::Profile`] when one exists already or the folder cannot be made;
+/// [`EngineError::Store`] when the store cannot be written.
+pub fn create(
+    paths: &ProfilePaths,
+    display_name: &str,
+    passphrase: &[u8],
+) -> Result<Unlocked, EngineError> {
+    create_with(paths, display_name, passphrase, kdf_from_env())
+}
+
+/// Like [`create`], with explicit passphrase KDF parameters (tests use weak ones).
+///
+/// # Errors
+/// As [`create`].
+pub fn create_with(
+    paths: &ProfilePaths,
+    display_name: &str,
+    passphrase: &[u8],
+    params: KdfParams,
+) -> Result<Unlocked, EngineError> {
+    if paths.exists() {
+        return Err(EngineError::Profile(format!(
+            "a profile already exists in {}",
+            paths.dir.display()
+        )));
+    }
+    let display_name: String = display_name
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(32)
+        .collect();
+    if display_name.is_empty() {
+        return Err(EngineError::Profile("the name must not be empty".into()));
+    }
+    std::fs::create_dir_all(&paths.dir)
+        .map_err(|e| EngineError::Profile(format!("{}: {e}", paths.dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let salt = StoreKey::generate_salt();
+    let key = StoreKey::derive(passphrase, &salt, &params)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let identity = Identity::generate();
+    let store = Store::open(&paths.store())?;
+    let mut kdf = params.iterations.to_be_bytes().to_vec();
+    kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
+    store.set_meta("salt", &salt)?;
+    store.set_meta("kdf", &kdf)?;
+    store.set_meta("check", &seal(&key, CHECK, "check")?)?;
+    store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
+    store.set_meta("name", &seal(&key, display_name.as_bytes(), "name")?)?;
+    Ok(Unlocked {
+        store,
+        key,
+        identity,
+        name: display_name,
+    })
+}
+
+/// Opens and unlocks an existing profile.
+///
+/// # Errors
+/// [`EngineError::WrongPassphrase`] when the passphrase does not open it,
+/// [`EngineError::Profile`] when there is none, [`EngineError::Store`] when it is damaged
+/// or in use by another hum.
+pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
+    if !paths.exists() {
+        return Err(EngineError::Profile(format!(
+            "no profile in {}",
+            paths.dir.display()
+        )));
+    }
+    let store = Store::open(&paths.store())?;
+    let salt = store
+        .meta("salt")?
+        .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
+    let kdf = store
+        .meta("kdf")?
+        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
+    let word = |i: usize| {
+        kdf.get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+    };
+    let params = KdfParams {
+        iterations: word(0).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
+        memory_kib: word(4).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
+    };
+    let key = StoreKey::derive(passphrase, &salt, &params)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let check = store
+        .meta("check")?
+        .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
+    if key.open(&check, b"check").is_err() {
+        return Err(EngineError::WrongPassphrase);
+    }
+    let id = store
+        .meta("identity")?
+        .ok_or_else(|| EngineError::Store("the store has no identity".into()))?;
+    let id = Zeroizing::new(open(&key, &id, "identity")?);
+    let identity = Identity::from_bytes(&id).map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let name = store
+        .meta("name")?
+        .ok_or_else(|| EngineError::Store("the store has no name".into()))?;
+    let name = String::from_utf8(open(&key, &name, "name")?)
+        .map_err(|_| EngineError::Store("bad name".into()))?;
+    Ok(Unlocked {
+        store,
+        key,
+        identity,
+        name,
+    })
+}

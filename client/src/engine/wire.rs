@@ -1,0 +1,132 @@
+//! What travels inside sealed envelopes between two hum clients (docs/PROTOCOL.md §5).
+//!
+//! Every application message is postcard-encoded, split into parts of the envelope's
+//! plaintext capacity (`hum_shared::split`), and each part sealed on its own. The first
+//! message of a session (the acceptor's [`Hello`]) travels alone in the handshake envelope.
+
+use serde::{Deserialize, Serialize};
+
+/// A message's unique id, chosen by its sender: receipts and duplicate detection use it.
+pub(crate) type Uid = [u8; 16];
+
+/// The acceptor's first words, sealed in the handshake envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    /// The name the acceptor goes by.
+    pub(crate) name: String,
+    /// The relay where the acceptor receives, `hum://host:port#fingerprint`.
+    pub(crate) relay: String,
+}
+
+/// A member of a group as the group's admin describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Member {
+    /// The member's public identity bytes.
+    pub(crate) identity: Vec<u8>,
+    /// The name the admin knows the member by.
+    pub(crate) name: String,
+}
+
+/// Application messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum AppMessage {
+    /// A chat text, 1:1 or in a group.
+    Text {
+        /// Unique id.
+        uid: Uid,
+        /// The sender's clock, unix milliseconds.
+        sent_at: i64,
+        /// The text.
+        text: String,
+    },
+    /// End-to-end receipts for messages received.
+    Receipt {
+        /// The ids received.
+        uids: Vec<Uid>,
+    },
+    /// Pairwise, admin to a new member: the group, its members and the admin's sender key.
+    GroupInvite {
+        /// Unique id (for receipts and duplicates).
+        uid: Uid,
+        /// The group.
+        group: [u8; 16],
+        /// Its name.
+        name: String,
+        /// The relay holding the group mailbox.
+        relay: String,
+        /// Every member but the new one, the admin included.
+        members: Vec<Member>,
+        /// The admin's sender-key distribution.
+        dist: Vec<u8>,
+    },
+    /// Pairwise, admin to members: the member list or the name changed. `dist` is the
+    /// admin's new sender key when the group was re-keyed (after a removal).
+    GroupUpdate {
+        /// Unique id.
+        uid: Uid,
+        /// The group.
+        group: [u8; 16],
+        /// Its name.
+        name: String,
+        /// Every member but the recipient, the admin included.
+        members: Vec<Member>,
+        /// The admin's new distribution, after a removal.
+        dist: Option<Vec<u8>>,
+    },
+    /// Pairwise: a member's sender key. From a member to the admin (`origin` is `None`),
+    /// or forwarded by the admin (`origin` names the member, by identity fingerprint).
+    GroupKey {
+        /// Unique id.
+        uid: Uid,
+        /// The group.
+        group: [u8; 16],
+        /// The distribution.
+        dist: Vec<u8>,
+        /// Whose key it is, when forwarded.
+        origin: Option<[u8; 32]>,
+        /// For whom, when a member answers a newcomer's arrival (`None`: everyone).
+        target: Option<[u8; 32]>,
+    },
+    /// Pairwise, admin to a member: you were removed.
+    GroupRemoved {
+        /// Unique id.
+        uid: Uid,
+        /// The group.
+        group: [u8; 16],
+    },
+    /// Pairwise, member to admin: I leave.
+    GroupLeave {
+        /// Unique id.
+        uid: Uid,
+        /// The group.
+        group: [u8; 16],
+    },
+}
+
+impl AppMessage {
+    /// The id a receipt names, for messages that want one.
+    pub(crate) fn uid(&self) -> Option<Uid> {
+        match self {
+            Self::Text { uid, .. }
+            | Self::GroupInvite { uid, .. }
+            | Self::GroupUpdate { uid, .. }
+            | Self::GroupKey { uid, .. }
+            | Self::GroupRemoved { uid, .. }
+            | Self::GroupLeave { uid, .. } => Some(*uid),
+            Self::Receipt { .. } => None,
+        }
+    }
+}
+
+/// How one stored message's body is sealed in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredMessage {
+    /// The sender's display name at the time.
+    pub(crate) sender: String,
+    /// The text.
+    pub(crate) text: String,
+    /// The sender's clock, unix milliseconds.
+    pub(crate) sent_at: i64,
+    /// The message's id.
+    pub(crate) uid: Uid,
+}

@@ -1,0 +1,632 @@
+//! Group messaging with Signal-style sender keys (docs/PROTOCOL.md, section 3.6).
+//!
+//! Each member has a sender key: a symmetric hash ratchet (chain key) plus an Ed25519 signing
+//! key used only in this group and generation. Members hand out their sender key as a
+//! [`SenderKeyDistribution`] inside their pairwise [`Session`](super::Session)s. Every
+//! message is signed by its sender and verified by every reader. All members share a group
+//! secret from which the header key and the rotating group mailbox derive; removing a member
+//! rotates the group secret and every sender key (a new generation).
+//!
+//! Group envelope layout:
+//!
+//! ```text
+//! header nonce (24) || E(HK, member id (32) || iteration (u32 BE)) (36 + 16)
+//! || E(MK, len (u16 BE) || plaintext || zero padding (740) || signature (64)) (804 + 16)
+//! ```
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::kdf::{self, L_GROUP_HEADER, L_GROUP_MAILBOX, L_GROUP_SIG, NONCE_LEN, TAG_LEN};
+use super::mailbox::{Capability, MailboxId};
+use super::ratchet::{MAX_SKIP, kdf_ck, message_key_material};
+use super::{CryptoError, ENVELOPE_LEN, Envelope};
+
+/// Version byte of serialized group state and distributions.
+const GROUP_VERSION: u8 = 1;
+const HEADER_PLAIN_LEN: usize = 32 + 4;
+const ENC_HEADER_LEN: usize = NONCE_LEN + HEADER_PLAIN_LEN + TAG_LEN;
+const SIG_LEN: usize = 64;
+/// Padded plaintext length inside a group envelope (before the signature).
+const PADDED_LEN: usize = ENVELOPE_LEN - ENC_HEADER_LEN - TAG_LEN - SIG_LEN;
+
+/// A group's random identifier, shared by all members.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupId([u8; 16]);
+
+impl GroupId {
+    /// Wraps id bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> GroupId {
+        GroupId(bytes)
+    }
+
+    /// The id's bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for GroupId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GroupId({})", kdf::hex(&self.0))
+    }
+}
+
+/// A member's sender-key identity within one group generation: its Ed25519 verifying key.
+///
+/// The engine learns which contact a `MemberId` belongs to from the pairwise session the
+/// [`SenderKeyDistribution`] arrived in.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MemberId([u8; 32]);
+
+impl MemberId {
+    /// The verifying key's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MemberId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemberId({}..)", kdf::hex(&self.0[..6]))
+    }
+}
+
+/// Our own sender key in a group: chain key, per-group signing key, iteration counter.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct GroupSender {
+    signing_seed: [u8; 32],
+    /// Ed25519 public key of `signing_seed`, cached.
+    member: [u8; 32],
+    chain_key: [u8; 32],
+    iteration: u32,
+}
+
+impl GroupSender {
+    /// Largest plaintext one group envelope carries.
+    pub const PLAINTEXT_CAPACITY: usize = PADDED_LEN - 2;
+
+    fn generate() -> GroupSender {
+        let signing_seed = kdf::random();
+        GroupSender {
+            member: SigningKey::from_bytes(&signing_seed)
+                .verifying_key()
+                .to_bytes(),
+            signing_seed,
+            chain_key: kdf::random(),
+            iteration: 0,
+        }
+    }
+
+    fn signing_key(&self) -> SigningKey {
+        SigningKey::from_bytes(&self.signing_seed)
+    }
+
+    /// Our member id in this group generation.
+    pub fn member_id(&self) -> MemberId {
+        MemberId(self.member)
+    }
+
+    /// The number of messages sent with this sender key.
+    pub fn iteration(&self) -> u32 {
+        self.iteration
+    }
+}
+
+impl std::fmt::Debug for GroupSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GroupSender {{ member: {:?}, iteration: {} }}",
+            self.member_id(),
+            self.iteration
+        )
+    }
+}
+
+/// Another member's sender key as we hold it.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct GroupReceiver {
+    member: [u8; 32],
+    chain_key: [u8; 32],
+    iteration: u32,
+    skipped: Vec<(u32, [u8; 32])>,
+}
+
+/// A member's sender key and the group secret of its generation, to send to each other
+/// member inside the pairwise sessions. It holds secrets: seal it, never log it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct SenderKeyDistribution {
+    group_id: [u8; 16],
+    generation: u32,
+    group_secret: [u8; 32],
+    member: [u8; 32],
+    chain_key: [u8; 32],
+    iteration: u32,
+}
+
+impl SenderKeyDistribution {
+    /// The group it belongs to.
+    pub fn group_id(&self) -> GroupId {
+        GroupId(self.group_id)
+    }
+
+    /// The member whose sender key it carries.
+    pub fn member_id(&self) -> MemberId {
+        MemberId(self.member)
+    }
+
+    /// The group generation (incremented by every rotation).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Serializes for a pairwise session message.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        serialize(self)
+    }
+
+    /// Parses what [`SenderKeyDistribution::to_bytes`] produced.
+    ///
+    /// # Errors
+    /// [`CryptoError::Malformed`] if the bytes are not a distribution or the key is invalid.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SenderKeyDistribution, CryptoError> {
+        let dist: SenderKeyDistribution = deserialize(bytes)?;
+        VerifyingKey::from_bytes(&dist.member).map_err(|_| CryptoError::Malformed)?;
+        Ok(dist)
+    }
+}
+
+impl std::fmt::Debug for SenderKeyDistribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SenderKeyDistribution {{ group: {:?}, generation: {}, member: {:?} }}",
+            GroupId(self.group_id),
+            self.generation,
+            MemberId(self.member)
+        )
+    }
+}
+
+/// One member's view of one group: id, generation, group secret, own sender key and the
+/// sender keys of the other members.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct GroupState {
+    group_id: [u8; 16],
+    generation: u32,
+    group_secret: [u8; 32],
+    me: GroupSender,
+    receivers: Vec<GroupReceiver>,
+}
+
+impl GroupState {
+    /// Starts a new group with a random id and secret; we are its only member.
+    pub fn create() -> GroupState {
+        GroupState {
+            group_id: kdf::random(),
+            generation: 0,
+            group_secret: kdf::random(),
+            me: GroupSender::generate(),
+            receivers: Vec::new(),
+        }
+    }
+
+    /// Joins a group from the first distribution received from an existing member; send
+    /// [`GroupState::distribution`] to every member afterwards. We can read that member's
+    /// messages from the distribution's iteration on, nothing earlier.
+    ///
+    /// # Errors
+    /// [`CryptoError::Malformed`] if the distribution's key is invalid.
+    pub fn from_distribution(dist: &SenderKeyDistribution) -> Result<GroupState, CryptoError> {
+        let mut state = GroupState {
+            group_id: dist.group_id,
+            generation: dist.generation,
+            group_secret: dist.group_secret,
+            me: GroupSender::generate(),
+            receivers: Vec::new(),
+        };
+        state.add_receiver(dist)?;
+        Ok(state)
+    }
+
+    /// Processes a distribution from another member.
+    ///
+    /// For the current generation, the member is added (a member already known keeps its
+    /// current chain, so a stale copy cannot rewind it). For a newer generation (someone
+    /// was removed), we adopt its group secret, forget every old sender key, make a fresh
+    /// own sender key and return our new distribution, which the caller must send to every
+    /// remaining member.
+    ///
+    /// Accept distributions only from current members, over their pairwise session: a
+    /// newer generation replaces the group secret for everyone who processes it.
+    ///
+    /// # Errors
+    /// [`CryptoError::StaleDistribution`] for another group or an older generation,
+    /// [`CryptoError::Malformed`] for an invalid key.
+    pub fn process_distribution(
+        &mut self,
+        dist: &SenderKeyDistribution,
+    ) -> Result<Option<SenderKeyDistribution>, CryptoError> {
+        if dist.group_id != self.group_id {
+            return Err(CryptoError::StaleDistribution);
+        }
+        let newer = dist.generation > self.generation
+            // Two members rotated at once: the larger secret wins, on every member alike.
+            || (dist.generation == self.generation && dist.group_secret > self.group_secret);
+        if newer {
+            self.generation = dist.generation;
+            self.group_secret = dist.group_secret;
+            self.me = GroupSender::generate();
+            self.receivers.clear();
+            self.add_receiver(dist)?;
+            return Ok(Some(self.distribution()));
+        }
+        if dist.generation < self.generation || dist.group_secret != self.group_secret {
+            return Err(CryptoError::StaleDistribution);
+        }
+        if dist.member == self.me.member_id().0 {
+            return Ok(None);
+        }
+        if !self.receivers.iter().any(|r| r.member == dist.member) {
+            self.add_receiver(dist)?;
+        }
+        Ok(None)
+    }
+
+    fn add_receiver(&mut self, dist: &SenderKeyDistribution) -> Result<(), CryptoError> {
+        VerifyingKey::from_bytes(&dist.member).map_err(|_| CryptoError::Malformed)?;
+        self.receivers.push(GroupReceiver {
+            member: dist.member,
+            chain_key: dist.chain_key,
+            iteration: dist.iteration,
+            skipped: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Our sender key's current state (chain key at the current iteration), to send to a
+    /// member: to everyone after joining or rotating, to a newcomer when they are added (they
+    /// can read what we send from now on, not before).
+    pub fn distribution(&self) -> SenderKeyDistribution {
+        SenderKeyDistribution {
+            group_id: self.group_id,
+            generation: self.generation,
+            group_secret: self.group_secret,
+            member: self.me.member_id().0,
+            chain_key: self.me.chain_key,
+            iteration: self.me.iteration,
+        }
+    }
+
+    /// Starts a new generation after removing a member: a fresh group secret (so a fresh
+    /// header key and mailbox) and a fresh own sender key; all old sender keys are forgotten.
+    /// Send the returned distribution to every remaining member (not the removed one).
+    ///
+    /// # Errors
+    /// [`CryptoError::CounterExhausted`] after 2^32 generations.
+    pub fn rotate(&mut self) -> Result<SenderKeyDistribution, CryptoError> {
+        self.generation = self
+            .generation
+            .checked_add(1)
+            .ok_or(CryptoError::CounterExhausted)?;
+        self.group_secret = kdf::random();
+        self.me = GroupSender::generate();
+        self.receivers.clear();
+        Ok(self.distribution())
+    }
+
+    /// The group's id.
+    pub fn group_id(&self) -> GroupId {
+        GroupId(self.group_id)
+    }
+
+    /// The current generation.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Our own sender key.
+    pub fn sender(&self) -> &GroupSender {
+        &self.me
+    }
+
+    /// The members whose sender keys we hold (not ourselves).
+    pub fn members(&self) -> Vec<MemberId> {
+        self.receivers.iter().map(|r| MemberId(r.member)).collect()
+    }
+
+    fn header_key(&self) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        let info = [L_GROUP_HEADER, &self.generation.to_be_bytes()].concat();
+        kdf::hkdf(&self.group_id, &self.group_secret, &info, &mut out[..])?;
+        Ok(out)
+    }
+
+    fn mailbox_secret(&self) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        let info = [L_GROUP_MAILBOX, &self.generation.to_be_bytes()].concat();
+        kdf::hkdf(&self.group_id, &self.group_secret, &info, &mut out[..])?;
+        Ok(out)
+    }
+
+    /// The capability to fetch the group mailbox of `epoch` (changes with every rotation).
+    pub fn capability(&self, epoch: u64) -> Capability {
+        self.mailbox_secret()
+            .and_then(|s| Capability::derive(&s, epoch))
+            .expect("HKDF and BLAKE2b with fixed sizes cannot fail")
+    }
+
+    /// The group mailbox of `epoch`, where every member deposits and fetches.
+    pub fn mailbox(&self, epoch: u64) -> MailboxId {
+        self.capability(epoch).mailbox_id()
+    }
+
+    /// Signs and seals `plaintext` (at most [`GroupSender::PLAINTEXT_CAPACITY`] bytes).
+    ///
+    /// # Errors
+    /// [`CryptoError::PlaintextTooLong`], or [`CryptoError::CounterExhausted`] after 2^32
+    /// messages (rotate first).
+    pub fn seal(&mut self, plaintext: &[u8]) -> Result<Envelope, CryptoError> {
+        let next = self
+            .me
+            .iteration
+            .checked_add(1)
+            .ok_or(CryptoError::CounterExhausted)?;
+        let (next_ck, mk) = kdf_ck(&self.me.chain_key)?;
+        let envelope = seal_message(
+            &self.context(),
+            &*self.header_key()?,
+            &self.me.signing_key(),
+            self.me.iteration,
+            &Zeroizing::new(mk),
+            plaintext,
+        )?;
+        self.me.chain_key = next_ck;
+        self.me.iteration = next;
+        Ok(envelope)
+    }
+
+    /// Opens a group envelope, verifying its sender's signature. On error the state is
+    /// unchanged.
+    ///
+    /// # Errors
+    /// [`CryptoError::OwnMessage`] for our own message coming back;
+    /// [`CryptoError::DecryptFailed`] for anything not sent by a member we hold a sender key
+    /// for, unsigned or wrongly signed, tampered, replayed or too far ahead.
+    pub fn open(&mut self, envelope: &Envelope) -> Result<(MemberId, Vec<u8>), CryptoError> {
+        let bytes = envelope.as_bytes();
+        let hk = self.header_key()?;
+        let nonce = kdf::array_at::<NONCE_LEN>(bytes, 0).map_err(|_| CryptoError::DecryptFailed)?;
+        let header = kdf::aead_open(&hk, &nonce, &bytes[NONCE_LEN..ENC_HEADER_LEN], &[])?;
+        let member = kdf::array_at::<32>(&header, 0).map_err(|_| CryptoError::DecryptFailed)?;
+        let iteration = u32::from_be_bytes(
+            kdf::array_at::<4>(&header, 32).map_err(|_| CryptoError::DecryptFailed)?,
+        );
+        if member == self.me.member_id().0 {
+            return Err(CryptoError::OwnMessage);
+        }
+        let context = self.context();
+        let receiver = self
+            .receivers
+            .iter_mut()
+            .find(|r| r.member == member)
+            .ok_or(CryptoError::DecryptFailed)?;
+        let mut trial = receiver.clone();
+        let mk = trial.message_key(iteration)?;
+        let plain = open_message(&context, &member, bytes, &mk)?;
+        *receiver = trial;
+        Ok((MemberId(member), plain))
+    }
+
+    fn context(&self) -> Vec<u8> {
+        [&self.group_id[..], &self.generation.to_be_bytes()].concat()
+    }
+
+    /// Serializes the whole state for the (sealed) store.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        serialize(self)
+    }
+
+    /// Parses what [`GroupState::to_bytes`] produced.
+    ///
+    /// # Errors
+    /// [`CryptoError::Malformed`] if the bytes are not a group state of this version.
+    pub fn from_bytes(bytes: &[u8]) -> Result<GroupState, CryptoError> {
+        deserialize(bytes)
+    }
+}
+
+impl std::fmt::Debug for GroupState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "GroupState {{ group: {:?}, generation: {}, members: {} }}",
+            GroupId(self.group_id),
+            self.generation,
+            self.receivers.len()
+        )
+    }
+}
+
+impl GroupReceiver {
+    /// The message key of `iteration`, advancing the chain and keeping skipped keys
+    /// (at most [`MAX_SKIP`] of them).
+    fn message_key(&mut self, iteration: u32) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        if iteration < self.iteration {
+            let at = self
+                .skipped
+                .iter()
+                .position(|(n, _)| *n == iteration)
+                .ok_or(CryptoError::DecryptFailed)?;
+            let (_, mk) = self.skipped.remove(at);
+            return Ok(Zeroizing::new(mk));
+        }
+        if u64::from(iteration) > u64::from(self.iteration) + u64::from(MAX_SKIP) {
+            return Err(CryptoError::DecryptFailed);
+        }
+        while self.iteration < iteration {
+            let (next, mk) = kdf_ck(&self.chain_key)?;
+            self.skipped.push((self.iteration, mk));
+            self.chain_key = next;
+            self.iteration += 1;
+        }
+        if self.skipped.len() > MAX_SKIP as usize {
+            let excess = self.skipped.len() - MAX_SKIP as usize;
+            self.skipped.drain(..excess);
+        }
+        let (next, mk) = kdf_ck(&self.chain_key)?;
+        self.chain_key = next;
+        self.iteration = self
+            .iteration
+            .checked_add(1)
+            .ok_or(CryptoError::CounterExhausted)?;
+        Ok(Zeroizing::new(mk))
+    }
+}
+
+fn signed_bytes(context: &[u8], enc_header: &[u8], padded: &[u8]) -> Vec<u8> {
+    [L_GROUP_SIG, context, enc_header, padded].concat()
+}
+
+fn seal_message(
+    context: &[u8],
+    hk: &[u8; 32],
+    signing: &SigningKey,
+    iteration: u32,
+    mk: &[u8; 32],
+    plaintext: &[u8],
+) -> Result<Envelope, CryptoError> {
+    let mut body = Zeroizing::new([0u8; PADDED_LEN + SIG_LEN]);
+    kdf::pad_into(plaintext, &mut body[..PADDED_LEN]).map_err(|_| {
+        CryptoError::PlaintextTooLong {
+            len: plaintext.len(),
+            capacity: GroupSender::PLAINTEXT_CAPACITY,
+        }
+    })?;
+    let mut out = Box::new([0u8; ENVELOPE_LEN]);
+    let nonce = kdf::random::<NONCE_LEN>();
+    out[..NONCE_LEN].copy_from_slice(&nonce);
+    let mut header = [0u8; HEADER_PLAIN_LEN];
+    header[..32].copy_from_slice(signing.verifying_key().as_bytes());
+    header[32..].copy_from_slice(&iteration.to_be_bytes());
+    kdf::aead_seal(
+        hk,
+        &nonce,
+        &header,
+        &[],
+        &mut out[NONCE_LEN..ENC_HEADER_LEN],
+    )?;
+    let (head, rest) = out.split_at_mut(ENC_HEADER_LEN);
+    let signature = signing.sign(&signed_bytes(context, head, &body[..PADDED_LEN]));
+    body[PADDED_LEN..].copy_from_slice(&signature.to_bytes());
+    let (key, body_nonce) = message_key_material(mk)?;
+    let ad = [context, &head[..]].concat();
+    kdf::aead_seal(&key, &body_nonce, &body[..], &ad, rest)?;
+    Ok(Envelope::from_array(out))
+}
+
+fn open_message(
+    context: &[u8],
+    member: &[u8; 32],
+    bytes: &[u8; ENVELOPE_LEN],
+    mk: &[u8; 32],
+) -> Result<Vec<u8>, CryptoError> {
+    let (head, rest) = bytes.split_at(ENC_HEADER_LEN);
+    let (key, nonce) = message_key_material(mk)?;
+    let ad = [context, head].concat();
+    let body = kdf::aead_open(&key, &nonce, rest, &ad)?;
+    let padded = body.get(..PADDED_LEN).ok_or(CryptoError::DecryptFailed)?;
+    let signature =
+        kdf::array_at::<SIG_LEN>(&body, PADDED_LEN).map_err(|_| CryptoError::DecryptFailed)?;
+    let verifying = VerifyingKey::from_bytes(member).map_err(|_| CryptoError::DecryptFailed)?;
+    verifying
+        .verify_strict(
+            &signed_bytes(context, head, padded),
+            &Signature::from_bytes(&signature),
+        )
+        .map_err(|_| CryptoError::DecryptFailed)?;
+    kdf::unpad(padded)
+}
+
+fn serialize<T: Serialize>(value: &T) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(vec![GROUP_VERSION]);
+    // Plain structs of arrays, integers and vectors always serialize.
+    let body = Zeroizing::new(postcard::to_allocvec(value).unwrap_or_default());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn deserialize<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, CryptoError> {
+    let (&version, body) = bytes.split_first().ok_or(CryptoError::Malformed)?;
+    if version != GROUP_VERSION {
+        return Err(CryptoError::Malformed);
+    }
+    postcard::from_bytes(body).map_err(|_| CryptoError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member who holds Alice's chain key tries to pass a message off as Alice's.
+    #[test]
+    fn forged_and_unsigned_messages_are_rejected() -> Result<(), CryptoError> {
+        let mut alice = GroupState::create();
+        let bob = GroupState::from_distribution(&alice.distribution())?;
+        let mut carol = GroupState::from_distribution(&alice.distribution())?;
+        alice.process_distribution(&bob.distribution())?;
+        carol.process_distribution(&bob.distribution())?;
+
+        // Bob knows Alice's chain key (he is a member) but not her signing key.
+        let alice_view = bob.receivers[0].clone();
+        assert_eq!(alice_view.member, alice.sender().member_id().0);
+        let context = bob.context();
+        let hk = bob.header_key()?;
+        let (_, mk) = kdf_ck(&alice_view.chain_key)?;
+        let forger = SigningKey::from_bytes(&[9u8; 32]);
+        // Header claims Alice, signature by someone else.
+        let mut forged = seal_message(&context, &hk, &forger, 0, &mk, b"pay bob")?;
+        // Rewrite the header to name Alice (the forger can do this: it knows the header key).
+        let nonce = kdf::array_at::<NONCE_LEN>(forged.as_bytes(), 0)?;
+        let mut header = [0u8; HEADER_PLAIN_LEN];
+        header[..32].copy_from_slice(&alice_view.member);
+        let mut bytes = *forged.as_bytes();
+        kdf::aead_seal(
+            &hk,
+            &nonce,
+            &header,
+            &[],
+            &mut bytes[NONCE_LEN..ENC_HEADER_LEN],
+        )?;
+        forged = Envelope::from_bytes(&bytes)?;
+        assert_eq!(carol.open(&forged), Err(CryptoError::DecryptFailed));
+
+        // An unsigned message (zero signature) under Alice's real chain.
+        let mut body = Zeroizing::new([0u8; PADDED_LEN + SIG_LEN]);
+        kdf::pad_into(b"unsigned", &mut body[..PADDED_LEN])?;
+        let mut out = *forged.as_bytes();
+        let (head, rest) = out.split_at_mut(ENC_HEADER_LEN);
+        let (key, body_nonce) = message_key_material(&mk)?;
+        kdf::aead_seal(
+            &key,
+            &body_nonce,
+            &body[..],
+            &[&context[..], head].concat(),
+            rest,
+        )?;
+        assert_eq!(
+            carol.open(&Envelope::from_bytes(&out)?),
+            Err(CryptoError::DecryptFailed)
+        );
+
+        // Carol's state was not disturbed: Alice's real first message still opens.
+        let real = alice.seal(b"hello")?;
+        assert_eq!(
+            carol.open(&real)?,
+            (alice.sender().member_id(), b"hello".to_vec())
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,600 @@
+//! Invite codes: compact, copy-pasteable text carrying everything needed to start a session
+//! (docs/PROTOCOL.md, section 3.3).
+
+use ed25519_dalek::Signature;
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::identity::{Identity, PublicIdentity};
+use super::kdf::{self, L_INVITE_CHECKSUM, L_INVITE_SIG};
+use super::mailbox::{Capability, MailboxId};
+
+/// The invite format this build writes and reads.
+const INVITE_VERSION: u8 = 1;
+/// Text prefix before the version digits.
+const PREFIX: &str = "hum";
+/// Base32 alphabet (Crockford's: no i, l, o, u).
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+/// Checksum length in bytes.
+const CHECKSUM_LEN: usize = 5;
+/// Fixed part of the payload: version, expiry, identity, prekey, mailbox.
+const FIXED_LEN: usize = 1 + 8 + PublicIdentity::LEN + 32 + 32;
+/// Longest relay address or nickname.
+const MAX_FIELD: usize = 255;
+
+/// What is wrong with a damaged invite code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Damage {
+    /// The code does not start with `hum<version>-`.
+    MissingPrefix,
+    /// A character outside the code's alphabet, at this position (counting from 1, ignoring
+    /// spaces and line breaks).
+    InvalidCharacter {
+        /// Position of the character, from 1.
+        position: usize,
+        /// The character found.
+        character: char,
+    },
+    /// The code is shorter than any invite can be: part of it was not copied.
+    Truncated,
+    /// The checksum does not match: some characters were changed.
+    Checksum,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::MissingPrefix => f.write_str("it does not start with \"hum1-\""),
+            Damage::InvalidCharacter {
+                position,
+                character,
+            } => write!(
+                f,
+                "character {position} ({character:?}) cannot appear in a code"
+            ),
+            Damage::Truncated => f.write_str("it is too short; part of it was not copied"),
+            Damage::Checksum => f.write_str("its checksum does not match; some characters changed"),
+        }
+    }
+}
+
+/// Why an invite code was refused. Each variant says what the user can do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InviteError {
+    /// The text was damaged in transit (bad character, truncated, checksum mismatch).
+    #[error("invite code is damaged: {0}. Copy the whole code again")]
+    Damaged(Damage),
+    /// The invite's validity ended at this unix time.
+    #[error("invite code expired at unix time {expired_at}. Ask for a new one")]
+    Expired {
+        /// Unix time (seconds) at which it expired.
+        expired_at: u64,
+    },
+    /// The signature does not verify: the code was altered or was not made by the
+    /// identity it names.
+    #[error("invite code is forged: its signature does not verify. Do not use it")]
+    Forged,
+    /// The code was written by a different version of hum.
+    #[error(
+        "invite code has version {0}, this hum reads version 1. Update hum or ask for a new code"
+    )]
+    UnsupportedVersion(u8),
+    /// The code decodes but its contents are invalid (or a field given to create one is too
+    /// long).
+    #[error("invite code is malformed. Ask for a new one")]
+    Malformed,
+}
+
+/// An invite, as decoded from a code: relay address, the inviter's identity, a signed one-time
+/// prekey and a one-time mailbox to answer in.
+///
+/// Only [`Invite::decode`] and [`Identity::create_invite`] make one, so a value of this type
+/// always carries a verified signature.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Invite {
+    relay: String,
+    inviter: PublicIdentity,
+    prekey: [u8; 32],
+    mailbox: MailboxId,
+    expires_at: u64,
+    nickname: Option<String>,
+    signature: [u8; 64],
+}
+
+/// The inviter's secret half of an invite: the one-time prekey secret and the capability of
+/// the one-time mailbox. Keep it (sealed) until the invite is answered or expires, then delete
+/// it: it must be used once only.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct InviteSecret {
+    prekey_secret: [u8; 32],
+    capability: Capability,
+    expires_at: u64,
+}
+
+impl InviteSecret {
+    /// The capability that fetches answers from the invite's one-time mailbox.
+    pub fn capability(&self) -> &Capability {
+        &self.capability
+    }
+
+    /// When the invite expires (unix seconds); delete the secret after that.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// Serializes for the store.
+    pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(72));
+        out.extend_from_slice(&self.prekey_secret);
+        out.extend_from_slice(self.capability.expose_secret());
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out
+    }
+
+    /// Parses what [`InviteSecret::to_bytes`] produced.
+    ///
+    /// # Errors
+    /// [`InviteError::Malformed`] for a wrong length.
+    pub fn from_bytes(bytes: &[u8]) -> Result<InviteSecret, InviteError> {
+        if bytes.len() != 72 {
+            return Err(InviteError::Malformed);
+        }
+        let m = |_| InviteError::Malformed;
+        Ok(InviteSecret {
+            prekey_secret: kdf::array_at::<32>(bytes, 0).map_err(m)?,
+            capability: Capability::from_bytes(kdf::array_at::<32>(bytes, 32).map_err(m)?),
+            expires_at: u64::from_be_bytes(kdf::array_at::<8>(bytes, 64).map_err(m)?),
+        })
+    }
+
+    pub(crate) fn prekey_secret(&self) -> &[u8; 32] {
+        &self.prekey_secret
+    }
+}
+
+impl std::fmt::Debug for InviteSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InviteSecret {{ expires_at: {} }}", self.expires_at)
+    }
+}
+
+impl Identity {
+    /// Makes an invite valid for `ttl_secs` from `now_unix`, with a fresh one-time prekey and
+    /// mailbox. Returns the invite to share and the secret to keep.
+    ///
+    /// `relay` is the relay address with its certificate fingerprint,
+    /// `hum://host:port#fingerprint`.
+    ///
+    /// # Errors
+    /// [`InviteError::Malformed`] if `relay` is longer than 255 bytes.
+    pub fn create_invite(
+        &self,
+        relay: &str,
+        ttl_secs: u64,
+        now_unix: u64,
+    ) -> Result<(Invite, InviteSecret), InviteError> {
+        self.create_invite_with_nickname(relay, None, ttl_secs, now_unix)
+    }
+
+    /// Like [`Identity::create_invite`], with a nickname hint shown to whoever pastes it.
+    ///
+    /// # Errors
+    /// [`InviteError::Malformed`] if `relay` or `nickname` is longer than 255 bytes.
+    pub fn create_invite_with_nickname(
+        &self,
+        relay: &str,
+        nickname: Option<&str>,
+        ttl_secs: u64,
+        now_unix: u64,
+    ) -> Result<(Invite, InviteSecret), InviteError> {
+        if relay.len() > MAX_FIELD || nickname.is_some_and(|n| n.len() > MAX_FIELD) {
+            return Err(InviteError::Malformed);
+        }
+        let prekey_secret = StaticSecret::random_from_rng(&mut kdf::rng());
+        let capability = Capability::generate();
+        let expires_at = now_unix.saturating_add(ttl_secs);
+        let mut invite = Invite {
+            relay: relay.to_owned(),
+            inviter: self.public(),
+            prekey: PublicKey::from(&prekey_secret).to_bytes(),
+            mailbox: capability.mailbox_id(),
+            expires_at,
+            nickname: nickname.map(str::to_owned),
+            signature: [0u8; 64],
+        };
+        let unsigned = invite.unsigned_bytes();
+        invite.signature = self.sign(&[L_INVITE_SIG, &unsigned].concat()).to_bytes();
+        let secret = InviteSecret {
+            prekey_secret: prekey_secret.to_bytes(),
+            capability,
+            expires_at,
+        };
+        Ok((invite, secret))
+    }
+}
+
+impl Invite {
+    /// The relay address, `hum://host:port#fingerprint`.
+    pub fn relay(&self) -> &str {
+        &self.relay
+    }
+
+    /// Who made the invite.
+    pub fn inviter(&self) -> &PublicIdentity {
+        &self.inviter
+    }
+
+    /// The one-time mailbox to deposit the answer (the handshake envelope) into.
+    pub fn mailbox(&self) -> MailboxId {
+        self.mailbox
+    }
+
+    /// Unix time (seconds) after which the invite is refused.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// The inviter's nickname hint, if any (unauthenticated by anything but the invite's
+    /// signature: a hint, not a name).
+    pub fn nickname(&self) -> Option<&str> {
+        self.nickname.as_deref()
+    }
+
+    pub(crate) fn prekey(&self) -> &[u8; 32] {
+        &self.prekey
+    }
+
+    fn unsigned_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(FIXED_LEN + 2 + self.relay.len() + 64);
+        out.push(INVITE_VERSION);
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out.extend_from_slice(&self.inviter.to_bytes());
+        out.extend_from_slice(&self.prekey);
+        out.extend_from_slice(self.mailbox.as_bytes());
+        for field in [Some(self.relay.as_str()), self.nickname.as_deref()] {
+            let field = field.unwrap_or("");
+            // Lengths are checked at creation and at parsing.
+            out.push(u8::try_from(field.len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(field.as_bytes());
+        }
+        out
+    }
+
+    /// Encodes as text: `hum1-` followed by Crockford base32 of the signed payload and a
+    /// 5-byte BLAKE2b checksum.
+    pub fn encode(&self) -> String {
+        let mut payload = self.unsigned_bytes();
+        payload.extend_from_slice(&self.signature);
+        encode_payload(INVITE_VERSION, &payload)
+    }
+
+    /// Decodes and verifies an invite code. Spaces, line breaks and case are ignored.
+    ///
+    /// # Errors
+    /// [`InviteError::UnsupportedVersion`], [`InviteError::Damaged`], [`InviteError::Malformed`],
+    /// [`InviteError::Forged`] or [`InviteError::Expired`], checked in that order.
+    pub fn decode(code: &str, now_unix: u64) -> Result<Invite, InviteError> {
+        let payload = decode_payload(code)?;
+        let invite = parse_payload(&payload)?;
+        if now_unix >= invite.expires_at {
+            return Err(InviteError::Expired {
+                expired_at: invite.expires_at,
+            });
+        }
+        Ok(invite)
+    }
+}
+
+impl std::fmt::Debug for Invite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invite")
+            .field("relay", &self.relay)
+            .field("inviter", &self.inviter)
+            .field("expires_at", &self.expires_at)
+            .field("nickname", &self.nickname)
+            .finish_non_exhaustive()
+    }
+}
+
+fn checksum(version: u8, payload: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let digest = kdf::blake2b_256(L_INVITE_CHECKSUM, &[&[version], payload])
+        .expect("BLAKE2b with a short key and 32-byte output cannot fail");
+    let mut out = [0u8; CHECKSUM_LEN];
+    out.copy_from_slice(&digest[..CHECKSUM_LEN]);
+    out
+}
+
+fn encode_payload(version: u8, payload: &[u8]) -> String {
+    let mut data = payload.to_vec();
+    data.extend_from_slice(&checksum(version, payload));
+    let mut out = format!("{PREFIX}{version}-");
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for byte in data {
+        acc = (acc << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+fn symbol_value(c: char) -> Option<u32> {
+    let c = match c.to_ascii_lowercase() {
+        'o' => '0',
+        'i' | 'l' => '1',
+        other => other,
+    };
+    ALPHABET
+        .iter()
+        .position(|&a| char::from(a) == c)
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+fn decode_payload(code: &str) -> Result<Vec<u8>, InviteError> {
+    let text: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let lower = text.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix(PREFIX)
+        .ok_or(InviteError::Damaged(Damage::MissingPrefix))?;
+    let (version, body) = rest
+        .split_once('-')
+        .ok_or(InviteError::Damaged(Damage::MissingPrefix))?;
+    let version: u8 = version
+        .parse()
+        .map_err(|_| InviteError::Damaged(Damage::MissingPrefix))?;
+    if version != INVITE_VERSION {
+        return Err(InviteError::UnsupportedVersion(version));
+    }
+    let offset = PREFIX.len() + rest.len() - body.len();
+    let mut data = Vec::with_capacity(body.len() * 5 / 8);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for (i, c) in body.chars().enumerate() {
+        let v = symbol_value(c).ok_or(InviteError::Damaged(Damage::InvalidCharacter {
+            position: offset + i + 1,
+            character: c,
+        }))?;
+        acc = ((acc << 5) | v) & 0xFFFF;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            data.push(((acc >> bits) & 0xFF) as u8);
+        }
+    }
+    if data.len() < FIXED_LEN + 2 + 64 + CHECKSUM_LEN {
+        return Err(InviteError::Damaged(Damage::Truncated));
+    }
+    let (payload, sum) = data.split_at(data.len() - CHECKSUM_LEN);
+    if sum != checksum(version, payload) {
+        return Err(InviteError::Damaged(Damage::Checksum));
+    }
+    Ok(payload.to_vec())
+}
+
+fn parse_payload(payload: &[u8]) -> Result<Invite, InviteError> {
+    let m = |_| InviteError::Malformed;
+    let version = *payload.first().ok_or(InviteError::Malformed)?;
+    if version != INVITE_VERSION {
+        return Err(InviteError::UnsupportedVersion(version));
+    }
+    let expires_at = u64::from_be_bytes(kdf::array_at::<8>(payload, 1).map_err(m)?);
+    let inviter = PublicIdentity::from_bytes(
+        payload
+            .get(9..9 + PublicIdentity::LEN)
+            .ok_or(InviteError::Malformed)?,
+    )
+    .map_err(|_| InviteError::Forged)?;
+    let prekey = kdf::array_at::<32>(payload, 9 + PublicIdentity::LEN).map_err(m)?;
+    let mailbox =
+        MailboxId::from_bytes(kdf::array_at::<32>(payload, 41 + PublicIdentity::LEN).map_err(m)?);
+    let mut at = FIXED_LEN;
+    let mut fields = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let len = usize::from(*payload.get(at).ok_or(InviteError::Malformed)?);
+        let bytes = payload
+            .get(at + 1..at + 1 + len)
+            .ok_or(InviteError::Malformed)?;
+        fields.push(String::from_utf8(bytes.to_vec()).map_err(|_| InviteError::Malformed)?);
+        at += 1 + len;
+    }
+    let signed_len = at;
+    let signature = kdf::array_at::<64>(payload, signed_len).map_err(m)?;
+    if payload.len() != signed_len + 64 {
+        return Err(InviteError::Malformed);
+    }
+    inviter
+        .verifying_key()
+        .verify_strict(
+            &[L_INVITE_SIG, &payload[..signed_len]].concat(),
+            &Signature::from_bytes(&signature),
+        )
+        .map_err(|_| InviteError::Forged)?;
+    let nickname = fields.pop().filter(|n| !n.is_empty());
+    let relay = fields.pop().ok_or(InviteError::Malformed)?;
+    Ok(Invite {
+        relay,
+        inviter,
+        prekey,
+        mailbox,
+        expires_at,
+        nickname,
+        signature,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+    const RELAY: &str = "hum://relay.example:7447#0123456789abcdef";
+
+    fn fresh() -> Result<(Identity, Invite, String), InviteError> {
+        let id = Identity::generate();
+        let (invite, _secret) = id.create_invite_with_nickname(RELAY, Some("ada"), 3600, NOW)?;
+        let code = invite.encode();
+        Ok((id, invite, code))
+    }
+
+    #[test]
+    fn round_trip() -> Result<(), InviteError> {
+        let (id, invite, code) = fresh()?;
+        assert!(code.starts_with("hum1-"));
+        let back = Invite::decode(&code, NOW + 1)?;
+        assert_eq!(back, invite);
+        assert_eq!(back.inviter(), &id.public());
+        assert_eq!(back.relay(), RELAY);
+        assert_eq!(back.nickname(), Some("ada"));
+        // Tolerates upper case and line breaks.
+        let wrapped: String = code
+            .to_ascii_uppercase()
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| if i % 60 == 59 { vec![c, '\n'] } else { vec![c] })
+            .collect();
+        assert_eq!(Invite::decode(&wrapped, NOW)?, invite);
+        Ok(())
+    }
+
+    #[test]
+    fn damaged_codes_say_so() -> Result<(), InviteError> {
+        let (_, _, code) = fresh()?;
+        // A changed character.
+        let mut chars: Vec<char> = code.chars().collect();
+        chars[40] = if chars[40] == 'a' { 'b' } else { 'a' };
+        let changed: String = chars.iter().collect();
+        assert_eq!(
+            Invite::decode(&changed, NOW),
+            Err(InviteError::Damaged(Damage::Checksum))
+        );
+        // A character outside the alphabet.
+        let bad = format!("{}!{}", &code[..30], &code[31..]);
+        assert_eq!(
+            Invite::decode(&bad, NOW),
+            Err(InviteError::Damaged(Damage::InvalidCharacter {
+                position: 31,
+                character: '!'
+            }))
+        );
+        // Truncations.
+        assert_eq!(
+            Invite::decode(&code[..100], NOW),
+            Err(InviteError::Damaged(Damage::Truncated))
+        );
+        assert_eq!(
+            Invite::decode(&code[..code.len() - 3], NOW),
+            Err(InviteError::Damaged(Damage::Checksum))
+        );
+        assert_eq!(
+            Invite::decode("hello", NOW),
+            Err(InviteError::Damaged(Damage::MissingPrefix))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn expired() -> Result<(), InviteError> {
+        let (_, invite, code) = fresh()?;
+        let err = Invite::decode(&code, NOW + 3600);
+        assert_eq!(
+            err,
+            Err(InviteError::Expired {
+                expired_at: invite.expires_at()
+            })
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn forged() -> Result<(), InviteError> {
+        let (_, invite, _) = fresh()?;
+        // Extend the expiry without re-signing, with a valid checksum.
+        let mut forged = invite.clone();
+        forged.expires_at += 1_000_000;
+        assert_eq!(
+            Invite::decode(&forged.encode(), NOW),
+            Err(InviteError::Forged)
+        );
+        // Substitute another identity.
+        let mut swapped = invite;
+        swapped.inviter = Identity::generate().public();
+        assert_eq!(
+            Invite::decode(&swapped.encode(), NOW),
+            Err(InviteError::Forged)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unsupported_version() -> Result<(), InviteError> {
+        let (_, _, code) = fresh()?;
+        let v2 = code.replacen("hum1-", "hum2-", 1);
+        assert_eq!(
+            Invite::decode(&v2, NOW),
+            Err(InviteError::UnsupportedVersion(2))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn malformed() -> Result<(), InviteError> {
+        let (_, invite, _) = fresh()?;
+        let mut payload = invite.unsigned_bytes();
+        payload.extend_from_slice(&invite.signature);
+        payload.extend_from_slice(b"trailing");
+        assert_eq!(
+            Invite::decode(&encode_payload(1, &payload), NOW),
+            Err(InviteError::Malformed)
+        );
+        assert!(
+            Identity::generate()
+                .create_invite(&"x".repeat(300), 10, NOW)
+                .is_err()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn messages_are_actionable() {
+        let e = InviteError::Expired { expired_at: 5 }.to_string();
+        assert!(e.contains("Ask for a new one"));
+        let d = InviteError::Damaged(Damage::Checksum).to_string();
+        assert!(d.contains("Copy the whole code again"));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn encode_decode_round_trip(
+                relay in "[ -~]{0,255}",
+                nickname in proptest::option::of("\\PC{1,40}"),
+                ttl in 1u64..1_000_000,
+            ) {
+                let id = Identity::generate();
+                let nickname = nickname.filter(|n| n.len() <= 255);
+                let (invite, _) = id
+                    .create_invite_with_nickname(&relay, nickname.as_deref(), ttl, NOW)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(Invite::decode(&invite.encode(), NOW), Ok(invite));
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(text in "\\PC{0,600}") {
+                let _ = Invite::decode(&text, NOW);
+                let _ = Invite::decode(&format!("hum1-{text}"), NOW);
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The Double Ratchet with header encryption (Signal's specification, revision 1,
+//! section 4), over X25519, HKDF-SHA512, HMAC-SHA512 and XChaCha20-Poly1305.
+//!
+//! A ratchet message is laid out as (docs/PROTOCOL.md, section 3.4):
+//!
+//! ```text
+//! header nonce (24) || E(HK, DHs (32) || PN (u32 BE) || N (u32 BE)) (40 + 16)
+//! || E(MK, padded plaintext) (body_len - 16 ... + 16)
+//! ```
+
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::CryptoError;
+use super::kdf::{self, L_MESSAGE_KEYS, L_RATCHET_ROOT, NONCE_LEN, TAG_LEN};
+
+/// Most message keys skipped in one receiving chain before a message is refused.
+pub const MAX_SKIP: u32 = 1000;
+/// Most skipped message keys kept in all; the oldest are dropped beyond this.
+pub const MAX_SKIPPED_TOTAL: usize = 2000;
+
+/// Plaintext header length: DH public key, PN, N.
+const HEADER_LEN: usize = 32 + 4 + 4;
+/// Encrypted header on the wire: nonce, header, tag.
+pub(crate) const ENC_HEADER_LEN: usize = NONCE_LEN + HEADER_LEN + TAG_LEN;
+
+/// A message key skipped over, kept until its message arrives.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct SkippedKey {
+    header_key: [u8; 32],
+    n: u32,
+    message_key: [u8; 32],
+}
+
+/// The state of one side of a Double Ratchet session (the spec's `state` object).
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Ratchet {
+    dhs_secret: [u8; 32],
+    /// Public half of `dhs_secret`, cached (a base-point multiplication per message otherwise).
+    dhs_public: [u8; 32],
+    dhr: Option<[u8; 32]>,
+    rk: [u8; 32],
+    cks: Option<[u8; 32]>,
+    ckr: Option<[u8; 32]>,
+    ns: u32,
+    nr: u32,
+    pn: u32,
+    hks: Option<[u8; 32]>,
+    hkr: Option<[u8; 32]>,
+    nhks: [u8; 32],
+    nhkr: [u8; 32],
+    skipped: Vec<SkippedKey>,
+}
+
+/// Keys agreed by the handshake, handed to the ratchet.
+pub(crate) struct SharedKeys {
+    pub(crate) root: Zeroizing<[u8; 32]>,
+    pub(crate) hka: Zeroizing<[u8; 32]>,
+    pub(crate) nhkb: Zeroizing<[u8; 32]>,
+}
+
+struct Header {
+    dh: [u8; 32],
+    pn: u32,
+    n: u32,
+}
+
+impl Header {
+    fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..32].copy_from_slice(&self.dh);
+        out[32..36].copy_from_slice(&self.pn.to_be_bytes());
+        out[36..].copy_from_slice(&self.n.to_be_bytes());
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Header, CryptoError> {
+        let bad = |_| CryptoError::DecryptFailed;
+        Ok(Header {
+            dh: kdf::array_at::<32>(bytes, 0).map_err(bad)?,
+            pn: u32::from_be_bytes(kdf::array_at::<4>(bytes, 32).map_err(bad)?),
+            n: u32::from_be_bytes(kdf::array_at::<4>(bytes, 36).map_err(bad)?),
+        })
+    }
+}
+
+/// `KDF_RK_HE`: HKDF-SHA512 with the root key as salt and the DH output as input,
+/// 96 bytes split into root key, chain key, next header key.
+#[allow(clippy::type_complexity)]
+fn kdf_rk(rk: &[u8; 32], dh_out: &[u8; 32]) -> Result<([u8; 32], [u8; 32], [u8; 32]), CryptoError> {
+    let mut okm = Zeroizing::new([0u8; 96]);
+    kdf::hkdf(rk, dh_out, L_RATCHET_ROOT, &mut okm[..])?;
+    Ok((
+        kdf::array_at::<32>(&okm[..], 0)?,
+        kdf::array_at::<32>(&okm[..], 32)?,
+        kdf::array_at::<32>(&okm[..], 64)?,
+    ))
+}
+
+/// `KDF_CK`: HMAC-SHA512 of the chain key over 0x01 (message key) and 0x02 (next chain key),
+/// each truncated to 32 bytes.
+pub(crate) fn kdf_ck(ck: &[u8; 32]) -> Result<([u8; 32], [u8; 32]), CryptoError> {
+    let mk = kdf::hmac_32(ck, &[0x01])?;
+    let next = kdf::hmac_32(ck, &[0x02])?;
+    Ok((*next, *mk))
+}
+
+/// Expands a message key into an XChaCha20-Poly1305 key and nonce (HKDF-SHA512, zero salt).
+pub(crate) fn message_key_material(
+    mk: &[u8; 32],
+) -> Result<(Zeroizing<[u8; 32]>, [u8; NONCE_LEN]), CryptoError> {
+    let mut okm = Zeroizing::new([0u8; 32 + NONCE_LEN]);
+    kdf::hkdf(&[0u8; 64], mk, L_MESSAGE_KEYS, &mut okm[..])?;
+    Ok((
+        Zeroizing::new(kdf::array_at::<32>(&okm[..], 0)?),
+        kdf::array_at::<NONCE_LEN>(&okm[..], 32)?,
+    ))
+}
+
+fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    let secret = StaticSecret::from(*secret);
+    Zeroizing::new(secret.diffie_hellman(&PublicKey::from(*public)).to_bytes())
+}
+
+fn public_of(secret: &[u8; 32]) -> [u8; 32] {
+    PublicKey::from(&StaticSecret::from(*secret)).to_bytes()
+}
+
+fn header_decrypt(hk: &[u8; 32], enc_header: &[u8]) -> Option<Header> {
+    let nonce = kdf::array_at::<NONCE_LEN>(enc_header, 0).ok()?;
+    let plain = kdf::aead_open(hk, &nonce, enc_header.get(NONCE_LEN..)?, &[]).ok()?;
+    Header::from_bytes(&plain).ok()
+}
+
+impl Ratchet {
+    /// `RatchetInitAlice`: the side that sends first, knowing the peer's ratchet public key.
+    pub(crate) fn init_initiator(
+        keys: &SharedKeys,
+        their_ratchet: &[u8; 32],
+    ) -> Result<Ratchet, CryptoError> {
+        let dhs_secret = kdf::random::<32>();
+        let (rk, cks, nhks) = kdf_rk(&keys.root, &dh(&dhs_secret, their_ratchet))?;
+        Ok(Ratchet {
+            dhs_public: public_of(&dhs_secret),
+            dhs_secret,
+            dhr: Some(*their_ratchet),
+            rk,
+            cks: Some(cks),
+            ckr: None,
+            ns: 0,
+            nr: 0,
+            pn: 0,
+            hks: Some(*keys.hka),
+            hkr: None,
+            nhks,
+            nhkr: *keys.nhkb,
+            skipped: Vec::new(),
+        })
+    }
+
+    /// `RatchetInitBob`: the side whose ratchet key the initiator used.
+    pub(crate) fn init_responder(keys: &SharedKeys, our_ratchet_secret: &[u8; 32]) -> Ratchet {
+        Ratchet {
+            dhs_secret: *our_ratchet_secret,
+            dhs_public: public_of(our_ratchet_secret),
+            dhr: None,
+            rk: *keys.root,
+            cks: None,
+            ckr: None,
+            ns: 0,
+            nr: 0,
+            pn: 0,
+            hks: None,
+            hkr: None,
+            nhks: *keys.nhkb,
+            nhkr: *keys.hka,
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Encrypts `plaintext` padded to `out.len() - ENC_HEADER_LEN - TAG_LEN` bytes, writing
+    /// the whole message into `out`. `ad` is the session's associated data.
+    pub(crate) fn seal_into(
+        &mut self,
+        plaintext: &[u8],
+        ad: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let body_plain_len = out
+            .len()
+            .checked_sub(ENC_HEADER_LEN + TAG_LEN)
+            .ok_or(CryptoError::Internal)?;
+        let mut padded = Zeroizing::new(vec![0u8; body_plain_len]);
+        kdf::pad_into(plaintext, &mut padded)?;
+        let (Some(cks), Some(hks)) = (self.cks, self.hks) else {
+            // The responder cannot send before it has received; `Session` never lets it.
+            return Err(CryptoError::Internal);
+        };
+        let next_ns = self
+            .ns
+            .checked_add(1)
+            .ok_or(CryptoError::CounterExhausted)?;
+        let (next_ck, mk) = kdf_ck(&cks)?;
+        let mk = Zeroizing::new(mk);
+        let header = Header {
+            dh: self.dhs_public,
+            pn: self.pn,
+            n: self.ns,
+        };
+        let (head, body) = out.split_at_mut(ENC_HEADER_LEN);
+        let nonce = kdf::random::<NONCE_LEN>();
+        head[..NONCE_LEN].copy_from_slice(&nonce);
+        kdf::aead_seal(
+            &hks,
+            &nonce,
+            &header.to_bytes(),
+            &[],
+            &mut head[NONCE_LEN..],
+        )?;
+        let (key, body_nonce) = message_key_material(&mk)?;
+        let full_ad = [ad, &head[..]].concat();
+        kdf::aead_seal(&key, &body_nonce, &padded, &full_ad, body)?;
+        self.cks = Some(next_ck);
+        self.ns = next_ns;
+        Ok(())
+    }
+
+    /// Decrypts a message produced by [`Ratchet::seal_into`]. On error `self` is unchanged.
+    pub(crate) fn open(&mut self, message: &[u8], ad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut trial = self.clone();
+        let plain = trial.open_inner(message, ad)?;
+        *self = trial;
+        Ok(plain)
+    }
+
+    fn open_inner(&mut self, message: &[u8], ad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let enc_header = message
+            .get(..ENC_HEADER_LEN)
+            .ok_or(CryptoError::DecryptFailed)?;
+        let body = message
+            .get(ENC_HEADER_LEN..)
+            .ok_or(CryptoError::DecryptFailed)?;
+        let full_ad = [ad, enc_header].concat();
+
+        // TrySkippedMessageKeysHE. Skipped keys share few header keys (one per chain): try
+        // each distinct header key once, then look the message key up by (header key, N).
+        let mut tried: Vec<[u8; 32]> = Vec::new();
+        for i in 0..self.skipped.len() {
+            let hk = self.skipped[i].header_key;
+            if tried.contains(&hk) {
+                continue;
+            }
+            tried.push(hk);
+            let Some(header) = header_decrypt(&hk, enc_header) else {
+                continue;
+            };
+            let Some(at) = self
+                .skipped
+                .iter()
+                .position(|k| k.header_key == hk && k.n == header.n)
+            else {
+                // Not a skipped message of this chain: the current chain (handled below)
+                // or a replay (rejected below). Header keys differ between chains, so no
+                // other key can match.
+                break;
+            };
+            let (key, nonce) = message_key_material(&self.skipped[at].message_key)?;
+            let plain = kdf::aead_open(&key, &nonce, body, &full_ad)?;
+            self.skipped.remove(at);
+            return kdf::unpad(&plain);
+        }
+        tried.zeroize();
+
+        // DecryptHeader
+        let (header, dh_ratchet) =
+            if let Some(h) = self.hkr.and_then(|hk| header_decrypt(&hk, enc_header)) {
+                (h, false)
+            } else if let Some(h) = header_decrypt(&self.nhkr, enc_header) {
+                (h, true)
+            } else {
+                return Err(CryptoError::DecryptFailed);
+            };
+
+        if dh_ratchet {
+            self.skip_message_keys(header.pn)?;
+            self.dh_ratchet(&header)?;
+        } else if header.n < self.nr {
+            // Already received (its key is gone): a replay.
+            return Err(CryptoError::DecryptFailed);
+        }
+        self.skip_message_keys(header.n)?;
+        let ckr = self.ckr.ok_or(CryptoError::DecryptFailed)?;
+        let (next_ck, mk) = kdf_ck(&ckr)?;
+        let mk = Zeroizing::new(mk);
+        self.ckr = Some(next_ck);
+        self.nr = self
+            .nr
+            .checked_add(1)
+            .ok_or(CryptoError::CounterExhausted)?;
+        let (key, nonce) = message_key_material(&mk)?;
+        let plain = kdf::aead_open(&key, &nonce, body, &full_ad)?;
+        kdf::unpad(&plain)
+    }
+
+    /// `SkipMessageKeysHE`, bounded by [`MAX_SKIP`] per chain and [`MAX_SKIPPED_TOTAL`].
+    fn skip_message_keys(&mut self, until: u32) -> Result<(), CryptoError> {
+        if u64::from(self.nr) + u64::from(MAX_SKIP) < u64::from(until) {
+            return Err(CryptoError::DecryptFailed);
+        }
+        let (Some(mut ck), Some(hkr)) = (self.ckr, self.hkr) else {
+            return Ok(());
+        };
+        while self.nr < until {
+            let (next, mk) = kdf_ck(&ck)?;
+            self.skipped.push(SkippedKey {
+                header_key: hkr,
+                n: self.nr,
+                message_key: mk,
+            });
+            ck = next;
+            self.nr += 1;
+        }
+        self.ckr = Some(ck);
+        if self.skipped.len() > MAX_SKIPPED_TOTAL {
+            let excess = self.skipped.len() - MAX_SKIPPED_TOTAL;
+            self.skipped.drain(..excess);
+        }
+        Ok(())
+    }
+
+    /// `DHRatchetHE`.
+    fn dh_ratchet(&mut self, header: &Header) -> Result<(), CryptoError> {
+        self.pn = self.ns;
+        self.ns = 0;
+        self.nr = 0;
+        self.hks = Some(self.nhks);
+        self.hkr = Some(self.nhkr);
+        self.dhr = Some(header.dh);
+        let (rk, ckr, nhkr) = kdf_rk(&self.rk, &dh(&self.dhs_secret, &header.dh))?;
+        self.rk = rk;
+        self.ckr = Some(ckr);
+        self.nhkr = nhkr;
+        self.dhs_secret.zeroize();
+        self.dhs_secret = kdf::random::<32>();
+        self.dhs_public = public_of(&self.dhs_secret);
+        let (rk, cks, nhks) = kdf_rk(&self.rk, &dh(&self.dhs_secret, &header.dh))?;
+        self.rk = rk;
+        self.cks = Some(cks);
+        self.nhks = nhks;
+        Ok(())
+    }
+}

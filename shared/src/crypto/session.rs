@@ -1,0 +1,225 @@
+//! A 1:1 session: the handshake from an invite, then the Double Ratchet
+//! (docs/PROTOCOL.md, sections 3.4 and 3.5).
+
+use serde::{Deserialize, Serialize};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use super::identity::{Identity, PublicIdentity, safety_number};
+use super::invite::{Invite, InviteSecret};
+use super::kdf::{self, TAG_LEN};
+use super::mailbox::{Capability, MailboxId};
+use super::ratchet::{ENC_HEADER_LEN, Ratchet};
+use super::x3dh::{self, RATCHET_AT, SEALED_ID_AT};
+use super::{CryptoError, ENVELOPE_LEN, Envelope};
+
+/// Version byte of [`Session::to_bytes`].
+const SESSION_VERSION: u8 = 1;
+
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct SessionState {
+    ratchet: Ratchet,
+    peer: Vec<u8>,
+    ad: [u8; 32],
+    send_mailbox: [u8; 32],
+    recv_mailbox: [u8; 32],
+}
+
+/// One side of an end-to-end encrypted 1:1 conversation.
+///
+/// Made by [`Session::initiate`] (the side that pasted an invite) or [`Session::respond`]
+/// (the inviter). State is zeroized on drop; `Debug` shows only the peer's fingerprint.
+#[derive(Clone)]
+pub struct Session {
+    state: SessionState,
+    peer: PublicIdentity,
+}
+
+impl Session {
+    /// Largest plaintext one ratchet envelope carries.
+    pub const PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - ENC_HEADER_LEN - TAG_LEN - 2;
+    /// Largest plaintext the handshake envelope carries.
+    pub const INITIAL_PLAINTEXT_CAPACITY: usize =
+        ENVELOPE_LEN - RATCHET_AT - ENC_HEADER_LEN - TAG_LEN - 2;
+
+    /// Accepts `invite`: runs the acceptor's half of the handshake and seals
+    /// `first_plaintext` (at most [`Session::INITIAL_PLAINTEXT_CAPACITY`] bytes) into the
+    /// envelope to deposit in [`Invite::mailbox`]. The envelope hides who sent it.
+    ///
+    /// # Errors
+    /// [`CryptoError::PlaintextTooLong`] if `first_plaintext` does not fit.
+    pub fn initiate(
+        me: &Identity,
+        invite: &Invite,
+        first_plaintext: &[u8],
+    ) -> Result<(Session, Envelope), CryptoError> {
+        let ek = StaticSecret::random_from_rng(&mut kdf::rng());
+        let ek_public = PublicKey::from(&ek).to_bytes();
+        let [dh1, dh2, dh3] = x3dh::acceptor_dhs(me, &ek, invite.inviter(), invite.prekey());
+        let agreement = x3dh::agree(&dh1, &dh2, &dh3, &me.public(), invite.inviter())?;
+        let mut ratchet = Ratchet::init_initiator(&agreement.keys, invite.prekey())?;
+
+        let mut out = Box::new([0u8; ENVELOPE_LEN]);
+        out[..SEALED_ID_AT].copy_from_slice(&ek_public);
+        let (seal_key, seal_nonce) = x3dh::seal_key(&dh3, &ek_public, invite.prekey())?;
+        let seal_ad = seal_ad(&ek_public, invite);
+        kdf::aead_seal(
+            &seal_key,
+            &seal_nonce,
+            &me.public().to_bytes(),
+            &seal_ad,
+            &mut out[SEALED_ID_AT..RATCHET_AT],
+        )?;
+        ratchet.seal_into(first_plaintext, &agreement.ad, &mut out[RATCHET_AT..])?;
+
+        let state = SessionState {
+            ratchet,
+            peer: invite.inviter().to_bytes().to_vec(),
+            ad: agreement.ad,
+            send_mailbox: *agreement.mailbox_a2b,
+            recv_mailbox: *agreement.mailbox_b2a,
+        };
+        Ok((
+            Session {
+                state,
+                peer: invite.inviter().clone(),
+            },
+            Envelope::from_array(out),
+        ))
+    }
+
+    /// The inviter's half: opens a handshake envelope fetched from the invite's one-time
+    /// mailbox, returning the session, who accepted, and their first message.
+    ///
+    /// The caller must then delete `secret` (it is one-time) and should compare the safety
+    /// number with the acceptor before trusting their identity.
+    ///
+    /// # Errors
+    /// [`CryptoError::DecryptFailed`] if the envelope is not a valid answer to this invite.
+    pub fn respond(
+        me: &Identity,
+        secret: &InviteSecret,
+        envelope: &Envelope,
+    ) -> Result<(Session, PublicIdentity, Vec<u8>), CryptoError> {
+        let bytes = envelope.as_bytes();
+        let fail = |_| CryptoError::DecryptFailed;
+        let ek_a = kdf::array_at::<32>(bytes, 0).map_err(fail)?;
+        let spk_secret = StaticSecret::from(*secret.prekey_secret());
+        let spk_public = PublicKey::from(&spk_secret).to_bytes();
+        let dh3 = Zeroizing::new(spk_secret.diffie_hellman(&PublicKey::from(ek_a)).to_bytes());
+        let (seal_key, seal_nonce) = x3dh::seal_key(&dh3, &ek_a, &spk_public)?;
+        let seal_ad = [
+            &ek_a[..],
+            &spk_public,
+            secret.capability().mailbox_id().as_bytes(),
+        ]
+        .concat();
+        let identity = kdf::aead_open(
+            &seal_key,
+            &seal_nonce,
+            &bytes[SEALED_ID_AT..RATCHET_AT],
+            &seal_ad,
+        )?;
+        let acceptor = PublicIdentity::from_bytes(&identity).map_err(fail)?;
+        let [dh1, dh2, dh3] = x3dh::inviter_dhs(me, &spk_secret, &acceptor, &ek_a);
+        let agreement = x3dh::agree(&dh1, &dh2, &dh3, &acceptor, &me.public())?;
+        let mut ratchet = Ratchet::init_responder(&agreement.keys, secret.prekey_secret());
+        let first = ratchet.open(&bytes[RATCHET_AT..], &agreement.ad)?;
+        let state = SessionState {
+            ratchet,
+            peer: acceptor.to_bytes().to_vec(),
+            ad: agreement.ad,
+            send_mailbox: *agreement.mailbox_b2a,
+            recv_mailbox: *agreement.mailbox_a2b,
+        };
+        Ok((
+            Session {
+                state,
+                peer: acceptor.clone(),
+            },
+            acceptor,
+            first,
+        ))
+    }
+
+    /// Seals `plaintext` (at most [`Session::PLAINTEXT_CAPACITY`] bytes) into one envelope,
+    /// advancing the sending chain.
+    ///
+    /// # Errors
+    /// [`CryptoError::PlaintextTooLong`], or [`CryptoError::CounterExhausted`] after 2^32
+    /// messages in one chain.
+    pub fn seal(&mut self, plaintext: &[u8]) -> Result<Envelope, CryptoError> {
+        let mut out = Box::new([0u8; ENVELOPE_LEN]);
+        let ad = self.state.ad;
+        self.state.ratchet.seal_into(plaintext, &ad, &mut out[..])?;
+        Ok(Envelope::from_array(out))
+    }
+
+    /// Opens an envelope from the peer. Out-of-order messages open (within
+    /// [`MAX_SKIP`](super::MAX_SKIP)); on any error the session is left exactly as it was.
+    ///
+    /// # Errors
+    /// [`CryptoError::DecryptFailed`] for a tampered, replayed, foreign or too-late envelope.
+    pub fn open(&mut self, envelope: &Envelope) -> Result<Vec<u8>, CryptoError> {
+        let ad = self.state.ad;
+        self.state.ratchet.open(&envelope.as_bytes()[..], &ad)
+    }
+
+    /// The peer's public identity.
+    pub fn peer(&self) -> &PublicIdentity {
+        &self.peer
+    }
+
+    /// The safety number of this conversation (same on both sides).
+    pub fn safety_number(&self, me: &PublicIdentity) -> String {
+        safety_number(me, &self.peer)
+    }
+
+    /// The capability to fetch what the peer sends in `epoch` (see
+    /// [`epoch_at`](super::epoch_at)).
+    pub fn receive_capability(&self, epoch: u64) -> Capability {
+        Capability::derive(&self.state.recv_mailbox, epoch)
+            .expect("BLAKE2b with a short key and 32-byte output cannot fail")
+    }
+
+    /// The mailbox to deposit into in `epoch`: equals the peer's
+    /// `receive_capability(epoch).mailbox_id()`.
+    pub fn send_mailbox(&self, epoch: u64) -> MailboxId {
+        Capability::derive(&self.state.send_mailbox, epoch)
+            .expect("BLAKE2b with a short key and 32-byte output cannot fail")
+            .mailbox_id()
+    }
+
+    /// Serializes the whole state for the (sealed) store.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(vec![SESSION_VERSION]);
+        // Serializing plain structs of arrays, integers and vectors into a Vec cannot fail.
+        let body = Zeroizing::new(postcard::to_allocvec(&self.state).unwrap_or_default());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Parses what [`Session::to_bytes`] produced.
+    ///
+    /// # Errors
+    /// [`CryptoError::Malformed`] if the bytes are not a session of this version.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Session, CryptoError> {
+        let (&version, body) = bytes.split_first().ok_or(CryptoError::Malformed)?;
+        if version != SESSION_VERSION {
+            return Err(CryptoError::Malformed);
+        }
+        let state: SessionState = postcard::from_bytes(body).map_err(|_| CryptoError::Malformed)?;
+        let peer = PublicIdentity::from_bytes(&state.peer).map_err(|_| CryptoError::Malformed)?;
+        Ok(Session { state, peer })
+    }
+}
+
+fn seal_ad(ek_a: &[u8; 32], invite: &Invite) -> Vec<u8> {
+    [&ek_a[..], invite.prekey(), invite.mailbox().as_bytes()].concat()
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session {{ peer: {} }}", self.peer.fingerprint())
+    }
+}

@@ -1,0 +1,227 @@
+//! Helpers for whole-system tests: temporary folders, in-process relays and engines, and
+//! waiting for events with a deadline.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use hum::api::{Command, ContactId, Event, RoomId};
+use hum::engine::{EngineHandle, ProfilePaths};
+use hum_shared::crypto::KdfParams;
+use tokio::sync::mpsc;
+
+/// A folder removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh, empty folder under the system's temp dir.
+    ///
+    /// # Errors
+    /// When it cannot be created.
+    pub fn new(tag: &str) -> Result<Self> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("hum-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p)?;
+        Ok(Self(p))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A relay configuration for tests: loopback, a free port, a short tick and a generous lag
+/// allowance (test machines are busy).
+pub fn relay_config(tick: Duration) -> hum_relay::Config {
+    let mut c = hum_relay::Config::ephemeral(tick);
+    c.max_lag = 2_000;
+    c
+}
+
+/// One test user: a profile and its running engine.
+#[derive(Debug)]
+pub struct Peer {
+    /// Display name.
+    pub name: String,
+    /// Where its profile lives.
+    pub paths: ProfilePaths,
+    /// Commands go here.
+    pub commands: mpsc::Sender<Command>,
+    /// Events come from here.
+    pub events: mpsc::Receiver<Event>,
+    /// Events seen but not consumed by a wait.
+    pub seen: Vec<Event>,
+}
+
+impl Peer {
+    /// Creates a profile in `dir` and starts its engine on `relay`.
+    ///
+    /// # Errors
+    /// When the profile or engine cannot start.
+    pub fn create(dir: &Path, name: &str, relay: &str) -> Result<Self> {
+        let paths = ProfilePaths::in_dir(name, dir.join(name));
+        let unlocked =
+            hum::engine::create_with(&paths, name, b"test passphrase", KdfParams::INSECURE_FAST)?;
+        Self::run(name, paths, unlocked, relay)
+    }
+
+    /// Re-opens an existing profile (after a stop) and starts its engine.
+    ///
+    /// # Errors
+    /// When the profile or engine cannot start.
+    pub fn reopen(dir: &Path, name: &str, relay: &str) -> Result<Self> {
+        let paths = ProfilePaths::in_dir(name, dir.join(name));
+        let unlocked = hum::engine::unlock(&paths, b"test passphrase")?;
+        Self::run(name, paths, unlocked, relay)
+    }
+
+    fn run(
+        name: &str,
+        paths: ProfilePaths,
+        unlocked: hum::engine::Unlocked,
+        relay: &str,
+    ) -> Result<Self> {
+        let EngineHandle {
+            commands, events, ..
+        } = hum::engine::start(unlocked, relay)?;
+        Ok(Self {
+            name: name.to_owned(),
+            paths,
+            commands,
+            events,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Sends a command.
+    ///
+    /// # Errors
+    /// When the engine is gone.
+    pub async fn send(&self, c: Command) -> Result<()> {
+        self.commands.send(c).await.context("the engine is gone")
+    }
+
+    /// Waits up to `limit` for an event `f` picks, keeping the others in `seen`.
+    ///
+    /// # Errors
+    /// On timeout or when the engine stops.
+    pub async fn wait<T>(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut f: impl FnMut(&Event) -> Option<T>,
+    ) -> Result<T> {
+        if let Some(i) = self.seen.iter().position(|e| f(e).is_some()) {
+            let e = self.seen.remove(i);
+            if let Some(t) = f(&e) {
+                return Ok(t);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let e = match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(e)) => e,
+                Ok(None) => bail!("{}: the engine stopped while waiting for {what}", self.name),
+                Err(_) => bail!(
+                    "{}: timed out waiting for {what}; errors seen: {:?}",
+                    self.name,
+                    self.errors()
+                ),
+            };
+            if let Some(t) = f(&e) {
+                return Ok(t);
+            }
+            self.seen.push(e);
+            if self.seen.len() > 100_000 {
+                self.seen.drain(..50_000);
+            }
+        }
+    }
+
+    /// Errors seen so far.
+    pub fn errors(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                Event::Error { message } => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Makes an invite code.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn invite(&mut self) -> Result<String> {
+        self.send(Command::CreateInvite).await?;
+        self.wait(Duration::from_secs(10), "an invite", |e| match e {
+            Event::Invite { code } => Some(code.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for a contact named `name` and returns its id and room.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn contact(&mut self, name: &str) -> Result<(ContactId, RoomId)> {
+        let cid = self
+            .wait(
+                Duration::from_secs(20),
+                &format!("contact {name}"),
+                |e| match e {
+                    Event::Contact { id, name: n } if n == name => Some(*id),
+                    _ => None,
+                },
+            )
+            .await?;
+        let room = self
+            .wait(
+                Duration::from_secs(20),
+                &format!("room of {name}"),
+                |e| match e {
+                    Event::Room(r) if r.kind == hum::api::RoomKind::Direct(cid) => Some(r.id),
+                    _ => None,
+                },
+            )
+            .await?;
+        Ok((cid, room))
+    }
+
+    /// Stops the engine.
+    ///
+    /// # Errors
+    /// When it is already gone.
+    pub async fn quit(self) -> Result<()> {
+        self.send(Command::Quit).await
+    }
+}
+
+/// Makes `a` and `b` contacts: `a` invites, `b` accepts. Returns (b as seen by a, a as
+/// seen by b), each with its room.
+///
+/// # Errors
+/// On timeout.
+pub async fn befriend(
+    a: &mut Peer,
+    b: &mut Peer,
+) -> Result<((ContactId, RoomId), (ContactId, RoomId))> {
+    let code = a.invite().await?;
+    b.send(Command::AcceptInvite { code, name: None }).await?;
+    let a_in_b = b.contact(&a.name).await?;
+    let b_in_a = a.contact(&b.name).await?;
+    Ok((b_in_a, a_in_b))
+}

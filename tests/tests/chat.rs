@@ -1,0 +1,279 @@
+//! Whole-system chat tests: in-process relays and engines over real TLS on loopback.
+
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use hum::api::{Command, Delivery, Event, RoomKind};
+use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
+
+const TICK: Duration = Duration::from_millis(5);
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_to_one_with_receipts_and_long_messages() -> Result<()> {
+    let dir = TempDir::new("one-to-one")?;
+    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let addr = relay.address().to_string();
+    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
+
+    bob.send(Command::Send {
+        room: bob_room,
+        text: "hi alice".into(),
+    })
+    .await?;
+    let id = bob
+        .wait(WAIT, "own message queued", |e| match e {
+            Event::Message(m) if m.from_me && m.delivery == Some(Delivery::Queued) => Some(m.id),
+            _ => None,
+        })
+        .await?;
+    let got = alice
+        .wait(WAIT, "bob's message", |e| match e {
+            Event::Message(m) if !m.from_me => Some(m.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(got.text == "hi alice" && got.sender == "bob" && got.room == alice_room);
+    bob.wait(WAIT, "sent", |e| {
+        matches!(e, Event::Delivery { id: i, state: Delivery::Sent, .. } if *i == id).then_some(())
+    })
+    .await?;
+    bob.wait(WAIT, "delivered", |e| {
+        matches!(e, Event::Delivery { id: i, state: Delivery::Delivered, .. } if *i == id)
+            .then_some(())
+    })
+    .await?;
+
+    // A long message is split into many parts and comes back whole.
+    let long: String = (0..4000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect::<String>()
+        + " ✓ 日本語";
+    alice
+        .send(Command::Send {
+            room: alice_room,
+            text: long.clone(),
+        })
+        .await?;
+    let got = bob
+        .wait(WAIT, "the long message", |e| match e {
+            Event::Message(m) if !m.from_me => Some(m.text.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(got == long, "long message differs");
+
+    // History pages come back from the store, oldest first.
+    bob.send(Command::LoadHistory {
+        room: bob_room,
+        before: None,
+        limit: 10,
+    })
+    .await?;
+    let page = bob
+        .wait(WAIT, "history", |e| match e {
+            Event::History { messages, .. } => Some(messages.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(page.len() == 2 && page[0].text == "hi alice" && page[1].text == long);
+    alice.quit().await?;
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_invite_codes_say_what_is_wrong() -> Result<()> {
+    let dir = TempDir::new("bad-invite")?;
+    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let addr = relay.address().to_string();
+    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let code = alice.invite().await?;
+    // One character changed: the checksum catches it.
+    let mut damaged: Vec<char> = code.chars().collect();
+    let i = damaged.len() / 2;
+    damaged[i] = if damaged[i] == 'q' { 'p' } else { 'q' };
+    let damaged: String = damaged.into_iter().collect();
+    bob.send(Command::AcceptInvite {
+        code: damaged,
+        name: None,
+    })
+    .await?;
+    let msg = bob
+        .wait(WAIT, "an error", |e| match e {
+            Event::Error { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(msg.contains("damaged"), "unexpected error: {msg}");
+    bob.send(Command::AcceptInvite {
+        code: "hello".into(),
+        name: None,
+    })
+    .await?;
+    let msg = bob
+        .wait(WAIT, "an error", |e| match e {
+            Event::Error { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(!msg.is_empty());
+    // Accepting one's own invite is refused with a reason.
+    alice
+        .send(Command::AcceptInvite { code, name: None })
+        .await?;
+    let msg = alice
+        .wait(WAIT, "an error", |e| match e {
+            Event::Error { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(msg.contains("your own invite"), "unexpected error: {msg}");
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_add_talk_remove() -> Result<()> {
+    let dir = TempDir::new("groups")?;
+    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let addr = relay.address().to_string();
+    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let mut carol = Peer::create(dir.path(), "carol", &addr)?;
+    let ((bob_id, _), _) = befriend(&mut alice, &mut bob).await?;
+    let ((carol_id, _), _) = befriend(&mut alice, &mut carol).await?;
+
+    alice
+        .send(Command::CreateGroup { name: "ops".into() })
+        .await?;
+    let group = alice
+        .wait(WAIT, "the group", |e| match e {
+            Event::Room(r) if r.kind == RoomKind::Group && r.name == "ops" => Some(r.id),
+            _ => None,
+        })
+        .await?;
+    alice
+        .send(Command::GroupAdd {
+            room: group,
+            contact: bob_id,
+        })
+        .await?;
+    alice
+        .send(Command::GroupAdd {
+            room: group,
+            contact: carol_id,
+        })
+        .await?;
+    let in_group = |p: &str| {
+        let p = p.to_owned();
+        move |e: &Event| match e {
+            Event::Room(r)
+                if r.kind == RoomKind::Group && r.name == "ops" && r.members.len() == 2 =>
+            {
+                let _ = &p;
+                Some(r.id)
+            }
+            _ => None,
+        }
+    };
+    let bob_group = bob.wait(WAIT, "bob in the group", in_group("bob")).await?;
+    let carol_group = carol
+        .wait(WAIT, "carol in the group", in_group("carol"))
+        .await?;
+
+    // Bob and Carol are not contacts of each other: their sender keys travel via Alice.
+    let text_from = |who: &'static str| {
+        move |e: &Event| match e {
+            Event::Message(m) if !m.from_me && m.sender == who => Some(m.text.clone()),
+            _ => None,
+        }
+    };
+    // Give the forwarded keys a moment, then everyone talks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alice
+        .send(Command::Send {
+            room: group,
+            text: "hello group".into(),
+        })
+        .await?;
+    ensure!(bob.wait(WAIT, "alice in group", text_from("alice")).await? == "hello group");
+    ensure!(
+        carol
+            .wait(WAIT, "alice in group", text_from("alice"))
+            .await?
+            == "hello group"
+    );
+    bob.send(Command::Send {
+        room: bob_group,
+        text: "bob here".into(),
+    })
+    .await?;
+    ensure!(carol.wait(WAIT, "bob in group", text_from("bob")).await? == "bob here");
+    ensure!(alice.wait(WAIT, "bob in group", text_from("bob")).await? == "bob here");
+    carol
+        .send(Command::Send {
+            room: carol_group,
+            text: "carol here".into(),
+        })
+        .await?;
+    ensure!(bob.wait(WAIT, "carol in group", text_from("carol")).await? == "carol here");
+    // Alice's group message is delivered once both members have receipted it.
+    alice
+        .wait(WAIT, "group delivery", |e| {
+            matches!(e, Event::Delivery { room, state: Delivery::Delivered, .. } if *room == group)
+                .then_some(())
+        })
+        .await?;
+
+    // Remove Carol: she is told, and reads nothing sent afterwards.
+    alice
+        .send(Command::GroupRemove {
+            room: group,
+            contact: carol_id,
+        })
+        .await?;
+    carol
+        .wait(WAIT, "removal", |e| match e {
+            Event::Room(r) if r.id == carol_group && r.closed => Some(()),
+            _ => None,
+        })
+        .await?;
+    bob.wait(WAIT, "the new member list", |e| match e {
+        Event::Room(r) if r.id == bob_group && r.members.len() == 1 => Some(()),
+        _ => None,
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    alice
+        .send(Command::Send {
+            room: group,
+            text: "after carol".into(),
+        })
+        .await?;
+    ensure!(bob.wait(WAIT, "after removal", text_from("alice")).await? == "after carol");
+    bob.send(Command::Send {
+        room: bob_group,
+        text: "bob after".into(),
+    })
+    .await?;
+    ensure!(
+        alice
+            .wait(WAIT, "bob after removal", text_from("bob"))
+            .await?
+            == "bob after"
+    );
+    let leaked = carol
+        .wait(Duration::from_secs(2), "nothing", |e| match e {
+            Event::Message(m) if !m.from_me && m.room == carol_group => Some(m.text.clone()),
+            _ => None,
+        })
+        .await;
+    ensure!(leaked.is_err(), "a removed member read {leaked:?}");
+    relay.shutdown().await;
+    Ok(())
+}
