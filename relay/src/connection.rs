@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use hum_shared::{CellWriter, Down, HELLO_LEN, Hello, Up, decode_cell};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,7 +67,7 @@ pub(crate) async fn serve(
         return;
     };
     shared.stats.clients.fetch_add(1, Ordering::Relaxed);
-    let mut conn = Connection {
+    let conn = Connection {
         inbuf: vec![0; config.cell_size].into_boxed_slice(),
         outbuf: Vec::with_capacity(config.cell_size),
         stream,
@@ -80,13 +81,32 @@ pub(crate) async fn serve(
         answers: VecDeque::new(),
         filled: 0,
     };
-    let ending = conn.run(&mut shutdown).await;
-    shared.store.unsubscribe_all(&conn.subs);
-    shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
-    shared.stats.ended(ending);
-    tracing::debug!(ending = ?ending, "client left");
-    if ending == Ending::Shutdown {
-        let _ = tokio::time::timeout(config.tick, conn.stream.shutdown()).await;
+    // The client's life runs in a task of its own: the memory the handshake needed is
+    // given back now instead of staying reserved in this task for the connection's life.
+    tokio::spawn(conn.serve(shutdown, _done, _permit));
+}
+
+impl Connection {
+    async fn serve(
+        mut self,
+        mut shutdown: Shutdown,
+        _done: mpsc::Sender<()>,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let ending = self.run(&mut shutdown).await;
+        self.end(ending).await;
+    }
+
+    async fn end(mut self, ending: Ending) {
+        let shared = Arc::clone(&self.shared);
+        let conn = &mut self;
+        shared.store.unsubscribe_all(&conn.subs);
+        shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
+        shared.stats.ended(ending);
+        tracing::debug!(ending = ?ending, "client left");
+        if ending == Ending::Shutdown {
+            let _ = tokio::time::timeout(shared.config.tick, conn.stream.shutdown()).await;
+        }
     }
 }
 
@@ -164,15 +184,20 @@ impl Connection {
             self.build_cell();
         }
         let patience = config.tick * u32::try_from(config.max_lag).unwrap_or(u32::MAX);
-        let write = async {
+        let mut write = std::pin::pin!(async {
             self.stream.write_all(&self.outbuf).await?;
             self.stream.flush().await
+        });
+        // Almost always the socket takes the cell at once: only a write that has to
+        // wait arms a timer (a timer per client per tick costs CPU for nothing).
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        let written = match first {
+            Poll::Ready(r) => r,
+            Poll::Pending => tokio::time::timeout(patience, write)
+                .await
+                .map_err(|_| Ending::Lagging)?,
         };
-        match tokio::time::timeout(patience, write).await {
-            Err(_) => return Err(Ending::Lagging),
-            Ok(Err(_)) => return Err(Ending::Closed),
-            Ok(Ok(())) => {}
-        }
+        written.map_err(|_| Ending::Closed)?;
         self.sent += due;
         self.sent_tick = t;
         Stats::add(&shared.stats.cells_out, due);

@@ -314,7 +314,7 @@ fn cap(i: usize) -> Capability {
     let mut c = [0u8; 32];
     c[..8].copy_from_slice(&(i as u64).to_be_bytes());
     c[8] = 0x68;
-    Capability(c)
+    Capability::from_bytes(c)
 }
 
 /// Source address for client `i`: spread over 127.0.0.0/8 so ports never run out.
@@ -441,7 +441,7 @@ async fn beat(
                 after: 0,
             })?;
             subscribed = true;
-        } else if tick % every == offset {
+        } else if measuring && tick % every == offset {
             let mut envelope = vec![0u8; ENVELOPE_LEN];
             envelope[..8].copy_from_slice(&(base.elapsed().as_micros() as i64).to_be_bytes());
             envelope[8..16].copy_from_slice(&tick.to_be_bytes());
