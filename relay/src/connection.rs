@@ -170,23 +170,25 @@ impl Connection {
     /// Sends the cells owed up to tick `t` (one, unless this task ran late), without
     /// waiting more than `max_lag` ticks for a client that does not read.
     async fn beat(&mut self, t: u64) -> Result<(), Ending> {
-        let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
+        // Plain copies: no reference count touched per client per tick (that counter's
+        // cache line would bounce between cores).
+        let (max_lag, tick) = (self.shared.config.max_lag, self.shared.config.tick);
         let due = t.saturating_sub(self.sent_tick);
         if due == 0 {
             return Ok(());
         }
-        if due > config.max_lag {
+        if due > max_lag {
             return Err(Ending::Lagging);
         }
         self.outbuf.clear();
         for _ in 0..due {
             self.build_cell();
         }
-        let patience = config.tick * u32::try_from(config.max_lag).unwrap_or(u32::MAX);
+        let patience = tick * u32::try_from(max_lag).unwrap_or(u32::MAX);
+        let (stream, outbuf) = (&mut self.stream, &self.outbuf);
         let mut write = std::pin::pin!(async {
-            self.stream.write_all(&self.outbuf).await?;
-            self.stream.flush().await
+            stream.write_all(outbuf).await?;
+            stream.flush().await
         });
         // Almost always the socket takes the cell at once: only a write that has to
         // wait arms a timer (a timer per client per tick costs CPU for nothing).
@@ -200,8 +202,8 @@ impl Connection {
         written.map_err(|_| Ending::Closed)?;
         self.sent += due;
         self.sent_tick = t;
-        Stats::add(&shared.stats.cells_out, due);
-        if self.sent - self.received > config.max_lag {
+        Stats::add(&self.shared.stats.cells_out, due);
+        if self.sent - self.received > max_lag {
             return Err(Ending::Lagging);
         }
         Ok(())
@@ -211,7 +213,7 @@ impl Connection {
     /// as fit; a cover cell when there is nothing.
     fn build_cell(&mut self) {
         let shared = &self.shared;
-        if self.answers.is_empty() && self.subs.is_empty() {
+        if self.answers.is_empty() && !shared.store.has_pending(&self.subs) {
             self.outbuf.extend_from_slice(&shared.cover);
             return;
         }
