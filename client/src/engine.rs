@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
-pub use profile::{ProfileConfig, ProfilePaths, Unlocked, create, create_with, seed_history, unlock};
+pub use profile::{
+    ProfileConfig, ProfilePaths, Unlocked, create, create_with, seed_history, unlock,
+};
 
 /// Why the engine could not do something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

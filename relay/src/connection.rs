@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use hum_shared::{CellWriter, Down, HELLO_LEN, Hello, Up, decode_cell};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -66,7 +67,7 @@ pub(crate) async fn serve(
         return;
     };
     shared.stats.clients.fetch_add(1, Ordering::Relaxed);
-    let mut conn = Connection {
+    let conn = Connection {
         inbuf: vec![0; config.cell_size].into_boxed_slice(),
         outbuf: Vec::with_capacity(config.cell_size),
         stream,
@@ -80,13 +81,32 @@ pub(crate) async fn serve(
         answers: VecDeque::new(),
         filled: 0,
     };
-    let ending = conn.run(&mut shutdown).await;
-    shared.store.unsubscribe_all(&conn.subs);
-    shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
-    shared.stats.ended(ending);
-    tracing::debug!(ending = ?ending, "client left");
-    if ending == Ending::Shutdown {
-        let _ = tokio::time::timeout(config.tick, conn.stream.shutdown()).await;
+    // The client's life runs in a task of its own: the memory the handshake needed is
+    // given back now instead of staying reserved in this task for the connection's life.
+    tokio::spawn(conn.serve(shutdown, _done, _permit));
+}
+
+impl Connection {
+    async fn serve(
+        mut self,
+        mut shutdown: Shutdown,
+        _done: mpsc::Sender<()>,
+        _permit: OwnedSemaphorePermit,
+    ) {
+        let ending = self.run(&mut shutdown).await;
+        self.end(ending).await;
+    }
+
+    async fn end(mut self, ending: Ending) {
+        let shared = Arc::clone(&self.shared);
+        let conn = &mut self;
+        shared.store.unsubscribe_all(&conn.subs);
+        shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
+        shared.stats.ended(ending);
+        tracing::debug!(ending = ?ending, "client left");
+        if ending == Ending::Shutdown {
+            let _ = tokio::time::timeout(shared.config.tick, conn.stream.shutdown()).await;
+        }
     }
 }
 
@@ -150,38 +170,45 @@ impl Connection {
     /// Sends the cells owed up to tick `t` (one, unless this task ran late), without
     /// waiting more than `max_lag` ticks for a client that does not read.
     async fn beat(&mut self, t: u64) -> Result<(), Ending> {
-        let shared = Arc::clone(&self.shared);
-        let config = &shared.config;
+        // Plain copies: no reference count touched per client per tick (that counter's
+        // cache line would bounce between cores).
+        let (max_lag, tick) = (self.shared.config.max_lag, self.shared.config.tick);
         let due = t.saturating_sub(self.sent_tick);
         if due == 0 {
             return Ok(());
         }
-        if due > config.max_lag {
+        if due > max_lag {
             return Err(Ending::Lagging);
         }
         self.outbuf.clear();
         for _ in 0..due {
             self.build_cell();
         }
-        let patience = config.tick * u32::try_from(config.max_lag).unwrap_or(u32::MAX);
-        let cell_size = config.cell_size;
-        let write = async {
+        let patience = tick * u32::try_from(max_lag).unwrap_or(u32::MAX);
+        let (stream, outbuf, cell_size) =
+            (&mut self.stream, &self.outbuf, self.shared.config.cell_size);
+        let mut write = std::pin::pin!(async {
             // One write per cell: each cell is its own TLS record, so an observer sees the
             // same record size even when this task ran late and owes several cells.
-            for cell in self.outbuf.chunks(cell_size) {
-                self.stream.write_all(cell).await?;
+            for cell in outbuf.chunks(cell_size) {
+                stream.write_all(cell).await?;
             }
-            self.stream.flush().await
+            stream.flush().await
+        });
+        // Almost always the socket takes the cell at once: only a write that has to
+        // wait arms a timer (a timer per client per tick costs CPU for nothing).
+        let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        let written = match first {
+            Poll::Ready(r) => r,
+            Poll::Pending => tokio::time::timeout(patience, write)
+                .await
+                .map_err(|_| Ending::Lagging)?,
         };
-        match tokio::time::timeout(patience, write).await {
-            Err(_) => return Err(Ending::Lagging),
-            Ok(Err(_)) => return Err(Ending::Closed),
-            Ok(Ok(())) => {}
-        }
+        written.map_err(|_| Ending::Closed)?;
         self.sent += due;
         self.sent_tick = t;
-        Stats::add(&shared.stats.cells_out, due);
-        if self.sent - self.received > config.max_lag {
+        Stats::add(&self.shared.stats.cells_out, due);
+        if self.sent - self.received > max_lag {
             return Err(Ending::Lagging);
         }
         Ok(())
@@ -191,7 +218,7 @@ impl Connection {
     /// as fit; a cover cell when there is nothing.
     fn build_cell(&mut self) {
         let shared = &self.shared;
-        if self.answers.is_empty() && self.subs.is_empty() {
+        if self.answers.is_empty() && !shared.store.has_pending(&self.subs) {
             self.outbuf.extend_from_slice(&shared.cover);
             return;
         }

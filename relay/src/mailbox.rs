@@ -185,6 +185,22 @@ impl Store {
         true
     }
 
+    /// Whether any of `subs` has an envelope to deliver (so a cover cell will not do).
+    pub(crate) fn has_pending(&self, subs: &[Sub]) -> bool {
+        if subs.is_empty() {
+            return false;
+        }
+        let now = self.clock.now();
+        let inner = self.lock();
+        subs.iter().any(|sub| {
+            inner.boxes.get(&sub.id).is_some_and(|m| {
+                m.entries
+                    .range(sub.cursor.saturating_add(1)..)
+                    .any(|(_, e)| e.expires > now)
+            })
+        })
+    }
+
     /// Puts as many pending envelopes of `subs` into `w` as fit, taking the
     /// subscriptions in turn from `*turn`, and moves their cursors. Returns how many.
     pub(crate) fn fill(&self, subs: &mut [Sub], turn: &mut usize, w: &mut CellWriter) -> usize {

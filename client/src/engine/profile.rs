@@ -293,19 +293,34 @@ pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineEr
     use super::wire::StoredMessage;
 
     let name = "history".to_owned();
-    let rec = RoomRecord { name: name.clone(), group: None };
-    let sealed = seal(&profile.key, &postcard::to_stdvec(&rec).map_err(|_| EngineError::Encode)?, "room")?;
+    let rec = RoomRecord {
+        name: name.clone(),
+        group: None,
+    };
+    let sealed = seal(
+        &profile.key,
+        &postcard::to_stdvec(&rec).map_err(|_| EngineError::Encode)?,
+        "room",
+    )?;
     let mut bodies = Vec::with_capacity(n);
     for i in 0..n {
         let mut uid = [0u8; 16];
         uid[..8].copy_from_slice(&(i as u64).to_be_bytes());
         let m = StoredMessage {
-            sender: if i % 3 == 0 { "you".into() } else { "someone".into() },
+            sender: if i % 3 == 0 {
+                "you".into()
+            } else {
+                "someone".into()
+            },
             text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
             sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
             uid,
         };
-        let body = seal(&profile.key, &postcard::to_stdvec(&m).map_err(|_| EngineError::Encode)?, "message")?;
+        let body = seal(
+            &profile.key,
+            &postcard::to_stdvec(&m).map_err(|_| EngineError::Encode)?,
+            "message",
+        )?;
         bodies.push((uid, body));
     }
     profile.store.tx(|tx| {

@@ -26,7 +26,8 @@ fn cpu_ticks(pid: &str) -> Result<u64> {
     let after = stat.rsplit_once(')').map(|(_, r)| r).context("bad stat")?;
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 after the command name.
-    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
 }
 
 async fn history(n: usize) -> Result<()> {
@@ -35,7 +36,9 @@ async fn history(n: usize) -> Result<()> {
     let mut profile = hum::engine::create_with(&paths, "you", b"pass", KdfParams::INSECURE_FAST)?;
     hum::engine::seed_history(&mut profile, n)?;
     drop(profile);
-    let relay = hum_relay::Relay::bind(hum_relay::Config::ephemeral(Duration::from_millis(100))).await?.spawn();
+    let relay = hum_relay::Relay::bind(hum_relay::Config::ephemeral(Duration::from_millis(100)))
+        .await?
+        .spawn();
     let rss_before = rss_kib("self")?;
     let start = Instant::now();
     let profile = hum::engine::unlock(&paths, b"pass")?;
@@ -43,13 +46,21 @@ async fn history(n: usize) -> Result<()> {
     let (commands, mut events, join) = engine.split();
     let room = loop {
         match events.recv().await {
-            Some(Event::Ready { rooms, .. }) => break rooms.first().map(|r| r.id).context("no room")?,
+            Some(Event::Ready { rooms, .. }) => {
+                break rooms.first().map(|r| r.id).context("no room")?;
+            }
             Some(_) => {}
             None => bail!("engine stopped"),
         }
     };
     let ready = start.elapsed();
-    commands.send(Command::LoadHistory { room, before: None, limit: 200 }).await?;
+    commands
+        .send(Command::LoadHistory {
+            room,
+            before: None,
+            limit: 200,
+        })
+        .await?;
     let page = loop {
         match events.recv().await {
             Some(Event::History { messages, .. }) => break messages.len(),
@@ -75,12 +86,23 @@ async fn idle(seconds: u64) -> Result<()> {
     let exe = std::env::current_exe()?;
     let hum = exe.parent().context("no dir")?.join("hum");
     if !hum.exists() {
-        bail!("{} not found: build it with cargo build --release -p hum", hum.display());
+        bail!(
+            "{} not found: build it with cargo build --release -p hum",
+            hum.display()
+        );
     }
     let dir = TempDir::new("figures-idle")?;
-    let relay = hum_relay::Relay::bind(hum_relay::Config::ephemeral(Duration::from_millis(100))).await?.spawn();
+    let relay = hum_relay::Relay::bind(hum_relay::Config::ephemeral(Duration::from_millis(100)))
+        .await?
+        .spawn();
     let mut child = tokio::process::Command::new(&hum)
-        .args(["--plain", "--profile", "idle", "--relay", &relay.address().to_string()])
+        .args([
+            "--plain",
+            "--profile",
+            "idle",
+            "--relay",
+            &relay.address().to_string(),
+        ])
         .env("HUM_HOME", dir.path())
         .env("HUM_PASSPHRASE", "pass")
         .env("HUM_INSECURE_FAST_KDF", "1")
@@ -109,7 +131,10 @@ async fn idle(seconds: u64) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let n = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     history(n).await?;
     idle(20).await?;
     Ok(())
