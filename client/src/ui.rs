@@ -265,3 +265,6 @@ pub async fn unlock(
         .await?
         .map(|(_, pass)| pass))
 }
+
+#[cfg(test)]
+mod tests;

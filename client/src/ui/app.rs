@@ -618,6 +618,9 @@ impl App {
         }
         if self.pane_prefix {
             self.pane_prefix = false;
+            if key.code == ratatui::crossterm::event::KeyCode::Esc {
+                return;
+            }
             match self.keymap.lookup_pane(&key) {
                 Some(a) => self.do_key(a, out),
                 None => self.error(format!("{} is not a pane key (? for help)", key.name())),
@@ -640,9 +643,28 @@ impl App {
                 if self.flash.as_ref().is_some_and(|f| !f.error) || key.is_text() {
                     self.flash = None;
                 }
-                self.input.input(ev);
+                self.edit(&key, ev);
             }
         }
+    }
+
+    /// Emacs line editing: the text area's keys, with readline's meaning where they differ.
+    fn edit(&mut self, key: &Key, ev: KeyEvent) {
+        use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+        if key.mods == KeyModifiers::CONTROL {
+            match key.code {
+                KeyCode::Char('u') => {
+                    self.input.delete_line_by_head();
+                    return;
+                }
+                KeyCode::Char('_') | KeyCode::Char('z') => {
+                    self.input.undo();
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.input.input(ev);
     }
 
     fn on_overlay_key(&mut self, overlay: Overlay, key: &Key, out: &mut Vec<Command>) {

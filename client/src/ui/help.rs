@@ -43,7 +43,7 @@ pub(super) fn lines(app: &App) -> Vec<Line<'static>> {
         let cmd = format!("/{} {}", c.name, c.usage);
         out.push(Line::from(vec![
             Span::styled(
-                format!("  {}", text::pad_right(cmd.trim_end(), 30)),
+                format!("  {}", text::pad_right(cmd.trim_end(), 42)),
                 t.style(Role::Prompt),
             ),
             Span::styled(format!("  {}", c.help), t.style(Role::Text)),
@@ -72,7 +72,7 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
 /// Draw the help overlay.
 pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, scroll: u16) {
     let lines = lines(app);
-    let r = centered(area, 84, lines.len() as u16 + 2);
+    let r = centered(area, 92, lines.len() as u16 + 2);
     let block = Block::bordered()
         .title(" help ")
         .border_style(app.theme.style(Role::BorderFocused))

@@ -81,7 +81,8 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect) {
     }
     if app.rooms.is_empty() {
         lines.push(Line::styled("no rooms yet", t.style(Role::Dim)));
-        lines.push(Line::styled("/invite · /accept", t.style(Role::Dim)));
+        lines.push(Line::styled("/invite", t.style(Role::Dim)));
+        lines.push(Line::styled("/accept CODE", t.style(Role::Dim)));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }

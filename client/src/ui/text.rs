@@ -53,7 +53,7 @@ pub(super) fn wrap(text: &str, w: usize) -> Vec<String> {
     for para in text.split('\n') {
         let mut line = String::new();
         let mut lw = 0;
-        for word in para.split_word_bounds() {
+        for word in tokens(para) {
             let ww = width(word);
             if lw + ww <= w {
                 line.push_str(word);
@@ -85,6 +85,22 @@ pub(super) fn wrap(text: &str, w: usize) -> Vec<String> {
         out.push(line);
     }
     out
+}
+
+/// Runs of whitespace and runs of everything else, in order.
+fn tokens(s: &str) -> impl Iterator<Item = &str> {
+    let mut rest = s;
+    std::iter::from_fn(move || {
+        let first = rest.chars().next()?;
+        let ws = first.is_whitespace();
+        let end = rest
+            .char_indices()
+            .find(|(_, c)| c.is_whitespace() != ws)
+            .map_or(rest.len(), |(i, _)| i);
+        let (tok, tail) = rest.split_at(end);
+        rest = tail;
+        Some(tok)
+    })
 }
 
 /// Days since 1970-01-01 and seconds into that day, for a unix time in milliseconds

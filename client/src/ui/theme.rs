@@ -311,6 +311,10 @@ impl Theme {
     /// # Errors
     /// A message naming the bad key or value.
     pub fn parse(name: &str, text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            // Also what a file looks like halfway through being saved.
+            return Err("the theme file is empty".into());
+        }
         let file: ThemeFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut theme = if name == "dark" {
             Self::base()
@@ -456,6 +460,8 @@ pub fn watch(
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // Let a save that writes in several steps finish.
+            std::thread::sleep(std::time::Duration::from_millis(30));
             let result = Theme::load_file(&path);
             let _ = tx.try_send(Action::ThemeLoaded { name, result });
         }
