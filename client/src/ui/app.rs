@@ -550,6 +550,22 @@ impl App {
             }
             room_name = r.summary.name.clone();
         }
+        // Panes scrolled up in this room keep showing the same rows.
+        let scrolled: Vec<(usize, usize)> = self
+            .panes
+            .ids()
+            .into_iter()
+            .filter_map(|p| self.panes.get(p).map(|x| (p, x.clone())))
+            .filter(|(_, x)| x.room == Some(room) && x.scroll > 0)
+            .map(|(p, _)| (p, self.pane_inner(p).0))
+            .collect();
+        for (p, w) in scrolled {
+            let added = self.room(room).map_or(0, |r| {
+                let n = r.timeline.messages.len();
+                timeline::count_rows(&r.timeline, n.saturating_sub(1), &self.row_ctx(w))
+            });
+            self.panes.scroll_pane(p, added);
+        }
         if !from_me && visible {
             out.push(Command::MarkRead { room });
         }

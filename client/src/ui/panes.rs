@@ -303,6 +303,13 @@ impl Panes {
         true
     }
 
+    /// Scroll a pane up by `rows` (to keep its view when rows arrive below).
+    pub fn scroll_pane(&mut self, pane: usize, rows: usize) {
+        if let Some(p) = self.panes.get_mut(&pane) {
+            p.scroll = p.scroll.saturating_add(rows);
+        }
+    }
+
     /// Every pane id, in tree order.
     pub fn ids(&self) -> Vec<usize> {
         self.order()

@@ -511,6 +511,13 @@ fn scrolling_past_the_top_asks_for_history() {
     }));
     a.update(key(KeyCode::PageUp));
     assert!(a.panes.focused().scroll > 0);
+    // New rows below keep a scrolled pane where it was.
+    let before = a.panes.focused().scroll;
+    a.update(Action::Engine(Event::Message(msg(
+        500, 3, "bob", "new one", 900,
+    ))));
+    // (a day separator and the message: the last loaded one is from the day before)
+    assert_eq!(a.panes.focused().scroll, before + 2);
     a.update(key(KeyCode::End));
     assert_eq!(a.panes.focused().scroll, 0);
     a.update(key(KeyCode::Home));
