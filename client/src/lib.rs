@@ -10,3 +10,4 @@ pub mod api;
 pub mod demo;
 pub mod engine;
 pub mod plain;
+pub mod ui;

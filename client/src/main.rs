@@ -176,8 +176,7 @@ async fn run_demo(cli: &Cli, dir: &std::path::Path, name: &str) -> Result<()> {
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
         hum::plain::run(stdin, tokio::io::stdout(), commands, events).await?;
     } else {
-        ui_options(None, None, true);
-        run_tui_with(commands, events, ()).await?;
+        run_tui_with(commands, events, ui_options(None, None, true)).await?;
     }
     join.join().await?;
     bot.abort();
@@ -185,21 +184,97 @@ async fn run_demo(cli: &Cli, dir: &std::path::Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-async fn tui(
-    _cli: Cli,
-    _paths: ProfilePaths,
-    _config: ProfileConfig,
-    _pass: Option<Zeroizing<String>>,
-) -> Result<()> {
-    bail!("the TUI is not wired yet; use --plain")
+fn ui_options(
+    paths: Option<&ProfilePaths>,
+    config: Option<&ProfileConfig>,
+    demo: bool,
+) -> hum::ui::UiOptions {
+    let mut o = hum::ui::UiOptions::standard();
+    if let Some(p) = paths {
+        o.layout_file = Some(p.dir.join("layout.toml"));
+    }
+    if let Some(c) = config {
+        o.theme = c.theme.clone().or(o.theme);
+        o.bell_on_mention = c.bell.unwrap_or(o.bell_on_mention);
+        o.mouse = c.mouse.unwrap_or(o.mouse);
+    }
+    if demo {
+        o.layout_file = None;
+        o.demo_hint = Some(
+            "Demo: hum-guide answers you. Type and press Enter; /vsplit opens a second pane; ? shows every key.".into(),
+        );
+    }
+    o
 }
 
-fn ui_options(_paths: Option<&ProfilePaths>, _config: Option<&ProfileConfig>, _demo: bool) {}
-
 async fn run_tui_with(
-    _commands: tokio::sync::mpsc::Sender<hum::api::Command>,
-    _events: tokio::sync::mpsc::Receiver<hum::api::Event>,
-    _opts: (),
+    commands: tokio::sync::mpsc::Sender<hum::api::Command>,
+    events: tokio::sync::mpsc::Receiver<hum::api::Event>,
+    opts: hum::ui::UiOptions,
 ) -> Result<()> {
-    bail!("the TUI is not wired yet; use --plain")
+    hum::ui::run(events, commands, opts).await?;
+    Ok(())
+}
+
+async fn tui(
+    cli: Cli,
+    paths: ProfilePaths,
+    mut config: ProfileConfig,
+    pass: Option<Zeroizing<String>>,
+) -> Result<()> {
+    let mut opts = ui_options(Some(&paths), Some(&config), false);
+    let profile = if paths.exists() {
+        let mut error = None;
+        let mut pass = pass;
+        loop {
+            let p = match pass.take() {
+                Some(p) => p,
+                None => match hum::ui::unlock(opts.clone(), error.take()).await? {
+                    Some(p) => p,
+                    None => return Ok(()),
+                },
+            };
+            match engine::unlock(&paths, p.as_bytes()) {
+                Ok(u) => break u,
+                Err(EngineError::WrongPassphrase) => {
+                    error = Some("wrong passphrase, try again".to_owned())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    } else {
+        let Some((name, p)) = hum::ui::onboarding(opts.clone()).await? else {
+            return Ok(());
+        };
+        engine::create(&paths, &name, p.as_bytes())?
+    };
+    let mut embedded = None;
+    let relay = match (&cli.relay, &config.relay, cli.embedded_relay) {
+        (Some(r), _, false) => {
+            if config.relay.as_deref() != Some(r.as_str()) {
+                config.relay = Some(r.clone());
+                config.save(&paths.config)?;
+            }
+            r.clone()
+        }
+        (None, Some(r), false) => r.clone(),
+        _ => {
+            // No relay yet: one on loopback inside this process, so one machine works at once.
+            let r = embedded_relay(&paths).await?;
+            let a = r.address().to_string();
+            opts.demo_hint = Some(format!(
+                "No relay configured: an embedded relay runs on loopback ({}). Friends elsewhere need a relay they can reach: see `just relay`.",
+                r.address().host_port()
+            ));
+            embedded = Some(r);
+            a
+        }
+    };
+    let (commands, events, join) = engine::start(profile, &relay)?.split();
+    let result = run_tui_with(commands, events, opts).await;
+    let _ = join.join().await;
+    if let Some(r) = embedded {
+        r.shutdown().await;
+    }
+    result
 }

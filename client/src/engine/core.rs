@@ -33,6 +33,8 @@ const EPOCHS_BACK: u64 = 8;
 pub(crate) const MAX_TEXT: usize = 64 * 1024;
 /// Receipts carried by one receipt message.
 const RECEIPT_BATCH: usize = 40;
+/// How long quitting waits for queued envelopes to reach a relay that is up.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
 const FULL_RETRY: Duration = Duration::from_secs(1);
 
@@ -75,6 +77,8 @@ pub(crate) struct LinkSlot {
     inflight: Option<(u32, i64, [u8; 32])>,
     /// Mailboxes the relay answered "full" for, and when to try them again.
     blocked: HashMap<[u8; 32], Instant>,
+    /// The queued count last shown to the faces.
+    shown_queued: usize,
     state: LinkState,
     rates: (u32, u32),
     stop: Option<tokio::sync::watch::Sender<bool>>,
@@ -115,6 +119,8 @@ pub(crate) struct Core {
     events: UnboundedSender<Event>,
     spawn: LinkSpawner,
     epoch: u64,
+    /// Set by `Quit`: stop once the outbox has drained or at this deadline.
+    quitting: Option<Instant>,
 }
 
 impl std::fmt::Debug for Core {
@@ -210,6 +216,7 @@ impl Core {
             events,
             spawn,
             epoch: epoch_at(now_secs()),
+            quitting: None,
         };
         core.load()?;
         Ok(core)
@@ -400,6 +407,7 @@ impl Core {
                 pending: VecDeque::new(),
                 inflight: None,
                 blocked: HashMap::new(),
+                shown_queued: 0,
                 state: LinkState::Connecting,
                 rates: (0, 0),
                 stop: Some(stop_tx),
@@ -424,6 +432,20 @@ impl Core {
             cells_down_per_sec: l.rates.1,
             queued: u32::try_from(l.pending.len()).unwrap_or(u32::MAX),
         }));
+    }
+
+    /// Tells the faces when the number of envelopes waiting for a relay changed.
+    fn refresh_queued(&mut self, relay: &str) {
+        let changed = match self.links.get_mut(relay) {
+            Some(l) if l.shown_queued != l.pending.len() => {
+                l.shown_queued = l.pending.len();
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            self.emit_link(relay);
+        }
     }
 
     fn push_op(&self, relay: &str, op: Up) {
@@ -661,6 +683,7 @@ impl Core {
                 },
             );
         }
+        self.refresh_queued(relay);
         Ok(())
     }
 
@@ -668,15 +691,35 @@ impl Core {
 
     /// Handles one input. Returns `false` when the engine should stop.
     pub(crate) fn handle(&mut self, input: Input) -> Result<bool, EngineError> {
+        self.input(input)?;
+        if self
+            .quitting
+            .is_some_and(|deadline| Instant::now() >= deadline || self.drained())
+        {
+            for l in self.links.values_mut() {
+                if let Some(s) = l.stop.take() {
+                    let _ = s.send(true);
+                }
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Whether nothing waits for a relay that is up (nothing more can leave before quitting).
+    fn drained(&self) -> bool {
+        self.links
+            .values()
+            .all(|l| !l.up || (l.pending.is_empty() && l.inflight.is_none()))
+    }
+
+    fn input(&mut self, input: Input) -> Result<(), EngineError> {
         match input {
             Input::Command(Command::Quit) => {
                 self.flush_receipts()?;
-                for l in self.links.values_mut() {
-                    if let Some(s) = l.stop.take() {
-                        let _ = s.send(true);
-                    }
+                if self.quitting.is_none() {
+                    self.quitting = Some(Instant::now() + QUIT_GRACE);
                 }
-                return Ok(false);
             }
             Input::Command(c) => {
                 if let Err(e) = self.command(c) {
@@ -708,7 +751,7 @@ impl Core {
                 self.pump_all()?;
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     fn down(&mut self, relay: &str, op: Down) -> Result<(), EngineError> {

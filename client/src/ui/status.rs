@@ -1,0 +1,94 @@
+//! The status bar: each relay's link, the cell rate up and down, queued messages, and the
+//! hotlist when the room list is collapsed.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::api::{LinkState, LinkStatus};
+use crate::ui::app::App;
+use crate::ui::sidebar;
+use crate::ui::text;
+use crate::ui::theme::Role;
+
+/// One link as text: a glyph that reads without colour, the relay, and its rates.
+pub(super) fn link_text(l: &LinkStatus, short: bool) -> (String, Role) {
+    let (glyph, word, role) = match l.state {
+        LinkState::Up => ("●", "up".to_string(), Role::LinkUp),
+        LinkState::Connecting => ("◌", "connecting".to_string(), Role::LinkConnecting),
+        LinkState::Down { retry_in_ms } => (
+            "✗",
+            format!("down, retry {}s", retry_in_ms.div_ceil(1000)),
+            Role::LinkDown,
+        ),
+    };
+    let rates = format!("↑{} ↓{}/s", l.cells_up_per_sec, l.cells_down_per_sec);
+    let text = match (short, l.state) {
+        (true, LinkState::Up) => format!("{glyph} {rates}"),
+        (true, _) => format!("{glyph} {word}"),
+        (false, LinkState::Up) => format!("{glyph} {} {rates}", l.relay),
+        (false, _) => format!("{glyph} {} {word}", l.relay),
+    };
+    (text, role)
+}
+
+/// Draw the status bar.
+pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, hotlist: bool) {
+    let t = &app.theme;
+    let bar = t.style(Role::Status);
+    let w = area.width as usize;
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let short = w < 70 || app.links.len() > 1;
+    if app.links.is_empty() {
+        spans.push(Span::styled(
+            " ◌ no relay yet",
+            t.style(Role::LinkConnecting),
+        ));
+    }
+    for l in &app.links {
+        let (s, role) = link_text(l, short);
+        spans.push(Span::styled(format!(" {s}"), t.style(role)));
+    }
+    let queued: u32 = app.links.iter().map(|l| l.queued).sum();
+    if queued > 0 {
+        spans.push(Span::styled(format!("  … {queued} queued"), bar));
+    }
+    if hotlist {
+        let mut hot = Vec::new();
+        for (i, r) in app.rooms.iter().enumerate() {
+            if let Some(b) = sidebar::badge(r.summary.unread, r.summary.mentions) {
+                let role = if r.summary.mentions > 0 {
+                    Role::Mention
+                } else {
+                    Role::Unread
+                };
+                hot.push(Span::styled(
+                    format!(" [{}:{} {b}]", i + 1, text::truncate(&r.summary.name, 8)),
+                    t.style(role),
+                ));
+            }
+        }
+        spans.extend(hot);
+    }
+    if let Some(e) = &app.theme_error {
+        spans.push(Span::styled(
+            format!("  theme error: {e}"),
+            t.style(Role::Error),
+        ));
+    }
+    let used: usize = spans.iter().map(|s| text::width(&s.content)).sum();
+    let right = if app.pane_prefix_pending() {
+        " ^W… ".to_string()
+    } else {
+        format!(" {} ", app.theme.name)
+    };
+    if used + text::width(&right) < w {
+        spans.push(Span::styled(
+            " ".repeat(w - used - text::width(&right)),
+            bar,
+        ));
+        spans.push(Span::styled(right, bar));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
