@@ -21,10 +21,27 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: crypto and cell micro-benchmarks, then the relay load generator (about a minute).
+# Benchmarks: crypto, TUI rendering, then the relay load generator against the bare beat
+# server (about a minute), then the client figures (history and idle).
 bench:
-    cargo bench -p hum-shared
-    cargo run --release -p hum-tests --bin hum-load -- --clients 1000 --seconds 20
+    cargo bench -p hum-shared --bench crypto -- --warm-up-time 1 --measurement-time 3
+    cargo bench -p hum --bench render -- --warm-up-time 1 --measurement-time 3
+    cargo build --release -p hum -p hum-relay -p hum-tests --bins
+    target/release/hum-load --clients 1000 --seconds 20
+    target/release/hum-client-figures
+
+# The relay load generator at a chosen size, e.g. `just load 3000 30`.
+load CLIENTS="1000" SECONDS="20":
+    cargo build --release -p hum-relay -p hum-tests --bins
+    target/release/hum-load --clients {{CLIENTS}} --seconds {{SECONDS}}
+
+# What a network observer sees: run the observer test and print its statistics.
+observe:
+    cargo test -p hum-tests --test observer -- --nocapture
+
+# Fuzz the decoders (needs a nightly toolchain and cargo-fuzz): just fuzz cell|envelope|invite
+fuzz TARGET="cell":
+    cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time=300
 
 # Everything CI runs.
 ci:
