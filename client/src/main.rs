@@ -81,9 +81,21 @@ async fn embedded_relay(paths: &ProfilePaths) -> Result<hum_relay::RelayHandle> 
     Ok(relay.spawn())
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
+    // The local UTC offset can only be read soundly while the process has one thread, so
+    // read it before the runtime starts.
+    let tz = time::UtcOffset::current_local_offset()
+        .map(|o| i64::from(o.whole_seconds()))
+        .unwrap_or(0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(tz))
+}
+
+async fn run(tz: i64) -> Result<()> {
     let cli = Cli::parse();
+    TZ.store(tz, std::sync::atomic::Ordering::Relaxed);
     if cli.demo {
         return demo(&cli).await;
     }
@@ -184,12 +196,16 @@ async fn run_demo(cli: &Cli, dir: &std::path::Path, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The local UTC offset read at start.
+static TZ: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 fn ui_options(
     paths: Option<&ProfilePaths>,
     config: Option<&ProfileConfig>,
     demo: bool,
 ) -> hum::ui::UiOptions {
     let mut o = hum::ui::UiOptions::standard();
+    o.tz_offset_secs = TZ.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(p) = paths {
         o.layout_file = Some(p.dir.join("layout.toml"));
     }

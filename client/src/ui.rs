@@ -67,6 +67,8 @@ pub struct UiOptions {
     pub mouse: bool,
     /// A line of guidance shown on first screens (e.g. how to invite).
     pub demo_hint: Option<String>,
+    /// The local time's offset from UTC in seconds, for message times (0 shows UTC).
+    pub tz_offset_secs: i64,
 }
 
 impl Default for UiOptions {
@@ -79,6 +81,7 @@ impl Default for UiOptions {
             bell_on_mention: true,
             mouse: false,
             demo_hint: None,
+            tz_offset_secs: 0,
         }
     }
 }
@@ -123,6 +126,7 @@ pub async fn run(
     opts: UiOptions,
 ) -> Result<(), UiError> {
     let mut app = App::new(&opts);
+    app.set_tz_offset(opts.tz_offset_secs);
     let (theme_tx, mut theme_rx) = mpsc::channel(16);
     let _watcher = match theme::watch(&opts.themes_dirs, theme_tx) {
         Ok(w) => Some(w),
