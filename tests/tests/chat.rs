@@ -193,8 +193,19 @@ async fn groups_add_talk_remove() -> Result<()> {
             _ => None,
         }
     };
-    // Give the forwarded keys a moment, then everyone talks.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Everyone talks at once, right after joining: an envelope that arrives before its
+    // sender's key (still on its way through Alice) is kept and opened when the key comes.
+    carol
+        .send(Command::Send {
+            room: carol_group,
+            text: "carol here".into(),
+        })
+        .await?;
+    bob.send(Command::Send {
+        room: bob_group,
+        text: "bob here".into(),
+    })
+    .await?;
     alice
         .send(Command::Send {
             room: group,
@@ -208,19 +219,8 @@ async fn groups_add_talk_remove() -> Result<()> {
             .await?
             == "hello group"
     );
-    bob.send(Command::Send {
-        room: bob_group,
-        text: "bob here".into(),
-    })
-    .await?;
     ensure!(carol.wait(WAIT, "bob in group", text_from("bob")).await? == "bob here");
     ensure!(alice.wait(WAIT, "bob in group", text_from("bob")).await? == "bob here");
-    carol
-        .send(Command::Send {
-            room: carol_group,
-            text: "carol here".into(),
-        })
-        .await?;
     ensure!(bob.wait(WAIT, "carol in group", text_from("carol")).await? == "carol here");
     // Alice's group message is delivered once both members have receipted it.
     alice

@@ -33,6 +33,10 @@ const EPOCHS_BACK: u64 = 8;
 pub(crate) const MAX_TEXT: usize = 64 * 1024;
 /// Receipts carried by one receipt message.
 const RECEIPT_BATCH: usize = 40;
+/// How long a subscription to an old epoch's mailbox stays, to fetch what it holds.
+const DRAIN_TIME: Duration = Duration::from_secs(60);
+/// Group envelopes kept for a second try when they do not open at once.
+const STASH_MAX: usize = 256;
 /// How long quitting waits for queued envelopes to reach a relay that is up.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
@@ -54,6 +58,10 @@ struct Route {
     cap: Capability,
     kind: RouteKind,
     fanout: bool,
+    /// The epoch of a session or group mailbox (none for an invite's).
+    epoch: Option<u64>,
+    /// When it was subscribed.
+    since: Instant,
 }
 
 /// Where to send an application message.
@@ -115,12 +123,13 @@ pub(crate) struct Core {
     reassembly: HashMap<(i64, Vec<u8>), Reassembler>,
     links: HashMap<String, LinkSlot>,
     tags: u32,
-    receipts: HashMap<Dest, Vec<Uid>>,
     events: UnboundedSender<Event>,
     spawn: LinkSpawner,
     epoch: u64,
     /// Set by `Quit`: stop once the outbox has drained or at this deadline.
     quitting: Option<Instant>,
+    /// Group envelopes that did not open yet (their sender's key may be on its way).
+    stash: VecDeque<(i64, Envelope)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -174,6 +183,11 @@ fn new_reassembler(part: usize) -> Reassembler {
     Reassembler::new(part, 4 * MAX_TEXT, 16, 2 * MAX_TEXT)
 }
 
+/// An outbox row as the pump reads it: mailbox, fan-out, envelope, contact, room.
+type OutboxEntry = (Vec<u8>, i64, Vec<u8>, Option<i64>, Option<i64>);
+/// A receipt waiting to be sealed: row id, contact, room, message id.
+type ReceiptRow = (i64, Option<i64>, Option<i64>, Vec<u8>);
+
 /// Sealed key state to write: a session row and a room row.
 type StateRows = (Option<(i64, Vec<u8>)>, Option<(i64, Vec<u8>)>);
 
@@ -212,11 +226,11 @@ impl Core {
             reassembly: HashMap::new(),
             links: HashMap::new(),
             tags: 0,
-            receipts: HashMap::new(),
             events,
             spawn,
             epoch: epoch_at(now_secs()),
             quitting: None,
+            stash: VecDeque::new(),
         };
         core.load()?;
         Ok(core)
@@ -462,6 +476,7 @@ impl Core {
         cap: Capability,
         kind: RouteKind,
         fanout: bool,
+        epoch: Option<u64>,
     ) -> Result<(), EngineError> {
         let id = cap.mailbox_id();
         if self.routes.contains_key(&id) {
@@ -489,9 +504,30 @@ impl Core {
                 cap,
                 kind,
                 fanout,
+                epoch,
+                since: Instant::now(),
             },
         );
         Ok(())
+    }
+
+    /// Drops subscriptions to mailboxes of epochs before the last one, once they had time
+    /// to drain: senders always deposit into the current epoch's mailbox, so only what
+    /// was deposited before we subscribed can be in an old one. Keeps the number of
+    /// subscriptions per conversation small.
+    fn prune_routes(&mut self) {
+        let cutoff = self.epoch.saturating_sub(1);
+        let old: Vec<MailboxId> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.epoch.is_some_and(|e| e < cutoff) && r.since.elapsed() > DRAIN_TIME)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in old {
+            if let Some(r) = self.routes.remove(&id) {
+                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
+            }
+        }
     }
 
     /// Subscribes every mailbox we read: invites, sessions and groups, for the epochs the
@@ -504,23 +540,26 @@ impl Core {
             .map(|(&id, s)| (id, s.capability().clone()))
             .collect();
         for (id, cap) in invites {
-            self.subscribe(&home, cap, RouteKind::Invite(id), false)?;
+            self.subscribe(&home, cap, RouteKind::Invite(id), false, None)?;
         }
         let epochs: Vec<u64> =
             (self.epoch.saturating_sub(EPOCHS_BACK - 1)..=self.epoch + 1).collect();
-        let caps: Vec<(i64, Vec<Capability>)> = self
+        let caps: Vec<(i64, Vec<(u64, Capability)>)> = self
             .sessions
             .iter()
             .map(|(&cid, s)| {
                 (
                     cid,
-                    epochs.iter().map(|&e| s.receive_capability(e)).collect(),
+                    epochs
+                        .iter()
+                        .map(|&e| (e, s.receive_capability(e)))
+                        .collect(),
                 )
             })
             .collect();
         for (cid, cs) in caps {
-            for cap in cs {
-                self.subscribe(&home, cap, RouteKind::Direct(cid), false)?;
+            for (e, cap) in cs {
+                self.subscribe(&home, cap, RouteKind::Direct(cid), false, Some(e))?;
             }
         }
         let mut groups = Vec::new();
@@ -535,14 +574,14 @@ impl Core {
                     g.relay.clone(),
                     epochs
                         .iter()
-                        .map(|&e| state.capability(e))
+                        .map(|&e| (e, state.capability(e)))
                         .collect::<Vec<_>>(),
                 ));
             }
         }
         for (rid, relay, cs) in groups {
-            for cap in cs {
-                self.subscribe(&relay, cap, RouteKind::Group(rid), true)?;
+            for (e, cap) in cs {
+                self.subscribe(&relay, cap, RouteKind::Group(rid), true, Some(e))?;
             }
         }
         Ok(())
@@ -642,22 +681,37 @@ impl Core {
         let mut gone = Vec::new();
         let mut chosen = None;
         for row in rows {
-            let found: Option<(Vec<u8>, i64, Vec<u8>)> = self
+            let found: Option<OutboxEntry> = self
                 .store
                 .conn()
                 .query_row(
-                    "SELECT mailbox, fanout, envelope FROM outbox WHERE id = ?1",
+                    "SELECT mailbox, fanout, envelope, contact, room FROM outbox WHERE id = ?1",
                     [row],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                 )
                 .ok();
-            let Some((mailbox, fanout, envelope)) = found else {
+            let Some((mailbox, fanout, envelope, contact, room)) = found else {
                 // Receipted meanwhile.
                 gone.push(row);
                 continue;
             };
-            let mb = <[u8; 32]>::try_from(mailbox.as_slice())
-                .map_err(|_| EngineError::Store("outbox row with a bad mailbox".into()))?;
+            // Into the current epoch's mailbox, whenever it was sealed: the receiver reads
+            // the current epochs, so a message that waited days in the outbox still lands
+            // where it is read.
+            let current = match (contact, room) {
+                (Some(cid), _) => self.sessions.get(&cid).map(|s| s.send_mailbox(self.epoch)),
+                (None, Some(rid)) => self
+                    .group(rid)
+                    .ok()
+                    .and_then(|g| GroupState::from_bytes(&g.state).ok())
+                    .map(|state| state.mailbox(self.epoch)),
+                (None, None) => None,
+            };
+            let mb = match current {
+                Some(m) => *m.as_bytes(),
+                None => <[u8; 32]>::try_from(mailbox.as_slice())
+                    .map_err(|_| EngineError::Store("outbox row with a bad mailbox".into()))?,
+            };
             if blocked.contains_key(&mb) {
                 continue;
             }
@@ -748,6 +802,7 @@ impl Core {
                     self.epoch = epoch;
                     self.subscribe_all()?;
                 }
+                self.prune_routes();
                 self.pump_all()?;
             }
         }
@@ -963,7 +1018,7 @@ impl Core {
         let cap = secret.capability().clone();
         self.invites.insert(id, secret);
         let home = self.home.clone();
-        self.subscribe(&home, cap, RouteKind::Invite(id), false)?;
+        self.subscribe(&home, cap, RouteKind::Invite(id), false, None)?;
         self.emit(Event::Invite {
             code: invite.encode(),
         });
@@ -1063,15 +1118,15 @@ impl Core {
     }
 
     fn subscribe_session(&mut self, cid: i64) -> Result<(), EngineError> {
-        let caps: Vec<Capability> = match self.sessions.get(&cid) {
+        let caps: Vec<(u64, Capability)> = match self.sessions.get(&cid) {
             Some(s) => (self.epoch.saturating_sub(1)..=self.epoch + 1)
-                .map(|e| s.receive_capability(e))
+                .map(|e| (e, s.receive_capability(e)))
                 .collect(),
             None => return Ok(()),
         };
         let home = self.home.clone();
-        for cap in caps {
-            self.subscribe(&home, cap, RouteKind::Direct(cid), false)?;
+        for (e, cap) in caps {
+            self.subscribe(&home, cap, RouteKind::Direct(cid), false, Some(e))?;
         }
         Ok(())
     }
@@ -1085,11 +1140,11 @@ impl Core {
         }
         let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
         let relay = g.relay.clone();
-        let caps: Vec<Capability> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
-            .map(|e| state.capability(e))
+        let caps: Vec<(u64, Capability)> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
+            .map(|e| (e, state.capability(e)))
             .collect();
-        for cap in caps {
-            self.subscribe(&relay, cap, RouteKind::Group(rid), true)?;
+        for (e, cap) in caps {
+            self.subscribe(&relay, cap, RouteKind::Group(rid), true, Some(e))?;
         }
         Ok(())
     }
@@ -1250,13 +1305,16 @@ impl Core {
         for env in &s.envelopes {
             exec(
                 tx,
-                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope, contact, room)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     uid.map(|u| u.to_vec()),
                     s.relay,
                     &s.mailbox.as_bytes()[..],
                     i64::from(s.fanout),
-                    env.as_bytes().to_vec()
+                    env.as_bytes().to_vec(),
+                    s.session.as_ref().map(|(cid, _)| *cid),
+                    s.group.as_ref().map(|(rid, _)| *rid),
                 ],
             )?;
             ids.push(tx.last_insert_rowid());
@@ -1371,16 +1429,64 @@ impl Core {
             .ok_or(EngineError::Unknown("room"))
     }
 
+    /// Seals the receipts waiting in the store, in batches per room, into the outbox.
     fn flush_receipts(&mut self) -> Result<(), EngineError> {
-        let pending: Vec<(Dest, Vec<Uid>)> = self.receipts.drain().collect();
-        for (dest, uids) in pending {
-            for chunk in uids.chunks(RECEIPT_BATCH) {
+        let rows: Vec<ReceiptRow> = {
+            let mut st = self
+                .store
+                .conn()
+                .prepare_cached(
+                    "SELECT id, contact, room, uid FROM receipts_out ORDER BY id LIMIT 400",
+                )
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(|e| EngineError::Store(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| EngineError::Store(e.to_string()))?
+        };
+        let mut by_dest: Vec<(Dest, Vec<(i64, Uid)>)> = Vec::new();
+        for (id, contact, room, uid) in rows {
+            let dest = match (contact, room) {
+                (Some(c), _) => Dest::Contact(c),
+                (None, Some(r)) => Dest::Group(r),
+                (None, None) => continue,
+            };
+            let Ok(uid) = <Uid>::try_from(uid.as_slice()) else {
+                continue;
+            };
+            match by_dest.iter_mut().find(|(d, _)| *d == dest) {
+                Some((_, v)) => v.push((id, uid)),
+                None => by_dest.push((dest, vec![(id, uid)])),
+            }
+        }
+        for (dest, items) in by_dest {
+            for chunk in items.chunks(RECEIPT_BATCH) {
+                let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
                 let msg = AppMessage::Receipt {
-                    uids: chunk.to_vec(),
+                    uids: chunk.iter().map(|(_, u)| *u).collect(),
                 };
-                if let Err(e) = self.send_app(dest, &msg) {
-                    tracing::warn!(cause = %e, "a receipt could not be sent");
-                }
+                let sealed = match self.seal_for(dest, &msg) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // The contact or group is gone or closed: nobody to receipt.
+                        tracing::debug!(cause = %e, "receipts dropped");
+                        self.store.tx(|tx| {
+                            for id in &ids {
+                                exec(tx, "DELETE FROM receipts_out WHERE id = ?1", [id])?;
+                            }
+                            Ok(())
+                        })?;
+                        continue;
+                    }
+                };
+                let rows = self.sealed_rows(&sealed)?;
+                let out = self.store.tx(|tx| {
+                    for id in &ids {
+                        exec(tx, "DELETE FROM receipts_out WHERE id = ?1", [id])?;
+                    }
+                    Self::write_sealed(tx, &sealed, None, &rows)
+                })?;
+                self.after_sealed(sealed, out)?;
             }
         }
         Ok(())
@@ -1440,14 +1546,42 @@ impl Core {
                         Some((rid, state)),
                     ),
                     Err(_) => {
-                        tracing::debug!(
-                            "a group envelope did not open (a duplicate, or an old key)"
-                        );
+                        // Perhaps from a member whose sender key is still on its way
+                        // through the admin: keep it a while and try again when a key
+                        // arrives. Duplicates end up here too and age out.
+                        tracing::debug!("a group envelope did not open yet");
+                        if self.stash.len() >= STASH_MAX {
+                            self.stash.pop_front();
+                        }
+                        self.stash.push_back((rid, env));
                         Ok(())
                     }
                 }
             }
         }
+    }
+
+    /// Retries the stashed envelopes of a group after it learned a sender key.
+    fn retry_stash(&mut self, rid: i64) -> Result<(), EngineError> {
+        let (mine, rest): (Vec<_>, Vec<_>) = self.stash.drain(..).partition(|(r, _)| *r == rid);
+        self.stash = rest.into_iter().collect();
+        for (_, env) in mine {
+            let Ok(g) = self.group(rid) else {
+                return Ok(());
+            };
+            let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+            match state.open(&env) {
+                Ok((member, part)) => {
+                    let origin = Origin::Group {
+                        room: rid,
+                        member: *member.as_bytes(),
+                    };
+                    self.on_part(origin, &part, None, Some((rid, state)))?;
+                }
+                Err(_) => self.stash.push_back((rid, env)),
+            }
+        }
+        Ok(())
     }
 
     fn invite_answered(&mut self, id: i64, env: &Envelope) -> Result<(), EngineError> {
@@ -1624,6 +1758,30 @@ impl Core {
             self.keep_state(session, group);
             return Ok(());
         };
+        // Everything with an id is receipted, duplicates too (our first receipt may have
+        // been lost). The receipt to send is recorded in the same transaction as the key
+        // state, so a crash cannot lose it.
+        let (to_contact, to_room) = match &origin {
+            Origin::Contact(cid) => (Some(*cid), None),
+            Origin::Group { room, .. } => (None, Some(*room)),
+        };
+        let receipt = msg.uid();
+        let finish = |tx: &rusqlite::Transaction<'_>| -> Result<(), EngineError> {
+            commit_state(tx)?;
+            exec(
+                tx,
+                "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
+                params![room, sender, mid],
+            )?;
+            if let Some(uid) = &receipt {
+                exec(
+                    tx,
+                    "INSERT INTO receipts_out (contact, room, uid) VALUES (?1, ?2, ?3)",
+                    params![to_contact, to_room, &uid[..]],
+                )?;
+            }
+            Ok(())
+        };
         // Text goes into history in the same transaction as the key state.
         let mut new_message = None;
         if let AppMessage::Text { uid, sent_at, text } = &msg {
@@ -1640,8 +1798,7 @@ impl Core {
             )?;
             let mention = text.to_lowercase().contains(&self.my_name.to_lowercase());
             let inserted = self.store.tx(|tx| {
-                commit_state(tx)?;
-                exec(tx, "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3", params![room, sender, mid])?;
+                finish(tx)?;
                 let n = exec(
                     tx,
                     "INSERT OR IGNORE INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)",
@@ -1674,32 +1831,12 @@ impl Core {
                 }
             }
         } else {
-            self.store.tx(|tx| {
-                commit_state(tx)?;
-                exec(
-                    tx,
-                    "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
-                    params![room, sender, mid],
-                )
-                .map(drop)
-            })?;
+            self.store.tx(|tx| finish(tx))?;
         }
         self.keep_state(session, group);
         if let Some(v) = new_message {
             self.emit(Event::Message(v));
             self.emit_room(room);
-        }
-        // Everything with an id is receipted, duplicates too (our first receipt may be lost).
-        if let Some(uid) = msg.uid() {
-            let dest = match &origin {
-                Origin::Contact(cid) => Dest::Contact(*cid),
-                Origin::Group { room, .. } => Dest::Group(*room),
-            };
-            let batch = self.receipts.entry(dest).or_default();
-            batch.push(uid);
-            if batch.len() >= RECEIPT_BATCH {
-                self.flush_receipts()?;
-            }
         }
         if let Err(e) = self.app_effects(&origin, msg) {
             self.error(e.to_string());
@@ -2193,6 +2330,7 @@ impl Core {
         if rekeyed.is_some() {
             self.subscribe_group(rid)?;
         }
+        self.retry_stash(rid)?;
         Ok(rekeyed)
     }
 

@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     mailbox BLOB NOT NULL,
     fanout INTEGER NOT NULL,
     envelope BLOB NOT NULL,
-    stored INTEGER NOT NULL DEFAULT 0
+    stored INTEGER NOT NULL DEFAULT 0,
+    contact INTEGER,
+    room INTEGER
 );
 CREATE TABLE IF NOT EXISTS parts (
     room INTEGER NOT NULL,
@@ -70,6 +72,12 @@ CREATE TABLE IF NOT EXISTS parts (
     idx INTEGER NOT NULL,
     sealed BLOB NOT NULL,
     PRIMARY KEY (room, sender, msg_id, idx)
+);
+CREATE TABLE IF NOT EXISTS receipts_out (
+    id INTEGER PRIMARY KEY,
+    contact INTEGER,
+    room INTEGER,
+    uid BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cursors (mailbox BLOB PRIMARY KEY, seq INTEGER NOT NULL);
 ";

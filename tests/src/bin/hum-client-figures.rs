@@ -129,12 +129,24 @@ async fn idle(seconds: u64) -> Result<()> {
     Ok(())
 }
 
+/// `seed DIR N`: a profile `bench` (passphrase `pass`) in DIR with a room of N messages,
+/// for the side-by-side comparison script.
+fn seed(dir: &str, n: usize) -> Result<()> {
+    let paths = ProfilePaths::in_dir("bench", std::path::Path::new(dir).join("bench"));
+    let mut profile = hum::engine::create_with(&paths, "you", b"pass", KdfParams::INSECURE_FAST)?;
+    hum::engine::seed_history(&mut profile, n)?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    let n = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("seed") {
+        let dir = args.get(2).context("seed DIR N")?;
+        let n = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+        return seed(dir, n);
+    }
+    let n = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     history(n).await?;
     idle(20).await?;
     Ok(())
