@@ -121,17 +121,11 @@ impl EngineHandle {
     /// # Errors
     /// The error that stopped the engine, if one did.
     pub async fn join(mut self) -> Result<(), EngineError> {
-        let Some(t) = self.thread.take() else {
-            return Ok(());
-        };
-        tokio::task::spawn_blocking(move || {
-            t.join()
-                .unwrap_or(Err(EngineError::Store("the engine panicked".into())))
-        })
+        EngineJoin {
+            thread: self.thread.take(),
+        }
+        .join()
         .await
-        .unwrap_or(Err(EngineError::Store(
-            "the engine could not be joined".into(),
-        )))
     }
 
     /// Splits into the command sender and event receiver, detaching the engine thread.

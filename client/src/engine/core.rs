@@ -78,7 +78,7 @@ pub(crate) struct LinkSlot {
     up: bool,
     /// When the relay started, estimated from its tick number at connect: a different
     /// start on reconnect means it restarted and lost what it held.
-    relay_start: Option<Instant>,
+    relay_start: Option<u128>,
     /// Outbox rows waiting to be deposited, in order.
     pending: VecDeque<i64>,
     /// The one deposit awaiting the relay's answer: tag, outbox row, mailbox.
@@ -144,6 +144,13 @@ fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_micros() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros())
         .unwrap_or(0)
 }
 
@@ -237,6 +244,10 @@ impl Core {
     }
 
     fn load(&mut self) -> Result<(), EngineError> {
+        // Expired invites can never be answered: their secrets go.
+        let now = i64::try_from(now_secs()).unwrap_or(i64::MAX);
+        self.store
+            .tx(|tx| exec(tx, "DELETE FROM invites WHERE expires_at <= ?1", [now]).map(drop))?;
         let c = self.store.conn();
         for (id, sealed) in query_pairs::<i64, Vec<u8>>(c, "SELECT id, sealed FROM contacts", [])? {
             let rec: ContactRecord = dec(&open(&self.key, &sealed, "contact")?)?;
@@ -592,17 +603,13 @@ impl Core {
             let Some(l) = self.links.get_mut(relay) else {
                 return Ok(());
             };
-            let age = Duration::from_micros(u64::from(tick_micros))
-                .saturating_mul(u32::try_from(tick).unwrap_or(u32::MAX));
-            let start = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-            let restarted = l.relay_start.is_none_or(|prev| {
-                let drift = if prev > start {
-                    prev - start
-                } else {
-                    start - prev
-                };
-                drift > Duration::from_secs(2)
-            });
+            // The relay's start in unix microseconds: tick number times tick length
+            // before now. The same relay gives the same start at every connect.
+            let age = u128::from(tick) * u128::from(tick_micros);
+            let start = now_micros().saturating_sub(age);
+            let restarted = l
+                .relay_start
+                .is_none_or(|prev| prev.abs_diff(start) > 2_000_000);
             l.relay_start = Some(start);
             l.up = true;
             l.state = LinkState::Up;
@@ -816,8 +823,17 @@ impl Core {
                 seq,
                 envelope,
             } => {
-                let fanout = self.routes.get(&mailbox).is_some_and(|r| r.fanout);
-                self.deliver(relay, mailbox, seq, &envelope)?;
+                // Only from the relay that holds the mailbox: another relay cannot move a
+                // group's cursor.
+                let Some(fanout) = self
+                    .routes
+                    .get(&mailbox)
+                    .filter(|r| r.relay == relay)
+                    .map(|r| r.fanout)
+                else {
+                    return Ok(());
+                };
+                self.deliver(mailbox, &envelope)?;
                 if fanout {
                     set_cursor(self.store.conn(), mailbox.as_bytes(), seq)?;
                 }
@@ -1503,13 +1519,7 @@ enum Origin {
 }
 
 impl Core {
-    fn deliver(
-        &mut self,
-        _relay: &str,
-        mailbox: MailboxId,
-        _seq: u64,
-        envelope: &[u8],
-    ) -> Result<(), EngineError> {
+    fn deliver(&mut self, mailbox: MailboxId, envelope: &[u8]) -> Result<(), EngineError> {
         let Some(kind) = self.routes.get(&mailbox).map(|r| r.kind) else {
             return Ok(());
         };
@@ -1545,6 +1555,8 @@ impl Core {
                         None,
                         Some((rid, state)),
                     ),
+                    // Our own messages come back through the fan-out.
+                    Err(hum_shared::crypto::CryptoError::OwnMessage) => Ok(()),
                     Err(_) => {
                         // Perhaps from a member whose sender key is still on its way
                         // through the admin: keep it a while and try again when a key
@@ -1715,7 +1727,27 @@ impl Core {
             .reassembly
             .entry((room, sender.clone()))
             .or_insert_with(|| new_reassembler(part.len()));
-        let done = match reassembler.insert(part) {
+        let mut first = reassembler.insert(part);
+        if matches!(first, Err(hum_shared::SplitError::Full(_))) {
+            // Too many unfinished messages from this sender: the oldest is given up (its
+            // missing parts are not coming), making room for the new one.
+            if let Some(old) = reassembler.evict_oldest() {
+                let old = i64::from_be_bytes(old.to_be_bytes());
+                self.store.tx(|tx| {
+                    exec(
+                        tx,
+                        "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
+                        params![room, sender, old],
+                    )
+                    .map(drop)
+                })?;
+            }
+            first = self
+                .reassembly
+                .get_mut(&(room, sender.clone()))
+                .map_or(Err(hum_shared::SplitError::Full(0)), |r| r.insert(part));
+        }
+        let done = match first {
             Ok(done) => done,
             Err(e) => {
                 tracing::debug!(cause = %e, "a part was refused");
@@ -2316,9 +2348,29 @@ impl Core {
         rid: i64,
         origin: &[u8; 32],
         dist: &SenderKeyDistribution,
+        may_rekey: bool,
     ) -> Result<Option<SenderKeyDistribution>, EngineError> {
+        // A sender key already known as another member's is refused: a member must not
+        // pass its messages off as someone else's.
+        let id = *dist.member_id().as_bytes();
+        if self
+            .group(rid)?
+            .members
+            .iter()
+            .any(|m| &m.fingerprint != origin && m.senders.contains(&id))
+        {
+            return Err(EngineError::Crypto(
+                "a sender key claims another member's id".into(),
+            ));
+        }
         let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
         let rekeyed = state.process_distribution(dist).map_err(crypto)?;
+        // Only the admin starts a new generation; anyone else's attempt changes nothing.
+        if rekeyed.is_some() && !may_rekey {
+            return Err(EngineError::Crypto(
+                "a member tried to re-key the group".into(),
+            ));
+        }
         if rekeyed.is_some() {
             for m in &mut self.group_mut(rid)?.members {
                 m.senders.clear();
@@ -2351,7 +2403,9 @@ impl Core {
                 dist,
                 ..
             } => {
-                if self.room_of_group(&group).is_some() {
+                // A room we were removed from reopens when we are added again.
+                let existing = self.room_of_group(&group);
+                if existing.is_some_and(|rid| self.group(rid).is_ok_and(|g| !g.closed)) {
                     return Ok(());
                 }
                 if relay.parse::<hum_shared::RelayAddr>().is_err() {
@@ -2383,23 +2437,42 @@ impl Core {
                     }),
                 };
                 let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-                let rid = self.store.tx(|tx| {
-                    exec(
-                        tx,
-                        "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
-                        [sealed],
-                    )?;
-                    Ok(tx.last_insert_rowid())
-                })?;
                 let mine = state.distribution().to_bytes().to_vec();
-                self.rooms.insert(
-                    rid,
-                    Room {
-                        rec,
-                        unread: 0,
-                        mentions: 0,
-                    },
-                );
+                let rid = match existing {
+                    Some(rid) => {
+                        self.store.tx(|tx| {
+                            exec(
+                                tx,
+                                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                                params![sealed, rid],
+                            )
+                            .map(drop)
+                        })?;
+                        if let Some(r) = self.rooms.get_mut(&rid) {
+                            r.rec = rec;
+                        }
+                        rid
+                    }
+                    None => {
+                        let rid = self.store.tx(|tx| {
+                            exec(
+                                tx,
+                                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
+                                [sealed],
+                            )?;
+                            Ok(tx.last_insert_rowid())
+                        })?;
+                        self.rooms.insert(
+                            rid,
+                            Room {
+                                rec,
+                                unread: 0,
+                                mentions: 0,
+                            },
+                        );
+                        rid
+                    }
+                };
                 self.subscribe_group(rid)?;
                 self.send_app(
                     Dest::Contact(cid),
@@ -2449,7 +2522,7 @@ impl Core {
                 self.save_room(rid)?;
                 if let Some(d) = dist {
                     let d = SenderKeyDistribution::from_bytes(&d).map_err(crypto)?;
-                    if let Some(mine) = self.apply_distribution(rid, &from, &d)? {
+                    if let Some(mine) = self.apply_distribution(rid, &from, &d, true)? {
                         let msg = AppMessage::GroupKey {
                             uid: random_uid()?,
                             group,
@@ -2497,7 +2570,7 @@ impl Core {
                     {
                         return Ok(());
                     }
-                    let _ = self.apply_distribution(rid, &from, &d)?;
+                    let _ = self.apply_distribution(rid, &from, &d, false)?;
                     for (mcid, fp) in self.member_contacts(rid)? {
                         if fp == from || target.is_some_and(|t| t != fp) {
                             continue;
@@ -2513,7 +2586,7 @@ impl Core {
                     }
                 } else if from == admin {
                     let Some(o) = origin else { return Ok(()) };
-                    if let Some(mine) = self.apply_distribution(rid, &o, &d)? {
+                    if let Some(mine) = self.apply_distribution(rid, &o, &d, false)? {
                         let msg = AppMessage::GroupKey {
                             uid: random_uid()?,
                             group,

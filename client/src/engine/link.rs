@@ -16,6 +16,8 @@ use super::Input;
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long TCP, TLS and the hello may take together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Builds the next cell from the queue: as many operations as fit, in order.
 pub(crate) fn build_cell(queue: &Mutex<VecDeque<Up>>, size: usize) -> Vec<u8> {
@@ -74,11 +76,20 @@ pub(crate) async fn run(
             return;
         }
         let connected = tokio::select! {
-            r = hum_relay::connect(&addr) => r,
+            r = tokio::time::timeout(CONNECT_TIMEOUT, hum_relay::connect(&addr)) => r,
             _ = stop.changed() => return,
         };
         match connected {
-            Ok((tls, hello)) => {
+            Err(_) => tracing::info!(relay = %addr.host_port(), "connecting timed out"),
+            Ok(Err(e)) => {
+                tracing::info!(relay = %addr.host_port(), cause = %e, "relay unreachable")
+            }
+            Ok(Ok((tls, hello))) => {
+                // Whatever was queued for the previous connection is stale: the engine
+                // queues afresh when it hears the link is up.
+                if let Ok(mut q) = queue.lock() {
+                    q.clear();
+                }
                 backoff = FIRST_BACKOFF;
                 tracing::info!(relay = %addr.host_port(), "link up");
                 let _ = inputs.send(Input::LinkUp {
@@ -102,7 +113,6 @@ pub(crate) async fn run(
                 }
                 tracing::info!(relay = %addr.host_port(), cause = %cause, "link lost");
             }
-            Err(e) => tracing::info!(relay = %addr.host_port(), cause = %e, "relay unreachable"),
         }
         let wait = backoff;
         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -130,7 +140,8 @@ async fn beat(
     let mut buf = vec![0u8; size];
     // A relay that misses this many beats in a row is gone.
     let silence = (tick * 50).max(Duration::from_secs(5));
-    let mut counted = (0u32, 0u32);
+    // One cell goes up for every cell that comes down: one count serves both rates.
+    let mut cells = 0u32;
     let mut since = tokio::time::Instant::now();
     loop {
         let read = tokio::select! {
@@ -152,8 +163,7 @@ async fn beat(
         if let Err(e) = write_cell(&mut tls, &next, size).await {
             return e.to_string();
         }
-        counted.0 += 1;
-        counted.1 += 1;
+        cells += 1;
         match decode_cell::<Down>(&buf, size) {
             Ok(ops) => {
                 for op in ops {
@@ -171,10 +181,10 @@ async fn beat(
             let rate = |n: u32| (f64::from(n) / secs).round() as u32;
             let _ = inputs.send(Input::Rates {
                 relay: relay.to_owned(),
-                up: rate(counted.0),
-                down: rate(counted.1),
+                up: rate(cells),
+                down: rate(cells),
             });
-            counted = (0, 0);
+            cells = 0;
             since = tokio::time::Instant::now();
         }
     }
