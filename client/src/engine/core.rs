@@ -2386,6 +2386,43 @@ impl Core {
         Ok(rekeyed)
     }
 
+    /// Our own sender key for a group, endorsed with our identity key.
+    fn own_key(
+        &self,
+        group: [u8; 16],
+        dist: &SenderKeyDistribution,
+        target: Option<[u8; 32]>,
+    ) -> Result<AppMessage, EngineError> {
+        Ok(AppMessage::GroupKey {
+            uid: random_uid()?,
+            group,
+            dist: dist.to_bytes().to_vec(),
+            origin: None,
+            target,
+            endorsement: dist.endorse(&self.me).to_vec(),
+        })
+    }
+
+    /// Checks that the member `fp` of a group endorsed `dist`.
+    fn check_endorsed(
+        &self,
+        rid: i64,
+        fp: &[u8; 32],
+        dist: &SenderKeyDistribution,
+        endorsement: &[u8],
+    ) -> Result<(), EngineError> {
+        let g = self.group(rid)?;
+        let member = g
+            .members
+            .iter()
+            .find(|m| &m.fingerprint == fp)
+            .ok_or(EngineError::Unknown("member"))?;
+        let public = PublicIdentity::from_bytes(&member.identity).map_err(crypto)?;
+        dist.check_endorsement(&public, endorsement).map_err(|_| {
+            EngineError::Crypto("a sender key is not endorsed by the member it names".into())
+        })
+    }
+
     fn group_control(&mut self, cid: i64, msg: AppMessage) -> Result<(), EngineError> {
         let from = *self
             .contacts
@@ -2437,7 +2474,7 @@ impl Core {
                     }),
                 };
                 let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-                let mine = state.distribution().to_bytes().to_vec();
+                let mine = state.distribution();
                 let rid = match existing {
                     Some(rid) => {
                         self.store.tx(|tx| {
@@ -2474,16 +2511,7 @@ impl Core {
                     }
                 };
                 self.subscribe_group(rid)?;
-                self.send_app(
-                    Dest::Contact(cid),
-                    &AppMessage::GroupKey {
-                        uid: random_uid()?,
-                        group,
-                        dist: mine,
-                        origin: None,
-                        target: None,
-                    },
-                )?;
+                self.send_app(Dest::Contact(cid), &self.own_key(group, &mine, None)?)?;
                 self.emit_room(rid);
                 let inviter = self
                     .contacts
@@ -2523,25 +2551,13 @@ impl Core {
                 if let Some(d) = dist {
                     let d = SenderKeyDistribution::from_bytes(&d).map_err(crypto)?;
                     if let Some(mine) = self.apply_distribution(rid, &from, &d, true)? {
-                        let msg = AppMessage::GroupKey {
-                            uid: random_uid()?,
-                            group,
-                            dist: mine.to_bytes().to_vec(),
-                            origin: None,
-                            target: None,
-                        };
+                        let msg = self.own_key(group, &mine, None)?;
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 } else {
                     let state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
                     for n in newcomers {
-                        let msg = AppMessage::GroupKey {
-                            uid: random_uid()?,
-                            group,
-                            dist: state.distribution().to_bytes().to_vec(),
-                            origin: None,
-                            target: Some(n),
-                        };
+                        let msg = self.own_key(group, &state.distribution(), Some(n))?;
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 }
@@ -2553,6 +2569,7 @@ impl Core {
                 dist,
                 origin,
                 target,
+                endorsement,
                 ..
             } => {
                 let Some(rid) = self.room_of_group(&group) else {
@@ -2570,6 +2587,7 @@ impl Core {
                     {
                         return Ok(());
                     }
+                    self.check_endorsed(rid, &from, &d, &endorsement)?;
                     let _ = self.apply_distribution(rid, &from, &d, false)?;
                     for (mcid, fp) in self.member_contacts(rid)? {
                         if fp == from || target.is_some_and(|t| t != fp) {
@@ -2581,19 +2599,15 @@ impl Core {
                             dist: dist.clone(),
                             origin: Some(from),
                             target: None,
+                            endorsement: endorsement.clone(),
                         };
                         self.send_app(Dest::Contact(mcid), &msg)?;
                     }
                 } else if from == admin {
                     let Some(o) = origin else { return Ok(()) };
+                    self.check_endorsed(rid, &o, &d, &endorsement)?;
                     if let Some(mine) = self.apply_distribution(rid, &o, &d, false)? {
-                        let msg = AppMessage::GroupKey {
-                            uid: random_uid()?,
-                            group,
-                            dist: mine.to_bytes().to_vec(),
-                            origin: None,
-                            target: None,
-                        };
+                        let msg = self.own_key(group, &mine, None)?;
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 }

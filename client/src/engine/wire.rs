@@ -86,6 +86,9 @@ pub(crate) enum AppMessage {
         origin: Option<[u8; 32]>,
         /// For whom, when a member answers a newcomer's arrival (`None`: everyone).
         target: Option<[u8; 32]>,
+        /// The key's owner's signature over it with their identity key, so whoever
+        /// forwards it cannot pass another key off as theirs.
+        endorsement: Vec<u8>,
     },
     /// Pairwise, admin to a member: you were removed.
     GroupRemoved {

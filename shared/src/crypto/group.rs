@@ -566,9 +566,59 @@ fn deserialize<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Crypto
     postcard::from_bytes(body).map_err(|_| CryptoError::Malformed)
 }
 
+/// A member's signature, with its long-term identity key, over one of its sender keys:
+/// "this sender key in this group and generation is mine". Readers check it against the
+/// identity they know the member by, so a member's messages cannot be passed off as
+/// someone else's, even by whoever forwarded the key (docs/PROTOCOL.md, section 3.7).
+impl SenderKeyDistribution {
+    fn endorsement_message(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(super::kdf::L_SENDER_KEY_ENDORSEMENT.len() + 16 + 4 + 32);
+        m.extend_from_slice(super::kdf::L_SENDER_KEY_ENDORSEMENT);
+        m.extend_from_slice(&self.group_id);
+        m.extend_from_slice(&self.generation.to_be_bytes());
+        m.extend_from_slice(&self.member);
+        m
+    }
+
+    /// Signs this sender key as `owner`'s (64 bytes).
+    pub fn endorse(&self, owner: &super::Identity) -> [u8; 64] {
+        owner.sign(&self.endorsement_message()).to_bytes()
+    }
+
+    /// Checks that `owner` endorsed this sender key.
+    ///
+    /// # Errors
+    /// [`CryptoError::InvalidIdentity`] when the signature is not `owner`'s over this key.
+    pub fn check_endorsement(
+        &self,
+        owner: &super::PublicIdentity,
+        signature: &[u8],
+    ) -> Result<(), CryptoError> {
+        let sig = Signature::from_slice(signature).map_err(|_| CryptoError::InvalidIdentity)?;
+        owner
+            .verifying_key()
+            .verify_strict(&self.endorsement_message(), &sig)
+            .map_err(|_| CryptoError::InvalidIdentity)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endorsements_bind_a_sender_key_to_its_owner() -> Result<(), CryptoError> {
+        let alice = super::super::Identity::generate();
+        let mallory = super::super::Identity::generate();
+        let dist = GroupState::create().distribution();
+        let sig = dist.endorse(&alice);
+        dist.check_endorsement(&alice.public(), &sig)?;
+        assert!(dist.check_endorsement(&mallory.public(), &sig).is_err());
+        let other = GroupState::create().distribution();
+        assert!(other.check_endorsement(&alice.public(), &sig).is_err());
+        assert!(dist.check_endorsement(&alice.public(), &sig[..63]).is_err());
+        Ok(())
+    }
 
     /// A member who holds Alice's chain key tries to pass a message off as Alice's.
     #[test]

@@ -28,6 +28,7 @@ pub(crate) const L_X3DH_SEAL: &[u8] = b"hum/1 x3dh sealed sender";
 pub(crate) const L_GROUP_HEADER: &[u8] = b"hum/1 group header";
 pub(crate) const L_GROUP_MAILBOX: &[u8] = b"hum/1 group mailbox";
 pub(crate) const L_GROUP_SIG: &[u8] = b"hum/1 group message";
+pub(crate) const L_SENDER_KEY_ENDORSEMENT: &[u8] = b"hum/1 sender key endorsement";
 pub(crate) const L_SESSION_AD: &[u8] = b"hum/1 session ad";
 pub(crate) const L_RATCHET_ROOT: &[u8] = b"hum/1 ratchet root";
 pub(crate) const L_MESSAGE_KEYS: &[u8] = b"hum/1 message keys";
