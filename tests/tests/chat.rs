@@ -277,3 +277,47 @@ async fn groups_add_talk_remove() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_on_different_relays_talk_through_both() -> Result<()> {
+    let dir = TempDir::new("two-relays")?;
+    let relay_a = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let relay_b = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let mut alice = Peer::create(dir.path(), "alice", &relay_a.address().to_string())?;
+    let mut bob = Peer::create(dir.path(), "bob", &relay_b.address().to_string())?;
+    let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
+    let incoming = |e: &Event| match e {
+        Event::Message(m) if !m.from_me => Some(m.text.clone()),
+        _ => None,
+    };
+    alice
+        .send(Command::Send {
+            room: alice_room,
+            text: "to bob's relay".into(),
+        })
+        .await?;
+    ensure!(bob.wait(WAIT, "alice's message", incoming).await? == "to bob's relay");
+    bob.send(Command::Send {
+        room: bob_room,
+        text: "to alice's relay".into(),
+    })
+    .await?;
+    ensure!(alice.wait(WAIT, "bob's message", incoming).await? == "to alice's relay");
+    // Each client keeps a link to both relays, and both relays stored envelopes.
+    let (a, b) = (relay_a.stats(), relay_b.stats());
+    ensure!(
+        a.clients == 2 && b.clients == 2,
+        "links: {} and {}",
+        a.clients,
+        b.clients
+    );
+    ensure!(
+        a.deposits >= 2 && b.deposits >= 2,
+        "deposits: {} and {}",
+        a.deposits,
+        b.deposits
+    );
+    relay_a.shutdown().await;
+    relay_b.shutdown().await;
+    Ok(())
+}
