@@ -1072,10 +1072,41 @@ impl Core {
             name.or_else(|| invite.nickname().map(str::to_owned))
                 .unwrap_or_else(|| "contact".into()),
         );
+        let mailbox = invite.mailbox();
+        let env = envelope.as_bytes().to_vec();
+        let relay2 = relay.clone();
+        let (_, row) = self.add_contact(invite.inviter().clone(), name, relay.clone(), session, |tx| {
+            // The handshake envelope waits in the outbox like any other until it is stored;
+            // it carries no receipt id, since the first ratchet message answers it.
+            exec(
+                tx,
+                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (NULL, ?1, ?2, 0, ?3)",
+                params![relay2, &mailbox.as_bytes()[..], env],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        self.ensure_link(&relay);
+        if let Some(l) = self.links.get_mut(&relay) {
+            l.pending.push_back(row);
+        }
+        self.pump(&relay)
+    }
+
+    /// Adds a contact with its session and 1:1 room in one transaction, together with
+    /// what `extra` writes (the handshake's outbox row, or the used invite's deletion).
+    fn add_contact<T>(
+        &mut self,
+        public: PublicIdentity,
+        name: String,
+        relay: String,
+        session: Session,
+        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, EngineError>,
+    ) -> Result<(i64, T), EngineError> {
+        let fp = *public.fingerprint().as_bytes();
         let rec = ContactRecord {
             name: name.clone(),
-            identity: invite.inviter().to_bytes().to_vec(),
-            relay: relay.clone(),
+            identity: public.to_bytes().to_vec(),
+            relay,
         };
         let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
         let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
@@ -1084,29 +1115,31 @@ impl Core {
             group: None,
         };
         let room_sealed = seal(&self.key, &enc(&room_rec)?, "room")?;
-        let mailbox = invite.mailbox();
-        let env = envelope.as_bytes().to_vec();
-        let relay2 = relay.clone();
-        let (cid, rid, row) = self.store.tx(|tx| {
-            exec(tx, "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)", params![&fp[..], contact_sealed])?;
-            let cid = tx.last_insert_rowid();
-            exec(tx, "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)", params![cid, session_sealed])?;
-            exec(tx, "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)", params![cid, room_sealed])?;
-            let rid = tx.last_insert_rowid();
-            // The handshake envelope waits in the outbox like any other until it is stored;
-            // it carries no receipt id, since the first ratchet message answers it.
+        let (cid, rid, out) = self.store.tx(|tx| {
             exec(
                 tx,
-                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (NULL, ?1, ?2, 0, ?3)",
-                params![relay2, &mailbox.as_bytes()[..], env],
+                "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)",
+                params![&fp[..], contact_sealed],
             )?;
-            Ok((cid, rid, tx.last_insert_rowid()))
+            let cid = tx.last_insert_rowid();
+            exec(
+                tx,
+                "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)",
+                params![cid, session_sealed],
+            )?;
+            exec(
+                tx,
+                "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)",
+                params![cid, room_sealed],
+            )?;
+            let rid = tx.last_insert_rowid();
+            Ok((cid, rid, extra(tx)?))
         })?;
         self.contacts.insert(
             cid,
             Contact {
                 rec,
-                public: invite.inviter().clone(),
+                public,
                 room: rid,
             },
         );
@@ -1120,17 +1153,12 @@ impl Core {
             },
         );
         self.subscribe_session(cid)?;
-        self.ensure_link(&relay);
-        if let Some(l) = self.links.get_mut(&relay) {
-            l.pending.push_back(row);
-        }
-        self.pump(&relay)?;
         self.emit(Event::Contact {
             id: ContactId(cid),
             name,
         });
         self.emit_room(rid);
-        Ok(())
+        Ok((cid, out))
     }
 
     fn subscribe_session(&mut self, cid: i64) -> Result<(), EngineError> {
@@ -1620,64 +1648,11 @@ impl Core {
             return Ok(());
         }
         let name = self.unique_name(hello.name);
-        let rec = ContactRecord {
-            name: name.clone(),
-            identity: who.to_bytes().to_vec(),
-            relay: hello.relay,
-        };
-        let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
-        let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
-        let room_rec = RoomRecord {
-            name: name.clone(),
-            group: None,
-        };
-        let room_sealed = seal(&self.key, &enc(&room_rec)?, "room")?;
-        let (cid, rid) = self.store.tx(|tx| {
-            exec(
-                tx,
-                "INSERT INTO contacts (fingerprint, sealed) VALUES (?1, ?2)",
-                params![&fp[..], contact_sealed],
-            )?;
-            let cid = tx.last_insert_rowid();
-            exec(
-                tx,
-                "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)",
-                params![cid, session_sealed],
-            )?;
-            exec(
-                tx,
-                "INSERT INTO rooms (contact, sealed) VALUES (?1, ?2)",
-                params![cid, room_sealed],
-            )?;
-            let rid = tx.last_insert_rowid();
+        self.add_contact(who, name.clone(), hello.relay, session, |tx| {
             // One-time: the invite is used up.
-            exec(tx, "DELETE FROM invites WHERE id = ?1", [id])?;
-            Ok((cid, rid))
+            exec(tx, "DELETE FROM invites WHERE id = ?1", [id]).map(drop)
         })?;
         self.invites.remove(&id);
-        self.contacts.insert(
-            cid,
-            Contact {
-                rec,
-                public: who,
-                room: rid,
-            },
-        );
-        self.sessions.insert(cid, session);
-        self.rooms.insert(
-            rid,
-            Room {
-                rec: room_rec,
-                unread: 0,
-                mentions: 0,
-            },
-        );
-        self.subscribe_session(cid)?;
-        self.emit(Event::Contact {
-            id: ContactId(cid),
-            name: name.clone(),
-        });
-        self.emit_room(rid);
         self.emit(Event::Notice(format!("{name} accepted your invite")));
         Ok(())
     }
@@ -2014,6 +1989,27 @@ impl Core {
             .map(|(&id, _)| id)
     }
 
+    fn insert_group_room(&mut self, rec: RoomRecord) -> Result<i64, EngineError> {
+        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
+        let rid = self.store.tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
+                [sealed],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        self.rooms.insert(
+            rid,
+            Room {
+                rec,
+                unread: 0,
+                mentions: 0,
+            },
+        );
+        Ok(rid)
+    }
+
     fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
         let rec = self
             .rooms
@@ -2107,23 +2103,7 @@ impl Core {
                 closed: false,
             }),
         };
-        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-        let rid = self.store.tx(|tx| {
-            exec(
-                tx,
-                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
-                [sealed],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })?;
-        self.rooms.insert(
-            rid,
-            Room {
-                rec,
-                unread: 0,
-                mentions: 0,
-            },
-        );
+        let rid = self.insert_group_room(rec)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
         Ok(())
@@ -2473,42 +2453,16 @@ impl Core {
                         closed: false,
                     }),
                 };
-                let sealed = seal(&self.key, &enc(&rec)?, "room")?;
                 let mine = state.distribution();
                 let rid = match existing {
                     Some(rid) => {
-                        self.store.tx(|tx| {
-                            exec(
-                                tx,
-                                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                                params![sealed, rid],
-                            )
-                            .map(drop)
-                        })?;
                         if let Some(r) = self.rooms.get_mut(&rid) {
                             r.rec = rec;
                         }
+                        self.save_room(rid)?;
                         rid
                     }
-                    None => {
-                        let rid = self.store.tx(|tx| {
-                            exec(
-                                tx,
-                                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
-                                [sealed],
-                            )?;
-                            Ok(tx.last_insert_rowid())
-                        })?;
-                        self.rooms.insert(
-                            rid,
-                            Room {
-                                rec,
-                                unread: 0,
-                                mentions: 0,
-                            },
-                        );
-                        rid
-                    }
+                    None => self.insert_group_room(rec)?,
                 };
                 self.subscribe_group(rid)?;
                 self.send_app(Dest::Contact(cid), &self.own_key(group, &mine, None)?)?;
