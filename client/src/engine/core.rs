@@ -1363,6 +1363,12 @@ impl Core {
             )?;
             ids.push(tx.last_insert_rowid());
         }
+        Self::write_state(tx, rows)?;
+        Ok(ids)
+    }
+
+    /// Writes advanced key state: a session row, a room row.
+    fn write_state(tx: &rusqlite::Transaction<'_>, rows: &StateRows) -> Result<(), EngineError> {
         if let Some((cid, blob)) = &rows.0 {
             exec(
                 tx,
@@ -1377,7 +1383,7 @@ impl Core {
                 params![blob, rid],
             )?;
         }
-        Ok(ids)
+        Ok(())
     }
 
     /// After commit: keep the advanced key state and queue the rows.
@@ -1681,23 +1687,7 @@ impl Core {
             session: session.clone(),
             group: group.clone(),
         })?;
-        let commit_state = |tx: &rusqlite::Transaction<'_>| -> Result<(), EngineError> {
-            if let Some((cid, blob)) = &sealed_state.0 {
-                exec(
-                    tx,
-                    "UPDATE sessions SET sealed = ?1 WHERE contact = ?2",
-                    params![blob, cid],
-                )?;
-            }
-            if let Some((rid, blob)) = &sealed_state.1 {
-                exec(
-                    tx,
-                    "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                    params![blob, rid],
-                )?;
-            }
-            Ok(())
-        };
+        let commit_state = |tx: &rusqlite::Transaction<'_>| Self::write_state(tx, &sealed_state);
         let reassembler = self
             .reassembly
             .entry((room, sender.clone()))
