@@ -321,3 +321,81 @@ async fn contacts_on_different_relays_talk_through_both() -> Result<()> {
     relay_b.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_silent_member_completes_delivery() -> Result<()> {
+    let dir = TempDir::new("silent-member")?;
+    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let addr = relay.address().to_string();
+    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let mut carol = Peer::create(dir.path(), "carol", &addr)?;
+    let ((bob_id, _), _) = befriend(&mut alice, &mut bob).await?;
+    let ((carol_id, _), _) = befriend(&mut alice, &mut carol).await?;
+    alice
+        .send(Command::CreateGroup { name: "g".into() })
+        .await?;
+    let group = alice
+        .wait(WAIT, "the group", |e| match e {
+            Event::Room(r) if r.kind == RoomKind::Group => Some(r.id),
+            _ => None,
+        })
+        .await?;
+    alice
+        .send(Command::GroupAdd {
+            room: group,
+            contact: bob_id,
+        })
+        .await?;
+    alice
+        .send(Command::GroupAdd {
+            room: group,
+            contact: carol_id,
+        })
+        .await?;
+    let joined = |e: &Event| match e {
+        Event::Room(r) if r.kind == RoomKind::Group && r.members.len() == 2 => Some(()),
+        _ => None,
+    };
+    bob.wait(WAIT, "bob joins", joined).await?;
+    carol.wait(WAIT, "carol joins", joined).await?;
+    // Carol goes quiet for good; Alice writes.
+    carol.quit().await?;
+    alice
+        .send(Command::Send {
+            room: group,
+            text: "anyone?".into(),
+        })
+        .await?;
+    bob.wait(WAIT, "the message", |e| {
+        matches!(e, Event::Message(m) if m.text == "anyone?").then_some(())
+    })
+    .await?;
+    let delivered = |e: &Event| {
+        matches!(e, Event::Delivery { room, state: Delivery::Delivered, .. } if *room == group)
+            .then_some(())
+    };
+    ensure!(
+        alice
+            .wait(
+                Duration::from_secs(1),
+                "no delivery while carol is silent",
+                delivered
+            )
+            .await
+            .is_err(),
+        "delivered before every member receipted"
+    );
+    // Removing Carol leaves only Bob to hear from: the message is delivered.
+    alice
+        .send(Command::GroupRemove {
+            room: group,
+            contact: carol_id,
+        })
+        .await?;
+    alice
+        .wait(WAIT, "delivery after the removal", delivered)
+        .await?;
+    relay.shutdown().await;
+    Ok(())
+}

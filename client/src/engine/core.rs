@@ -335,6 +335,7 @@ impl Core {
             rooms,
             contacts,
         });
+        self.replay_inbox()?;
         let home = self.home.clone();
         self.ensure_link(&home);
         self.subscribe_all()?;
@@ -1552,6 +1553,19 @@ enum Origin {
     Group { room: i64, member: [u8; 32] },
 }
 
+impl Origin {
+    /// As the inbox table stores it: contact, room, member.
+    fn columns(&self) -> (Option<i64>, Option<i64>, Option<Vec<u8>>) {
+        match self {
+            Origin::Contact(c) => (Some(*c), None, None),
+            Origin::Group { room, member } => (None, Some(*room), Some(member.to_vec())),
+        }
+    }
+}
+
+/// An inbox row: id, contact, room, member, sealed message.
+type InboxRow = (i64, Option<i64>, Option<i64>, Option<Vec<u8>>, Vec<u8>);
+
 impl Core {
     fn deliver(&mut self, mailbox: MailboxId, envelope: &[u8]) -> Result<(), EngineError> {
         let Some(kind) = self.routes.get(&mailbox).map(|r| r.kind) else {
@@ -1781,6 +1795,7 @@ impl Core {
         };
         // Text goes into history in the same transaction as the key state.
         let mut new_message = None;
+        let mut inbox = None;
         if let AppMessage::Text { uid, sent_at, text } = &msg {
             let sender_name = self.sender_name(&origin);
             let body = seal(
@@ -1828,7 +1843,20 @@ impl Core {
                 }
             }
         } else {
-            self.store.tx(|tx| finish(tx))?;
+            // What the message does (receipts, group changes) is applied after this
+            // transaction; until it has been, the message waits in the inbox, so a crash in
+            // between does not lose it.
+            let payload = seal(&self.key, &payload, "inbox")?;
+            let (c, r, m) = origin.columns();
+            inbox = Some(self.store.tx(|tx| {
+                finish(tx)?;
+                exec(
+                    tx,
+                    "INSERT INTO inbox (contact, room, member, sealed) VALUES (?1, ?2, ?3, ?4)",
+                    params![c, r, m, payload],
+                )?;
+                Ok(tx.last_insert_rowid())
+            })?);
         }
         self.keep_state(session, group);
         if let Some(v) = new_message {
@@ -1837,6 +1865,47 @@ impl Core {
         }
         if let Err(e) = self.app_effects(&origin, msg) {
             self.error(e.to_string());
+        }
+        if let Some(id) = inbox {
+            self.store
+                .tx(|tx| exec(tx, "DELETE FROM inbox WHERE id = ?1", [id]).map(drop))?;
+        }
+        Ok(())
+    }
+
+    /// Applies what a crash left in the inbox (received, committed, not yet applied).
+    fn replay_inbox(&mut self) -> Result<(), EngineError> {
+        let rows: Vec<InboxRow> = {
+            let mut st = self
+                .store
+                .conn()
+                .prepare("SELECT id, contact, room, member, sealed FROM inbox ORDER BY id")
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(|e| EngineError::Store(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Store(e.to_string()))?
+        };
+        for (id, contact, room, member, sealed) in rows {
+            let origin = match (contact, room, member) {
+                (Some(c), _, _) => Some(Origin::Contact(c)),
+                (None, Some(r), Some(m)) => <[u8; 32]>::try_from(m.as_slice())
+                    .ok()
+                    .map(|member| Origin::Group { room: r, member }),
+                _ => None,
+            };
+            let msg = open(&self.key, &sealed, "inbox")
+                .ok()
+                .and_then(|p| postcard::from_bytes::<AppMessage>(&p).ok());
+            if let (Some(origin), Some(msg)) = (origin, msg)
+                && let Err(e) = self.app_effects(&origin, msg)
+            {
+                self.error(e.to_string());
+            }
+            self.store
+                .tx(|tx| exec(tx, "DELETE FROM inbox WHERE id = ?1", [id]).map(drop))?;
         }
         Ok(())
     }
@@ -2194,6 +2263,7 @@ impl Core {
             g.state = state.to_bytes().to_vec();
         }
         self.save_room(rid)?;
+        self.forgive_receipts(rid, &fp)?;
         self.send_app(
             Dest::Contact(cid),
             &AppMessage::GroupRemoved {
@@ -2204,6 +2274,45 @@ impl Core {
         self.broadcast_update(rid, Some(dist.to_bytes().to_vec()), None)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
+        Ok(())
+    }
+
+    /// A removed member will not receipt what they had not yet: messages waiting for
+    /// their receipt now wait for one fewer, and those complete become delivered.
+    fn forgive_receipts(&mut self, rid: i64, fp: &[u8; 32]) -> Result<(), EngineError> {
+        let delivered: Vec<(i64, Vec<u8>)> = self.store.tx(|tx| {
+            exec(
+                tx,
+                "UPDATE messages SET receipts_needed = receipts_needed - 1
+                 WHERE room = ?1 AND from_me = 1 AND delivery < ?2 AND receipts_needed > 0
+                 AND NOT EXISTS (SELECT 1 FROM receipts WHERE message = messages.id AND member = ?3)",
+                params![rid, Delivery::Delivered as i64, &fp[..]],
+            )?;
+            let mut st = tx
+                .prepare(
+                    "SELECT id, uid FROM messages WHERE room = ?1 AND from_me = 1 AND delivery < ?2
+                     AND (SELECT COUNT(*) FROM receipts WHERE message = messages.id) >= receipts_needed",
+                )
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            let done = st
+                .query_map(params![rid, Delivery::Delivered as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| EngineError::Store(e.to_string()))?
+                .collect::<Result<Vec<(i64, Vec<u8>)>, _>>()
+                .map_err(|e| EngineError::Store(e.to_string()))?;
+            drop(st);
+            for (id, uid) in &done {
+                exec(tx, "UPDATE messages SET delivery = ?1 WHERE id = ?2", params![Delivery::Delivered as i64, id])?;
+                exec(tx, "DELETE FROM outbox WHERE uid = ?1", [uid])?;
+            }
+            Ok(done)
+        })?;
+        for (id, _) in delivered {
+            self.emit(Event::Delivery {
+                room: RoomId(rid),
+                id: MessageId(id),
+                state: Delivery::Delivered,
+            });
+        }
         Ok(())
     }
 

@@ -79,6 +79,13 @@ CREATE TABLE IF NOT EXISTS receipts_out (
     room INTEGER,
     uid BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY,
+    contact INTEGER,
+    room INTEGER,
+    member BLOB,
+    sealed BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursors (mailbox BLOB PRIMARY KEY, seq INTEGER NOT NULL);
 ";
 
