@@ -2199,7 +2199,7 @@ impl Core {
                 .unwrap_or_default(),
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
-            dist: state.distribution().to_bytes().to_vec(),
+            dist: state.distribution().to_bytes(),
         };
         self.send_app(Dest::Contact(cid), &invite)?;
         self.group_mut(rid)?.members.push(member);
@@ -2213,7 +2213,7 @@ impl Core {
     fn broadcast_update(
         &mut self,
         rid: i64,
-        dist: Option<Vec<u8>>,
+        dist: Option<zeroize::Zeroizing<Vec<u8>>>,
         skip: Option<&[u8; 32]>,
     ) -> Result<(), EngineError> {
         let group = self.group(rid)?.id;
@@ -2271,7 +2271,7 @@ impl Core {
                 group,
             },
         )?;
-        self.broadcast_update(rid, Some(dist.to_bytes().to_vec()), None)?;
+        self.broadcast_update(rid, Some(dist.to_bytes()), None)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
         Ok(())
@@ -2475,7 +2475,7 @@ impl Core {
         Ok(AppMessage::GroupKey {
             uid: random_uid()?,
             group,
-            dist: dist.to_bytes().to_vec(),
+            dist: dist.to_bytes(),
             origin: None,
             target,
             endorsement: dist.endorse(&self.me).to_vec(),

@@ -5,6 +5,7 @@
 //! message of a session (the acceptor's [`Hello`]) travels alone in the handshake envelope.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 /// A message's unique id, chosen by its sender: receipts and duplicate detection use it.
 pub(crate) type Uid = [u8; 16];
@@ -27,8 +28,9 @@ pub(crate) struct Member {
     pub(crate) name: String,
 }
 
-/// Application messages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Application messages. Sender keys inside them are zeroized on drop, and `Debug` names
+/// the kind only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum AppMessage {
     /// A chat text, 1:1 or in a group.
     Text {
@@ -57,7 +59,7 @@ pub(crate) enum AppMessage {
         /// Every member but the new one, the admin included.
         members: Vec<Member>,
         /// The admin's sender-key distribution.
-        dist: Vec<u8>,
+        dist: Zeroizing<Vec<u8>>,
     },
     /// Pairwise, admin to members: the member list or the name changed. `dist` is the
     /// admin's new sender key when the group was re-keyed (after a removal).
@@ -71,7 +73,7 @@ pub(crate) enum AppMessage {
         /// Every member but the recipient, the admin included.
         members: Vec<Member>,
         /// The admin's new distribution, after a removal.
-        dist: Option<Vec<u8>>,
+        dist: Option<Zeroizing<Vec<u8>>>,
     },
     /// Pairwise: a member's sender key. From a member to the admin (`origin` is `None`),
     /// or forwarded by the admin (`origin` names the member, by identity fingerprint).
@@ -81,7 +83,7 @@ pub(crate) enum AppMessage {
         /// The group.
         group: [u8; 16],
         /// The distribution.
-        dist: Vec<u8>,
+        dist: Zeroizing<Vec<u8>>,
         /// Whose key it is, when forwarded.
         origin: Option<[u8; 32]>,
         /// For whom, when a member answers a newcomer's arrival (`None`: everyone).
@@ -104,6 +106,20 @@ pub(crate) enum AppMessage {
         /// The group.
         group: [u8; 16],
     },
+}
+
+impl std::fmt::Debug for AppMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Text { .. } => "Text(..)",
+            Self::Receipt { .. } => "Receipt(..)",
+            Self::GroupInvite { .. } => "GroupInvite(..)",
+            Self::GroupUpdate { .. } => "GroupUpdate(..)",
+            Self::GroupKey { .. } => "GroupKey(..)",
+            Self::GroupRemoved { .. } => "GroupRemoved(..)",
+            Self::GroupLeave { .. } => "GroupLeave(..)",
+        })
+    }
 }
 
 impl AppMessage {
