@@ -89,15 +89,12 @@ CREATE TABLE IF NOT EXISTS inbox (
 CREATE TABLE IF NOT EXISTS cursors (mailbox BLOB PRIMARY KEY, seq INTEGER NOT NULL);
 ";
 
-/// One row of the outbox: an envelope waiting for the relay to store it.
+/// One row of the outbox as the links' queues need it: an envelope waiting for the relay
+/// to store it (or, once stored, for the end-to-end receipt).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OutboxRow {
     pub(crate) id: i64,
-    pub(crate) uid: Option<Vec<u8>>,
     pub(crate) relay: String,
-    pub(crate) mailbox: [u8; 32],
-    pub(crate) fanout: bool,
-    pub(crate) envelope: Vec<u8>,
     pub(crate) stored: bool,
 }
 
@@ -214,25 +211,14 @@ impl Store {
     pub(crate) fn outbox(&self) -> Result<Vec<OutboxRow>, EngineError> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT id, uid, relay, mailbox, fanout, envelope, stored FROM outbox ORDER BY id",
-            )
+            .prepare_cached("SELECT id, relay, stored FROM outbox ORDER BY id")
             .map_err(db)?;
         let rows = st
             .query_map([], |r| {
-                let mailbox: Vec<u8> = r.get(3)?;
-                let mut mb = [0u8; 32];
-                if mailbox.len() == 32 {
-                    mb.copy_from_slice(&mailbox);
-                }
                 Ok(OutboxRow {
                     id: r.get(0)?,
-                    uid: r.get(1)?,
-                    relay: r.get(2)?,
-                    mailbox: mb,
-                    fanout: r.get::<_, i64>(4)? != 0,
-                    envelope: r.get(5)?,
-                    stored: r.get::<_, i64>(6)? != 0,
+                    relay: r.get(1)?,
+                    stored: r.get::<_, i64>(2)? != 0,
                 })
             })
             .map_err(db)?;
