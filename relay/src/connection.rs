@@ -36,8 +36,8 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     mut ticks: watch::Receiver<u64>,
     mut shutdown: Shutdown,
-    _done: mpsc::Sender<()>,
-    _permit: OwnedSemaphorePermit,
+    done: mpsc::Sender<()>,
+    permit: OwnedSemaphorePermit,
 ) {
     let config = &shared.config;
     let _ = tcp.set_nodelay(true);
@@ -67,7 +67,7 @@ pub(crate) async fn serve(
         return;
     };
     shared.stats.clients.fetch_add(1, Ordering::Relaxed);
-    let conn = Connection {
+    let mut conn = Connection {
         inbuf: vec![0; config.cell_size].into_boxed_slice(),
         outbuf: Vec::with_capacity(config.cell_size),
         stream,
@@ -83,29 +83,26 @@ pub(crate) async fn serve(
     };
     // The client's life runs in a task of its own: the memory the handshake needed is
     // given back now instead of staying reserved in this task for the connection's life.
-    tokio::spawn(conn.serve(shutdown, _done, _permit));
+    // An async block, not an async fn taking the connection by value: a value argument
+    // is stored twice in the future (rust-lang/rust#62958), and this future is what
+    // every idle client costs.
+    tokio::spawn(async move {
+        let ending = conn.run(&mut shutdown).await;
+        conn.end(ending).await;
+        // Held until the end: the relay waits for every `done`; `permit` is a slot.
+        drop((done, permit));
+    });
 }
 
 impl Connection {
-    async fn serve(
-        mut self,
-        mut shutdown: Shutdown,
-        _done: mpsc::Sender<()>,
-        _permit: OwnedSemaphorePermit,
-    ) {
-        let ending = self.run(&mut shutdown).await;
-        self.end(ending).await;
-    }
-
-    async fn end(mut self, ending: Ending) {
-        let shared = Arc::clone(&self.shared);
-        let conn = &mut self;
-        shared.store.unsubscribe_all(&conn.subs);
+    async fn end(&mut self, ending: Ending) {
+        let shared = &self.shared;
+        shared.store.unsubscribe_all(&self.subs);
         shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
         shared.stats.ended(ending);
         tracing::debug!(ending = ?ending, "client left");
         if ending == Ending::Shutdown {
-            let _ = tokio::time::timeout(shared.config.tick, conn.stream.shutdown()).await;
+            let _ = tokio::time::timeout(shared.config.tick, self.stream.shutdown()).await;
         }
     }
 }
