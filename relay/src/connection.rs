@@ -69,7 +69,6 @@ pub(crate) async fn serve(
     shared.stats.clients.fetch_add(1, Ordering::Relaxed);
     let mut conn = Connection {
         inbuf: vec![0; config.cell_size].into_boxed_slice(),
-        outbuf: Vec::with_capacity(config.cell_size),
         stream,
         shared: Arc::clone(&shared),
         ticks,
@@ -129,7 +128,6 @@ struct Connection {
     answers: VecDeque<Down>,
     inbuf: Box<[u8]>,
     filled: usize,
-    outbuf: Vec<u8>,
 }
 
 impl Connection {
@@ -177,17 +175,20 @@ impl Connection {
         if due > max_lag {
             return Err(Ending::Lagging);
         }
-        self.outbuf.clear();
-        for _ in 0..due {
-            self.build_cell();
-        }
+        let built = self.build_cells(due);
         let patience = tick * u32::try_from(max_lag).unwrap_or(u32::MAX);
-        let (stream, outbuf, cell_size) =
-            (&mut self.stream, &self.outbuf, self.shared.config.cell_size);
+        let (stream, cover, cell_size) = (
+            &mut self.stream,
+            &self.shared.cover[..],
+            self.shared.config.cell_size,
+        );
         let mut write = std::pin::pin!(async {
             // One write per cell: each cell is its own TLS record, so an observer sees the
             // same record size even when this task ran late and owes several cells.
-            for cell in outbuf.chunks(cell_size) {
+            let mut built = built.chunks(cell_size);
+            for _ in 0..due {
+                // The shared cover cell stands for every cell not built.
+                let cell = built.next().unwrap_or(cover);
                 stream.write_all(cell).await?;
             }
             stream.flush().await
@@ -211,17 +212,28 @@ impl Connection {
         Ok(())
     }
 
-    /// Appends one cell to the output: waiting answers first, then deliveries, as many
-    /// as fit; a cover cell when there is nothing.
-    fn build_cell(&mut self) {
-        let shared = &self.shared;
-        if self.answers.is_empty() && !shared.store.has_pending(&self.subs) {
-            self.outbuf.extend_from_slice(&shared.cover);
-            return;
+    /// The `due` cells owed, back to back; none at all when they would all be cover
+    /// cells (an idle client, the common case: it is then sent the shared cover cell,
+    /// and nothing is allocated or copied for it).
+    fn build_cells(&mut self, due: u64) -> Vec<u8> {
+        if self.answers.is_empty() && !self.shared.store.has_pending(&self.subs) {
+            return Vec::new();
         }
+        let size = self.shared.config.cell_size;
+        let mut cells = Vec::with_capacity(size.saturating_mul(usize::try_from(due).unwrap_or(1)));
+        for _ in 0..due {
+            self.build_cell(&mut cells);
+        }
+        cells
+    }
+
+    /// Appends one cell to `out`: waiting answers first, then deliveries, as many as fit;
+    /// a cover cell when there is nothing.
+    fn build_cell(&mut self, out: &mut Vec<u8>) {
+        let shared = &self.shared;
         let Ok(mut w) = CellWriter::new(shared.config.cell_size) else {
             // The cell size was validated at start.
-            self.outbuf.extend_from_slice(&shared.cover);
+            out.extend_from_slice(&shared.cover);
             return;
         };
         while let Some(a) = self.answers.front() {
@@ -232,7 +244,7 @@ impl Connection {
         }
         let n = shared.store.fill(&mut self.subs, &mut self.turn, &mut w);
         Stats::add(&shared.stats.delivered, n as u64);
-        self.outbuf.extend_from_slice(&w.finish());
+        out.extend_from_slice(&w.finish());
     }
 
     /// Applies the operations of one received cell.
