@@ -132,10 +132,14 @@ struct Connection {
 
 impl Connection {
     async fn run(&mut self, shutdown: &mut Shutdown) -> Ending {
+        // One shutdown future for the connection's life: made anew on every event, it
+        // would join and leave the signal's waiter list (a lock shared by every client)
+        // twice per tick.
+        let mut shutdown = std::pin::pin!(shutdown.recv());
         loop {
             let event = tokio::select! {
                 biased;
-                () = shutdown.recv() => Event::Shutdown,
+                () = &mut shutdown => Event::Shutdown,
                 changed = self.ticks.changed() => match changed {
                     Ok(()) => Event::Tick(*self.ticks.borrow_and_update()),
                     Err(_) => Event::Shutdown,
