@@ -246,6 +246,10 @@ impl Connection {
             }
             self.answers.pop_front();
         }
+        if self.answers.is_empty() {
+            // An idle client keeps no room for answers it is not waiting for.
+            self.answers.shrink_to_fit();
+        }
         let n = shared.store.fill(&mut self.subs, &mut self.turn, &mut w);
         Stats::add(&shared.stats.delivered, n as u64);
         out.extend_from_slice(&w.finish());
@@ -287,6 +291,8 @@ impl Connection {
                         s.cursor = after;
                     } else if self.subs.len() < shared.config.max_subscriptions {
                         shared.store.subscribe(id);
+                        // Most clients follow one or two mailboxes: no spare room.
+                        self.subs.reserve_exact(1);
                         self.subs.push(Sub { id, cursor: after });
                     } else {
                         // Over the limit: no subscription, so no answer.
