@@ -36,8 +36,8 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     mut ticks: watch::Receiver<u64>,
     mut shutdown: Shutdown,
-    _done: mpsc::Sender<()>,
-    _permit: OwnedSemaphorePermit,
+    done: mpsc::Sender<()>,
+    permit: OwnedSemaphorePermit,
 ) {
     let config = &shared.config;
     let _ = tcp.set_nodelay(true);
@@ -67,9 +67,8 @@ pub(crate) async fn serve(
         return;
     };
     shared.stats.clients.fetch_add(1, Ordering::Relaxed);
-    let conn = Connection {
+    let mut conn = Connection {
         inbuf: vec![0; config.cell_size].into_boxed_slice(),
-        outbuf: Vec::with_capacity(config.cell_size),
         stream,
         shared: Arc::clone(&shared),
         ticks,
@@ -83,29 +82,26 @@ pub(crate) async fn serve(
     };
     // The client's life runs in a task of its own: the memory the handshake needed is
     // given back now instead of staying reserved in this task for the connection's life.
-    tokio::spawn(conn.serve(shutdown, _done, _permit));
+    // An async block, not an async fn taking the connection by value: a value argument
+    // is stored twice in the future (rust-lang/rust#62958), and this future is what
+    // every idle client costs.
+    tokio::spawn(async move {
+        let ending = conn.run(&mut shutdown).await;
+        conn.end(ending).await;
+        // Held until the end: the relay waits for every `done`; `permit` is a slot.
+        drop((done, permit));
+    });
 }
 
 impl Connection {
-    async fn serve(
-        mut self,
-        mut shutdown: Shutdown,
-        _done: mpsc::Sender<()>,
-        _permit: OwnedSemaphorePermit,
-    ) {
-        let ending = self.run(&mut shutdown).await;
-        self.end(ending).await;
-    }
-
-    async fn end(mut self, ending: Ending) {
-        let shared = Arc::clone(&self.shared);
-        let conn = &mut self;
-        shared.store.unsubscribe_all(&conn.subs);
+    async fn end(&mut self, ending: Ending) {
+        let shared = &self.shared;
+        shared.store.unsubscribe_all(&self.subs);
         shared.stats.clients.fetch_sub(1, Ordering::Relaxed);
         shared.stats.ended(ending);
         tracing::debug!(ending = ?ending, "client left");
         if ending == Ending::Shutdown {
-            let _ = tokio::time::timeout(shared.config.tick, conn.stream.shutdown()).await;
+            let _ = tokio::time::timeout(shared.config.tick, self.stream.shutdown()).await;
         }
     }
 }
@@ -132,15 +128,18 @@ struct Connection {
     answers: VecDeque<Down>,
     inbuf: Box<[u8]>,
     filled: usize,
-    outbuf: Vec<u8>,
 }
 
 impl Connection {
     async fn run(&mut self, shutdown: &mut Shutdown) -> Ending {
+        // One shutdown future for the connection's life: made anew on every event, it
+        // would join and leave the signal's waiter list (a lock shared by every client)
+        // twice per tick.
+        let mut shutdown = std::pin::pin!(shutdown.recv());
         loop {
             let event = tokio::select! {
                 biased;
-                () = shutdown.recv() => Event::Shutdown,
+                () = &mut shutdown => Event::Shutdown,
                 changed = self.ticks.changed() => match changed {
                     Ok(()) => Event::Tick(*self.ticks.borrow_and_update()),
                     Err(_) => Event::Shutdown,
@@ -180,17 +179,20 @@ impl Connection {
         if due > max_lag {
             return Err(Ending::Lagging);
         }
-        self.outbuf.clear();
-        for _ in 0..due {
-            self.build_cell();
-        }
+        let built = self.build_cells(due);
         let patience = tick * u32::try_from(max_lag).unwrap_or(u32::MAX);
-        let (stream, outbuf, cell_size) =
-            (&mut self.stream, &self.outbuf, self.shared.config.cell_size);
+        let (stream, cover, cell_size) = (
+            &mut self.stream,
+            &self.shared.cover[..],
+            self.shared.config.cell_size,
+        );
         let mut write = std::pin::pin!(async {
             // One write per cell: each cell is its own TLS record, so an observer sees the
             // same record size even when this task ran late and owes several cells.
-            for cell in outbuf.chunks(cell_size) {
+            let mut built = built.chunks(cell_size);
+            for _ in 0..due {
+                // The shared cover cell stands for every cell not built.
+                let cell = built.next().unwrap_or(cover);
                 stream.write_all(cell).await?;
             }
             stream.flush().await
@@ -214,17 +216,28 @@ impl Connection {
         Ok(())
     }
 
-    /// Appends one cell to the output: waiting answers first, then deliveries, as many
-    /// as fit; a cover cell when there is nothing.
-    fn build_cell(&mut self) {
-        let shared = &self.shared;
-        if self.answers.is_empty() && !shared.store.has_pending(&self.subs) {
-            self.outbuf.extend_from_slice(&shared.cover);
-            return;
+    /// The `due` cells owed, back to back; none at all when they would all be cover
+    /// cells (an idle client, the common case: it is then sent the shared cover cell,
+    /// and nothing is allocated or copied for it).
+    fn build_cells(&mut self, due: u64) -> Vec<u8> {
+        if self.answers.is_empty() && !self.shared.store.has_pending(&self.subs) {
+            return Vec::new();
         }
+        let size = self.shared.config.cell_size;
+        let mut cells = Vec::with_capacity(size.saturating_mul(usize::try_from(due).unwrap_or(1)));
+        for _ in 0..due {
+            self.build_cell(&mut cells);
+        }
+        cells
+    }
+
+    /// Appends one cell to `out`: waiting answers first, then deliveries, as many as fit;
+    /// a cover cell when there is nothing.
+    fn build_cell(&mut self, out: &mut Vec<u8>) {
+        let shared = &self.shared;
         let Ok(mut w) = CellWriter::new(shared.config.cell_size) else {
             // The cell size was validated at start.
-            self.outbuf.extend_from_slice(&shared.cover);
+            out.extend_from_slice(&shared.cover);
             return;
         };
         while let Some(a) = self.answers.front() {
@@ -233,9 +246,13 @@ impl Connection {
             }
             self.answers.pop_front();
         }
+        if self.answers.is_empty() {
+            // An idle client keeps no room for answers it is not waiting for.
+            self.answers.shrink_to_fit();
+        }
         let n = shared.store.fill(&mut self.subs, &mut self.turn, &mut w);
         Stats::add(&shared.stats.delivered, n as u64);
-        self.outbuf.extend_from_slice(&w.finish());
+        out.extend_from_slice(&w.finish());
     }
 
     /// Applies the operations of one received cell.
@@ -274,6 +291,8 @@ impl Connection {
                         s.cursor = after;
                     } else if self.subs.len() < shared.config.max_subscriptions {
                         shared.store.subscribe(id);
+                        // Most clients follow one or two mailboxes: no spare room.
+                        self.subs.reserve_exact(1);
                         self.subs.push(Sub { id, cursor: after });
                     } else {
                         // Over the limit: no subscription, so no answer.

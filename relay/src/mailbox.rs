@@ -194,9 +194,11 @@ impl Store {
         let inner = self.lock();
         subs.iter().any(|sub| {
             inner.boxes.get(&sub.id).is_some_and(|m| {
-                m.entries
-                    .range(sub.cursor.saturating_add(1)..)
-                    .any(|(_, e)| e.expires > now)
+                // Nothing deposited since the cursor (the common case) needs no search.
+                m.last_seq > sub.cursor
+                    && m.entries
+                        .range(sub.cursor.saturating_add(1)..)
+                        .any(|(_, e)| e.expires > now)
             })
         })
     }
