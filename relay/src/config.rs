@@ -68,7 +68,7 @@ impl Default for Config {
             mailbox_quota: 1024,
             // 1 GiB of envelopes.
             global_quota: 1 << 30,
-            max_subscriptions: 256,
+            max_subscriptions: 1024,
             max_lag: 30,
             handshake_timeout: Duration::from_secs(10),
             stats_every: Some(Duration::from_secs(60)),

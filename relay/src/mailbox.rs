@@ -27,6 +27,10 @@ struct Mailbox {
     entries: BTreeMap<u64, Entry>,
     last_seq: u64,
     subscribers: usize,
+    /// Whether the mailbox fans out, fixed by the first deposit while it holds anything:
+    /// a deposit of the other kind is refused, so a queue envelope cannot slip into a
+    /// group mailbox (where the first ack would delete it for everyone) nor the reverse.
+    fanout: Option<bool>,
 }
 
 impl Mailbox {
@@ -111,7 +115,14 @@ impl Store {
         let (gone, gone_bytes) = drop_expired(mailbox, now);
         inner.envelopes -= gone;
         inner.bytes -= gone_bytes;
-        if mailbox.entries.len() >= self.mailbox_quota || inner.bytes + len > self.global_quota {
+        if mailbox.entries.is_empty() {
+            mailbox.fanout = None;
+        }
+        let mismatch = mailbox.fanout.is_some_and(|f| f != fanout);
+        if mismatch
+            || mailbox.entries.len() >= self.mailbox_quota
+            || inner.bytes + len > self.global_quota
+        {
             if mailbox.is_forgettable() {
                 inner.boxes.remove(&id);
             }
@@ -119,6 +130,7 @@ impl Store {
         }
         let seq = micros.max(mailbox.last_seq.saturating_add(1));
         mailbox.last_seq = seq;
+        mailbox.fanout = Some(fanout);
         mailbox.entries.insert(
             seq,
             Entry {
@@ -326,6 +338,23 @@ mod tests {
         assert_eq!(s.counts(), StoreCounts::default());
         let c = s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
         assert!(c > b);
+        Ok(())
+    }
+
+    #[test]
+    fn a_mailbox_keeps_the_kind_of_its_first_deposit() -> Result<(), QuotaFull> {
+        let clock = Clock::system();
+        let s = store(&clock);
+        let id = MailboxId::from_bytes([9; 32]);
+        s.deposit(id, true, vec![0; ENVELOPE_LEN])?;
+        assert!(s.deposit(id, false, vec![0; ENVELOPE_LEN]).is_err());
+        s.deposit(id, true, vec![0; ENVELOPE_LEN])?;
+        let other = MailboxId::from_bytes([10; 32]);
+        let seq = s.deposit(other, false, vec![0; ENVELOPE_LEN])?;
+        assert!(s.deposit(other, true, vec![0; ENVELOPE_LEN]).is_err());
+        // Emptied, it takes either kind again.
+        assert!(s.ack(other, seq));
+        s.deposit(other, true, vec![0; ENVELOPE_LEN])?;
         Ok(())
     }
 
