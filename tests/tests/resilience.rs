@@ -76,3 +76,46 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_mailbox_pushes_back_and_the_sender_retries() -> Result<()> {
+    let dir = TempDir::new("full-mailbox")?;
+    let mut config = relay_config(TICK);
+    config.mailbox_quota = 3;
+    let relay = hum_relay::Relay::bind(config).await?.spawn();
+    let addr = relay.address().to_string();
+    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let ((_, alice_room), _) = befriend(&mut alice, &mut bob).await?;
+    // Bob goes away; Alice writes more than his mailbox holds.
+    bob.quit().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    const N: usize = 8;
+    for i in 0..N {
+        alice
+            .send(Command::Send {
+                room: alice_room,
+                text: format!("f{i}"),
+            })
+            .await?;
+    }
+    // The relay refuses what does not fit; Alice keeps it queued and retries.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(relay.stats().refused > 0, "the relay never pushed back");
+    // Bob comes back: everything arrives, once, in order.
+    let mut bob = Peer::reopen(dir.path(), "bob", &addr)?;
+    let mut got = Vec::new();
+    while got.len() < N {
+        got.push(
+            bob.wait(Duration::from_secs(60), "the messages", |e| match e {
+                Event::Message(m) if !m.from_me => Some(m.text.clone()),
+                _ => None,
+            })
+            .await?,
+        );
+    }
+    let expected: Vec<String> = (0..N).map(|i| format!("f{i}")).collect();
+    ensure!(got == expected, "got {got:?}");
+    relay.shutdown().await;
+    Ok(())
+}
