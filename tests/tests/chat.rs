@@ -139,52 +139,17 @@ async fn bad_invite_codes_say_what_is_wrong() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_add_talk_remove() -> Result<()> {
-    let dir = TempDir::new("groups")?;
-    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
-    let addr = relay.address().to_string();
-    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
-    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
-    let mut carol = Peer::create(dir.path(), "carol", &addr)?;
-    let ((bob_id, _), _) = befriend(&mut alice, &mut bob).await?;
-    let ((carol_id, _), _) = befriend(&mut alice, &mut carol).await?;
-
-    alice
-        .send(Command::CreateGroup { name: "ops".into() })
-        .await?;
-    let group = alice
-        .wait(WAIT, "the group", |e| match e {
-            Event::Room(r) if r.kind == RoomKind::Group && r.name == "ops" => Some(r.id),
-            _ => None,
-        })
-        .await?;
-    alice
-        .send(Command::GroupAdd {
-            room: group,
-            contact: bob_id,
-        })
-        .await?;
-    alice
-        .send(Command::GroupAdd {
-            room: group,
-            contact: carol_id,
-        })
-        .await?;
-    let in_group = |p: &str| {
-        let p = p.to_owned();
-        move |e: &Event| match e {
-            Event::Room(r)
-                if r.kind == RoomKind::Group && r.name == "ops" && r.members.len() == 2 =>
-            {
-                let _ = &p;
-                Some(r.id)
-            }
-            _ => None,
-        }
-    };
-    let bob_group = bob.wait(WAIT, "bob in the group", in_group("bob")).await?;
-    let carol_group = carol
-        .wait(WAIT, "carol in the group", in_group("carol"))
-        .await?;
+    let Trio {
+        relay,
+        mut alice,
+        mut bob,
+        mut carol,
+        carol_id,
+        group,
+        bob_group,
+        carol_group,
+        ..
+    } = trio("groups").await?;
 
     // Bob and Carol are not contacts of each other: their sender keys travel via Alice.
     let text_from = |who: &'static str| {
@@ -324,41 +289,15 @@ async fn contacts_on_different_relays_talk_through_both() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_silent_member_completes_delivery() -> Result<()> {
-    let dir = TempDir::new("silent-member")?;
-    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
-    let addr = relay.address().to_string();
-    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
-    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
-    let mut carol = Peer::create(dir.path(), "carol", &addr)?;
-    let ((bob_id, _), _) = befriend(&mut alice, &mut bob).await?;
-    let ((carol_id, _), _) = befriend(&mut alice, &mut carol).await?;
-    alice
-        .send(Command::CreateGroup { name: "g".into() })
-        .await?;
-    let group = alice
-        .wait(WAIT, "the group", |e| match e {
-            Event::Room(r) if r.kind == RoomKind::Group => Some(r.id),
-            _ => None,
-        })
-        .await?;
-    alice
-        .send(Command::GroupAdd {
-            room: group,
-            contact: bob_id,
-        })
-        .await?;
-    alice
-        .send(Command::GroupAdd {
-            room: group,
-            contact: carol_id,
-        })
-        .await?;
-    let joined = |e: &Event| match e {
-        Event::Room(r) if r.kind == RoomKind::Group && r.members.len() == 2 => Some(()),
-        _ => None,
-    };
-    bob.wait(WAIT, "bob joins", joined).await?;
-    carol.wait(WAIT, "carol joins", joined).await?;
+    let Trio {
+        relay,
+        mut alice,
+        mut bob,
+        carol,
+        carol_id,
+        group,
+        ..
+    } = trio("silent-member").await?;
     // Carol goes quiet for good; Alice writes.
     carol.quit().await?;
     alice
@@ -398,4 +337,69 @@ async fn removing_a_silent_member_completes_delivery() -> Result<()> {
         .await?;
     relay.shutdown().await;
     Ok(())
+}
+
+/// Alice, Bob and Carol on one relay; Bob and Carol are Alice's contacts, not each
+/// other's; Alice's group "ops" holds all three.
+struct Trio {
+    _dir: TempDir,
+    relay: hum_relay::RelayHandle,
+    alice: Peer,
+    bob: Peer,
+    carol: Peer,
+    carol_id: hum::api::ContactId,
+    group: hum::api::RoomId,
+    bob_group: hum::api::RoomId,
+    carol_group: hum::api::RoomId,
+}
+
+async fn trio(tag: &str) -> Result<Trio> {
+    let dir = TempDir::new(tag)?;
+    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let addr = relay.address().to_string();
+    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let mut carol = Peer::create(dir.path(), "carol", &addr)?;
+    let ((bob_id, _), _) = befriend(&mut alice, &mut bob).await?;
+    let ((carol_id, _), _) = befriend(&mut alice, &mut carol).await?;
+    alice
+        .send(Command::CreateGroup { name: "ops".into() })
+        .await?;
+    let group = alice
+        .wait(WAIT, "the group", |e| match e {
+            Event::Room(r) if r.kind == RoomKind::Group && r.name == "ops" => Some(r.id),
+            _ => None,
+        })
+        .await?;
+    alice
+        .send(Command::GroupAdd {
+            room: group,
+            contact: bob_id,
+        })
+        .await?;
+    alice
+        .send(Command::GroupAdd {
+            room: group,
+            contact: carol_id,
+        })
+        .await?;
+    let joined = |e: &Event| match e {
+        Event::Room(r) if r.kind == RoomKind::Group && r.name == "ops" && r.members.len() == 2 => {
+            Some(r.id)
+        }
+        _ => None,
+    };
+    let bob_group = bob.wait(WAIT, "bob in the group", joined).await?;
+    let carol_group = carol.wait(WAIT, "carol in the group", joined).await?;
+    Ok(Trio {
+        _dir: dir,
+        relay,
+        alice,
+        bob,
+        carol,
+        carol_id,
+        group,
+        bob_group,
+        carol_group,
+    })
 }

@@ -1546,6 +1546,17 @@ impl Core {
 
 // ----- receiving ---------------------------------------------------------------------------
 
+/// Marks a message of ours delivered: its envelopes need no more resending.
+fn set_delivered(tx: &rusqlite::Transaction<'_>, id: i64, uid: &[u8]) -> Result<(), EngineError> {
+    exec(
+        tx,
+        "UPDATE messages SET delivery = ?1 WHERE id = ?2",
+        params![Delivery::Delivered as i64, id],
+    )?;
+    exec(tx, "DELETE FROM outbox WHERE uid = ?1", [uid])?;
+    Ok(())
+}
+
 /// Who sent a part: a contact, or a group member (by sender-key id).
 #[derive(Debug, Clone)]
 enum Origin {
@@ -2004,8 +2015,7 @@ impl Core {
                     .query_row("SELECT COUNT(*) FROM receipts WHERE message = ?1", [id], |r| r.get(0))
                     .map_err(|e| EngineError::Store(e.to_string()))?;
                 if got >= needed && delivery != Some(Delivery::Delivered as i64) {
-                    exec(tx, "UPDATE messages SET delivery = ?1 WHERE id = ?2", params![Delivery::Delivered as i64, id])?;
-                    exec(tx, "DELETE FROM outbox WHERE uid = ?1", [&uid[..]])?;
+                    set_delivered(tx, id, &uid[..])?;
                     delivered.push((id, room));
                 }
             }
@@ -2301,8 +2311,7 @@ impl Core {
                 .map_err(|e| EngineError::Store(e.to_string()))?;
             drop(st);
             for (id, uid) in &done {
-                exec(tx, "UPDATE messages SET delivery = ?1 WHERE id = ?2", params![Delivery::Delivered as i64, id])?;
-                exec(tx, "DELETE FROM outbox WHERE uid = ?1", [uid])?;
+                set_delivered(tx, *id, uid)?;
             }
             Ok(done)
         })?;
