@@ -172,6 +172,36 @@ impl EngineJoin {
 /// [`EngineError::NoRelay`] when `home_relay` is not a relay address; store errors while
 /// loading.
 pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, EngineError> {
+    start_with(profile, home_relay, EngineOptions::default())
+}
+
+/// How the engine behaves where the defaults may not suit (tests shorten the waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// How long a message the relay stored may go without its end-to-end receipt before
+    /// it is deposited again (then twice as long each time, up to a day). It covers what
+    /// the relay lost without a restart, such as envelopes expired while the recipient
+    /// was away longer than the relay keeps them.
+    pub resend_after: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            resend_after: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Like [`start`], with options.
+///
+/// # Errors
+/// As [`start`].
+pub fn start_with(
+    profile: Unlocked,
+    home_relay: &str,
+    options: EngineOptions,
+) -> Result<EngineHandle, EngineError> {
     if home_relay.parse::<hum_shared::RelayAddr>().is_err() {
         return Err(EngineError::NoRelay);
     }
@@ -211,6 +241,7 @@ pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, Engine
         home_relay.to_owned(),
         event_tx,
         spawn,
+        options,
     )?;
 
     // Commands and a timer join the links' inputs.

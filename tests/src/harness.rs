@@ -86,6 +86,31 @@ impl Peer {
         Self::run(name, paths, unlocked, relay)
     }
 
+    /// Like [`Peer::create`], with engine options.
+    ///
+    /// # Errors
+    /// When the profile or engine cannot start.
+    pub fn create_with(
+        dir: &Path,
+        name: &str,
+        relay: &str,
+        options: hum::engine::EngineOptions,
+    ) -> Result<Self> {
+        let paths = ProfilePaths::in_dir(name, dir.join(name));
+        let unlocked =
+            hum::engine::create_with(&paths, name, b"test passphrase", KdfParams::INSECURE_FAST)?;
+        let EngineHandle {
+            commands, events, ..
+        } = hum::engine::start_with(unlocked, relay, options)?;
+        Ok(Self {
+            name: name.to_owned(),
+            paths,
+            commands,
+            events,
+            seen: Vec::new(),
+        })
+    }
+
     fn run(
         name: &str,
         paths: ProfilePaths,

@@ -119,3 +119,67 @@ async fn a_full_mailbox_pushes_back_and_the_sender_retries() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_relay_let_expire_is_sent_again() -> Result<()> {
+    let dir = TempDir::new("expired")?;
+    let mut config = relay_config(TICK);
+    config.ttl = Duration::from_secs(1);
+    let relay = hum_relay::Relay::bind(config).await?.spawn();
+    let addr = relay.address().to_string();
+    let options = hum::engine::EngineOptions {
+        resend_after: Duration::from_secs(2),
+    };
+    let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;
+    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
+    let ((_, alice_room), _) = befriend(&mut alice, &mut bob).await?;
+    // Bob is away longer than the relay keeps anything.
+    bob.quit().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice
+        .send(Command::Send {
+            room: alice_room,
+            text: "still there?".into(),
+        })
+        .await?;
+    alice
+        .wait(Duration::from_secs(10), "stored", |e| {
+            matches!(
+                e,
+                Event::Delivery {
+                    state: hum::api::Delivery::Sent,
+                    ..
+                }
+            )
+            .then_some(())
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    // The relay has dropped it; Alice, with no receipt, deposits it again.
+    let mut bob = Peer::reopen(dir.path(), "bob", &addr)?;
+    let got = bob
+        .wait(
+            Duration::from_secs(30),
+            "the message, sent again",
+            |e| match e {
+                Event::Message(m) if !m.from_me => Some(m.text.clone()),
+                _ => None,
+            },
+        )
+        .await?;
+    ensure!(got == "still there?");
+    alice
+        .wait(Duration::from_secs(10), "delivered", |e| {
+            matches!(
+                e,
+                Event::Delivery {
+                    state: hum::api::Delivery::Delivered,
+                    ..
+                }
+            )
+            .then_some(())
+        })
+        .await?;
+    relay.shutdown().await;
+    Ok(())
+}

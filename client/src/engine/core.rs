@@ -130,6 +130,10 @@ pub(crate) struct Core {
     quitting: Option<Instant>,
     /// Group envelopes that did not open yet (their sender's key may be on its way).
     stash: VecDeque<(i64, Envelope)>,
+    options: super::EngineOptions,
+    /// Outbox rows stored by a relay and not yet receipted: when to deposit them again,
+    /// and the wait after that.
+    resend: HashMap<i64, (Instant, Duration)>,
 }
 
 impl std::fmt::Debug for Core {
@@ -218,8 +222,11 @@ impl Core {
         home: String,
         events: UnboundedSender<Event>,
         spawn: LinkSpawner,
+        options: super::EngineOptions,
     ) -> Result<Self, EngineError> {
         let mut core = Self {
+            options,
+            resend: HashMap::new(),
             store,
             key,
             me,
@@ -665,6 +672,39 @@ impl Core {
         self.emit_link(relay);
     }
 
+    /// Deposits again what a relay stored long ago without a receipt coming back.
+    fn resend_due(&mut self) -> Result<(), EngineError> {
+        let now = Instant::now();
+        let due: Vec<i64> = self
+            .resend
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(r, _)| *r)
+            .collect();
+        for row in due {
+            let relay: Option<String> = query_opt(
+                self.store.conn(),
+                "SELECT relay FROM outbox WHERE id = ?1",
+                [row],
+            )?;
+            let Some(relay) = relay else {
+                // Receipted meanwhile.
+                self.resend.remove(&row);
+                continue;
+            };
+            if let Some((at, wait)) = self.resend.get_mut(&row) {
+                *wait = (*wait * 2).min(Duration::from_secs(86_400));
+                *at = now + *wait;
+            }
+            if let Some(l) = self.links.get_mut(&relay)
+                && !l.pending.contains(&row)
+            {
+                l.pending.push_back(row);
+            }
+        }
+        Ok(())
+    }
+
     fn pump_all(&mut self) -> Result<(), EngineError> {
         let relays: Vec<String> = self.links.keys().cloned().collect();
         for r in relays {
@@ -811,6 +851,7 @@ impl Core {
                     self.subscribe_all()?;
                 }
                 self.prune_routes();
+                self.resend_due()?;
                 self.pump_all()?;
             }
         }
@@ -883,6 +924,10 @@ impl Core {
                 .tx(|tx| exec(tx, "DELETE FROM outbox WHERE id = ?1", [row]).map(drop))?;
             return Ok(());
         };
+        let first = self.options.resend_after;
+        self.resend
+            .entry(row)
+            .or_insert((Instant::now() + first, first));
         let changed: Option<(i64, i64)> = self.store.tx(|tx| {
             exec(tx, "UPDATE outbox SET stored = 1 WHERE id = ?1", [row])?;
             let waiting: i64 = tx
