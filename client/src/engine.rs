@@ -233,16 +233,7 @@ pub fn start_with(
             tracing::error!(cause = %e, "a link thread could not start");
         }
     });
-    let mut core = core::Core::new(
-        profile.store,
-        profile.key,
-        profile.identity,
-        profile.name,
-        home_relay.to_owned(),
-        event_tx,
-        spawn,
-        options,
-    )?;
+    let mut core = core::Core::new(profile, home_relay.to_owned(), event_tx, spawn, options)?;
 
     // Commands and a timer join the links' inputs.
     let cmd_inputs = input_tx.clone();

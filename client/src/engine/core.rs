@@ -215,15 +215,18 @@ struct Sealed {
 impl Core {
     /// Opens the engine on an unlocked store.
     pub(crate) fn new(
-        store: Store,
-        key: StoreKey,
-        me: Identity,
-        my_name: String,
+        profile: super::Unlocked,
         home: String,
         events: UnboundedSender<Event>,
         spawn: LinkSpawner,
         options: super::EngineOptions,
     ) -> Result<Self, EngineError> {
+        let super::Unlocked {
+            store,
+            key,
+            identity: me,
+            name: my_name,
+        } = profile;
         let mut core = Self {
             options,
             resend: HashMap::new(),
