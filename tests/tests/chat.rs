@@ -403,3 +403,80 @@ async fn trio(tag: &str) -> Result<Trio> {
         carol_group,
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_leave_and_the_admin_renames() -> Result<()> {
+    let Trio {
+        relay,
+        mut alice,
+        mut bob,
+        mut carol,
+        group,
+        bob_group,
+        carol_group,
+        ..
+    } = trio("leave-rename").await?;
+    // Only the admin renames; everyone sees the new name.
+    bob.send(Command::GroupRename {
+        room: bob_group,
+        name: "mine".into(),
+    })
+    .await?;
+    let err = bob
+        .wait(WAIT, "an error", |e| match e {
+            Event::Error { message } => Some(message.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(err.contains("creator"), "unexpected error: {err}");
+    alice
+        .send(Command::GroupRename {
+            room: group,
+            name: "ops-2".into(),
+        })
+        .await?;
+    for (p, room) in [(&mut bob, bob_group), (&mut carol, carol_group)] {
+        p.wait(WAIT, "the new name", |e| match e {
+            Event::Room(r) if r.id == room && r.name == "ops-2" => Some(()),
+            _ => None,
+        })
+        .await?;
+    }
+    // Bob leaves: his room closes, Alice and Carol see two members become one.
+    bob.send(Command::GroupLeave { room: bob_group }).await?;
+    bob.wait(WAIT, "bob's room closed", |e| match e {
+        Event::Room(r) if r.id == bob_group && r.closed => Some(()),
+        _ => None,
+    })
+    .await?;
+    alice
+        .wait(WAIT, "alice sees bob gone", |e| match e {
+            Event::Room(r) if r.id == group && r.members == vec!["carol".to_owned()] => Some(()),
+            _ => None,
+        })
+        .await?;
+    carol
+        .wait(WAIT, "carol sees bob gone", |e| match e {
+            Event::Room(r) if r.id == carol_group && r.members == vec!["alice".to_owned()] => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await?;
+    // And the group goes on without him.
+    alice
+        .send(Command::Send {
+            room: group,
+            text: "after bob".into(),
+        })
+        .await?;
+    let got = carol
+        .wait(WAIT, "a message after bob left", |e| match e {
+            Event::Message(m) if !m.from_me => Some(m.text.clone()),
+            _ => None,
+        })
+        .await?;
+    ensure!(got == "after bob");
+    relay.shutdown().await;
+    Ok(())
+}
