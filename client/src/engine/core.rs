@@ -2259,27 +2259,30 @@ impl Core {
             members: self.members_except(rid, None)?,
             dist: state.distribution().to_bytes(),
         };
-        self.send_app(Dest::Contact(cid), &invite)?;
-        self.group_mut(rid)?.members.push(member);
-        self.save_room(rid)?;
-        self.broadcast_update(rid, None, Some(&fp))?;
+        self.change_group(rid, |core| {
+            core.group_mut(rid)?.members.push(member);
+            let mut msgs = vec![(Dest::Contact(cid), invite)];
+            msgs.extend(core.updates(rid, None, Some(&fp))?);
+            Ok(msgs)
+        })?;
         self.emit_room(rid);
         Ok(())
     }
 
-    /// Tells every member (but `skip`) the current name and member list.
-    fn broadcast_update(
-        &mut self,
+    /// The update telling every member (but `skip`) the current name and member list.
+    fn updates(
+        &self,
         rid: i64,
         dist: Option<zeroize::Zeroizing<Vec<u8>>>,
         skip: Option<&[u8; 32]>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<(Dest, AppMessage)>, EngineError> {
         let group = self.group(rid)?.id;
         let name = self
             .rooms
             .get(&rid)
             .map(|r| r.rec.name.clone())
             .unwrap_or_default();
+        let mut out = Vec::new();
         for (cid, fp) in self.member_contacts(rid)? {
             if Some(&fp) == skip {
                 continue;
@@ -2291,7 +2294,70 @@ impl Core {
                 members: self.members_except(rid, Some(&fp))?,
                 dist: dist.clone(),
             };
-            self.send_app(Dest::Contact(cid), &msg)?;
+            out.push((Dest::Contact(cid), msg));
+        }
+        Ok(out)
+    }
+
+    /// Changes a group as its admin: `change` edits the room in memory and returns the
+    /// messages that tell the members. The new room record and every one of those
+    /// envelopes are written in one transaction, so a crash leaves the group either as it
+    /// was or changed and announced; on failure the room in memory is restored.
+    fn change_group(
+        &mut self,
+        rid: i64,
+        change: impl FnOnce(&mut Self) -> Result<Vec<(Dest, AppMessage)>, EngineError>,
+    ) -> Result<(), EngineError> {
+        let before = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.clone())
+            .ok_or(EngineError::Unknown("room"))?;
+        let sessions = self.sessions.clone();
+        let result = change(self).and_then(|msgs| self.send_batch(rid, &msgs));
+        if result.is_err() {
+            if let Some(r) = self.rooms.get_mut(&rid) {
+                r.rec = before;
+            }
+            self.sessions = sessions;
+        }
+        result
+    }
+
+    /// Seals `msgs` and writes them with room `rid`'s record in one transaction.
+    fn send_batch(&mut self, rid: i64, msgs: &[(Dest, AppMessage)]) -> Result<(), EngineError> {
+        let mut sealed = Vec::with_capacity(msgs.len());
+        for (dest, msg) in msgs {
+            let s = self.seal_for(*dest, msg)?;
+            // A second message to the same contact seals with the advanced session.
+            if let Some((cid, sess)) = &s.session {
+                self.sessions.insert(*cid, sess.clone());
+            }
+            let rows = self.sealed_rows(&s)?;
+            sealed.push((s, rows, msg.uid()));
+        }
+        let rec = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.clone())
+            .ok_or(EngineError::Unknown("room"))?;
+        let room = seal(&self.key, &enc(&rec)?, "room")?;
+        let ids = self.store.tx(|tx| {
+            exec(
+                tx,
+                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
+                params![room, rid],
+            )?;
+            sealed
+                .iter()
+                .map(|(s, rows, uid)| Self::write_sealed(tx, s, uid.as_ref(), rows))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        // Committed: from here on nothing may roll the room or sessions back.
+        for ((s, _, _), ids) in sealed.into_iter().zip(ids) {
+            if let Err(e) = self.after_sealed(s, ids) {
+                tracing::warn!(cause = %e, "queued group messages wait for the next pump");
+            }
         }
         Ok(())
     }
@@ -2312,24 +2378,24 @@ impl Core {
         let group = g.id;
         let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
         let dist = state.rotate().map_err(crypto)?;
-        {
-            let g = self.group_mut(rid)?;
+        self.change_group(rid, |core| {
+            let g = core.group_mut(rid)?;
             g.members.retain(|m| m.fingerprint != fp);
             for m in &mut g.members {
                 m.senders.clear();
             }
             g.state = state.to_bytes().to_vec();
-        }
-        self.save_room(rid)?;
+            let mut msgs = vec![(
+                Dest::Contact(cid),
+                AppMessage::GroupRemoved {
+                    uid: random_uid()?,
+                    group,
+                },
+            )];
+            msgs.extend(core.updates(rid, Some(dist.to_bytes()), None)?);
+            Ok(msgs)
+        })?;
         self.forgive_receipts(rid, &fp)?;
-        self.send_app(
-            Dest::Contact(cid),
-            &AppMessage::GroupRemoved {
-                uid: random_uid()?,
-                group,
-            },
-        )?;
-        self.broadcast_update(rid, Some(dist.to_bytes()), None)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
         Ok(())
@@ -2379,30 +2445,33 @@ impl Core {
             return Err(EngineError::Closed);
         }
         let group = g.id;
+        let mut msgs = Vec::new();
         if g.admin == self.my_fp() {
             for (cid, _) in self.member_contacts(rid)? {
-                self.send_app(
+                msgs.push((
                     Dest::Contact(cid),
-                    &AppMessage::GroupRemoved {
+                    AppMessage::GroupRemoved {
                         uid: random_uid()?,
                         group,
                     },
-                )?;
+                ));
             }
         } else {
             let admin = self
                 .contact_by_fp(&g.admin)
                 .ok_or(EngineError::Unknown("group admin"))?;
-            self.send_app(
+            msgs.push((
                 Dest::Contact(admin),
-                &AppMessage::GroupLeave {
+                AppMessage::GroupLeave {
                     uid: random_uid()?,
                     group,
                 },
-            )?;
+            ));
         }
-        self.group_mut(rid)?.closed = true;
-        self.save_room(rid)?;
+        self.change_group(rid, |core| {
+            core.group_mut(rid)?.closed = true;
+            Ok(msgs)
+        })?;
         self.emit_room(rid);
         Ok(())
     }
@@ -2418,11 +2487,12 @@ impl Core {
         if name.is_empty() {
             return Err(EngineError::Empty);
         }
-        if let Some(r) = self.rooms.get_mut(&rid) {
-            r.rec.name = name;
-        }
-        self.save_room(rid)?;
-        self.broadcast_update(rid, None, None)?;
+        self.change_group(rid, |core| {
+            if let Some(r) = core.rooms.get_mut(&rid) {
+                r.rec.name = name;
+            }
+            core.updates(rid, None, None)
+        })?;
         self.emit_room(rid);
         Ok(())
     }
