@@ -251,6 +251,24 @@ pub async fn befriend(
     Ok((b_in_a, a_in_b))
 }
 
+/// Pins the calling thread (and the threads it starts afterwards) to one CPU core,
+/// counted from the last when `from_last` (so the relay and the observer can have a core
+/// of their own, as if on other machines). Returns whether it could.
+pub fn pin_to_core(index: usize, from_last: bool) -> bool {
+    let Some(mut cores) = core_affinity::get_core_ids() else {
+        return false;
+    };
+    if cores.len() < 2 {
+        return false;
+    }
+    if from_last {
+        cores.reverse();
+    }
+    cores
+        .get(index)
+        .is_some_and(|c| core_affinity::set_for_current(*c))
+}
+
 /// A relay running on a thread with a runtime of its own, as if on another machine. It
 /// stops when the returned guard is dropped.
 #[derive(Debug)]
@@ -282,6 +300,7 @@ pub fn relay_on_own_thread(
     let thread = std::thread::Builder::new()
         .name("relay".into())
         .spawn(move || {
+            pin_to_core(0, true);
             let rt = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

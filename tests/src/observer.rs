@@ -83,6 +83,7 @@ impl Observer {
         std::thread::Builder::new()
             .name("observer".into())
             .spawn(move || {
+                crate::harness::pin_to_core(0, true);
                 let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()

@@ -158,7 +158,10 @@ async fn beat(
         // answer's timing tells an observer nothing about what the client is doing.
         let wait = answer_jitter(tick);
         if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+            // A plain sleep of this link's own thread: microsecond precision, where the
+            // runtime's timer would round to whole milliseconds (and its rounding would
+            // drift against the beat). Nothing else runs on this thread.
+            std::thread::sleep(wait);
         }
         if let Err(e) = write_cell(&mut tls, &next, size).await {
             return e.to_string();
