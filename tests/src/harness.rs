@@ -70,10 +70,7 @@ impl Peer {
     /// # Errors
     /// When the profile or engine cannot start.
     pub fn create(dir: &Path, name: &str, relay: &str) -> Result<Self> {
-        let paths = ProfilePaths::in_dir(name, dir.join(name));
-        let unlocked =
-            hum::engine::create_with(&paths, name, b"test passphrase", KdfParams::INSECURE_FAST)?;
-        Self::run(name, paths, unlocked, relay)
+        Self::create_with(dir, name, relay, hum::engine::EngineOptions::default())
     }
 
     /// Re-opens an existing profile (after a stop) and starts its engine.
@@ -83,7 +80,13 @@ impl Peer {
     pub fn reopen(dir: &Path, name: &str, relay: &str) -> Result<Self> {
         let paths = ProfilePaths::in_dir(name, dir.join(name));
         let unlocked = hum::engine::unlock(&paths, b"test passphrase")?;
-        Self::run(name, paths, unlocked, relay)
+        Self::run(
+            name,
+            paths,
+            unlocked,
+            relay,
+            hum::engine::EngineOptions::default(),
+        )
     }
 
     /// Like [`Peer::create`], with engine options.
@@ -99,16 +102,7 @@ impl Peer {
         let paths = ProfilePaths::in_dir(name, dir.join(name));
         let unlocked =
             hum::engine::create_with(&paths, name, b"test passphrase", KdfParams::INSECURE_FAST)?;
-        let EngineHandle {
-            commands, events, ..
-        } = hum::engine::start_with(unlocked, relay, options)?;
-        Ok(Self {
-            name: name.to_owned(),
-            paths,
-            commands,
-            events,
-            seen: Vec::new(),
-        })
+        Self::run(name, paths, unlocked, relay, options)
     }
 
     fn run(
@@ -116,10 +110,11 @@ impl Peer {
         paths: ProfilePaths,
         unlocked: hum::engine::Unlocked,
         relay: &str,
+        options: hum::engine::EngineOptions,
     ) -> Result<Self> {
         let EngineHandle {
             commands, events, ..
-        } = hum::engine::start(unlocked, relay)?;
+        } = hum::engine::start_with(unlocked, relay, options)?;
         Ok(Self {
             name: name.to_owned(),
             paths,
