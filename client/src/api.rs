@@ -198,6 +198,13 @@ pub enum Command {
         /// The contact.
         contact: ContactId,
     },
+    /// Answered by [`Event::Pong`] with the same token once every command sent before it
+    /// has been handled: everything those commands print comes before the pong. The line
+    /// mode uses it to answer commands in order and to wait for the profile to load.
+    Ping {
+        /// Chosen by the face, returned as is.
+        token: u64,
+    },
     /// Stop: flush the store and close the links.
     Quit,
 }
@@ -272,5 +279,10 @@ pub enum Event {
     Error {
         /// What failed.
         message: String,
+    },
+    /// The answer to [`Command::Ping`]: every command sent before it has been handled.
+    Pong {
+        /// The ping's token.
+        token: u64,
     },
 }

@@ -93,6 +93,12 @@ impl Directory {
         }
     }
 
+    /// Makes a room current; returns the notice line saying so.
+    fn make_current(&mut self, id: RoomId) -> String {
+        self.current = Some(id);
+        format!("notice\tcurrent room is {}", escape(&self.room_name(id)))
+    }
+
     fn room_name(&self, id: RoomId) -> String {
         self.rooms
             .get(&id)
@@ -403,7 +409,30 @@ pub fn format_event(
         }
         Event::Notice(n) => vec![format!("notice\t{}", escape(n))],
         Event::Error { message } => vec![format!("error\t{}", escape(message))],
+        Event::Pong { .. } => Vec::new(),
     }
+}
+
+/// How the line mode starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainOptions {
+    /// A room to make current once the profile has loaded, if it exists then (the demo
+    /// makes its contact's room current, so typing a message at once works).
+    pub current_room: Option<String>,
+    /// Notices printed first (what the embedded relay listens on).
+    pub notices: Vec<String>,
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(
+    output: &mut W,
+    lines: &[String],
+) -> Result<(), PlainError> {
+    for l in lines {
+        output.write_all(l.as_bytes()).await?;
+        output.write_all(b"\n").await?;
+    }
+    output.flush().await?;
+    Ok(())
 }
 
 /// Runs the line mode until `/quit`, the end of input, or the engine stopping.
@@ -412,17 +441,50 @@ pub fn format_event(
 /// [`PlainError::Io`] when stdout fails.
 pub async fn run<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
     input: R,
+    output: W,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+) -> Result<(), PlainError> {
+    run_with(input, output, commands, events, PlainOptions::default()).await
+}
+
+/// Like [`run`], with options.
+///
+/// Input is read one line at a time, and the next line only once the engine has handled
+/// the previous one's command (a [`Command::Ping`] after each): a command's answers and
+/// errors always come before those of the next, and nothing is read before the profile
+/// has loaded, so commands piped in at once act on the loaded rooms and contacts.
+///
+/// # Errors
+/// [`PlainError::Io`] when stdout fails.
+pub async fn run_with<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
+    input: R,
     mut output: W,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::Receiver<Event>,
+    options: PlainOptions,
 ) -> Result<(), PlainError> {
     let mut dir = Directory::default();
     let mut links = HashMap::new();
     let mut lines = input.lines();
+    let notices: Vec<String> = options
+        .notices
+        .iter()
+        .map(|n| format!("notice\t{}", escape(n)))
+        .collect();
+    write_lines(&mut output, &notices).await?;
+    // The first ping is answered once the profile has loaded (and whatever was sent to
+    // the engine before this face started has been handled).
+    let mut pings = 0u64;
+    let mut waiting = Some(pings);
+    let mut loaded = false;
+    if commands.send(Command::Ping { token: pings }).await.is_err() {
+        waiting = None;
+    }
     let mut input_open = true;
     loop {
         tokio::select! {
-            line = lines.next_line(), if input_open => {
+            line = lines.next_line(), if input_open && waiting.is_none() => {
                 let line = match line {
                     Ok(Some(l)) => l,
                     Ok(None) | Err(_) => {
@@ -437,36 +499,42 @@ pub async fn run<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
                         let quit = c == Command::Quit;
                         if commands.send(c).await.is_err() || quit {
                             input_open = false;
+                            continue;
+                        }
+                        pings += 1;
+                        if commands.send(Command::Ping { token: pings }).await.is_ok() {
+                            waiting = Some(pings);
                         }
                     }
-                    Ok(Parsed::Print(v)) => {
-                        for l in v {
-                            output.write_all(l.as_bytes()).await?;
-                            output.write_all(b"\n").await?;
-                        }
-                        output.flush().await?;
-                    }
+                    Ok(Parsed::Print(v)) => write_lines(&mut output, &v).await?,
                     Ok(Parsed::Current(r)) => {
-                        dir.current = Some(r);
-                        let l = format!("notice\tcurrent room is {}\n", escape(&dir.room_name(r)));
-                        output.write_all(l.as_bytes()).await?;
-                        output.flush().await?;
+                        write_lines(&mut output, &[dir.make_current(r)]).await?;
                     }
                     Ok(Parsed::Nothing) => {}
                     Err(msg) => {
-                        output.write_all(format!("error\t{}\n", escape(&msg)).as_bytes()).await?;
-                        output.flush().await?;
+                        write_lines(&mut output, &[format!("error\t{}", escape(&msg))]).await?;
                     }
                 }
             }
             e = events.recv() => {
                 let Some(e) = e else { break };
-                dir.learn(&e);
-                for l in format_event(&dir, &e, &mut links) {
-                    output.write_all(l.as_bytes()).await?;
-                    output.write_all(b"\n").await?;
+                if let Event::Pong { token } = e {
+                    if waiting == Some(token) {
+                        waiting = None;
+                    }
+                    if !loaded && token == 0 {
+                        loaded = true;
+                        if let Some(name) = &options.current_room
+                            && let Ok(r) = dir.room(name)
+                        {
+                            write_lines(&mut output, &[dir.make_current(r)]).await?;
+                        }
+                    }
+                    continue;
                 }
-                output.flush().await?;
+                dir.learn(&e);
+                let v = format_event(&dir, &e, &mut links);
+                write_lines(&mut output, &v).await?;
             }
         }
     }

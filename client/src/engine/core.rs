@@ -1039,6 +1039,10 @@ impl Core {
                 });
                 Ok(())
             }
+            Command::Ping { token } => {
+                self.emit(Event::Pong { token });
+                Ok(())
+            }
             Command::Quit => Ok(()),
         }
     }

@@ -508,6 +508,7 @@ impl App {
             }
             Event::Notice(text) => self.notice(text),
             Event::Error { message } => self.error(message),
+            Event::Pong { .. } => {}
         }
     }
 
