@@ -198,6 +198,8 @@ pub enum Command {
         /// The contact.
         contact: ContactId,
     },
+    /// Every relay link that is down tries again now, without waiting out its backoff.
+    Reconnect,
     /// Answered by [`Event::Pong`] with the same token once every command sent before it
     /// has been handled: everything those commands print comes before the pong. The line
     /// mode uses it to answer commands in order and to wait for the profile to load.

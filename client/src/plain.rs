@@ -171,7 +171,7 @@ impl Directory {
 pub const HELP: &str = "commands: /invite | /accept CODE [NAME] | /msg ROOM TEXT | /room ROOM (then plain lines go there) | \
 /group create NAME | /group add GROUP CONTACT | /group remove GROUP CONTACT | /group leave GROUP | \
 /group rename GROUP NAME | /nick CONTACT NAME | /history ROOM [N] | /search TEXT | /verify CONTACT | \
-/read ROOM | /rooms | /contacts | /help | /quit";
+/read ROOM | /rooms | /contacts | /reconnect | /help | /quit";
 
 /// What one input line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +313,7 @@ pub fn parse(dir: &Directory, line: &str) -> Result<Parsed, String> {
                     .collect(),
             ))
         }
+        "reconnect" => Ok(Parsed::Command(Command::Reconnect)),
         "help" => Ok(Parsed::Print(vec![format!("notice\t{HELP}")])),
         "quit" | "exit" => Ok(Parsed::Command(Command::Quit)),
         other => Err(format!("unknown command /{other}; /help lists them")),

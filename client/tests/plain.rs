@@ -289,3 +289,29 @@ async fn demo_and_embedded_relay_start_with_port_7667_taken() -> Result<()> {
     alice.quit().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_relay_fingerprint_is_an_error_line_with_its_cause() -> Result<()> {
+    let home = Home::new("fingerprint");
+    let relay = relay().await?;
+    let mut wrong = relay.address().clone();
+    wrong.fingerprint.0[0] ^= 1;
+    let mut alice = Client::spawn(home.path(), "alice", &wrong.to_string())?;
+    let error = loop {
+        let l = alice.line(LONG).await?.context("alice exited")?;
+        if let Some(e) = l.strip_prefix("error\t") {
+            break e.to_owned();
+        }
+    };
+    ensure!(
+        error
+            == format!(
+                "the relay's certificate does not match the fingerprint in its address (relay {})",
+                wrong.host_port()
+            ),
+        "{error}"
+    );
+    alice.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}

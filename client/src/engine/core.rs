@@ -16,6 +16,7 @@ use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
 use rusqlite::params;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::link::LinkControl;
 use super::records::{ContactRecord, GroupRecord, MemberRecord, RoomRecord};
 use super::store::{self, Store, exec, open, query_opt, query_pairs, seal, set_cursor};
 use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
@@ -89,12 +90,16 @@ pub(crate) struct LinkSlot {
     shown_queued: usize,
     state: LinkState,
     rates: (u32, u32),
-    stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The cause last shown as an error, so a link failing the same way again and again
+    /// says it once.
+    shown_cause: Option<String>,
+    control: Option<tokio::sync::watch::Sender<LinkControl>>,
 }
 
 /// Starts link tasks; the engine gives one to the core so tests can replace the network.
-pub(crate) type LinkSpawner =
-    Box<dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<bool>) + Send>;
+pub(crate) type LinkSpawner = Box<
+    dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<LinkControl>) + Send,
+>;
 
 struct Contact {
     rec: ContactRecord,
@@ -142,6 +147,15 @@ impl std::fmt::Debug for Core {
             .field("contacts", &self.contacts.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A relay address as the faces show it: `host:port`.
+fn host_of(relay: &str) -> String {
+    relay
+        .strip_prefix("hum://")
+        .and_then(|r| r.split('#').next())
+        .unwrap_or(relay)
+        .to_owned()
 }
 
 fn now_secs() -> u64 {
@@ -432,8 +446,8 @@ impl Core {
             return;
         }
         let queue = Arc::new(Mutex::new(VecDeque::new()));
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        (self.spawn)(relay, queue.clone(), stop_rx);
+        let (control_tx, control_rx) = tokio::sync::watch::channel(LinkControl::default());
+        (self.spawn)(relay, queue.clone(), control_rx);
         self.links.insert(
             relay.to_owned(),
             LinkSlot {
@@ -446,7 +460,8 @@ impl Core {
                 shown_queued: 0,
                 state: LinkState::Connecting,
                 rates: (0, 0),
-                stop: Some(stop_tx),
+                shown_cause: None,
+                control: Some(control_tx),
             },
         );
         self.emit_link(relay);
@@ -456,13 +471,8 @@ impl Core {
         let Some(l) = self.links.get(relay) else {
             return;
         };
-        let host = relay
-            .strip_prefix("hum://")
-            .and_then(|r| r.split('#').next())
-            .unwrap_or(relay)
-            .to_owned();
         self.emit(Event::Link(LinkStatus {
-            relay: host,
+            relay: host_of(relay),
             state: l.state,
             cells_up_per_sec: l.rates.0,
             cells_down_per_sec: l.rates.1,
@@ -624,6 +634,7 @@ impl Core {
             l.relay_start = Some(start);
             l.up = true;
             l.state = LinkState::Up;
+            l.shown_cause = None;
             l.inflight = None;
             if let Ok(mut q) = l.queue.lock() {
                 q.clear();
@@ -665,14 +676,49 @@ impl Core {
         self.pump(relay)
     }
 
-    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64) {
+    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64, cause: Option<String>) {
+        let mut show = None;
         if let Some(l) = self.links.get_mut(relay) {
             l.up = false;
             l.inflight = None;
             l.state = LinkState::Down { retry_in_ms };
             l.rates = (0, 0);
+            if cause.is_some() && l.shown_cause != cause {
+                l.shown_cause.clone_from(&cause);
+                show = cause;
+            }
         }
         self.emit_link(relay);
+        if let Some(cause) = show {
+            // The cause first: a one-line notice cut at the screen's edge keeps it.
+            self.error(format!("{cause} (relay {})", host_of(relay)));
+        }
+    }
+
+    /// `/reconnect`: every link that is down tries again at once.
+    fn reconnect(&mut self) {
+        let mut down = Vec::new();
+        for (relay, l) in &mut self.links {
+            if l.up {
+                continue;
+            }
+            if let Some(c) = &l.control {
+                c.send_modify(|c| c.retries += 1);
+            }
+            l.state = LinkState::Connecting;
+            down.push(relay.clone());
+        }
+        down.sort();
+        if down.is_empty() {
+            self.emit(Event::Notice("every relay link is up".into()));
+        }
+        for relay in down {
+            self.emit_link(&relay);
+            self.emit(Event::Notice(format!(
+                "reconnecting to {}",
+                host_of(&relay)
+            )));
+        }
     }
 
     /// Deposits again what a relay stored long ago without a receipt coming back.
@@ -802,8 +848,8 @@ impl Core {
             .is_some_and(|deadline| Instant::now() >= deadline || self.drained())
         {
             for l in self.links.values_mut() {
-                if let Some(s) = l.stop.take() {
-                    let _ = s.send(true);
+                if let Some(c) = l.control.take() {
+                    c.send_modify(|c| c.stop = true);
                 }
             }
             return Ok(false);
@@ -837,7 +883,11 @@ impl Core {
                 tick,
                 tick_micros,
             } => self.on_link_up(&relay, tick, tick_micros)?,
-            Input::LinkDown { relay, retry_in_ms } => self.on_link_down(&relay, retry_in_ms),
+            Input::LinkDown {
+                relay,
+                retry_in_ms,
+                cause,
+            } => self.on_link_down(&relay, retry_in_ms, cause),
             Input::Rates { relay, up, down } => {
                 if let Some(l) = self.links.get_mut(&relay)
                     && l.rates != (up, down)
@@ -1037,6 +1087,10 @@ impl Core {
                     name: c.rec.name.clone(),
                     number,
                 });
+                Ok(())
+            }
+            Command::Reconnect => {
+                self.reconnect();
                 Ok(())
             }
             Command::Ping { token } => {

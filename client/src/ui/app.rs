@@ -1209,6 +1209,7 @@ impl App {
                         query,
                     });
                 }
+                SlashCommand::Reconnect => out.push(Command::Reconnect),
                 SlashCommand::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
                 SlashCommand::Quit => {
                     self.quit = true;

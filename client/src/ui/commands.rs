@@ -48,6 +48,8 @@ pub enum SlashCommand {
     },
     /// `/search TEXT`.
     Search(String),
+    /// `/reconnect`: links that are down try again now.
+    Reconnect,
     /// `/help`.
     Help,
     /// `/quit`.
@@ -106,6 +108,11 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         name: "quit",
         usage: "",
         help: "leave hum",
+    },
+    CommandSpec {
+        name: "reconnect",
+        usage: "",
+        help: "try the relay again now",
     },
     CommandSpec {
         name: "search",
@@ -257,6 +264,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
             })
         }
         "search" => Ok(SlashCommand::Search(need(rest)?)),
+        "reconnect" => none(SlashCommand::Reconnect),
         "help" => Ok(SlashCommand::Help),
         "quit" => Ok(SlashCommand::Quit),
         _ => Err(format!("unknown command /{name}")),
