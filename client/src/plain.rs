@@ -10,7 +10,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::api::{
-    Command, ContactId, Event, LinkState, MessageView, RoomId, RoomKind, RoomSummary,
+    Command, ContactId, Event, LinkState, MemberView, MessageKind, MessageView, RoomId, RoomKind,
+    RoomSummary,
 };
 
 /// Why the line mode stopped.
@@ -171,7 +172,7 @@ impl Directory {
 pub const HELP: &str = "commands: /invite | /accept CODE [NAME] | /msg ROOM TEXT | /room ROOM (then plain lines go there) | \
 /group create NAME | /group add GROUP CONTACT | /group remove GROUP CONTACT | /group leave GROUP | \
 /group rename GROUP NAME | /nick CONTACT NAME | /history ROOM [N] | /search TEXT | /verify CONTACT | \
-/read ROOM | /rooms | /contacts | /reconnect | /help | /quit";
+/members [ROOM] | /read ROOM | /rooms | /contacts | /reconnect | /help | /quit";
 
 /// What one input line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -295,6 +296,14 @@ pub fn parse(dir: &Directory, line: &str) -> Result<Parsed, String> {
             })),
             _ => usage("/verify CONTACT"),
         },
+        "members" => match words.as_slice() {
+            [r] => Ok(Parsed::Command(Command::Members { room: dir.room(r)? })),
+            [] => match dir.current {
+                Some(room) => Ok(Parsed::Command(Command::Members { room })),
+                None => usage("/members ROOM"),
+            },
+            _ => usage("/members ROOM"),
+        },
         "read" => match words.as_slice() {
             [r] => Ok(Parsed::Command(Command::MarkRead { room: dir.room(r)? })),
             _ => usage("/read ROOM"),
@@ -337,6 +346,16 @@ fn room_line(r: &RoomSummary) -> String {
 }
 
 fn message_line(dir: &Directory, m: &MessageView) -> String {
+    if m.kind == MessageKind::Event {
+        return format!(
+            "event\t{}\t{}\t{}\t{}\t{}",
+            escape(&dir.room_name(m.room)),
+            m.id.0,
+            m.sent_at,
+            escape(&m.sender),
+            escape(&m.text)
+        );
+    }
     format!(
         "message\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         escape(&dir.room_name(m.room)),
@@ -348,6 +367,20 @@ fn message_line(dir: &Directory, m: &MessageView) -> String {
             .map(|d| d.to_string())
             .unwrap_or_else(|| "-".into()),
         escape(&m.text)
+    )
+}
+
+fn member_line(room: &str, m: &MemberView) -> String {
+    let who = match (m.you, m.contact) {
+        (true, _) => "you",
+        (false, Some(_)) => "contact",
+        (false, None) => "not-contact",
+    };
+    format!(
+        "member\t{room}\t{}\t{}\t{who}\t{}",
+        escape(&m.name),
+        m.fingerprint,
+        if m.admin { "admin" } else { "member" }
     )
 }
 
@@ -410,6 +443,12 @@ pub fn format_event(
         }
         Event::Notice(n) => vec![format!("notice\t{}", escape(n))],
         Event::Error { message } => vec![format!("error\t{}", escape(message))],
+        Event::Members { room, members } => {
+            let room = escape(&dir.room_name(*room));
+            let mut v = vec![format!("members\t{room}\t{}", members.len())];
+            v.extend(members.iter().map(|m| member_line(&room, m)));
+            v
+        }
         Event::Pong { .. } => Vec::new(),
     }
 }
@@ -633,6 +672,7 @@ mod tests {
             text: "a\tb".into(),
             sent_at: 5,
             delivery: None,
+            kind: MessageKind::Text,
         };
         assert_eq!(
             format_event(&d, &Event::Message(m), &mut links),

@@ -315,3 +315,58 @@ async fn a_wrong_relay_fingerprint_is_an_error_line_with_its_cause() -> Result<(
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_events_are_in_history_and_members_are_listed() -> Result<()> {
+    let home = Home::new("members");
+    let relay = relay().await?;
+    let addr = relay.address().to_string();
+    let (mut alice, mut bob) = pair(home.path(), &addr).await?;
+    alice.say("/group create team").await?;
+    alice.say("/group add team bob").await?;
+    bob.expect(LONG, "the group", |f| {
+        (f[0] == "room" && f[3] == "team").then_some(())
+    })
+    .await?;
+    bob.expect(LONG, "the event", |f| {
+        (f[0] == "event" && f[1] == "team" && f[4] == "alice" && f[5] == "alice added you")
+            .then_some(())
+    })
+    .await?;
+
+    alice.say("/history team").await?;
+    let head = alice.expect_kind(LONG, "history").await?;
+    ensure!(head == ["team", "2", "end"], "{head:?}");
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let f = alice.expect_kind(LONG, "event").await?;
+        ensure!(f[0] == "team" && f[3] == "alice", "{f:?}");
+        texts.push(f[4].clone());
+    }
+    ensure!(
+        texts == ["you created the group team", "you added bob"],
+        "{texts:?}"
+    );
+
+    bob.say("/members team").await?;
+    let head = bob.expect_kind(LONG, "members").await?;
+    ensure!(head == ["team", "2"], "{head:?}");
+    let me = bob.expect_kind(LONG, "member").await?;
+    let admin = bob.expect_kind(LONG, "member").await?;
+    ensure!(
+        me[1] == "bob" && me[3] == "you" && me[4] == "member",
+        "{me:?}"
+    );
+    ensure!(
+        admin[1] == "alice" && admin[3] == "contact" && admin[4] == "admin",
+        "{admin:?}"
+    );
+    ensure!(
+        admin[2].len() == 39 && admin[2].matches(':').count() == 7,
+        "{admin:?}"
+    );
+    alice.quit().await?;
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}

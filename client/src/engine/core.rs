@@ -22,8 +22,8 @@ use super::store::{self, Store, exec, open, query_opt, query_pairs, seal, set_cu
 use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
 use super::{EngineError, Input};
 use crate::api::{
-    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MessageId, MessageView, RoomId,
-    RoomKind, RoomSummary,
+    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MemberView, MessageId, MessageKind,
+    MessageView, RoomId, RoomKind, RoomSummary,
 };
 
 /// How long an invite code stays valid.
@@ -1089,6 +1089,11 @@ impl Core {
                 });
                 Ok(())
             }
+            Command::Members { room } => {
+                let members = self.members_of(room.0)?;
+                self.emit(Event::Members { room, members });
+                Ok(())
+            }
             Command::Reconnect => {
                 self.reconnect();
                 Ok(())
@@ -1102,7 +1107,8 @@ impl Core {
     }
 
     fn view(&self, row: &store::MessageRow) -> Result<MessageView, EngineError> {
-        let m: StoredMessage = dec(&open(&self.key, &row.sealed, "message")?)?;
+        let m = StoredMessage::decode(&open(&self.key, &row.sealed, "message")?)
+            .ok_or_else(|| EngineError::Store("a stored message does not decode".into()))?;
         Ok(MessageView {
             id: MessageId(row.id),
             room: RoomId(row.room),
@@ -1115,6 +1121,11 @@ impl Core {
                 1 => Delivery::Sent,
                 _ => Delivery::Delivered,
             }),
+            kind: if m.event {
+                MessageKind::Event
+            } else {
+                MessageKind::Text
+            },
         })
     }
 

@@ -50,6 +50,8 @@ pub enum SlashCommand {
     Search(String),
     /// `/reconnect`: links that are down try again now.
     Reconnect,
+    /// `/members`: the focused room's members.
+    Members,
     /// `/help`.
     Help,
     /// `/quit`.
@@ -93,6 +95,11 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         name: "invite",
         usage: "",
         help: "make an invite code to give someone",
+    },
+    CommandSpec {
+        name: "members",
+        usage: "",
+        help: "list this room's members",
     },
     CommandSpec {
         name: "msg",
@@ -265,6 +272,7 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         }
         "search" => Ok(SlashCommand::Search(need(rest)?)),
         "reconnect" => none(SlashCommand::Reconnect),
+        "members" => none(SlashCommand::Members),
         "help" => Ok(SlashCommand::Help),
         "quit" => Ok(SlashCommand::Quit),
         _ => Err(format!("unknown command /{name}")),

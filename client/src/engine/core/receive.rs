@@ -280,6 +280,7 @@ impl Core {
                     text: text.clone(),
                     sent_at: *sent_at,
                     uid: *uid,
+                    event: false,
                 })?,
                 "message",
             )?;
@@ -311,6 +312,7 @@ impl Core {
                     text: text.clone(),
                     sent_at: *sent_at,
                     delivery: None,
+                    kind: MessageKind::Text,
                 });
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.unread += 1;
