@@ -267,6 +267,14 @@ pub enum Event {
         /// Its display name.
         name: String,
     },
+    /// A contact is gone: it turned out not to exist on the other side (the invite code
+    /// it came from had been used by someone else). Its room stays, closed.
+    ContactRemoved {
+        /// The contact.
+        id: ContactId,
+        /// Its name.
+        name: String,
+    },
     /// A new message, incoming or outgoing.
     Message(MessageView),
     /// An outgoing message changed delivery state.

@@ -90,6 +90,9 @@ impl Directory {
             Event::Contact { id, name } => {
                 self.contacts.insert(*id, name.clone());
             }
+            Event::ContactRemoved { id, .. } => {
+                self.contacts.remove(id);
+            }
             _ => {}
         }
     }
@@ -398,6 +401,9 @@ pub fn format_event(
         }
         Event::Room(r) => vec![room_line(r)],
         Event::Contact { id, name } => vec![format!("contact\t{}\t{}", id.0, escape(name))],
+        Event::ContactRemoved { id, name } => {
+            vec![format!("contact-removed\t{}\t{}", id.0, escape(name))]
+        }
         Event::Message(m) => vec![message_line(dir, m)],
         Event::Delivery { room, id, state } => {
             vec![format!(

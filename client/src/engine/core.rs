@@ -48,6 +48,10 @@ const FULL_RETRY: Duration = Duration::from_secs(1);
 enum RouteKind {
     /// Answers to one of our invites.
     Invite(i64),
+    /// Answers to one of our invites that was used already.
+    UsedInvite(i64),
+    /// The used notice of an invite we accepted, for that contact.
+    InviteCheck(i64),
     /// A 1:1 session with a contact.
     Direct(i64),
     /// A group room.
@@ -139,6 +143,10 @@ pub(crate) struct Core {
     /// Outbox rows stored by a relay and not yet receipted: when to deposit them again,
     /// and the wait after that.
     resend: HashMap<i64, (Instant, Duration)>,
+    /// Our invites that have been used, still read to tell of later answers.
+    used_invites: HashMap<i64, invites::UsedInvite>,
+    /// Invites we accepted, by contact, until their inviter says who used them.
+    checks: HashMap<i64, invites::Check>,
 }
 
 impl std::fmt::Debug for Core {
@@ -262,8 +270,11 @@ impl Core {
             epoch: epoch_at(now_secs()),
             quitting: None,
             stash: VecDeque::new(),
+            used_invites: HashMap::new(),
+            checks: HashMap::new(),
         };
         core.load()?;
+        core.load_invite_state()?;
         Ok(core)
     }
 
@@ -574,6 +585,7 @@ impl Core {
         for (id, cap) in invites {
             self.subscribe(&home, cap, RouteKind::Invite(id), false, None)?;
         }
+        self.subscribe_invite_state()?;
         let epochs: Vec<u64> =
             (self.epoch.saturating_sub(EPOCHS_BACK - 1)..=self.epoch + 1).collect();
         let caps: Vec<(i64, Vec<(u64, Capability)>)> = self
@@ -1193,7 +1205,8 @@ impl Core {
         let mailbox = invite.mailbox();
         let env = envelope.as_bytes().to_vec();
         let relay2 = relay.clone();
-        let (_, row) = self.add_contact(invite.inviter().clone(), name, relay.clone(), session, |tx| {
+        let check = self.seal_check(code.trim(), &envelope)?;
+        let (cid, row) = self.add_contact(invite.inviter().clone(), name, relay.clone(), session, |tx, cid| {
             // The handshake envelope waits in the outbox like any other until it is stored;
             // it carries no receipt id, since the first ratchet message answers it.
             exec(
@@ -1201,8 +1214,11 @@ impl Core {
                 "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (NULL, ?1, ?2, 0, ?3)",
                 params![relay2, &mailbox.as_bytes()[..], env],
             )?;
-            Ok(tx.last_insert_rowid())
+            let row = tx.last_insert_rowid();
+            store::insert_invite_check(tx, cid, &check)?;
+            Ok(row)
         })?;
+        self.watch_invite(cid, invite, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
             l.pending.push_back(row);
@@ -1218,7 +1234,7 @@ impl Core {
         name: String,
         relay: String,
         session: Session,
-        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, EngineError>,
+        extra: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T, EngineError>,
     ) -> Result<(i64, T), EngineError> {
         let fp = *public.fingerprint().as_bytes();
         let rec = ContactRecord {
@@ -1251,7 +1267,7 @@ impl Core {
                 params![cid, room_sealed],
             )?;
             let rid = tx.last_insert_rowid();
-            Ok((cid, rid, extra(tx)?))
+            Ok((cid, rid, extra(tx, cid)?))
         })?;
         self.contacts.insert(
             cid,
@@ -1366,5 +1382,6 @@ impl Core {
 }
 
 mod groups;
+mod invites;
 mod receive;
 mod send;

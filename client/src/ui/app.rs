@@ -482,6 +482,7 @@ impl App {
                     self.contacts.push((id, name));
                 }
             }
+            Event::ContactRemoved { id, .. } => self.contacts.retain(|(c, _)| *c != id),
             Event::Message(m) => self.on_message(m, out),
             Event::Delivery { room, id, state } => {
                 if let Some(r) = self.room_mut(room) {
