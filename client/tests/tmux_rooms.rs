@@ -85,19 +85,31 @@ async fn group_events_members_and_a_wrong_fingerprint_on_screen() -> Result<()> 
     let relay = hum_relay::Relay::bind(config).await?.spawn();
     let addr = relay.address().to_string();
 
-    // Alice (line mode) adds Bob to her group before Bob opens the TUI.
+    // Alice (line mode) adds Bob, then Dave (her contact, not Bob's), to her group
+    // before Bob opens the TUI.
     let mut alice = Client::spawn(&home, "alice", &addr)?;
     let mut bob = Client::spawn(&home, "bob", &addr)?;
-    let code = alice.invite().await?;
-    bob.say(&format!("/accept {code} alice")).await?;
-    alice.contact("bob").await?;
+    let mut dave = Client::spawn(&home, "dave", &addr)?;
+    for (p, name) in [(&mut bob, "bob"), (&mut dave, "dave")] {
+        let code = alice.invite().await?;
+        p.say(&format!("/accept {code} alice")).await?;
+        alice.contact(name).await?;
+    }
     alice.say("/group create team").await?;
     alice.say("/group add team bob").await?;
-    bob.expect(LONG, "the group", |f| {
-        (f[0] == "event" && f[5] == "alice added you").then_some(())
+    alice.say("/group add team dave").await?;
+    bob.expect(LONG, "dave in the group", |f| {
+        (f[0] == "event" && f[5] == "alice added dave").then_some(())
     })
     .await?;
+    dave.say("/members team").await?;
+    let daves = dave
+        .expect(LONG, "dave's fingerprint", |f| {
+            (f[0] == "member" && f[4] == "you").then(|| f[3].to_owned())
+        })
+        .await?;
     bob.quit().await?;
+    dave.quit().await?;
     // Carol's relay address has a wrong fingerprint.
     let mut wrong = relay.address().clone();
     wrong.fingerprint.0[0] ^= 1;
@@ -112,7 +124,7 @@ async fn group_events_members_and_a_wrong_fingerprint_on_screen() -> Result<()> 
         screen_until(&socket, "bob", &["team"])?;
         // The group's room: Alice's change is a line of its timeline.
         tmux(&socket, &["send-keys", "-t", "bob", "M-2"])?;
-        screen_until(&socket, "bob", &["· alice added you"])?;
+        screen_until(&socket, "bob", &["· alice added you", "· alice added dave"])?;
         // While Bob watches, Alice renames the group: a new line, live.
         alice.say("/group rename team crew").await?;
         screen_until(
@@ -122,12 +134,15 @@ async fn group_events_members_and_a_wrong_fingerprint_on_screen() -> Result<()> 
         )?;
         tmux(&socket, &["send-keys", "-t", "bob", "-l", "/members"])?;
         tmux(&socket, &["send-keys", "-t", "bob", "Enter"])?;
-        let screen = screen_until(&socket, "bob", &["members of crew (2)"])?;
+        // Dave is marked, with his fingerprint.
+        let screen = screen_until(&socket, "bob", &["members of crew (3)"])?;
         ensure!(
             screen.contains("bob  (you)") && screen.contains("alice  (admin)"),
             "{screen}"
         );
-        ensure!(!screen.contains("not your contact"), "{screen}");
+        ensure!(screen.contains("dave  not your contact"), "{screen}");
+        ensure!(screen.contains(&daves), "{daves} not in\n{screen}");
+        ensure!(!screen.contains("alice  (admin)  not"), "{screen}");
         screen_until(
             &socket,
             "carol",
