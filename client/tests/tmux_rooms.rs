@@ -28,17 +28,34 @@ fn tmux(socket: &str, args: &[&str]) -> Result<String> {
 }
 
 fn screen_until(socket: &str, target: &str, want: &[&str]) -> Result<String> {
+    screen_when(socket, target, &format!("{want:?}"), |screen| {
+        want.iter().all(|w| screen.contains(w))
+    })
+}
+
+fn screen_when(
+    socket: &str,
+    target: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> Result<String> {
     let start = Instant::now();
     loop {
         let screen = tmux(socket, &["capture-pane", "-p", "-t", target])?;
-        if want.iter().all(|w| screen.contains(w)) {
+        if ok(&screen) {
             return Ok(screen);
         }
         if start.elapsed() > LONG {
-            bail!("{target} never showed {want:?}; the screen was:\n{screen}");
+            bail!("{target} never showed {what}; the screen was:\n{screen}");
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The seconds of the "retry Ns" the status bar shows, if any.
+fn retry_secs(screen: &str) -> Option<u64> {
+    let at = screen.find("retry ")? + "retry ".len();
+    screen[at..].split('s').next()?.parse().ok()
 }
 
 /// Starts `hum --profile PROFILE --relay RELAY` in a detached 80x24 session.
@@ -148,6 +165,18 @@ async fn group_events_members_and_a_wrong_fingerprint_on_screen() -> Result<()> 
             "carol",
             &["the relay's certificate does not match the fingerprint"],
         )?;
+        // Waits grow while it fails; /reconnect tries again at once, with short waits
+        // again, and says again why it fails (the notice gives way to the cause).
+        screen_when(&socket, "carol", "a wait of 5 s or more", |s| {
+            retry_secs(s).is_some_and(|r| r >= 5)
+        })?;
+        tmux(&socket, &["send-keys", "-t", "carol", "-l", "/reconnect"])?;
+        tmux(&socket, &["send-keys", "-t", "carol", "Enter"])?;
+        let screen = screen_when(&socket, "carol", "a short wait and the cause", |s| {
+            retry_secs(s) == Some(1)
+                && s.contains("the relay's certificate does not match the fingerprint")
+        })?;
+        ensure!(!screen.contains("reconnecting to"), "{screen}");
         Ok::<(), anyhow::Error>(())
     }
     .await;

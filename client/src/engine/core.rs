@@ -717,6 +717,8 @@ impl Core {
             if let Some(c) = &l.control {
                 c.send_modify(|c| c.retries += 1);
             }
+            // Asked for, the answer is shown again even when it is the same.
+            l.shown_cause = None;
             l.state = LinkState::Connecting;
             down.push(relay.clone());
         }

@@ -218,12 +218,12 @@ impl Core {
         ));
     }
 
-    fn stop_watching(&mut self, cid: i64) {
-        self.checks.remove(&cid);
+    /// Stops reading every mailbox routed to `kind`.
+    fn unsubscribe_kind(&mut self, kind: RouteKind) {
         let gone: Vec<MailboxId> = self
             .routes
             .iter()
-            .filter(|(_, r)| r.kind == RouteKind::InviteCheck(cid))
+            .filter(|(_, r)| r.kind == kind)
             .map(|(id, _)| *id)
             .collect();
         for id in gone {
@@ -231,6 +231,11 @@ impl Core {
                 self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
             }
         }
+    }
+
+    fn stop_watching(&mut self, cid: i64) {
+        self.checks.remove(&cid);
+        self.unsubscribe_kind(RouteKind::InviteCheck(cid));
     }
 
     /// A used notice for the invite accepted for `cid`.
@@ -263,17 +268,7 @@ impl Core {
         self.stop_watching(cid);
         self.contacts.remove(&cid);
         self.sessions.remove(&cid);
-        let gone: Vec<MailboxId> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| r.kind == RouteKind::Direct(cid))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            if let Some(r) = self.routes.remove(&id) {
-                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
-            }
-        }
+        self.unsubscribe_kind(RouteKind::Direct(cid));
         self.emit(Event::ContactRemoved {
             id: ContactId(cid),
             name: name.clone(),
