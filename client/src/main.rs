@@ -25,7 +25,8 @@ struct Cli {
     /// A throwaway profile, an embedded relay and a demo contact that answers.
     #[arg(long)]
     demo: bool,
-    /// Start a relay on loopback (127.0.0.1:7667, its key in the profile folder) and use it.
+    /// Start a relay on loopback (127.0.0.1:7667, or a free port when that is taken; its key
+    /// in the profile folder) and use it.
     #[arg(long)]
     embedded_relay: bool,
     /// Your display name, when a new profile is made without the TUI.
