@@ -25,6 +25,7 @@ fn messages(n: i64) -> Vec<MessageView> {
             ),
             sent_at: 1_764_000_000_000 + i * 30_000,
             delivery: (i % 3 == 0).then_some(Delivery::Delivered),
+            kind: hum::api::MessageKind::Text,
         })
         .collect()
 }

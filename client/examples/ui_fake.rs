@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
                             ),
                             sent_at: now - (n - i) * 60_000,
                             delivery: (i % 3 == 0).then_some(Delivery::Delivered),
+                            kind: hum::api::MessageKind::Text,
                         })
                         .collect();
                     let _ = etx
@@ -112,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
                         text: text.clone(),
                         sent_at: now + next_id,
                         delivery: Some(Delivery::Queued),
+                        kind: hum::api::MessageKind::Text,
                     };
                     let _ = etx.send(Event::Message(mine)).await;
                     let etx2 = etx.clone();
@@ -141,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
                                 text: format!("echo: {text}"),
                                 sent_at: now + next_id + 1,
                                 delivery: None,
+                                kind: hum::api::MessageKind::Text,
                             }))
                             .await;
                     });

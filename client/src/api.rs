@@ -66,6 +66,34 @@ pub struct RoomSummary {
     pub closed: bool,
 }
 
+/// What a line of a room's history is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Something a person wrote.
+    Text,
+    /// A change to the room that hum wrote down: a member added, removed or gone, the
+    /// group renamed, left or closed. `text` says it in full, `sender` names who made
+    /// the change.
+    Event,
+}
+
+/// One member of a room, as a member list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// The name this profile knows them by (a contact's nickname, or the name the group's
+    /// admin gave).
+    pub name: String,
+    /// Their identity fingerprint, to compare out of band when they are not a contact.
+    pub fingerprint: String,
+    /// The contact, when they are one of this profile's contacts; `None` means the group's
+    /// admin vouches for them and nobody here has checked who they are.
+    pub contact: Option<ContactId>,
+    /// Whether this is this profile.
+    pub you: bool,
+    /// Whether they run the group (add, remove, rename).
+    pub admin: bool,
+}
+
 /// One message as a timeline shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageView {
@@ -83,6 +111,8 @@ pub struct MessageView {
     pub sent_at: i64,
     /// Delivery state, for outgoing messages.
     pub delivery: Option<Delivery>,
+    /// A written message, or an event of the room.
+    pub kind: MessageKind,
 }
 
 /// The state of the link to one relay.
@@ -198,6 +228,20 @@ pub enum Command {
         /// The contact.
         contact: ContactId,
     },
+    /// List a room's members (answered by [`Event::Members`]).
+    Members {
+        /// The room.
+        room: RoomId,
+    },
+    /// Every relay link that is down tries again now, without waiting out its backoff.
+    Reconnect,
+    /// Answered by [`Event::Pong`] with the same token once every command sent before it
+    /// has been handled: everything those commands print comes before the pong. The line
+    /// mode uses it to answer commands in order and to wait for the profile to load.
+    Ping {
+        /// Chosen by the face, returned as is.
+        token: u64,
+    },
     /// Stop: flush the store and close the links.
     Quit,
 }
@@ -221,6 +265,14 @@ pub enum Event {
         /// The contact.
         id: ContactId,
         /// Its display name.
+        name: String,
+    },
+    /// A contact is gone: it turned out not to exist on the other side (the invite code
+    /// it came from had been used by someone else). Its room stays, closed.
+    ContactRemoved {
+        /// The contact.
+        id: ContactId,
+        /// Its name.
         name: String,
     },
     /// A new message, incoming or outgoing.
@@ -272,5 +324,17 @@ pub enum Event {
     Error {
         /// What failed.
         message: String,
+    },
+    /// A room's members, this profile first.
+    Members {
+        /// The room.
+        room: RoomId,
+        /// Its members.
+        members: Vec<MemberView>,
+    },
+    /// The answer to [`Command::Ping`]: every command sent before it has been handled.
+    Pong {
+        /// The ping's token.
+        token: u64,
     },
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hum_shared::crypto::KdfParams;
 use tokio::sync::mpsc;
 
-use crate::api::{Command, Event, RoomId, RoomKind};
+use crate::api::{Command, Event, MessageKind, RoomId, RoomKind};
 use crate::engine::{self, EngineError, EngineHandle, ProfilePaths};
 
 /// The demo contact's name.
@@ -131,7 +131,7 @@ async fn run_bot(commands: mpsc::Sender<Command>, mut events: mpsc::Receiver<Eve
                         .await;
                 }
             }
-            Event::Message(m) if !m.from_me => {
+            Event::Message(m) if !m.from_me && m.kind == MessageKind::Text => {
                 count += 1;
                 let reply = match m.text.trim() {
                     t if t.ends_with('?') => "Good question. The relay only ever sees fixed-size cells on a steady beat, so it cannot tell.".to_owned(),

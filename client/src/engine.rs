@@ -91,6 +91,8 @@ pub(crate) enum Input {
         relay: String,
         /// When the next attempt is.
         retry_in_ms: u64,
+        /// Why, when waiting will not help (a wrong certificate fingerprint).
+        cause: Option<String>,
     },
     /// Cell rates of a link over the last second.
     Rates {

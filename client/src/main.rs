@@ -25,7 +25,8 @@ struct Cli {
     /// A throwaway profile, an embedded relay and a demo contact that answers.
     #[arg(long)]
     demo: bool,
-    /// Start a relay on loopback (127.0.0.1:7667, its key in the profile folder) and use it.
+    /// Start a relay on loopback (127.0.0.1:7667, or a free port when that is taken; its key
+    /// in the profile folder) and use it.
     #[arg(long)]
     embedded_relay: bool,
     /// Your display name, when a new profile is made without the TUI.
@@ -68,17 +69,49 @@ fn log_to(dir: &std::path::Path, level: tracing::Level) {
         .try_init();
 }
 
-async fn embedded_relay(paths: &ProfilePaths) -> Result<hum_relay::RelayHandle> {
-    let mut config = hum_relay::Config::ephemeral(hum_relay::DEFAULT_TICK);
-    config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], hum_relay::DEFAULT_PORT));
-    config.state_dir = Some(paths.dir.join("relay"));
-    let relay = hum_relay::Relay::bind(config).await.with_context(|| {
+/// The embedded relay and what to tell the user about it.
+struct Embedded {
+    relay: hum_relay::RelayHandle,
+    /// Where it listens, in words.
+    notice: String,
+}
+
+/// Starts the embedded relay on 127.0.0.1:7667, or on any free loopback port when that
+/// one is taken (another relay, another hum). Its key stays in the profile folder, so its
+/// fingerprint is the same at every start.
+async fn embedded_relay(paths: &ProfilePaths) -> Result<Embedded> {
+    let config = |port: u16| {
+        let mut config = hum_relay::Config::ephemeral(hum_relay::DEFAULT_TICK);
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.state_dir = Some(paths.dir.join("relay"));
+        config
+    };
+    let preferred = hum_relay::DEFAULT_PORT;
+    let (relay, taken) = match hum_relay::Relay::bind(config(preferred)).await {
+        Ok(r) => (r, false),
+        Err(hum_relay::RelayError::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let r = hum_relay::Relay::bind(config(0))
+                .await
+                .context("the embedded relay could not listen on any loopback port")?;
+            (r, true)
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "the embedded relay could not listen on 127.0.0.1:{preferred}"
+            )));
+        }
+    };
+    let relay = relay.spawn();
+    let at = relay.address().host_port();
+    let notice = if taken {
         format!(
-            "the embedded relay could not listen on 127.0.0.1:{} (is another one running?)",
-            hum_relay::DEFAULT_PORT
+            "embedded relay on {at} (127.0.0.1:{preferred} is taken by another program; invite codes made now name port {})",
+            relay.address().port
         )
-    })?;
-    Ok(relay.spawn())
+    } else {
+        format!("embedded relay on {at}")
+    };
+    Ok(Embedded { relay, notice })
 }
 
 fn main() -> Result<()> {
@@ -90,7 +123,11 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run(tz))
+    let result = rt.block_on(run(tz));
+    // Everything has stopped but, in the line mode, a read of stdin that cannot be
+    // cancelled: do not wait for a line that may never come.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 async fn run(tz: i64) -> Result<()> {
@@ -115,12 +152,12 @@ async fn run(tz: i64) -> Result<()> {
             let name = cli.name.clone().unwrap_or_else(|| cli.profile.clone());
             engine::create(&paths, &name, pass.as_bytes())?
         };
-        let mut relay_handle = None;
+        let mut embedded = None;
         let relay = match (&cli.relay, &config.relay, cli.embedded_relay) {
             (_, _, true) => {
-                let r = embedded_relay(&paths).await?;
-                let a = r.address().to_string();
-                relay_handle = Some(r);
+                let e = embedded_relay(&paths).await?;
+                let a = e.relay.address().to_string();
+                embedded = Some(e);
                 a
             }
             (Some(r), _, _) => r.clone(),
@@ -132,41 +169,56 @@ async fn run(tz: i64) -> Result<()> {
             config.save(&paths.config)?;
         }
         let handle = engine::start(profile, &relay)?;
-        let (commands, events, join) = handle.split();
-        let quit = commands.clone();
-        tokio::spawn(async move {
-            stop_signal().await;
-            let _ = quit.send(hum::api::Command::Quit).await;
-        });
-        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-        hum::plain::run(stdin, tokio::io::stdout(), commands, events).await?;
-        join.join().await?;
-        if let Some(r) = relay_handle {
-            r.shutdown().await;
+        let options = hum::plain::PlainOptions {
+            notices: embedded.iter().map(|e| e.notice.clone()).collect(),
+            ..Default::default()
+        };
+        let result = plain(handle, options).await;
+        if let Some(e) = embedded {
+            e.relay.shutdown().await;
         }
-        return Ok(());
+        return result;
     }
     tui(cli, paths, config, pass).await
 }
 
-async fn stop_signal() {
+/// Runs the line mode on stdin and stdout until it ends; SIGINT and SIGTERM quit it as
+/// `/quit` does.
+async fn plain(handle: engine::EngineHandle, options: hum::plain::PlainOptions) -> Result<()> {
+    let (commands, events, join) = handle.split();
+    let stop = stop_signal()?;
+    let quit = commands.clone();
+    let signals = tokio::spawn(async move {
+        stop.await;
+        let _ = quit.send(hum::api::Command::Quit).await;
+    });
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let result = hum::plain::run_with(stdin, tokio::io::stdout(), commands, events, options).await;
+    signals.abort();
+    join.join().await?;
+    Ok(result?)
+}
+
+/// Resolves at the first SIGINT or SIGTERM (Ctrl-C elsewhere). The handlers are in place
+/// when this returns, so a signal sent right after is not missed.
+fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -183,14 +235,18 @@ async fn demo(cli: &Cli) -> Result<()> {
 
 async fn run_demo(cli: &Cli, dir: &std::path::Path, name: &str) -> Result<()> {
     let hum::demo::Demo { relay, engine, bot } = hum::demo::start(dir, name).await?;
-    let (commands, events, join) = engine.split();
     if cli.plain {
-        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-        hum::plain::run(stdin, tokio::io::stdout(), commands, events).await?;
+        // The demo contact's room is current: a line typed at once goes to it.
+        let options = hum::plain::PlainOptions {
+            current_room: Some(hum::demo::BOT.to_owned()),
+            ..Default::default()
+        };
+        plain(engine, options).await?;
     } else {
+        let (commands, events, join) = engine.split();
         run_tui_with(commands, events, ui_options(None, None, true)).await?;
+        join.join().await?;
     }
-    join.join().await?;
     bot.abort();
     relay.shutdown().await;
     Ok(())
@@ -276,21 +332,21 @@ async fn tui(
         (None, Some(r), false) => r.clone(),
         _ => {
             // No relay yet: one on loopback inside this process, so one machine works at once.
-            let r = embedded_relay(&paths).await?;
-            let a = r.address().to_string();
+            let e = embedded_relay(&paths).await?;
+            let a = e.relay.address().to_string();
             opts.demo_hint = Some(format!(
-                "No relay configured: an embedded relay runs on loopback ({}). Friends elsewhere need a relay they can reach: see `just relay`.",
-                r.address().host_port()
+                "No relay configured: {}. Friends elsewhere need a relay they can reach: see `just relay`.",
+                e.notice
             ));
-            embedded = Some(r);
+            embedded = Some(e);
             a
         }
     };
     let (commands, events, join) = engine::start(profile, &relay)?.split();
     let result = run_tui_with(commands, events, opts).await;
     let _ = join.join().await;
-    if let Some(r) = embedded {
-        r.shutdown().await;
+    if let Some(e) = embedded {
+        e.relay.shutdown().await;
     }
     result
 }

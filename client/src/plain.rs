@@ -10,7 +10,8 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::api::{
-    Command, ContactId, Event, LinkState, MessageView, RoomId, RoomKind, RoomSummary,
+    Command, ContactId, Event, LinkState, MemberView, MessageKind, MessageView, RoomId, RoomKind,
+    RoomSummary,
 };
 
 /// Why the line mode stopped.
@@ -89,8 +90,17 @@ impl Directory {
             Event::Contact { id, name } => {
                 self.contacts.insert(*id, name.clone());
             }
+            Event::ContactRemoved { id, .. } => {
+                self.contacts.remove(id);
+            }
             _ => {}
         }
+    }
+
+    /// Makes a room current; returns the notice line saying so.
+    fn make_current(&mut self, id: RoomId) -> String {
+        self.current = Some(id);
+        format!("notice\tcurrent room is {}", escape(&self.room_name(id)))
     }
 
     fn room_name(&self, id: RoomId) -> String {
@@ -165,7 +175,7 @@ impl Directory {
 pub const HELP: &str = "commands: /invite | /accept CODE [NAME] | /msg ROOM TEXT | /room ROOM (then plain lines go there) | \
 /group create NAME | /group add GROUP CONTACT | /group remove GROUP CONTACT | /group leave GROUP | \
 /group rename GROUP NAME | /nick CONTACT NAME | /history ROOM [N] | /search TEXT | /verify CONTACT | \
-/read ROOM | /rooms | /contacts | /help | /quit";
+/members [ROOM] | /read ROOM | /rooms | /contacts | /reconnect | /help | /quit";
 
 /// What one input line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,6 +299,14 @@ pub fn parse(dir: &Directory, line: &str) -> Result<Parsed, String> {
             })),
             _ => usage("/verify CONTACT"),
         },
+        "members" => match words.as_slice() {
+            [r] => Ok(Parsed::Command(Command::Members { room: dir.room(r)? })),
+            [] => match dir.current {
+                Some(room) => Ok(Parsed::Command(Command::Members { room })),
+                None => usage("/members ROOM"),
+            },
+            _ => usage("/members ROOM"),
+        },
         "read" => match words.as_slice() {
             [r] => Ok(Parsed::Command(Command::MarkRead { room: dir.room(r)? })),
             _ => usage("/read ROOM"),
@@ -307,6 +325,7 @@ pub fn parse(dir: &Directory, line: &str) -> Result<Parsed, String> {
                     .collect(),
             ))
         }
+        "reconnect" => Ok(Parsed::Command(Command::Reconnect)),
         "help" => Ok(Parsed::Print(vec![format!("notice\t{HELP}")])),
         "quit" | "exit" => Ok(Parsed::Command(Command::Quit)),
         other => Err(format!("unknown command /{other}; /help lists them")),
@@ -330,6 +349,16 @@ fn room_line(r: &RoomSummary) -> String {
 }
 
 fn message_line(dir: &Directory, m: &MessageView) -> String {
+    if m.kind == MessageKind::Event {
+        return format!(
+            "event\t{}\t{}\t{}\t{}\t{}",
+            escape(&dir.room_name(m.room)),
+            m.id.0,
+            m.sent_at,
+            escape(&m.sender),
+            escape(&m.text)
+        );
+    }
     format!(
         "message\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
         escape(&dir.room_name(m.room)),
@@ -341,6 +370,20 @@ fn message_line(dir: &Directory, m: &MessageView) -> String {
             .map(|d| d.to_string())
             .unwrap_or_else(|| "-".into()),
         escape(&m.text)
+    )
+}
+
+fn member_line(room: &str, m: &MemberView) -> String {
+    let who = match (m.you, m.contact) {
+        (true, _) => "you",
+        (false, Some(_)) => "contact",
+        (false, None) => "not-contact",
+    };
+    format!(
+        "member\t{room}\t{}\t{}\t{who}\t{}",
+        escape(&m.name),
+        m.fingerprint,
+        if m.admin { "admin" } else { "member" }
     )
 }
 
@@ -358,6 +401,9 @@ pub fn format_event(
         }
         Event::Room(r) => vec![room_line(r)],
         Event::Contact { id, name } => vec![format!("contact\t{}\t{}", id.0, escape(name))],
+        Event::ContactRemoved { id, name } => {
+            vec![format!("contact-removed\t{}\t{}", id.0, escape(name))]
+        }
         Event::Message(m) => vec![message_line(dir, m)],
         Event::Delivery { room, id, state } => {
             vec![format!(
@@ -403,7 +449,36 @@ pub fn format_event(
         }
         Event::Notice(n) => vec![format!("notice\t{}", escape(n))],
         Event::Error { message } => vec![format!("error\t{}", escape(message))],
+        Event::Members { room, members } => {
+            let room = escape(&dir.room_name(*room));
+            let mut v = vec![format!("members\t{room}\t{}", members.len())];
+            v.extend(members.iter().map(|m| member_line(&room, m)));
+            v
+        }
+        Event::Pong { .. } => Vec::new(),
     }
+}
+
+/// How the line mode starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlainOptions {
+    /// A room to make current once the profile has loaded, if it exists then (the demo
+    /// makes its contact's room current, so typing a message at once works).
+    pub current_room: Option<String>,
+    /// Notices printed first (what the embedded relay listens on).
+    pub notices: Vec<String>,
+}
+
+async fn write_lines<W: AsyncWrite + Unpin>(
+    output: &mut W,
+    lines: &[String],
+) -> Result<(), PlainError> {
+    for l in lines {
+        output.write_all(l.as_bytes()).await?;
+        output.write_all(b"\n").await?;
+    }
+    output.flush().await?;
+    Ok(())
 }
 
 /// Runs the line mode until `/quit`, the end of input, or the engine stopping.
@@ -412,17 +487,50 @@ pub fn format_event(
 /// [`PlainError::Io`] when stdout fails.
 pub async fn run<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
     input: R,
+    output: W,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+) -> Result<(), PlainError> {
+    run_with(input, output, commands, events, PlainOptions::default()).await
+}
+
+/// Like [`run`], with options.
+///
+/// Input is read one line at a time, and the next line only once the engine has handled
+/// the previous one's command (a [`Command::Ping`] after each): a command's answers and
+/// errors always come before those of the next, and nothing is read before the profile
+/// has loaded, so commands piped in at once act on the loaded rooms and contacts.
+///
+/// # Errors
+/// [`PlainError::Io`] when stdout fails.
+pub async fn run_with<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
+    input: R,
     mut output: W,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::Receiver<Event>,
+    options: PlainOptions,
 ) -> Result<(), PlainError> {
     let mut dir = Directory::default();
     let mut links = HashMap::new();
     let mut lines = input.lines();
+    let notices: Vec<String> = options
+        .notices
+        .iter()
+        .map(|n| format!("notice\t{}", escape(n)))
+        .collect();
+    write_lines(&mut output, &notices).await?;
+    // The first ping is answered once the profile has loaded (and whatever was sent to
+    // the engine before this face started has been handled).
+    let mut pings = 0u64;
+    let mut waiting = Some(pings);
+    let mut loaded = false;
+    if commands.send(Command::Ping { token: pings }).await.is_err() {
+        waiting = None;
+    }
     let mut input_open = true;
     loop {
         tokio::select! {
-            line = lines.next_line(), if input_open => {
+            line = lines.next_line(), if input_open && waiting.is_none() => {
                 let line = match line {
                     Ok(Some(l)) => l,
                     Ok(None) | Err(_) => {
@@ -437,36 +545,42 @@ pub async fn run<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
                         let quit = c == Command::Quit;
                         if commands.send(c).await.is_err() || quit {
                             input_open = false;
+                            continue;
+                        }
+                        pings += 1;
+                        if commands.send(Command::Ping { token: pings }).await.is_ok() {
+                            waiting = Some(pings);
                         }
                     }
-                    Ok(Parsed::Print(v)) => {
-                        for l in v {
-                            output.write_all(l.as_bytes()).await?;
-                            output.write_all(b"\n").await?;
-                        }
-                        output.flush().await?;
-                    }
+                    Ok(Parsed::Print(v)) => write_lines(&mut output, &v).await?,
                     Ok(Parsed::Current(r)) => {
-                        dir.current = Some(r);
-                        let l = format!("notice\tcurrent room is {}\n", escape(&dir.room_name(r)));
-                        output.write_all(l.as_bytes()).await?;
-                        output.flush().await?;
+                        write_lines(&mut output, &[dir.make_current(r)]).await?;
                     }
                     Ok(Parsed::Nothing) => {}
                     Err(msg) => {
-                        output.write_all(format!("error\t{}\n", escape(&msg)).as_bytes()).await?;
-                        output.flush().await?;
+                        write_lines(&mut output, &[format!("error\t{}", escape(&msg))]).await?;
                     }
                 }
             }
             e = events.recv() => {
                 let Some(e) = e else { break };
-                dir.learn(&e);
-                for l in format_event(&dir, &e, &mut links) {
-                    output.write_all(l.as_bytes()).await?;
-                    output.write_all(b"\n").await?;
+                if let Event::Pong { token } = e {
+                    if waiting == Some(token) {
+                        waiting = None;
+                    }
+                    if !loaded && token == 0 {
+                        loaded = true;
+                        if let Some(name) = &options.current_room
+                            && let Ok(r) = dir.room(name)
+                        {
+                            write_lines(&mut output, &[dir.make_current(r)]).await?;
+                        }
+                    }
+                    continue;
                 }
-                output.flush().await?;
+                dir.learn(&e);
+                let v = format_event(&dir, &e, &mut links);
+                write_lines(&mut output, &v).await?;
             }
         }
     }
@@ -564,6 +678,7 @@ mod tests {
             text: "a\tb".into(),
             sent_at: 5,
             delivery: None,
+            kind: MessageKind::Text,
         };
         assert_eq!(
             format_event(&d, &Event::Message(m), &mut links),

@@ -1,83 +1,14 @@
 //! The real `hum --plain` binary killed mid-send and restarted: every message it had
 //! accepted is delivered exactly once, in order.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use anyhow::{Result, ensure};
 
-struct Client {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
-}
-
-impl Client {
-    fn spawn(home: &Path, profile: &str, relay: &str) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hum"))
-            .args(["--plain", "--profile", profile, "--relay", relay])
-            .env("HUM_HOME", home)
-            .env("HUM_PASSPHRASE", "correct horse")
-            .env("HUM_INSECURE_FAST_KDF", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut r = BufReader::new(stdout).lines();
-            while let Ok(Some(l)) = r.next_line().await {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Ok(Self {
-            child,
-            stdin,
-            lines,
-        })
-    }
-
-    async fn say(&mut self, line: &str) -> Result<()> {
-        self.stdin.write_all(line.as_bytes()).await?;
-        self.stdin.write_all(b"\n").await?;
-        self.stdin.flush().await?;
-        Ok(())
-    }
-
-    /// The next line whose fields `f` accepts.
-    async fn expect<T>(
-        &mut self,
-        limit: Duration,
-        what: &str,
-        mut f: impl FnMut(&[&str]) -> Option<T>,
-    ) -> Result<T> {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(l)) => {
-                    let fields: Vec<&str> = l.split('\t').collect();
-                    if fields.first() == Some(&"error") {
-                        bail!("client error while waiting for {what}: {l}");
-                    }
-                    if let Some(t) = f(&fields) {
-                        return Ok(t);
-                    }
-                }
-                Ok(None) => bail!("the client exited while waiting for {what}"),
-                Err(_) => bail!("timed out waiting for {what}"),
-            }
-        }
-    }
-}
+#[allow(dead_code)]
+#[path = "support/plain_client.rs"]
+mod plain_client;
+use plain_client::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_send_and_restarted_delivers_everything_once_in_order() -> Result<()> {

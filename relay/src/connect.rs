@@ -110,7 +110,25 @@ pub async fn connect_over(
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(addr.host.clone()).map_err(|_| ConnectError::Host)?;
     let connector = tokio_rustls::TlsConnector::from(client_config(&addr.fingerprint));
-    let mut tls = connector.connect(name, tcp).await?;
+    let mut tls = connector.connect(name, tcp).await.map_err(|e| {
+        // The pinning verifier is the only source of this certificate error.
+        let pinned = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| {
+                matches!(
+                    r,
+                    rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::ApplicationVerificationFailure
+                    )
+                )
+            });
+        if pinned {
+            ConnectError::WrongCertificate
+        } else {
+            ConnectError::Io(e)
+        }
+    })?;
     if tls.get_ref().1.alpn_protocol() != Some(ALPN) {
         return Err(ConnectError::Alpn);
     }

@@ -32,10 +32,13 @@ pub enum RelayError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
-    /// The TCP connection or TLS handshake failed (a wrong fingerprint shows up here as
-    /// an invalid-data error from the certificate check).
+    /// The TCP connection or TLS handshake failed.
     #[error("cannot reach the relay: {0}")]
     Io(#[from] std::io::Error),
+    /// The relay presented a certificate other than the one its address pins: a wrong
+    /// address, a relay whose key changed, or someone in between.
+    #[error("the relay's certificate does not match the fingerprint in its address")]
+    WrongCertificate,
     /// The host is not a name rustls accepts.
     #[error("invalid relay host name")]
     Host,

@@ -517,7 +517,12 @@ async fn a_wrong_fingerprint_is_refused_and_the_state_folder_keeps_the_identity(
     assert_eq!(mode & 0o777, 0o600);
     let mut wrong = relay.address().clone();
     wrong.fingerprint.0[0] ^= 1;
-    assert!(hum_relay::connect(&wrong).await.is_err());
+    let refused = hum_relay::connect(&wrong).await;
+    assert!(
+        matches!(refused, Err(hum_relay::ConnectError::WrongCertificate)),
+        "{:?}",
+        refused.err()
+    );
     assert!(hum_relay::connect(relay.address()).await.is_ok());
     relay.shutdown().await;
     std::fs::remove_dir_all(&dir)?;

@@ -35,6 +35,7 @@ mod error;
 mod group;
 mod identity;
 mod invite;
+mod invite_used;
 mod kdf;
 mod mailbox;
 mod ratchet;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use hum::api::{Command, Delivery, Event, RoomKind};
+use hum::api::{Command, Delivery, Event, MessageKind, RoomKind};
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -154,7 +154,9 @@ async fn groups_add_talk_remove() -> Result<()> {
     // Bob and Carol are not contacts of each other: their sender keys travel via Alice.
     let text_from = |who: &'static str| {
         move |e: &Event| match e {
-            Event::Message(m) if !m.from_me && m.sender == who => Some(m.text.clone()),
+            Event::Message(m) if !m.from_me && m.kind == MessageKind::Text && m.sender == who => {
+                Some(m.text.clone())
+            }
             _ => None,
         }
     };
@@ -234,7 +236,11 @@ async fn groups_add_talk_remove() -> Result<()> {
     );
     let leaked = carol
         .wait(Duration::from_secs(2), "nothing", |e| match e {
-            Event::Message(m) if !m.from_me && m.room == carol_group => Some(m.text.clone()),
+            Event::Message(m)
+                if !m.from_me && m.kind == MessageKind::Text && m.room == carol_group =>
+            {
+                Some(m.text.clone())
+            }
             _ => None,
         })
         .await;
@@ -472,11 +478,159 @@ async fn members_leave_and_the_admin_renames() -> Result<()> {
         .await?;
     let got = carol
         .wait(WAIT, "a message after bob left", |e| match e {
-            Event::Message(m) if !m.from_me => Some(m.text.clone()),
+            Event::Message(m) if !m.from_me && m.kind == MessageKind::Text => Some(m.text.clone()),
             _ => None,
         })
         .await?;
     ensure!(got == "after bob");
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// The events in a room's history, oldest first.
+async fn events(p: &mut Peer, room: hum::api::RoomId) -> Result<Vec<String>> {
+    p.send(Command::LoadHistory {
+        room,
+        before: None,
+        limit: 100,
+    })
+    .await?;
+    p.wait(WAIT, "the history", |e| match e {
+        Event::History {
+            room: r, messages, ..
+        } if *r == room => Some(
+            messages
+                .iter()
+                .filter(|m| m.kind == MessageKind::Event)
+                .map(|m| m.text.clone())
+                .collect(),
+        ),
+        _ => None,
+    })
+    .await
+}
+
+async fn members(p: &mut Peer, room: hum::api::RoomId) -> Result<Vec<hum::api::MemberView>> {
+    p.send(Command::Members { room }).await?;
+    p.wait(WAIT, "the members", |e| match e {
+        Event::Members { room: r, members } if *r == room => Some(members.clone()),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_changes_are_in_the_history_and_members_are_listed() -> Result<()> {
+    let Trio {
+        relay,
+        mut alice,
+        mut bob,
+        mut carol,
+        carol_id,
+        group,
+        bob_group,
+        carol_group,
+        ..
+    } = trio("group-history").await?;
+
+    // Bob's list: himself, Alice (his contact, the admin), and Carol, whom only Alice
+    // vouches for: not his contact, shown with her fingerprint.
+    let carols = members(&mut carol, carol_group).await?;
+    let carol_fp = carols
+        .iter()
+        .find(|m| m.you)
+        .map(|m| m.fingerprint.clone())
+        .unwrap_or_default();
+    let list = members(&mut bob, bob_group).await?;
+    let seen: Vec<(&str, bool, bool, bool)> = list
+        .iter()
+        .map(|m| (m.name.as_str(), m.you, m.admin, m.contact.is_some()))
+        .collect();
+    ensure!(
+        seen == [
+            ("bob", true, false, false),
+            ("alice", false, true, true),
+            ("carol", false, false, false)
+        ],
+        "{list:?}"
+    );
+    ensure!(
+        list[2].fingerprint == carol_fp && carol_fp.len() == 39,
+        "{list:?}"
+    );
+    let admins = members(&mut alice, group).await?;
+    ensure!(
+        admins.iter().all(|m| m.you || m.contact.is_some()) && admins[0].admin,
+        "{admins:?}"
+    );
+
+    alice
+        .send(Command::GroupRename {
+            room: group,
+            name: "ops-2".into(),
+        })
+        .await?;
+    alice
+        .send(Command::GroupRemove {
+            room: group,
+            contact: carol_id,
+        })
+        .await?;
+    carol
+        .wait(WAIT, "carol removed", |e| match e {
+            Event::Room(r) if r.id == carol_group && r.closed => Some(()),
+            _ => None,
+        })
+        .await?;
+    bob.wait(WAIT, "bob sees carol gone", |e| match e {
+        Event::Room(r) if r.id == bob_group && r.name == "ops-2" && r.members == ["alice"] => {
+            Some(())
+        }
+        _ => None,
+    })
+    .await?;
+    bob.send(Command::GroupLeave { room: bob_group }).await?;
+    alice
+        .wait(WAIT, "alice sees bob gone", |e| match e {
+            Event::Room(r) if r.id == group && r.name == "ops-2" && r.members.is_empty() => {
+                Some(())
+            }
+            _ => None,
+        })
+        .await?;
+
+    let got = events(&mut alice, group).await?;
+    ensure!(
+        got == [
+            "you created the group ops",
+            "you added bob",
+            "you added carol",
+            "you renamed the group from ops to ops-2",
+            "you removed carol",
+            "bob left",
+        ],
+        "{got:?}"
+    );
+    let got = events(&mut bob, bob_group).await?;
+    ensure!(
+        got == [
+            "alice added you",
+            "alice added carol",
+            "alice renamed the group from ops to ops-2",
+            "carol is no longer in the group",
+            "you left the group",
+        ],
+        "{got:?}"
+    );
+    let got = events(&mut carol, carol_group).await?;
+    ensure!(
+        got == [
+            "alice added you",
+            "alice renamed the group from ops to ops-2",
+            "alice removed you from the group, or closed it",
+        ],
+        "{got:?}"
+    );
     relay.shutdown().await;
     Ok(())
 }

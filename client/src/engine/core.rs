@@ -16,13 +16,14 @@ use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
 use rusqlite::params;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::link::LinkControl;
 use super::records::{ContactRecord, GroupRecord, MemberRecord, RoomRecord};
 use super::store::{self, Store, exec, open, query_opt, query_pairs, seal, set_cursor};
 use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
 use super::{EngineError, Input};
 use crate::api::{
-    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MessageId, MessageView, RoomId,
-    RoomKind, RoomSummary,
+    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MemberView, MessageId, MessageKind,
+    MessageView, RoomId, RoomKind, RoomSummary,
 };
 
 /// How long an invite code stays valid.
@@ -47,6 +48,10 @@ const FULL_RETRY: Duration = Duration::from_secs(1);
 enum RouteKind {
     /// Answers to one of our invites.
     Invite(i64),
+    /// Answers to one of our invites that was used already.
+    UsedInvite(i64),
+    /// The used notice of an invite we accepted, for that contact.
+    InviteCheck(i64),
     /// A 1:1 session with a contact.
     Direct(i64),
     /// A group room.
@@ -89,12 +94,16 @@ pub(crate) struct LinkSlot {
     shown_queued: usize,
     state: LinkState,
     rates: (u32, u32),
-    stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The cause last shown as an error, so a link failing the same way again and again
+    /// says it once.
+    shown_cause: Option<String>,
+    control: Option<tokio::sync::watch::Sender<LinkControl>>,
 }
 
 /// Starts link tasks; the engine gives one to the core so tests can replace the network.
-pub(crate) type LinkSpawner =
-    Box<dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<bool>) + Send>;
+pub(crate) type LinkSpawner = Box<
+    dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<LinkControl>) + Send,
+>;
 
 struct Contact {
     rec: ContactRecord,
@@ -134,6 +143,10 @@ pub(crate) struct Core {
     /// Outbox rows stored by a relay and not yet receipted: when to deposit them again,
     /// and the wait after that.
     resend: HashMap<i64, (Instant, Duration)>,
+    /// Our invites that have been used, still read to tell of later answers.
+    used_invites: HashMap<i64, invites::UsedInvite>,
+    /// Invites we accepted, by contact, until their inviter says who used them.
+    checks: HashMap<i64, invites::Check>,
 }
 
 impl std::fmt::Debug for Core {
@@ -142,6 +155,15 @@ impl std::fmt::Debug for Core {
             .field("contacts", &self.contacts.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A relay address as the faces show it: `host:port`.
+fn host_of(relay: &str) -> String {
+    relay
+        .strip_prefix("hum://")
+        .and_then(|r| r.split('#').next())
+        .unwrap_or(relay)
+        .to_owned()
 }
 
 fn now_secs() -> u64 {
@@ -248,8 +270,11 @@ impl Core {
             epoch: epoch_at(now_secs()),
             quitting: None,
             stash: VecDeque::new(),
+            used_invites: HashMap::new(),
+            checks: HashMap::new(),
         };
         core.load()?;
+        core.load_invite_state()?;
         Ok(core)
     }
 
@@ -432,8 +457,8 @@ impl Core {
             return;
         }
         let queue = Arc::new(Mutex::new(VecDeque::new()));
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        (self.spawn)(relay, queue.clone(), stop_rx);
+        let (control_tx, control_rx) = tokio::sync::watch::channel(LinkControl::default());
+        (self.spawn)(relay, queue.clone(), control_rx);
         self.links.insert(
             relay.to_owned(),
             LinkSlot {
@@ -446,7 +471,8 @@ impl Core {
                 shown_queued: 0,
                 state: LinkState::Connecting,
                 rates: (0, 0),
-                stop: Some(stop_tx),
+                shown_cause: None,
+                control: Some(control_tx),
             },
         );
         self.emit_link(relay);
@@ -456,13 +482,8 @@ impl Core {
         let Some(l) = self.links.get(relay) else {
             return;
         };
-        let host = relay
-            .strip_prefix("hum://")
-            .and_then(|r| r.split('#').next())
-            .unwrap_or(relay)
-            .to_owned();
         self.emit(Event::Link(LinkStatus {
-            relay: host,
+            relay: host_of(relay),
             state: l.state,
             cells_up_per_sec: l.rates.0,
             cells_down_per_sec: l.rates.1,
@@ -564,6 +585,7 @@ impl Core {
         for (id, cap) in invites {
             self.subscribe(&home, cap, RouteKind::Invite(id), false, None)?;
         }
+        self.subscribe_invite_state()?;
         let epochs: Vec<u64> =
             (self.epoch.saturating_sub(EPOCHS_BACK - 1)..=self.epoch + 1).collect();
         let caps: Vec<(i64, Vec<(u64, Capability)>)> = self
@@ -624,6 +646,7 @@ impl Core {
             l.relay_start = Some(start);
             l.up = true;
             l.state = LinkState::Up;
+            l.shown_cause = None;
             l.inflight = None;
             if let Ok(mut q) = l.queue.lock() {
                 q.clear();
@@ -665,14 +688,51 @@ impl Core {
         self.pump(relay)
     }
 
-    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64) {
+    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64, cause: Option<String>) {
+        let mut show = None;
         if let Some(l) = self.links.get_mut(relay) {
             l.up = false;
             l.inflight = None;
             l.state = LinkState::Down { retry_in_ms };
             l.rates = (0, 0);
+            if cause.is_some() && l.shown_cause != cause {
+                l.shown_cause.clone_from(&cause);
+                show = cause;
+            }
         }
         self.emit_link(relay);
+        if let Some(cause) = show {
+            // The cause first: a one-line notice cut at the screen's edge keeps it.
+            self.error(format!("{cause} (relay {})", host_of(relay)));
+        }
+    }
+
+    /// `/reconnect`: every link that is down tries again at once.
+    fn reconnect(&mut self) {
+        let mut down = Vec::new();
+        for (relay, l) in &mut self.links {
+            if l.up {
+                continue;
+            }
+            if let Some(c) = &l.control {
+                c.send_modify(|c| c.retries += 1);
+            }
+            // Asked for, the answer is shown again even when it is the same.
+            l.shown_cause = None;
+            l.state = LinkState::Connecting;
+            down.push(relay.clone());
+        }
+        down.sort();
+        if down.is_empty() {
+            self.emit(Event::Notice("every relay link is up".into()));
+        }
+        for relay in down {
+            self.emit_link(&relay);
+            self.emit(Event::Notice(format!(
+                "reconnecting to {}",
+                host_of(&relay)
+            )));
+        }
     }
 
     /// Deposits again what a relay stored long ago without a receipt coming back.
@@ -802,8 +862,8 @@ impl Core {
             .is_some_and(|deadline| Instant::now() >= deadline || self.drained())
         {
             for l in self.links.values_mut() {
-                if let Some(s) = l.stop.take() {
-                    let _ = s.send(true);
+                if let Some(c) = l.control.take() {
+                    c.send_modify(|c| c.stop = true);
                 }
             }
             return Ok(false);
@@ -837,7 +897,11 @@ impl Core {
                 tick,
                 tick_micros,
             } => self.on_link_up(&relay, tick, tick_micros)?,
-            Input::LinkDown { relay, retry_in_ms } => self.on_link_down(&relay, retry_in_ms),
+            Input::LinkDown {
+                relay,
+                retry_in_ms,
+                cause,
+            } => self.on_link_down(&relay, retry_in_ms, cause),
             Input::Rates { relay, up, down } => {
                 if let Some(l) = self.links.get_mut(&relay)
                     && l.rates != (up, down)
@@ -1039,12 +1103,26 @@ impl Core {
                 });
                 Ok(())
             }
+            Command::Members { room } => {
+                let members = self.members_of(room.0)?;
+                self.emit(Event::Members { room, members });
+                Ok(())
+            }
+            Command::Reconnect => {
+                self.reconnect();
+                Ok(())
+            }
+            Command::Ping { token } => {
+                self.emit(Event::Pong { token });
+                Ok(())
+            }
             Command::Quit => Ok(()),
         }
     }
 
     fn view(&self, row: &store::MessageRow) -> Result<MessageView, EngineError> {
-        let m: StoredMessage = dec(&open(&self.key, &row.sealed, "message")?)?;
+        let m = StoredMessage::decode(&open(&self.key, &row.sealed, "message")?)
+            .ok_or_else(|| EngineError::Store("a stored message does not decode".into()))?;
         Ok(MessageView {
             id: MessageId(row.id),
             room: RoomId(row.room),
@@ -1057,6 +1135,11 @@ impl Core {
                 1 => Delivery::Sent,
                 _ => Delivery::Delivered,
             }),
+            kind: if m.event {
+                MessageKind::Event
+            } else {
+                MessageKind::Text
+            },
         })
     }
 
@@ -1124,7 +1207,8 @@ impl Core {
         let mailbox = invite.mailbox();
         let env = envelope.as_bytes().to_vec();
         let relay2 = relay.clone();
-        let (_, row) = self.add_contact(invite.inviter().clone(), name, relay.clone(), session, |tx| {
+        let check = self.seal_check(code.trim(), &envelope)?;
+        let (cid, row) = self.add_contact(invite.inviter().clone(), name, relay.clone(), session, |tx, cid| {
             // The handshake envelope waits in the outbox like any other until it is stored;
             // it carries no receipt id, since the first ratchet message answers it.
             exec(
@@ -1132,8 +1216,11 @@ impl Core {
                 "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (NULL, ?1, ?2, 0, ?3)",
                 params![relay2, &mailbox.as_bytes()[..], env],
             )?;
-            Ok(tx.last_insert_rowid())
+            let row = tx.last_insert_rowid();
+            store::insert_invite_check(tx, cid, &check)?;
+            Ok(row)
         })?;
+        self.watch_invite(cid, invite, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
             l.pending.push_back(row);
@@ -1149,7 +1236,7 @@ impl Core {
         name: String,
         relay: String,
         session: Session,
-        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, EngineError>,
+        extra: impl FnOnce(&rusqlite::Transaction<'_>, i64) -> Result<T, EngineError>,
     ) -> Result<(i64, T), EngineError> {
         let fp = *public.fingerprint().as_bytes();
         let rec = ContactRecord {
@@ -1182,7 +1269,7 @@ impl Core {
                 params![cid, room_sealed],
             )?;
             let rid = tx.last_insert_rowid();
-            Ok((cid, rid, extra(tx)?))
+            Ok((cid, rid, extra(tx, cid)?))
         })?;
         self.contacts.insert(
             cid,
@@ -1297,5 +1384,6 @@ impl Core {
 }
 
 mod groups;
+mod invites;
 mod receive;
 mod send;

@@ -15,7 +15,14 @@ use super::Input;
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait after the relay's host refused the connection at once: nothing listens
+/// there for the moment (a relay restarting), and trying again costs almost nothing, so
+/// the link is back within this long after the relay is.
+const QUICK_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// A refusal faster than this is a quick failure.
+const QUICK: Duration = Duration::from_secs(1);
 /// How long TCP, TLS and the hello may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,9 +46,10 @@ pub(crate) fn build_cell(queue: &Mutex<VecDeque<Up>>, size: usize) -> Vec<u8> {
     w.finish()
 }
 
-/// A uniformly random wait in [0, tick / 4).
-fn answer_jitter(tick: Duration) -> Duration {
-    let span = u64::try_from(tick.as_micros() / 4).unwrap_or(u64::MAX);
+/// A uniformly random duration in [0, span), to the microsecond (zero when the system
+/// has no randomness).
+fn random_below(span: Duration) -> Duration {
+    let span = u64::try_from(span.as_micros()).unwrap_or(u64::MAX);
     if span == 0 {
         return Duration::ZERO;
     }
@@ -52,12 +60,84 @@ fn answer_jitter(tick: Duration) -> Duration {
     Duration::from_micros(u64::from_le_bytes(b) % span)
 }
 
-/// Runs a link until `stop` turns true, reconnecting with backoff.
+/// A uniformly random wait in [0, tick / 4).
+fn answer_jitter(tick: Duration) -> Duration {
+    random_below(tick / 4)
+}
+
+/// What a face is told, and how soon to try again, after an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    /// The host answered at once that nothing listens on the port.
+    quick: bool,
+    /// A cause the user has to act on (it does not go away by waiting), in words.
+    shown: Option<String>,
+}
+
+impl Failure {
+    fn of(e: &hum_relay::ConnectError, took: Duration) -> Self {
+        use hum_relay::ConnectError as E;
+        match e {
+            E::Io(io) => Failure {
+                quick: io.kind() == std::io::ErrorKind::ConnectionRefused && took < QUICK,
+                shown: None,
+            },
+            E::Hello(hum_shared::CellIoError::Closed | hum_shared::CellIoError::Io(_)) => Failure {
+                quick: false,
+                shown: None,
+            },
+            other => Failure {
+                quick: false,
+                shown: Some(other.to_string()),
+            },
+        }
+    }
+}
+
+/// The waits between attempts: doubling from [`FIRST_BACKOFF`], capped lower after quick
+/// failures, each drawn at random between half and all of it so that the clients of a
+/// relay that restarts do not all come back at the same instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            next: FIRST_BACKOFF,
+        }
+    }
+
+    /// The wait after a failed attempt, given a random duration in [0, wait / 2].
+    fn wait(&mut self, quick: bool, random: impl FnOnce(Duration) -> Duration) -> Duration {
+        let cap = if quick {
+            QUICK_MAX_BACKOFF
+        } else {
+            MAX_BACKOFF
+        };
+        let full = self.next.min(cap);
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        let half = full / 2;
+        half + random(full - half).min(full - half)
+    }
+}
+
+/// What the engine tells a link task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LinkControl {
+    /// Stop for good.
+    pub(crate) stop: bool,
+    /// Raised by `/reconnect`: a link waiting to try again tries at once.
+    pub(crate) retries: u64,
+}
+
+/// Runs a link until told to stop, reconnecting with backoff.
 pub(crate) async fn run(
     relay: String,
     queue: Arc<Mutex<VecDeque<Up>>>,
     inputs: UnboundedSender<Input>,
-    mut stop: watch::Receiver<bool>,
+    mut control: watch::Receiver<LinkControl>,
 ) {
     let addr: RelayAddr = match relay.parse() {
         Ok(a) => a,
@@ -66,23 +146,40 @@ pub(crate) async fn run(
             let _ = inputs.send(Input::LinkDown {
                 relay,
                 retry_in_ms: u64::MAX,
+                cause: Some(format!("the relay address does not parse: {e}")),
             });
             return;
         }
     };
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = Backoff::new();
     loop {
-        if *stop.borrow() {
+        if control.borrow().stop {
             return;
         }
-        let connected = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, hum_relay::connect(&addr)) => r,
-            _ = stop.changed() => return,
+        let started = tokio::time::Instant::now();
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, hum_relay::connect(&addr));
+        tokio::pin!(attempt);
+        let connected = loop {
+            tokio::select! {
+                r = &mut attempt => break r,
+                changed = control.changed() => {
+                    if changed.is_err() || control.borrow().stop {
+                        return;
+                    }
+                }
+            }
         };
-        match connected {
-            Err(_) => tracing::info!(relay = %addr.host_port(), "connecting timed out"),
+        let failure = match connected {
+            Err(_) => {
+                tracing::info!(relay = %addr.host_port(), "connecting timed out");
+                Failure {
+                    quick: false,
+                    shown: None,
+                }
+            }
             Ok(Err(e)) => {
-                tracing::info!(relay = %addr.host_port(), cause = %e, "relay unreachable")
+                tracing::info!(relay = %addr.host_port(), cause = %e, "relay unreachable");
+                Failure::of(&e, started.elapsed())
             }
             Ok(Ok((tls, hello))) => {
                 // Whatever was queued for the previous connection is stale: the engine
@@ -90,7 +187,7 @@ pub(crate) async fn run(
                 if let Ok(mut q) = queue.lock() {
                     q.clear();
                 }
-                backoff = FIRST_BACKOFF;
+                backoff = Backoff::new();
                 tracing::info!(relay = %addr.host_port(), "link up");
                 let _ = inputs.send(Input::LinkUp {
                     relay: relay.clone(),
@@ -105,24 +202,34 @@ pub(crate) async fn run(
                     &relay,
                     &queue,
                     &inputs,
-                    &mut stop,
+                    &mut control,
                 )
                 .await;
-                if *stop.borrow() {
+                if control.borrow().stop {
                     return;
                 }
                 tracing::info!(relay = %addr.host_port(), cause = %cause, "link lost");
+                Failure {
+                    quick: false,
+                    shown: None,
+                }
             }
-        }
-        let wait = backoff;
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        };
+        let wait = backoff.wait(failure.quick, random_below);
         let _ = inputs.send(Input::LinkDown {
             relay: relay.clone(),
             retry_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            cause: failure.shown,
         });
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+            changed = control.changed() => {
+                if changed.is_err() || control.borrow().stop {
+                    return;
+                }
+                // Asked to reconnect: now, and with short waits again.
+                backoff = Backoff::new();
+            }
         }
     }
 }
@@ -134,7 +241,7 @@ async fn beat(
     relay: &str,
     queue: &Mutex<VecDeque<Up>>,
     inputs: &UnboundedSender<Input>,
-    stop: &mut watch::Receiver<bool>,
+    control: &mut watch::Receiver<LinkControl>,
 ) -> String {
     let mut next = build_cell(queue, size);
     let mut buf = vec![0u8; size];
@@ -144,9 +251,21 @@ async fn beat(
     let mut cells = 0u32;
     let mut since = tokio::time::Instant::now();
     loop {
-        let read = tokio::select! {
-            r = tokio::time::timeout(silence, read_cell(&mut tls, &mut buf)) => r,
-            _ = stop.changed() => return "stopped".into(),
+        let read = {
+            // A cell read must not be cut short (the stream would lose its framing): a
+            // reconnect request while up leaves it running and changes nothing.
+            let reading = tokio::time::timeout(silence, read_cell(&mut tls, &mut buf));
+            tokio::pin!(reading);
+            loop {
+                tokio::select! {
+                    r = &mut reading => break r,
+                    changed = control.changed() => {
+                        if changed.is_err() || control.borrow().stop {
+                            return "stopped".into();
+                        }
+                    }
+                }
+            }
         };
         match read {
             Ok(Ok(())) => {}
@@ -190,5 +309,64 @@ async fn beat(
             cells = 0;
             since = tokio::time::Instant::now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waits(quick: bool, n: usize, random: fn(Duration) -> Duration) -> Vec<Duration> {
+        let mut b = Backoff::new();
+        (0..n).map(|_| b.wait(quick, random)).collect()
+    }
+
+    #[test]
+    fn waits_double_up_to_their_cap() {
+        let most = |span: Duration| span;
+        let slow = waits(false, 12, most);
+        assert_eq!(slow[0], FIRST_BACKOFF);
+        assert_eq!(slow[1], FIRST_BACKOFF * 2);
+        assert_eq!(slow[11], MAX_BACKOFF);
+        assert!(slow.windows(2).all(|w| w[0] <= w[1]));
+        // A relay that refuses at once is tried again within two seconds, however long
+        // it has been away.
+        let quick = waits(true, 12, most);
+        assert_eq!(quick[11], QUICK_MAX_BACKOFF);
+        assert!(quick.iter().all(|w| *w <= QUICK_MAX_BACKOFF));
+    }
+
+    #[test]
+    fn waits_are_drawn_between_half_and_all() {
+        let least = |_: Duration| Duration::ZERO;
+        let quick = waits(true, 12, least);
+        assert_eq!(quick[0], FIRST_BACKOFF / 2);
+        assert_eq!(quick[11], QUICK_MAX_BACKOFF / 2);
+        // A random source that overshoots is held to the full wait.
+        let over = |span: Duration| span * 3;
+        assert_eq!(waits(false, 1, over)[0], FIRST_BACKOFF);
+        for _ in 0..100 {
+            let w = Backoff::new().wait(false, random_below);
+            assert!(w >= FIRST_BACKOFF / 2 && w <= FIRST_BACKOFF, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn only_causes_that_waiting_does_not_fix_are_shown() {
+        use hum_relay::ConnectError as E;
+        let refused = E::Io(std::io::ErrorKind::ConnectionRefused.into());
+        let quick = Failure::of(&refused, Duration::from_millis(1));
+        assert_eq!((quick.quick, quick.shown), (true, None));
+        assert!(!Failure::of(&refused, Duration::from_secs(2)).quick);
+        let reset = Failure::of(
+            &E::Io(std::io::ErrorKind::ConnectionReset.into()),
+            Duration::ZERO,
+        );
+        assert_eq!((reset.quick, reset.shown), (false, None));
+        let wrong = Failure::of(&E::WrongCertificate, Duration::ZERO);
+        assert_eq!(
+            wrong.shown.as_deref(),
+            Some("the relay's certificate does not match the fingerprint in its address")
+        );
     }
 }

@@ -315,6 +315,7 @@ pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineEr
             text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
             sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
             uid,
+            event: false,
         };
         let body = seal(
             &profile.key,

@@ -57,3 +57,30 @@ pub(crate) struct RoomRecord {
     /// Group state, for group rooms.
     pub(crate) group: Option<GroupRecord>,
 }
+
+/// An invite of ours that has been used: its answer mailbox is still read until the invite
+/// expires, to tell the inviter when someone else answers the same code.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct UsedInviteRecord {
+    /// The capability of the invite's answer mailbox.
+    pub(crate) capability: [u8; 32],
+    /// The ephemeral key of the answer that used it (a copy of that answer is no news).
+    pub(crate) answer_key: [u8; 32],
+}
+
+impl Drop for UsedInviteRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.capability);
+    }
+}
+
+/// An invite this profile accepted, watched until its inviter says which answer used it.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct InviteCheckRecord {
+    /// The invite code as accepted.
+    pub(crate) code: String,
+    /// When it was accepted (unix seconds): the code is read as of then.
+    pub(crate) accepted_at: u64,
+    /// This profile's answer, the handshake envelope.
+    pub(crate) answer: Vec<u8>,
+}

@@ -87,6 +87,15 @@ CREATE TABLE IF NOT EXISTS inbox (
     sealed BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cursors (mailbox BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS used_invites (
+    id INTEGER PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    sealed BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invite_checks (
+    contact INTEGER PRIMARY KEY REFERENCES contacts(id),
+    sealed BLOB NOT NULL
+);
 ";
 
 /// One row of the outbox as the links' queues need it: an envelope waiting for the relay
@@ -238,6 +247,117 @@ impl Store {
             .map_err(db)?;
         Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
     }
+}
+
+/// A sealed row and its key, as the invite tables hold them.
+#[derive(Debug, Clone)]
+pub(crate) struct SealedRow {
+    /// The row's id (for invite checks, the contact's).
+    pub(crate) id: i64,
+    /// The sealed record.
+    pub(crate) sealed: Vec<u8>,
+}
+
+impl Store {
+    /// Our used invites still valid at `now` (unix seconds); the expired ones are deleted.
+    pub(crate) fn used_invites(&mut self, now: i64) -> Result<Vec<SealedRow>, EngineError> {
+        self.tx(|tx| {
+            exec(tx, "DELETE FROM used_invites WHERE expires_at <= ?1", [now])?;
+            Ok(())
+        })?;
+        sealed_rows(&self.conn, "SELECT id, sealed FROM used_invites")
+    }
+
+    /// The invites we accepted and still watch.
+    pub(crate) fn invite_checks(&self) -> Result<Vec<SealedRow>, EngineError> {
+        sealed_rows(&self.conn, "SELECT contact, sealed FROM invite_checks")
+    }
+}
+
+fn sealed_rows(c: &Connection, sql: &str) -> Result<Vec<SealedRow>, EngineError> {
+    let mut st = c.prepare_cached(sql).map_err(db)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(SealedRow {
+                id: r.get(0)?,
+                sealed: r.get(1)?,
+            })
+        })
+        .map_err(db)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db)
+}
+
+/// Keeps a used invite until `expires_at`; returns its id.
+pub(crate) fn insert_used_invite(
+    tx: &Transaction<'_>,
+    expires_at: i64,
+    sealed: &[u8],
+) -> Result<i64, EngineError> {
+    exec(
+        tx,
+        "INSERT INTO used_invites (expires_at, sealed) VALUES (?1, ?2)",
+        params![expires_at, sealed],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Queues an envelope that belongs to no conversation (no receipt id): it leaves once the
+/// relay stores it. Returns its outbox row.
+pub(crate) fn queue_envelope(
+    tx: &Transaction<'_>,
+    relay: &str,
+    mailbox: &[u8; 32],
+    fanout: bool,
+    envelope: &[u8],
+) -> Result<i64, EngineError> {
+    exec(
+        tx,
+        "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope) VALUES (NULL, ?1, ?2, ?3, ?4)",
+        params![relay, &mailbox[..], i64::from(fanout), envelope],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Starts watching an accepted invite for `contact`.
+pub(crate) fn insert_invite_check(
+    tx: &Transaction<'_>,
+    contact: i64,
+    sealed: &[u8],
+) -> Result<(), EngineError> {
+    exec(
+        tx,
+        "INSERT OR REPLACE INTO invite_checks (contact, sealed) VALUES (?1, ?2)",
+        params![contact, sealed],
+    )
+    .map(drop)
+}
+
+/// Stops watching the invite accepted for `contact`.
+pub(crate) fn delete_invite_check(tx: &Transaction<'_>, contact: i64) -> Result<(), EngineError> {
+    exec(
+        tx,
+        "DELETE FROM invite_checks WHERE contact = ?1",
+        [contact],
+    )
+    .map(drop)
+}
+
+/// Forgets a contact whose invite turned out to be used by someone else: its session,
+/// what waits to be sent to it, and the contact itself. Its room stays, closed, with
+/// its history.
+pub(crate) fn forget_contact(tx: &Transaction<'_>, contact: i64) -> Result<(), EngineError> {
+    delete_invite_check(tx, contact)?;
+    for sql in [
+        "DELETE FROM outbox WHERE contact = ?1",
+        "DELETE FROM receipts_out WHERE contact = ?1",
+        "DELETE FROM inbox WHERE contact = ?1",
+        "DELETE FROM sessions WHERE contact = ?1",
+        "UPDATE rooms SET contact = NULL WHERE contact = ?1",
+        "DELETE FROM contacts WHERE id = ?1",
+    ] {
+        exec(tx, sql, [contact])?;
+    }
+    Ok(())
 }
 
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {

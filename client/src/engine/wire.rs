@@ -140,7 +140,7 @@ impl AppMessage {
 /// How one stored message's body is sealed in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredMessage {
-    /// The sender's display name at the time.
+    /// The sender's display name at the time (for an event, who made the change).
     pub(crate) sender: String,
     /// The text.
     pub(crate) text: String,
@@ -148,4 +148,67 @@ pub(crate) struct StoredMessage {
     pub(crate) sent_at: i64,
     /// The message's id.
     pub(crate) uid: Uid,
+    /// Whether hum wrote it down: an event of the room (a member added or gone, a rename),
+    /// not something a person wrote.
+    pub(crate) event: bool,
+}
+
+/// A stored message as written before events were kept in history.
+#[derive(Deserialize)]
+struct StoredMessageBeforeEvents {
+    sender: String,
+    text: String,
+    sent_at: i64,
+    uid: Uid,
+}
+
+impl StoredMessage {
+    /// Decodes a stored message, of either layout.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<StoredMessage> {
+        postcard::from_bytes(bytes).ok().or_else(|| {
+            postcard::from_bytes::<StoredMessageBeforeEvents>(bytes)
+                .ok()
+                .map(|m| StoredMessage {
+                    sender: m.sender,
+                    text: m.text,
+                    sent_at: m.sent_at,
+                    uid: m.uid,
+                    event: false,
+                })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_messages_of_both_layouts_decode() -> Result<(), postcard::Error> {
+        #[derive(Serialize)]
+        struct Before<'a> {
+            sender: &'a str,
+            text: &'a str,
+            sent_at: i64,
+            uid: Uid,
+        }
+        let old = postcard::to_stdvec(&Before {
+            sender: "bob",
+            text: "hi",
+            sent_at: 5,
+            uid: [7; 16],
+        })?;
+        let m = StoredMessage::decode(&old).ok_or(postcard::Error::DeserializeBadEncoding)?;
+        assert_eq!(
+            (m.sender.as_str(), m.text.as_str(), m.event),
+            ("bob", "hi", false)
+        );
+        let new = StoredMessage { event: true, ..m };
+        assert_eq!(
+            StoredMessage::decode(&postcard::to_stdvec(&new)?),
+            Some(new)
+        );
+        assert_eq!(StoredMessage::decode(b"\x01"), None);
+        Ok(())
+    }
 }

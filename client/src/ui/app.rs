@@ -10,7 +10,8 @@ use ratatui::style::Style;
 use ratatui_textarea::{CursorMove, TextArea};
 
 use crate::api::{
-    Command, ContactId, Event, LinkStatus, MessageView, RoomId, RoomKind, RoomSummary,
+    Command, ContactId, Event, LinkStatus, MemberView, MessageKind, MessageView, RoomId, RoomKind,
+    RoomSummary,
 };
 use crate::ui::UiOptions;
 use crate::ui::action::Action;
@@ -60,6 +61,13 @@ pub enum Overlay {
     },
     /// A long paste waiting for confirmation.
     Paste(String),
+    /// A room's members.
+    Members {
+        /// The room's name.
+        room: String,
+        /// Its members, this profile first.
+        members: Vec<MemberView>,
+    },
 }
 
 /// Where the input's text goes.
@@ -474,6 +482,7 @@ impl App {
                     self.contacts.push((id, name));
                 }
             }
+            Event::ContactRemoved { id, .. } => self.contacts.retain(|(c, _)| *c != id),
             Event::Message(m) => self.on_message(m, out),
             Event::Delivery { room, id, state } => {
                 if let Some(r) = self.room_mut(room) {
@@ -508,6 +517,13 @@ impl App {
             }
             Event::Notice(text) => self.notice(text),
             Event::Error { message } => self.error(message),
+            Event::Members { room, members } => {
+                let room = self
+                    .room(room)
+                    .map_or_else(String::new, |r| r.summary.name.clone());
+                self.overlay = Some(Overlay::Members { room, members });
+            }
+            Event::Pong { .. } => {}
         }
     }
 
@@ -535,16 +551,18 @@ impl App {
                 closed: false,
             });
         }
-        let mention = !m.from_me && timeline::mentions(&m.text, &self.me);
+        let mention =
+            !m.from_me && m.kind == MessageKind::Text && timeline::mentions(&m.text, &self.me);
         let visible = self.visible(room);
         let from_me = m.from_me;
+        let kind = m.kind;
         let (sender, text) = (m.sender.clone(), m.text.clone());
         let mut room_name = String::new();
         if let Some(r) = self.room_mut(room) {
             r.timeline.push(m);
             if from_me {
                 r.timeline.marker = None;
-            } else if !visible {
+            } else if !visible && kind == MessageKind::Text {
                 r.summary.unread += 1;
                 r.summary.mentions += u32::from(mention);
             }
@@ -1208,6 +1226,11 @@ impl App {
                         query,
                     });
                 }
+                SlashCommand::Reconnect => out.push(Command::Reconnect),
+                SlashCommand::Members => match self.focused_room() {
+                    Some(room) => out.push(Command::Members { room }),
+                    None => return Err("no room here: open one first (Alt-1..9, /msg NAME)".into()),
+                },
                 SlashCommand::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
                 SlashCommand::Quit => {
                     self.quit = true;

@@ -48,6 +48,10 @@ pub enum SlashCommand {
     },
     /// `/search TEXT`.
     Search(String),
+    /// `/reconnect`: links that are down try again now.
+    Reconnect,
+    /// `/members`: the focused room's members.
+    Members,
     /// `/help`.
     Help,
     /// `/quit`.
@@ -93,6 +97,11 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         help: "make an invite code to give someone",
     },
     CommandSpec {
+        name: "members",
+        usage: "",
+        help: "list this room's members",
+    },
+    CommandSpec {
         name: "msg",
         usage: "NAME [TEXT]",
         help: "open a room (and send TEXT)",
@@ -106,6 +115,11 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         name: "quit",
         usage: "",
         help: "leave hum",
+    },
+    CommandSpec {
+        name: "reconnect",
+        usage: "",
+        help: "try the relay again now",
     },
     CommandSpec {
         name: "search",
@@ -257,6 +271,8 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
             })
         }
         "search" => Ok(SlashCommand::Search(need(rest)?)),
+        "reconnect" => none(SlashCommand::Reconnect),
+        "members" => none(SlashCommand::Members),
         "help" => Ok(SlashCommand::Help),
         "quit" => Ok(SlashCommand::Quit),
         _ => Err(format!("unknown command /{name}")),

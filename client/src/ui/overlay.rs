@@ -120,6 +120,51 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, overlay: &Overl
                 area.width.saturating_sub(4).max(20),
             );
         }
+        Overlay::Members { room, members } => {
+            let mut lines = Vec::with_capacity(members.len() + 3);
+            let strangers = members.iter().any(|m| !m.you && m.contact.is_none());
+            for m in members {
+                let mut spans = vec![
+                    Span::raw("  "),
+                    Span::styled(m.name.clone(), t.nick(&m.name)),
+                ];
+                let mut tags = Vec::new();
+                if m.you {
+                    tags.push("you");
+                }
+                if m.admin {
+                    tags.push("admin");
+                }
+                if !tags.is_empty() {
+                    spans.push(Span::styled(
+                        format!("  ({})", tags.join(", ")),
+                        t.style(Role::Dim),
+                    ));
+                }
+                if !m.you && m.contact.is_none() {
+                    spans.push(Span::styled("  not your contact", t.style(Role::Mention)));
+                    spans.push(Span::styled(
+                        format!("  {}", m.fingerprint),
+                        t.style(Role::Dim),
+                    ));
+                }
+                lines.push(Line::from(spans));
+            }
+            lines.push(Line::raw(""));
+            if strangers {
+                lines.push(Line::styled(
+                    "Not your contact: only the admin vouches for them; compare the fingerprint with them to be sure.",
+                    t.style(Role::Text),
+                ));
+            }
+            lines.push(Line::styled("Esc closes.", t.style(Role::Dim)));
+            boxed(
+                frame,
+                &format!("members of {room} ({})", members.len()),
+                lines,
+                area.width.saturating_sub(4).clamp(20, 76),
+            );
+        }
         Overlay::Paste(p) => {
             let n = p.lines().count();
             let lines = vec![

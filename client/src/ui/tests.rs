@@ -41,6 +41,7 @@ fn msg(id: i64, room: i64, sender: &str, text: &str, mins: i64) -> MessageView {
         text: text.into(),
         sent_at: DAY + mins * 60_000,
         delivery: (sender == "me").then_some(Delivery::Delivered),
+        kind: crate::api::MessageKind::Text,
     }
 }
 
@@ -118,6 +119,7 @@ fn app(w: u16, h: u16) -> App {
     }
     app.update(Action::Engine(Event::Message(MessageView {
         delivery: Some(Delivery::Queued),
+        kind: crate::api::MessageKind::Text,
         ..msg(6, 1, "me", "sending while offline", 9 * 60 + 4)
     })));
     app.update(Action::Engine(Event::History {

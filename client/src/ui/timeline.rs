@@ -6,7 +6,7 @@
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use crate::api::{Delivery, MessageId, MessageView};
+use crate::api::{Delivery, MessageId, MessageKind, MessageView};
 use crate::ui::text;
 use crate::ui::theme::{Role, Theme};
 
@@ -144,8 +144,37 @@ pub(super) fn delivery_glyph(d: Delivery) -> (&'static str, Role) {
     }
 }
 
+/// The rows of a room event: its time, then the sentence, dimmed, without a sender column.
+fn event_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'static>> {
+    let t = ctx.theme;
+    let w = ctx.width.max(4);
+    let style = t.style(Role::Dim);
+    let text = format!("· {}", m.text);
+    if w < 36 {
+        return text::wrap(&text, w)
+            .into_iter()
+            .map(|row| Line::styled(row, style))
+            .collect();
+    }
+    text::wrap(&text, w.saturating_sub(6).max(4))
+        .into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let time = if i == 0 {
+                Span::styled(text::clock(m.sent_at, ctx.tz), t.style(Role::Time))
+            } else {
+                Span::raw(" ".repeat(5))
+            };
+            Line::from(vec![time, Span::raw(" "), Span::styled(row, style)])
+        })
+        .collect()
+}
+
 /// The rows of one message.
 pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'static>> {
+    if m.kind == MessageKind::Event {
+        return event_rows(m, ctx);
+    }
     let t = ctx.theme;
     let w = ctx.width.max(4);
     let nick_style = if !m.from_me && mentions(&m.text, ctx.me) {
@@ -307,6 +336,7 @@ mod tests {
             text: text.into(),
             sent_at: 20_781 * 86_400_000 + id * 60_000,
             delivery: None,
+            kind: MessageKind::Text,
         }
     }
 

@@ -14,6 +14,106 @@ impl Core {
         *self.me.public().fingerprint().as_bytes()
     }
 
+    /// Writes an event into a room's history (a member added or gone, a rename) and shows
+    /// it: `actor` made the change, `text` says it in full.
+    pub(super) fn record_event(
+        &mut self,
+        rid: i64,
+        actor: &str,
+        text: String,
+    ) -> Result<(), EngineError> {
+        let uid = random_uid()?;
+        let sent_at = now_millis();
+        let body = seal(
+            &self.key,
+            &enc(&StoredMessage {
+                sender: actor.to_owned(),
+                text: text.clone(),
+                sent_at,
+                uid,
+                event: true,
+            })?,
+            "message",
+        )?;
+        let id = self.store.tx(|tx| {
+            exec(
+                tx,
+                "INSERT INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)",
+                params![rid, &uid[..], body],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        self.emit(Event::Message(MessageView {
+            id: MessageId(id),
+            room: RoomId(rid),
+            sender: actor.to_owned(),
+            from_me: false,
+            text,
+            sent_at,
+            delivery: None,
+            kind: MessageKind::Event,
+        }));
+        Ok(())
+    }
+
+    /// Records an event, logging rather than failing: the change it describes is done.
+    pub(super) fn note_event(&mut self, rid: i64, actor: &str, text: String) {
+        if let Err(e) = self.record_event(rid, actor, text) {
+            tracing::warn!(cause = %e, "a room event was not recorded");
+        }
+    }
+
+    /// The name a member goes by here: the contact's nickname, else the admin's name.
+    pub(super) fn member_name(&self, m: &MemberRecord) -> String {
+        self.contact_name_of(&m.fingerprint)
+            .unwrap_or_else(|| m.name.clone())
+    }
+
+    /// A room's members, this profile first, for `/members`.
+    pub(super) fn members_of(&self, rid: i64) -> Result<Vec<MemberView>, EngineError> {
+        let room = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let me = self.me.public();
+        let mut out = vec![MemberView {
+            name: self.my_name.clone(),
+            fingerprint: me.fingerprint().to_string(),
+            contact: None,
+            you: true,
+            admin: room
+                .rec
+                .group
+                .as_ref()
+                .is_some_and(|g| g.admin == self.my_fp()),
+        }];
+        match &room.rec.group {
+            Some(g) => {
+                for m in &g.members {
+                    let fingerprint = PublicIdentity::from_bytes(&m.identity)
+                        .map(|p| p.fingerprint().to_string())
+                        .map_err(crypto)?;
+                    out.push(MemberView {
+                        name: self.member_name(m),
+                        fingerprint,
+                        contact: self.contact_by_fp(&m.fingerprint).map(ContactId),
+                        you: false,
+                        admin: g.admin == m.fingerprint,
+                    });
+                }
+            }
+            None => {
+                if let Some((&cid, c)) = self.contacts.iter().find(|(_, c)| c.room == rid) {
+                    out.push(MemberView {
+                        name: c.rec.name.clone(),
+                        fingerprint: c.public.fingerprint().to_string(),
+                        contact: Some(ContactId(cid)),
+                        you: false,
+                        admin: false,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) fn me_as_member(&self) -> Member {
         Member {
             identity: self.me.public().to_bytes().to_vec(),
@@ -145,6 +245,8 @@ impl Core {
         let rid = self.insert_group_room(rec)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
+        let me = self.my_name.clone();
+        self.note_event(rid, &me, format!("you created the group {name}"));
         Ok(())
     }
 
@@ -181,6 +283,7 @@ impl Core {
             members: self.members_except(rid, None)?,
             dist: state.distribution().to_bytes(),
         };
+        let added = member.name.clone();
         self.change_group(rid, |core| {
             core.group_mut(rid)?.members.push(member);
             let mut msgs = vec![(Dest::Contact(cid), invite)];
@@ -188,6 +291,8 @@ impl Core {
             Ok(msgs)
         })?;
         self.emit_room(rid);
+        let me = self.my_name.clone();
+        self.note_event(rid, &me, format!("you added {added}"));
         Ok(())
     }
 
@@ -289,6 +394,16 @@ impl Core {
     }
 
     pub(super) fn group_remove(&mut self, rid: i64, cid: i64) -> Result<(), EngineError> {
+        self.remove_member(rid, cid, false)
+    }
+
+    /// Removes a member as the admin: because they asked to leave (`left`), or not.
+    pub(super) fn remove_member(
+        &mut self,
+        rid: i64,
+        cid: i64,
+        left: bool,
+    ) -> Result<(), EngineError> {
         self.require_admin(rid)?;
         let fp = *self
             .contacts
@@ -324,6 +439,17 @@ impl Core {
         self.forgive_receipts(rid, &fp)?;
         self.subscribe_group(rid)?;
         self.emit_room(rid);
+        let name = self
+            .contacts
+            .get(&cid)
+            .map(|c| c.rec.name.clone())
+            .unwrap_or_default();
+        let me = self.my_name.clone();
+        if left {
+            self.note_event(rid, &name, format!("{name} left"));
+        } else {
+            self.note_event(rid, &me, format!("you removed {name}"));
+        }
         Ok(())
     }
 
@@ -394,11 +520,19 @@ impl Core {
                 },
             ));
         }
+        let admin = g.admin == self.my_fp();
         self.change_group(rid, |core| {
             core.group_mut(rid)?.closed = true;
             Ok(msgs)
         })?;
         self.emit_room(rid);
+        let me = self.my_name.clone();
+        let text = if admin {
+            "you left and closed the group"
+        } else {
+            "you left the group"
+        };
+        self.note_event(rid, &me, text.to_owned());
         Ok(())
     }
 
@@ -413,6 +547,12 @@ impl Core {
         if name.is_empty() {
             return Err(EngineError::Empty);
         }
+        let old = self
+            .rooms
+            .get(&rid)
+            .map(|r| r.rec.name.clone())
+            .unwrap_or_default();
+        let text = format!("you renamed the group from {old} to {name}");
         self.change_group(rid, |core| {
             if let Some(r) = core.rooms.get_mut(&rid) {
                 r.rec.name = name;
@@ -420,6 +560,8 @@ impl Core {
             core.updates(rid, None, None)
         })?;
         self.emit_room(rid);
+        let me = self.my_name.clone();
+        self.note_event(rid, &me, text);
         Ok(())
     }
 
@@ -631,6 +773,7 @@ impl Core {
                 self.emit(Event::Notice(format!(
                     "{inviter} added you to the group {name}"
                 )));
+                self.note_event(rid, &inviter, format!("{inviter} added you"));
                 Ok(())
             }
             AppMessage::GroupUpdate {
@@ -653,8 +796,32 @@ impl Core {
                     .filter(|m| !old.iter().any(|o| o.fingerprint == m.fingerprint))
                     .map(|m| m.fingerprint)
                     .collect();
+                let admin = self
+                    .contacts
+                    .get(&cid)
+                    .map(|c| c.rec.name.clone())
+                    .unwrap_or_default();
+                let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let mut events: Vec<String> = list
+                    .iter()
+                    .filter(|m| newcomers.contains(&m.fingerprint))
+                    .map(|m| format!("{admin} added {}", self.member_name(m)))
+                    .collect();
+                events.extend(
+                    old.iter()
+                        .filter(|o| !list.iter().any(|m| m.fingerprint == o.fingerprint))
+                        .map(|o| format!("{} is no longer in the group", self.member_name(o))),
+                );
+                if let Some(r) = self.rooms.get(&rid)
+                    && r.rec.name != name
+                {
+                    events.push(format!(
+                        "{admin} renamed the group from {} to {name}",
+                        r.rec.name
+                    ));
+                }
                 if let Some(r) = self.rooms.get_mut(&rid) {
-                    r.rec.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                    r.rec.name = name;
                 }
                 self.group_mut(rid)?.members = list;
                 self.save_room(rid)?;
@@ -672,6 +839,9 @@ impl Core {
                     }
                 }
                 self.emit_room(rid);
+                for text in events {
+                    self.note_event(rid, &admin, text);
+                }
                 Ok(())
             }
             AppMessage::GroupKey {
@@ -741,6 +911,16 @@ impl Core {
                 self.emit(Event::Notice(format!(
                     "you are no longer in the group {name}"
                 )));
+                let admin = self
+                    .contacts
+                    .get(&cid)
+                    .map(|c| c.rec.name.clone())
+                    .unwrap_or_default();
+                self.note_event(
+                    rid,
+                    &admin,
+                    format!("{admin} removed you from the group, or closed it"),
+                );
                 Ok(())
             }
             AppMessage::GroupLeave { group, .. } => {
@@ -754,7 +934,7 @@ impl Core {
                         .iter()
                         .any(|m| m.fingerprint == from)
                 {
-                    self.group_remove(rid, cid)?;
+                    self.remove_member(rid, cid, true)?;
                 }
                 Ok(())
             }

@@ -51,6 +51,11 @@ impl Core {
         };
         match kind {
             RouteKind::Invite(id) => self.invite_answered(id, &env),
+            RouteKind::UsedInvite(id) => {
+                self.used_invite_answered(id, &env);
+                Ok(())
+            }
+            RouteKind::InviteCheck(cid) => self.invite_notice(cid, &env),
             RouteKind::Direct(cid) => {
                 let Some(mut s) = self.sessions.get(&cid).cloned() else {
                     return Ok(());
@@ -143,11 +148,16 @@ impl Core {
             return Ok(());
         }
         let name = self.unique_name(hello.name);
-        self.add_contact(who, name.clone(), hello.relay, session, |tx| {
-            // One-time: the invite is used up.
-            exec(tx, "DELETE FROM invites WHERE id = ?1", [id]).map(drop)
-        })?;
+        // One-time: the invite is used up. Its prekey goes; a notice naming this answer
+        // goes to whoever else answers the same code.
+        let used = self.prepare_used(id, env)?;
+        let (_, (used_id, notice_row)) =
+            self.add_contact(who, name.clone(), hello.relay, session, |tx, _| {
+                exec(tx, "DELETE FROM invites WHERE id = ?1", [id])?;
+                used.write(tx)
+            })?;
         self.invites.remove(&id);
+        self.invite_used(id, used_id, used, notice_row)?;
         self.emit(Event::Notice(format!("{name} accepted your invite")));
         Ok(())
     }
@@ -280,6 +290,7 @@ impl Core {
                     text: text.clone(),
                     sent_at: *sent_at,
                     uid: *uid,
+                    event: false,
                 })?,
                 "message",
             )?;
@@ -311,6 +322,7 @@ impl Core {
                     text: text.clone(),
                     sent_at: *sent_at,
                     delivery: None,
+                    kind: MessageKind::Text,
                 });
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.unread += 1;

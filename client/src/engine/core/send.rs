@@ -202,6 +202,7 @@ impl Core {
                 text: text.clone(),
                 sent_at,
                 uid,
+                event: false,
             })?,
             "message",
         )?;
@@ -222,6 +223,7 @@ impl Core {
             text,
             sent_at,
             delivery: Some(Delivery::Queued),
+            kind: MessageKind::Text,
         }));
         self.after_sealed(s, ids)
     }

@@ -1,0 +1,287 @@
+//! One-time invites that say so (docs/PROTOCOL.md §3.4.1). The inviter, when an invite is
+//! used, leaves a notice naming the answer that used it and keeps reading the invite's
+//! answer mailbox until it expires; an acceptor reads the notice mailbox of the invite it
+//! answered. A second acceptor learns that the code was used, and its client takes back
+//! the contact it made; the inviter learns that someone else tried the code.
+
+use super::super::records::{InviteCheckRecord, UsedInviteRecord};
+use super::*;
+
+/// How long after an invite's expiry an acceptor still reads its used notice: as long as
+/// a relay keeps one.
+const NOTICE_KEPT_SECS: u64 = 7 * 86_400;
+
+/// One of our invites that was used.
+pub(super) struct UsedInvite {
+    capability: Capability,
+    /// The ephemeral key of the answer that used it.
+    answer_key: [u8; 32],
+}
+
+/// An invite we accepted, watched until its inviter says which answer used it.
+pub(super) struct Check {
+    invite: Invite,
+    answer: Envelope,
+}
+
+/// What using up an invite writes, prepared outside the transaction.
+pub(super) struct Used {
+    relay: String,
+    expires_at: i64,
+    sealed: Vec<u8>,
+    capability: Capability,
+    answer_key: [u8; 32],
+    notice_mailbox: MailboxId,
+    notice: Envelope,
+}
+
+impl Used {
+    /// Writes the used invite and queues its notice; returns their ids.
+    pub(super) fn write(&self, tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64), EngineError> {
+        let id = store::insert_used_invite(tx, self.expires_at, &self.sealed)?;
+        let row = store::queue_envelope(
+            tx,
+            &self.relay,
+            self.notice_mailbox.as_bytes(),
+            true,
+            self.notice.as_bytes(),
+        )?;
+        Ok((id, row))
+    }
+}
+
+fn answer_key(env: &Envelope) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k.copy_from_slice(&env.as_bytes()[..32]);
+    k
+}
+
+impl Core {
+    /// Loads the used invites and the invites we watch.
+    pub(super) fn load_invite_state(&mut self) -> Result<(), EngineError> {
+        let now = now_secs();
+        for row in self
+            .store
+            .used_invites(i64::try_from(now).unwrap_or(i64::MAX))?
+        {
+            let rec: UsedInviteRecord = dec(&zeroize::Zeroizing::new(open(
+                &self.key,
+                &row.sealed,
+                "used invite",
+            )?))?;
+            self.used_invites.insert(
+                row.id,
+                UsedInvite {
+                    capability: Capability::from_bytes(rec.capability),
+                    answer_key: rec.answer_key,
+                },
+            );
+        }
+        let mut stale = Vec::new();
+        for row in self.store.invite_checks()? {
+            let rec: InviteCheckRecord = dec(&open(&self.key, &row.sealed, "invite check")?)?;
+            let check = Invite::decode(&rec.code, rec.accepted_at)
+                .ok()
+                .zip(Envelope::from_bytes(&rec.answer).ok());
+            match check {
+                Some((invite, answer))
+                    if self.contacts.contains_key(&row.id)
+                        && now < invite.expires_at().saturating_add(NOTICE_KEPT_SECS) =>
+                {
+                    self.checks.insert(row.id, Check { invite, answer });
+                }
+                _ => stale.push(row.id),
+            }
+        }
+        self.store.tx(|tx| {
+            for cid in &stale {
+                store::delete_invite_check(tx, *cid)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Subscribes the mailboxes of used invites and of the invites we watch.
+    pub(super) fn subscribe_invite_state(&mut self) -> Result<(), EngineError> {
+        let home = self.home.clone();
+        let used: Vec<(i64, Capability)> = self
+            .used_invites
+            .iter()
+            .map(|(&id, u)| (id, u.capability.clone()))
+            .collect();
+        for (id, cap) in used {
+            self.subscribe(&home, cap, RouteKind::UsedInvite(id), false, None)?;
+        }
+        let checks: Vec<(i64, String, Capability)> = self
+            .checks
+            .iter()
+            .filter_map(|(&cid, c)| {
+                let cap = c.invite.used_capability().ok()?;
+                Some((cid, c.invite.relay().to_owned(), cap))
+            })
+            .collect();
+        for (cid, relay, cap) in checks {
+            self.subscribe(&relay, cap, RouteKind::InviteCheck(cid), true, None)?;
+        }
+        Ok(())
+    }
+
+    /// The sealed record of an invite we accept now with `answer`.
+    pub(super) fn seal_check(&self, code: &str, answer: &Envelope) -> Result<Vec<u8>, EngineError> {
+        let rec = InviteCheckRecord {
+            code: code.chars().filter(|c| !c.is_whitespace()).collect(),
+            accepted_at: now_secs(),
+            answer: answer.as_bytes().to_vec(),
+        };
+        seal(&self.key, &enc(&rec)?, "invite check")
+    }
+
+    /// Starts reading the used notice of an invite accepted for `cid`.
+    pub(super) fn watch_invite(
+        &mut self,
+        cid: i64,
+        invite: Invite,
+        answer: Envelope,
+    ) -> Result<(), EngineError> {
+        let cap = invite.used_capability().map_err(crypto)?;
+        let relay = invite.relay().to_owned();
+        self.checks.insert(cid, Check { invite, answer });
+        self.subscribe(&relay, cap, RouteKind::InviteCheck(cid), true, None)
+    }
+
+    /// Prepares what using up invite `id` with the answer `env` writes.
+    pub(super) fn prepare_used(&self, id: i64, env: &Envelope) -> Result<Used, EngineError> {
+        let secret = self
+            .invites
+            .get(&id)
+            .ok_or(EngineError::Unknown("invite"))?;
+        let notice = self.me.invite_used_notice(secret, env).map_err(crypto)?;
+        let notice_mailbox = secret.used_capability().map_err(crypto)?.mailbox_id();
+        let rec = UsedInviteRecord {
+            capability: *secret.capability().expose_secret(),
+            answer_key: answer_key(env),
+        };
+        Ok(Used {
+            relay: self.home.clone(),
+            expires_at: i64::try_from(secret.expires_at()).unwrap_or(i64::MAX),
+            sealed: seal(
+                &self.key,
+                &zeroize::Zeroizing::new(enc(&rec)?),
+                "used invite",
+            )?,
+            capability: secret.capability().clone(),
+            answer_key: rec.answer_key,
+            notice_mailbox,
+            notice,
+        })
+    }
+
+    /// After invite `id` was used (committed as `used_id`): its answer mailbox is read as a
+    /// used invite's, and the notice goes out.
+    pub(super) fn invite_used(
+        &mut self,
+        id: i64,
+        used_id: i64,
+        used: Used,
+        notice_row: i64,
+    ) -> Result<(), EngineError> {
+        for r in self.routes.values_mut() {
+            if r.kind == RouteKind::Invite(id) {
+                r.kind = RouteKind::UsedInvite(used_id);
+            }
+        }
+        self.used_invites.insert(
+            used_id,
+            UsedInvite {
+                capability: used.capability,
+                answer_key: used.answer_key,
+            },
+        );
+        self.ensure_link(&used.relay);
+        if let Some(l) = self.links.get_mut(&used.relay) {
+            l.pending.push_back(notice_row);
+        }
+        self.pump(&used.relay)
+    }
+
+    /// Someone answered an invite of ours that was used already.
+    pub(super) fn used_invite_answered(&mut self, id: i64, env: &Envelope) {
+        let Some(u) = self.used_invites.get(&id) else {
+            return;
+        };
+        // A copy of the answer that used it (deposited again after a relay restart).
+        if u.answer_key == answer_key(env) {
+            return;
+        }
+        self.emit(Event::Notice(
+            "someone answered an invite code of yours that was already used: they were not added, and are told to ask you for a new code".into(),
+        ));
+    }
+
+    /// Stops reading every mailbox routed to `kind`.
+    fn unsubscribe_kind(&mut self, kind: RouteKind) {
+        let gone: Vec<MailboxId> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.kind == kind)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            if let Some(r) = self.routes.remove(&id) {
+                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
+            }
+        }
+    }
+
+    fn stop_watching(&mut self, cid: i64) {
+        self.checks.remove(&cid);
+        self.unsubscribe_kind(RouteKind::InviteCheck(cid));
+    }
+
+    /// A used notice for the invite accepted for `cid`.
+    pub(super) fn invite_notice(&mut self, cid: i64, env: &Envelope) -> Result<(), EngineError> {
+        let Some(check) = self.checks.get(&cid) else {
+            return Ok(());
+        };
+        match check.invite.used_by(env, &check.answer) {
+            Ok(true) => {
+                self.store.tx(|tx| store::delete_invite_check(tx, cid))?;
+                self.stop_watching(cid);
+                Ok(())
+            }
+            Ok(false) => self.invite_taken(cid),
+            Err(_) => {
+                tracing::debug!("an envelope in an invite's notice mailbox does not read");
+                Ok(())
+            }
+        }
+    }
+
+    /// The invite accepted for `cid` was used by someone else first: the contact does not
+    /// exist on the other side. It goes; its room stays, closed, with what was written.
+    fn invite_taken(&mut self, cid: i64) -> Result<(), EngineError> {
+        let Some(c) = self.contacts.get(&cid) else {
+            return Ok(());
+        };
+        let (name, room) = (c.rec.name.clone(), c.room);
+        self.store.tx(|tx| store::forget_contact(tx, cid))?;
+        self.stop_watching(cid);
+        self.contacts.remove(&cid);
+        self.sessions.remove(&cid);
+        self.unsubscribe_kind(RouteKind::Direct(cid));
+        self.emit(Event::ContactRemoved {
+            id: ContactId(cid),
+            name: name.clone(),
+        });
+        self.emit_room(room);
+        self.note_event(
+            room,
+            &name,
+            format!("the invite code had already been used by someone else: {name} never got your request"),
+        );
+        self.error(format!(
+            "{name}'s invite code had already been used by someone else, so {name} was not added: ask {name} for a new code"
+        ));
+        Ok(())
+    }
+}
