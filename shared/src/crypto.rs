@@ -35,7 +35,7 @@ mod error;
 mod group;
 mod identity;
 mod invite;
-mod kdf;
+pub(crate) mod kdf;
 mod mailbox;
 mod ratchet;
 mod session;
