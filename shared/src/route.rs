@@ -50,14 +50,20 @@
 //! ```
 
 mod answer;
+mod cell;
 mod delivery_secret;
 mod deposit;
 mod detection_key;
+mod directory;
 mod error;
+mod hello;
 mod inner;
 mod item;
 pub(crate) mod kdf;
+mod link_frame;
+mod link_hello;
 mod relay_id;
+mod replay_guard;
 mod reply;
 mod request;
 mod slot;
@@ -68,15 +74,30 @@ mod tag_seed;
 mod wrap_key;
 
 pub use answer::{ANSWER_LEN, Answer, DepositOutcome, DepositReply, RequestOutcome};
+pub use cell::{CELL_LEN, CELL_VERSION_2, DownCell, UpCell};
 pub use delivery_secret::DeliverySecret;
 pub use deposit::{BucketCopy, Copy, DEPOSIT_LEN, Deposit, MAX_COPIES};
 pub use detection_key::{DetectionKey, flag_mask, flag_matches};
+pub use directory::{
+    DIRECTORY_CHUNK_LEN, Directory, DirectoryChunk, DirectoryReassembler, MAX_CERTIFICATE_LEN,
+    MAX_DIRECTORY_CHUNKS, MAX_DIRECTORY_LEN, MAX_RELAYS, RelayEntry,
+};
 pub use error::RouteError;
+pub use hello::{ALPN_HUM2, HELLO_HEADER_LEN, HELLO_MAGIC, Hello};
 pub use inner::{
     INNER_ANSWER_LEN, INNER_BLOB_LEN, InnerAnswer, InnerBlob, InnerReplier, OpenedInner, open_inner,
 };
 pub use item::{ITEM_LEN, Item};
+pub use link_frame::{
+    DIRECTORY_UPDATE_LEN, DirectoryUpdate, FRAME_HEADER_LEN, ForwardAnswers, ForwardBatch,
+    FrameKind, LinkFrame, ReplyBatch, SlotBatch, StreamBatch, read_frame_header,
+};
+pub use link_hello::{
+    ALPN_LINK, AgreedLink, LINK_HELLO_LEN, LINK_MAGIC, LinkConfig, LinkHello, LinkRole,
+    MAX_LINK_CAPACITY,
+};
 pub use relay_id::{RELAY_ID_LEN, RelayId};
+pub use replay_guard::ReplayGuard;
 pub use reply::{Reply, ReplyKeys, SlotReplier};
 pub use request::{CatchUp, Delete, Request};
 pub use slot::{
@@ -91,3 +112,12 @@ pub use wrap_key::{WRAPPED_LEN, WrapKey, WrappedEnvelope};
 
 /// The most buckets a mailbox relay may have (a deposit names buckets in one byte).
 pub const MAX_BUCKETS: u16 = 256;
+
+/// The digest curious logs name bytes by: the first 8 bytes of BLAKE2b-512, in hex
+/// (docs/PROTOCOL.md, hum/2 §H8).
+pub fn log_digest(bytes: &[u8]) -> String {
+    match crate::crypto::kdf::blake2b_512(&[bytes]) {
+        Ok(d) => crate::crypto::kdf::hex(&d[..8]),
+        Err(_) => String::from("-"),
+    }
+}

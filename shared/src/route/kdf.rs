@@ -32,6 +32,7 @@ pub(crate) const L_INNER_KEYS: &[u8] = b"hum/2 inner keys";
 pub(crate) const L_INNER_AD: &[u8] = b"hum/2 inner";
 pub(crate) const L_ANSWER_AD: &[u8] = b"hum/2 answer";
 pub(crate) const L_INNER_ANSWER_AD: &[u8] = b"hum/2 inner answer";
+pub(crate) const L_DIRECTORY: &[u8] = b"hum/2 directory";
 
 /// HKDF salt for the slot and inner keys: 64 zero bytes, RFC 5869's default for SHA-512.
 const ZERO_SALT: [u8; 64] = [0u8; 64];
