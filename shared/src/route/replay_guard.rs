@@ -5,7 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use super::{RouteError, Slot};
 
 /// Remembers the ephemeral keys of the slots a home relay opened over the last `window`
-/// of its own ticks, and refuses one seen again (docs/PROTOCOL.md, hum/2 §H5.1).
+/// of its own ticks, and refuses one seen again (docs/PROTOCOL.md, hum/2 §H4.3).
 ///
 /// A slot's associated data binds the entry relay's id and tick, so a slot replayed into
 /// a later batch does not open at all; the guard catches a slot repeated within a batch or
