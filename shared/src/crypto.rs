@@ -36,7 +36,7 @@ mod group;
 mod identity;
 mod invite;
 mod invite_used;
-mod kdf;
+pub(crate) mod kdf;
 mod mailbox;
 mod ratchet;
 mod session;

@@ -22,6 +22,7 @@ mod error;
 mod frame;
 #[cfg(feature = "tokio")]
 mod io;
+pub mod route;
 mod split;
 
 pub use addr::{AddrError, Fingerprint, RELAY_SCHEME, RelayAddr};
