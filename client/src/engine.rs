@@ -5,6 +5,7 @@
 
 mod core;
 mod link;
+mod lock;
 mod profile;
 mod records;
 mod store;
@@ -32,6 +33,17 @@ pub enum EngineError {
     /// A profile problem (missing, exists, bad name, unreadable config).
     #[error("profile: {0}")]
     Profile(String),
+    /// The profile is open in another process (the TUI, `--plain`, or another copy): one
+    /// profile is used by one process at a time.
+    #[error("profile {profile} is in use by {}", lock::holder_text(.program, .pid))]
+    InUse {
+        /// The profile's name.
+        profile: String,
+        /// The holder's process id, when it recorded one.
+        pid: Option<u32>,
+        /// The holder's program name, when it recorded one.
+        program: Option<String>,
+    },
     /// An invite code or contact problem, in words the user can act on.
     #[error("{0}")]
     Invite(String),

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::EngineError;
+use super::lock::ProfileLock;
 use super::store::{Store, open, seal};
 
 /// Where one profile keeps its store and its config.
@@ -164,7 +165,8 @@ fn kdf_from_env() -> KdfParams {
 ///
 /// # Errors
 /// [`EngineError::Profile`] when one exists already or the folder cannot be made;
-/// [`EngineError::Store`] when the store cannot be written.
+/// [`EngineError::InUse`] when another process is creating it; [`EngineError::Store`]
+/// when the store cannot be written.
 pub fn create(
     paths: &ProfilePaths,
     display_name: &str,
@@ -205,11 +207,12 @@ pub fn create_with(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700));
     }
+    let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
     let salt = StoreKey::generate_salt();
     let key = StoreKey::derive(passphrase, &salt, &params)
         .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let identity = Identity::generate();
-    let store = Store::open(&paths.store())?;
+    let store = Store::open(&paths.store(), lock)?;
     let mut kdf = params.iterations.to_be_bytes().to_vec();
     kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
     store.set_meta("salt", &salt)?;
@@ -229,8 +232,8 @@ pub fn create_with(
 ///
 /// # Errors
 /// [`EngineError::WrongPassphrase`] when the passphrase does not open it,
-/// [`EngineError::Profile`] when there is none, [`EngineError::Store`] when it is damaged
-/// or in use by another hum.
+/// [`EngineError::Profile`] when there is none, [`EngineError::InUse`] when another
+/// process has it open, [`EngineError::Store`] when it is damaged.
 pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
     if !paths.exists() {
         return Err(EngineError::Profile(format!(
@@ -238,7 +241,8 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
             paths.dir.display()
         )));
     }
-    let store = Store::open(&paths.store())?;
+    let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
+    let store = Store::open(&paths.store(), lock)?;
     let salt = store
         .meta("salt")?
         .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
@@ -336,4 +340,68 @@ pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineEr
         Ok(())
     })?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system's temp dir, removed when dropped.
+    pub(crate) struct Scratch(pub(crate) PathBuf);
+
+    impl Scratch {
+        pub(crate) fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let p = std::env::temp_dir().join(format!("hum-unit-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            Self(p)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_profile_is_open_in_one_place_at_a_time() -> Result<(), EngineError> {
+        let dir = Scratch::new("lock");
+        let paths = ProfilePaths::in_dir("alice", dir.0.join("alice"));
+        let first = create_with(&paths, "Alice", b"pw", KdfParams::INSECURE_FAST)?;
+        // A second open while the first holds the profile is refused, naming the holder.
+        let err = match unlock(&paths, b"pw") {
+            Ok(_) => return Err(EngineError::Profile("the profile opened twice".into())),
+            Err(e) => e,
+        };
+        let EngineError::InUse {
+            profile,
+            pid,
+            program,
+        } = &err
+        else {
+            return Err(err);
+        };
+        assert_eq!(profile, "alice");
+        assert_eq!(*pid, Some(std::process::id()));
+        assert!(program.is_some());
+        let text = err.to_string();
+        assert!(
+            text.starts_with("profile alice is in use by another ")
+                && text.ends_with(&format!("(pid {})", std::process::id())),
+            "{text}"
+        );
+        // Creating over it is refused the same way, and so is a wrong passphrase's attempt:
+        // nobody gets as far as the store.
+        assert!(matches!(
+            unlock(&paths, b"wrong"),
+            Err(EngineError::InUse { .. })
+        ));
+        drop(first);
+        let again = unlock(&paths, b"pw")?;
+        assert_eq!(again.name(), "Alice");
+        Ok(())
+    }
 }

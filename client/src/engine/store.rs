@@ -11,6 +11,7 @@ use hum_shared::crypto::StoreKey;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::EngineError;
+use super::lock::ProfileLock;
 
 /// Schema version written in `meta.schema`.
 const SCHEMA: i64 = 1;
@@ -108,9 +109,12 @@ pub(crate) struct MessageRow {
     pub(crate) sealed: Vec<u8>,
 }
 
-/// The open store.
+/// The open store, with the profile's lock: whoever holds a `Store` is the only process
+/// using the profile.
 pub(crate) struct Store {
     conn: Connection,
+    /// Dropped after the connection (fields drop in order).
+    _lock: ProfileLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -124,8 +128,8 @@ fn db(e: rusqlite::Error) -> EngineError {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store file at `path`.
-    pub(crate) fn open(path: &Path) -> Result<Self, EngineError> {
+    /// Opens (creating if needed) the store file at `path`, under the profile's `lock`.
+    pub(crate) fn open(path: &Path, lock: ProfileLock) -> Result<Self, EngineError> {
         let conn = Connection::open(path).map_err(db)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(db)?;
@@ -135,7 +139,7 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(db)?;
         conn.execute_batch(SCHEMA_SQL).map_err(db)?;
-        let s = Self { conn };
+        let s = Self { conn, _lock: lock };
         match s.meta("schema")? {
             None => s.set_meta("schema", &SCHEMA.to_be_bytes())?,
             Some(v) if v == SCHEMA.to_be_bytes() => {}
