@@ -8,6 +8,8 @@ mod link;
 mod lock;
 mod profile;
 mod records;
+#[cfg(test)]
+mod scratch;
 mod store;
 mod wire;
 
@@ -195,12 +197,18 @@ pub struct EngineOptions {
     /// the relay lost without a restart, such as envelopes expired while the recipient
     /// was away longer than the relay keeps them.
     pub resend_after: Duration,
+    /// How soon after a write the store's WAL is copied into the database file and
+    /// truncated: the longest that replaced key material (an old ratchet or sender-key
+    /// state, a used invite prekey) stays on disk while the engine runs, give or take the
+    /// engine's quarter-second timer. A clean stop truncates at once.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             resend_after: Duration::from_secs(600),
+            checkpoint_every: Duration::from_secs(1),
         }
     }
 }

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::EngineError;
 use super::lock::ProfileLock;
-use super::store::{Store, open, seal};
+use super::store::{Store, StoreFile, open, seal};
 
 /// Where one profile keeps its store and its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,6 @@ impl ProfileConfig {
 /// An open, unlocked profile.
 pub struct Unlocked {
     pub(crate) store: Store,
-    pub(crate) key: StoreKey,
     pub(crate) identity: Identity,
     pub(crate) name: String,
 }
@@ -212,7 +211,7 @@ pub fn create_with(
     let key = StoreKey::derive(passphrase, &salt, &params)
         .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let identity = Identity::generate();
-    let store = Store::open(&paths.store(), lock)?;
+    let store = StoreFile::open(&paths.store(), lock)?;
     let mut kdf = params.iterations.to_be_bytes().to_vec();
     kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
     store.set_meta("salt", &salt)?;
@@ -221,8 +220,7 @@ pub fn create_with(
     store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
     store.set_meta("name", &seal(&key, display_name.as_bytes(), "name")?)?;
     Ok(Unlocked {
-        store,
-        key,
+        store: store.unlock(key)?,
         identity,
         name: display_name,
     })
@@ -242,7 +240,7 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
         )));
     }
     let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
-    let store = Store::open(&paths.store(), lock)?;
+    let store = StoreFile::open(&paths.store(), lock)?;
     let salt = store
         .meta("salt")?
         .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
@@ -277,8 +275,7 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
     let name = String::from_utf8(open(&key, &name, "name")?)
         .map_err(|_| EngineError::Store("bad name".into()))?;
     Ok(Unlocked {
-        store,
-        key,
+        store: store.unlock(key)?,
         identity,
         name,
     })
@@ -291,51 +288,42 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
 /// Store errors.
 #[doc(hidden)]
 pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineError> {
-    use rusqlite::params;
-
-    use super::records::RoomRecord;
+    use super::records::{MessageRecord, RoomRecord};
     use super::wire::StoredMessage;
 
     let name = "history".to_owned();
     let rec = RoomRecord {
         name: name.clone(),
         group: None,
+        contact: None,
+        unread: 0,
+        mentions: 0,
     };
-    let sealed = seal(
-        &profile.key,
-        &postcard::to_stdvec(&rec).map_err(|_| EngineError::Encode)?,
-        "room",
-    )?;
-    let mut bodies = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut uid = [0u8; 16];
-        uid[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let m = StoredMessage {
-            sender: if i % 3 == 0 {
-                "you".into()
-            } else {
-                "someone".into()
-            },
-            text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
-            sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
-            uid,
-        };
-        let body = seal(
-            &profile.key,
-            &postcard::to_stdvec(&m).map_err(|_| EngineError::Encode)?,
-            "message",
-        )?;
-        bodies.push((uid, body));
-    }
-    profile.store.tx(|tx| {
-        tx.execute("INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)", [sealed])
-            .map_err(|e| EngineError::Store(e.to_string()))?;
-        let room = tx.last_insert_rowid();
-        let mut st = tx
-            .prepare("INSERT INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)")
-            .map_err(|e| EngineError::Store(e.to_string()))?;
-        for (uid, body) in &bodies {
-            st.execute(params![room, &uid[..], body]).map_err(|e| EngineError::Store(e.to_string()))?;
+    profile.store.tx(|db| {
+        let room = db.insert_room(&rec)?;
+        for i in 0..n {
+            let mut uid = [0u8; 16];
+            uid[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let body = StoredMessage {
+                sender: if i % 3 == 0 {
+                    "you".into()
+                } else {
+                    "someone".into()
+                },
+                text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
+                sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
+                uid,
+            };
+            db.insert_message(
+                room,
+                &MessageRecord {
+                    from_me: false,
+                    delivery: None,
+                    receipts_needed: 0,
+                    receipts: Vec::new(),
+                    body,
+                },
+            )?;
         }
         Ok(())
     })?;
@@ -345,26 +333,7 @@ pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fresh folder under the system's temp dir, removed when dropped.
-    pub(crate) struct Scratch(pub(crate) PathBuf);
-
-    impl Scratch {
-        pub(crate) fn new(tag: &str) -> Self {
-            use std::sync::atomic::{AtomicU64, Ordering};
-            static N: AtomicU64 = AtomicU64::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("hum-unit-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&p);
-            Self(p)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::engine::scratch::Scratch;
 
     #[test]
     fn a_profile_is_open_in_one_place_at_a_time() -> Result<(), EngineError> {

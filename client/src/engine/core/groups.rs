@@ -24,52 +24,25 @@ impl Core {
     pub(super) fn room_of_group(&self, group: &[u8; 16]) -> Option<i64> {
         self.rooms
             .iter()
-            .find(|(_, r)| r.rec.group.as_ref().is_some_and(|g| &g.id == group))
+            .find(|(_, r)| r.group.as_ref().is_some_and(|g| &g.id == group))
             .map(|(&id, _)| id)
     }
 
     pub(super) fn insert_group_room(&mut self, rec: RoomRecord) -> Result<i64, EngineError> {
-        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-        let rid = self.store.tx(|tx| {
-            exec(
-                tx,
-                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
-                [sealed],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })?;
-        self.rooms.insert(
-            rid,
-            Room {
-                rec,
-                unread: 0,
-                mentions: 0,
-            },
-        );
+        let rid = self.store.tx(|db| db.insert_room(&rec))?;
+        self.rooms.insert(rid, rec);
         Ok(rid)
     }
 
     pub(super) fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
-        let rec = self
-            .rooms
-            .get(&rid)
-            .map(|r| r.rec.clone())
-            .ok_or(EngineError::Unknown("room"))?;
-        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-        self.store.tx(|tx| {
-            exec(
-                tx,
-                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                params![sealed, rid],
-            )
-            .map(drop)
-        })
+        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        self.store.tx(|db| db.put_room(rid, rec))
     }
 
     pub(super) fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
         self.rooms
             .get_mut(&rid)
-            .and_then(|r| r.rec.group.as_mut())
+            .and_then(|r| r.group.as_mut())
             .ok_or(EngineError::Unknown("group"))
     }
 
@@ -135,12 +108,15 @@ impl Core {
             name: name.clone(),
             group: Some(GroupRecord {
                 id: *state.group_id().as_bytes(),
-                state: state.to_bytes().to_vec(),
+                state: state.to_bytes(),
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
                 closed: false,
             }),
+            contact: None,
+            unread: 0,
+            mentions: 0,
         };
         let rid = self.insert_group_room(rec)?;
         self.subscribe_group(rid)?;
@@ -175,7 +151,7 @@ impl Core {
             name: self
                 .rooms
                 .get(&rid)
-                .map(|r| r.rec.name.clone())
+                .map(|r| r.name.clone())
                 .unwrap_or_default(),
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
@@ -202,7 +178,7 @@ impl Core {
         let name = self
             .rooms
             .get(&rid)
-            .map(|r| r.rec.name.clone())
+            .map(|r| r.name.clone())
             .unwrap_or_default();
         let mut out = Vec::new();
         for (cid, fp) in self.member_contacts(rid)? {
@@ -233,14 +209,12 @@ impl Core {
         let before = self
             .rooms
             .get(&rid)
-            .map(|r| r.rec.clone())
+            .cloned()
             .ok_or(EngineError::Unknown("room"))?;
         let sessions = self.sessions.clone();
         let result = change(self).and_then(|msgs| self.send_batch(rid, &msgs));
         if result.is_err() {
-            if let Some(r) = self.rooms.get_mut(&rid) {
-                r.rec = before;
-            }
+            self.rooms.insert(rid, before);
             self.sessions = sessions;
         }
         result
@@ -259,24 +233,15 @@ impl Core {
             if let Some((cid, sess)) = &s.session {
                 self.sessions.insert(*cid, sess.clone());
             }
-            let rows = self.sealed_rows(&s)?;
-            sealed.push((s, rows, msg.uid()));
+            let room = self.advanced_room(&s)?;
+            sealed.push((s, room, msg.uid()));
         }
-        let rec = self
-            .rooms
-            .get(&rid)
-            .map(|r| r.rec.clone())
-            .ok_or(EngineError::Unknown("room"))?;
-        let room = seal(&self.key, &enc(&rec)?, "room")?;
-        let ids = self.store.tx(|tx| {
-            exec(
-                tx,
-                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                params![room, rid],
-            )?;
+        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let ids = self.store.tx(|db| {
+            db.put_room(rid, rec)?;
             sealed
                 .iter()
-                .map(|(s, rows, uid)| Self::write_sealed(tx, s, uid.as_ref(), rows))
+                .map(|(s, room, uid)| Self::write_sealed(db, s, uid.as_ref(), room.as_ref()))
                 .collect::<Result<Vec<_>, _>>()
         })?;
         // Committed: from here on nothing may roll the room or sessions back.
@@ -310,7 +275,7 @@ impl Core {
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes();
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -328,34 +293,43 @@ impl Core {
     }
 
     /// A removed member will not receipt what they had not yet: messages waiting for
-    /// their receipt now wait for one fewer, and those complete become delivered.
+    /// their receipt now wait for one fewer, and those complete become delivered. The
+    /// messages still waiting are those with envelopes in the outbox.
     pub(super) fn forgive_receipts(&mut self, rid: i64, fp: &[u8; 32]) -> Result<(), EngineError> {
-        let delivered: Vec<(i64, Vec<u8>)> = self.store.tx(|tx| {
-            exec(
-                tx,
-                "UPDATE messages SET receipts_needed = receipts_needed - 1
-                 WHERE room = ?1 AND from_me = 1 AND delivery < ?2 AND receipts_needed > 0
-                 AND NOT EXISTS (SELECT 1 FROM receipts WHERE message = messages.id AND member = ?3)",
-                params![rid, Delivery::Delivered as i64, &fp[..]],
-            )?;
-            let mut st = tx
-                .prepare(
-                    "SELECT id, uid FROM messages WHERE room = ?1 AND from_me = 1 AND delivery < ?2
-                     AND (SELECT COUNT(*) FROM receipts WHERE message = messages.id) >= receipts_needed",
-                )
-                .map_err(|e| EngineError::Store(e.to_string()))?;
-            let done = st
-                .query_map(params![rid, Delivery::Delivered as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| EngineError::Store(e.to_string()))?
-                .collect::<Result<Vec<(i64, Vec<u8>)>, _>>()
-                .map_err(|e| EngineError::Store(e.to_string()))?;
-            drop(st);
-            for (id, uid) in &done {
-                set_delivered(tx, *id, uid)?;
+        let mut waiting: Vec<Uid> = Vec::new();
+        for (_, head) in self.store.db().outbox()? {
+            if let (Some(Dest::Group(r)), Some(uid)) = (head.dest, head.uid)
+                && r == rid
+                && !waiting.contains(&uid)
+            {
+                waiting.push(uid);
             }
-            Ok(done)
+        }
+        let delivered = self.store.tx(|db| {
+            let mut delivered = Vec::new();
+            for uid in &waiting {
+                let Some((id, mut rec)) = db.message_by_uid(rid, uid)? else {
+                    continue;
+                };
+                if !rec.from_me
+                    || rec.delivery == Some(DeliveryState::Delivered)
+                    || rec.receipts.contains(fp)
+                    || rec.receipts_needed == 0
+                {
+                    continue;
+                }
+                rec.receipts_needed -= 1;
+                if rec.receipts.len() >= usize::try_from(rec.receipts_needed).unwrap_or(usize::MAX)
+                {
+                    set_delivered(db, rid, id, &mut rec)?;
+                    delivered.push(id);
+                } else {
+                    db.put_message(id, rid, &rec)?;
+                }
+            }
+            Ok(delivered)
         })?;
-        for (id, _) in delivered {
+        for id in delivered {
             self.emit(Event::Delivery {
                 room: RoomId(rid),
                 id: MessageId(id),
@@ -415,7 +389,7 @@ impl Core {
         }
         self.change_group(rid, |core| {
             if let Some(r) = core.rooms.get_mut(&rid) {
-                r.rec.name = name;
+                r.name = name;
             }
             core.updates(rid, None, None)
         })?;
@@ -512,7 +486,7 @@ impl Core {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes().to_vec();
+        self.group_mut(rid)?.state = state.to_bytes();
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -602,18 +576,23 @@ impl Core {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes().to_vec(),
+                        state: state.to_bytes(),
                         relay,
                         admin: from,
                         members: list,
                         closed: false,
                     }),
+                    contact: None,
+                    unread: 0,
+                    mentions: 0,
                 };
                 let mine = state.distribution();
                 let rid = match existing {
                     Some(rid) => {
                         if let Some(r) = self.rooms.get_mut(&rid) {
-                            r.rec = rec;
+                            // The history and what is unread in it stay.
+                            r.name = rec.name;
+                            r.group = rec.group;
                         }
                         self.save_room(rid)?;
                         rid
@@ -654,7 +633,7 @@ impl Core {
                     .map(|m| m.fingerprint)
                     .collect();
                 if let Some(r) = self.rooms.get_mut(&rid) {
-                    r.rec.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                    r.name = name.chars().filter(|c| !c.is_control()).take(64).collect();
                 }
                 self.group_mut(rid)?.members = list;
                 self.save_room(rid)?;
@@ -736,7 +715,7 @@ impl Core {
                 let name = self
                     .rooms
                     .get(&rid)
-                    .map(|r| r.rec.name.clone())
+                    .map(|r| r.name.clone())
                     .unwrap_or_default();
                 self.emit(Event::Notice(format!(
                     "you are no longer in the group {name}"
