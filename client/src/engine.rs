@@ -202,6 +202,9 @@ pub struct EngineOptions {
     /// state, a used invite prekey) stays on disk while the engine runs, give or take the
     /// engine's quarter-second timer. A clean stop truncates at once.
     pub checkpoint_every: Duration,
+    /// How long an invite code this profile makes stays valid. An answer that arrives
+    /// later is refused, and the invite's secret is deleted once it expires.
+    pub invite_ttl: Duration,
 }
 
 impl Default for EngineOptions {
@@ -209,6 +212,7 @@ impl Default for EngineOptions {
         Self {
             resend_after: Duration::from_secs(600),
             checkpoint_every: Duration::from_secs(1),
+            invite_ttl: Duration::from_secs(7 * 86_400),
         }
     }
 }

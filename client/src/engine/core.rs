@@ -28,8 +28,6 @@ use crate::api::{
     RoomKind, RoomSummary,
 };
 
-/// How long an invite code stays valid.
-const INVITE_TTL_SECS: u64 = 7 * 86_400;
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
 const EPOCHS_BACK: u64 = 8;
 /// Largest text accepted for sending.
@@ -526,6 +524,37 @@ impl Core {
         }
     }
 
+    /// Forgets an invite: its secret leaves the store and its mailbox is no longer read.
+    fn forget_invite(&mut self, id: i64) -> Result<(), EngineError> {
+        self.store.tx(|db| db.delete_invite(id))?;
+        if let Some(secret) = self.invites.remove(&id)
+            && let Some(r) = self.routes.remove(&secret.capability().mailbox_id())
+        {
+            self.push_op(
+                &r.relay,
+                Up::Unsubscribe {
+                    mailbox: r.cap.mailbox_id(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Forgets the invites that expired: nobody can answer them any more.
+    fn expire_invites(&mut self) -> Result<(), EngineError> {
+        let now = now_secs();
+        let expired: Vec<i64> = self
+            .invites
+            .iter()
+            .filter(|(_, s)| s.expires_at() <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.forget_invite(id)?;
+        }
+        Ok(())
+    }
+
     /// Subscribes every mailbox we read: invites, sessions and groups, for the epochs the
     /// relay may still hold.
     fn subscribe_all(&mut self) -> Result<(), EngineError> {
@@ -813,6 +842,7 @@ impl Core {
                     self.subscribe_all()?;
                 }
                 self.prune_routes();
+                self.expire_invites()?;
                 self.resend_due()?;
                 self.pump_all()?;
                 self.store.checkpoint_due(self.options.checkpoint_every)?;
@@ -1035,7 +1065,7 @@ impl Core {
             .create_invite_with_nickname(
                 &self.home,
                 Some(&self.my_name),
-                INVITE_TTL_SECS,
+                self.options.invite_ttl.as_secs().max(1),
                 now_secs(),
             )
             .map_err(|e| EngineError::Crypto(e.to_string()))?;
@@ -1252,3 +1282,5 @@ fn view(room: i64, id: i64, m: MessageRecord) -> MessageView {
 mod groups;
 mod receive;
 mod send;
+#[cfg(test)]
+mod tests;

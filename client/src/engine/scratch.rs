@@ -1,6 +1,6 @@
 //! Test support: throwaway folders.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A fresh folder under the system's temp dir, removed when dropped.
 pub(crate) struct Scratch(pub(crate) PathBuf);
@@ -17,15 +17,24 @@ impl Scratch {
         Self(p)
     }
 
-    /// Whether any file whose name starts with `prefix` holds `needle`.
+    /// Whether any file under the folder whose name starts with `prefix` holds `needle`.
     pub(crate) fn files_hold(&self, prefix: &str, needle: &[u8]) -> bool {
-        let Ok(dir) = std::fs::read_dir(&self.0) else {
-            return false;
-        };
-        dir.filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-            .filter_map(|e| std::fs::read(e.path()).ok())
-            .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        fn walk(dir: &Path, prefix: &str, needle: &[u8]) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return false;
+            };
+            entries.filter_map(Result::ok).any(|e| {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, prefix, needle)
+                } else {
+                    e.file_name().to_string_lossy().starts_with(prefix)
+                        && std::fs::read(&path)
+                            .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+                }
+            })
+        }
+        walk(&self.0, prefix, needle)
     }
 }
 

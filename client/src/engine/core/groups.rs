@@ -144,7 +144,10 @@ impl Core {
                 member.name
             )));
         }
-        let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        // A newcomer starts on a new generation: with the old group secret it could
+        // derive the mailboxes of the last week and read their headers.
+        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let dist = state.rotate().map_err(crypto)?;
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
             group: g.id,
@@ -155,14 +158,20 @@ impl Core {
                 .unwrap_or_default(),
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
-            dist: state.distribution().to_bytes(),
+            dist: dist.to_bytes(),
         };
         self.change_group(rid, |core| {
-            core.group_mut(rid)?.members.push(member);
+            let g = core.group_mut(rid)?;
+            for m in &mut g.members {
+                m.senders.clear();
+            }
+            g.members.push(member);
+            g.state = state.to_bytes();
             let mut msgs = vec![(Dest::Contact(cid), invite)];
-            msgs.extend(core.updates(rid, None, Some(&fp))?);
+            msgs.extend(core.updates(rid, Some(dist.to_bytes()), Some(&fp))?);
             Ok(msgs)
         })?;
+        self.subscribe_group(rid)?;
         self.emit_room(rid);
         Ok(())
     }
@@ -474,7 +483,16 @@ impl Core {
             ));
         }
         let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
-        let rekeyed = state.process_distribution(dist).map_err(crypto)?;
+        let rekeyed = match state.process_distribution(dist) {
+            Ok(r) => r,
+            // A key of a generation already replaced (sent before the member learned of a
+            // rotation): nothing to do, the member sends its new one.
+            Err(hum_shared::crypto::CryptoError::StaleDistribution) => {
+                tracing::debug!("a sender key of an older generation was ignored");
+                return Ok(None);
+            }
+            Err(e) => return Err(crypto(e)),
+        };
         // Only the admin starts a new generation; anyone else's attempt changes nothing.
         if rekeyed.is_some() && !may_rekey {
             return Err(EngineError::Crypto(
@@ -550,10 +568,24 @@ impl Core {
                 dist,
                 ..
             } => {
-                // A room we were removed from reopens when we are added again.
+                // A room we were removed from reopens when we are added again, by its
+                // admin only: an ex-member must not take over its name and history.
                 let existing = self.room_of_group(&group);
-                if existing.is_some_and(|rid| self.group(rid).is_ok_and(|g| !g.closed)) {
-                    return Ok(());
+                if let Some(rid) = existing {
+                    let g = self.group(rid)?;
+                    if !g.closed {
+                        return Ok(());
+                    }
+                    if g.admin != from {
+                        let room = self.rooms.get(&rid).map(|r| r.name.clone());
+                        let who = self.contacts.get(&cid).map(|c| c.rec.name.clone());
+                        return Err(EngineError::Invite(format!(
+                            "{} invited you back to the group {}, which only its admin can \
+                             do: ignored",
+                            who.unwrap_or_default(),
+                            room.unwrap_or_default()
+                        )));
+                    }
                 }
                 if relay.parse::<hum_shared::RelayAddr>().is_err() {
                     return Err(EngineError::Invite(
@@ -666,6 +698,12 @@ impl Core {
                 };
                 let admin = self.group(rid)?.admin;
                 let d = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
+                let current = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                if d.generation() < current.generation() {
+                    // Sent before its owner learned of a rotation: neither taken nor
+                    // forwarded; the owner sends its new key.
+                    return Ok(());
+                }
                 if admin == self.my_fp() && origin.is_none() {
                     // A member's own key: take it, then forward it.
                     if !self

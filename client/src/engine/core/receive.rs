@@ -100,6 +100,14 @@ impl Core {
         let Some(secret) = self.invites.get(&id) else {
             return Ok(());
         };
+        if secret.expires_at() <= now_secs() {
+            // Too late: whoever answers now may have found the code after its time.
+            self.forget_invite(id)?;
+            self.emit(Event::Notice(
+                "an invite was answered after it expired and was ignored: make a new one".into(),
+            ));
+            return Ok(());
+        }
         let Ok((session, who, first)) = Session::respond(&self.me, secret, env) else {
             tracing::debug!("an invite answer did not open");
             return Ok(());
@@ -124,7 +132,7 @@ impl Core {
             // One-time: the invite is used up.
             db.delete_invite(id)
         })?;
-        self.invites.remove(&id);
+        self.forget_invite(id)?;
         self.emit(Event::Notice(format!("{name} accepted your invite")));
         Ok(())
     }
