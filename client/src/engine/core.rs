@@ -295,7 +295,9 @@ impl Core {
                 .reassembly
                 .entry((p.room, p.sender))
                 .or_insert_with(|| new_reassembler(p.part.len()));
-            let _ = r.insert(&p.part);
+            if let Err(e) = r.insert(&p.part) {
+                tracing::debug!(cause = %e, "a kept part was not taken back");
+            }
         }
         if !expired.is_empty() {
             self.store.tx(|db| {
@@ -651,8 +653,8 @@ impl Core {
         // After a relay restart the relay lost what it held: everything not yet receipted
         // goes out again, in its original order. The receivers drop duplicates.
         let outbox = self.store.db().outbox()?;
-        self.stored
-            .retain(|id| outbox.iter().any(|(row, _)| row == id));
+        let ids: HashSet<i64> = outbox.iter().map(|(id, _)| *id).collect();
+        self.stored.retain(|id| ids.contains(id));
         let rows: Vec<i64> = outbox
             .into_iter()
             .filter(|(id, h)| h.relay == relay && (restarted || !self.stored.contains(id)))

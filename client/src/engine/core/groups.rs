@@ -39,6 +39,13 @@ impl Core {
         self.store.tx(|db| db.put_room(rid, rec))
     }
 
+    pub(super) fn room_name(&self, rid: i64) -> Result<String, EngineError> {
+        self.rooms
+            .get(&rid)
+            .map(|r| r.name.clone())
+            .ok_or(EngineError::Unknown("room"))
+    }
+
     pub(super) fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
         self.rooms
             .get_mut(&rid)
@@ -151,11 +158,7 @@ impl Core {
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
             group: g.id,
-            name: self
-                .rooms
-                .get(&rid)
-                .map(|r| r.name.clone())
-                .unwrap_or_default(),
+            name: self.room_name(rid)?,
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
             dist: dist.to_bytes(),
@@ -184,11 +187,7 @@ impl Core {
         skip: Option<&[u8; 32]>,
     ) -> Result<Vec<(Dest, AppMessage)>, EngineError> {
         let group = self.group(rid)?.id;
-        let name = self
-            .rooms
-            .get(&rid)
-            .map(|r| r.name.clone())
-            .unwrap_or_default();
+        let name = self.room_name(rid)?;
         let mut out = Vec::new();
         for (cid, fp) in self.member_contacts(rid)? {
             if Some(&fp) == skip {

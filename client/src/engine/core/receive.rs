@@ -33,7 +33,12 @@ impl Core {
                     return Ok(());
                 };
                 match s.open(&env) {
-                    Ok(part) => self.on_part(Origin::Contact(cid), &part, Some((cid, s)), None),
+                    Ok(part) => self.on_part(
+                        Origin::Contact(cid),
+                        &Zeroizing::new(part),
+                        Some((cid, s)),
+                        None,
+                    ),
                     Err(_) => {
                         tracing::debug!("an envelope did not open (a duplicate, or not for us)");
                         Ok(())
@@ -51,7 +56,7 @@ impl Core {
                             room: rid,
                             member: *member.as_bytes(),
                         },
-                        &part,
+                        &Zeroizing::new(part),
                         None,
                         Some((rid, state)),
                     ),
@@ -88,7 +93,7 @@ impl Core {
                         room: rid,
                         member: *member.as_bytes(),
                     };
-                    self.on_part(origin, &part, None, Some((rid, state)))?;
+                    self.on_part(origin, &Zeroizing::new(part), None, Some((rid, state)))?;
                 }
                 Err(_) => self.stash.push_back((rid, env)),
             }

@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// Splits an encoded message into parts, each wiped when dropped (control messages carry
+/// sender keys).
+fn plain_parts(
+    msg_id: u64,
+    bytes: &[u8],
+    capacity: usize,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, EngineError> {
+    Ok(split(msg_id, bytes, capacity)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?
+        .into_iter()
+        .map(Zeroizing::new)
+        .collect())
+}
+
 impl Core {
     /// Seals `msg` for `dest` without committing anything.
     pub(super) fn seal_for(&self, dest: Dest, msg: &AppMessage) -> Result<Sealed, EngineError> {
@@ -19,8 +33,7 @@ impl Core {
                     .get(&cid)
                     .cloned()
                     .ok_or(EngineError::Unknown("session"))?;
-                let parts = split(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)
-                    .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                let parts = plain_parts(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)?;
                 let envelopes = parts
                     .iter()
                     .map(|p| s.seal(p))
@@ -41,12 +54,11 @@ impl Core {
                     return Err(EngineError::Closed);
                 }
                 let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-                let parts = split(
+                let parts = plain_parts(
                     msg_id,
                     &bytes,
                     hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
-                )
-                .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                )?;
                 let envelopes = parts
                     .iter()
                     .map(|p| state.seal(p))
