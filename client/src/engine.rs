@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
 pub use profile::{
-    ProfileConfig, ProfilePaths, Unlocked, create, create_with, seed_history, unlock,
+    ProfileConfig, ProfilePaths, ReplacementCost, Unlocked, create, create_with, seed_history,
+    time_key_replacement, unlock,
 };
 
 /// Why the engine could not do something.

@@ -1,5 +1,5 @@
-//! One process per profile: an exclusive lock on the profile folder's `lock` file, held
-//! for as long as the profile is open.
+//! One process per profile (docs/PROTOCOL.md §6.1): an exclusive lock on the profile
+//! folder's `lock` file, held for as long as the profile is open.
 //!
 //! Two processes on one profile would each advance their own copy of every ratchet and
 //! sender key and seal different messages under the same keys. The lock is the operating

@@ -3,6 +3,9 @@
 //! Data lives in `$HUM_HOME/NAME/` when `HUM_HOME` is set, otherwise in the XDG data
 //! directory (`~/.local/share/hum/NAME/`). The profile's config file is
 //! `$HUM_HOME/NAME/config.toml` or `~/.config/hum/NAME.toml`.
+//!
+//! A profile is open in one process at a time: creating or unlocking one takes its lock
+//! (docs/PROTOCOL.md §6.1), and the store keeps it until it closes.
 
 use std::path::{Path, PathBuf};
 
@@ -328,6 +331,65 @@ pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineEr
         Ok(())
     })?;
     Ok(name)
+}
+
+/// What one replacement of key material costs the store, for the figures: the mean time
+/// to commit a replaced session row, and the mean time of a checkpoint that truncates the
+/// WAL after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct ReplacementCost {
+    /// Committing the new row (WAL append and fsync).
+    pub commit: std::time::Duration,
+    /// Copying the WAL into the database file and truncating it.
+    pub checkpoint: std::time::Duration,
+}
+
+/// Times `n` replacements of a session row, each committed, then `n` more each followed by
+/// a checkpoint; see [`ReplacementCost`].
+///
+/// # Errors
+/// Store and crypto errors.
+#[doc(hidden)]
+pub fn time_key_replacement(
+    profile: &mut Unlocked,
+    n: u32,
+) -> Result<ReplacementCost, EngineError> {
+    use std::time::Instant;
+
+    use hum_shared::crypto::{Invite, Session};
+
+    let peer = Identity::generate();
+    let relay = format!("hum://relay.example:7447#{}", "ab".repeat(32));
+    let (invite, _) = peer
+        .create_invite(&relay, 3600, 1_800_000_000)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let invite = Invite::decode(&invite.encode(), 1_800_000_000)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let (mut session, _) = Session::initiate(&profile.identity, &invite, b"figures")
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let n = n.max(1);
+    let mut step = |store: &mut Store| -> Result<(), EngineError> {
+        session
+            .seal(b"one more message")
+            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        store.tx(|db| db.put_session(1, &session))
+    };
+    let start = Instant::now();
+    for _ in 0..n {
+        step(&mut profile.store)?;
+    }
+    let commit = start.elapsed() / n;
+    let start = Instant::now();
+    for _ in 0..n {
+        step(&mut profile.store)?;
+        profile.store.checkpoint()?;
+    }
+    let both = start.elapsed() / n;
+    Ok(ReplacementCost {
+        commit,
+        checkpoint: both.saturating_sub(commit),
+    })
 }
 
 #[cfg(test)]

@@ -343,7 +343,8 @@ impl Store {
         Ok(())
     }
 
-    fn checkpoint(&mut self) -> Result<(), EngineError> {
+    /// Copies the WAL into the database file and truncates it, now.
+    pub(crate) fn checkpoint(&mut self) -> Result<(), EngineError> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(db)?;
