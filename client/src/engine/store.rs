@@ -149,17 +149,25 @@ fn dec<T: DeserializeOwned>(b: &[u8], table: Table) -> Result<T, EngineError> {
     })
 }
 
+/// Reads every row of `sql`, each made into a value by `f`.
+fn rows<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, EngineError> {
+    let mut st = c.prepare_cached(sql).map_err(db)?;
+    let rows = st.query_map(p, f).map_err(db)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(db)
+}
+
 /// Reads every row of `sql` as (integer id, blob).
 fn id_blobs(
     c: &Connection,
     sql: &str,
     p: impl rusqlite::Params,
 ) -> Result<Vec<(i64, Vec<u8>)>, EngineError> {
-    let mut st = c.prepare_cached(sql).map_err(db)?;
-    let rows = st
-        .query_map(p, |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(db)?;
-    rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    rows(c, sql, p, |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
 /// Reads the schema version, or `None` for a file that has no store yet.
@@ -811,12 +819,12 @@ impl Db<'_> {
     /// The outbox ids of every envelope of message `uid`.
     pub(crate) fn outbox_ids_of(&self, uid: &Uid) -> Result<Vec<i64>, EngineError> {
         let tag = self.outbox_uid_tag(uid)?;
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM outbox WHERE uid = ?1 ORDER BY id")
-            .map_err(db)?;
-        let rows = st.query_map([&tag[..]], |r| r.get(0)).map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+        rows(
+            self.conn,
+            "SELECT id FROM outbox WHERE uid = ?1 ORDER BY id",
+            [&tag[..]],
+            |r| r.get(0),
+        )
     }
 
     /// Drops one outbox row.

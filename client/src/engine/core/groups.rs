@@ -1,6 +1,6 @@
 //! Groups, run by their admin (docs/PROTOCOL.md §5.4).
 
-use super::receive::set_delivered;
+use super::receive::settle_receipts;
 use super::*;
 
 //
@@ -327,23 +327,13 @@ impl Core {
                     continue;
                 }
                 rec.receipts_needed -= 1;
-                if rec.receipts.len() >= usize::try_from(rec.receipts_needed).unwrap_or(usize::MAX)
-                {
-                    set_delivered(db, rid, id, &mut rec)?;
+                if settle_receipts(db, rid, id, &mut rec)? {
                     delivered.push(id);
-                } else {
-                    db.put_message(id, rid, &rec)?;
                 }
             }
             Ok(delivered)
         })?;
-        for id in delivered {
-            self.emit(Event::Delivery {
-                room: RoomId(rid),
-                id: MessageId(id),
-                state: Delivery::Delivered,
-            });
-        }
+        self.emit_delivered(rid, &delivered);
         Ok(())
     }
 

@@ -14,6 +14,23 @@ pub(super) fn set_delivered(
     db.delete_outbox_of(&rec.body.uid)
 }
 
+/// Writes an own message whose receipts changed; it becomes delivered once it has every
+/// receipt it waits for. Returns whether it did.
+pub(super) fn settle_receipts(
+    db: &Db<'_>,
+    room: i64,
+    id: i64,
+    rec: &mut MessageRecord,
+) -> Result<bool, EngineError> {
+    if rec.receipts.len() >= usize::try_from(rec.receipts_needed).unwrap_or(usize::MAX) {
+        set_delivered(db, room, id, rec)?;
+        Ok(true)
+    } else {
+        db.put_message(id, room, rec)?;
+        Ok(false)
+    }
+}
+
 impl Core {
     pub(super) fn deliver(
         &mut self,
@@ -446,23 +463,24 @@ impl Core {
                     continue;
                 }
                 rec.receipts.push(member);
-                if rec.receipts.len() >= usize::try_from(rec.receipts_needed).unwrap_or(usize::MAX)
-                {
-                    set_delivered(db, room, id, &mut rec)?;
+                if settle_receipts(db, room, id, &mut rec)? {
                     delivered.push(id);
-                } else {
-                    db.put_message(id, room, &rec)?;
                 }
             }
             Ok(delivered)
         })?;
-        for id in delivered {
+        self.emit_delivered(room, &delivered);
+        Ok(())
+    }
+
+    /// Tells the faces that messages of `room` were delivered.
+    pub(super) fn emit_delivered(&self, room: i64, ids: &[i64]) {
+        for &id in ids {
             self.emit(Event::Delivery {
                 room: RoomId(room),
                 id: MessageId(id),
                 state: Delivery::Delivered,
             });
         }
-        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, params};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::{Db, ROWS_SQL, SCHEMA, Table, db, dec, id_blobs, set_meta};
+use super::{Db, ROWS_SQL, SCHEMA, Table, db, dec, id_blobs, rows, set_meta};
 use crate::engine::EngineError;
 use crate::engine::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, MemberRecord, MessageRecord,
@@ -128,12 +128,11 @@ fn contacts(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
-    let mut st = d
-        .conn
-        .prepare("SELECT id, contact, sealed, unread, mentions FROM v1_rooms")
-        .map_err(db)?;
-    let rows = st
-        .query_map([], |r| {
+    let rows = rows(
+        d.conn,
+        "SELECT id, contact, sealed, unread, mentions FROM v1_rooms",
+        [],
+        |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<i64>>(1)?,
@@ -141,10 +140,8 @@ fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
             ))
-        })
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
+        },
+    )?;
     for (id, contact, s, unread, mentions) in rows {
         let old: RoomV1 = dec(&open_v1(d.key, &s, "room")?, Table::Rooms)?;
         let rec = RoomRecord {
@@ -174,15 +171,12 @@ fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
 
 fn messages(d: &Db<'_>) -> Result<(), EngineError> {
     type Row = (i64, i64, bool, Option<i64>, i64, Vec<u8>);
-    let mut st = d
-        .conn
-        .prepare(
-            "SELECT id, room, from_me, delivery, receipts_needed, sealed FROM v1_messages
+    let rows: Vec<Row> = rows(
+        d.conn,
+        "SELECT id, room, from_me, delivery, receipts_needed, sealed FROM v1_messages
              ORDER BY id",
-        )
-        .map_err(db)?;
-    let rows: Vec<Row> = st
-        .query_map([], |r| {
+        [],
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -191,10 +185,8 @@ fn messages(d: &Db<'_>) -> Result<(), EngineError> {
                 r.get(4)?,
                 r.get(5)?,
             ))
-        })
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
+        },
+    )?;
     for (id, room, from_me, delivery, needed, s) in rows {
         let body: StoredMessage = dec(&open_v1(d.key, &s, "message")?, Table::Messages)?;
         let receipts = id_blobs(
@@ -240,15 +232,12 @@ fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
         Option<i64>,
         Option<i64>,
     );
-    let mut st = d
-        .conn
-        .prepare(
-            "SELECT id, uid, relay, mailbox, fanout, envelope, contact, room FROM v1_outbox
+    let rows: Vec<Row> = rows(
+        d.conn,
+        "SELECT id, uid, relay, mailbox, fanout, envelope, contact, room FROM v1_outbox
              ORDER BY id",
-        )
-        .map_err(db)?;
-    let rows: Vec<Row> = st
-        .query_map([], |r| {
+        [],
+        |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -259,10 +248,8 @@ fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
                 r.get(6)?,
                 r.get(7)?,
             ))
-        })
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
+        },
+    )?;
     for (id, uid, relay, mailbox, fanout, envelope, contact, room) in rows {
         let uid = uid.map(|u| array::<16>(&u, "message id")).transpose()?;
         let head = OutboxHead {
@@ -297,18 +284,12 @@ fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
 /// Parts, receipts to send, the inbox and the cursors: rows with no id anything refers to.
 fn rest(d: &Db<'_>) -> Result<(), EngineError> {
     type Part = (i64, Vec<u8>, i64, i64, Vec<u8>);
-    let mut st = d
-        .conn
-        .prepare("SELECT room, sender, msg_id, idx, sealed FROM v1_parts ORDER BY rowid")
-        .map_err(db)?;
-    let parts: Vec<Part> = st
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
-    drop(st);
+    let parts: Vec<Part> = rows(
+        d.conn,
+        "SELECT room, sender, msg_id, idx, sealed FROM v1_parts ORDER BY rowid",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
     for (room, sender, msg_id, idx, s) in parts {
         d.insert_part(&PartRecord {
             room,
@@ -320,16 +301,12 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
     }
 
     type Receipt = (Option<i64>, Option<i64>, Vec<u8>);
-    let mut st = d
-        .conn
-        .prepare("SELECT contact, room, uid FROM v1_receipts_out ORDER BY id")
-        .map_err(db)?;
-    let receipts: Vec<Receipt> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
-    drop(st);
+    let receipts: Vec<Receipt> = rows(
+        d.conn,
+        "SELECT contact, room, uid FROM v1_receipts_out ORDER BY id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     for (contact, room, uid) in receipts {
         let dest = match (contact, room) {
             (Some(c), _) => Dest::Contact(c),
@@ -343,16 +320,12 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
     }
 
     type Inbox = (Option<i64>, Option<i64>, Option<Vec<u8>>, Vec<u8>);
-    let mut st = d
-        .conn
-        .prepare("SELECT contact, room, member, sealed FROM v1_inbox ORDER BY id")
-        .map_err(db)?;
-    let inbox: Vec<Inbox> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
-    drop(st);
+    let inbox: Vec<Inbox> = rows(
+        d.conn,
+        "SELECT contact, room, member, sealed FROM v1_inbox ORDER BY id",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
     for (contact, room, member, s) in inbox {
         let origin = match (contact, room, member) {
             (Some(c), _, _) => Origin::Contact(c),
@@ -368,16 +341,10 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
         })?;
     }
 
-    let mut st = d
-        .conn
-        .prepare("SELECT mailbox, seq FROM v1_cursors")
-        .map_err(db)?;
-    let cursors: Vec<(Vec<u8>, i64)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(db)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db)?;
-    drop(st);
+    let cursors: Vec<(Vec<u8>, i64)> =
+        rows(d.conn, "SELECT mailbox, seq FROM v1_cursors", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     for (mailbox, seq) in cursors {
         d.set_cursor(
             &array::<32>(&mailbox, "mailbox")?,
