@@ -647,3 +647,61 @@ fn a_newcomer_cannot_read_the_group_from_before_it_joined() -> TestResult {
     assert_eq!(now.mailbox(epoch), carols.mailbox(epoch));
     Ok(())
 }
+
+#[test]
+fn rows_swapped_or_moved_with_raw_sql_while_closed_are_refused() -> TestResult {
+    let mut fx = Fixture::new("tamper", options())?;
+    let mut bob = fx.peer("bob")?;
+    let mut carol = fx.peer("carol")?;
+    bob.text(&mut fx, "from bob")?;
+    carol.text(&mut fx, "from carol")?;
+    let carol_room = fx.room_of(carol.cid)?;
+    fx.core = None;
+    let file = fx.store_file();
+    let raw = rusqlite::Connection::open(&file)?;
+    let swap_sessions = || -> rusqlite::Result<()> {
+        raw.execute_batch(
+            "UPDATE sessions SET contact = -contact;
+             UPDATE sessions SET contact = CASE contact WHEN -1 THEN 2 ELSE 1 END;",
+        )
+    };
+    // Bob's and Carol's sessions swapped: texts for Carol would be sealed for Bob.
+    swap_sessions()?;
+    let err = fx.reopen().err().ok_or("swapped sessions loaded")?;
+    assert!(
+        matches!(&err, EngineError::Store(m) if m.contains("sessions row does not open")),
+        "{err}"
+    );
+    swap_sessions()?;
+    // Bob's text moved into Carol's room: it does not show there, and the face is told.
+    raw.execute(
+        "UPDATE messages SET room = (SELECT room FROM messages WHERE id = 2) WHERE id = 1",
+        [],
+    )?;
+    drop(raw);
+    fx.reopen()?;
+    fx.events();
+    fx.command(Command::LoadHistory {
+        room: RoomId(carol_room),
+        before: None,
+        limit: 10,
+    })?;
+    let events = fx.events();
+    let shown: Vec<String> = events
+        .iter()
+        .find_map(|e| match e {
+            Event::History { messages, .. } => {
+                Some(messages.iter().map(|m| m.text.clone()).collect())
+            }
+            _ => None,
+        })
+        .ok_or("no history")?;
+    assert_eq!(shown, ["from carol"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Error { message } if message.contains("1 message(s)"))),
+        "{events:?}"
+    );
+    Ok(())
+}
