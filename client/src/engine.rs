@@ -5,8 +5,11 @@
 
 mod core;
 mod link;
+mod lock;
 mod profile;
 mod records;
+#[cfg(test)]
+mod scratch;
 mod store;
 mod wire;
 
@@ -16,7 +19,8 @@ use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
 pub use profile::{
-    ProfileConfig, ProfilePaths, Unlocked, create, create_with, seed_history, unlock,
+    ProfileConfig, ProfilePaths, ReplacementCost, Unlocked, create, create_with, seed_history,
+    time_key_replacement, unlock,
 };
 
 /// Why the engine could not do something.
@@ -32,6 +36,17 @@ pub enum EngineError {
     /// A profile problem (missing, exists, bad name, unreadable config).
     #[error("profile: {0}")]
     Profile(String),
+    /// The profile is open in another process (the TUI, `--plain`, or another copy): one
+    /// profile is used by one process at a time.
+    #[error("profile {profile} is in use by {}", lock::holder_text(.program, .pid))]
+    InUse {
+        /// The profile's name.
+        profile: String,
+        /// The holder's process id, when it recorded one.
+        pid: Option<u32>,
+        /// The holder's program name, when it recorded one.
+        program: Option<String>,
+    },
     /// An invite code or contact problem, in words the user can act on.
     #[error("{0}")]
     Invite(String),
@@ -185,12 +200,22 @@ pub struct EngineOptions {
     /// the relay lost without a restart, such as envelopes expired while the recipient
     /// was away longer than the relay keeps them.
     pub resend_after: Duration,
+    /// How soon after a write the store's WAL is copied into the database file and
+    /// truncated: the longest that replaced key material (an old ratchet or sender-key
+    /// state, a used invite prekey) stays on disk while the engine runs, give or take the
+    /// engine's quarter-second timer. A clean stop truncates at once.
+    pub checkpoint_every: Duration,
+    /// How long an invite code this profile makes stays valid. An answer that arrives
+    /// later is refused, and the invite's secret is deleted once it expires.
+    pub invite_ttl: Duration,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             resend_after: Duration::from_secs(600),
+            checkpoint_every: Duration::from_secs(1),
+            invite_ttl: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use hum::api::{Command, ContactId, Event, RoomId};
-use hum::engine::{EngineHandle, ProfilePaths};
+use hum::engine::ProfilePaths;
 use hum_shared::crypto::KdfParams;
 use tokio::sync::mpsc;
 
@@ -62,6 +62,8 @@ pub struct Peer {
     pub events: mpsc::Receiver<Event>,
     /// Events seen but not consumed by a wait.
     pub seen: Vec<Event>,
+    /// The engine, to wait for when quitting: the profile stays locked until it stops.
+    pub join: Option<hum::engine::EngineJoin>,
 }
 
 impl Peer {
@@ -112,15 +114,14 @@ impl Peer {
         relay: &str,
         options: hum::engine::EngineOptions,
     ) -> Result<Self> {
-        let EngineHandle {
-            commands, events, ..
-        } = hum::engine::start_with(unlocked, relay, options)?;
+        let (commands, events, join) = hum::engine::start_with(unlocked, relay, options)?.split();
         Ok(Self {
             name: name.to_owned(),
             paths,
             commands,
             events,
             seen: Vec::new(),
+            join: Some(join),
         })
     }
 
@@ -221,12 +222,16 @@ impl Peer {
         Ok((cid, room))
     }
 
-    /// Stops the engine.
+    /// Stops the engine and waits until it has stopped (and closed the profile).
     ///
     /// # Errors
-    /// When it is already gone.
-    pub async fn quit(self) -> Result<()> {
-        self.send(Command::Quit).await
+    /// When it is already gone, or stopped with an error.
+    pub async fn quit(mut self) -> Result<()> {
+        self.send(Command::Quit).await?;
+        if let Some(join) = self.join.take() {
+            join.join().await?;
+        }
+        Ok(())
     }
 }
 

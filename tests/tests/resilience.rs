@@ -129,6 +129,7 @@ async fn a_message_the_relay_let_expire_is_sent_again() -> Result<()> {
     let addr = relay.address().to_string();
     let options = hum::engine::EngineOptions {
         resend_after: Duration::from_secs(2),
+        ..Default::default()
     };
     let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;
     let mut bob = Peer::create(dir.path(), "bob", &addr)?;

@@ -3,6 +3,9 @@
 //! Data lives in `$HUM_HOME/NAME/` when `HUM_HOME` is set, otherwise in the XDG data
 //! directory (`~/.local/share/hum/NAME/`). The profile's config file is
 //! `$HUM_HOME/NAME/config.toml` or `~/.config/hum/NAME.toml`.
+//!
+//! A profile is open in one process at a time: creating or unlocking one takes its lock
+//! (docs/PROTOCOL.md §6.1), and the store keeps it until it closes.
 
 use std::path::{Path, PathBuf};
 
@@ -11,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::EngineError;
-use super::store::{Store, open, seal};
+use super::lock::ProfileLock;
+use super::store::{Store, StoreFile, open, seal};
 
 /// Where one profile keeps its store and its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +128,6 @@ impl ProfileConfig {
 /// An open, unlocked profile.
 pub struct Unlocked {
     pub(crate) store: Store,
-    pub(crate) key: StoreKey,
     pub(crate) identity: Identity,
     pub(crate) name: String,
 }
@@ -164,7 +167,8 @@ fn kdf_from_env() -> KdfParams {
 ///
 /// # Errors
 /// [`EngineError::Profile`] when one exists already or the folder cannot be made;
-/// [`EngineError::Store`] when the store cannot be written.
+/// [`EngineError::InUse`] when another process is creating it; [`EngineError::Store`]
+/// when the store cannot be written.
 pub fn create(
     paths: &ProfilePaths,
     display_name: &str,
@@ -205,11 +209,12 @@ pub fn create_with(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700));
     }
+    let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
     let salt = StoreKey::generate_salt();
     let key = StoreKey::derive(passphrase, &salt, &params)
         .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let identity = Identity::generate();
-    let store = Store::open(&paths.store())?;
+    let store = StoreFile::open(&paths.store(), lock)?;
     let mut kdf = params.iterations.to_be_bytes().to_vec();
     kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
     store.set_meta("salt", &salt)?;
@@ -218,8 +223,7 @@ pub fn create_with(
     store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
     store.set_meta("name", &seal(&key, display_name.as_bytes(), "name")?)?;
     Ok(Unlocked {
-        store,
-        key,
+        store: store.unlock(key)?,
         identity,
         name: display_name,
     })
@@ -229,8 +233,8 @@ pub fn create_with(
 ///
 /// # Errors
 /// [`EngineError::WrongPassphrase`] when the passphrase does not open it,
-/// [`EngineError::Profile`] when there is none, [`EngineError::Store`] when it is damaged
-/// or in use by another hum.
+/// [`EngineError::Profile`] when there is none, [`EngineError::InUse`] when another
+/// process has it open, [`EngineError::Store`] when it is damaged.
 pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
     if !paths.exists() {
         return Err(EngineError::Profile(format!(
@@ -238,7 +242,8 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
             paths.dir.display()
         )));
     }
-    let store = Store::open(&paths.store())?;
+    let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
+    let store = StoreFile::open(&paths.store(), lock)?;
     let salt = store
         .meta("salt")?
         .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
@@ -273,8 +278,7 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
     let name = String::from_utf8(open(&key, &name, "name")?)
         .map_err(|_| EngineError::Store("bad name".into()))?;
     Ok(Unlocked {
-        store,
-        key,
+        store: store.unlock(key)?,
         identity,
         name,
     })
@@ -287,54 +291,149 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
 /// Store errors.
 #[doc(hidden)]
 pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineError> {
-    use rusqlite::params;
-
-    use super::records::RoomRecord;
+    use super::records::{MessageRecord, RoomRecord};
     use super::wire::StoredMessage;
 
     let name = "history".to_owned();
     let rec = RoomRecord {
         name: name.clone(),
         group: None,
+        contact: None,
+        unread: 0,
+        mentions: 0,
     };
-    let sealed = seal(
-        &profile.key,
-        &postcard::to_stdvec(&rec).map_err(|_| EngineError::Encode)?,
-        "room",
-    )?;
-    let mut bodies = Vec::with_capacity(n);
-    for i in 0..n {
-        let mut uid = [0u8; 16];
-        uid[..8].copy_from_slice(&(i as u64).to_be_bytes());
-        let m = StoredMessage {
-            sender: if i % 3 == 0 {
-                "you".into()
-            } else {
-                "someone".into()
-            },
-            text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
-            sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
-            uid,
-            event: false,
-        };
-        let body = seal(
-            &profile.key,
-            &postcard::to_stdvec(&m).map_err(|_| EngineError::Encode)?,
-            "message",
-        )?;
-        bodies.push((uid, body));
-    }
-    profile.store.tx(|tx| {
-        tx.execute("INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)", [sealed])
-            .map_err(|e| EngineError::Store(e.to_string()))?;
-        let room = tx.last_insert_rowid();
-        let mut st = tx
-            .prepare("INSERT INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)")
-            .map_err(|e| EngineError::Store(e.to_string()))?;
-        for (uid, body) in &bodies {
-            st.execute(params![room, &uid[..], body]).map_err(|e| EngineError::Store(e.to_string()))?;
+    profile.store.tx(|db| {
+        let room = db.insert_room(&rec)?;
+        for i in 0..n {
+            let mut uid = [0u8; 16];
+            uid[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            let body = StoredMessage {
+                sender: if i % 3 == 0 {
+                    "you".into()
+                } else {
+                    "someone".into()
+                },
+                text: format!("message {i}: the quick brown fox jumps over the lazy dog"),
+                sent_at: 1_700_000_000_000 + i64::try_from(i).unwrap_or(0) * 1000,
+                uid,
+                event: false,
+            };
+            db.insert_message(
+                room,
+                &MessageRecord {
+                    from_me: false,
+                    delivery: None,
+                    receipts_needed: 0,
+                    receipts: Vec::new(),
+                    body,
+                },
+            )?;
         }
         Ok(())
     })?;
     Ok(name)
+}
+
+/// What one replacement of key material costs the store, for the figures: the mean time
+/// to commit a replaced session row, and the mean time of a checkpoint that truncates the
+/// WAL after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
+pub struct ReplacementCost {
+    /// Committing the new row (WAL append and fsync).
+    pub commit: std::time::Duration,
+    /// Copying the WAL into the database file and truncating it.
+    pub checkpoint: std::time::Duration,
+}
+
+/// Times `n` replacements of a session row, each committed, then `n` more each followed by
+/// a checkpoint; see [`ReplacementCost`].
+///
+/// # Errors
+/// Store and crypto errors.
+#[doc(hidden)]
+pub fn time_key_replacement(
+    profile: &mut Unlocked,
+    n: u32,
+) -> Result<ReplacementCost, EngineError> {
+    use std::time::Instant;
+
+    use hum_shared::crypto::{Invite, Session};
+
+    let peer = Identity::generate();
+    let relay = format!("hum://relay.example:7447#{}", "ab".repeat(32));
+    let (invite, _) = peer
+        .create_invite(&relay, 3600, 1_800_000_000)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let invite = Invite::decode(&invite.encode(), 1_800_000_000)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let (mut session, _) = Session::initiate(&profile.identity, &invite, b"figures")
+        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+    let n = n.max(1);
+    let mut step = |store: &mut Store| -> Result<(), EngineError> {
+        session
+            .seal(b"one more message")
+            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        store.tx(|db| db.put_session(1, &session))
+    };
+    let start = Instant::now();
+    for _ in 0..n {
+        step(&mut profile.store)?;
+    }
+    let commit = start.elapsed() / n;
+    let start = Instant::now();
+    for _ in 0..n {
+        step(&mut profile.store)?;
+        profile.store.checkpoint()?;
+    }
+    let both = start.elapsed() / n;
+    Ok(ReplacementCost {
+        commit,
+        checkpoint: both.saturating_sub(commit),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::scratch::Scratch;
+
+    #[test]
+    fn a_profile_is_open_in_one_place_at_a_time() -> Result<(), EngineError> {
+        let dir = Scratch::new("lock");
+        let paths = ProfilePaths::in_dir("alice", dir.0.join("alice"));
+        let first = create_with(&paths, "Alice", b"pw", KdfParams::INSECURE_FAST)?;
+        // A second open while the first holds the profile is refused, naming the holder.
+        let err = match unlock(&paths, b"pw") {
+            Ok(_) => return Err(EngineError::Profile("the profile opened twice".into())),
+            Err(e) => e,
+        };
+        let EngineError::InUse {
+            profile,
+            pid,
+            program,
+        } = &err
+        else {
+            return Err(err);
+        };
+        assert_eq!(profile, "alice");
+        assert_eq!(*pid, Some(std::process::id()));
+        assert!(program.is_some());
+        let text = err.to_string();
+        assert!(
+            text.starts_with("profile alice is in use by another ")
+                && text.ends_with(&format!("(pid {})", std::process::id())),
+            "{text}"
+        );
+        // Creating over it is refused the same way, and so is a wrong passphrase's attempt:
+        // nobody gets as far as the store.
+        assert!(matches!(
+            unlock(&paths, b"wrong"),
+            Err(EngineError::InUse { .. })
+        ));
+        drop(first);
+        let again = unlock(&paths, b"pw")?;
+        assert_eq!(again.name(), "Alice");
+        Ok(())
+    }
 }

@@ -1,6 +1,12 @@
-//! The records the engine keeps sealed in its store.
+//! The records the engine keeps sealed in its store (docs/PROTOCOL.md §6).
+//!
+//! Each is postcard-encoded and sealed as a whole with the store key, bound to its table,
+//! row and owner; the store's columns hold nothing else but row ids and keyed tags.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::wire::{StoredMessage, Uid};
 
 /// A contact: who they are and where they receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,8 +37,8 @@ pub(crate) struct MemberRecord {
 pub(crate) struct GroupRecord {
     /// The group id.
     pub(crate) id: [u8; 16],
-    /// The sealed-sender-key state (`GroupState` bytes).
-    pub(crate) state: Vec<u8>,
+    /// The sealed-sender-key state (`GroupState` bytes), wiped when replaced or dropped.
+    pub(crate) state: Zeroizing<Vec<u8>>,
     /// The relay holding the group mailbox.
     pub(crate) relay: String,
     /// The admin's identity fingerprint.
@@ -43,19 +49,127 @@ pub(crate) struct GroupRecord {
     pub(crate) closed: bool,
 }
 
-impl Drop for GroupRecord {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.state);
-    }
-}
-
-/// A room: its name, and its group state when it is a group.
+/// A room: its name, its contact or group, and what is unread in it.
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct RoomRecord {
     /// Display name.
     pub(crate) name: String,
     /// Group state, for group rooms.
     pub(crate) group: Option<GroupRecord>,
+    /// The contact, for a 1:1 room.
+    pub(crate) contact: Option<i64>,
+    /// Messages received and not yet read.
+    pub(crate) unread: u32,
+    /// Of those, how many mention this profile.
+    pub(crate) mentions: u32,
+}
+
+/// Where an outgoing message of ours is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum DeliveryState {
+    /// In the outbox, not yet stored by the relay.
+    Queued,
+    /// Stored by the relay, not yet receipted.
+    Sent,
+    /// Receipted (in a group: by everyone it was sent to).
+    Delivered,
+}
+
+impl From<DeliveryState> for crate::api::Delivery {
+    fn from(d: DeliveryState) -> Self {
+        match d {
+            DeliveryState::Queued => Self::Queued,
+            DeliveryState::Sent => Self::Sent,
+            DeliveryState::Delivered => Self::Delivered,
+        }
+    }
+}
+
+/// One message of a room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MessageRecord {
+    /// Whether this profile sent it.
+    pub(crate) from_me: bool,
+    /// For our own messages: how far it got.
+    pub(crate) delivery: Option<DeliveryState>,
+    /// For our own messages: how many receipts make it delivered.
+    pub(crate) receipts_needed: u32,
+    /// For our own messages: the fingerprints of those who receipted it.
+    pub(crate) receipts: Vec<[u8; 32]>,
+    /// The message itself.
+    pub(crate) body: StoredMessage,
+}
+
+/// Where an application message goes: a contact's session or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum Dest {
+    /// A contact, by id.
+    Contact(i64),
+    /// A group room, by id.
+    Group(i64),
+}
+
+/// An outbox row's routing: everything but the envelope, which is sealed on its own so
+/// listing the outbox does not open every envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OutboxHead {
+    /// The relay to deposit at.
+    pub(crate) relay: String,
+    /// The mailbox it was sealed for (the current epoch's is used when it leaves).
+    pub(crate) mailbox: [u8; 32],
+    /// Whether the relay fans it out (group mailboxes).
+    pub(crate) fanout: bool,
+    /// Whose session or group sealed it (none for a handshake).
+    pub(crate) dest: Option<Dest>,
+    /// The message id its receipt names (none for receipts and handshakes).
+    pub(crate) uid: Option<Uid>,
+}
+
+/// Who sent a part: a contact, or a group member (by sender-key id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Origin {
+    /// A contact, by id.
+    Contact(i64),
+    /// A member of a group room, by sender-key id.
+    Group {
+        /// The room.
+        room: i64,
+        /// The member's sender-key id.
+        member: [u8; 32],
+    },
+}
+
+/// A part of a message still being reassembled.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct PartRecord {
+    /// The room it is for.
+    pub(crate) room: i64,
+    /// Its sender within the room (contact id or sender-key id bytes).
+    pub(crate) sender: Vec<u8>,
+    /// The split message's id.
+    pub(crate) msg_id: u64,
+    /// The part's index.
+    pub(crate) idx: u16,
+    /// The part as it arrived.
+    pub(crate) part: Zeroizing<Vec<u8>>,
+}
+
+/// A receipt waiting to be sealed and sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ReceiptOut {
+    /// Where it goes.
+    pub(crate) dest: Dest,
+    /// The message it receipts.
+    pub(crate) uid: Uid,
+}
+
+/// A received control message whose effects are not yet applied.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct InboxRecord {
+    /// Who sent it.
+    pub(crate) origin: Origin,
+    /// The postcard `AppMessage` (it may carry sender keys).
+    pub(crate) payload: Zeroizing<Vec<u8>>,
 }
 
 /// An invite of ours that has been used: its answer mailbox is still read until the invite
@@ -66,6 +180,8 @@ pub(crate) struct UsedInviteRecord {
     pub(crate) capability: [u8; 32],
     /// The ephemeral key of the answer that used it (a copy of that answer is no news).
     pub(crate) answer_key: [u8; 32],
+    /// When the invite expires (unix seconds): then the record goes.
+    pub(crate) expires_at: u64,
 }
 
 impl Drop for UsedInviteRecord {

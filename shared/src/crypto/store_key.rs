@@ -98,6 +98,24 @@ impl StoreKey {
     }
 }
 
+/// BLAKE2b key deriving the store's tag key from the store key (docs/PROTOCOL.md §6).
+const L_STORE_TAG_KEY: &[u8] = b"hum/1 store tag key";
+
+impl StoreKey {
+    /// A keyed hash for the store's index columns: `B2b256(TK; len(label) || label ||
+    /// data)` with `TK = B2b256("hum/1 store tag key"; store key)`. Equal inputs give
+    /// equal tags, so a column of tags can be indexed and searched; without the
+    /// passphrase nobody can compute one, or tell what a tag stands for.
+    ///
+    /// # Errors
+    /// [`CryptoError::Malformed`] for a label longer than 255 bytes.
+    pub fn tag(&self, label: &[u8], data: &[u8]) -> Result<[u8; 32], CryptoError> {
+        let len = u8::try_from(label.len()).map_err(|_| CryptoError::Malformed)?;
+        let key = zeroize::Zeroizing::new(kdf::blake2b_256(L_STORE_TAG_KEY, &[&self.0])?);
+        kdf::blake2b_256(&key[..], &[&[len], label, data])
+    }
+}
+
 impl std::fmt::Debug for StoreKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("StoreKey(..)")
@@ -148,6 +166,19 @@ mod tests {
             },
         )?;
         assert_ne!(a.0, b.0);
+        Ok(())
+    }
+
+    #[test]
+    fn tags_are_keyed_and_separated_by_label() -> Result<(), CryptoError> {
+        let a = StoreKey([1; 32]);
+        let b = StoreKey([2; 32]);
+        assert_eq!(a.tag(b"room", b"7")?, a.tag(b"room", b"7")?);
+        assert_ne!(a.tag(b"room", b"7")?, b.tag(b"room", b"7")?);
+        assert_ne!(a.tag(b"room", b"7")?, a.tag(b"uid", b"7")?);
+        // The label's length is part of the input: "ro" || "om7" is not "room" || "7".
+        assert_ne!(a.tag(b"room", b"7")?, a.tag(b"ro", b"om7")?);
+        assert!(a.tag(&[0; 256], b"").is_err());
         Ok(())
     }
 }

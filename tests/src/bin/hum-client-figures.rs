@@ -1,5 +1,6 @@
-//! Client figures for the notes: memory and time to open a room with a large history, and
-//! the CPU and memory of an idle `hum --plain` on a 10 ticks/s beat. Prints JSON lines.
+//! Client figures for the notes: memory and time to open a room with a large history, what
+//! a store checkpoint costs after a key replacement, and the CPU and memory of an idle
+//! `hum --plain` on a 10 ticks/s beat. Prints JSON lines.
 //!
 //! `cargo build --release -p hum -p hum-tests && target/release/hum-client-figures`
 
@@ -129,6 +130,20 @@ async fn idle(seconds: u64) -> Result<()> {
     Ok(())
 }
 
+/// What a checkpoint after a key replacement costs, against the commit itself.
+fn key_replacement(n: u32) -> Result<()> {
+    let dir = TempDir::new("figures-checkpoint")?;
+    let paths = ProfilePaths::in_dir("c", dir.path().join("c"));
+    let mut profile = hum::engine::create_with(&paths, "you", b"pass", KdfParams::INSECURE_FAST)?;
+    let cost = hum::engine::time_key_replacement(&mut profile, n)?;
+    println!(
+        "{{\"figure\":\"key_replacement\",\"replacements\":{n},\"commit_us\":{:.0},\"checkpoint_us\":{:.0}}}",
+        cost.commit.as_secs_f64() * 1e6,
+        cost.checkpoint.as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
 /// `seed DIR N`: a profile `bench` (passphrase `pass`) in DIR with a room of N messages,
 /// for the side-by-side comparison script.
 fn seed(dir: &str, n: usize) -> Result<()> {
@@ -148,6 +163,7 @@ async fn main() -> Result<()> {
     }
     let n = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     history(n).await?;
+    key_replacement(200)?;
     idle(20).await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Groups, run by their admin (docs/PROTOCOL.md §5.4).
 
-use super::receive::set_delivered;
+use super::receive::settle_receipts;
 use super::*;
 
 //
@@ -24,24 +24,22 @@ impl Core {
     ) -> Result<(), EngineError> {
         let uid = random_uid()?;
         let sent_at = now_millis();
-        let body = seal(
-            &self.key,
-            &enc(&StoredMessage {
+        let rec = MessageRecord {
+            from_me: false,
+            delivery: None,
+            receipts_needed: 0,
+            receipts: Vec::new(),
+            body: StoredMessage {
                 sender: actor.to_owned(),
                 text: text.clone(),
                 sent_at,
                 uid,
                 event: true,
-            })?,
-            "message",
-        )?;
-        let id = self.store.tx(|tx| {
-            exec(
-                tx,
-                "INSERT INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)",
-                params![rid, &uid[..], body],
-            )?;
-            Ok(tx.last_insert_rowid())
+            },
+        };
+        let id = self.store.tx(|db| {
+            db.insert_message(rid, &rec)?
+                .ok_or_else(|| EngineError::Store("a message id was used twice".into()))
         })?;
         self.emit(Event::Message(MessageView {
             id: MessageId(id),
@@ -78,13 +76,9 @@ impl Core {
             fingerprint: me.fingerprint().to_string(),
             contact: None,
             you: true,
-            admin: room
-                .rec
-                .group
-                .as_ref()
-                .is_some_and(|g| g.admin == self.my_fp()),
+            admin: room.group.as_ref().is_some_and(|g| g.admin == self.my_fp()),
         }];
-        match &room.rec.group {
+        match &room.group {
             Some(g) => {
                 for m in &g.members {
                     let fingerprint = PublicIdentity::from_bytes(&m.identity)
@@ -124,52 +118,32 @@ impl Core {
     pub(super) fn room_of_group(&self, group: &[u8; 16]) -> Option<i64> {
         self.rooms
             .iter()
-            .find(|(_, r)| r.rec.group.as_ref().is_some_and(|g| &g.id == group))
+            .find(|(_, r)| r.group.as_ref().is_some_and(|g| &g.id == group))
             .map(|(&id, _)| id)
     }
 
     pub(super) fn insert_group_room(&mut self, rec: RoomRecord) -> Result<i64, EngineError> {
-        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-        let rid = self.store.tx(|tx| {
-            exec(
-                tx,
-                "INSERT INTO rooms (contact, sealed) VALUES (NULL, ?1)",
-                [sealed],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })?;
-        self.rooms.insert(
-            rid,
-            Room {
-                rec,
-                unread: 0,
-                mentions: 0,
-            },
-        );
+        let rid = self.store.tx(|db| db.insert_room(&rec))?;
+        self.rooms.insert(rid, rec);
         Ok(rid)
     }
 
     pub(super) fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
-        let rec = self
-            .rooms
+        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        self.store.tx(|db| db.put_room(rid, rec))
+    }
+
+    pub(super) fn room_name(&self, rid: i64) -> Result<String, EngineError> {
+        self.rooms
             .get(&rid)
-            .map(|r| r.rec.clone())
-            .ok_or(EngineError::Unknown("room"))?;
-        let sealed = seal(&self.key, &enc(&rec)?, "room")?;
-        self.store.tx(|tx| {
-            exec(
-                tx,
-                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                params![sealed, rid],
-            )
-            .map(drop)
-        })
+            .map(|r| r.name.clone())
+            .ok_or(EngineError::Unknown("room"))
     }
 
     pub(super) fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
         self.rooms
             .get_mut(&rid)
-            .and_then(|r| r.rec.group.as_mut())
+            .and_then(|r| r.group.as_mut())
             .ok_or(EngineError::Unknown("group"))
     }
 
@@ -235,12 +209,15 @@ impl Core {
             name: name.clone(),
             group: Some(GroupRecord {
                 id: *state.group_id().as_bytes(),
-                state: state.to_bytes().to_vec(),
+                state: state.to_bytes(),
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
                 closed: false,
             }),
+            contact: None,
+            unread: 0,
+            mentions: 0,
         };
         let rid = self.insert_group_room(rec)?;
         self.subscribe_group(rid)?;
@@ -270,26 +247,31 @@ impl Core {
                 member.name
             )));
         }
-        let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        // A newcomer starts on a new generation: with the old group secret it could
+        // derive the mailboxes of the last week and read their headers.
+        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let dist = state.rotate().map_err(crypto)?;
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
             group: g.id,
-            name: self
-                .rooms
-                .get(&rid)
-                .map(|r| r.rec.name.clone())
-                .unwrap_or_default(),
+            name: self.room_name(rid)?,
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
-            dist: state.distribution().to_bytes(),
+            dist: dist.to_bytes(),
         };
         let added = member.name.clone();
         self.change_group(rid, |core| {
-            core.group_mut(rid)?.members.push(member);
+            let g = core.group_mut(rid)?;
+            for m in &mut g.members {
+                m.senders.clear();
+            }
+            g.members.push(member);
+            g.state = state.to_bytes();
             let mut msgs = vec![(Dest::Contact(cid), invite)];
-            msgs.extend(core.updates(rid, None, Some(&fp))?);
+            msgs.extend(core.updates(rid, Some(dist.to_bytes()), Some(&fp))?);
             Ok(msgs)
         })?;
+        self.subscribe_group(rid)?;
         self.emit_room(rid);
         let me = self.my_name.clone();
         self.note_event(rid, &me, format!("you added {added}"));
@@ -304,11 +286,7 @@ impl Core {
         skip: Option<&[u8; 32]>,
     ) -> Result<Vec<(Dest, AppMessage)>, EngineError> {
         let group = self.group(rid)?.id;
-        let name = self
-            .rooms
-            .get(&rid)
-            .map(|r| r.rec.name.clone())
-            .unwrap_or_default();
+        let name = self.room_name(rid)?;
         let mut out = Vec::new();
         for (cid, fp) in self.member_contacts(rid)? {
             if Some(&fp) == skip {
@@ -338,14 +316,12 @@ impl Core {
         let before = self
             .rooms
             .get(&rid)
-            .map(|r| r.rec.clone())
+            .cloned()
             .ok_or(EngineError::Unknown("room"))?;
         let sessions = self.sessions.clone();
         let result = change(self).and_then(|msgs| self.send_batch(rid, &msgs));
         if result.is_err() {
-            if let Some(r) = self.rooms.get_mut(&rid) {
-                r.rec = before;
-            }
+            self.rooms.insert(rid, before);
             self.sessions = sessions;
         }
         result
@@ -364,24 +340,15 @@ impl Core {
             if let Some((cid, sess)) = &s.session {
                 self.sessions.insert(*cid, sess.clone());
             }
-            let rows = self.sealed_rows(&s)?;
-            sealed.push((s, rows, msg.uid()));
+            let room = self.advanced_room(&s)?;
+            sealed.push((s, room, msg.uid()));
         }
-        let rec = self
-            .rooms
-            .get(&rid)
-            .map(|r| r.rec.clone())
-            .ok_or(EngineError::Unknown("room"))?;
-        let room = seal(&self.key, &enc(&rec)?, "room")?;
-        let ids = self.store.tx(|tx| {
-            exec(
-                tx,
-                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                params![room, rid],
-            )?;
+        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let ids = self.store.tx(|db| {
+            db.put_room(rid, rec)?;
             sealed
                 .iter()
-                .map(|(s, rows, uid)| Self::write_sealed(tx, s, uid.as_ref(), rows))
+                .map(|(s, room, uid)| Self::write_sealed(db, s, uid.as_ref(), room.as_ref()))
                 .collect::<Result<Vec<_>, _>>()
         })?;
         // Committed: from here on nothing may roll the room or sessions back.
@@ -425,7 +392,7 @@ impl Core {
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes();
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -454,40 +421,39 @@ impl Core {
     }
 
     /// A removed member will not receipt what they had not yet: messages waiting for
-    /// their receipt now wait for one fewer, and those complete become delivered.
+    /// their receipt now wait for one fewer, and those complete become delivered. The
+    /// messages still waiting are those with envelopes in the outbox.
     pub(super) fn forgive_receipts(&mut self, rid: i64, fp: &[u8; 32]) -> Result<(), EngineError> {
-        let delivered: Vec<(i64, Vec<u8>)> = self.store.tx(|tx| {
-            exec(
-                tx,
-                "UPDATE messages SET receipts_needed = receipts_needed - 1
-                 WHERE room = ?1 AND from_me = 1 AND delivery < ?2 AND receipts_needed > 0
-                 AND NOT EXISTS (SELECT 1 FROM receipts WHERE message = messages.id AND member = ?3)",
-                params![rid, Delivery::Delivered as i64, &fp[..]],
-            )?;
-            let mut st = tx
-                .prepare(
-                    "SELECT id, uid FROM messages WHERE room = ?1 AND from_me = 1 AND delivery < ?2
-                     AND (SELECT COUNT(*) FROM receipts WHERE message = messages.id) >= receipts_needed",
-                )
-                .map_err(|e| EngineError::Store(e.to_string()))?;
-            let done = st
-                .query_map(params![rid, Delivery::Delivered as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(|e| EngineError::Store(e.to_string()))?
-                .collect::<Result<Vec<(i64, Vec<u8>)>, _>>()
-                .map_err(|e| EngineError::Store(e.to_string()))?;
-            drop(st);
-            for (id, uid) in &done {
-                set_delivered(tx, *id, uid)?;
+        let mut waiting: Vec<Uid> = Vec::new();
+        for (_, head) in self.store.db().outbox()? {
+            if let (Some(Dest::Group(r)), Some(uid)) = (head.dest, head.uid)
+                && r == rid
+                && !waiting.contains(&uid)
+            {
+                waiting.push(uid);
             }
-            Ok(done)
-        })?;
-        for (id, _) in delivered {
-            self.emit(Event::Delivery {
-                room: RoomId(rid),
-                id: MessageId(id),
-                state: Delivery::Delivered,
-            });
         }
+        let delivered = self.store.tx(|db| {
+            let mut delivered = Vec::new();
+            for uid in &waiting {
+                let Some((id, mut rec)) = db.message_by_uid(rid, uid)? else {
+                    continue;
+                };
+                if !rec.from_me
+                    || rec.delivery == Some(DeliveryState::Delivered)
+                    || rec.receipts.contains(fp)
+                    || rec.receipts_needed == 0
+                {
+                    continue;
+                }
+                rec.receipts_needed -= 1;
+                if settle_receipts(db, rid, id, &mut rec)? {
+                    delivered.push(id);
+                }
+            }
+            Ok(delivered)
+        })?;
+        self.emit_delivered(rid, &delivered);
         Ok(())
     }
 
@@ -550,12 +516,12 @@ impl Core {
         let old = self
             .rooms
             .get(&rid)
-            .map(|r| r.rec.name.clone())
+            .map(|r| r.name.clone())
             .unwrap_or_default();
         let text = format!("you renamed the group from {old} to {name}");
         self.change_group(rid, |core| {
             if let Some(r) = core.rooms.get_mut(&rid) {
-                r.rec.name = name;
+                r.name = name;
             }
             core.updates(rid, None, None)
         })?;
@@ -642,7 +608,16 @@ impl Core {
             ));
         }
         let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
-        let rekeyed = state.process_distribution(dist).map_err(crypto)?;
+        let rekeyed = match state.process_distribution(dist) {
+            Ok(r) => r,
+            // A key of a generation already replaced (sent before the member learned of a
+            // rotation): nothing to do, the member sends its new one.
+            Err(hum_shared::crypto::CryptoError::StaleDistribution) => {
+                tracing::debug!("a sender key of an older generation was ignored");
+                return Ok(None);
+            }
+            Err(e) => return Err(crypto(e)),
+        };
         // Only the admin starts a new generation; anyone else's attempt changes nothing.
         if rekeyed.is_some() && !may_rekey {
             return Err(EngineError::Crypto(
@@ -654,7 +629,7 @@ impl Core {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes().to_vec();
+        self.group_mut(rid)?.state = state.to_bytes();
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -718,10 +693,24 @@ impl Core {
                 dist,
                 ..
             } => {
-                // A room we were removed from reopens when we are added again.
+                // A room we were removed from reopens when we are added again, by its
+                // admin only: an ex-member must not take over its name and history.
                 let existing = self.room_of_group(&group);
-                if existing.is_some_and(|rid| self.group(rid).is_ok_and(|g| !g.closed)) {
-                    return Ok(());
+                if let Some(rid) = existing {
+                    let g = self.group(rid)?;
+                    if !g.closed {
+                        return Ok(());
+                    }
+                    if g.admin != from {
+                        let room = self.rooms.get(&rid).map(|r| r.name.clone());
+                        let who = self.contacts.get(&cid).map(|c| c.rec.name.clone());
+                        return Err(EngineError::Invite(format!(
+                            "{} invited you back to the group {}, which only its admin can \
+                             do: ignored",
+                            who.unwrap_or_default(),
+                            room.unwrap_or_default()
+                        )));
+                    }
                 }
                 if relay.parse::<hum_shared::RelayAddr>().is_err() {
                     return Err(EngineError::Invite(
@@ -744,18 +733,23 @@ impl Core {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes().to_vec(),
+                        state: state.to_bytes(),
                         relay,
                         admin: from,
                         members: list,
                         closed: false,
                     }),
+                    contact: None,
+                    unread: 0,
+                    mentions: 0,
                 };
                 let mine = state.distribution();
                 let rid = match existing {
                     Some(rid) => {
                         if let Some(r) = self.rooms.get_mut(&rid) {
-                            r.rec = rec;
+                            // The history and what is unread in it stay.
+                            r.name = rec.name;
+                            r.group = rec.group;
                         }
                         self.save_room(rid)?;
                         rid
@@ -813,15 +807,15 @@ impl Core {
                         .map(|o| format!("{} is no longer in the group", self.member_name(o))),
                 );
                 if let Some(r) = self.rooms.get(&rid)
-                    && r.rec.name != name
+                    && r.name != name
                 {
                     events.push(format!(
                         "{admin} renamed the group from {} to {name}",
-                        r.rec.name
+                        r.name
                     ));
                 }
                 if let Some(r) = self.rooms.get_mut(&rid) {
-                    r.rec.name = name;
+                    r.name = name;
                 }
                 self.group_mut(rid)?.members = list;
                 self.save_room(rid)?;
@@ -857,6 +851,12 @@ impl Core {
                 };
                 let admin = self.group(rid)?.admin;
                 let d = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
+                let current = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                if d.generation() < current.generation() {
+                    // Sent before its owner learned of a rotation: neither taken nor
+                    // forwarded; the owner sends its new key.
+                    return Ok(());
+                }
                 if admin == self.my_fp() && origin.is_none() {
                     // A member's own key: take it, then forward it.
                     if !self
@@ -906,7 +906,7 @@ impl Core {
                 let name = self
                     .rooms
                     .get(&rid)
-                    .map(|r| r.rec.name.clone())
+                    .map(|r| r.name.clone())
                     .unwrap_or_default();
                 self.emit(Event::Notice(format!(
                     "you are no longer in the group {name}"

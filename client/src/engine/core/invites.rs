@@ -26,26 +26,19 @@ pub(super) struct Check {
 
 /// What using up an invite writes, prepared outside the transaction.
 pub(super) struct Used {
-    relay: String,
-    expires_at: i64,
-    sealed: Vec<u8>,
+    rec: UsedInviteRecord,
     capability: Capability,
-    answer_key: [u8; 32],
-    notice_mailbox: MailboxId,
+    /// The notice's outbox head: it belongs to no conversation (no receipt id) and leaves
+    /// once the relay stores it.
+    notice_head: OutboxHead,
     notice: Envelope,
 }
 
 impl Used {
     /// Writes the used invite and queues its notice; returns their ids.
-    pub(super) fn write(&self, tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64), EngineError> {
-        let id = store::insert_used_invite(tx, self.expires_at, &self.sealed)?;
-        let row = store::queue_envelope(
-            tx,
-            &self.relay,
-            self.notice_mailbox.as_bytes(),
-            true,
-            self.notice.as_bytes(),
-        )?;
+    pub(super) fn write(&self, db: &Db<'_>) -> Result<(i64, i64), EngineError> {
+        let id = db.insert_used_invite(&self.rec)?;
+        let row = db.insert_outbox(&self.notice_head, self.notice.as_bytes())?;
         Ok((id, row))
     }
 }
@@ -57,20 +50,18 @@ fn answer_key(env: &Envelope) -> [u8; 32] {
 }
 
 impl Core {
-    /// Loads the used invites and the invites we watch.
+    /// Loads the used invites and the invites we watch; the expired ones go.
     pub(super) fn load_invite_state(&mut self) -> Result<(), EngineError> {
         let now = now_secs();
-        for row in self
-            .store
-            .used_invites(i64::try_from(now).unwrap_or(i64::MAX))?
-        {
-            let rec: UsedInviteRecord = dec(&zeroize::Zeroizing::new(open(
-                &self.key,
-                &row.sealed,
-                "used invite",
-            )?))?;
+        let db = self.store.db();
+        let mut expired = Vec::new();
+        for (id, rec) in db.used_invites()? {
+            if rec.expires_at <= now {
+                expired.push(id);
+                continue;
+            }
             self.used_invites.insert(
-                row.id,
+                id,
                 UsedInvite {
                     capability: Capability::from_bytes(rec.capability),
                     answer_key: rec.answer_key,
@@ -78,24 +69,29 @@ impl Core {
             );
         }
         let mut stale = Vec::new();
-        for row in self.store.invite_checks()? {
-            let rec: InviteCheckRecord = dec(&open(&self.key, &row.sealed, "invite check")?)?;
+        for (cid, rec) in db.invite_checks()? {
             let check = Invite::decode(&rec.code, rec.accepted_at)
                 .ok()
                 .zip(Envelope::from_bytes(&rec.answer).ok());
             match check {
                 Some((invite, answer))
-                    if self.contacts.contains_key(&row.id)
+                    if self.contacts.contains_key(&cid)
                         && now < invite.expires_at().saturating_add(NOTICE_KEPT_SECS) =>
                 {
-                    self.checks.insert(row.id, Check { invite, answer });
+                    self.checks.insert(cid, Check { invite, answer });
                 }
-                _ => stale.push(row.id),
+                _ => stale.push(cid),
             }
         }
-        self.store.tx(|tx| {
+        if expired.is_empty() && stale.is_empty() {
+            return Ok(());
+        }
+        self.store.tx(|db| {
+            for id in &expired {
+                db.delete_used_invite(*id)?;
+            }
             for cid in &stale {
-                store::delete_invite_check(tx, *cid)?;
+                db.delete_invite_check(*cid)?;
             }
             Ok(())
         })
@@ -126,14 +122,13 @@ impl Core {
         Ok(())
     }
 
-    /// The sealed record of an invite we accept now with `answer`.
-    pub(super) fn seal_check(&self, code: &str, answer: &Envelope) -> Result<Vec<u8>, EngineError> {
-        let rec = InviteCheckRecord {
+    /// The record of an invite we accept now with `answer`.
+    pub(super) fn check_record(code: &str, answer: &Envelope) -> InviteCheckRecord {
+        InviteCheckRecord {
             code: code.chars().filter(|c| !c.is_whitespace()).collect(),
             accepted_at: now_secs(),
             answer: answer.as_bytes().to_vec(),
-        };
-        seal(&self.key, &enc(&rec)?, "invite check")
+        }
     }
 
     /// Starts reading the used notice of an invite accepted for `cid`.
@@ -157,21 +152,20 @@ impl Core {
             .ok_or(EngineError::Unknown("invite"))?;
         let notice = self.me.invite_used_notice(secret, env).map_err(crypto)?;
         let notice_mailbox = secret.used_capability().map_err(crypto)?.mailbox_id();
-        let rec = UsedInviteRecord {
-            capability: *secret.capability().expose_secret(),
-            answer_key: answer_key(env),
-        };
         Ok(Used {
-            relay: self.home.clone(),
-            expires_at: i64::try_from(secret.expires_at()).unwrap_or(i64::MAX),
-            sealed: seal(
-                &self.key,
-                &zeroize::Zeroizing::new(enc(&rec)?),
-                "used invite",
-            )?,
+            rec: UsedInviteRecord {
+                capability: *secret.capability().expose_secret(),
+                answer_key: answer_key(env),
+                expires_at: secret.expires_at(),
+            },
             capability: secret.capability().clone(),
-            answer_key: rec.answer_key,
-            notice_mailbox,
+            notice_head: OutboxHead {
+                relay: self.home.clone(),
+                mailbox: *notice_mailbox.as_bytes(),
+                fanout: true,
+                dest: None,
+                uid: None,
+            },
             notice,
         })
     }
@@ -194,14 +188,15 @@ impl Core {
             used_id,
             UsedInvite {
                 capability: used.capability,
-                answer_key: used.answer_key,
+                answer_key: used.rec.answer_key,
             },
         );
-        self.ensure_link(&used.relay);
-        if let Some(l) = self.links.get_mut(&used.relay) {
+        let relay = used.notice_head.relay.clone();
+        self.ensure_link(&relay);
+        if let Some(l) = self.links.get_mut(&relay) {
             l.pending.push_back(notice_row);
         }
-        self.pump(&used.relay)
+        self.pump(&relay)
     }
 
     /// Someone answered an invite of ours that was used already.
@@ -245,7 +240,7 @@ impl Core {
         };
         match check.invite.used_by(env, &check.answer) {
             Ok(true) => {
-                self.store.tx(|tx| store::delete_invite_check(tx, cid))?;
+                self.store.tx(|db| db.delete_invite_check(cid))?;
                 self.stop_watching(cid);
                 Ok(())
             }
@@ -264,7 +259,18 @@ impl Core {
             return Ok(());
         };
         let (name, room) = (c.rec.name.clone(), c.room);
-        self.store.tx(|tx| store::forget_contact(tx, cid))?;
+        // The room stays, closed, with its history: it no longer names the contact.
+        let mut room_rec = self
+            .rooms
+            .get(&room)
+            .cloned()
+            .ok_or(EngineError::Unknown("room"))?;
+        room_rec.contact = None;
+        self.store.tx(|db| {
+            db.forget_contact(cid)?;
+            db.put_room(room, &room_rec)
+        })?;
+        self.rooms.insert(room, room_rec);
         self.stop_watching(cid);
         self.contacts.remove(&cid);
         self.sessions.remove(&cid);

@@ -4,38 +4,32 @@ use super::*;
 
 /// Marks a message of ours delivered: its envelopes need no more resending.
 pub(super) fn set_delivered(
-    tx: &rusqlite::Transaction<'_>,
+    db: &Db<'_>,
+    room: i64,
     id: i64,
-    uid: &[u8],
+    rec: &mut MessageRecord,
 ) -> Result<(), EngineError> {
-    exec(
-        tx,
-        "UPDATE messages SET delivery = ?1 WHERE id = ?2",
-        params![Delivery::Delivered as i64, id],
-    )?;
-    exec(tx, "DELETE FROM outbox WHERE uid = ?1", [uid])?;
-    Ok(())
+    rec.delivery = Some(DeliveryState::Delivered);
+    db.put_message(id, room, rec)?;
+    db.delete_outbox_of(&rec.body.uid)
 }
 
-/// Who sent a part: a contact, or a group member (by sender-key id).
-#[derive(Debug, Clone)]
-pub(super) enum Origin {
-    Contact(i64),
-    Group { room: i64, member: [u8; 32] },
-}
-
-impl Origin {
-    /// As the inbox table stores it: contact, room, member.
-    pub(super) fn columns(&self) -> (Option<i64>, Option<i64>, Option<Vec<u8>>) {
-        match self {
-            Origin::Contact(c) => (Some(*c), None, None),
-            Origin::Group { room, member } => (None, Some(*room), Some(member.to_vec())),
-        }
+/// Writes an own message whose receipts changed; it becomes delivered once it has every
+/// receipt it waits for. Returns whether it did.
+pub(super) fn settle_receipts(
+    db: &Db<'_>,
+    room: i64,
+    id: i64,
+    rec: &mut MessageRecord,
+) -> Result<bool, EngineError> {
+    if rec.receipts.len() >= usize::try_from(rec.receipts_needed).unwrap_or(usize::MAX) {
+        set_delivered(db, room, id, rec)?;
+        Ok(true)
+    } else {
+        db.put_message(id, room, rec)?;
+        Ok(false)
     }
 }
-
-/// An inbox row: id, contact, room, member, sealed message.
-pub(super) type InboxRow = (i64, Option<i64>, Option<i64>, Option<Vec<u8>>, Vec<u8>);
 
 impl Core {
     pub(super) fn deliver(
@@ -61,7 +55,12 @@ impl Core {
                     return Ok(());
                 };
                 match s.open(&env) {
-                    Ok(part) => self.on_part(Origin::Contact(cid), &part, Some((cid, s)), None),
+                    Ok(part) => self.on_part(
+                        Origin::Contact(cid),
+                        &Zeroizing::new(part),
+                        Some((cid, s)),
+                        None,
+                    ),
                     Err(_) => {
                         tracing::debug!("an envelope did not open (a duplicate, or not for us)");
                         Ok(())
@@ -79,7 +78,7 @@ impl Core {
                             room: rid,
                             member: *member.as_bytes(),
                         },
-                        &part,
+                        &Zeroizing::new(part),
                         None,
                         Some((rid, state)),
                     ),
@@ -116,7 +115,7 @@ impl Core {
                         room: rid,
                         member: *member.as_bytes(),
                     };
-                    self.on_part(origin, &part, None, Some((rid, state)))?;
+                    self.on_part(origin, &Zeroizing::new(part), None, Some((rid, state)))?;
                 }
                 Err(_) => self.stash.push_back((rid, env)),
             }
@@ -128,6 +127,14 @@ impl Core {
         let Some(secret) = self.invites.get(&id) else {
             return Ok(());
         };
+        if secret.expires_at() <= now_secs() {
+            // Too late: whoever answers now may have found the code after its time.
+            self.forget_invite(id)?;
+            self.emit(Event::Notice(
+                "an invite was answered after it expired and was ignored: make a new one".into(),
+            ));
+            return Ok(());
+        }
         let Ok((session, who, first)) = Session::respond(&self.me, secret, env) else {
             tracing::debug!("an invite answer did not open");
             return Ok(());
@@ -149,12 +156,13 @@ impl Core {
         }
         let name = self.unique_name(hello.name);
         // One-time: the invite is used up. Its prekey goes; a notice naming this answer
-        // goes to whoever else answers the same code.
+        // goes to whoever else answers the same code, and its mailbox is still read (as a
+        // used invite's) until the invite expires.
         let used = self.prepare_used(id, env)?;
         let (_, (used_id, notice_row)) =
-            self.add_contact(who, name.clone(), hello.relay, session, |tx, _| {
-                exec(tx, "DELETE FROM invites WHERE id = ?1", [id])?;
-                used.write(tx)
+            self.add_contact(who, name.clone(), hello.relay, session, |db, _| {
+                db.delete_invite(id)?;
+                used.write(db)
             })?;
         self.invites.remove(&id);
         self.invite_used(id, used_id, used, notice_row)?;
@@ -173,20 +181,21 @@ impl Core {
     ) -> Result<(), EngineError> {
         let (room, sender): (i64, Vec<u8>) = match &origin {
             Origin::Contact(cid) => (
-                self.contacts.get(cid).map(|c| c.room).unwrap_or(0),
+                self.contacts
+                    .get(cid)
+                    .map(|c| c.room)
+                    .ok_or(EngineError::Unknown("contact"))?,
                 cid.to_be_bytes().to_vec(),
             ),
             Origin::Group { room, member } => (*room, member.to_vec()),
         };
-        let sealed_state = self.sealed_rows(&Sealed {
-            relay: String::new(),
-            mailbox: MailboxId::from_bytes([0; 32]),
-            fanout: false,
-            envelopes: Vec::new(),
-            session: session.clone(),
-            group: group.clone(),
-        })?;
-        let commit_state = |tx: &rusqlite::Transaction<'_>| Self::write_state(tx, &sealed_state);
+        // The advanced key state: the session, or the group room with its new state.
+        let state_room = match &group {
+            Some((rid, state)) => Some((*rid, self.room_with_state(*rid, state)?)),
+            None => None,
+        };
+        let write_state =
+            |db: &Db<'_>| Self::write_state(db, session.as_ref(), state_room.as_ref());
         let reassembler = self
             .reassembly
             .entry((room, sender.clone()))
@@ -196,15 +205,7 @@ impl Core {
             // Too many unfinished messages from this sender: the oldest is given up (its
             // missing parts are not coming), making room for the new one.
             if let Some(old) = reassembler.evict_oldest() {
-                let old = i64::from_be_bytes(old.to_be_bytes());
-                self.store.tx(|tx| {
-                    exec(
-                        tx,
-                        "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
-                        params![room, sender, old],
-                    )
-                    .map(drop)
-                })?;
+                self.store.tx(|db| db.delete_parts(room, &sender, old))?;
             }
             first = self
                 .reassembly
@@ -215,41 +216,36 @@ impl Core {
             Ok(done) => done,
             Err(e) => {
                 tracing::debug!(cause = %e, "a part was refused");
-                self.store.tx(|tx| commit_state(tx))?;
+                self.store.tx(|db| write_state(db))?;
                 self.keep_state(session, group);
                 return Ok(());
             }
         };
         let Some((msg_id, payload)) = done else {
-            let blob = seal(&self.key, part, "part")?;
-            let mid = i64::from_be_bytes(part_msg_id(part).unwrap_or(0).to_be_bytes());
-            let idx = i64::from(u16::from_be_bytes([
-                part.get(8).copied().unwrap_or(0),
-                part.get(9).copied().unwrap_or(0),
-            ]));
-            self.store.tx(|tx| {
-                commit_state(tx)?;
-                exec(
-                    tx,
-                    "INSERT OR IGNORE INTO parts (room, sender, msg_id, idx, sealed) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![room, sender, mid, idx, blob],
-                )
-                .map(drop)
+            let rec = PartRecord {
+                room,
+                sender: sender.clone(),
+                msg_id: part_msg_id(part)
+                    .map_err(|_| EngineError::Store("a kept part has no header".into()))?,
+                idx: u16::from_be_bytes([
+                    part.get(8).copied().unwrap_or(0),
+                    part.get(9).copied().unwrap_or(0),
+                ]),
+                part: Zeroizing::new(part.to_vec()),
+            };
+            self.store.tx(|db| {
+                write_state(db)?;
+                db.insert_part(&rec)
             })?;
             self.keep_state(session, group);
             return Ok(());
         };
-        let mid = i64::from_be_bytes(msg_id.to_be_bytes());
+        let payload = Zeroizing::new(payload);
         let msg: Option<AppMessage> = postcard::from_bytes(&payload).ok();
         let Some(msg) = msg else {
-            self.store.tx(|tx| {
-                commit_state(tx)?;
-                exec(
-                    tx,
-                    "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
-                    params![room, sender, mid],
-                )
-                .map(drop)
+            self.store.tx(|db| {
+                write_state(db)?;
+                db.delete_parts(room, &sender, msg_id)
             })?;
             self.keep_state(session, group);
             return Ok(());
@@ -257,61 +253,60 @@ impl Core {
         // Everything with an id is receipted, duplicates too (our first receipt may have
         // been lost). The receipt to send is recorded in the same transaction as the key
         // state, so a crash cannot lose it.
-        let (to_contact, to_room) = match &origin {
-            Origin::Contact(cid) => (Some(*cid), None),
-            Origin::Group { room, .. } => (None, Some(*room)),
-        };
-        let receipt = msg.uid();
-        let finish = |tx: &rusqlite::Transaction<'_>| -> Result<(), EngineError> {
-            commit_state(tx)?;
-            exec(
-                tx,
-                "DELETE FROM parts WHERE room = ?1 AND sender = ?2 AND msg_id = ?3",
-                params![room, sender, mid],
-            )?;
-            if let Some(uid) = &receipt {
-                exec(
-                    tx,
-                    "INSERT INTO receipts_out (contact, room, uid) VALUES (?1, ?2, ?3)",
-                    params![to_contact, to_room, &uid[..]],
-                )?;
+        let receipt = msg.uid().map(|uid| ReceiptOut {
+            dest: match &origin {
+                Origin::Contact(cid) => Dest::Contact(*cid),
+                Origin::Group { room, .. } => Dest::Group(*room),
+            },
+            uid,
+        });
+        let finish = |db: &Db<'_>| -> Result<(), EngineError> {
+            Self::write_state(db, session.as_ref(), None)?;
+            db.delete_parts(room, &sender, msg_id)?;
+            if let Some(r) = &receipt {
+                db.insert_receipt_out(r)?;
             }
             Ok(())
         };
-        // Text goes into history in the same transaction as the key state.
+        // Text goes into history in the same transaction as the key state, and the room's
+        // unread count with it.
         let mut new_message = None;
         let mut inbox = None;
         if let AppMessage::Text { uid, sent_at, text } = &msg {
             let sender_name = self.sender_name(&origin);
-            let body = seal(
-                &self.key,
-                &enc(&StoredMessage {
+            let rec = MessageRecord {
+                from_me: false,
+                delivery: None,
+                receipts_needed: 0,
+                receipts: Vec::new(),
+                body: StoredMessage {
                     sender: sender_name.clone(),
                     text: text.clone(),
                     sent_at: *sent_at,
                     uid: *uid,
                     event: false,
-                })?,
-                "message",
-            )?;
+                },
+            };
             let mention = text.to_lowercase().contains(&self.my_name.to_lowercase());
-            let inserted = self.store.tx(|tx| {
-                finish(tx)?;
-                let n = exec(
-                    tx,
-                    "INSERT OR IGNORE INTO messages (room, uid, from_me, delivery, sealed) VALUES (?1, ?2, 0, NULL, ?3)",
-                    params![room, &uid[..], body],
-                )?;
-                if n == 0 {
-                    return Ok(None);
+            let mut room_rec = match &state_room {
+                Some((_, r)) => r.clone(),
+                None => self
+                    .rooms
+                    .get(&room)
+                    .cloned()
+                    .ok_or(EngineError::Unknown("room"))?,
+            };
+            let inserted = self.store.tx(|db| {
+                finish(db)?;
+                let id = db.insert_message(room, &rec)?;
+                if id.is_some() {
+                    room_rec.unread = room_rec.unread.saturating_add(1);
+                    room_rec.mentions = room_rec.mentions.saturating_add(u32::from(mention));
                 }
-                let id = tx.last_insert_rowid();
-                exec(
-                    tx,
-                    "UPDATE rooms SET unread = unread + 1, mentions = mentions + ?1 WHERE id = ?2",
-                    params![i64::from(mention), room],
-                )?;
-                Ok(Some(id))
+                if id.is_some() || state_room.is_some() {
+                    db.put_room(room, &room_rec)?;
+                }
+                Ok(id)
             })?;
             if let Some(id) = inserted {
                 new_message = Some(MessageView {
@@ -325,24 +320,24 @@ impl Core {
                     kind: MessageKind::Text,
                 });
                 if let Some(r) = self.rooms.get_mut(&room) {
-                    r.unread += 1;
-                    r.mentions += u32::from(mention);
+                    r.unread = room_rec.unread;
+                    r.mentions = room_rec.mentions;
                 }
             }
         } else {
             // What the message does (receipts, group changes) is applied after this
             // transaction; until it has been, the message waits in the inbox, so a crash in
             // between does not lose it.
-            let payload = seal(&self.key, &payload, "inbox")?;
-            let (c, r, m) = origin.columns();
-            inbox = Some(self.store.tx(|tx| {
-                finish(tx)?;
-                exec(
-                    tx,
-                    "INSERT INTO inbox (contact, room, member, sealed) VALUES (?1, ?2, ?3, ?4)",
-                    params![c, r, m, payload],
-                )?;
-                Ok(tx.last_insert_rowid())
+            let rec = InboxRecord {
+                origin: origin.clone(),
+                payload,
+            };
+            inbox = Some(self.store.tx(|db| {
+                finish(db)?;
+                if let Some((rid, r)) = &state_room {
+                    db.put_room(*rid, r)?;
+                }
+                db.insert_inbox(&rec)
             })?);
         }
         self.keep_state(session, group);
@@ -354,45 +349,21 @@ impl Core {
             self.error(e.to_string());
         }
         if let Some(id) = inbox {
-            self.store
-                .tx(|tx| exec(tx, "DELETE FROM inbox WHERE id = ?1", [id]).map(drop))?;
+            self.store.tx(|db| db.delete_inbox(id))?;
         }
         Ok(())
     }
 
     /// Applies what a crash left in the inbox (received, committed, not yet applied).
     pub(super) fn replay_inbox(&mut self) -> Result<(), EngineError> {
-        let rows: Vec<InboxRow> = {
-            let mut st = self
-                .store
-                .conn()
-                .prepare("SELECT id, contact, room, member, sealed FROM inbox ORDER BY id")
-                .map_err(|e| EngineError::Store(e.to_string()))?;
-            st.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .map_err(|e| EngineError::Store(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| EngineError::Store(e.to_string()))?
-        };
-        for (id, contact, room, member, sealed) in rows {
-            let origin = match (contact, room, member) {
-                (Some(c), _, _) => Some(Origin::Contact(c)),
-                (None, Some(r), Some(m)) => <[u8; 32]>::try_from(m.as_slice())
-                    .ok()
-                    .map(|member| Origin::Group { room: r, member }),
-                _ => None,
-            };
-            let msg = open(&self.key, &sealed, "inbox")
-                .ok()
-                .and_then(|p| postcard::from_bytes::<AppMessage>(&p).ok());
-            if let (Some(origin), Some(msg)) = (origin, msg)
-                && let Err(e) = self.app_effects(&origin, msg)
+        for (id, rec) in self.store.db().inbox()? {
+            let msg = postcard::from_bytes::<AppMessage>(&rec.payload).ok();
+            if let Some(msg) = msg
+                && let Err(e) = self.app_effects(&rec.origin, msg)
             {
                 self.error(e.to_string());
             }
-            self.store
-                .tx(|tx| exec(tx, "DELETE FROM inbox WHERE id = ?1", [id]).map(drop))?;
+            self.store.tx(|db| db.delete_inbox(id))?;
         }
         Ok(())
     }
@@ -406,9 +377,9 @@ impl Core {
             self.sessions.insert(cid, s);
         }
         if let Some((rid, state)) = group
-            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
+            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes();
         }
     }
 
@@ -445,19 +416,28 @@ impl Core {
             .map(|(&id, _)| id)
     }
 
-    pub(super) fn receipt_member(&self, origin: &Origin) -> Vec<u8> {
+    /// Who a receipt counts for: the contact's fingerprint, or the group member's (by
+    /// sender-key id while the member is not known yet).
+    pub(super) fn receipt_member(&self, origin: &Origin) -> Option<[u8; 32]> {
         match origin {
             Origin::Contact(cid) => self
                 .contacts
                 .get(cid)
-                .map(|c| c.public.fingerprint().as_bytes().to_vec())
-                .unwrap_or_default(),
-            Origin::Group { room, member } => self
-                .group(*room)
-                .ok()
-                .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
-                .map(|m| m.fingerprint.to_vec())
-                .unwrap_or_else(|| member.to_vec()),
+                .map(|c| *c.public.fingerprint().as_bytes()),
+            Origin::Group { room, member } => Some(
+                self.group(*room)
+                    .ok()
+                    .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
+                    .map_or(*member, |m| m.fingerprint),
+            ),
+        }
+    }
+
+    /// The room a message from `origin` belongs to.
+    pub(super) fn room_of_origin(&self, origin: &Origin) -> Option<i64> {
+        match origin {
+            Origin::Contact(cid) => self.contacts.get(cid).map(|c| c.room),
+            Origin::Group { room, .. } => Some(*room),
         }
     }
 
@@ -478,40 +458,42 @@ impl Core {
     }
 
     pub(super) fn on_receipts(&mut self, origin: &Origin, uids: &[Uid]) -> Result<(), EngineError> {
-        let member = self.receipt_member(origin);
-        let mut delivered = Vec::new();
-        self.store.tx(|tx| {
+        let (Some(member), Some(room)) = (self.receipt_member(origin), self.room_of_origin(origin))
+        else {
+            return Ok(());
+        };
+        let delivered = self.store.tx(|db| {
+            let mut delivered = Vec::new();
             for uid in uids {
-                let msg: Option<(i64, i64, i64, Option<i64>)> = tx
-                    .query_row(
-                        "SELECT id, room, receipts_needed, delivery FROM messages WHERE uid = ?1 AND from_me = 1",
-                        [&uid[..]],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                    )
-                    .ok();
-                let Some((id, room, needed, delivery)) = msg else {
+                let Some((id, mut rec)) = db.message_by_uid(room, uid)?.filter(|(_, m)| m.from_me)
+                else {
                     // Control messages have no history row: their receipt ends their resends.
-                    exec(tx, "DELETE FROM outbox WHERE uid = ?1", [&uid[..]])?;
+                    db.delete_outbox_of(uid)?;
                     continue;
                 };
-                exec(tx, "INSERT OR IGNORE INTO receipts (message, member) VALUES (?1, ?2)", params![id, member])?;
-                let got: i64 = tx
-                    .query_row("SELECT COUNT(*) FROM receipts WHERE message = ?1", [id], |r| r.get(0))
-                    .map_err(|e| EngineError::Store(e.to_string()))?;
-                if got >= needed && delivery != Some(Delivery::Delivered as i64) {
-                    set_delivered(tx, id, &uid[..])?;
-                    delivered.push((id, room));
+                if rec.delivery == Some(DeliveryState::Delivered) || rec.receipts.contains(&member)
+                {
+                    continue;
+                }
+                rec.receipts.push(member);
+                if settle_receipts(db, room, id, &mut rec)? {
+                    delivered.push(id);
                 }
             }
-            Ok(())
+            Ok(delivered)
         })?;
-        for (id, room) in delivered {
+        self.emit_delivered(room, &delivered);
+        Ok(())
+    }
+
+    /// Tells the faces that messages of `room` were delivered.
+    pub(super) fn emit_delivered(&self, room: i64, ids: &[i64]) {
+        for &id in ids {
             self.emit(Event::Delivery {
                 room: RoomId(room),
                 id: MessageId(id),
                 state: Delivery::Delivered,
             });
         }
-        Ok(())
     }
 }

@@ -3,10 +3,24 @@
 
 use super::*;
 
+/// Splits an encoded message into parts, each wiped when dropped (control messages carry
+/// sender keys).
+fn plain_parts(
+    msg_id: u64,
+    bytes: &[u8],
+    capacity: usize,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, EngineError> {
+    Ok(split(msg_id, bytes, capacity)
+        .map_err(|e| EngineError::Crypto(e.to_string()))?
+        .into_iter()
+        .map(Zeroizing::new)
+        .collect())
+}
+
 impl Core {
     /// Seals `msg` for `dest` without committing anything.
     pub(super) fn seal_for(&self, dest: Dest, msg: &AppMessage) -> Result<Sealed, EngineError> {
-        let bytes = zeroize::Zeroizing::new(enc(msg)?);
+        let bytes = enc(msg)?;
         let msg_id = random_u64()?;
         match dest {
             Dest::Contact(cid) => {
@@ -19,8 +33,7 @@ impl Core {
                     .get(&cid)
                     .cloned()
                     .ok_or(EngineError::Unknown("session"))?;
-                let parts = split(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)
-                    .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                let parts = plain_parts(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)?;
                 let envelopes = parts
                     .iter()
                     .map(|p| s.seal(p))
@@ -41,12 +54,11 @@ impl Core {
                     return Err(EngineError::Closed);
                 }
                 let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-                let parts = split(
+                let parts = plain_parts(
                     msg_id,
                     &bytes,
                     hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
-                )
-                .map_err(|e| EngineError::Crypto(e.to_string()))?;
+                )?;
                 let envelopes = parts
                     .iter()
                     .map(|p| state.seal(p))
@@ -67,80 +79,73 @@ impl Core {
     pub(super) fn group(&self, rid: i64) -> Result<&GroupRecord, EngineError> {
         self.rooms
             .get(&rid)
-            .and_then(|r| r.rec.group.as_ref())
+            .and_then(|r| r.group.as_ref())
             .ok_or(EngineError::Unknown("group"))
     }
 
-    /// The sealed rows a [`Sealed`] writes, prepared outside the transaction.
-    pub(super) fn sealed_rows(&self, s: &Sealed) -> Result<StateRows, EngineError> {
-        let session = match &s.session {
-            Some((cid, sess)) => Some((*cid, seal(&self.key, &sess.to_bytes(), "session")?)),
-            None => None,
-        };
-        let room = match &s.group {
-            Some((rid, state)) => {
-                let mut rec = self
-                    .rooms
-                    .get(rid)
-                    .map(|r| r.rec.clone())
-                    .ok_or(EngineError::Unknown("room"))?;
-                if let Some(g) = rec.group.as_mut() {
-                    g.state = state.to_bytes().to_vec();
-                }
-                Some((*rid, seal(&self.key, &enc(&rec)?, "room")?))
-            }
-            None => None,
-        };
-        Ok((session, room))
+    /// The record of the group room whose state a [`Sealed`] advanced, with that state.
+    pub(super) fn advanced_room(
+        &self,
+        s: &Sealed,
+    ) -> Result<Option<(i64, RoomRecord)>, EngineError> {
+        match &s.group {
+            Some((rid, state)) => Ok(Some((*rid, self.room_with_state(*rid, state)?))),
+            None => Ok(None),
+        }
     }
 
-    /// Writes a sealed message's outbox rows and the advanced key state in `tx`.
+    /// Group room `rid`'s record with `state` in place of its group state.
+    pub(super) fn room_with_state(
+        &self,
+        rid: i64,
+        state: &GroupState,
+    ) -> Result<RoomRecord, EngineError> {
+        let mut rec = self
+            .rooms
+            .get(&rid)
+            .cloned()
+            .ok_or(EngineError::Unknown("room"))?;
+        if let Some(g) = rec.group.as_mut() {
+            g.state = state.to_bytes();
+        }
+        Ok(rec)
+    }
+
+    /// Writes a sealed message's outbox rows and the advanced key state (the session, or
+    /// the group room `room` from [`Core::advanced_room`]).
     pub(super) fn write_sealed(
-        tx: &rusqlite::Transaction<'_>,
+        db: &Db<'_>,
         s: &Sealed,
         uid: Option<&Uid>,
-        rows: &StateRows,
+        room: Option<&(i64, RoomRecord)>,
     ) -> Result<Vec<i64>, EngineError> {
-        let mut ids = Vec::with_capacity(s.envelopes.len());
-        for env in &s.envelopes {
-            exec(
-                tx,
-                "INSERT INTO outbox (uid, relay, mailbox, fanout, envelope, contact, room)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    uid.map(|u| u.to_vec()),
-                    s.relay,
-                    &s.mailbox.as_bytes()[..],
-                    i64::from(s.fanout),
-                    env.as_bytes().to_vec(),
-                    s.session.as_ref().map(|(cid, _)| *cid),
-                    s.group.as_ref().map(|(rid, _)| *rid),
-                ],
-            )?;
-            ids.push(tx.last_insert_rowid());
-        }
-        Self::write_state(tx, rows)?;
+        let head = OutboxHead {
+            relay: s.relay.clone(),
+            mailbox: *s.mailbox.as_bytes(),
+            fanout: s.fanout,
+            dest: s.dest(),
+            uid: uid.copied(),
+        };
+        let ids = s
+            .envelopes
+            .iter()
+            .map(|env| db.insert_outbox(&head, env.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::write_state(db, s.session.as_ref(), room)?;
         Ok(ids)
     }
 
-    /// Writes advanced key state: a session row, a room row.
+    /// Writes advanced key state: a session, a room.
     pub(super) fn write_state(
-        tx: &rusqlite::Transaction<'_>,
-        rows: &StateRows,
+        db: &Db<'_>,
+        session: Option<&(i64, Session)>,
+        room: Option<&(i64, RoomRecord)>,
     ) -> Result<(), EngineError> {
-        if let Some((cid, blob)) = &rows.0 {
-            exec(
-                tx,
-                "UPDATE sessions SET sealed = ?1 WHERE contact = ?2",
-                params![blob, cid],
-            )?;
+        if let Some((cid, s)) = session {
+            db.put_session(*cid, s)?;
         }
-        if let Some((rid, blob)) = &rows.1 {
-            exec(
-                tx,
-                "UPDATE rooms SET sealed = ?1 WHERE id = ?2",
-                params![blob, rid],
-            )?;
+        if let Some((rid, rec)) = room {
+            db.put_room(*rid, rec)?;
         }
         Ok(())
     }
@@ -151,9 +156,9 @@ impl Core {
             self.sessions.insert(cid, sess);
         }
         if let Some((rid, state)) = s.group
-            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
+            && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes();
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {
@@ -166,11 +171,11 @@ impl Core {
     /// Seals and queues a message that has no history row (receipts, group control).
     pub(super) fn send_app(&mut self, dest: Dest, msg: &AppMessage) -> Result<(), EngineError> {
         let s = self.seal_for(dest, msg)?;
-        let rows = self.sealed_rows(&s)?;
+        let room = self.advanced_room(&s)?;
         let uid = msg.uid();
         let ids = self
             .store
-            .tx(|tx| Self::write_sealed(tx, &s, uid.as_ref(), &rows))?;
+            .tx(|db| Self::write_sealed(db, &s, uid.as_ref(), room.as_ref()))?;
         self.after_sealed(s, ids)
     }
 
@@ -190,30 +195,29 @@ impl Core {
             text: text.clone(),
         };
         let s = self.seal_for(dest, &msg)?;
-        let rows = self.sealed_rows(&s)?;
+        let room = self.advanced_room(&s)?;
         let needed = match dest {
             Dest::Contact(_) => 1,
-            Dest::Group(rid) => i64::try_from(self.group(rid)?.members.len()).unwrap_or(i64::MAX),
+            Dest::Group(rid) => u32::try_from(self.group(rid)?.members.len()).unwrap_or(u32::MAX),
         };
-        let body = seal(
-            &self.key,
-            &enc(&StoredMessage {
+        let rec = MessageRecord {
+            from_me: true,
+            delivery: Some(DeliveryState::Queued),
+            receipts_needed: needed,
+            receipts: Vec::new(),
+            body: StoredMessage {
                 sender: self.my_name.clone(),
                 text: text.clone(),
                 sent_at,
                 uid,
                 event: false,
-            })?,
-            "message",
-        )?;
-        let (mid, ids) = self.store.tx(|tx| {
-            exec(
-                tx,
-                "INSERT INTO messages (room, uid, from_me, delivery, receipts_needed, sealed) VALUES (?1, ?2, 1, ?3, ?4, ?5)",
-                params![rid, &uid[..], Delivery::Queued as i64, needed, body],
-            )?;
-            let mid = tx.last_insert_rowid();
-            Ok((mid, Self::write_sealed(tx, &s, Some(&uid), &rows)?))
+            },
+        };
+        let (mid, ids) = self.store.tx(|db| {
+            let mid = db
+                .insert_message(rid, &rec)?
+                .ok_or_else(|| EngineError::Store("a message id was used twice".into()))?;
+            Ok((mid, Self::write_sealed(db, &s, Some(&uid), room.as_ref())?))
         })?;
         self.emit(Event::Message(MessageView {
             id: MessageId(mid),
@@ -230,7 +234,7 @@ impl Core {
 
     pub(super) fn dest_of(&self, rid: i64) -> Result<Dest, EngineError> {
         let room = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
-        if room.rec.group.is_some() {
+        if room.group.is_some() {
             return Ok(Dest::Group(rid));
         }
         self.contacts
@@ -242,29 +246,9 @@ impl Core {
 
     /// Seals the receipts waiting in the store, in batches per room, into the outbox.
     pub(super) fn flush_receipts(&mut self) -> Result<(), EngineError> {
-        let rows: Vec<ReceiptRow> = {
-            let mut st = self
-                .store
-                .conn()
-                .prepare_cached(
-                    "SELECT id, contact, room, uid FROM receipts_out ORDER BY id LIMIT 400",
-                )
-                .map_err(|e| EngineError::Store(e.to_string()))?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .map_err(|e| EngineError::Store(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| EngineError::Store(e.to_string()))?
-        };
+        let rows = self.store.db().receipts_out(400)?;
         let mut by_dest: Vec<(Dest, Vec<(i64, Uid)>)> = Vec::new();
-        for (id, contact, room, uid) in rows {
-            let dest = match (contact, room) {
-                (Some(c), _) => Dest::Contact(c),
-                (None, Some(r)) => Dest::Group(r),
-                (None, None) => continue,
-            };
-            let Ok(uid) = <Uid>::try_from(uid.as_slice()) else {
-                continue;
-            };
+        for (id, ReceiptOut { dest, uid }) in rows {
             match by_dest.iter_mut().find(|(d, _)| *d == dest) {
                 Some((_, v)) => v.push((id, uid)),
                 None => by_dest.push((dest, vec![(id, uid)])),
@@ -281,21 +265,21 @@ impl Core {
                     Err(e) => {
                         // The contact or group is gone or closed: nobody to receipt.
                         tracing::debug!(cause = %e, "receipts dropped");
-                        self.store.tx(|tx| {
+                        self.store.tx(|db| {
                             for id in &ids {
-                                exec(tx, "DELETE FROM receipts_out WHERE id = ?1", [id])?;
+                                db.delete_receipt_out(*id)?;
                             }
                             Ok(())
                         })?;
                         continue;
                     }
                 };
-                let rows = self.sealed_rows(&sealed)?;
-                let out = self.store.tx(|tx| {
+                let room = self.advanced_room(&sealed)?;
+                let out = self.store.tx(|db| {
                     for id in &ids {
-                        exec(tx, "DELETE FROM receipts_out WHERE id = ?1", [id])?;
+                        db.delete_receipt_out(*id)?;
                     }
-                    Self::write_sealed(tx, &sealed, None, &rows)
+                    Self::write_sealed(db, &sealed, None, room.as_ref())
                 })?;
                 self.after_sealed(sealed, out)?;
             }
