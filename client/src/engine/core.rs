@@ -909,6 +909,7 @@ impl Core {
                 }
                 self.prune_routes();
                 self.expire_invites()?;
+                self.expire_used_invites()?;
                 self.resend_due()?;
                 self.pump_all()?;
                 self.store.checkpoint_due(self.options.checkpoint_every)?;

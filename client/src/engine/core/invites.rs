@@ -16,6 +16,8 @@ pub(super) struct UsedInvite {
     capability: Capability,
     /// The ephemeral key of the answer that used it.
     answer_key: [u8; 32],
+    /// When the invite expires (unix seconds).
+    expires_at: u64,
 }
 
 /// An invite we accepted, watched until its inviter says which answer used it.
@@ -65,6 +67,7 @@ impl Core {
                 UsedInvite {
                     capability: Capability::from_bytes(rec.capability),
                     answer_key: rec.answer_key,
+                    expires_at: rec.expires_at,
                 },
             );
         }
@@ -189,6 +192,7 @@ impl Core {
             UsedInvite {
                 capability: used.capability,
                 answer_key: used.rec.answer_key,
+                expires_at: used.rec.expires_at,
             },
         );
         let relay = used.notice_head.relay.clone();
@@ -197,6 +201,32 @@ impl Core {
             l.pending.push_back(notice_row);
         }
         self.pump(&relay)
+    }
+
+    /// Forgets the used invites that expired: nobody can answer them any more, so their
+    /// mailboxes are no longer read and their records go.
+    pub(super) fn expire_used_invites(&mut self) -> Result<(), EngineError> {
+        let now = now_secs();
+        let expired: Vec<i64> = self
+            .used_invites
+            .iter()
+            .filter(|(_, u)| u.expires_at <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        if expired.is_empty() {
+            return Ok(());
+        }
+        self.store.tx(|db| {
+            for id in &expired {
+                db.delete_used_invite(*id)?;
+            }
+            Ok(())
+        })?;
+        for id in expired {
+            self.used_invites.remove(&id);
+            self.unsubscribe_kind(RouteKind::UsedInvite(id));
+        }
+        Ok(())
     }
 
     /// Someone answered an invite of ours that was used already.

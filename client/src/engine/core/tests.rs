@@ -216,6 +216,33 @@ impl Fixture {
     fn store_file(&self) -> PathBuf {
         self.paths.store()
     }
+
+    /// Waits until `expires_at` (unix seconds) has passed, runs the timer once (the fake
+    /// relay does not answer), and says whether the home link was told to unsubscribe
+    /// `mailbox`.
+    fn unsubscribed_after(
+        &mut self,
+        expires_at: u64,
+        mailbox: MailboxId,
+    ) -> Result<bool, Box<dyn std::error::Error>> {
+        while now_secs() <= expires_at {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let queue = self
+            .queues
+            .lock()
+            .map_err(|_| "poisoned")?
+            .get(&home())
+            .cloned()
+            .ok_or("no home link")?;
+        self.core()?.handle(Input::Timer)?;
+        let unsubscribed = queue
+            .lock()
+            .map_err(|_| "poisoned")?
+            .iter()
+            .any(|op| matches!(op, Up::Unsubscribe { mailbox: m } if *m == mailbox));
+        Ok(unsubscribed)
+    }
 }
 
 /// The other side of one contact's session.
@@ -466,23 +493,8 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
         raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?.len(),
         1
     );
-    while now_secs() <= Invite::decode(&code, 0)?.expires_at() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let queue = fx
-        .queues
-        .lock()
-        .map_err(|_| "poisoned")?
-        .get(&home())
-        .cloned()
-        .ok_or("no home link")?;
-    fx.core()?.handle(Input::Timer)?;
-    let unsubscribed = queue
-        .lock()
-        .map_err(|_| "poisoned")?
-        .iter()
-        .any(|op| matches!(op, Up::Unsubscribe { mailbox: m } if *m == mailbox));
-    assert!(unsubscribed);
+    let expires_at = Invite::decode(&code, 0)?.expires_at();
+    assert!(fx.unsubscribed_after(expires_at, mailbox)?);
     assert!(raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?.is_empty());
     assert!(fx.core()?.invites.is_empty());
     Ok(())
@@ -703,6 +715,51 @@ fn rows_swapped_or_moved_with_raw_sql_while_closed_are_refused() -> TestResult {
             .any(|e| matches!(e, Event::Error { message } if message.contains("1 message(s)"))),
         "{events:?}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
+    let mut fx = Fixture::new(
+        "used-expiry",
+        EngineOptions {
+            invite_ttl: Duration::from_secs(1),
+            ..options()
+        },
+    )?;
+    let code = fx.invite_code()?;
+    let invite = Invite::decode(&code, now_secs())?;
+    let hello = enc(&Hello {
+        name: "bob".into(),
+        relay: peer_relay(),
+    })?;
+    let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
+    fx.deliver(invite.mailbox(), &envelope)?;
+    assert!(raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?.is_empty());
+    assert_eq!(
+        raw_blobs(&fx.store_file(), "SELECT sealed FROM used_invites")?.len(),
+        1
+    );
+    // Its answer mailbox is still read, as a used invite's; the notice went out.
+    let used_id = *fx
+        .core()?
+        .used_invites
+        .keys()
+        .next()
+        .ok_or("no used invite")?;
+    assert_eq!(
+        fx.core()?.routes.get(&invite.mailbox()).map(|r| r.kind),
+        Some(RouteKind::UsedInvite(used_id))
+    );
+    let notice_mailbox = invite.used_capability()?.mailbox_id();
+    assert!(fx.deposits.iter().any(|(mb, _)| *mb == notice_mailbox));
+    // Reopened, it is read again.
+    fx.reopen()?;
+    assert!(fx.core()?.used_invites.contains_key(&used_id));
+
+    assert!(fx.unsubscribed_after(invite.expires_at(), invite.mailbox())?);
+    assert!(fx.core()?.used_invites.is_empty());
+    assert!(raw_blobs(&fx.store_file(), "SELECT sealed FROM used_invites")?.is_empty());
     Ok(())
 }
 
