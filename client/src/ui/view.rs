@@ -97,7 +97,7 @@ fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
         );
         return;
     };
-    let ctx = app.row_ctx(inner.width as usize);
+    let ctx = app.pane_ctx(pane, inner.width as usize);
     let (rows, exhausted) = timeline::tail_rows(&room.timeline, &ctx, scroll + h);
     let mut lines: Vec<Line<'static>> = rows.into_iter().take(h).collect();
     if exhausted && lines.len() < h {
@@ -112,7 +112,9 @@ fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
                 t.style(Role::Dim),
             ));
             if let Some(hint) = app.demo_hint() {
-                top.push(Line::styled(hint.to_string(), t.style(Role::Notice)));
+                for row in text::wrap(hint, inner.width as usize) {
+                    top.push(Line::styled(row, t.style(Role::Notice)));
+                }
             }
         }
         top.truncate(h - lines.len());
