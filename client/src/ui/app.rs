@@ -19,6 +19,7 @@ use crate::ui::commands::{self, SlashCommand};
 use crate::ui::keymap::{Key, KeyAction, Keymap};
 use crate::ui::panes::{Goal, Panes, SplitDir, Towards};
 use crate::ui::recall::Recall;
+use crate::ui::text;
 use crate::ui::theme::{self, ColorMode, Role, Theme};
 use crate::ui::timeline::{self, RowCtx, Timeline};
 
@@ -199,7 +200,8 @@ fn new_input(theme: &Theme, placeholder: &str) -> TextArea<'static> {
     t.set_placeholder_text(placeholder);
     t.set_placeholder_style(theme.style(Role::Dim));
     t.set_selection_style(theme.style(Role::Highlight));
-    t.set_tab_length(crate::ui::text::TAB_STOP as u8);
+    t.set_tab_length(text::TAB_STOP as u8);
+    t.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
     t
 }
 
@@ -391,9 +393,44 @@ impl App {
         });
     }
 
+    /// The prompt before the input on a screen `width` wide: the room's name, or
+    /// `search›`.
+    pub fn input_prompt(&self, width: u16) -> String {
+        match self.mode {
+            InputMode::Search => "search› ".to_string(),
+            InputMode::Message => {
+                let name = self
+                    .focused_room()
+                    .and_then(|r| self.room(r))
+                    .map_or(String::new(), |r| r.summary.name.clone());
+                if name.is_empty() {
+                    "› ".into()
+                } else {
+                    format!("{}› ", text::truncate(&name, usize::from(width / 4)))
+                }
+            }
+        }
+    }
+
+    /// How many rows the input takes on a screen of `area`: its lines as they wrap, up to
+    /// a third of the screen (then it scrolls to the cursor).
+    fn input_rows(&self, area: Rect) -> u16 {
+        let w = usize::from(area.width)
+            .saturating_sub(text::width(&self.input_prompt(area.width)))
+            .max(1);
+        let rows: usize = self
+            .input
+            .lines()
+            .iter()
+            .map(|l| text::wrap(l, w).len().max(1))
+            .sum();
+        let max = (area.height / 3).clamp(1, 8);
+        u16::try_from(rows).unwrap_or(u16::MAX).clamp(1, max)
+    }
+
     /// How the screen of `area` divides.
     pub fn areas(&self, area: Rect) -> Areas {
-        let input_rows = (self.input.lines().len() as u16).clamp(1, 4);
+        let input_rows = self.input_rows(area);
         let input_rows = input_rows.min(area.height.saturating_sub(5).max(1));
         let flash_rows = u16::from(self.flash.is_some() && area.height >= 8);
         let [main, flash, status, input] = Layout::vertical([

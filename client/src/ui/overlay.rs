@@ -285,7 +285,7 @@ pub(super) fn invite_layout(app: &App, code: &str, area: Rect, scroll: u16) -> I
         let first = usize::from(scroll).min(total - rows);
         head = wrapped(
             &format!(
-                "Invite code, rows {}-{} of {total} (↑↓ scroll):",
+                "Code rows {}-{} of {total}, ↑↓ scrolls:",
                 first + 1,
                 first + rows
             ),

@@ -153,3 +153,16 @@ fn a_mention_stands_out_in_the_text() -> Result<(), Box<dyn std::error::Error>> 
     assert_ne!(at(0).fg, mention.fg.unwrap_or_default(), "ping is not");
     Ok(())
 }
+
+#[test]
+fn a_long_input_wraps_over_rows() -> Result<(), Box<dyn std::error::Error>> {
+    let mut a = app(80, 24);
+    let long = format!("start {} end", "word ".repeat(30));
+    typed(&mut a, &long);
+    let area = ratatui::layout::Rect::new(0, 0, 80, 24);
+    assert_eq!(a.areas(area).input.height, 3);
+    let s = render(&a, 80, 24)?;
+    assert!(s.contains("alice› start word"), "{s}");
+    assert!(s.contains("word  end"), "{s}");
+    Ok(())
+}

@@ -160,6 +160,7 @@ fn the_invite_window_scrolls_on_a_small_screen() -> Result<(), Box<dyn std::erro
     a.update(Action::Engine(Event::Invite { code: code.clone() }));
     let s = render(&a, 40, 12)?;
     assert!(s.contains("rows 1-"), "{s}");
+    assert!(s.contains("↑↓ scrolls"), "{s}");
     assert!(s.contains("widen the"), "{s}");
     let total = code.len().div_ceil(40);
     let mut seen = String::new();
