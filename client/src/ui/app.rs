@@ -800,6 +800,19 @@ impl App {
         (below, timeline::count_rows(tl, i, &ctx))
     }
 
+    /// Ask for the page of `room`'s history before its oldest loaded message.
+    fn load_older(&mut self, room: RoomId, out: &mut Vec<Command>) {
+        let Some(r) = self.room_mut(room) else {
+            return;
+        };
+        r.timeline.loading = true;
+        out.push(Command::LoadHistory {
+            room,
+            before: r.timeline.messages.first().map(|m| m.id),
+            limit: HISTORY_PAGE,
+        });
+    }
+
     /// Scroll the panes of `room` that wait for a goal, once its messages are there; ask for
     /// older pages while a sought message is not loaded yet.
     fn settle(&mut self, room: RoomId, out: &mut Vec<Command>) {
@@ -809,12 +822,11 @@ impl App {
         if r.timeline.loading {
             return;
         }
-        let (marker, more, first) = (
+        let (marker, more) = (
             r.timeline
                 .marker
                 .and_then(|m| r.timeline.messages.iter().position(|x| x.id == m)),
             r.timeline.more,
-            r.timeline.messages.first().map(|m| m.id),
         );
         let waiting: Vec<(usize, Goal)> = self
             .panes
@@ -842,14 +854,7 @@ impl App {
                             Some((below + own / 2).saturating_sub(h / 2))
                         }
                         None if more => {
-                            if let Some(r) = self.room_mut(room) {
-                                r.timeline.loading = true;
-                            }
-                            out.push(Command::LoadHistory {
-                                room,
-                                before: first,
-                                limit: HISTORY_PAGE,
-                            });
+                            self.load_older(room, out);
                             return;
                         }
                         None => {
@@ -970,7 +975,13 @@ impl App {
             Overlay::TooLong { bytes, from } => match key.code {
                 KeyCode::Char('s') => {
                     let text = self.input_text();
-                    let parts = split_text(&text, MAX_TEXT_BYTES);
+                    // `//text` is a message starting with `/`, as at Enter.
+                    let body = if text.starts_with("//") {
+                        &text[1..]
+                    } else {
+                        &text
+                    };
+                    let parts = split_text(body, MAX_TEXT_BYTES);
                     let n = parts.len();
                     let mut sent = true;
                     for part in parts {
@@ -1187,18 +1198,12 @@ impl App {
         } else {
             cur.saturating_sub(delta.unsigned_abs())
         };
-        let (total, exhausted, more, loading, first) = match self.room(room) {
+        let (total, exhausted, more, loading) = match self.room(room) {
             Some(r) => {
                 let ctx = self.row_ctx(w);
                 let need = want.saturating_add(h).min(1 << 24);
                 let (rows, exhausted) = timeline::tail_rows(&r.timeline, &ctx, need);
-                (
-                    rows.len(),
-                    exhausted,
-                    r.timeline.more,
-                    r.timeline.loading,
-                    r.timeline.messages.first().map(|m| m.id),
-                )
+                (rows.len(), exhausted, r.timeline.more, r.timeline.loading)
             }
             None => return,
         };
@@ -1206,14 +1211,7 @@ impl App {
         let scroll = if exhausted { want.min(max) } else { want };
         self.panes.focused_mut().scroll = scroll;
         if exhausted && delta > 0 && want > max && more && !loading {
-            if let Some(r) = self.room_mut(room) {
-                r.timeline.loading = true;
-            }
-            out.push(Command::LoadHistory {
-                room,
-                before: first,
-                limit: HISTORY_PAGE,
-            });
+            self.load_older(room, out);
             self.notice("loading older messages…");
         }
     }

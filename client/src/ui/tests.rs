@@ -544,6 +544,9 @@ fn mention_jumps() {
     a.update(alt('p'));
     let s = a.panes.focused().scroll;
     assert!(s > 30, "{s}");
+    // The message landed on is marked.
+    assert_eq!(a.panes.focused().highlight, Some(MessageId(1010)));
+    assert!(render(&a, 80, 24).is_ok_and(|s| s.contains("hey me, here")));
     a.update(alt('p'));
     assert!(
         a.flash

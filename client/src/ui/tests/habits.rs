@@ -199,29 +199,6 @@ fn a_result_older_than_the_loaded_page_loads_pages_until_it_is_there() {
 }
 
 #[test]
-fn mention_jumps_mark_the_message() {
-    let mut a = app(80, 24);
-    for i in 0..30 {
-        let text = if i == 5 {
-            "hey me, here".to_string()
-        } else {
-            format!("line {i}")
-        };
-        a.update(Action::Engine(Event::Message(msg(
-            1000 + i,
-            1,
-            "alice",
-            &text,
-            600 + i,
-        ))));
-    }
-    a.update(alt('p'));
-    assert_eq!(a.panes.focused().highlight, Some(MessageId(1005)));
-    let s = render(&a, 80, 24).unwrap_or_default();
-    assert!(s.contains("hey me, here"), "{s}");
-}
-
-#[test]
 fn tab_completes_at_names_with_group_members() {
     let mut a = app(80, 24);
     a.update(alt('3'));
