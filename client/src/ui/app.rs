@@ -422,7 +422,14 @@ impl App {
             .input
             .lines()
             .iter()
-            .map(|l| text::wrap(l, w).len().max(1))
+            .map(|l| {
+                // A huge paste is counted by width alone: wrapping it on every key costs.
+                if l.len() > 8192 {
+                    text::width(l).div_ceil(w).max(1)
+                } else {
+                    text::wrap(l, w).len().max(1)
+                }
+            })
             .sum();
         let max = (area.height / 3).clamp(1, 8);
         u16::try_from(rows).unwrap_or(u16::MAX).clamp(1, max)
