@@ -584,7 +584,14 @@ impl App {
                 if !summary.closed && self.panes.unhide(id) {
                     self.layout_dirty = true;
                 }
+                let closed_now = summary.closed && self.room(id).is_some_and(|r| !r.summary.closed);
                 let name = summary.name.clone();
+                if closed_now {
+                    // The end of "leaving #team…", or a removal by the admin.
+                    self.notice(format!(
+                        "#{name} is closed: its history stays, /hide takes it off the list"
+                    ));
+                }
                 self.upsert_room(summary);
                 if created {
                     // `/group create NAME` opens the new group, so `/group add` works next.

@@ -211,7 +211,7 @@ impl Prompt {
         let t = &self.theme;
         let area = frame.area();
         let n = self.fields.len() as u16;
-        let r = help::centered(area, 64, 12 + 2 * n);
+        let r = help::centered(area, 64, 13 + 2 * n);
         let title = match self.kind {
             PromptKind::Onboarding => " welcome to hum ",
             PromptKind::Unlock => " unlock hum ",
@@ -223,7 +223,7 @@ impl Prompt {
         frame.render_widget(block, r);
         let mut rows = vec![Constraint::Length(2)];
         rows.extend((0..n).map(|_| Constraint::Length(2)));
-        rows.push(Constraint::Length(3));
+        rows.push(Constraint::Length(4));
         rows.push(Constraint::Fill(1));
         let parts = Layout::vertical(rows).split(inner);
         let intro = match self.kind {

@@ -72,6 +72,16 @@ fn group_add_takes_the_line_modes_order_too() {
         a.update(key(KeyCode::Enter)),
         vec![Command::GroupLeave { room: RoomId(3) }]
     );
+    assert!(a.flash.as_ref().is_some_and(|f| f.text.contains("leaving")));
+    // Once the engine has closed it, the notice says so and what can be done.
+    a.update(Action::Engine(Event::Room(group(3, "team", true))));
+    assert!(
+        a.flash
+            .as_ref()
+            .is_some_and(|f| f.text.contains("closed") && f.text.contains("/hide")),
+        "{:?}",
+        a.flash
+    );
 }
 
 #[test]
