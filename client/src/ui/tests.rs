@@ -239,27 +239,28 @@ fn onboarding_screen() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[test]
-fn onboarding_flow() {
+fn onboarding_flow() -> Result<(), String> {
     let k = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let strong = "violet harbour kettle 1931 drift";
     let mut p = Prompt::new(PromptKind::Onboarding, Theme::default_dark(), None, None);
     assert_eq!(p.update(k(KeyCode::Enter)), PromptOutcome::Continue); // empty name refused
     for c in "ada".chars() {
         p.update(k(KeyCode::Char(c)));
     }
     p.update(k(KeyCode::Enter));
-    p.paste("pw1");
+    p.paste(strong);
     p.update(k(KeyCode::Enter));
-    p.paste("pw2");
+    p.paste("something else entirely 42");
     assert_eq!(p.update(k(KeyCode::Enter)), PromptOutcome::Continue); // mismatch
-    p.paste("pw3");
+    p.paste(strong);
     p.update(k(KeyCode::Enter));
-    p.paste("pw3");
+    p.paste(strong);
     match p.update(k(KeyCode::Enter)) {
         PromptOutcome::Done(name, pass) => {
             assert_eq!(name, "ada");
-            assert_eq!(pass.as_str(), "pw3");
+            assert_eq!(pass.as_str(), strong);
         }
-        other => assert_eq!(other, PromptOutcome::Continue, "expected Done"),
+        other => return Err(format!("expected Done, got {other:?}")),
     }
     let mut u = Prompt::new(
         PromptKind::Unlock,
@@ -268,6 +269,7 @@ fn onboarding_flow() {
         None,
     );
     assert_eq!(u.update(k(KeyCode::Esc)), PromptOutcome::Cancelled);
+    Ok(())
 }
 
 #[test]
