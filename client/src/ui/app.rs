@@ -763,12 +763,8 @@ impl App {
             r.timeline.set_marker(unread);
         }
         if unread > 0 {
-            for id in self.panes.ids() {
-                if let Some((_, p)) = self.panes.iter_mut().find(|(i, _)| **i == id)
-                    && p.room == Some(room)
-                    && p.scroll == 0
-                    && p.goal.is_none()
-                {
+            for (_, p) in self.panes.iter_mut() {
+                if p.room == Some(room) && p.scroll == 0 && p.goal.is_none() {
                     p.goal = Some(Goal::Unread);
                 }
             }
