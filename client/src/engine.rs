@@ -23,6 +23,9 @@ pub use profile::{
     time_key_replacement, unlock,
 };
 
+/// The longest text one message carries, in bytes; a longer one is refused.
+pub const MAX_TEXT_BYTES: usize = core::MAX_TEXT;
+
 /// Why the engine could not do something.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

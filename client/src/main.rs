@@ -264,6 +264,7 @@ fn ui_options(
     o.tz_offset_secs = TZ.load(std::sync::atomic::Ordering::Relaxed);
     if let Some(p) = paths {
         o.layout_file = Some(p.dir.join("layout.toml"));
+        o.config_file = Some(p.config.clone());
     }
     if let Some(c) = config {
         o.theme = c.theme.clone().or(o.theme);

@@ -21,6 +21,7 @@ mod keymap;
 mod overlay;
 mod panes;
 mod prompt;
+mod recall;
 mod sidebar;
 mod status;
 mod terminal;
@@ -29,6 +30,7 @@ mod theme;
 mod timeline;
 mod view;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,6 +71,8 @@ pub struct UiOptions {
     pub demo_hint: Option<String>,
     /// The local time's offset from UTC in seconds, for message times (0 shows UTC).
     pub tz_offset_secs: i64,
+    /// The profile's config file, where `/theme NAME` is remembered.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for UiOptions {
@@ -82,22 +86,32 @@ impl Default for UiOptions {
             mouse: false,
             demo_hint: None,
             tz_offset_secs: 0,
+            config_file: None,
         }
     }
 }
 
 impl UiOptions {
-    /// The defaults with the XDG places filled in: `~/.config/hum/themes/` (then a
-    /// `themes/` folder in the working directory), `~/.config/hum/keys.toml`,
-    /// and the layout in `~/.local/share/hum/layout.toml`.
+    /// The defaults with hum's folders filled in: with `HUM_HOME` set, its `themes/`,
+    /// `keys.toml` and `layout.toml`; otherwise the XDG places, `~/.config/hum/themes/`,
+    /// `~/.config/hum/keys.toml` and `~/.local/share/hum/layout.toml`. Themes are never
+    /// read from the working directory.
     pub fn standard() -> Self {
+        Self::standard_in(std::env::var_os("HUM_HOME").map(PathBuf::from).as_deref())
+    }
+
+    /// [`UiOptions::standard`] with `HUM_HOME` given (`None`: not set).
+    pub fn standard_in(hum_home: Option<&std::path::Path>) -> Self {
         let mut o = UiOptions::default();
-        if let Some(d) = directories::ProjectDirs::from("", "", "hum") {
+        if let Some(home) = hum_home {
+            o.themes_dirs.push(home.join("themes"));
+            o.keymap_file = Some(home.join("keys.toml"));
+            o.layout_file = Some(home.join("layout.toml"));
+        } else if let Some(d) = directories::ProjectDirs::from("", "", "hum") {
             o.themes_dirs.push(d.config_dir().join("themes"));
             o.keymap_file = Some(d.config_dir().join("keys.toml"));
             o.layout_file = Some(d.data_dir().join("layout.toml"));
         }
-        o.themes_dirs.push(PathBuf::from("themes"));
         o
     }
 }
@@ -138,7 +152,7 @@ pub async fn run(
     let mut term = terminal::Guard::enter(opts.mouse)?;
     let size = term.size()?;
     app.update(Action::Resize(size.width, size.height));
-    term.draw(|f| view(&app, f))?;
+    draw(&mut term, &app)?;
     let mut stream = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -195,14 +209,36 @@ pub async fn run(
         if app.quit {
             break;
         }
-        term.draw(|f| view(&app, f))?;
+        draw(&mut term, &app)?;
     }
     drop(term);
+    let codes = app.take_invites();
+    if !codes.is_empty() {
+        // The terminal is back: the codes can be copied from here too, one line each.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "hum: the invite code{} made in this session (each works once, for one person):",
+            if codes.len() > 1 { "s" } else { "" }
+        );
+        for c in codes {
+            let _ = writeln!(out, "{c}");
+        }
+    }
     if engine_gone {
         Err(UiError::EngineStopped)
     } else {
         Ok(())
     }
+}
+
+/// Draw a frame; an invite code on screen is also written for the terminal to wrap.
+fn draw(term: &mut terminal::Guard, app: &App) -> Result<(), UiError> {
+    let frame = term.draw(|f| view(app, f))?;
+    if let Some((y, text)) = overlay::invite_soft_wrap(app, frame.area) {
+        terminal::soft_wrap(y, &text)?;
+    }
+    Ok(())
 }
 
 fn to_action(e: TermEvent) -> Option<Action> {

@@ -1,5 +1,6 @@
 //! The real `hum` TUI in tmux against a real relay: typed into one client's terminal, the
-//! message appears in the other client's pane.
+//! message appears in the other client's pane; an invite code copied off one screen as a
+//! person copies it (one line per row) and pasted into the other adds the contact.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -186,5 +187,277 @@ async fn typed_in_one_terminal_appears_in_the_other() -> Result<()> {
     let _ = tmux(&socket, &["kill-server"]);
     relay.shutdown().await;
     let _ = std::fs::remove_dir_all(&home);
+    result
+}
+
+fn have_tmux() -> bool {
+    let ok = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !ok {
+        eprintln!("tmux is not installed: this test needs it (.ci/run installs it)");
+    }
+    ok
+}
+
+/// A relay, a home folder and a tmux server for one test; all gone on drop.
+struct Stage {
+    home: std::path::PathBuf,
+    socket: String,
+    addr: String,
+    relay: Option<hum_relay::RelayHandle>,
+}
+
+impl Stage {
+    async fn new(name: &str) -> Result<Self> {
+        let home = std::env::temp_dir().join(format!("hum-tmux-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let mut config = hum_relay::Config::ephemeral(Duration::from_millis(20));
+        config.max_lag = 1_000;
+        let relay = hum_relay::Relay::bind(config).await?.spawn();
+        Ok(Stage {
+            socket: format!("hum-{name}-{}", std::process::id()),
+            addr: relay.address().to_string(),
+            relay: Some(relay),
+            home,
+        })
+    }
+
+    /// Make a profile through the line mode (fast KDF, as tests do).
+    async fn profile(&self, name: &str) -> Result<()> {
+        plain(&self.home, name, &self.addr, &[], "ready")
+            .await
+            .map(|_| ())
+    }
+
+    fn hum_command(&self, profile: &str) -> String {
+        format!(
+            "HUM_HOME={} HUM_PASSPHRASE=pass TERM=xterm-256color {} --profile {profile} --relay '{}'",
+            self.home.display(),
+            env!("CARGO_BIN_EXE_hum"),
+            self.addr
+        )
+    }
+
+    /// Start `profile`'s TUI in a tmux session of its name, `w` x `h`; the session stays
+    /// after hum exits, so what it printed can be read.
+    fn tui(&self, profile: &str, w: u16, h: u16) -> Result<()> {
+        tmux(
+            &self.socket,
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                profile,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+                &self.hum_command(profile),
+            ],
+        )?;
+        tmux(
+            &self.socket,
+            &["set-option", "-w", "-t", profile, "remain-on-exit", "on"],
+        )?;
+        screen_until(
+            &self.socket,
+            profile,
+            Duration::from_secs(30),
+            &format!("hum · {profile}"),
+        )
+        .map(|_| ())
+    }
+
+    fn keys(&self, target: &str, literal: &str) -> Result<()> {
+        tmux(&self.socket, &["send-keys", "-t", target, "-l", literal]).map(|_| ())
+    }
+
+    fn key(&self, target: &str, key: &str) -> Result<()> {
+        tmux(&self.socket, &["send-keys", "-t", target, key]).map(|_| ())
+    }
+
+    /// Paste `text` into `target` as a terminal paste does (bracketed, as hum asks for).
+    fn paste(&self, target: &str, text: &str) -> Result<()> {
+        let file = self.home.join("clipboard.txt");
+        std::fs::write(&file, text)?;
+        tmux(
+            &self.socket,
+            &["load-buffer", "-b", "clip", &file.display().to_string()],
+        )?;
+        tmux(
+            &self.socket,
+            &["paste-buffer", "-p", "-d", "-b", "clip", "-t", target],
+        )
+        .map(|_| ())
+    }
+
+    fn until(&self, target: &str, want: &str) -> Result<String> {
+        screen_until(&self.socket, target, Duration::from_secs(30), want)
+    }
+
+    /// The screen as a person copies it: one line per row.
+    fn rows(&self, target: &str) -> Result<Vec<String>> {
+        Ok(tmux(&self.socket, &["capture-pane", "-p", "-t", target])?
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The screen with rows the terminal wrapped joined, as a terminal selection of a
+    /// wrapped line copies it.
+    fn joined(&self, target: &str) -> Result<Vec<String>> {
+        Ok(
+            tmux(&self.socket, &["capture-pane", "-p", "-J", "-t", target])?
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    async fn close(mut self) {
+        let _ = tmux(&self.socket, &["kill-server"]);
+        if let Some(r) = self.relay.take() {
+            r.shutdown().await;
+        }
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+/// The rows of the invite code on a screen: from the row that starts with `hum1-`, the
+/// rows made of nothing but the code's characters.
+fn code_rows(rows: &[String]) -> Result<Vec<String>> {
+    let first = rows
+        .iter()
+        .position(|r| r.starts_with("hum1-"))
+        .context("no invite code on screen")?;
+    let code_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
+    Ok(rows[first..]
+        .iter()
+        .map(|r| r.trim_end().to_owned())
+        .take_while(|r| !r.is_empty() && r.chars().all(code_char))
+        .collect())
+}
+
+/// The invite overlay's code, checked as a person sees it: its rows hold nothing but the
+/// code, and a copy of the wrapped line gives it whole.
+fn copy_code(stage: &Stage, who: &str, width: usize) -> Result<(String, Vec<String>)> {
+    stage.keys(who, "/invite")?;
+    stage.key(who, "Enter")?;
+    stage.until(who, "hum1-")?;
+    // Let the last rows draw.
+    std::thread::sleep(Duration::from_millis(300));
+    let rows = code_rows(&stage.rows(who)?)?;
+    ensure!(
+        rows.len() > 1,
+        "a code this long takes several rows: {rows:?}"
+    );
+    ensure!(
+        rows[..rows.len() - 1].iter().all(|r| r.len() == width),
+        "full rows, no border: {rows:?}"
+    );
+    let code = rows.concat();
+    ensure!(code.len() > 500, "{code}");
+    let joined = stage.joined(who)?;
+    ensure!(
+        joined.iter().any(|l| l.trim_end() == code),
+        "the terminal keeps the code as one wrapped line:\n{}",
+        joined.join("\n")
+    );
+    ensure!(
+        !stage
+            .rows(who)?
+            .iter()
+            .any(|r| r.contains("making an invite")),
+        "the notice is gone once the code shows"
+    );
+    Ok((code, rows))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_code_copied_off_an_80x24_screen_and_pasted_after_accept_adds_the_contact()
+-> Result<()> {
+    if !have_tmux() {
+        return Ok(());
+    }
+    let stage = Stage::new("accept80").await?;
+    let result = async {
+        stage.profile("alice").await?;
+        stage.profile("bob").await?;
+        stage.tui("alice", 80, 24)?;
+        stage.tui("bob", 80, 24)?;
+        let (_code, rows) = copy_code(&stage, "alice", 80)?;
+        stage.key("alice", "Escape")?;
+        // Bob types /accept and pastes the rows he copied, one line each.
+        stage.keys("bob", "/accept ")?;
+        stage.paste("bob", &(rows.join("\n") + "\n"))?;
+        let tail = rows.last().context("no rows")?;
+        let screen = stage.until("bob", tail)?;
+        ensure!(
+            !screen.contains("Send a paste"),
+            "no paste guard:\n{screen}"
+        );
+        stage.key("bob", "Enter")?;
+        // The contact is there on both sides.
+        stage.until("bob", "1  alice")?;
+        stage.until("alice", "1  bob")?;
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    stage.close().await;
+    result
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_code_pasted_alone_at_120x40_is_offered_and_accepted_and_printed_on_exit()
+-> Result<()> {
+    if !have_tmux() {
+        return Ok(());
+    }
+    let stage = Stage::new("alone120").await?;
+    let result = async {
+        stage.profile("carol").await?;
+        stage.profile("louis").await?;
+        stage.tui("carol", 120, 40)?;
+        stage.tui("louis", 120, 40)?;
+        let (code, rows) = copy_code(&stage, "carol", 120)?;
+        stage.key("carol", "Escape")?;
+        // Louis pastes the code alone: hum asks, and never sends it as a message.
+        stage.paste("louis", &rows.join("\n"))?;
+        stage.until("louis", "Accept this invite code?")?;
+        stage.keys("louis", "y")?;
+        stage.until("louis", "1  carol")?;
+        stage.until("carol", "1  louis")?;
+        // The theme is remembered, and the code is printed once the terminal is back.
+        stage.keys("carol", "/theme light")?;
+        stage.key("carol", "Enter")?;
+        stage.until("carol", "theme light")?;
+        stage.keys("carol", "/quit")?;
+        stage.key("carol", "Enter")?;
+        let printed = stage.until("carol", "made in this session")?;
+        ensure!(
+            stage.joined("carol")?.iter().any(|l| l.trim_end() == code),
+            "the code is printed as one line:\n{printed}"
+        );
+        tmux(
+            &stage.socket,
+            &[
+                "respawn-pane",
+                "-k",
+                "-t",
+                "carol",
+                &stage.hum_command("carol"),
+            ],
+        )?;
+        let again = stage.until("carol", "hum · carol")?;
+        ensure!(
+            again.lines().any(|l| l.trim_end().ends_with("light")),
+            "the theme is light after a restart:\n{again}"
+        );
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    stage.close().await;
     result
 }

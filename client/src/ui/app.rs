@@ -10,14 +10,17 @@ use ratatui::style::Style;
 use ratatui_textarea::{CursorMove, TextArea};
 
 use crate::api::{
-    Command, ContactId, Event, LinkStatus, MemberView, MessageKind, MessageView, RoomId, RoomKind,
-    RoomSummary,
+    Command, ContactId, Event, LinkStatus, MemberView, MessageId, MessageKind, MessageView, RoomId,
+    RoomKind, RoomSummary,
 };
+use crate::engine::{MAX_TEXT_BYTES, ProfileConfig};
 use crate::ui::UiOptions;
 use crate::ui::action::Action;
 use crate::ui::commands::{self, SlashCommand};
 use crate::ui::keymap::{Key, KeyAction, Keymap};
-use crate::ui::panes::{Panes, SplitDir, Towards};
+use crate::ui::panes::{Goal, Panes, SplitDir, Towards};
+use crate::ui::recall::Recall;
+use crate::ui::text;
 use crate::ui::theme::{self, ColorMode, Role, Theme};
 use crate::ui::timeline::{self, RowCtx, Timeline};
 
@@ -44,7 +47,12 @@ pub enum Overlay {
         scroll: u16,
     },
     /// A fresh invite code to copy.
-    Invite(String),
+    Invite {
+        /// The code.
+        code: String,
+        /// Rows of the code scrolled past (when the screen is too small for all of it).
+        scroll: u16,
+    },
     /// A safety number to compare.
     Safety {
         /// The contact.
@@ -58,9 +66,9 @@ pub enum Overlay {
         query: String,
         /// Matches, oldest first.
         results: Vec<MessageView>,
+        /// The chosen match (Enter opens its room there).
+        selected: usize,
     },
-    /// A long paste waiting for confirmation.
-    Paste(String),
     /// A room's members.
     Members {
         /// The room's name.
@@ -68,6 +76,37 @@ pub enum Overlay {
         /// Its members, this profile first.
         members: Vec<MemberView>,
     },
+    /// A long paste, already in the input, waiting for confirmation.
+    Paste {
+        /// Its lines.
+        lines: usize,
+        /// Where in the input it starts (row, column), to take it out again.
+        from: (usize, usize),
+    },
+    /// The input is longer than one message can be.
+    TooLong {
+        /// Its length in bytes.
+        bytes: usize,
+        /// Where a paste that made it so starts in the input, to take it out again.
+        from: Option<(usize, usize)>,
+    },
+    /// A question answered with y or n.
+    Confirm(Confirm),
+}
+
+/// A question for the user, and what a yes does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    /// The question.
+    pub question: String,
+    /// A line under it.
+    pub detail: String,
+    /// What the engine is asked on yes.
+    pub yes: Vec<Command>,
+    /// The notice after yes.
+    pub done: String,
+    /// The text put back in the input on no.
+    pub keep: Option<String>,
 }
 
 /// Where the input's text goes.
@@ -155,6 +194,11 @@ pub struct App {
     demo_hint: Option<String>,
     tz: i64,
     ready: bool,
+    recall: Recall,
+    open_group: Option<String>,
+    invite_file: Option<PathBuf>,
+    invites: Vec<String>,
+    config_file: Option<PathBuf>,
 }
 
 fn new_input(theme: &Theme, placeholder: &str) -> TextArea<'static> {
@@ -163,6 +207,9 @@ fn new_input(theme: &Theme, placeholder: &str) -> TextArea<'static> {
     t.set_style(theme.style(Role::Input));
     t.set_placeholder_text(placeholder);
     t.set_placeholder_style(theme.style(Role::Dim));
+    t.set_selection_style(theme.style(Role::Highlight));
+    t.set_tab_length(text::TAB_STOP as u8);
+    t.set_wrap_mode(ratatui_textarea::WrapMode::WordOrGlyph);
     t
 }
 
@@ -235,7 +282,29 @@ impl App {
             demo_hint: opts.demo_hint.clone(),
             tz: 0,
             ready: false,
+            recall: Recall::default(),
+            open_group: None,
+            invite_file: None,
+            invites: Vec::new(),
+            config_file: opts.config_file.clone(),
         }
+    }
+
+    /// The invite codes shown in this session, to print when the TUI has given the
+    /// terminal back.
+    pub fn take_invites(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.invites)
+    }
+
+    /// The rooms on the room list (hidden ones left out), in order.
+    pub fn listed(&self) -> impl Iterator<Item = &RoomState> {
+        self.rooms
+            .iter()
+            .filter(|r| !self.panes.is_hidden(r.summary.id))
+    }
+
+    fn listed_ids(&self) -> Vec<RoomId> {
+        self.listed().map(|r| r.summary.id).collect()
     }
 
     /// Whether the engine's `Ready` has arrived.
@@ -332,9 +401,51 @@ impl App {
         });
     }
 
+    /// The prompt before the input on a screen `width` wide: the room's name, or
+    /// `search›`.
+    pub fn input_prompt(&self, width: u16) -> String {
+        match self.mode {
+            InputMode::Search => "search› ".to_string(),
+            InputMode::Message => {
+                let name = self
+                    .focused_room()
+                    .and_then(|r| self.room(r))
+                    .map_or(String::new(), |r| r.summary.name.clone());
+                if name.is_empty() {
+                    "› ".into()
+                } else {
+                    format!("{}› ", text::truncate(&name, usize::from(width / 4)))
+                }
+            }
+        }
+    }
+
+    /// How many rows the input takes on a screen of `area`: its lines as they wrap, up to
+    /// a third of the screen (then it scrolls to the cursor).
+    fn input_rows(&self, area: Rect) -> u16 {
+        let w = usize::from(area.width)
+            .saturating_sub(text::width(&self.input_prompt(area.width)))
+            .max(1);
+        let rows: usize = self
+            .input
+            .lines()
+            .iter()
+            .map(|l| {
+                // A huge paste is counted by width alone: wrapping it on every key costs.
+                if l.len() > 8192 {
+                    text::width(l).div_ceil(w).max(1)
+                } else {
+                    text::wrap(l, w).len().max(1)
+                }
+            })
+            .sum();
+        let max = (area.height / 3).clamp(1, 8);
+        u16::try_from(rows).unwrap_or(u16::MAX).clamp(1, max)
+    }
+
     /// How the screen of `area` divides.
     pub fn areas(&self, area: Rect) -> Areas {
-        let input_rows = (self.input.lines().len() as u16).clamp(1, 4);
+        let input_rows = self.input_rows(area);
         let input_rows = input_rows.min(area.height.saturating_sub(5).max(1));
         let flash_rows = u16::from(self.flash.is_some() && area.height >= 8);
         let [main, flash, status, input] = Layout::vertical([
@@ -386,6 +497,15 @@ impl App {
             me: &self.me,
             tz: self.tz,
             width,
+            highlight: None,
+        }
+    }
+
+    /// Row context for a pane: its width and its marked message.
+    pub fn pane_ctx(&self, pane: usize, width: usize) -> RowCtx<'_> {
+        RowCtx {
+            highlight: self.panes.get(pane).and_then(|p| p.highlight),
+            ..self.row_ctx(width)
         }
     }
 
@@ -466,8 +586,27 @@ impl App {
             Event::Room(summary) => {
                 let id = summary.id;
                 let is_new = self.room(id).is_none();
+                let created = is_new
+                    && summary.kind == RoomKind::Group
+                    && self.open_group.as_deref() == Some(summary.name.as_str());
+                if !summary.closed && self.panes.unhide(id) {
+                    self.layout_dirty = true;
+                }
+                let closed_now = summary.closed && self.room(id).is_some_and(|r| !r.summary.closed);
+                let name = summary.name.clone();
+                if closed_now {
+                    // The end of "leaving #team…", or a removal by the admin.
+                    self.notice(format!(
+                        "#{name} is closed: its history stays, /hide takes it off the list"
+                    ));
+                }
                 self.upsert_room(summary);
-                if is_new && self.focused_room().is_none() {
+                if created {
+                    // `/group create NAME` opens the new group, so `/group add` works next.
+                    self.open_group = None;
+                    self.show_room(id, out);
+                    self.notice(format!("#{name} created: /group add NAME adds a contact"));
+                } else if is_new && self.focused_room().is_none() {
                     self.panes.focused_mut().room = Some(id);
                     self.layout_dirty = true;
                     self.open_room(id, out);
@@ -497,10 +636,12 @@ impl App {
                 if let Some(r) = self.room_mut(room) {
                     r.timeline.merge_history(messages, more);
                 }
+                self.settle(room, out);
             }
             Event::SearchResults { query, messages } => {
                 self.overlay = Some(Overlay::Search {
                     query,
+                    selected: messages.len().saturating_sub(1),
                     results: messages,
                 });
             }
@@ -511,7 +652,20 @@ impl App {
                     self.links.push(status);
                 }
             }
-            Event::Invite { code } => self.overlay = Some(Overlay::Invite(code)),
+            Event::Invite { code } => {
+                // The code is here: "making an invite code…" is done.
+                if self.flash.as_ref().is_some_and(|f| !f.error) {
+                    self.flash = None;
+                }
+                if let Some(path) = self.invite_file.take() {
+                    match write_invite(&path, &code) {
+                        Ok(()) => self.notice(format!("invite code saved to {}", path.display())),
+                        Err(e) => self.error(format!("the invite code was not saved: {e}")),
+                    }
+                }
+                self.invites.push(code.clone());
+                self.overlay = Some(Overlay::Invite { code, scroll: 0 });
+            }
             Event::SafetyNumber { name, number, .. } => {
                 self.overlay = Some(Overlay::Safety { name, number });
             }
@@ -606,12 +760,14 @@ impl App {
         out.push(Command::MarkRead { room });
     }
 
-    /// A room was put in a pane: load its history, place the unread marker, mark it read.
+    /// A room was put in a pane: load its history, place the unread marker, mark it read;
+    /// with unread messages, the panes showing it land on the first of them.
     fn open_room(&mut self, room: RoomId, out: &mut Vec<Command>) {
         let Some(r) = self.room_mut(room) else {
             return;
         };
         let unread = r.summary.unread;
+        let mentions = r.summary.mentions;
         if !r.timeline.requested {
             r.timeline.requested = true;
             r.timeline.loading = true;
@@ -624,9 +780,17 @@ impl App {
         } else if unread > 0 {
             r.timeline.set_marker(unread);
         }
-        if unread > 0 || r.summary.mentions > 0 {
+        if unread > 0 {
+            for (_, p) in self.panes.iter_mut() {
+                if p.room == Some(room) && p.scroll == 0 && p.goal.is_none() {
+                    p.goal = Some(Goal::Unread);
+                }
+            }
+        }
+        if unread > 0 || mentions > 0 {
             self.mark_read(room, out);
         }
+        self.settle(room, out);
     }
 
     fn show_room(&mut self, room: RoomId, out: &mut Vec<Command>) {
@@ -634,9 +798,107 @@ impl App {
         if p.room != Some(room) {
             p.room = Some(room);
             p.scroll = 0;
+            p.highlight = None;
+            p.goal = None;
             self.layout_dirty = true;
         }
         self.open_room(room, out);
+    }
+
+    /// Open `room` in the focused pane at message `id`, marked; older pages are loaded
+    /// until it is there.
+    fn jump_to(&mut self, room: RoomId, id: MessageId, out: &mut Vec<Command>) {
+        self.show_room(room, out);
+        let p = self.panes.focused_mut();
+        p.highlight = Some(id);
+        p.goal = Some(Goal::Message(id));
+        self.settle(room, out);
+    }
+
+    /// Rows of message `i` and below it (to the newest), in a timeline drawn `width` wide.
+    fn rows_from(&self, room: RoomId, width: usize, i: usize) -> (usize, usize) {
+        let Some(r) = self.room(room) else {
+            return (0, 0);
+        };
+        let ctx = self.row_ctx(width);
+        let tl = &r.timeline;
+        let below = (i + 1..tl.messages.len())
+            .map(|j| timeline::count_rows(tl, j, &ctx))
+            .sum();
+        (below, timeline::count_rows(tl, i, &ctx))
+    }
+
+    /// Ask for the page of `room`'s history before its oldest loaded message.
+    fn load_older(&mut self, room: RoomId, out: &mut Vec<Command>) {
+        let Some(r) = self.room_mut(room) else {
+            return;
+        };
+        r.timeline.loading = true;
+        out.push(Command::LoadHistory {
+            room,
+            before: r.timeline.messages.first().map(|m| m.id),
+            limit: HISTORY_PAGE,
+        });
+    }
+
+    /// Scroll the panes of `room` that wait for a goal, once its messages are there; ask for
+    /// older pages while a sought message is not loaded yet.
+    fn settle(&mut self, room: RoomId, out: &mut Vec<Command>) {
+        let Some(r) = self.room(room) else {
+            return;
+        };
+        if r.timeline.loading {
+            return;
+        }
+        let (marker, more) = (
+            r.timeline
+                .marker
+                .and_then(|m| r.timeline.messages.iter().position(|x| x.id == m)),
+            r.timeline.more,
+        );
+        let waiting: Vec<(usize, Goal)> = self
+            .panes
+            .ids()
+            .into_iter()
+            .filter_map(|p| {
+                let pane = self.panes.get(p)?;
+                (pane.room == Some(room)).then_some((p, pane.goal?))
+            })
+            .collect();
+        for (p, goal) in waiting {
+            let (w, h) = self.pane_inner(p);
+            let scroll = match goal {
+                Goal::Unread => marker.map(|i| {
+                    let (below, own) = self.rows_from(room, w, i);
+                    (below + own).saturating_sub(h)
+                }),
+                Goal::Message(id) => {
+                    let at = self
+                        .room(room)
+                        .and_then(|r| r.timeline.messages.iter().position(|m| m.id == id));
+                    match at {
+                        Some(i) => {
+                            let (below, own) = self.rows_from(room, w, i);
+                            Some((below + own / 2).saturating_sub(h / 2))
+                        }
+                        None if more => {
+                            self.load_older(room, out);
+                            return;
+                        }
+                        None => {
+                            self.notice("that message is not in the history any more");
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some((_, pane)) = self.panes.iter_mut().find(|(i, _)| **i == p) {
+                pane.goal = None;
+                if let Some(s) = scroll {
+                    pane.scroll = s;
+                }
+            }
+        }
     }
 
     // ----- keys -----
@@ -685,6 +947,30 @@ impl App {
     /// Emacs line editing: the text area's keys, with readline's meaning where they differ.
     fn edit(&mut self, key: &Key, ev: KeyEvent) {
         use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+        let room = self.focused_room();
+        if key.mods.is_empty() && self.mode == InputMode::Message {
+            // Up on the first line and Down on the last walk earlier input, as in a shell.
+            let row = self.input.cursor().0;
+            let last = self.input.lines().len().saturating_sub(1);
+            match key.code {
+                KeyCode::Up if row == 0 => {
+                    let now = self.input_text();
+                    match self.recall.older(room, &now) {
+                        Some(t) => self.set_input(&t),
+                        None => self.notice("no earlier input in this room"),
+                    }
+                    return;
+                }
+                KeyCode::Down if row == last && self.recall.browsing() => {
+                    if let Some(t) = self.recall.newer(room) {
+                        self.set_input(&t);
+                    }
+                    return;
+                }
+                _ => {}
+            }
+        }
+        self.recall.stop();
         if key.mods == KeyModifiers::CONTROL {
             match key.code {
                 KeyCode::Char('u') => {
@@ -703,41 +989,114 @@ impl App {
 
     fn on_overlay_key(&mut self, overlay: Overlay, key: &Key, out: &mut Vec<Command>) {
         use ratatui::crossterm::event::KeyCode;
+        let screen = Rect::new(0, 0, self.size.0, self.size.1);
+        let page = self.size.1.saturating_sub(4).max(1) as isize;
         match overlay {
-            Overlay::Paste(text) => match key.code {
+            Overlay::Paste { from, .. } => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => self.submit(out),
+                KeyCode::Char('e') | KeyCode::Esc => {}
+                _ => {
+                    self.take_out(from);
+                    self.notice("paste dropped (Ctrl-Z brings it back)");
+                }
+            },
+            Overlay::TooLong { bytes, from } => match key.code {
+                KeyCode::Char('s') => {
+                    let text = self.input_text();
+                    // `//text` is a message starting with `/`, as at Enter.
+                    let body = if text.starts_with("//") {
+                        &text[1..]
+                    } else {
+                        &text
+                    };
+                    let parts = split_text(body, MAX_TEXT_BYTES);
+                    let n = parts.len();
+                    let mut sent = true;
+                    for part in parts {
+                        sent &= self.send_text(part, out);
+                    }
+                    if sent {
+                        self.recall.push(self.focused_room(), &text);
+                        self.input.clear();
+                        self.notice(format!("sent as {n} messages"));
+                    }
+                }
+                KeyCode::Char('n') => {
+                    match from {
+                        Some(f) => self.take_out(f),
+                        None => {
+                            self.input.clear();
+                        }
+                    }
+                    self.notice("dropped (Ctrl-Z brings it back)");
+                }
+                _ => self.notice(format!(
+                    "kept in the input: {} of at most {} KiB",
+                    kib(bytes),
+                    MAX_TEXT_BYTES / 1024
+                )),
+            },
+            Overlay::Confirm(c) => match key.code {
                 KeyCode::Char('y') | KeyCode::Enter => {
-                    self.send_text(text, out);
+                    out.extend(c.yes);
+                    self.notice(c.done);
                 }
-                KeyCode::Char('e') => {
-                    self.input.insert_str(&text);
+                _ => {
+                    if let Some(text) = c.keep {
+                        self.set_input(&text);
+                    }
                 }
-                _ => self.notice("paste dropped"),
             },
-            Overlay::Help { scroll } => match key.code {
-                KeyCode::Down | KeyCode::Char('j') => {
+            Overlay::Help { scroll } => {
+                if let Some(d) = list_step(key, page) {
+                    let max = crate::ui::help::max_scroll(self, screen);
                     self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_add(1),
+                        scroll: step_by(usize::from(scroll), d, usize::from(max)) as u16,
                     });
                 }
-                KeyCode::Up | KeyCode::Char('k') => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_sub(1),
+            }
+            Overlay::Invite { code, scroll } => {
+                if let Some(d) = list_step(key, page) {
+                    let max = crate::ui::overlay::invite_max_scroll(self, &code, screen);
+                    self.overlay = Some(Overlay::Invite {
+                        scroll: step_by(usize::from(scroll), d, usize::from(max)) as u16,
+                        code,
                     });
                 }
-                KeyCode::PageDown | KeyCode::Char(' ') => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_add(10),
+            }
+            Overlay::Search {
+                query,
+                results,
+                selected,
+            } => {
+                if key.code == KeyCode::Enter {
+                    if let Some(m) = results.get(selected) {
+                        let (room, id) = (m.room, m.id);
+                        self.jump_to(room, id, out);
+                    }
+                } else if let Some(d) = list_step(key, page) {
+                    let max = results.len().saturating_sub(1);
+                    self.overlay = Some(Overlay::Search {
+                        selected: step_by(selected, d, max),
+                        query,
+                        results,
                     });
                 }
-                KeyCode::PageUp => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_sub(10),
-                    });
-                }
-                _ => {}
-            },
-            _ => {}
+            }
+            Overlay::Safety { .. } | Overlay::Members { .. } => {}
         }
+    }
+
+    /// Take text inserted from `from` to the cursor back out of the input, as an edit that
+    /// Ctrl-Z undoes.
+    fn take_out(&mut self, from: (usize, usize)) {
+        self.input.cancel_selection();
+        self.input.start_selection();
+        self.input.move_cursor(CursorMove::Jump(
+            u16::try_from(from.0).unwrap_or(u16::MAX),
+            u16::try_from(from.1).unwrap_or(u16::MAX),
+        ));
+        self.input.cut();
     }
 
     fn do_key(&mut self, a: KeyAction, out: &mut Vec<Command>) {
@@ -756,7 +1115,8 @@ impl App {
             }
             KeyAction::Interrupt => {
                 if !self.input_empty() {
-                    self.set_input("");
+                    self.recall.stop();
+                    self.input.clear();
                 } else if self.interrupt_armed {
                     self.quit = true;
                     out.push(Command::Quit);
@@ -790,25 +1150,22 @@ impl App {
                 self.layout_dirty = true;
             }
             KeyAction::RoomNext | KeyAction::RoomPrev => {
-                let n = self.rooms.len();
+                let ids = self.listed_ids();
+                let n = ids.len();
                 if n > 0 {
                     let cur = self
                         .focused_room()
-                        .and_then(|r| self.rooms.iter().position(|x| x.summary.id == r));
+                        .and_then(|r| ids.iter().position(|x| *x == r));
                     let i = match (cur, a == KeyAction::RoomNext) {
                         (Some(i), true) => (i + 1) % n,
                         (Some(i), false) => (i + n - 1) % n,
                         (None, _) => 0,
                     };
-                    let id = self.rooms[i].summary.id;
-                    self.show_room(id, out);
+                    self.show_room(ids[i], out);
                 }
             }
-            KeyAction::Room(n) => match self.rooms.get(usize::from(n).saturating_sub(1)) {
-                Some(r) => {
-                    let id = r.summary.id;
-                    self.show_room(id, out);
-                }
+            KeyAction::Room(n) => match self.listed_ids().get(usize::from(n).saturating_sub(1)) {
+                Some(id) => self.show_room(*id, out),
                 None => self.error(format!("no room {n}")),
             },
             KeyAction::NextActivity => self.next_activity(out),
@@ -823,7 +1180,11 @@ impl App {
                 self.scroll_by(-(h.saturating_sub(1).max(1) as isize), out);
             }
             KeyAction::Top => self.scroll_by(isize::MAX / 2, out),
-            KeyAction::Bottom => self.panes.focused_mut().scroll = 0,
+            KeyAction::Bottom => {
+                let p = self.panes.focused_mut();
+                p.scroll = 0;
+                p.highlight = None;
+            }
             KeyAction::Search => {
                 self.mode = InputMode::Search;
                 self.set_input("");
@@ -865,18 +1226,12 @@ impl App {
         } else {
             cur.saturating_sub(delta.unsigned_abs())
         };
-        let (total, exhausted, more, loading, first) = match self.room(room) {
+        let (total, exhausted, more, loading) = match self.room(room) {
             Some(r) => {
                 let ctx = self.row_ctx(w);
                 let need = want.saturating_add(h).min(1 << 24);
                 let (rows, exhausted) = timeline::tail_rows(&r.timeline, &ctx, need);
-                (
-                    rows.len(),
-                    exhausted,
-                    r.timeline.more,
-                    r.timeline.loading,
-                    r.timeline.messages.first().map(|m| m.id),
-                )
+                (rows.len(), exhausted, r.timeline.more, r.timeline.loading)
             }
             None => return,
         };
@@ -884,32 +1239,26 @@ impl App {
         let scroll = if exhausted { want.min(max) } else { want };
         self.panes.focused_mut().scroll = scroll;
         if exhausted && delta > 0 && want > max && more && !loading {
-            if let Some(r) = self.room_mut(room) {
-                r.timeline.loading = true;
-            }
-            out.push(Command::LoadHistory {
-                room,
-                before: first,
-                limit: HISTORY_PAGE,
-            });
+            self.load_older(room, out);
             self.notice("loading older messages…");
         }
     }
 
     fn next_activity(&mut self, out: &mut Vec<Command>) {
-        let n = self.rooms.len();
+        let listed: Vec<&RoomState> = self.listed().collect();
+        let n = listed.len();
         let cur = self
             .focused_room()
-            .and_then(|r| self.rooms.iter().position(|x| x.summary.id == r))
+            .and_then(|r| listed.iter().position(|x| x.summary.id == r))
             .unwrap_or(n.saturating_sub(1));
         let after = |pred: &dyn Fn(&RoomState) -> bool| {
             (1..=n)
                 .map(|k| (cur + k) % n.max(1))
-                .find(|i| self.rooms.get(*i).is_some_and(pred))
+                .find(|i| listed.get(*i).is_some_and(|r| pred(r)))
         };
         let target =
             after(&|r| r.summary.mentions > 0).or_else(|| after(&|r| r.summary.unread > 0));
-        match target.and_then(|i| self.rooms.get(i)).map(|r| r.summary.id) {
+        match target.and_then(|i| listed.get(i)).map(|r| r.summary.id) {
             Some(id) => self.show_room(id, out),
             None => self.notice("no activity"),
         }
@@ -932,17 +1281,21 @@ impl App {
         for i in (0..tl.messages.len()).rev() {
             let m = &tl.messages[i];
             if !m.from_me && timeline::mentions(&m.text, &self.me) {
-                offsets.push(below);
+                offsets.push((below, m.id));
             }
             below += timeline::count_rows(tl, i, &ctx);
         }
         let target = if newer {
-            offsets.iter().copied().filter(|o| *o < cur).max()
+            offsets.iter().copied().filter(|(o, _)| *o < cur).max()
         } else {
-            offsets.iter().copied().filter(|o| *o > cur).min()
+            offsets.iter().copied().filter(|(o, _)| *o > cur).min()
         };
         match target {
-            Some(o) => self.panes.focused_mut().scroll = o,
+            Some((o, id)) => {
+                let p = self.panes.focused_mut();
+                p.scroll = o;
+                p.highlight = Some(id);
+            }
             None => self.notice(if newer {
                 "no newer mention"
             } else {
@@ -953,11 +1306,70 @@ impl App {
 
     fn on_paste(&mut self, text: String) {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
-        if text.lines().count() > PASTE_CONFIRM_LINES {
-            self.overlay = Some(Overlay::Paste(text));
-        } else {
-            self.input.insert_str(&text);
+        // A trailing line break (a copied line) is not a line of the message.
+        let text = text.trim_end_matches('\n');
+        if text.is_empty() || self.mode == InputMode::Search {
+            self.input.insert_str(text.replace('\n', " "));
+            return;
         }
+        self.recall.stop();
+        self.completion = None;
+        let before = self.input_text();
+        if let Some(space) = self.input_is_accept() {
+            // Rows of a code copied off a terminal: one code.
+            if space {
+                self.input.insert_char(' ');
+            }
+            self.input.insert_str(text.replace('\n', " "));
+            return;
+        }
+        if before.trim().is_empty()
+            && let Some(code) = commands::invite_code(text)
+        {
+            self.offer_accept(code, text.to_string());
+            return;
+        }
+        let ratatui_textarea::DataCursor(row, col) = self.input.cursor();
+        self.input.insert_str(text);
+        let bytes = self.input_text().len();
+        if bytes > MAX_TEXT_BYTES {
+            self.overlay = Some(Overlay::TooLong {
+                bytes,
+                from: Some((row, col)),
+            });
+        } else if text.lines().count() > PASTE_CONFIRM_LINES {
+            self.overlay = Some(Overlay::Paste {
+                lines: text.lines().count(),
+                from: (row, col),
+            });
+        }
+    }
+
+    /// Whether the input holds `/accept` (or a prefix of it) and its arguments so far:
+    /// `Some(true)` when a space must come before a pasted code.
+    fn input_is_accept(&self) -> Option<bool> {
+        let text = self.input_text();
+        let body = text.strip_prefix('/')?;
+        let word = body.split_whitespace().next().unwrap_or("");
+        let names: Vec<&str> = commands::COMMANDS.iter().map(|c| c.name).collect();
+        let accept = word.len() >= 2
+            && commands::resolve(word, &names, "command").is_ok_and(|n| n == "accept");
+        accept.then(|| !body.ends_with(char::is_whitespace) && body.trim_end() == word)
+    }
+
+    /// Ask whether to accept an invite code that was pasted or typed alone; on no, `keep`
+    /// goes back into the input.
+    fn offer_accept(&mut self, code: String, keep: String) {
+        self.overlay = Some(Overlay::Confirm(Confirm {
+            question: "Accept this invite code?".into(),
+            detail: format!(
+                "{}… adds the person who made it as a contact.",
+                code.chars().take(24).collect::<String>()
+            ),
+            yes: vec![Command::AcceptInvite { code, name: None }],
+            done: "invite accepted; the contact appears once the handshake is done".into(),
+            keep: Some(keep),
+        }));
     }
 
     fn on_mouse(&mut self, m: ratatui::crossterm::event::MouseEvent, out: &mut Vec<Command>) {
@@ -992,7 +1404,7 @@ impl App {
                     && s.contains(pos)
                 {
                     let i = usize::from(m.row.saturating_sub(s.y + 1));
-                    if let Some(id) = self.rooms.get(i).map(|r| r.summary.id) {
+                    if let Some(id) = self.listed_ids().get(i).copied() {
                         self.show_room(id, out);
                     }
                 }
@@ -1029,10 +1441,14 @@ impl App {
             self.set_input(&rebuild(new));
             return;
         }
-        let mut names: Vec<String> = self.contacts.iter().map(|(_, n)| n.clone()).collect();
-        names.extend(self.rooms.iter().map(|r| r.summary.name.clone()));
+        let mut people: Vec<String> = self.contacts.iter().map(|(_, n)| n.clone()).collect();
+        if let Some(r) = self.focused_room().and_then(|r| self.room(r)) {
+            people.extend(r.summary.members.iter().cloned());
+        }
+        let mut names = people.clone();
+        names.extend(self.listed().map(|r| r.summary.name.clone()));
         let themes = theme::names(&self.themes_dirs);
-        let c = commands::complete(&line, &names, &themes);
+        let c = commands::complete(&line, &names, &themes, &people);
         match c.candidates.len() {
             0 => self.notice("no completion"),
             1 => {
@@ -1073,20 +1489,40 @@ impl App {
         if text.trim().is_empty() {
             return;
         }
+        let room = self.focused_room();
+        self.recall.push(room, &text);
         if text.starts_with('/') && !text.starts_with("//") {
-            match commands::parse(text.trim_end()) {
-                Ok(cmd) => {
-                    if self.run_command(cmd, out) {
-                        self.set_input("");
-                    }
+            let ok = match commands::parse(text.trim_end()) {
+                Ok(cmd) => self.run_command(cmd, out),
+                Err(e) => {
+                    self.error(e);
+                    false
                 }
-                Err(e) => self.error(e),
+            };
+            if ok {
+                self.input.clear();
+            } else {
+                // Kept for fixing, selected: what is typed next replaces it.
+                self.input.select_all();
             }
             return;
         }
-        let text = text.strip_prefix('/').map_or(text.clone(), str::to_string);
-        if self.send_text(text, out) {
-            self.set_input("");
+        let body = text.strip_prefix('/').unwrap_or(&text);
+        let body = body.trim_end_matches('\n').to_string();
+        if let Some(code) = commands::invite_code(&body) {
+            self.input.clear();
+            self.offer_accept(code, text);
+            return;
+        }
+        if body.len() > MAX_TEXT_BYTES {
+            self.overlay = Some(Overlay::TooLong {
+                bytes: body.len(),
+                from: None,
+            });
+            return;
+        }
+        if self.send_text(body, out) {
+            self.input.clear();
         }
     }
 
@@ -1099,7 +1535,9 @@ impl App {
             self.error("this room is closed (you left or were removed)");
             return false;
         }
-        self.panes.focused_mut().scroll = 0;
+        let p = self.panes.focused_mut();
+        p.scroll = 0;
+        p.highlight = None;
         out.push(Command::Send { room, text });
         true
     }
@@ -1131,6 +1569,55 @@ impl App {
             .ok_or_else(|| format!("no room with {name:?} yet"))
     }
 
+    /// Remember the theme in the profile's config file; false when there is none.
+    fn save_theme(&self, name: &str) -> Result<bool, String> {
+        let Some(path) = &self.config_file else {
+            return Ok(false);
+        };
+        let mut config = ProfileConfig::load(path).map_err(|e| e.to_string())?;
+        config.theme = Some(name.to_string());
+        config.save(path).map_err(|e| e.to_string())?;
+        Ok(true)
+    }
+
+    fn find_group(&self, name: &str) -> Result<RoomId, String> {
+        let groups: Vec<&RoomState> = self
+            .listed()
+            .filter(|r| r.summary.kind == RoomKind::Group)
+            .collect();
+        let names: Vec<&str> = groups.iter().map(|r| r.summary.name.as_str()).collect();
+        let n = commands::resolve(name, &names, "group")?;
+        groups
+            .iter()
+            .find(|r| r.summary.name == n)
+            .map(|r| r.summary.id)
+            .ok_or_else(|| format!("unknown group {name:?}"))
+    }
+
+    fn is_group_name(&self, name: &str) -> bool {
+        self.listed()
+            .any(|r| r.summary.kind == RoomKind::Group && r.summary.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The group and contact of `/group add|remove`: `CONTACT` in the focused group, or
+    /// `GROUP CONTACT` (the line mode's order) anywhere.
+    fn group_and_contact(&self, arg: &str) -> Result<(RoomId, ContactId), String> {
+        if let Ok(room) = self.focused_group()
+            && let Ok(contact) = self.find_contact(arg)
+        {
+            return Ok((room, contact));
+        }
+        if let Some((g, rest)) = arg.split_once(char::is_whitespace)
+            && let Ok(room) = self.find_group(g)
+        {
+            return Ok((room, self.find_contact(rest.trim())?));
+        }
+        let room = self.focused_group().map_err(|_| {
+            "usage: /group add GROUP CONTACT, or /group add CONTACT in a group room".to_string()
+        })?;
+        Ok((room, self.find_contact(arg)?))
+    }
+
     fn focused_group(&self) -> Result<RoomId, String> {
         match self.focused_room().and_then(|r| self.room(r)) {
             Some(r) if r.summary.kind == RoomKind::Group => Ok(r.summary.id),
@@ -1142,7 +1629,17 @@ impl App {
     fn run_command(&mut self, cmd: SlashCommand, out: &mut Vec<Command>) -> bool {
         let r: Result<(), String> = (|| {
             match cmd {
-                SlashCommand::Invite => {
+                SlashCommand::Invite(file) => {
+                    if let Some(f) = file {
+                        let path = typed_path(&f);
+                        if path.exists() {
+                            return Err(format!(
+                                "{} exists: give a new file's name",
+                                path.display()
+                            ));
+                        }
+                        self.invite_file = Some(path);
+                    }
                     out.push(Command::CreateInvite);
                     self.notice("making an invite code…");
                 }
@@ -1157,24 +1654,75 @@ impl App {
                         self.send_text(text, out);
                     }
                 }
-                SlashCommand::GroupCreate(name) => out.push(Command::CreateGroup { name }),
-                SlashCommand::GroupAdd(name) => {
-                    let room = self.focused_group()?;
-                    let contact = self.find_contact(&name)?;
+                SlashCommand::GroupCreate(name) => {
+                    self.open_group = Some(name.trim().to_string());
+                    out.push(Command::CreateGroup { name });
+                }
+                SlashCommand::GroupAdd(arg) => {
+                    let (room, contact) = self.group_and_contact(&arg)?;
                     out.push(Command::GroupAdd { room, contact });
                 }
-                SlashCommand::GroupRemove(name) => {
-                    let room = self.focused_group()?;
-                    let contact = self.find_contact(&name)?;
+                SlashCommand::GroupRemove(arg) => {
+                    let (room, contact) = self.group_and_contact(&arg)?;
                     out.push(Command::GroupRemove { room, contact });
                 }
-                SlashCommand::GroupLeave => {
-                    let room = self.focused_group()?;
-                    out.push(Command::GroupLeave { room });
+                SlashCommand::GroupLeave(name) => {
+                    let room = match name {
+                        Some(n) => self.find_group(&n)?,
+                        None => self.focused_group()?,
+                    };
+                    let name = self
+                        .room(room)
+                        .map_or(String::new(), |r| r.summary.name.clone());
+                    self.overlay = Some(Overlay::Confirm(Confirm {
+                        question: format!("Leave #{name}?"),
+                        detail: "Its messages stop coming; the room stays, read-only (/hide takes it off the list).".into(),
+                        yes: vec![Command::GroupLeave { room }],
+                        done: format!("leaving #{name}…"),
+                        keep: None,
+                    }));
                 }
-                SlashCommand::GroupRename(name) => {
-                    let room = self.focused_group()?;
+                SlashCommand::GroupRename(arg) => {
+                    let (room, name) = match arg.split_once(char::is_whitespace) {
+                        Some((g, rest)) if self.is_group_name(g) => {
+                            (self.find_group(g)?, rest.trim().to_string())
+                        }
+                        _ => (self.focused_group()?, arg),
+                    };
                     out.push(Command::GroupRename { room, name });
+                }
+                SlashCommand::Hide(name) => {
+                    let room = match name {
+                        Some(n) => self.find_room(&n)?,
+                        None => self
+                            .focused_room()
+                            .ok_or_else(|| "usage: /hide ROOM".to_string())?,
+                    };
+                    let Some(r) = self.room(room) else {
+                        return Err("no such room".into());
+                    };
+                    if !r.summary.closed {
+                        return Err(format!(
+                            "{} is open: only a room you left or were removed from can be hidden",
+                            r.summary.name
+                        ));
+                    }
+                    let name = r.summary.name.clone();
+                    self.panes.hide(room);
+                    self.layout_dirty = true;
+                    let next = self.listed_ids().first().copied();
+                    for (_, p) in self.panes.iter_mut() {
+                        if p.room == Some(room) {
+                            *p = crate::ui::panes::Pane {
+                                room: next,
+                                ..Default::default()
+                            };
+                        }
+                    }
+                    if let Some(n) = next {
+                        self.open_room(n, out);
+                    }
+                    self.notice(format!("{name} is off the room list; its history stays"));
                 }
                 SlashCommand::Split => self.split(SplitDir::Stacked),
                 SlashCommand::VSplit => self.split(SplitDir::SideBySide),
@@ -1200,7 +1748,11 @@ impl App {
                     self.theme = t.degrade(self.color);
                     self.theme_error = None;
                     self.restyle_input();
-                    self.notice(format!("theme {name}"));
+                    match self.save_theme(&name) {
+                        Ok(true) => self.notice(format!("theme {name} (remembered)")),
+                        Ok(false) => self.notice(format!("theme {name}")),
+                        Err(e) => self.error(format!("theme {name}, not remembered: {e}")),
+                    }
                 }
                 SlashCommand::Verify(name) => {
                     let contact = match name {
@@ -1246,5 +1798,86 @@ impl App {
                 false
             }
         }
+    }
+}
+
+/// How a key moves in a list or a scrolled text: by rows, a page, or to an end.
+fn list_step(key: &Key, page: isize) -> Option<isize> {
+    use ratatui::crossterm::event::KeyCode;
+    if !key.mods.is_empty() && key.mods != ratatui::crossterm::event::KeyModifiers::SHIFT {
+        return None;
+    }
+    match key.code {
+        KeyCode::Up | KeyCode::Char('k') => Some(-1),
+        KeyCode::Down | KeyCode::Char('j') => Some(1),
+        KeyCode::PageUp => Some(-page),
+        KeyCode::PageDown | KeyCode::Char(' ') => Some(page),
+        KeyCode::Home => Some(isize::MIN),
+        KeyCode::End => Some(isize::MAX),
+        _ => None,
+    }
+}
+
+/// `at` moved by `d`, kept within `0..=max`.
+fn step_by(at: usize, d: isize, max: usize) -> usize {
+    let to = if d < 0 {
+        at.saturating_sub(d.unsigned_abs())
+    } else {
+        at.saturating_add(d.unsigned_abs())
+    };
+    to.min(max)
+}
+
+/// Kibibytes, rounded up.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
+}
+
+/// Cut a text into parts of at most `max` bytes, at line ends where it can, else at spaces,
+/// else at a character boundary.
+pub(super) fn split_text(text: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let head = &rest[..cut];
+        let at = head
+            .rfind('\n')
+            .or_else(|| head.rfind(' '))
+            .filter(|i| *i > 0)
+            .map_or(cut, |i| i + 1);
+        out.push(rest[..at].trim_end_matches('\n').to_string());
+        rest = &rest[at..];
+    }
+    if !rest.is_empty() {
+        out.push(rest.to_string());
+    }
+    out
+}
+
+/// Write an invite code to a new file that only this user can read.
+fn write_invite(path: &std::path::Path, code: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    writeln!(f, "{code}")
+}
+
+/// A path as typed: `~/` is the home folder.
+fn typed_path(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), directories::BaseDirs::new()) {
+        (Some(rest), Some(b)) => b.home_dir().join(rest),
+        _ => PathBuf::from(p),
     }
 }

@@ -1,10 +1,13 @@
-//! Slash commands: parsing (unique prefixes accepted) and Tab completion.
+//! Slash commands: parsing (unique prefixes accepted) and Tab completion, and invite
+//! codes recognised in what is typed or pasted.
+
+use hum_shared::crypto::{Invite, InviteError};
 
 /// A slash command as typed, before names are resolved to ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlashCommand {
-    /// `/invite`: make an invite code.
-    Invite,
+    /// `/invite [FILE]`: make an invite code (and write it to FILE).
+    Invite(Option<String>),
     /// `/accept CODE [NAME]`.
     Accept {
         /// The invite code.
@@ -21,14 +24,17 @@ pub enum SlashCommand {
     },
     /// `/group create NAME`.
     GroupCreate(String),
-    /// `/group add NAME`.
+    /// `/group add [GROUP] CONTACT`: the words after `add` (the group is the focused one
+    /// unless the first word names a group).
     GroupAdd(String),
-    /// `/group remove NAME`.
+    /// `/group remove [GROUP] CONTACT`, as for `add`.
     GroupRemove(String),
-    /// `/group leave`.
-    GroupLeave,
-    /// `/group rename NAME`.
+    /// `/group leave [GROUP]`.
+    GroupLeave(Option<String>),
+    /// `/group rename [GROUP] NAME`, as for `add`.
     GroupRename(String),
+    /// `/hide [ROOM]`: take a closed room off the room list.
+    Hide(Option<String>),
     /// `/split`.
     Split,
     /// `/vsplit`.
@@ -83,7 +89,7 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "group",
-        usage: "create|add|remove|leave|rename [NAME]",
+        usage: "create|add|remove|leave|rename [GROUP] [NAME]",
         help: "manage group rooms",
     },
     CommandSpec {
@@ -92,9 +98,14 @@ pub(super) const COMMANDS: &[CommandSpec] = &[
         help: "show keys and commands",
     },
     CommandSpec {
+        name: "hide",
+        usage: "[ROOM]",
+        help: "take a closed room off the room list",
+    },
+    CommandSpec {
         name: "invite",
-        usage: "",
-        help: "make an invite code to give someone",
+        usage: "[FILE]",
+        help: "make an invite code to give someone (and save it to FILE)",
     },
     CommandSpec {
         name: "members",
@@ -209,15 +220,13 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         }
     };
     match name {
-        "invite" => none(SlashCommand::Invite),
+        "invite" => Ok(SlashCommand::Invite(
+            (!rest.is_empty()).then(|| rest.to_string()),
+        )),
         "accept" => {
-            let (code, name_part) = split_word(rest);
-            let code = need(code)?;
-            let nick = name_part.trim();
-            Ok(SlashCommand::Accept {
-                code,
-                name: (!nick.is_empty()).then(|| nick.to_string()),
-            })
+            need(rest)?;
+            let (code, name) = split_accept(rest, now_unix());
+            Ok(SlashCommand::Accept { code, name })
         }
         "msg" => {
             let (target, text) = split_word(rest);
@@ -246,8 +255,9 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
                 "add" => Ok(SlashCommand::GroupAdd(need_arg()?)),
                 "remove" => Ok(SlashCommand::GroupRemove(need_arg()?)),
                 "rename" => Ok(SlashCommand::GroupRename(need_arg()?)),
-                _ if arg.is_empty() => Ok(SlashCommand::GroupLeave),
-                _ => Err("usage: /group leave".into()),
+                _ => Ok(SlashCommand::GroupLeave(
+                    (!arg.is_empty()).then(|| arg.to_string()),
+                )),
             }
         }
         "split" => none(SlashCommand::Split),
@@ -273,10 +283,76 @@ pub fn parse(line: &str) -> Result<SlashCommand, String> {
         "search" => Ok(SlashCommand::Search(need(rest)?)),
         "reconnect" => none(SlashCommand::Reconnect),
         "members" => none(SlashCommand::Members),
+        "hide" => Ok(SlashCommand::Hide(
+            (!rest.is_empty()).then(|| rest.to_string()),
+        )),
         "help" => Ok(SlashCommand::Help),
         "quit" => Ok(SlashCommand::Quit),
         _ => Err(format!("unknown command /{name}")),
     }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The code's characters after `hum1-` (Crockford base32, either case).
+fn code_char(c: char) -> bool {
+    c.is_ascii_digit()
+        || (c.is_ascii_alphabetic() && !matches!(c.to_ascii_lowercase(), 'i' | 'l' | 'o' | 'u'))
+}
+
+/// Whether a word starts like an invite code: `hum`, a version number, `-`.
+fn starts_like_code(word: &str) -> bool {
+    let Some(rest) = word.get(..3).filter(|p| p.eq_ignore_ascii_case("hum")) else {
+        return false;
+    };
+    let rest = &word[rest.len()..];
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    digits > 0 && rest[digits..].starts_with('-')
+}
+
+/// The invite code in `text` when the text is nothing but a code, perhaps copied off a
+/// terminal over several lines (spaces and line breaks inside it are dropped).
+pub(super) fn invite_code(text: &str) -> Option<String> {
+    let code: String = text.split_whitespace().collect();
+    let body = code.split_once('-').map(|(_, b)| b)?;
+    (starts_like_code(&code) && body.len() >= 32 && body.chars().all(code_char)).then_some(code)
+}
+
+/// Split the words after `/accept` into the code and the contact's name. A code copied off
+/// the screen arrives in pieces, one per row: the code is the most leading words that join
+/// into a code whose checksum holds; the words after it are the name. When no such code is
+/// there (a damaged one), the words up to the first that cannot be part of a code are taken,
+/// so the engine can say what is wrong with it.
+pub(super) fn split_accept(rest: &str, now_unix: u64) -> (String, Option<String>) {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let name_of = |k: usize| {
+        let n = words[k..].join(" ");
+        (!n.is_empty()).then_some(n)
+    };
+    for k in (1..=words.len()).rev() {
+        let code: String = words[..k].concat();
+        // These answers come only once the checksum held.
+        if matches!(
+            Invite::decode(&code, now_unix),
+            Ok(_) | Err(InviteError::Expired { .. } | InviteError::Forged | InviteError::Malformed)
+        ) {
+            return (code, name_of(k));
+        }
+    }
+    let k = if words.first().is_some_and(|w| starts_like_code(w)) {
+        1 + words[1..]
+            .iter()
+            .take_while(|w| w.chars().all(code_char) && w.len() > 3)
+            .count()
+    } else {
+        1
+    };
+    let k = k.min(words.len());
+    (words[..k].concat(), name_of(k))
 }
 
 fn split_word(s: &str) -> (&str, &str) {
@@ -297,9 +373,9 @@ pub struct Completion {
 }
 
 /// Candidates for the last word of `line`: command names after `/`, group subcommands,
-/// contact and room names as arguments, theme names after `/theme`, and names in plain
-/// text.
-pub fn complete(line: &str, names: &[String], themes: &[String]) -> Completion {
+/// contact and room names as arguments, theme names after `/theme`, `@name` from `people`
+/// (contacts and the room's members) for a word starting with `@`, and names in plain text.
+pub fn complete(line: &str, names: &[String], themes: &[String], people: &[String]) -> Completion {
     let start = line
         .rfind(char::is_whitespace)
         .map(|i| i + line[i..].chars().next().map_or(1, char::len_utf8))
@@ -315,6 +391,20 @@ pub fn complete(line: &str, names: &[String], themes: &[String]) -> Completion {
         v.dedup();
         v
     };
+    if let Some(partial) = word.strip_prefix('@') {
+        let lp = partial.to_lowercase();
+        let mut v: Vec<String> = people
+            .iter()
+            .filter(|p| p.to_lowercase().starts_with(&lp))
+            .map(|p| format!("@{p}"))
+            .collect();
+        v.sort();
+        v.dedup();
+        return Completion {
+            start,
+            candidates: v,
+        };
+    }
     if let Some(body) = line.strip_prefix('/') {
         let words: Vec<&str> = body[..start.saturating_sub(1).min(body.len())]
             .split_whitespace()
@@ -332,7 +422,7 @@ pub fn complete(line: &str, names: &[String], themes: &[String]) -> Completion {
         });
         let list: Vec<String> = match (cmd, words.len()) {
             (Some("group"), 1) => GROUP_SUBCOMMANDS.iter().map(|s| s.to_string()).collect(),
-            (Some("group"), 2)
+            (Some("group"), 2 | 3)
                 if matches!(
                     words.get(1),
                     Some(&"add") | Some(&"remove") | Some(&"a") | Some(&"rem")
@@ -340,7 +430,7 @@ pub fn complete(line: &str, names: &[String], themes: &[String]) -> Completion {
             {
                 names.to_vec()
             }
-            (Some("msg" | "verify" | "nick"), 1) => names.to_vec(),
+            (Some("msg" | "verify" | "nick" | "hide"), 1) => names.to_vec(),
             (Some("theme"), 1) => themes.to_vec(),
             _ => Vec::new(),
         };
@@ -385,7 +475,11 @@ mod tests {
 
     #[test]
     fn parses_every_command() {
-        assert_eq!(parse("/invite"), Ok(SlashCommand::Invite));
+        assert_eq!(parse("/invite"), Ok(SlashCommand::Invite(None)));
+        assert_eq!(
+            parse("/invite code.txt"),
+            Ok(SlashCommand::Invite(Some("code.txt".into())))
+        );
         assert_eq!(
             parse("/accept hum1abc Bob Smith"),
             Ok(SlashCommand::Accept {
@@ -419,7 +513,16 @@ mod tests {
             parse("/group remove bob"),
             Ok(SlashCommand::GroupRemove("bob".into()))
         );
-        assert_eq!(parse("/group leave"), Ok(SlashCommand::GroupLeave));
+        assert_eq!(parse("/group leave"), Ok(SlashCommand::GroupLeave(None)));
+        assert_eq!(
+            parse("/g l team"),
+            Ok(SlashCommand::GroupLeave(Some("team".into())))
+        );
+        assert_eq!(
+            parse("/group add team bob"),
+            Ok(SlashCommand::GroupAdd("team bob".into()))
+        );
+        assert_eq!(parse("/hide"), Ok(SlashCommand::Hide(None)));
         assert_eq!(
             parse("/group rename crew"),
             Ok(SlashCommand::GroupRename("crew".into()))
@@ -455,7 +558,7 @@ mod tests {
     #[test]
     fn unique_prefixes() {
         assert_eq!(parse("/q"), Ok(SlashCommand::Quit));
-        assert_eq!(parse("/inv"), Ok(SlashCommand::Invite));
+        assert_eq!(parse("/inv"), Ok(SlashCommand::Invite(None)));
         assert_eq!(parse("/VS"), Ok(SlashCommand::VSplit));
         assert_eq!(
             parse("/g c team"),
@@ -504,24 +607,32 @@ mod tests {
             "team".to_string(),
         ];
         let themes = vec!["dark".to_string(), "light".to_string()];
-        let c = complete("/inv", &names, &themes);
+        let c = complete("/inv", &names, &themes, &[]);
         assert_eq!(c.candidates, vec!["/invite"]);
         assert_eq!(c.start, 0);
-        let c = complete("/s", &names, &themes);
+        let c = complete("/s", &names, &themes, &[]);
         assert_eq!(c.candidates, vec!["/search", "/split"]);
-        let c = complete("/msg al", &names, &themes);
+        let c = complete("/msg al", &names, &themes, &[]);
         assert_eq!(
             (c.start, c.candidates),
             (5, vec!["albert".to_string(), "alice".to_string()])
         );
-        let c = complete("/group a", &names, &themes);
+        let c = complete("/group a", &names, &themes, &[]);
         assert_eq!(c.candidates, vec!["add"]);
-        let c = complete("/group add t", &names, &themes);
+        let c = complete("/group add t", &names, &themes, &[]);
         assert_eq!(c.candidates, vec!["team"]);
-        let c = complete("/theme l", &names, &themes);
+        let c = complete("/theme l", &names, &themes, &[]);
         assert_eq!(c.candidates, vec!["light"]);
-        let c = complete("hi te", &names, &themes);
+        let c = complete("hi te", &names, &themes, &[]);
         assert_eq!((c.start, c.candidates), (3, vec!["team".to_string()]));
         assert_eq!(common_prefix(&["albert".into(), "alice".into()]), "al");
+        let people = vec!["carol".to_string(), "Cathy".to_string()];
+        let c = complete("hi @ca", &names, &themes, &people);
+        assert_eq!(
+            (c.start, c.candidates),
+            (3, vec!["@Cathy".to_string(), "@carol".to_string()])
+        );
+        let c = complete("/msg team @ca", &names, &themes, &people);
+        assert_eq!(c.candidates.len(), 2);
     }
 }

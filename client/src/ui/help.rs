@@ -1,7 +1,8 @@
-//! The help overlay: every key binding and every slash command.
+//! The help overlay: every key binding and every slash command, wrapped to the screen.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
@@ -10,28 +11,90 @@ use crate::ui::commands::COMMANDS;
 use crate::ui::text;
 use crate::ui::theme::Role;
 
-/// The help text's lines.
-pub(super) fn lines(app: &App) -> Vec<Line<'static>> {
+/// The widest the help box gets.
+const WIDTH: u16 = 92;
+
+/// A name and what it does, as rows `inner` cells wide: the text wraps beside the name, or
+/// under it when the screen is narrow.
+fn entry(
+    name: &str,
+    what: &str,
+    name_w: usize,
+    inner: usize,
+    styles: (Style, Style),
+) -> Vec<Line<'static>> {
+    let (ns, ws) = styles;
+    let beside = inner.saturating_sub(name_w + 4);
+    if beside >= 18 {
+        let mut out = Vec::new();
+        if text::width(name) > name_w {
+            // A long name on a row of its own, the text under it, beside the column.
+            out.extend(
+                text::wrap(name, inner.saturating_sub(2).max(8))
+                    .into_iter()
+                    .map(|r| Line::styled(format!("  {r}"), ns)),
+            );
+            for row in text::wrap(what, beside) {
+                out.push(Line::from(vec![
+                    Span::raw(" ".repeat(name_w + 4)),
+                    Span::styled(row, ws),
+                ]));
+            }
+            return out;
+        }
+        for (i, row) in text::wrap(what, beside).into_iter().enumerate() {
+            let left = if i == 0 {
+                format!("  {}  ", text::pad_right(name, name_w))
+            } else {
+                " ".repeat(name_w + 4)
+            };
+            out.push(Line::from(vec![
+                Span::styled(left, ns),
+                Span::styled(row, ws),
+            ]));
+        }
+        return out;
+    }
+    let mut out: Vec<Line<'static>> = text::wrap(name, inner.saturating_sub(2).max(8))
+        .into_iter()
+        .map(|r| Line::styled(format!("  {r}"), ns))
+        .collect();
+    out.extend(
+        text::wrap(what, inner.saturating_sub(4).max(8))
+            .into_iter()
+            .map(|r| Line::styled(format!("    {r}"), ws)),
+    );
+    out
+}
+
+/// A paragraph of prose, wrapped with a two-cell indent.
+fn prose(s: &str, inner: usize, style: Style) -> Vec<Line<'static>> {
+    text::wrap(s, inner.saturating_sub(2).max(8))
+        .into_iter()
+        .map(|r| Line::styled(format!("  {r}"), style))
+        .collect()
+}
+
+/// The help text's lines for a box `inner` cells wide inside its border.
+pub(super) fn lines(app: &App, inner: usize) -> Vec<Line<'static>> {
     let t = &app.theme;
+    let pair = (t.style(Role::Prompt), t.style(Role::Text));
     let keys = app.keymap.describe();
     let kw = keys
         .iter()
         .map(|(k, _)| text::width(k))
         .max()
         .unwrap_or(8)
-        .min(22);
+        .min(22)
+        .min(inner / 3);
     let mut out = vec![Line::styled("Keys", t.style(Role::TitleFocused))];
     for (k, d) in keys {
-        out.push(Line::from(vec![
-            Span::styled(
-                format!("  {}", text::pad_right(&k, kw)),
-                t.style(Role::Prompt),
-            ),
-            Span::styled(format!("  {d}"), t.style(Role::Text)),
-        ]));
+        out.extend(entry(&k, &d, kw, inner, pair));
     }
-    out.push(Line::styled(
-        "  Input: Emacs keys (ctrl-a/e/b/f/k/u/w/y, alt-b/f)",
+    out.extend(prose(
+        "Input: Emacs keys (ctrl-a/e/b/f/k/u/y, alt-b/f/d, alt-backspace; ctrl-z undoes). \
+         Up/Down recall what you typed in this room. Tab completes commands, names and @name.",
+        inner,
         t.style(Role::Dim),
     ));
     out.push(Line::raw(""));
@@ -39,22 +102,41 @@ pub(super) fn lines(app: &App) -> Vec<Line<'static>> {
         "Commands (unique prefixes work: /q, /inv)",
         t.style(Role::TitleFocused),
     ));
-    for c in COMMANDS {
-        let cmd = format!("/{} {}", c.name, c.usage);
-        out.push(Line::from(vec![
-            Span::styled(
-                format!("  {}", text::pad_right(cmd.trim_end(), 42)),
-                t.style(Role::Prompt),
-            ),
-            Span::styled(format!("  {}", c.help), t.style(Role::Text)),
-        ]));
+    let cmds: Vec<(String, &str)> = COMMANDS
+        .iter()
+        .map(|c| {
+            (
+                format!("/{} {}", c.name, c.usage).trim_end().to_string(),
+                c.help,
+            )
+        })
+        .collect();
+    let cw = cmds
+        .iter()
+        .map(|(c, _)| text::width(c))
+        .max()
+        .unwrap_or(8)
+        .min(24)
+        .min(inner / 2);
+    for (c, h) in cmds {
+        out.extend(entry(&c, h, cw, inner, pair));
     }
-    out.push(Line::raw(""));
-    out.push(Line::styled(
-        "Esc closes · ↑↓ PgUp PgDn scroll",
-        t.style(Role::Dim),
-    ));
     out
+}
+
+/// The help box within the screen `area`.
+fn frame_rect(app: &App, area: Rect) -> (Rect, usize) {
+    let w = WIDTH.min(area.width);
+    let inner = usize::from(w.saturating_sub(2));
+    let n = lines(app, inner).len();
+    let h = u16::try_from(n).unwrap_or(u16::MAX).saturating_add(2);
+    (centered(area, w, h), n)
+}
+
+/// How far the help text scrolls on a screen of `area`.
+pub(super) fn max_scroll(app: &App, area: Rect) -> u16 {
+    let (r, n) = frame_rect(app, area);
+    u16::try_from(n.saturating_sub(usize::from(r.height.saturating_sub(2)))).unwrap_or(u16::MAX)
 }
 
 /// A rectangle centred in `area`, at most `w` x `h`.
@@ -69,20 +151,36 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// Draw the help overlay.
+/// Draw the help overlay; the hint under it shows on every page.
 pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, scroll: u16) {
-    let lines = lines(app);
-    let r = centered(area, 92, lines.len() as u16 + 2);
+    let (r, n) = frame_rect(app, area);
+    let lines = lines(app, usize::from(r.width.saturating_sub(2)));
+    let max = max_scroll(app, area);
+    let scroll = scroll.min(max);
+    let shown = usize::from(r.height.saturating_sub(2));
+    let (from, to) = (
+        usize::from(scroll) + 1,
+        (usize::from(scroll) + shown).min(n),
+    );
+    let inner = usize::from(r.width.saturating_sub(2));
+    let hint = if max == 0 {
+        " Esc closes ".to_string()
+    } else {
+        let long = format!(" Esc closes · ↑↓ PgUp PgDn scroll · {from}-{to} of {n} ");
+        if text::width(&long) <= inner {
+            long
+        } else {
+            format!(" Esc · ↑↓ scroll · {from}-{to}/{n} ")
+        }
+    };
     let block = Block::bordered()
         .title(" help ")
+        .title_bottom(Line::styled(
+            text::truncate(&hint, inner),
+            app.theme.style(Role::Dim),
+        ))
         .border_style(app.theme.style(Role::BorderFocused))
         .style(app.theme.style(Role::Overlay));
-    let max = (lines.len() as u16).saturating_sub(r.height.saturating_sub(2));
     frame.render_widget(Clear, r);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .scroll((scroll.min(max), 0)),
-        r,
-    );
+    frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), r);
 }

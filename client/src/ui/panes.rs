@@ -1,13 +1,13 @@
 //! Split panes: a binary tree of splits with one room per leaf, focus movement by
 //! direction, resizing, and a layout file that survives restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ratatui::layout::Rect;
 use serde::{Deserialize, Serialize};
 
-use crate::api::RoomId;
+use crate::api::{MessageId, RoomId};
 
 /// How a split divides its area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,15 @@ pub(super) enum Node {
     },
 }
 
+/// Where a pane scrolls once its room's messages are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The first unread message, at the top of the pane.
+    Unread,
+    /// This message, in the middle of the pane and marked.
+    Message(MessageId),
+}
+
 /// What a pane shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pane {
@@ -48,6 +57,10 @@ pub struct Pane {
     pub room: Option<RoomId>,
     /// Rows scrolled up from the newest message (0: following new messages).
     pub scroll: usize,
+    /// The message marked in this pane (a search result or a mention jumped to).
+    pub highlight: Option<MessageId>,
+    /// Where to scroll once the messages are there.
+    pub goal: Option<Goal>,
 }
 
 /// A direction to move the focus.
@@ -70,6 +83,7 @@ pub struct Panes {
     panes: BTreeMap<usize, Pane>,
     focus: usize,
     next: usize,
+    hidden: BTreeSet<RoomId>,
 }
 
 /// The layout file's contents.
@@ -79,6 +93,9 @@ struct LayoutFile {
     root: Node,
     #[serde(default)]
     rooms: BTreeMap<String, i64>,
+    /// Closed rooms taken off the room list.
+    #[serde(default)]
+    hidden: Vec<i64>,
 }
 
 impl Default for Panes {
@@ -90,6 +107,7 @@ impl Default for Panes {
             panes,
             focus: 0,
             next: 1,
+            hidden: BTreeSet::new(),
         }
     }
 }
@@ -276,7 +294,13 @@ impl Panes {
         let id = self.next;
         self.next += 1;
         let room = self.focused().room;
-        self.panes.insert(id, Pane { room, scroll: 0 });
+        self.panes.insert(
+            id,
+            Pane {
+                room,
+                ..Pane::default()
+            },
+        );
         let mut with = Some(Node::Split {
             dir,
             percent: 50,
@@ -388,6 +412,7 @@ impl Panes {
                 .iter()
                 .filter_map(|(id, p)| p.room.map(|r| (id.to_string(), r.0)))
                 .collect(),
+            hidden: self.hidden.iter().map(|r| r.0).collect(),
         };
         toml::to_string(&file).map_err(|e| e.to_string())
     }
@@ -410,7 +435,13 @@ impl Panes {
             .iter()
             .map(|id| {
                 let room = file.rooms.get(&id.to_string()).map(|r| RoomId(*r));
-                (*id, Pane { room, scroll: 0 })
+                (
+                    *id,
+                    Pane {
+                        room,
+                        ..Pane::default()
+                    },
+                )
             })
             .collect();
         Ok(Panes {
@@ -418,7 +449,23 @@ impl Panes {
             panes,
             focus: file.focus,
             next: seen.last().map_or(0, |m| m + 1),
+            hidden: file.hidden.into_iter().map(RoomId).collect(),
         })
+    }
+
+    /// Take a room off the room list (it stays in the store).
+    pub fn hide(&mut self, room: RoomId) {
+        self.hidden.insert(room);
+    }
+
+    /// Put a room back on the room list; true when it was hidden.
+    pub fn unhide(&mut self, room: RoomId) -> bool {
+        self.hidden.remove(&room)
+    }
+
+    /// Whether a room is off the room list.
+    pub fn is_hidden(&self, room: RoomId) -> bool {
+        self.hidden.contains(&room)
     }
 
     /// Save the layout to a file (creating its folder).
@@ -443,6 +490,8 @@ impl Panes {
 static EMPTY: Pane = Pane {
     room: None,
     scroll: 0,
+    highlight: None,
+    goal: None,
 };
 
 #[cfg(test)]
@@ -498,11 +547,13 @@ mod tests {
         p.split(SplitDir::Stacked);
         p.focused_mut().room = Some(RoomId(4));
         p.split(SplitDir::SideBySide);
+        p.hide(RoomId(9));
         let text = p.to_toml()?;
         let q = Panes::from_toml(&text)?;
         assert_eq!(q.rects(area()), p.rects(area()));
         assert_eq!(q.focus(), p.focus());
         assert_eq!(q.get(0).and_then(|x| x.room), Some(RoomId(3)));
+        assert!(q.is_hidden(RoomId(9)) && !q.is_hidden(RoomId(3)));
         assert!(Panes::from_toml("focus = 9\n[root]\nkind = \"leaf\"\npane = 0\n").is_err());
         Ok(())
     }

@@ -42,6 +42,33 @@ pub struct Prompt {
     error: Option<String>,
     theme: Theme,
     hint: Option<String>,
+    /// The passphrase last warned about: Enter again with the same one keeps it.
+    warned: Option<Zeroizing<String>>,
+}
+
+/// Passphrases shorter than this are called weak.
+const MIN_PASSPHRASE_CHARS: usize = 10;
+
+/// What is weak about a passphrase, in words, or `None` when it looks strong enough: it
+/// is short, or zxcvbn's estimate (which knows common passwords, names, keyboard runs
+/// and the profile's own name) scores it under 3 of 4.
+pub(super) fn weakness(pass: &str, name: &str) -> Option<String> {
+    let chars = pass.chars().count();
+    let est = zxcvbn::zxcvbn(pass, &[name]);
+    let score = u8::from(est.score());
+    if chars >= MIN_PASSPHRASE_CHARS && score >= 3 {
+        return None;
+    }
+    let time = est.crack_times().offline_slow_hashing_1e4_per_second();
+    let mut why = format!(
+        "Weak passphrase ({chars} character{}): whoever copies your profile could guess it \
+         in {time}.",
+        if chars == 1 { "" } else { "s" }
+    );
+    if let Some(w) = est.feedback().and_then(|f| f.warning()) {
+        why.push_str(&format!(" {w}"));
+    }
+    Some(why)
 }
 
 fn field(masked: bool, theme: &Theme) -> TextArea<'static> {
@@ -78,6 +105,7 @@ impl Prompt {
             error,
             theme,
             hint,
+            warned: None,
         }
     }
 
@@ -130,8 +158,24 @@ impl Prompt {
             (PromptKind::Onboarding, 1) | (PromptKind::Unlock, 0) if v.is_empty() => {
                 self.error = Some("the passphrase cannot be empty".into());
             }
+            (PromptKind::Onboarding, 1) => {
+                let insisted = self.warned.as_ref().is_some_and(|w| w.as_str() == v);
+                match weakness(&v, &self.value(0)) {
+                    Some(why) if !insisted => {
+                        self.error = Some(format!(
+                            "{why} Type a longer one, or press Enter again to keep it."
+                        ));
+                        self.warned = Some(Zeroizing::new(v));
+                    }
+                    _ => {
+                        self.error = None;
+                        self.step += 1;
+                    }
+                }
+            }
             (PromptKind::Onboarding, 2) => {
                 if v != self.value(1) {
+                    self.warned = None;
                     self.error = Some("the two passphrases differ; type them again".into());
                     self.fields[1] = field(true, &self.theme);
                     self.fields[2] = field(true, &self.theme);
@@ -167,7 +211,7 @@ impl Prompt {
         let t = &self.theme;
         let area = frame.area();
         let n = self.fields.len() as u16;
-        let r = help::centered(area, 64, 10 + 2 * n);
+        let r = help::centered(area, 64, 13 + 2 * n);
         let title = match self.kind {
             PromptKind::Onboarding => " welcome to hum ",
             PromptKind::Unlock => " unlock hum ",
@@ -179,7 +223,7 @@ impl Prompt {
         frame.render_widget(block, r);
         let mut rows = vec![Constraint::Length(2)];
         rows.extend((0..n).map(|_| Constraint::Length(2)));
-        rows.push(Constraint::Length(1));
+        rows.push(Constraint::Length(4));
         rows.push(Constraint::Fill(1));
         let parts = Layout::vertical(rows).split(inner);
         let intro = match self.kind {
@@ -225,7 +269,10 @@ impl Prompt {
             Some(e) => Line::styled(e.clone(), t.style(Role::Error)),
             None => Line::styled("Enter: next · Esc: quit", t.style(Role::Dim)),
         };
-        frame.render_widget(status, parts[n as usize + 1]);
+        frame.render_widget(
+            Paragraph::new(status).wrap(Wrap { trim: true }),
+            parts[n as usize + 1],
+        );
         let mut next = Vec::new();
         if self.kind == PromptKind::Onboarding {
             next.push(Line::styled(

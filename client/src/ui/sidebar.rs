@@ -41,7 +41,7 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let w = inner.width as usize;
     let selected = app.focused_room();
     let mut lines = Vec::new();
-    for (i, r) in app.rooms.iter().enumerate() {
+    for (i, r) in app.listed().enumerate() {
         let s = &r.summary;
         let num = if i < 9 {
             format!("{}", i + 1)
@@ -55,7 +55,7 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect) {
         let badge = badge(s.unread, s.mentions);
         let bw = badge.as_ref().map_or(0, |b| text::width(b) + 1);
         let name_w = w.saturating_sub(3 + bw);
-        let name = text::pad_right(&s.name, name_w);
+        let name = text::pad_right(&text::display(&s.name), name_w);
         let base = if Some(s.id) == selected {
             t.style(Role::RoomSelected)
         } else if s.closed {
@@ -79,7 +79,7 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect) {
         }
         lines.push(Line::from(spans));
     }
-    if app.rooms.is_empty() {
+    if app.listed().next().is_none() {
         lines.push(Line::styled("no rooms yet", t.style(Role::Dim)));
         lines.push(Line::styled("/invite", t.style(Role::Dim)));
         lines.push(Line::styled("/accept CODE", t.style(Role::Dim)));

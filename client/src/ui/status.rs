@@ -56,7 +56,7 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, hotlist: bool) 
     }
     if hotlist {
         let mut hot = Vec::new();
-        for (i, r) in app.rooms.iter().enumerate() {
+        for (i, r) in app.listed().enumerate() {
             if let Some(b) = sidebar::badge(r.summary.unread, r.summary.mentions) {
                 let role = if r.summary.mentions > 0 {
                     Role::Mention

@@ -114,6 +114,24 @@ impl Sigterm {
     }
 }
 
+/// Write `text` from the first column of row `y` in plain style and let the terminal wrap
+/// it, so that it keeps the rows as one line (a copy gives the text unbroken). The cursor
+/// is put back where it was.
+pub(crate) fn soft_wrap(y: u16, text: &str) -> std::io::Result<()> {
+    use ratatui::crossterm::cursor::{MoveTo, RestorePosition, SavePosition};
+    use ratatui::crossterm::style::{Attribute, Print, ResetColor, SetAttribute};
+    let mut out = stdout();
+    execute!(
+        out,
+        SavePosition,
+        MoveTo(0, y),
+        SetAttribute(Attribute::Reset),
+        ResetColor,
+        Print(text),
+        RestorePosition
+    )
+}
+
 /// Ring the terminal bell.
 pub(crate) fn bell() {
     let mut out = stdout();

@@ -241,27 +241,28 @@ fn onboarding_screen() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[test]
-fn onboarding_flow() {
+fn onboarding_flow() -> Result<(), String> {
     let k = |c| KeyEvent::new(c, KeyModifiers::NONE);
+    let strong = "violet harbour kettle 1931 drift";
     let mut p = Prompt::new(PromptKind::Onboarding, Theme::default_dark(), None, None);
     assert_eq!(p.update(k(KeyCode::Enter)), PromptOutcome::Continue); // empty name refused
     for c in "ada".chars() {
         p.update(k(KeyCode::Char(c)));
     }
     p.update(k(KeyCode::Enter));
-    p.paste("pw1");
+    p.paste(strong);
     p.update(k(KeyCode::Enter));
-    p.paste("pw2");
+    p.paste("something else entirely 42");
     assert_eq!(p.update(k(KeyCode::Enter)), PromptOutcome::Continue); // mismatch
-    p.paste("pw3");
+    p.paste(strong);
     p.update(k(KeyCode::Enter));
-    p.paste("pw3");
+    p.paste(strong);
     match p.update(k(KeyCode::Enter)) {
         PromptOutcome::Done(name, pass) => {
             assert_eq!(name, "ada");
-            assert_eq!(pass.as_str(), "pw3");
+            assert_eq!(pass.as_str(), strong);
         }
-        other => assert_eq!(other, PromptOutcome::Continue, "expected Done"),
+        other => return Err(format!("expected Done, got {other:?}")),
     }
     let mut u = Prompt::new(
         PromptKind::Unlock,
@@ -270,6 +271,7 @@ fn onboarding_flow() {
         None,
     );
     assert_eq!(u.update(k(KeyCode::Esc)), PromptOutcome::Cancelled);
+    Ok(())
 }
 
 #[test]
@@ -477,7 +479,7 @@ fn layout_is_saved_and_restored() -> Result<(), Box<dyn std::error::Error>> {
         ..UiOptions::default()
     };
     let b = App::with_env(&opts, ColorMode::TrueColor, false);
-    assert_eq!(b.panes, a.panes.clone());
+    assert_eq!(b.panes.to_toml()?, a.panes.to_toml()?);
     Ok(())
 }
 
@@ -546,6 +548,9 @@ fn mention_jumps() {
     a.update(alt('p'));
     let s = a.panes.focused().scroll;
     assert!(s > 30, "{s}");
+    // The message landed on is marked.
+    assert_eq!(a.panes.focused().highlight, Some(MessageId(1010)));
+    assert!(render(&a, 80, 24).is_ok_and(|s| s.contains("hey me, here")));
     a.update(alt('p'));
     assert!(
         a.flash
@@ -571,18 +576,107 @@ fn long_paste_asks_first() {
         .collect::<Vec<_>>()
         .join("\n");
     a.update(Action::Paste(big.clone()));
-    assert!(matches!(a.overlay, Some(Overlay::Paste(_))));
+    assert!(matches!(a.overlay, Some(Overlay::Paste { lines: 6, .. })));
     assert!(a.update(key(KeyCode::Char('n'))).is_empty());
     assert!(a.overlay.is_none());
+    assert_eq!(a.input_text(), "");
+    // Dropped, and Ctrl-Z brings it back.
+    a.update(ctrl('z'));
+    assert_eq!(a.input_text(), big);
+    a.update(ctrl('c'));
     a.update(Action::Paste(big.clone()));
     let cmds = a.update(key(KeyCode::Char('y')));
     assert_eq!(
         cmds,
         vec![Command::Send {
             room: RoomId(1),
-            text: big
+            text: big.clone()
         }]
     );
+}
+
+#[test]
+fn a_paste_goes_in_at_the_cursor_and_keeps_what_was_typed() {
+    let mut a = app(80, 24);
+    let big = (1..=6)
+        .map(|i| format!("line {i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    typed(&mut a, "look: ");
+    a.update(Action::Paste(format!("{big}\n")));
+    let cmds = a.update(key(KeyCode::Char('y')));
+    assert_eq!(
+        cmds,
+        vec![Command::Send {
+            room: RoomId(1),
+            text: format!("look: {big}")
+        }],
+        "the typed text stays, the trailing newline goes"
+    );
+    // `e` keeps the paste in the input to edit.
+    typed(&mut a, "x");
+    a.update(Action::Paste(big.clone()));
+    a.update(key(KeyCode::Char('e')));
+    assert_eq!(a.input_text(), format!("x{big}"));
+}
+
+#[test]
+fn a_trailing_newline_in_a_paste_is_not_a_line() {
+    let mut a = app(80, 24);
+    a.update(Action::Paste("hello\n".into()));
+    assert_eq!(a.input_text(), "hello");
+    let cmds = a.update(key(KeyCode::Enter));
+    assert_eq!(
+        cmds,
+        vec![Command::Send {
+            room: RoomId(1),
+            text: "hello".into()
+        }]
+    );
+}
+
+#[test]
+fn a_paste_over_the_limit_is_kept_and_can_go_split() {
+    let mut a = app(80, 24);
+    let line = "x".repeat(99) + "\n";
+    let huge = line.repeat(1000); // 100,000 bytes
+    let huge = huge.trim_end().to_string();
+    a.update(Action::Paste(huge.clone()));
+    assert!(
+        matches!(a.overlay, Some(Overlay::TooLong { bytes, .. }) if bytes == huge.len()),
+        "{:?}",
+        a.overlay
+    );
+    let s = render(&a, 80, 24).unwrap_or_default();
+    assert!(s.contains("at most 64 KiB"), "{s}");
+    // e: kept in the input, nothing sent.
+    assert!(a.update(key(KeyCode::Char('e'))).is_empty());
+    assert_eq!(a.input_text(), huge);
+    // Enter on it asks again instead of failing; n drops it, Ctrl-Z brings it back.
+    assert!(a.update(key(KeyCode::Enter)).is_empty());
+    assert!(matches!(a.overlay, Some(Overlay::TooLong { .. })));
+    a.update(key(KeyCode::Char('n')));
+    assert_eq!(a.input_text(), "");
+    a.update(ctrl('z'));
+    assert_eq!(a.input_text(), huge);
+    // s: sent as parts that each fit, cut at line ends, nothing lost.
+    a.update(key(KeyCode::Enter));
+    let cmds = a.update(key(KeyCode::Char('s')));
+    let parts: Vec<&str> = cmds
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parts.len(), 2);
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.len() <= crate::engine::MAX_TEXT_BYTES)
+    );
+    assert_eq!(parts.join("\n"), huge);
+    assert_eq!(a.input_text(), "");
 }
 
 #[test]
@@ -655,10 +749,16 @@ fn slash_commands_map_to_engine_commands() {
             name: "crew".into()
         }]
     );
+    // Leaving asks first.
+    assert!(run(&mut a, "/group leave").is_empty());
+    assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
     assert_eq!(
-        run(&mut a, "/group leave"),
+        a.update(key(KeyCode::Char('y'))),
         vec![Command::GroupLeave { room: RoomId(3) }]
     );
+    assert!(run(&mut a, "/g l").is_empty());
+    assert!(a.update(key(KeyCode::Char('n'))).is_empty());
+    assert!(a.overlay.is_none());
     assert_eq!(
         run(&mut a, "/group create ops"),
         vec![Command::CreateGroup { name: "ops".into() }]
@@ -871,3 +971,8 @@ fn no_color_strips_every_colour() -> Result<(), Box<dyn std::error::Error>> {
     }
     Ok(())
 }
+
+mod display;
+mod groups;
+mod habits;
+mod invite;

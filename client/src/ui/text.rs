@@ -17,6 +17,47 @@ fn grapheme_width(g: &str) -> usize {
     g.width()
 }
 
+/// Columns between tab stops when a message's tabs are shown.
+pub(super) const TAB_STOP: usize = 8;
+
+/// Text as it can be drawn the same way by every terminal: a tab becomes spaces up to the
+/// next tab stop, other control characters become `�`, and a zero-width joiner is left
+/// out, so that a family emoji (👩‍👩‍👧) shows as its people side by side. Terminals disagree
+/// about how wide a joined sequence is (one glyph of two cells, or one glyph per person);
+/// without the joiner every terminal and ratatui count the same cells. Newlines are kept.
+pub(super) fn display(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c == ZWJ || (c.is_control() && c != '\n')) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut col = 0;
+    for g in s.graphemes(true) {
+        if g == "\n" || g == "\r\n" {
+            out.push('\n');
+            col = 0;
+        } else if g == "\t" {
+            let n = TAB_STOP - col % TAB_STOP;
+            out.extend(std::iter::repeat_n(' ', n));
+            col += n;
+        } else if g.chars().any(char::is_control) {
+            out.push('\u{fffd}');
+            col += 1;
+        } else if g.contains(ZWJ) {
+            for part in g.split(ZWJ).filter(|p| !p.is_empty()) {
+                out.push_str(part);
+                col += width(part);
+            }
+        } else {
+            out.push_str(g);
+            col += grapheme_width(g);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// U+200D ZERO WIDTH JOINER.
+const ZWJ: char = '\u{200d}';
+
 /// Cut a string to at most `max` cells, adding `…` when it was cut.
 pub(super) fn truncate(s: &str, max: usize) -> String {
     if width(s) <= max {
@@ -157,6 +198,18 @@ mod tests {
         let zwj = "👩‍👩‍👧👩‍👩‍👧👩‍👩‍👧";
         let lines = wrap(zwj, 4);
         assert_eq!(lines, vec!["👩‍👩‍👧👩‍👩‍👧", "👩‍👩‍👧"]);
+    }
+
+    #[test]
+    fn display_keeps_tabs_and_splits_joined_emoji() {
+        assert_eq!(display("a\tb"), "a       b");
+        assert_eq!(display("abcd\te"), "abcd    e");
+        assert_eq!(display("x\n\ty"), "x\n        y");
+        assert_eq!(display("bell\u{7}"), "bell\u{fffd}");
+        let family = display("👩‍👩‍👧!");
+        assert!(!family.contains('\u{200d}'), "{family}");
+        assert_eq!(width(&family), 7);
+        assert!(matches!(display("plain"), std::borrow::Cow::Borrowed(_)));
     }
 
     #[test]

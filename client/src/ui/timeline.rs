@@ -109,30 +109,70 @@ pub struct RowCtx<'a> {
     pub tz: i64,
     /// The pane's inner width.
     pub width: usize,
+    /// A message to mark (a search result or mention jumped to).
+    pub highlight: Option<MessageId>,
 }
 
 /// Whether `text` mentions `me` as a word (case-insensitive).
 pub(super) fn mentions(text: &str, me: &str) -> bool {
+    !mention_ranges(text, me).is_empty()
+}
+
+/// Where `text` names `me` as a word (case-insensitive), as byte ranges; an `@` just
+/// before the name belongs to the range.
+pub(super) fn mention_ranges(text: &str, me: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
     if me.is_empty() {
-        return false;
+        return out;
     }
-    let t = text.to_lowercase();
-    let me = me.to_lowercase();
-    let mut from = 0;
-    while let Some(i) = t[from..].find(&me) {
-        let s = from + i;
-        let e = s + me.len();
-        let before = t[..s]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !c.is_alphanumeric());
-        let after = t[e..].chars().next().is_none_or(|c| !c.is_alphanumeric());
-        if before && after {
-            return true;
+    let same = |a: char, b: char| a == b || a.to_lowercase().eq(b.to_lowercase());
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut j = i;
+        let whole = me.chars().all(|mc| match chars.get(j) {
+            Some((_, c)) if same(*c, mc) => {
+                j += 1;
+                true
+            }
+            _ => false,
+        });
+        let before = i == 0 || !chars[i - 1].1.is_alphanumeric();
+        let after = chars.get(j).is_none_or(|(_, c)| !c.is_alphanumeric());
+        if whole && before && after {
+            let start = if i > 0 && chars[i - 1].1 == '@' {
+                chars[i - 1].0
+            } else {
+                chars[i].0
+            };
+            out.push((start, chars.get(j).map_or(text.len(), |(b, _)| *b)));
+            i = j;
+        } else {
+            i += 1;
         }
-        from = e;
     }
-    false
+    out
+}
+
+/// A row of message text as spans: the mentions of `me` (when given) stand out.
+fn body_spans(row: String, style: Style, me: Option<&str>, mention: Style) -> Vec<Span<'static>> {
+    let ranges = me.map(|me| mention_ranges(&row, me)).unwrap_or_default();
+    if ranges.is_empty() {
+        return vec![Span::styled(row, style)];
+    }
+    let mut out = Vec::with_capacity(ranges.len() * 2 + 1);
+    let mut at = 0;
+    for (s, e) in ranges {
+        if s > at {
+            out.push(Span::styled(row[at..s].to_string(), style));
+        }
+        out.push(Span::styled(row[s..e].to_string(), mention));
+        at = e;
+    }
+    if at < row.len() {
+        out.push(Span::styled(row[at..].to_string(), style));
+    }
+    out
 }
 
 /// The glyph of a delivery state: readable without colour.
@@ -177,12 +217,23 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
     }
     let t = ctx.theme;
     let w = ctx.width.max(4);
-    let nick_style = if !m.from_me && mentions(&m.text, ctx.me) {
+    let mentioned = !m.from_me && mentions(&m.text, ctx.me);
+    let nick_style = if mentioned {
         t.style(Role::Mention)
     } else {
         t.nick(&m.sender)
     };
-    let text_style = t.style(Role::Text);
+    let text_style = if ctx.highlight == Some(m.id) {
+        t.style(Role::Highlight)
+    } else {
+        t.style(Role::Text)
+    };
+    let me = mentioned.then_some(ctx.me);
+    let mention_style = t
+        .style(Role::Mention)
+        .add_modifier(ratatui::style::Modifier::UNDERLINED);
+    let body = text::display(&m.text);
+    let sender = text::display(&m.sender);
     let glyph = m.delivery.filter(|_| m.from_me).map(delivery_glyph);
     let glyph_w = glyph.map_or(0, |(g, _)| text::width(g) + 1);
     let mut out = Vec::new();
@@ -190,7 +241,7 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
         let nick_w = (w / 6).clamp(6, 12);
         let prefix_w = 6 + nick_w + 3;
         let body_w = w.saturating_sub(prefix_w + glyph_w).max(4);
-        let rows = text::wrap(&m.text, body_w);
+        let rows = text::wrap(&body, body_w);
         let last = rows.len().saturating_sub(1);
         for (i, row) in rows.into_iter().enumerate() {
             let mut spans = Vec::with_capacity(5);
@@ -200,7 +251,7 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
                     t.style(Role::Time),
                 ));
                 spans.push(Span::raw(" "));
-                let nick = text::truncate(&m.sender, nick_w);
+                let nick = text::truncate(&sender, nick_w);
                 let pad = nick_w.saturating_sub(text::width(&nick));
                 spans.push(Span::raw(" ".repeat(pad)));
                 spans.push(Span::styled(nick, nick_style));
@@ -208,7 +259,7 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
                 spans.push(Span::raw(" ".repeat(6 + nick_w)));
             }
             spans.push(Span::styled(" │ ", t.style(Role::Dim)));
-            spans.push(Span::styled(row, text_style));
+            spans.extend(body_spans(row, text_style, me, mention_style));
             if i == last
                 && let Some((g, role)) = glyph
             {
@@ -219,10 +270,10 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
         }
     } else {
         // Narrow: "nick: text", continuation rows indented.
-        let nick = text::truncate(&m.sender, (w / 3).max(3));
+        let nick = text::truncate(&sender, (w / 3).max(3));
         let head = text::width(&nick) + 2;
         let first_w = w.saturating_sub(head + glyph_w).max(2);
-        let mut rows = text::wrap(&m.text, first_w);
+        let mut rows = text::wrap(&body, first_w);
         if rows.len() > 1 {
             let rest = rows[1..].join(" ");
             rows.truncate(1);
@@ -237,7 +288,7 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
             } else {
                 spans.push(Span::raw("  "));
             }
-            spans.push(Span::styled(row, text_style));
+            spans.extend(body_spans(row, text_style, me, mention_style));
             if i == last
                 && let Some((g, role)) = glyph
             {
@@ -342,6 +393,11 @@ mod tests {
 
     #[test]
     fn mention_words() {
+        assert_eq!(
+            mention_ranges("hi @Alice, alice", "alice"),
+            vec![(3, 9), (11, 16)]
+        );
+        assert!(mention_ranges("malice", "alice").is_empty());
         assert!(mentions("hey Alice!", "alice"));
         assert!(!mentions("malice", "alice"));
         assert!(mentions("alice", "alice"));
@@ -370,6 +426,7 @@ mod tests {
             me: "me",
             tz: 0,
             width: 60,
+            highlight: None,
         };
         let mut tl = Timeline::default();
         for i in 0..1000 {

@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use crate::api::RoomKind;
-use crate::ui::app::{App, InputMode};
+use crate::ui::app::App;
 use crate::ui::overlay;
 use crate::ui::sidebar;
 use crate::ui::status;
@@ -97,7 +97,7 @@ fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
         );
         return;
     };
-    let ctx = app.row_ctx(inner.width as usize);
+    let ctx = app.pane_ctx(pane, inner.width as usize);
     let (rows, exhausted) = timeline::tail_rows(&room.timeline, &ctx, scroll + h);
     let mut lines: Vec<Line<'static>> = rows.into_iter().take(h).collect();
     if exhausted && lines.len() < h {
@@ -112,7 +112,9 @@ fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
                 t.style(Role::Dim),
             ));
             if let Some(hint) = app.demo_hint() {
-                top.push(Line::styled(hint.to_string(), t.style(Role::Notice)));
+                for row in text::wrap(hint, inner.width as usize) {
+                    top.push(Line::styled(row, t.style(Role::Notice)));
+                }
             }
         }
         top.truncate(h - lines.len());
@@ -131,21 +133,7 @@ fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
 
 fn draw_input(app: &App, frame: &mut Frame<'_>, area: Rect) {
     let t = &app.theme;
-    let prompt = match app.mode {
-        InputMode::Search => "search› ".to_string(),
-        InputMode::Message => {
-            let name = app
-                .focused_room()
-                .and_then(|r| app.room(r))
-                .map_or(String::new(), |r| r.summary.name.clone());
-            let max = (area.width / 4) as usize;
-            if name.is_empty() {
-                "› ".into()
-            } else {
-                format!("{}› ", text::truncate(&name, max))
-            }
-        }
-    };
+    let prompt = app.input_prompt(area.width);
     let pw = text::width(&prompt) as u16;
     let p = Rect {
         width: pw.min(area.width),

@@ -68,7 +68,7 @@ pub enum InviteError {
     #[error("invite code is damaged: {0}. Copy the whole code again")]
     Damaged(Damage),
     /// The invite's validity ended at this unix time.
-    #[error("invite code expired at unix time {expired_at}. Ask for a new one")]
+    #[error("invite code expired on {}. Ask for a new one", utc_date(*expired_at))]
     Expired {
         /// Unix time (seconds) at which it expired.
         expired_at: u64,
@@ -86,6 +86,23 @@ pub enum InviteError {
     /// long).
     #[error("invite code is malformed. Ask for a new one")]
     Malformed,
+}
+
+/// `2026-11-24 13:05 UTC` for a unix time in seconds.
+fn utc_date(secs: u64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
 }
 
 /// An invite, as decoded from a code: relay address, the inviter's identity, a signed one-time
@@ -565,6 +582,20 @@ mod tests {
     fn messages_are_actionable() {
         let e = InviteError::Expired { expired_at: 5 }.to_string();
         assert!(e.contains("Ask for a new one"));
+        // A date a person reads, not a unix time.
+        let e = InviteError::Expired {
+            expired_at: 1_795_525_500,
+        }
+        .to_string();
+        assert_eq!(
+            e,
+            "invite code expired on 2026-11-24 13:05 UTC. Ask for a new one"
+        );
+        assert!(
+            InviteError::Expired { expired_at: 0 }
+                .to_string()
+                .contains("1970-01-01 00:00 UTC")
+        );
         let d = InviteError::Damaged(Damage::Checksum).to_string();
         assert!(d.contains("Copy the whole code again"));
     }
