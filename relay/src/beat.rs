@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::relay::Shared;
 use crate::shutdown::Shutdown;
+use crate::state::Shared;
 use crate::stats::Stats;
 
 /// Runs the beat until shutdown.

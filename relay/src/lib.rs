@@ -35,6 +35,7 @@ mod listener;
 mod mailbox;
 mod relay;
 mod shutdown;
+mod state;
 mod stats;
 mod tls;
 

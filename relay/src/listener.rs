@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection;
-use crate::relay::Shared;
+use crate::connection::Handler;
 use crate::shutdown::Shutdown;
+use crate::state::Shared;
 
 /// Accepts clients until shutdown. Past `max_clients`, new clients wait in the
 /// listen backlog until a slot frees.
@@ -44,14 +44,14 @@ pub(crate) async fn accept_loop(
                 continue;
             }
         };
-        tokio::spawn(connection::serve(
-            tcp,
-            acceptor.clone(),
-            Arc::clone(&shared),
-            ticks.clone(),
-            shutdown.clone(),
-            done.clone(),
+        let handler = Handler {
+            acceptor: acceptor.clone(),
+            shared: Arc::clone(&shared),
+            ticks: ticks.clone(),
+            shutdown: shutdown.clone(),
+            done: done.clone(),
             permit,
-        ));
+        };
+        tokio::spawn(handler.serve(tcp));
     }
 }

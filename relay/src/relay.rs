@@ -11,19 +11,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::mailbox::Store;
 use crate::shutdown::Shutdown;
+use crate::state::Shared;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::Identity;
 use crate::{Config, RelayError, beat, listener, stats};
-
-/// What every task of one relay shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) store: Store,
-    pub(crate) stats: Stats,
-    /// A cover cell of the configured size, built once.
-    pub(crate) cover: Vec<u8>,
-}
 
 /// A relay bound to its port, not yet serving.
 pub struct Relay {
