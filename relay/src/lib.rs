@@ -28,21 +28,19 @@
 mod beat;
 mod clock;
 mod config;
-mod connect;
-mod connection;
 mod error;
 mod listener;
-mod mailbox;
 mod relay;
 mod shutdown;
 mod state;
 mod stats;
 mod tls;
+mod v1;
 
 pub use clock::Clock;
 pub use config::{Config, DEFAULT_PORT, DEFAULT_TICK, DEFAULT_TTL};
-pub use connect::{TlsStream, client_config, connect, connect_over};
 pub use error::{ConnectError, RelayError};
 pub use relay::{Relay, RelayHandle};
 pub use stats::StatsSnapshot;
 pub use tls::ALPN;
+pub use v1::connect::{TlsStream, client_config, connect, connect_over};

@@ -8,9 +8,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection::Handler;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
+use crate::v1::connection::Handler;
 
 /// Accepts clients until shutdown. Past `max_clients`, new clients wait in the
 /// listen backlog until a slot frees.

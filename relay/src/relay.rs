@@ -9,11 +9,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::mailbox::Store;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
 use crate::stats::{Stats, StatsSnapshot};
 use crate::tls::Identity;
+use crate::v1::mailbox::Store;
 use crate::{Config, RelayError, beat, listener, stats};
 
 /// A relay bound to its port, not yet serving.

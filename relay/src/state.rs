@@ -1,8 +1,8 @@
 //! The state every task of one relay shares: settings, the mailboxes, the counters.
 
 use crate::Config;
-use crate::mailbox::Store;
 use crate::stats::Stats;
+use crate::v1::mailbox::Store;
 
 /// What every task of one relay shares.
 #[derive(Debug)]

@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::mailbox::Store;
 use crate::shutdown::Shutdown;
+use crate::v1::mailbox::Store;
 
 /// Why a connection ended, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,10 +20,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::ALPN;
-use crate::mailbox::Sub;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
 use crate::stats::{Ending, Stats};
+use crate::v1::mailbox::Sub;
 
 /// Most answers a connection may have waiting; a client that asks for more than the
 /// downstream cells can carry is flooding.
