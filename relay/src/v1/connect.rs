@@ -5,10 +5,7 @@
 use std::sync::Arc;
 
 use hum_shared::{Fingerprint, Hello, RelayAddr, read_hello};
-use rustls::DigitallySignedStruct;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
 use crate::{ALPN, ConnectError};
@@ -16,76 +13,9 @@ use crate::{ALPN, ConnectError};
 /// A TLS stream to a relay, after the handshake.
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
-/// Accepts exactly the certificate with the pinned fingerprint; names, dates and issuers
-/// do not matter, the signature over the handshake does.
-#[derive(Debug)]
-struct Pinned {
-    fingerprint: Fingerprint,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if Fingerprint::of_certificate(end_entity) == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // hum/1 is TLS 1.3 only.
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
 /// A TLS 1.3 client configuration that pins `fingerprint` and offers ALPN `hum/1`.
 pub fn client_config(fingerprint: &Fingerprint) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let algorithms = provider.signature_verification_algorithms;
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .expect("the ring provider supports TLS 1.3");
-    let mut config = builder
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned {
-            fingerprint: *fingerprint,
-            algorithms,
-        }))
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN.to_vec()];
-    // No resumption: nothing links two connections of one client.
-    config.resumption = rustls::client::Resumption::disabled();
-    Arc::new(config)
+    crate::tls::pinned_client_config(fingerprint, ALPN, None)
 }
 
 /// Connects to a relay: TCP, TLS with the pinned fingerprint, then reads its hello.

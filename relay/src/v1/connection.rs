@@ -16,10 +16,8 @@ use hum_shared::{CellWriter, Down, HELLO_LEN, Hello, Up, decode_cell};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::ALPN;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
 use crate::stats::{Ending, Stats};
@@ -29,11 +27,10 @@ use crate::v1::mailbox::Sub;
 /// downstream cells can carry is flooding.
 const MAX_ANSWERS: usize = 1024;
 
-/// What a client connection needs from the relay: its shared state, the TLS acceptor,
-/// the beat, the shutdown signal, and the two things it holds until it ends (the
-/// relay's count of live connections and its slot under the connection cap).
+/// What a client connection needs from the relay: its shared state, the beat, the
+/// shutdown signal, and the two things it holds until it ends (the relay's count of
+/// live connections and its slot under the connection cap).
 pub(crate) struct Handler {
-    pub(crate) acceptor: TlsAcceptor,
     pub(crate) shared: Arc<Shared>,
     pub(crate) ticks: watch::Receiver<u64>,
     pub(crate) shutdown: Shutdown,
@@ -44,10 +41,10 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
-    /// Handshakes, says hello, then serves one client until it ends.
-    pub(crate) async fn serve(self, tcp: TcpStream) {
+    /// Says hello on a TLS stream that agreed on ALPN `hum/1`, then serves one client
+    /// until it ends.
+    pub(crate) async fn serve(self, mut tls: TlsStream<TcpStream>) {
         let Handler {
-            acceptor,
             shared,
             mut ticks,
             mut shutdown,
@@ -55,12 +52,7 @@ impl Handler {
             permit,
         } = self;
         let config = &shared.config;
-        let _ = tcp.set_nodelay(true);
         let handshake = async {
-            let mut tls = acceptor.accept(tcp).await.ok()?;
-            if tls.get_ref().1.alpn_protocol() != Some(ALPN) {
-                return None;
-            }
             let tick = *ticks.borrow_and_update();
             let hello = Hello {
                 cell_size: config.cell_size,

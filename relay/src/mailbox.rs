@@ -1,0 +1,447 @@
+//! The mailbox role (docs/PROTOCOL.md, hum/2 §H4-H6): the slot keyring and its signed
+//! announcements, epochs on the relay's own ticks, the home role (open each slot of an
+//! entry batch, refuse replays, store local deposits, hand forwards on), the destination
+//! role (open inner blobs, store copies) and the bucket streams.
+//!
+//! This file is the role's state and its per-batch work, without I/O; `link.rs` and
+//! `beat.rs` drive it. Crypto runs outside the locks: the keyring is read-locked while
+//! slots open, the buckets are locked only to store or read.
+
+mod buckets;
+
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use hum_shared::route::{
+    DepositOutcome, DepositReply, DirectoryUpdate, InnerAnswer, InnerBlob, Item, OpenedDeposit,
+    OpenedSlot, RelayId, ReplayGuard, ReplyBatch, Request, RequestOutcome, RouteError, Slot,
+    SlotKey, SlotKeyring, SlotReplier, StreamBatch, flag_mask, log_digest, open_clear_slot,
+    open_inner, open_slot,
+};
+use zeroize::Zeroizing;
+
+pub(crate) use buckets::BucketCounts;
+use buckets::{Buckets, Limits};
+
+use crate::curious::Curious;
+use crate::stats::{RouteStats, Stats};
+use crate::{Clock, Config};
+
+/// Ticks of slot ephemerals the replay guard remembers.
+const REPLAY_WINDOW: u64 = 8;
+
+/// What became of one slot of an entry batch, before its answer is sealed.
+#[derive(Debug)]
+pub(crate) struct SlotWork {
+    /// `None`: a bad slot, answered with random bytes.
+    replier: Option<SlotReplier>,
+    pub(crate) fate: Fate,
+    request: RequestOutcome,
+    item: Option<Item>,
+}
+
+/// Where a slot's deposit stands.
+#[derive(Debug)]
+pub(crate) enum Fate {
+    /// Answered by this relay.
+    Done(DepositOutcome),
+    /// To forward to `dest`; its answer comes from there.
+    Forward { dest: RelayId, blob: InnerBlob },
+    /// Sent to its destination; no answer yet.
+    Sent,
+    /// The destination's sealed answer.
+    Answered(InnerAnswer),
+}
+
+/// The mailbox role of one relay.
+pub(crate) struct Mailbox {
+    id: RelayId,
+    epoch_ticks: u32,
+    buckets_per_epoch: u16,
+    flag_bits: u8,
+    clock: Clock,
+    /// The certificate key, to sign slot keys with.
+    pkcs8: Zeroizing<Vec<u8>>,
+    keys: RwLock<SlotKeyring>,
+    announced: Mutex<Vec<SlotKey>>,
+    guard: Mutex<ReplayGuard>,
+    store: Mutex<Buckets>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Mailbox {
+    pub(crate) fn new(config: &Config, id: RelayId, pkcs8: &[u8], per_tick: usize) -> Self {
+        let limits = Limits {
+            buckets: config.buckets,
+            bucket_quota: config.bucket_quota,
+            item_quota: config.item_quota,
+            source_cap: config.source_cap,
+            flag_mask: flag_mask(config.flag_bits).unwrap_or(0xff),
+            ttl: config.ttl,
+        };
+        Self {
+            id,
+            epoch_ticks: config.epoch_ticks,
+            buckets_per_epoch: config.buckets,
+            flag_bits: config.flag_bits,
+            clock: config.clock.clone(),
+            pkcs8: Zeroizing::new(pkcs8.to_vec()),
+            keys: RwLock::new(SlotKeyring::new()),
+            announced: Mutex::new(Vec::new()),
+            guard: Mutex::new(ReplayGuard::new(REPLAY_WINDOW, per_tick.max(1))),
+            store: Mutex::new(Buckets::new(limits)),
+        }
+    }
+
+    /// The epoch of tick `tick`.
+    pub(crate) fn epoch_of(&self, tick: u64) -> u32 {
+        u32::try_from(tick / u64::from(self.epoch_ticks)).unwrap_or(u32::MAX)
+    }
+
+    /// Moves to tick `tick`: the epoch, the keyring (a new epoch makes the next key and
+    /// erases the one before the previous), the announcements. Returns whether the slot
+    /// keys changed (so entry relays must hear of it at once).
+    pub(crate) fn on_tick(&self, tick: u64) -> bool {
+        let epoch = self.epoch_of(tick);
+        lock(&self.store).set_tick(tick, epoch);
+        let changed = self
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .advance(epoch);
+        if changed {
+            let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+            let announced: Vec<SlotKey> = [epoch, epoch.saturating_add(1)]
+                .iter()
+                .filter_map(|&e| keys.by_epoch(e))
+                .filter_map(|k| match k.announce(self.id, &self.pkcs8) {
+                    Ok(a) => Some(a),
+                    Err(err) => {
+                        tracing::error!(cause = %err, "cannot sign a slot key");
+                        None
+                    }
+                })
+                .collect();
+            *lock(&self.announced) = announced;
+        }
+        changed
+    }
+
+    /// The directory update of tick `tick`: clock, parameters, current and next keys.
+    pub(crate) fn update(&self, tick: u64) -> DirectoryUpdate {
+        let per = u64::from(self.epoch_ticks);
+        DirectoryUpdate {
+            tick,
+            epoch: self.epoch_of(tick),
+            tick_in_epoch: u32::try_from(tick % per).unwrap_or(0),
+            epoch_ticks: self.epoch_ticks,
+            buckets: self.buckets_per_epoch,
+            flag_bits: self.flag_bits,
+            slot_keys: lock(&self.announced).clone(),
+        }
+    }
+
+    /// Opens every slot of the batch of entry tick `tick` from entry relay `source`
+    /// (home role) and does what each asks, except forwarding. `clear`: the single
+    /// relay's own clients, whose slots come in clear form.
+    pub(crate) fn open_batch(
+        &self,
+        source: RelayId,
+        tick: u64,
+        slots: &[Slot],
+        clear: bool,
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> Vec<SlotWork> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let mut work = Vec::with_capacity(slots.len());
+        for (position, slot) in slots.iter().enumerate() {
+            let opened = if clear {
+                open_clear_slot(slot)
+            } else {
+                open_slot(&keys, source, tick, slot)
+                    .and_then(|o| lock(&self.guard).check(tick, slot).map(|()| o))
+            };
+            Stats::add(&stats.slots_opened, 1);
+            let opened = match opened {
+                Ok(o) => o,
+                Err(err) => {
+                    let counter = match err {
+                        RouteError::Replay => &stats.slots_replayed,
+                        RouteError::UnknownSlotKey => &stats.slots_unknown_key,
+                        RouteError::ClearSlot => &stats.slots_clear_refused,
+                        _ => &stats.slots_bad,
+                    };
+                    Stats::add(counter, 1);
+                    curious.line(|| {
+                        format!(
+                            r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"bad"}}"#
+                        )
+                    });
+                    work.push(SlotWork {
+                        replier: None,
+                        fate: Fate::Done(DepositOutcome::None),
+                        request: RequestOutcome::None,
+                        item: None,
+                    });
+                    continue;
+                }
+            };
+            work.push(self.handle(source, tick, position, opened, stats, curious));
+        }
+        work
+    }
+
+    fn handle(
+        &self,
+        source: RelayId,
+        tick: u64,
+        position: usize,
+        opened: OpenedSlot,
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> SlotWork {
+        let OpenedSlot {
+            deposit,
+            request,
+            replier,
+        } = opened;
+        let fate = match deposit {
+            OpenedDeposit::Dummy => {
+                Stats::add(&stats.slots_dummy, 1);
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"dummy"}}"#
+                    )
+                });
+                Fate::Done(DepositOutcome::None)
+            }
+            OpenedDeposit::Local(d) => {
+                curious.line(|| deposit_line(tick, source, position, "local", self.id, &d));
+                Fate::Done(self.store(source, &d, stats))
+            }
+            OpenedDeposit::Forward { dest, blob } if dest == self.id => {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"forward","dest":"{dest}","payload_digest":"{}"}}"#,
+                        log_digest(blob.as_bytes())
+                    )
+                });
+                let answer = self.open_inner(self.id, tick, position, &blob, stats, curious);
+                Fate::Answered(answer)
+            }
+            OpenedDeposit::Forward { dest, blob } => {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"forward","dest":"{dest}","payload_digest":"{}"}}"#,
+                        log_digest(blob.as_bytes())
+                    )
+                });
+                Stats::add(&stats.forwarded, 1);
+                Fate::Forward { dest, blob }
+            }
+        };
+        let (request, item) = match &request {
+            Request::None => (RequestOutcome::None, None),
+            // Catch-up answers ride the reply items of odd ticks only.
+            Request::CatchUp(c) if tick % 2 == 1 => {
+                Stats::add(&stats.catch_ups, 1);
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"catchup","bucket":{},"epoch":{}}}"#,
+                        c.bucket, c.epoch
+                    )
+                });
+                let (item, outcome) = lock(&self.store).catch_up(c, self.clock.now());
+                (outcome, item)
+            }
+            Request::CatchUp(_) => (RequestOutcome::None, None),
+            Request::Delete(d) => {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"delete","bucket":{},"epoch":{},"tag_digest":"{}"}}"#,
+                        d.bucket,
+                        d.epoch,
+                        log_digest(d.tag.as_bytes())
+                    )
+                });
+                if lock(&self.store).delete(d) {
+                    Stats::add(&stats.deleted, 1);
+                }
+                (RequestOutcome::None, None)
+            }
+        };
+        SlotWork {
+            replier: Some(replier),
+            fate,
+            request,
+            item,
+        }
+    }
+
+    fn store(
+        &self,
+        source: RelayId,
+        d: &hum_shared::route::Deposit,
+        stats: &RouteStats,
+    ) -> DepositOutcome {
+        let outcome =
+            lock(&self.store).deposit(source, d, self.clock.now(), self.clock.unix_micros());
+        let counter = match outcome {
+            DepositOutcome::Stored => &stats.stored,
+            DepositOutcome::Full => &stats.full,
+            DepositOutcome::Retry { .. } => &stats.retry,
+            _ => &stats.inner_bad,
+        };
+        Stats::add(counter, 1);
+        outcome
+    }
+
+    fn open_inner(
+        &self,
+        home: RelayId,
+        tick: u64,
+        position: usize,
+        blob: &InnerBlob,
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> InnerAnswer {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        match open_inner(&keys, home, blob) {
+            Ok(opened) => {
+                drop(keys);
+                curious
+                    .line(|| deposit_line(tick, home, position, "inner", self.id, &opened.deposit));
+                let outcome = self.store(home, &opened.deposit, stats);
+                opened.replier.seal(outcome)
+            }
+            Err(_) => {
+                Stats::add(&stats.inner_bad, 1);
+                InnerAnswer::random()
+            }
+        }
+    }
+
+    /// The destination role: opens and stores each real blob of home relay `home`'s
+    /// forward batch, and answers every place (random bytes for padding and bad blobs).
+    pub(crate) fn destination(
+        &self,
+        home: RelayId,
+        tick: u64,
+        blobs: &[Option<InnerBlob>],
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> Vec<InnerAnswer> {
+        blobs
+            .iter()
+            .enumerate()
+            .map(|(position, b)| match b {
+                Some(blob) => self.open_inner(home, tick, position, blob, stats, curious),
+                None => InnerAnswer::random(),
+            })
+            .collect()
+    }
+
+    /// Seals the answers (and, on odd ticks, reply items) of a batch, by position.
+    pub(crate) fn seal(tick: u64, work: Vec<SlotWork>) -> ReplyBatch {
+        let odd = tick % 2 == 1;
+        let mut answers = Vec::with_capacity(work.len());
+        let mut items = Vec::with_capacity(if odd { work.len() } else { 0 });
+        for w in work {
+            let Some(replier) = w.replier else {
+                answers.push(crate::random::answer());
+                if odd {
+                    items.push(Item::random());
+                }
+                continue;
+            };
+            let deposit = match w.fate {
+                Fate::Done(outcome) => DepositReply::Outcome(outcome),
+                Fate::Answered(answer) => DepositReply::Forwarded(answer),
+                // Not answered in time: random bytes, which the client reads as Unknown.
+                Fate::Forward { .. } | Fate::Sent => DepositReply::Forwarded(InnerAnswer::random()),
+            };
+            let reply = replier.seal(&deposit, &w.request, w.item.as_ref());
+            answers.push(reply.answer);
+            if odd {
+                items.push(reply.item);
+            }
+        }
+        ReplyBatch {
+            tick,
+            answers,
+            items,
+        }
+    }
+
+    /// The live stream batch of tick `tick`: one item per bucket of the current epoch.
+    pub(crate) fn stream(&self, tick: u64, curious: &Curious) -> StreamBatch {
+        let mut store = lock(&self.store);
+        let items = store.stream();
+        let epoch = store.epoch();
+        drop(store);
+        if curious.on() {
+            for (bucket, item) in items.iter().enumerate() {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"bucket":{bucket},"epoch":{epoch},"tag_digest":"{}"}}"#,
+                        log_digest(item.tag().as_bytes())
+                    )
+                });
+            }
+        }
+        StreamBatch { tick, epoch, items }
+    }
+
+    /// Deletes what has expired; returns how many items went.
+    pub(crate) fn expire(&self) -> usize {
+        lock(&self.store).expire(self.clock.now())
+    }
+
+    /// What the role holds, in counts.
+    pub(crate) fn counts(&self) -> BucketCounts {
+        lock(&self.store).counts()
+    }
+
+    /// The epochs whose slot keys are held (current, next, and the previous for a
+    /// while): every older key is erased.
+    pub(crate) fn key_epochs(&self) -> Vec<u32> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .iter()
+            .map(hum_shared::route::SlotKeyPair::epoch)
+            .collect()
+    }
+}
+
+/// A curious line for a deposit the relay can read.
+fn deposit_line(
+    tick: u64,
+    source: RelayId,
+    position: usize,
+    kind: &str,
+    dest: RelayId,
+    d: &hum_shared::route::Deposit,
+) -> String {
+    let buckets: Vec<String> = d.copies().iter().map(|c| c.bucket.to_string()).collect();
+    format!(
+        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"{kind}","dest":"{dest}","epoch":{},"buckets":[{}],"tag_digest":"{}","payload_digest":"{}"}}"#,
+        d.epoch(),
+        buckets.join(","),
+        log_digest(d.seed().as_bytes()),
+        log_digest(d.payload().as_bytes())
+    )
+}
