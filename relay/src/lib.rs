@@ -40,6 +40,8 @@ mod relay;
 mod shutdown;
 mod state;
 mod stats;
+#[cfg(feature = "test-client")]
+pub mod test_client;
 mod tls;
 mod v1;
 
@@ -51,7 +53,7 @@ pub use entry::HeldClient;
 pub use error::{ConnectError, RelayError};
 pub use link::LinkSnapshot;
 pub use peers::{Peer, Role, load_peers};
-pub use relay::{Held, Relay, RelayHandle};
+pub use relay::{Held, Relay, RelayHandle, init_identity};
 pub use stats::{RouteSnapshot, StatsSnapshot};
 pub use tls::ALPN;
 pub use v1::connect::{TlsStream, client_config, connect, connect_over};

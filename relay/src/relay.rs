@@ -47,6 +47,17 @@ impl Relay {
     /// folder cannot be used, [`RelayError::Io`] when the port cannot be bound.
     pub async fn bind(config: Config) -> Result<Self, RelayError> {
         config.validate()?;
+        let listener = TcpListener::bind(config.listen).await?;
+        Self::bind_on(config, listener).await
+    }
+
+    /// As [`Relay::bind`], on a listener the caller bound (so peers can be told the
+    /// port before the relay starts).
+    ///
+    /// # Errors
+    /// As [`Relay::bind`].
+    pub async fn bind_on(config: Config, listener: TcpListener) -> Result<Self, RelayError> {
+        config.validate()?;
         let identity = Identity::load_or_create(config.state_dir.as_deref())?;
         let peer_pins: Vec<Fingerprint> =
             config.peers.iter().map(|p| p.address.fingerprint).collect();
@@ -55,7 +66,6 @@ impl Relay {
             hum2: identity.hum2_config()?,
             link: identity.link_config(peer_pins)?,
         };
-        let listener = TcpListener::bind(config.listen).await?;
         let local = listener.local_addr()?;
         let address = RelayAddr {
             host: reachable_host(local),
@@ -231,6 +241,15 @@ impl Relay {
             "relay stopped; everything it held is gone"
         );
     }
+}
+
+/// Loads the relay identity kept in `dir`, or makes one there, and returns its
+/// fingerprint: what the relays files of its peers pin.
+///
+/// # Errors
+/// [`RelayError::State`] or [`RelayError::Certificate`].
+pub fn init_identity(dir: &std::path::Path) -> Result<Fingerprint, RelayError> {
+    Ok(Identity::load_or_create(Some(dir))?.fingerprint())
 }
 
 /// The counters, with what the mailbox role holds.

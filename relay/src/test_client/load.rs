@@ -1,0 +1,1 @@
+//! The load driver (filled in below).
