@@ -78,15 +78,14 @@ fn tick_start(shared: &Arc<Shared>, tick: u64) {
         let changed = m.on_tick(tick);
         if changed || tick.is_multiple_of(shared.config.directory_every.max(1)) {
             let update = m.update(tick);
-            if single {
-                if let Some(e) = &shared.entry {
-                    e.on_directory(shared.id, update, tick);
-                }
-            } else {
+            if !single {
                 // To every peer: entry relays need it, mailbox relays hear we are alive.
                 shared
                     .links
-                    .broadcast(&LinkFrame::Directory(update), |_| true, stats);
+                    .broadcast(&LinkFrame::Directory(update.clone()), |_| true, stats);
+            }
+            if let Some(e) = &shared.entry {
+                e.on_directory(shared.id, update, tick);
             }
         }
         if tick.is_multiple_of(2) {

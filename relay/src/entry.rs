@@ -384,6 +384,16 @@ impl Entry {
         }
     }
 
+    /// The relay's own mailbox role, whose certificate is its own; `serves` when the
+    /// relay is single and so its clients' home.
+    pub(crate) fn own_mailbox(&self, id: RelayId, certificate: Vec<u8>, serves: bool) {
+        let mut s = self.lock();
+        if let Some(h) = s.homes.get_mut(&id) {
+            h.up = serves;
+            h.certificate = Some(certificate);
+        }
+    }
+
     /// The link to `home` went down: what was in flight is lost (clients read random
     /// answers as `Unknown`), the stream stops.
     pub(crate) fn link_down(&self, home: RelayId) {

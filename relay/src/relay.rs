@@ -88,16 +88,18 @@ impl Relay {
         let tick_base = config.clock.unix_micros() / u64::from(config.tick_micros().max(1));
         let single = config.is_single();
         let entry = config.role.is_entry().then(|| {
-            let homes = if single {
-                vec![(address.clone(), config.max_clients)]
-            } else {
-                config
-                    .peers
-                    .iter()
-                    .filter(|p| p.role.is_mailbox())
-                    .map(|p| (p.address.clone(), usize::from(p.capacity)))
-                    .collect()
-            };
+            let mut homes: Vec<(RelayAddr, usize)> = config
+                .peers
+                .iter()
+                .filter(|p| p.role.is_mailbox())
+                .map(|p| (p.address.clone(), usize::from(p.capacity)))
+                .collect();
+            if config.role.is_mailbox() {
+                // Its own mailbox role is in its directory (contacts may be homed here);
+                // only the single relay is also its clients' home.
+                let capacity = if single { config.max_clients } else { 0 };
+                homes.push((address.clone(), capacity));
+            }
             Entry::new(id, single, homes)
         });
         let per_tick = if single {
@@ -114,12 +116,11 @@ impl Relay {
             .role
             .is_mailbox()
             .then(|| Mailbox::new(&config, id, identity.pkcs8(), per_tick));
-        if let (Some(entry), Some(mailbox)) = (&entry, &mailbox)
-            && single
-        {
-            // The single relay is its own home: its entry role knows it from the start.
+        if let (Some(entry), Some(mailbox)) = (&entry, &mailbox) {
+            // Its own mailbox role is known to its entry role from the start (as a home
+            // of clients only when single).
             mailbox.on_tick(tick_base);
-            entry.link_up(id, identity.cert.to_vec());
+            entry.own_mailbox(id, identity.cert.to_vec(), single);
             entry.on_directory(id, mailbox.update(tick_base), tick_base);
         }
         let client_configs: HashMap<RelayId, Arc<rustls::ClientConfig>> = config

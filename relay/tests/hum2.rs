@@ -97,11 +97,11 @@ impl Drop for Mesh {
 }
 
 /// Waits until `client` has the directory it needs (its first up cell went out).
-async fn ready(client: &TestClient) -> Res {
+async fn ready(client: &mut TestClient) -> Res {
     let deadline = tokio::time::Instant::now() + WAIT;
     while client.cells().1 < 3 {
-        if tokio::time::Instant::now() > deadline {
-            return Err("the client never got going".into());
+        if tokio::time::Instant::now() > deadline || client.is_finished() {
+            return Err(format!("the client never got going: {:?}", client.drain()).into());
         }
         tokio::time::sleep(TICK).await;
     }
@@ -131,7 +131,7 @@ async fn the_single_relay_delivers_one_to_one_and_to_a_group_one_cell_per_tick_e
     for c in &cards {
         clients.push(TestClient::connect(&addr, c, &[]).await?);
     }
-    for c in &clients {
+    for c in &mut clients {
         ready(c).await?;
         assert!(c.status().single);
     }
@@ -182,5 +182,90 @@ async fn the_single_relay_delivers_one_to_one_and_to_a_group_one_cell_per_tick_e
     );
     assert_eq!(s.route.stored, 2);
     relay.shutdown().await;
+    Ok(())
+}
+
+/// Two relays, both roles, each the other's peer: clients enter at one and are homed at
+/// the other.
+async fn two_relays(
+    name: &str,
+    base: &Config,
+    capacity: u16,
+) -> Res<(Mesh, RelayHandle, RelayHandle)> {
+    let mut mesh = Mesh::new(name, 2).await?;
+    let a = mesh
+        .start(0, Role::Both, &[(1, Role::Both, capacity)], base)
+        .await?;
+    let b = mesh
+        .start(1, Role::Both, &[(0, Role::Both, capacity)], base)
+        .await?;
+    // Both links up, and each entry role has the other's directory entry.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while a.stats().route.links_up < 1
+        || b.stats().route.links_up < 1
+        || a.links()
+            .iter()
+            .any(|l| l.received.keys().all(|k| k.0 != 6))
+        || b.links()
+            .iter()
+            .any(|l| l.received.keys().all(|k| k.0 != 6))
+    {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the mesh did not come up: {:?} {:?}",
+                a.stats().route,
+                b.stats().route
+            )
+            .into());
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    Ok((mesh, a, b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_relay_mesh_delivers_between_contacts_homed_at_different_relays() -> Res {
+    let (mesh, a, b) = two_relays("deliver", &config(TICK), 8).await?;
+    let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_a.clone(), at_b.clone()];
+    // Alice and Carol enter at A and are homed at B; Bob enters at B, homed at A.
+    let (alice, carol, bob) = (
+        Card::new(at_b.clone()),
+        Card::new(at_b.clone()),
+        Card::new(at_a.clone()),
+    );
+    let mut ca = TestClient::connect(&at_a, &alice, &pins).await?;
+    let mut cc = TestClient::connect(&at_a, &carol, &pins).await?;
+    let mut cb = TestClient::connect(&at_b, &bob, &pins).await?;
+    for c in [&mut ca, &mut cc, &mut cb] {
+        ready(c).await?;
+        assert!(!c.status().single);
+    }
+    let (ab, ba, ac) = (TagKey::generate(), TagKey::generate(), TagKey::generate());
+    cb.expect_from(&ab);
+    ca.expect_from(&ba);
+    cc.expect_from(&ac);
+    // Alice to Bob: home B forwards to A, whose stream reaches B's entry role.
+    let id = ca.send(&bob, &ab, b"to bob");
+    ca.until(WAIT, stored(id)).await?;
+    assert_eq!(cb.until(WAIT, received).await?.1, b"to bob");
+    // Bob to Alice, the other way round.
+    let id = cb.send(&alice, &ba, b"to alice");
+    cb.until(WAIT, stored(id)).await?;
+    assert_eq!(ca.until(WAIT, received).await?.1, b"to alice");
+    // Alice to Carol: both homed at B, a local deposit there.
+    let id = ca.send(&carol, &ac, b"to carol");
+    ca.until(WAIT, stored(id)).await?;
+    assert_eq!(cc.until(WAIT, received).await?.1, b"to carol");
+    let (sa, sb) = (a.stats().route, b.stats().route);
+    assert_eq!(sa.stored + sb.stored, 3, "{sa:?} {sb:?}");
+    assert_eq!(sb.forwarded + sa.forwarded, 2);
+    assert_eq!(
+        sa.slots_bad + sb.slots_bad + sa.inner_bad + sb.inner_bad,
+        0,
+        "{sa:?} {sb:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
     Ok(())
 }
