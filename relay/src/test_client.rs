@@ -195,11 +195,11 @@ pub struct Status {
     pub outbox: usize,
 }
 
+/// A TLS connection to a relay.
+pub type Stream = tokio_rustls::client::TlsStream<TcpStream>;
+
 /// Opens TLS 1.3 to `addr` with its fingerprint pinned and ALPN `hum/2`.
-async fn tls(
-    tcp: TcpStream,
-    addr: &RelayAddr,
-) -> Result<impl AsyncRead + AsyncWrite + Unpin + Send + 'static, ClientError> {
+async fn tls(tcp: TcpStream, addr: &RelayAddr) -> Result<Stream, ClientError> {
     let _ = tcp.set_nodelay(true);
     let config = crate::tls::pinned_client_config(&addr.fingerprint, ALPN_HUM2, None);
     let name =
@@ -220,6 +220,44 @@ async fn read_hello<S: AsyncRead + Unpin>(s: &mut S) -> Result<Hello, ClientErro
         .await
         .map_err(io)?;
     Hello::decode(&bytes).map_err(ClientError::Hello)
+}
+
+/// A raw hum/2 connection to `entry`, after its hello: for tests that misbehave.
+///
+/// # Errors
+/// [`ClientError`] when the relay cannot be reached or its hello is bad.
+pub async fn connect_raw(entry: &RelayAddr) -> Result<(Stream, Hello), ClientError> {
+    let tcp = TcpStream::connect(entry.host_port())
+        .await
+        .map_err(|e| ClientError::Io(e.to_string()))?;
+    let mut stream = tls(tcp, entry).await?;
+    let hello = read_hello(&mut stream).await?;
+    Ok((stream, hello))
+}
+
+/// A raw relay link to `to`, as the relay whose identity is kept in `state` (its
+/// certificate is presented and must be pinned in `to`'s relays file): for tests that
+/// play a misbehaving peer. Nothing is sent yet, not even the link hello.
+///
+/// # Errors
+/// [`ClientError::Io`] when the identity cannot be read or the link is refused.
+pub async fn link_as(state: &std::path::Path, to: &RelayAddr) -> Result<Stream, ClientError> {
+    let io = |e: String| ClientError::Io(e);
+    let identity =
+        crate::tls::Identity::load_or_create(Some(state)).map_err(|e| io(e.to_string()))?;
+    let config = crate::tls::pinned_client_config(
+        &to.fingerprint,
+        hum_shared::route::ALPN_LINK,
+        Some(&identity),
+    );
+    let tcp = TcpStream::connect(to.host_port())
+        .await
+        .map_err(|e| io(e.to_string()))?;
+    let name = ServerName::try_from(to.host.clone()).map_err(|e| io(e.to_string()))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| io(e.to_string()))
 }
 
 impl TestClient {

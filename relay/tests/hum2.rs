@@ -269,3 +269,287 @@ async fn a_two_relay_mesh_delivers_between_contacts_homed_at_different_relays() 
     b.shutdown().await;
     Ok(())
 }
+
+/// Frames per tick and the set of frame sizes of each kind, over `ticks` ticks of
+/// relay `r`'s link(s).
+async fn link_window(r: &RelayHandle, ticks: u32) -> (Vec<(u8, f64)>, Vec<(u8, Vec<usize>)>) {
+    let before = r.links();
+    let t0 = r.tick();
+    tokio::time::sleep(TICK * ticks).await;
+    let after = r.links();
+    let elapsed = (r.tick() - t0).max(1) as f64;
+    let mut rates = std::collections::BTreeMap::<u8, u64>::new();
+    let mut sizes = std::collections::BTreeMap::<u8, std::collections::BTreeSet<usize>>::new();
+    for (b, a) in before.iter().zip(&after) {
+        for (&(kind, size), &n) in &a.sent {
+            let was = b.sent.get(&(kind, size)).copied().unwrap_or(0);
+            if n > was {
+                *rates.entry(kind).or_default() += n - was;
+                sizes.entry(kind).or_default().insert(size);
+            }
+        }
+    }
+    (
+        rates
+            .into_iter()
+            .map(|(k, n)| (k, n as f64 / elapsed))
+            .collect(),
+        sizes
+            .into_iter()
+            .map(|(k, s)| (k, s.into_iter().collect()))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_batches_keep_their_size_and_rate_whoever_is_connected_and_whatever_they_do() -> Res {
+    let (mesh, a, b) = two_relays("batches", &config(TICK), 8).await?;
+    let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_a.clone(), at_b.clone()];
+    // Idle: one client, nothing sent.
+    let first = Card::new(at_b.clone());
+    let mut c0 = TestClient::connect(&at_a, &first, &pins).await?;
+    ready(&mut c0).await?;
+    let (idle_rates, idle_sizes) = link_window(&a, 40).await;
+    // Busy: six clients at both entries, every one sending all the time.
+    let mut cards = vec![first];
+    let mut clients = vec![c0];
+    for i in 0..5 {
+        let (entry, home) = if i % 2 == 0 {
+            (&at_a, &at_b)
+        } else {
+            (&at_b, &at_a)
+        };
+        let card = Card::new(home.clone());
+        let mut c = TestClient::connect(entry, &card, &pins).await?;
+        ready(&mut c).await?;
+        cards.push(card);
+        clients.push(c);
+    }
+    let key = TagKey::generate();
+    for (i, c) in clients.iter_mut().enumerate() {
+        for n in 0..30 {
+            c.send(&cards[(i + n + 1) % cards.len()], &key, b"busy");
+        }
+    }
+    tokio::time::sleep(TICK * 5).await;
+    let (busy_rates, busy_sizes) = link_window(&a, 40).await;
+    assert_eq!(idle_sizes, busy_sizes, "frame sizes moved with activity");
+    assert_eq!(
+        idle_rates.iter().map(|r| r.0).collect::<Vec<_>>(),
+        busy_rates.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
+    for ((kind, idle), (_, busy)) in idle_rates.iter().zip(&busy_rates) {
+        assert!(
+            (idle - busy).abs() < 0.15,
+            "frames of kind {kind} per tick: {idle:.2} idle, {busy:.2} busy"
+        );
+    }
+    // Every kind a mesh of two `both` relays sends, at its schedule: slots, replies and
+    // forwards once per tick, streams every second tick.
+    let rate = |k: u8| idle_rates.iter().find(|r| r.0 == k).map_or(0.0, |r| r.1);
+    for (kind, want) in [(1, 1.0), (2, 1.0), (3, 0.5), (4, 1.0), (5, 1.0)] {
+        assert!(
+            (rate(kind) - want).abs() < 0.15,
+            "kind {kind}: {} per tick",
+            rate(kind)
+        );
+    }
+    let s = a.stats().route;
+    assert!(
+        s.stored + b.stats().route.stored > 20,
+        "the busy phase was not busy: {s:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}
+
+fn ended(e: &Event) -> Option<String> {
+    match e {
+        Event::Ended(r) => Some(format!("{r:?}")),
+        _ => None,
+    }
+}
+
+async fn stats_until(
+    r: &RelayHandle,
+    what: &str,
+    ok: impl Fn(&hum_relay::RouteSnapshot) -> bool,
+) -> Res {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ok(&r.stats().route) {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{what}: {:?}", r.stats().route).into());
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    Ok(())
+}
+
+/// Checks that a client keeps its beat: one cell per tick over `ticks` ticks.
+async fn keeps_beat(c: &TestClient, r: &RelayHandle, ticks: u32) -> Res {
+    let (i0, o0) = c.cells();
+    let t0 = r.tick();
+    tokio::time::sleep(TICK * ticks).await;
+    let (i1, o1) = c.cells();
+    let n = r.tick() - t0;
+    if (i1 - i0).abs_diff(n) > 2 || (o1 - o0).abs_diff(i1 - i0) > 1 || c.is_finished() {
+        return Err(format!(
+            "beat slipped: {} in, {} out over {n} ticks",
+            i1 - i0,
+            o1 - o0
+        )
+        .into());
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_relay_refuses_a_full_home_itself_as_home_and_an_unknown_home() -> Res {
+    let (mesh, a, b) = two_relays("refuse", &config(TICK), 2).await?;
+    let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_a.clone(), at_b.clone()];
+    let mut ok = Vec::new();
+    for _ in 0..2 {
+        let mut c = TestClient::connect(&at_a, &Card::new(at_b.clone()), &pins).await?;
+        ready(&mut c).await?;
+        ok.push(c);
+    }
+    let mut third = TestClient::connect(&at_a, &Card::new(at_b.clone()), &pins).await?;
+    let why = third.until(WAIT, ended).await?;
+    assert!(why.contains("HomeFull"), "{why}");
+    let mut own = TestClient::connect(&at_a, &Card::new(at_a.clone()), &pins).await?;
+    let why = own.until(WAIT, ended).await?;
+    assert!(why.contains("HomeIsEntry"), "{why}");
+    let stranger = RelayAddr {
+        fingerprint: hum_shared::Fingerprint([3; 32]),
+        ..at_b.clone()
+    };
+    let mut lost = TestClient::connect(&at_a, &Card::new(stranger), &pins).await?;
+    let why = lost.until(WAIT, ended).await?;
+    assert!(
+        why.contains("UnknownHome") || why.contains("NoHome"),
+        "{why}"
+    );
+    let s = a.stats().route;
+    assert_eq!(
+        (s.refused_home_full, s.refused_home_is_entry),
+        (1, 1),
+        "{s:?}"
+    );
+    for c in &ok {
+        keeps_beat(c, &a, 10).await?;
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_a_client_closes_only_that_client() -> Res {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay = single(config(TICK)).await?;
+    let addr = relay.address().clone();
+    let mut good = TestClient::connect(&addr, &Card::new(addr.clone()), &[]).await?;
+    ready(&mut good).await?;
+    let (mut raw, _) = hum_relay::test_client::connect_raw(&addr).await?;
+    let mut cell = vec![0u8; hum_shared::route::CELL_LEN];
+    raw.read_exact(&mut cell).await?;
+    raw.write_all(&vec![0xff; cell.len()]).await?;
+    raw.flush().await?;
+    let mut sink = vec![0u8; 1 << 16];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match raw.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the relay kept a garbage client");
+    assert_eq!(relay.stats().dropped_garbage, 1);
+    keeps_beat(&good, &relay, 15).await?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_silence_or_a_wrong_size_from_a_peer_closes_only_that_link() -> Res {
+    use hum_shared::route::{LinkHello, LinkRole, RelayId};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = config(TICK);
+    let mut mesh = Mesh::new("badpeer", 3).await?;
+    // A links to B (real) and to C, played by the test.
+    let a = mesh
+        .start(
+            0,
+            Role::Both,
+            &[(1, Role::Both, 4), (2, Role::Mailbox, 4)],
+            &base,
+        )
+        .await?;
+    let b = mesh
+        .start(1, Role::Both, &[(0, Role::Both, 4)], &base)
+        .await?;
+    let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_a.clone(), at_b.clone()];
+    let card = Card::new(at_b.clone());
+    let mut client = TestClient::connect(&at_a, &card, &pins).await?;
+    ready(&mut client).await?;
+    let c_id = RelayId::of_fingerprint(&mesh.addrs[2].fingerprint);
+    let hello = LinkHello {
+        relay: c_id,
+        role: LinkRole::Mailbox,
+        tick_micros: 20_000,
+        tick: a.tick(),
+        capacity: 4,
+        buckets: 8,
+        epoch_ticks: base.epoch_ticks,
+        flag_bits: 8,
+    };
+    let open = |dir: PathBuf, to: RelayAddr| async move {
+        let mut l = hum_relay::test_client::link_as(&dir, &to).await?;
+        l.write_all(&hello.encode()).await?;
+        l.flush().await?;
+        let mut theirs = [0u8; hum_shared::route::LINK_HELLO_LEN];
+        l.read_exact(&mut theirs).await?;
+        Res::Ok(l)
+    };
+    // Garbage: a frame kind that does not exist.
+    let mut l = open(mesh.dirs[2].clone(), at_a.clone()).await?;
+    stats_until(&a, "second link up", |s| s.links_up == 2).await?;
+    l.write_all(&[77, 0, 0, 0, 8]).await?;
+    l.flush().await?;
+    stats_until(&a, "garbage closes the link", |s| s.link_garbage == 1).await?;
+    // A wrong size: a stream batch of one bucket too many.
+    let mut l = open(mesh.dirs[2].clone(), at_a.clone()).await?;
+    let len = (8 + 4 + 9 * hum_shared::route::ITEM_LEN) as u32;
+    let mut header = vec![3u8];
+    header.extend_from_slice(&len.to_be_bytes());
+    l.write_all(&header).await?;
+    l.flush().await?;
+    stats_until(&a, "a wrong size closes the link", |s| {
+        s.link_wrong_size == 1
+    })
+    .await?;
+    // Silence: says hello, then nothing.
+    let _quiet = open(mesh.dirs[2].clone(), at_a.clone()).await?;
+    stats_until(&a, "silence closes the link", |s| s.link_silent == 1).await?;
+    drop(l);
+    // All along the real link stayed up and the client kept its beat and its mail.
+    keeps_beat(&client, &a, 10).await?;
+    assert!(a.links().iter().any(|s| s.up && s.peer == b.id()));
+    let key = TagKey::generate();
+    let other = Card::new(at_b.clone());
+    let mut receiver = TestClient::connect(&at_a, &other, &pins).await?;
+    ready(&mut receiver).await?;
+    receiver.expect_from(&key);
+    let id = client.send(&other, &key, b"still here");
+    client.until(WAIT, stored(id)).await?;
+    assert_eq!(receiver.until(WAIT, received).await?.1, b"still here");
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}
