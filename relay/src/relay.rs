@@ -23,6 +23,10 @@ use crate::tls::{Identity, pinned_client_config};
 use crate::v1::mailbox::Store;
 use crate::{Config, RelayError, beat, link, listener, stats};
 
+/// hum/2 tick numbers count from 2026-01-01T00:00:00Z, so that a restarted relay goes
+/// on counting up and epochs (u32) last: at 20 ms ticks and 20-tick epochs, 54 years.
+const TICK_ORIGIN_UNIX_MICROS: u64 = 1_767_225_600_000_000;
+
 /// A relay bound to its port, not yet serving.
 pub struct Relay {
     listener: TcpListener,
@@ -85,7 +89,11 @@ impl Relay {
                 "the relays file lists this relay itself".to_owned(),
             ));
         }
-        let tick_base = config.clock.unix_micros() / u64::from(config.tick_micros().max(1));
+        let tick_base = config
+            .clock
+            .unix_micros()
+            .saturating_sub(TICK_ORIGIN_UNIX_MICROS)
+            / u64::from(config.tick_micros().max(1));
         let single = config.is_single();
         let entry = config.role.is_entry().then(|| {
             let mut homes: Vec<(RelayAddr, usize)> = config

@@ -61,7 +61,7 @@ impl Card {
 }
 
 /// How an item reached the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Via {
     /// The live bucket stream (even ticks).
     Live,

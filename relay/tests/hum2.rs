@@ -553,3 +553,167 @@ async fn garbage_silence_or_a_wrong_size_from_a_peer_closes_only_that_link() -> 
     b.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_bucket_pushes_back_and_the_sender_keeps_the_message() -> Res {
+    let clock = hum_relay::Clock::system();
+    let mut c = config(TICK);
+    c.bucket_quota = 2;
+    c.ttl = Duration::from_secs(60);
+    c.clock = clock.clone();
+    let relay = single(c).await?;
+    let addr = relay.address().clone();
+    let (alice, bob) = (Card::new(addr.clone()), Card::new(addr.clone()));
+    let mut ca = TestClient::connect(&addr, &alice, &[]).await?;
+    ready(&mut ca).await?;
+    let key = TagKey::generate();
+    let ids: Vec<u64> = (0..3).map(|i| ca.send(&bob, &key, &[i])).collect();
+    let full = ca
+        .until(WAIT, |e| match e {
+            Event::Full { id } => Some(*id),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(full, ids[2]);
+    assert!(ca.status().outbox >= 1, "the sender dropped the message");
+    assert!(relay.stats().route.full >= 1);
+    // Once the bucket frees (the TTL passes), the kept message is stored.
+    clock.advance(Duration::from_secs(61));
+    ca.until(Duration::from_secs(4), stored(ids[2])).await?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_for_the_wrong_epoch_is_answered_retry_and_the_next_attempt_lands() -> Res {
+    let relay = single(config(TICK)).await?;
+    let addr = relay.address().clone();
+    let (alice, bob) = (Card::new(addr.clone()), Card::new(addr.clone()));
+    let mut ca = TestClient::connect(&addr, &alice, &[]).await?;
+    let mut cb = TestClient::connect(&addr, &bob, &[]).await?;
+    ready(&mut ca).await?;
+    ready(&mut cb).await?;
+    let key = TagKey::generate();
+    cb.expect_from(&key);
+    let now = ca.status().epoch;
+    let id = ca.send_for_epoch(&bob, &key, b"late", now.saturating_sub(3));
+    let told = ca
+        .until(WAIT, |e| match e {
+            Event::Retry { id: i, epoch } if *i == id => Some(*epoch),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(told, now);
+    ca.until(WAIT, stored(id)).await?;
+    assert_eq!(cb.until(WAIT, received).await?.1, b"late");
+    assert_eq!(relay.stats().route.retry, 1);
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_returns_what_a_client_missed_while_away() -> Res {
+    let relay = single(config(TICK)).await?;
+    let addr = relay.address().clone();
+    let (alice, bob, carol) = (
+        Card::new(addr.clone()),
+        Card::new(addr.clone()),
+        Card::new(addr.clone()),
+    );
+    let mut ca = TestClient::connect(&addr, &alice, &[]).await?;
+    ready(&mut ca).await?;
+    let (key, other) = (TagKey::generate(), TagKey::generate());
+    for i in 0..3u8 {
+        let id = ca.send(&bob, &key, &[b'm', i]);
+        ca.until(WAIT, stored(id)).await?;
+    }
+    // Something for someone else, perhaps in bob's bucket: not his.
+    let id = ca.send(&carol, &other, b"not for bob");
+    ca.until(WAIT, stored(id)).await?;
+    // Long past the live stream: bob was away.
+    tokio::time::sleep(TICK * 20).await;
+    let mut cb = TestClient::connect(&addr, &bob, &[]).await?;
+    ready(&mut cb).await?;
+    cb.expect_from(&key);
+    let epoch = cb.status().epoch;
+    cb.catch_up(epoch);
+    let mut got = Vec::new();
+    let done = cb
+        .until(Duration::from_secs(8), |e| match e {
+            Event::Received { body, via, .. } => {
+                got.push((body.clone(), *via));
+                None
+            }
+            Event::CaughtUp { epoch } => Some(*epoch),
+            _ => None,
+        })
+        .await?;
+    assert_eq!(done, epoch);
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (b"m\x00".to_vec(), Via::CatchUp),
+            (b"m\x01".to_vec(), Via::CatchUp),
+            (b"m\x02".to_vec(), Via::CatchUp),
+        ]
+    );
+    assert!(relay.stats().route.catch_ups >= 8);
+    relay.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_epoch_changes_and_old_slot_keys_are_erased() -> Res {
+    let mut base = config(TICK);
+    base.epoch_ticks = 20;
+    let (mesh, a, b) = two_relays("epochs", &base, 4).await?;
+    let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_a.clone(), at_b.clone()];
+    let (alice, bob) = (Card::new(at_b.clone()), Card::new(at_a.clone()));
+    let mut ca = TestClient::connect(&at_a, &alice, &pins).await?;
+    let mut cb = TestClient::connect(&at_b, &bob, &pins).await?;
+    ready(&mut ca).await?;
+    ready(&mut cb).await?;
+    let key = TagKey::generate();
+    cb.expect_from(&key);
+    let first = ca.status().epoch;
+    let mut sent = 0u8;
+    let mut got = Vec::new();
+    // Keep sending until three epoch changes have gone by at Bob's home.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while cb.status().epoch < first + 3 {
+        if tokio::time::Instant::now() > deadline {
+            return Err("the epochs did not move".into());
+        }
+        let id = ca.send(&bob, &key, &[sent]);
+        ca.until(WAIT, stored(id)).await?;
+        sent += 1;
+        for e in cb.drain() {
+            if let Some((_, body, _)) = received(&e) {
+                got.push(body[0]);
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while got.len() < usize::from(sent) && tokio::time::Instant::now() < deadline {
+        if let Some((_, body, _)) = cb.next(TICK * 5).await.as_ref().and_then(received) {
+            got.push(body[0]);
+        }
+    }
+    got.sort_unstable();
+    assert_eq!(got, (0..sent).collect::<Vec<_>>());
+    // Each mailbox relay holds the keys of the previous, current and next epoch only.
+    for r in [&a, &b] {
+        let now = u32::try_from(r.tick() / 20)?;
+        let held = r.held().slot_key_epochs;
+        assert!(
+            held.iter().all(|&e| e + 1 >= now && e <= now + 1),
+            "{held:?} at {now}"
+        );
+        assert!(held.contains(&now) && held.contains(&(now + 1)));
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}

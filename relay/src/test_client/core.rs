@@ -81,6 +81,8 @@ pub(crate) struct Core {
     table_key: Vec<(u32, u16, usize)>,
     seen: HashSet<CopyTag>,
     catch_ups: VecDeque<CatchUpJob>,
+    /// The home relay's epoch at the last cell, to catch up the one before at a change.
+    last_epoch: Option<u32>,
     pub(crate) events: Vec<Event>,
 }
 
@@ -111,6 +113,7 @@ impl Core {
             table_key: Vec::new(),
             seen: HashSet::new(),
             catch_ups: VecDeque::new(),
+            last_epoch: None,
             events: Vec::new(),
         }
     }
@@ -268,6 +271,17 @@ impl Core {
         if let Ok(Some(dir)) = self.reassembler.push(&cell.chunk) {
             self.directory = dir;
             self.table_key.clear();
+        }
+        // At an epoch change, catch up the epoch that ended: what its live stream did not
+        // carry before the change is there (every client does this, online or not).
+        let now = self.epoch_at(&self.home_id);
+        if let (Some(prev), Some(now)) = (self.last_epoch, now)
+            && now > prev
+        {
+            self.catch_up(prev);
+        }
+        if now.is_some() {
+            self.last_epoch = now;
         }
         self.refresh_table();
         let answered = self.in_flight.remove(&(t.wrapping_sub(2)));
