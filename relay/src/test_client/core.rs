@@ -372,8 +372,18 @@ impl Core {
     }
 
     fn up(&mut self, t: u64) -> Result<Box<[u8; hum_shared::route::CELL_LEN]>, ClientError> {
-        let home_epoch = self.epoch_at(&self.home_id).ok_or(ClientError::NoHome)?;
-        let bucket = self.bucket(home_epoch).ok_or(ClientError::NoHome)?;
+        let known = self.epoch_at(&self.home_id).and_then(|e| Some((e, self.bucket(e)?)));
+        let Some((home_epoch, bucket)) = known else {
+            // The directory does not list the home relay yet: keep the beat with a slot
+            // of random bytes until it does.
+            return Ok(UpCell {
+                home: self.home_id,
+                epoch: 0,
+                bucket: 0,
+                slot: hum_shared::route::Slot::random(),
+            }
+            .encode());
+        };
         let request = self.request(t);
         let catch_up = matches!(request, Request::CatchUp(_));
         let message = self.outbox.pop_front();
