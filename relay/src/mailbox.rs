@@ -445,3 +445,101 @@ fn deposit_line(
         log_digest(d.payload().as_bytes())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hum_shared::route::{RelayId, Request, SlotDeposit, seal_slot};
+
+    const ENTRY: RelayId = RelayId::from_bytes([2; 8]);
+
+    fn mailbox() -> Result<Mailbox, crate::RelayError> {
+        let made = rcgen::generate_simple_self_signed(vec!["hum-relay".to_owned()])
+            .map_err(|e| crate::RelayError::Certificate(e.to_string()))?;
+        let mut config = Config::ephemeral(std::time::Duration::from_millis(20));
+        config.epoch_ticks = 100;
+        let m = Mailbox::new(
+            &config,
+            RelayId::from_bytes([1; 8]),
+            &made.signing_key.serialize_der(),
+            16,
+        );
+        m.on_tick(1_000);
+        Ok(m)
+    }
+
+    #[test]
+    fn a_replayed_slot_is_refused_and_a_slot_of_another_tick_does_not_open()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let m = mailbox()?;
+        let key = m
+            .keys
+            .read()
+            .map_err(|_| "poisoned")?
+            .by_epoch(10)
+            .ok_or("no key")?
+            .verified(m.id);
+        let (slot, _) = seal_slot(&key, ENTRY, 1_000, SlotDeposit::Dummy, &Request::None)?;
+        let (stats, curious) = (RouteStats::default(), Curious::default());
+        // Twice in one batch, then again in a second batch of the same tick.
+        let work = m.open_batch(
+            ENTRY,
+            1_000,
+            &[slot.clone(), slot.clone()],
+            false,
+            &stats,
+            &curious,
+        );
+        assert!(work[0].replier.is_some() && work[1].replier.is_none());
+        m.open_batch(
+            ENTRY,
+            1_000,
+            std::slice::from_ref(&slot),
+            false,
+            &stats,
+            &curious,
+        );
+        assert_eq!(
+            stats
+                .slots_replayed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        // A later batch, or another entry relay: the associated data differs.
+        m.open_batch(
+            ENTRY,
+            1_001,
+            std::slice::from_ref(&slot),
+            false,
+            &stats,
+            &curious,
+        );
+        m.open_batch(
+            RelayId::from_bytes([3; 8]),
+            1_000,
+            &[slot],
+            false,
+            &stats,
+            &curious,
+        );
+        assert_eq!(
+            stats.slots_bad.load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        assert_eq!(
+            stats.slots_dummy.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        // A clear slot is refused outside the single relay's own pipeline.
+        let (clear, _) =
+            hum_shared::route::seal_clear_slot(m.id, SlotDeposit::Dummy, &Request::None)?;
+        m.open_batch(ENTRY, 1_000, &[clear], false, &stats, &curious);
+        assert_eq!(
+            stats
+                .slots_clear_refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        Ok(())
+    }
+}

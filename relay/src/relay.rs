@@ -124,10 +124,13 @@ impl Relay {
             .role
             .is_mailbox()
             .then(|| Mailbox::new(&config, id, identity.pkcs8(), per_tick));
+        if let Some(mailbox) = &mailbox {
+            // Keys and epoch from the start: the first link may come up before the beat.
+            mailbox.on_tick(tick_base);
+        }
         if let (Some(entry), Some(mailbox)) = (&entry, &mailbox) {
             // Its own mailbox role is known to its entry role from the start (as a home
             // of clients only when single).
-            mailbox.on_tick(tick_base);
             entry.own_mailbox(id, identity.cert.to_vec(), single);
             entry.on_directory(id, mailbox.update(tick_base), tick_base);
         }

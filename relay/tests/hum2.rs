@@ -735,3 +735,158 @@ async fn messages_cross_epoch_changes_and_old_slot_keys_are_erased() -> Res {
     b.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_mailbox_relay_has_lost_what_it_held_and_senders_deposit_again() -> Res {
+    let mut base = config(TICK);
+    base.max_backoff = Duration::from_millis(300);
+    let mut mesh = Mesh::new("restart", 2).await?;
+    let e = mesh
+        .start(0, Role::Entry, &[(1, Role::Mailbox, 4)], &base)
+        .await?;
+    let m = mesh
+        .start(1, Role::Mailbox, &[(0, Role::Entry, 4)], &base)
+        .await?;
+    let (at_e, at_m) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_m.clone()];
+    let (alice, bob) = (Card::new(at_m.clone()), Card::new(at_m.clone()));
+    let mut ca = TestClient::connect(&at_e, &alice, &pins).await?;
+    ready(&mut ca).await?;
+    let key = TagKey::generate();
+    let id = ca.send(&bob, &key, b"before");
+    ca.until(WAIT, stored(id)).await?;
+    assert_eq!(m.held().items, 1);
+    m.shutdown().await;
+    // While it is down, a deposit gets no answer and stays in the outbox.
+    let id = ca.send(&bob, &key, b"during");
+    ca.until(WAIT, |e| {
+        matches!(e, Event::Unknown { id: i } if *i == id).then_some(())
+    })
+    .await?;
+    keeps_beat(&ca, &e, 5).await?;
+    let m = mesh
+        .start(1, Role::Mailbox, &[(0, Role::Entry, 4)], &base)
+        .await?;
+    // Back, empty; the kept deposit lands on its own, and the sender re-deposits the one
+    // the restart lost.
+    ca.until(Duration::from_secs(8), stored(id)).await?;
+    let again = ca.send(&bob, &key, b"before");
+    ca.until(WAIT, stored(again)).await?;
+    assert_eq!(m.held().items, 2);
+    let mut cb = TestClient::connect(&at_e, &bob, &pins).await?;
+    ready(&mut cb).await?;
+    cb.expect_from(&key);
+    cb.catch_up(cb.status().epoch);
+    let mut got = Vec::new();
+    cb.until(Duration::from_secs(8), |ev| match ev {
+        Event::Received { body, .. } => {
+            got.push(body.clone());
+            None
+        }
+        Event::CaughtUp { .. } => Some(()),
+        _ => None,
+    })
+    .await?;
+    got.sort();
+    assert_eq!(got, vec![b"before".to_vec(), b"during".to_vec()]);
+    e.shutdown().await;
+    m.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seized_entry_relay_yields_addresses_and_buckets_a_mailbox_relay_sealed_items_only() -> Res
+{
+    let base = config(TICK);
+    let mut mesh = Mesh::new("seize", 2).await?;
+    let e = mesh
+        .start(0, Role::Entry, &[(1, Role::Mailbox, 4)], &base)
+        .await?;
+    let m = mesh
+        .start(1, Role::Mailbox, &[(0, Role::Entry, 4)], &base)
+        .await?;
+    let (at_e, at_m) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_m.clone()];
+    let (alice, bob) = (Card::new(at_m.clone()), Card::new(at_m.clone()));
+    let (ip_a, ip_b) = (
+        IpAddr::V4(Ipv4Addr::new(127, 0, 7, 1)),
+        IpAddr::V4(Ipv4Addr::new(127, 0, 7, 2)),
+    );
+    let mut ca = TestClient::connect_from(ip_a, &at_e, &alice, &pins).await?;
+    let mut cb = TestClient::connect_from(ip_b, &at_e, &bob, &pins).await?;
+    ready(&mut ca).await?;
+    ready(&mut cb).await?;
+    let key = TagKey::generate();
+    cb.expect_from(&key);
+    for i in 0..3u8 {
+        let id = ca.send(&bob, &key, &[i]);
+        ca.until(WAIT, stored(id)).await?;
+    }
+    cb.until(WAIT, received).await?;
+    // The entry relay: the clients' addresses, arrival, home and bucket; no items.
+    let held = e.held();
+    let mut ips: Vec<IpAddr> = held.clients.iter().map(|c| c.peer.ip()).collect();
+    ips.sort();
+    assert_eq!(ips, vec![ip_a, ip_b]);
+    let bucket = cb.status().bucket;
+    assert!(
+        held.clients
+            .iter()
+            .all(|c| c.home.is_some_and(|h| h.0 == m.id()))
+    );
+    assert!(
+        held.clients
+            .iter()
+            .any(|c| c.home.is_some_and(|h| h.2 == bucket))
+    );
+    assert_eq!((held.items, held.slot_key_epochs.len()), (0, 0));
+    // The mailbox relay: sealed items and its keys; no client at all.
+    let held = m.held();
+    assert!(held.clients.is_empty());
+    assert_eq!(held.items, 3);
+    assert_eq!(m.stats().route.clients, 0);
+    // On disk, for both: the TLS key and certificate, nothing else.
+    for dir in &mesh.dirs {
+        let mut names: Vec<String> = std::fs::read_dir(dir)?
+            .map(|f| f.map(|f| f.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        assert_eq!(names, ["relay-cert.der", "relay-key.der"]);
+    }
+    e.shutdown().await;
+    m.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curious_build_logs_what_each_role_sees() -> Res {
+    let dir = state_dir("curious");
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("curious.jsonl");
+    let mut c = config(TICK);
+    c.curious_log = Some(log.clone());
+    let relay = single(c).await?;
+    let addr = relay.address().clone();
+    let (alice, bob) = (Card::new(addr.clone()), Card::new(addr.clone()));
+    let mut ca = TestClient::connect(&addr, &alice, &[]).await?;
+    ready(&mut ca).await?;
+    let key = TagKey::generate();
+    let id = ca.send(&bob, &key, b"seen");
+    ca.until(WAIT, stored(id)).await?;
+    tokio::time::sleep(TICK * 15).await;
+    relay.shutdown().await;
+    let text = std::fs::read_to_string(&log)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let has = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert!(
+        has(r#""role":"entry""#) > 5 && has(r#""slot_digest""#) > 5,
+        "{}",
+        lines.iter().take(5).copied().collect::<Vec<_>>().join("\n")
+    );
+    assert_eq!(has(r#""kind":"local""#), 1, "{text}");
+    assert!(has(r#""kind":"dummy""#) > 5);
+    assert!(has(r#""tag_digest""#) > 10, "stream items are logged");
+    assert!(lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')));
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

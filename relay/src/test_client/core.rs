@@ -372,7 +372,9 @@ impl Core {
     }
 
     fn up(&mut self, t: u64) -> Result<Box<[u8; hum_shared::route::CELL_LEN]>, ClientError> {
-        let known = self.epoch_at(&self.home_id).and_then(|e| Some((e, self.bucket(e)?)));
+        let known = self
+            .epoch_at(&self.home_id)
+            .and_then(|e| Some((e, self.bucket(e)?)));
         let Some((home_epoch, bucket)) = known else {
             // The directory does not list the home relay yet: keep the beat with a slot
             // of random bytes until it does.
@@ -405,34 +407,35 @@ impl Core {
             .as_ref()
             .and_then(|m| m.to.first())
             .map(|c| RelayId::of_fingerprint(&c.home.fingerprint));
-        let (slot, keys) = if self.single() {
+        let sealed = if self.single() {
             let d = match &deposit {
                 Some(d) => SlotDeposit::Local(d),
                 None => SlotDeposit::Dummy,
             };
-            seal_clear_slot(self.home_id, d, &request)?
+            seal_clear_slot(self.home_id, d, &request).map_err(ClientError::from)
         } else {
-            let home_key = self
-                .entry_of(&self.home_id)
-                .ok_or(ClientError::NoHome)?
-                .verified_slot_key(home_epoch, &self.home.fingerprint)?;
-            let dest_key;
-            let d = match (&deposit, dest) {
-                (Some(d), Some(dest)) if dest == self.home_id => SlotDeposit::Local(d),
-                (Some(d), Some(dest)) => {
-                    let pin = self.pin(&dest).ok_or(ClientError::NoHome)?;
-                    dest_key = self
-                        .entry_of(&dest)
-                        .ok_or(ClientError::NoHome)?
-                        .verified_slot_key(d.epoch(), &pin)?;
-                    SlotDeposit::Forward {
-                        dest: &dest_key,
-                        deposit: d,
-                    }
+            self.seal(t, deposit.as_ref(), dest, &request)
+        };
+        let (slot, keys) = match sealed {
+            Ok(s) => s,
+            Err(err) => {
+                // No key to seal to (yet): keep the beat with random bytes, keep the
+                // message for a later slot.
+                if let Some(m) = message {
+                    self.events.push(Event::Unsendable {
+                        id: m.id,
+                        why: err.to_string(),
+                    });
+                    self.outbox.push_back(m);
                 }
-                _ => SlotDeposit::Dummy,
-            };
-            seal_slot(&home_key, self.entry, t, d, &request)?
+                return Ok(UpCell {
+                    home: self.home_id,
+                    epoch: home_epoch,
+                    bucket,
+                    slot: hum_shared::route::Slot::random(),
+                }
+                .encode());
+            }
         };
         self.in_flight.insert(
             t,
@@ -449,6 +452,39 @@ impl Core {
             slot,
         }
         .encode())
+    }
+
+    /// Seals a slot to the home relay, forwarding `deposit` to `dest` when that is
+    /// another relay.
+    fn seal(
+        &self,
+        t: u64,
+        deposit: Option<&Deposit>,
+        dest: Option<RelayId>,
+        request: &Request,
+    ) -> Result<(hum_shared::route::Slot, ReplyKeys), ClientError> {
+        let home_epoch = self.epoch_at(&self.home_id).ok_or(ClientError::NoHome)?;
+        let home_key = self
+            .entry_of(&self.home_id)
+            .ok_or(ClientError::NoHome)?
+            .verified_slot_key(home_epoch, &self.home.fingerprint)?;
+        let dest_key;
+        let d = match (deposit, dest) {
+            (Some(d), Some(dest)) if dest == self.home_id => SlotDeposit::Local(d),
+            (Some(d), Some(dest)) => {
+                let pin = self.pin(&dest).ok_or(ClientError::NoHome)?;
+                dest_key = self
+                    .entry_of(&dest)
+                    .ok_or(ClientError::NoHome)?
+                    .verified_slot_key(d.epoch(), &pin)?;
+                SlotDeposit::Forward {
+                    dest: &dest_key,
+                    deposit: d,
+                }
+            }
+            _ => SlotDeposit::Dummy,
+        };
+        Ok(seal_slot(&home_key, self.entry, t, d, request)?)
     }
 
     fn pin(&self, id: &RelayId) -> Option<hum_shared::Fingerprint> {
