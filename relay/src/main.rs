@@ -66,6 +66,10 @@ struct Cli {
     #[cfg(feature = "curious")]
     #[arg(long)]
     curious_log: Option<PathBuf>,
+    /// Make the relay's key in --state if it has none, print the address it will have
+    /// at --listen (to put in its peers' relays files), and exit.
+    #[arg(long, requires = "state")]
+    init: bool,
     /// Log at debug level.
     #[arg(short, long)]
     verbose: bool,
@@ -110,6 +114,23 @@ async fn main() -> anyhow::Result<()> {
             tracing::Level::INFO
         })
         .init();
+    if cli.init {
+        let dir = cli.state.as_deref().context("--init needs --state DIR")?;
+        let fingerprint = hum_relay::init_identity(dir)?;
+        let ip = cli.listen.ip();
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            ip.to_string()
+        };
+        let addr = hum_shared::RelayAddr {
+            host,
+            port: cli.listen.port(),
+            fingerprint,
+        };
+        println!("{addr}");
+        return Ok(());
+    }
     let state_dir = match (cli.ephemeral, cli.state) {
         (true, _) => None,
         (false, Some(dir)) => Some(dir),

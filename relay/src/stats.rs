@@ -241,9 +241,31 @@ pub(crate) async fn log_every(
             bytes_held = now.bytes,
             dropped = (now.dropped_garbage + now.dropped_flood + now.dropped_lagging)
                 - (last.dropped_garbage + last.dropped_flood + last.dropped_lagging),
+            hum2_clients = now.route.clients,
+            links_up = now.route.links_up,
+            stored = now.route.stored - last.route.stored,
+            full = now.route.full - last.route.full,
+            slots_dropped = bad_slots(&now.route) - bad_slots(&last.route),
+            links_closed = closed_links(&now.route) - closed_links(&last.route),
+            refused = refusals(&now.route) - refusals(&last.route),
             "stats"
         );
         last = now;
         last_at = Instant::now();
     }
+}
+
+/// Slots dropped, for every reason (counts only).
+fn bad_slots(r: &RouteSnapshot) -> u64 {
+    r.slots_bad + r.slots_replayed + r.slots_unknown_key + r.slots_clear_refused + r.inner_bad
+}
+
+/// Links closed for a fault of the peer.
+fn closed_links(r: &RouteSnapshot) -> u64 {
+    r.link_garbage + r.link_wrong_size + r.link_silent + r.link_lagging + r.link_refused
+}
+
+/// hum/2 clients refused.
+fn refusals(r: &RouteSnapshot) -> u64 {
+    r.refused_home_full + r.refused_home_is_entry + r.refused_unknown_home
 }
