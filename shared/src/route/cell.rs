@@ -114,9 +114,13 @@ impl Refusal {
         if bytes[0] != REFUSAL_VERSION || bytes[2..].iter().any(|&b| b != 0) {
             return None;
         }
-        [Refusal::HomeFull, Refusal::HomeIsEntry, Refusal::UnknownHome]
-            .into_iter()
-            .find(|r| r.code() == bytes[1])
+        [
+            Refusal::HomeFull,
+            Refusal::HomeIsEntry,
+            Refusal::UnknownHome,
+        ]
+        .into_iter()
+        .find(|r| r.code() == bytes[1])
     }
 
     /// The reason, for people.
@@ -191,7 +195,11 @@ mod tests {
 
     #[test]
     fn refusals_round_trip_and_no_other_cell_reads_as_one() {
-        for r in [Refusal::HomeFull, Refusal::HomeIsEntry, Refusal::UnknownHome] {
+        for r in [
+            Refusal::HomeFull,
+            Refusal::HomeIsEntry,
+            Refusal::UnknownHome,
+        ] {
             let cell = r.encode();
             assert_eq!(Refusal::decode(&cell[..]), Some(r));
             assert!(DownCell::decode(&cell[..]).is_err());

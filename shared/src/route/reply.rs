@@ -72,12 +72,12 @@ impl ReplyKeys {
         let deposit = match &self.inner {
             // The home relay's own `Full` (its forward batch to the destination was
             // full) is the one outcome it gives a forwarded deposit itself.
-            Some(key) => key.open(field).unwrap_or_else(|_| {
-                match DepositOutcome::decode(field) {
+            Some(key) => key
+                .open(field)
+                .unwrap_or_else(|_| match DepositOutcome::decode(field) {
                     Ok(DepositOutcome::Full) => DepositOutcome::Full,
                     _ => DepositOutcome::Unknown,
-                }
-            }),
+                }),
             None => DepositOutcome::decode(field)?,
         };
         if self.kind == DepositKind::Dummy && deposit != DepositOutcome::None {

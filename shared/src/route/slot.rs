@@ -415,11 +415,10 @@ mod tests {
         ] {
             let (slot, keys) = seal()?;
             let opened = open_slot(&home, ENTRY, 42, &slot)?;
-            let reply = opened.replier.seal(
-                &DepositReply::Outcome(said),
-                &RequestOutcome::None,
-                None,
-            );
+            let reply =
+                opened
+                    .replier
+                    .seal(&DepositReply::Outcome(said), &RequestOutcome::None, None);
             assert_eq!(keys.open_answer(&reply.answer)?.deposit, read);
         }
         Ok(())

@@ -96,8 +96,9 @@ impl SlotKeyring {
     /// whether anything changed (then the announcements are due again).
     pub fn advance(&mut self, current: u32) -> bool {
         let before = self.keys.len();
-        self.keys
-            .retain(|k| k.epoch.saturating_add(1) >= current && k.epoch <= current.saturating_add(1));
+        self.keys.retain(|k| {
+            k.epoch.saturating_add(1) >= current && k.epoch <= current.saturating_add(1)
+        });
         let mut changed = self.keys.len() != before;
         for epoch in [current, current.saturating_add(1)] {
             if self.by_epoch(epoch).is_none() {
