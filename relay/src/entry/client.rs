@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 
 use hum_shared::route::{CELL_LEN, UpCell, log_digest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,14 +168,21 @@ impl Conn {
                 });
             }
             let bytes = cell.encode();
-            let write = async {
-                self.stream.write_all(&bytes[..]).await?;
-                self.stream.flush().await
+            let stream = &mut self.stream;
+            let mut write = std::pin::pin!(async {
+                stream.write_all(&bytes[..]).await?;
+                stream.flush().await
+            });
+            // Almost always the socket takes the cell at once: only a write that has to
+            // wait arms a timer (a timer per client per tick costs CPU for nothing).
+            let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+            let written = match first {
+                Poll::Ready(r) => r,
+                Poll::Pending => tokio::time::timeout(patience, write)
+                    .await
+                    .map_err(|_| Ending::Lagging)?,
             };
-            tokio::time::timeout(patience, write)
-                .await
-                .map_err(|_| Ending::Lagging)?
-                .map_err(|_| Ending::Closed)?;
+            written.map_err(|_| Ending::Closed)?;
         }
         self.sent += due;
         self.sent_beat = t;
