@@ -4,6 +4,25 @@
 relay *ARGS:
     cargo run --release -p hum-relay -- {{ARGS}}
 
+# hum/2 on one machine: two relays, each both entry and mailbox and the other's peer, so
+# clients enter at one and are homed at the other. Keys stay in DIR; Ctrl-C stops both.
+relay2 DIR="/tmp/hum-relay2" PORT_A="7701" PORT_B="7702":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p hum-relay
+    bin=target/release/hum-relay
+    mkdir -p "{{DIR}}"
+    a=$("$bin" --state "{{DIR}}/a" --listen "127.0.0.1:{{PORT_A}}" --init)
+    b=$("$bin" --state "{{DIR}}/b" --listen "127.0.0.1:{{PORT_B}}" --init)
+    printf '[[relay]]\naddress = "%s"\nrole = "both"\ncapacity = 64\n' "$b" > "{{DIR}}/a.toml"
+    printf '[[relay]]\naddress = "%s"\nrole = "both"\ncapacity = 64\n' "$a" > "{{DIR}}/b.toml"
+    echo "relay A: $a"
+    echo "relay B: $b"
+    trap 'kill $(jobs -p) 2>/dev/null' EXIT INT TERM
+    "$bin" --state "{{DIR}}/a" --listen "127.0.0.1:{{PORT_A}}" --peers "{{DIR}}/a.toml" > /dev/null &
+    "$bin" --state "{{DIR}}/b" --listen "127.0.0.1:{{PORT_B}}" --peers "{{DIR}}/b.toml" > /dev/null &
+    wait
+
 # Open the chat client (first run leads through making a profile).
 chat *ARGS:
     cargo run --release -p hum -- {{ARGS}}

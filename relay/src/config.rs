@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hum_shared::{DEFAULT_CELL_SIZE, ENVELOPE_LEN, check_cell_size};
 
-use crate::{Clock, RelayError};
+use crate::{Clock, Peer, RelayError, Role};
 
 /// The TCP port a relay listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 7667;
@@ -14,6 +14,10 @@ pub const DEFAULT_PORT: u16 = 7667;
 pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
 /// How long an unacknowledged envelope is kept by default: 7 days.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// hum/2: buckets per epoch of a mailbox relay by default (docs/RELAY.md).
+pub const DEFAULT_BUCKETS: u16 = 64;
+/// hum/2: ticks per epoch by default: one hour at 100 ms.
+pub const DEFAULT_EPOCH_TICKS: u32 = 36_000;
 
 /// Everything a relay needs to know before it binds.
 ///
@@ -54,6 +58,34 @@ pub struct Config {
     pub stats_every: Option<Duration>,
     /// The clock that expiry and sequence numbers follow (tests advance it).
     pub clock: Clock,
+    /// hum/2: what this relay does in a mesh.
+    pub role: Role,
+    /// hum/2: the other relays of the mesh (none: the single relay, if `role` is both).
+    pub peers: Vec<Peer>,
+    /// hum/2 mailbox role: buckets per epoch (1 to 256).
+    pub buckets: u16,
+    /// hum/2 mailbox role: ticks per epoch.
+    pub epoch_ticks: u32,
+    /// hum/2 mailbox role: bits of each flag compared in catch-up (1 to 8).
+    pub flag_bits: u8,
+    /// hum/2 mailbox role: most items one bucket holds in one epoch before `Full`.
+    pub bucket_quota: usize,
+    /// hum/2 mailbox role: most items held in all before `Full`.
+    pub item_quota: usize,
+    /// hum/2 mailbox role: most deposits one bucket takes from one source (a peer's
+    /// batch) in one tick before `Full`, so one sender cannot jam a bucket.
+    pub source_cap: usize,
+    /// hum/2: ticks a peer relay may stay silent before its link is closed.
+    pub link_silence: u64,
+    /// hum/2 mailbox role: its directory update goes to every link this often, in ticks
+    /// (and at once when its slot keys change).
+    pub directory_every: u64,
+    /// hum/2: the longest wait before a lost link is dialled again (the wait doubles
+    /// from one tick up to this, with random jitter).
+    pub max_backoff: Duration,
+    /// hum/2 `curious` build: where to write what each role sees (JSON lines).
+    #[cfg(feature = "curious")]
+    pub curious_log: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -73,6 +105,20 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             stats_every: Some(Duration::from_secs(60)),
             clock: Clock::system(),
+            role: Role::Both,
+            peers: Vec::new(),
+            buckets: DEFAULT_BUCKETS,
+            epoch_ticks: DEFAULT_EPOCH_TICKS,
+            flag_bits: 8,
+            bucket_quota: 4096,
+            // About 1 GiB of items.
+            item_quota: 1 << 20,
+            source_cap: 8,
+            link_silence: 30,
+            directory_every: 10,
+            max_backoff: Duration::from_secs(10),
+            #[cfg(feature = "curious")]
+            curious_log: None,
         }
     }
 }
@@ -113,7 +159,34 @@ impl Config {
         if self.max_lag < 2 {
             return bad("max lag must be at least 2 ticks");
         }
+        if self.buckets == 0 || self.buckets > hum_shared::route::MAX_BUCKETS {
+            return bad("buckets must be 1 to 256");
+        }
+        if self.epoch_ticks < 4 {
+            return bad("an epoch must be at least 4 ticks");
+        }
+        if hum_shared::route::flag_mask(self.flag_bits).is_err() {
+            return bad("flag bits must be 1 to 8");
+        }
+        if self.bucket_quota == 0 || self.item_quota == 0 || self.source_cap == 0 {
+            return bad("item quotas and the source cap must be at least 1");
+        }
+        if self.link_silence < 2 * self.directory_every.max(1) {
+            return bad("link silence must be at least twice the directory interval");
+        }
+        if self.role == Role::Mailbox && self.peers.is_empty() {
+            return bad("a mailbox relay needs peers (--peers FILE) to serve");
+        }
+        if self.role == Role::Entry && !self.peers.iter().any(|p| p.role.is_mailbox()) {
+            return bad("an entry relay needs a mailbox relay among its peers");
+        }
         Ok(())
+    }
+
+    /// The single relay: both roles and no peers (clients use it as entry and home, and
+    /// it sees what a hum/1 relay sees).
+    pub fn is_single(&self) -> bool {
+        self.role == Role::Both && self.peers.is_empty()
     }
 
     /// The tick in microseconds, as the hello announces it.

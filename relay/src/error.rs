@@ -23,6 +23,14 @@ pub enum RelayError {
     /// The TLS key or certificate could not be made or used.
     #[error("TLS certificate: {0}")]
     Certificate(String),
+    /// The relays file could not be read or is invalid.
+    #[error("relays file {path}: {reason}")]
+    Peers {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// rustls refused the configuration.
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),

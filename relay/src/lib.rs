@@ -28,20 +28,32 @@
 mod beat;
 mod clock;
 mod config;
-mod connect;
-mod connection;
+mod curious;
+mod entry;
 mod error;
+mod link;
 mod listener;
 mod mailbox;
+mod peers;
+mod random;
 mod relay;
 mod shutdown;
+mod state;
 mod stats;
+#[cfg(feature = "test-client")]
+pub mod test_client;
 mod tls;
+mod v1;
 
 pub use clock::Clock;
-pub use config::{Config, DEFAULT_PORT, DEFAULT_TICK, DEFAULT_TTL};
-pub use connect::{TlsStream, client_config, connect, connect_over};
+pub use config::{
+    Config, DEFAULT_BUCKETS, DEFAULT_EPOCH_TICKS, DEFAULT_PORT, DEFAULT_TICK, DEFAULT_TTL,
+};
+pub use entry::HeldClient;
 pub use error::{ConnectError, RelayError};
-pub use relay::{Relay, RelayHandle};
-pub use stats::StatsSnapshot;
+pub use link::LinkSnapshot;
+pub use peers::{Peer, Role, load_peers};
+pub use relay::{Held, Relay, RelayHandle, init_identity};
+pub use stats::{RouteSnapshot, StatsSnapshot};
 pub use tls::ALPN;
+pub use v1::connect::{TlsStream, client_config, connect, connect_over};

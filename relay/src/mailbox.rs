@@ -1,412 +1,545 @@
-//! Mailboxes: envelopes held in memory only, keyed by mailbox id (docs/PROTOCOL.md §4).
+//! The mailbox role (docs/PROTOCOL.md, hum/2 §H4-H6): the slot keyring and its signed
+//! announcements, epochs on the relay's own ticks, the home role (open each slot of an
+//! entry batch, refuse replays, store local deposits, hand forwards on), the destination
+//! role (open inner blobs, store copies) and the bucket streams.
 //!
-//! The relay never sees a capability except to hash it into an id when a client
-//! subscribes, so it stores ids only. Sequence numbers are microseconds since the Unix
-//! epoch at deposit, made strictly increasing within a mailbox: they stay increasing
-//! when an empty mailbox is forgotten and recreated, and across restarts of the relay.
+//! This file is the role's state and its per-batch work, without I/O; `link.rs` and
+//! `beat.rs` drive it. Crypto runs outside the locks: the keyring is read-locked while
+//! slots open, the buckets are locked only to store or read.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+mod buckets;
 
-use hum_shared::{CellWriter, Down, MailboxId};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
-use crate::Clock;
+use hum_shared::route::{
+    DepositOutcome, DepositReply, DirectoryUpdate, InnerAnswer, InnerBlob, Item, OpenedDeposit,
+    OpenedSlot, RelayId, ReplayGuard, ReplyBatch, Request, RequestOutcome, RouteError, Slot,
+    SlotKey, SlotKeyring, SlotReplier, StreamBatch, flag_mask, log_digest, open_clear_slot,
+    open_inner, open_slot,
+};
+use zeroize::Zeroizing;
 
-/// One stored envelope.
+pub(crate) use buckets::BucketCounts;
+use buckets::{Buckets, Limits};
+
+use crate::curious::Curious;
+use crate::stats::{RouteStats, Stats};
+use crate::{Clock, Config};
+
+/// Ticks of slot ephemerals the replay guard remembers.
+const REPLAY_WINDOW: u64 = 8;
+
+/// What became of one slot of an entry batch, before its answer is sealed.
 #[derive(Debug)]
-struct Entry {
-    envelope: Vec<u8>,
-    fanout: bool,
-    expires: Instant,
+pub(crate) struct SlotWork {
+    /// `None`: a bad slot, answered with random bytes.
+    replier: Option<SlotReplier>,
+    pub(crate) fate: Fate,
+    request: RequestOutcome,
+    item: Option<Item>,
 }
 
-/// One mailbox: its envelopes by sequence number and how many connections follow it.
-#[derive(Debug, Default)]
-struct Mailbox {
-    entries: BTreeMap<u64, Entry>,
-    last_seq: u64,
-    subscribers: usize,
-    /// Whether the mailbox fans out, fixed by the first deposit while it holds anything:
-    /// a deposit of the other kind is refused, so a queue envelope cannot slip into a
-    /// group mailbox (where the first ack would delete it for everyone) nor the reverse.
-    fanout: Option<bool>,
+/// Where a slot's deposit stands.
+#[derive(Debug)]
+pub(crate) enum Fate {
+    /// Answered by this relay.
+    Done(DepositOutcome),
+    /// To forward to `dest`; its answer comes from there.
+    Forward { dest: RelayId, blob: InnerBlob },
+    /// Sent to its destination; no answer yet.
+    Sent,
+    /// The destination's sealed answer.
+    Answered(InnerAnswer),
+}
+
+/// The mailbox role of one relay.
+pub(crate) struct Mailbox {
+    id: RelayId,
+    epoch_ticks: u32,
+    buckets_per_epoch: u16,
+    flag_bits: u8,
+    clock: Clock,
+    /// The certificate key, to sign slot keys with.
+    pkcs8: Zeroizing<Vec<u8>>,
+    keys: RwLock<SlotKeyring>,
+    announced: Mutex<Vec<SlotKey>>,
+    guard: Mutex<ReplayGuard>,
+    store: Mutex<Buckets>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Mailbox {
-    fn is_forgettable(&self) -> bool {
-        self.entries.is_empty() && self.subscribers == 0
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    boxes: HashMap<MailboxId, Mailbox>,
-    bytes: usize,
-    envelopes: usize,
-}
-
-/// A connection's subscription: which mailbox, and the last sequence number it was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Sub {
-    pub(crate) id: MailboxId,
-    pub(crate) cursor: u64,
-}
-
-/// Why a deposit was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct QuotaFull;
-
-/// Counts describing what the store holds (never ids or contents).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct StoreCounts {
-    pub(crate) mailboxes: usize,
-    pub(crate) envelopes: usize,
-    pub(crate) bytes: usize,
-}
-
-/// Every mailbox of the relay, behind one short-held lock.
-#[derive(Debug)]
-pub(crate) struct Store {
-    inner: Mutex<Inner>,
-    clock: Clock,
-    ttl: Duration,
-    mailbox_quota: usize,
-    global_quota: usize,
-}
-
-impl Store {
-    pub(crate) fn new(
-        clock: Clock,
-        ttl: Duration,
-        mailbox_quota: usize,
-        global_quota: usize,
-    ) -> Self {
-        Self {
-            inner: Mutex::new(Inner::default()),
-            clock,
-            ttl,
-            mailbox_quota,
-            global_quota,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Nothing panics while holding the lock; if something did, the data is still
-        // consistent enough to serve (counts are recomputed on expiry).
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stores an envelope and returns its sequence number, or refuses it when a quota
-    /// is reached.
-    pub(crate) fn deposit(
-        &self,
-        id: MailboxId,
-        fanout: bool,
-        envelope: Vec<u8>,
-    ) -> Result<u64, QuotaFull> {
-        let now = self.clock.now();
-        let micros = self.clock.unix_micros();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let len = envelope.len();
-        let mailbox = inner.boxes.entry(id).or_default();
-        // Make room from what has expired first.
-        let (gone, gone_bytes) = drop_expired(mailbox, now);
-        inner.envelopes -= gone;
-        inner.bytes -= gone_bytes;
-        if mailbox.entries.is_empty() {
-            mailbox.fanout = None;
-        }
-        let mismatch = mailbox.fanout.is_some_and(|f| f != fanout);
-        if mismatch
-            || mailbox.entries.len() >= self.mailbox_quota
-            || inner.bytes + len > self.global_quota
-        {
-            if mailbox.is_forgettable() {
-                inner.boxes.remove(&id);
-            }
-            return Err(QuotaFull);
-        }
-        let seq = micros.max(mailbox.last_seq.saturating_add(1));
-        mailbox.last_seq = seq;
-        mailbox.fanout = Some(fanout);
-        mailbox.entries.insert(
-            seq,
-            Entry {
-                envelope,
-                fanout,
-                expires: now + self.ttl,
-            },
-        );
-        inner.bytes += len;
-        inner.envelopes += 1;
-        Ok(seq)
-    }
-
-    /// Counts one more connection following `id` (so its sequence numbers are kept).
-    pub(crate) fn subscribe(&self, id: MailboxId) {
-        self.lock().boxes.entry(id).or_default().subscribers += 1;
-    }
-
-    /// Counts one connection fewer following `id`.
-    pub(crate) fn unsubscribe(&self, id: MailboxId) {
-        let mut inner = self.lock();
-        if let Some(m) = inner.boxes.get_mut(&id) {
-            m.subscribers = m.subscribers.saturating_sub(1);
-            if m.is_forgettable() {
-                inner.boxes.remove(&id);
-            }
-        }
-    }
-
-    /// Forgets all of a closing connection's subscriptions at once.
-    pub(crate) fn unsubscribe_all(&self, subs: &[Sub]) {
-        if subs.is_empty() {
-            return;
-        }
-        let mut inner = self.lock();
-        for s in subs {
-            if let Some(m) = inner.boxes.get_mut(&s.id) {
-                m.subscribers = m.subscribers.saturating_sub(1);
-                if m.is_forgettable() {
-                    inner.boxes.remove(&s.id);
-                }
-            }
-        }
-    }
-
-    /// A subscriber received envelope `seq`: a queue envelope is deleted, a fanout one
-    /// stays until it expires. Returns whether something was deleted.
-    pub(crate) fn ack(&self, id: MailboxId, seq: u64) -> bool {
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let Some(m) = inner.boxes.get_mut(&id) else {
-            return false;
+    pub(crate) fn new(config: &Config, id: RelayId, pkcs8: &[u8], per_tick: usize) -> Self {
+        let limits = Limits {
+            buckets: config.buckets,
+            bucket_quota: config.bucket_quota,
+            item_quota: config.item_quota,
+            source_cap: config.source_cap,
+            flag_mask: flag_mask(config.flag_bits).unwrap_or(0xff),
+            ttl: config.ttl,
         };
-        if m.entries.get(&seq).is_none_or(|e| e.fanout) {
-            return false;
+        Self {
+            id,
+            epoch_ticks: config.epoch_ticks,
+            buckets_per_epoch: config.buckets,
+            flag_bits: config.flag_bits,
+            clock: config.clock.clone(),
+            pkcs8: Zeroizing::new(pkcs8.to_vec()),
+            keys: RwLock::new(SlotKeyring::new()),
+            announced: Mutex::new(Vec::new()),
+            guard: Mutex::new(ReplayGuard::new(REPLAY_WINDOW, per_tick.max(1))),
+            store: Mutex::new(Buckets::new(limits)),
         }
-        if let Some(e) = m.entries.remove(&seq) {
-            inner.bytes -= e.envelope.len();
-            inner.envelopes -= 1;
-        }
-        if m.is_forgettable() {
-            inner.boxes.remove(&id);
-        }
-        true
     }
 
-    /// Whether any of `subs` has an envelope to deliver (so a cover cell will not do).
-    pub(crate) fn has_pending(&self, subs: &[Sub]) -> bool {
-        if subs.is_empty() {
-            return false;
+    /// The epoch of tick `tick`.
+    pub(crate) fn epoch_of(&self, tick: u64) -> u32 {
+        u32::try_from(tick / u64::from(self.epoch_ticks)).unwrap_or(u32::MAX)
+    }
+
+    /// Moves to tick `tick`: the epoch, the keyring (a new epoch makes the next key and
+    /// erases the one before the previous), the announcements. Returns whether the slot
+    /// keys changed (so entry relays must hear of it at once).
+    pub(crate) fn on_tick(&self, tick: u64) -> bool {
+        let epoch = self.epoch_of(tick);
+        lock(&self.store).set_tick(tick, epoch);
+        let changed = self
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .advance(epoch);
+        if changed {
+            let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+            let announced: Vec<SlotKey> = [epoch, epoch.saturating_add(1)]
+                .iter()
+                .filter_map(|&e| keys.by_epoch(e))
+                .filter_map(|k| match k.announce(self.id, &self.pkcs8) {
+                    Ok(a) => Some(a),
+                    Err(err) => {
+                        tracing::error!(cause = %err, "cannot sign a slot key");
+                        None
+                    }
+                })
+                .collect();
+            *lock(&self.announced) = announced;
         }
-        let now = self.clock.now();
-        let inner = self.lock();
-        subs.iter().any(|sub| {
-            inner.boxes.get(&sub.id).is_some_and(|m| {
-                // Nothing deposited since the cursor (the common case) needs no search.
-                m.last_seq > sub.cursor
-                    && m.entries
-                        .range(sub.cursor.saturating_add(1)..)
-                        .any(|(_, e)| e.expires > now)
+        changed
+    }
+
+    /// The directory update of tick `tick`: clock, parameters, current and next keys.
+    pub(crate) fn update(&self, tick: u64) -> DirectoryUpdate {
+        let per = u64::from(self.epoch_ticks);
+        DirectoryUpdate {
+            tick,
+            epoch: self.epoch_of(tick),
+            tick_in_epoch: u32::try_from(tick % per).unwrap_or(0),
+            epoch_ticks: self.epoch_ticks,
+            buckets: self.buckets_per_epoch,
+            flag_bits: self.flag_bits,
+            slot_keys: lock(&self.announced).clone(),
+        }
+    }
+
+    /// Opens every slot of the batch of entry tick `tick` from entry relay `source`
+    /// (home role) and does what each asks, except forwarding. `clear`: the single
+    /// relay's own clients, whose slots come in clear form.
+    pub(crate) fn open_batch(
+        &self,
+        source: RelayId,
+        tick: u64,
+        slots: &[Slot],
+        clear: bool,
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> Vec<SlotWork> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let mut work = Vec::with_capacity(slots.len());
+        for (position, slot) in slots.iter().enumerate() {
+            let opened = if clear {
+                open_clear_slot(slot)
+            } else {
+                open_slot(&keys, source, tick, slot)
+                    .and_then(|o| lock(&self.guard).check(tick, slot).map(|()| o))
+            };
+            Stats::add(&stats.slots_opened, 1);
+            let opened = match opened {
+                Ok(o) => o,
+                Err(err) => {
+                    let counter = match err {
+                        RouteError::Replay => &stats.slots_replayed,
+                        RouteError::UnknownSlotKey => &stats.slots_unknown_key,
+                        RouteError::ClearSlot => &stats.slots_clear_refused,
+                        _ => &stats.slots_bad,
+                    };
+                    Stats::add(counter, 1);
+                    curious.line(|| {
+                        format!(
+                            r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"bad"}}"#
+                        )
+                    });
+                    work.push(SlotWork {
+                        replier: None,
+                        fate: Fate::Done(DepositOutcome::None),
+                        request: RequestOutcome::None,
+                        item: None,
+                    });
+                    continue;
+                }
+            };
+            work.push(self.handle(source, tick, position, opened, stats, curious));
+        }
+        work
+    }
+
+    fn handle(
+        &self,
+        source: RelayId,
+        tick: u64,
+        position: usize,
+        opened: OpenedSlot,
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> SlotWork {
+        let OpenedSlot {
+            deposit,
+            request,
+            replier,
+        } = opened;
+        let fate = match deposit {
+            OpenedDeposit::Dummy => {
+                Stats::add(&stats.slots_dummy, 1);
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"dummy"}}"#
+                    )
+                });
+                Fate::Done(DepositOutcome::None)
+            }
+            OpenedDeposit::Local(d) => {
+                curious.line(|| deposit_line(tick, source, position, "local", self.id, &d));
+                Fate::Done(self.store(source, &d, stats))
+            }
+            OpenedDeposit::Forward { dest, blob } if dest == self.id => {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"forward","dest":"{dest}","payload_digest":"{}"}}"#,
+                        log_digest(blob.as_bytes())
+                    )
+                });
+                let answer = self.open_inner(self.id, tick, position, &blob, stats, curious);
+                Fate::Answered(answer)
+            }
+            OpenedDeposit::Forward { dest, blob } => {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"forward","dest":"{dest}","payload_digest":"{}"}}"#,
+                        log_digest(blob.as_bytes())
+                    )
+                });
+                Stats::add(&stats.forwarded, 1);
+                Fate::Forward { dest, blob }
+            }
+        };
+        let (request, item) = match &request {
+            Request::None => (RequestOutcome::None, None),
+            // Catch-up answers ride the reply items of odd ticks only.
+            Request::CatchUp(c) if tick % 2 == 1 => {
+                Stats::add(&stats.catch_ups, 1);
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"catchup","bucket":{},"epoch":{}}}"#,
+                        c.bucket, c.epoch
+                    )
+                });
+                let (item, outcome) = lock(&self.store).catch_up(c, self.clock.now());
+                (outcome, item)
+            }
+            Request::CatchUp(_) => (RequestOutcome::None, None),
+            Request::Delete(d) => {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"delete","bucket":{},"epoch":{},"tag_digest":"{}"}}"#,
+                        d.bucket,
+                        d.epoch,
+                        log_digest(d.tag.as_bytes())
+                    )
+                });
+                if lock(&self.store).delete(d) {
+                    Stats::add(&stats.deleted, 1);
+                }
+                (RequestOutcome::None, None)
+            }
+        };
+        SlotWork {
+            replier: Some(replier),
+            fate,
+            request,
+            item,
+        }
+    }
+
+    fn store(
+        &self,
+        source: RelayId,
+        d: &hum_shared::route::Deposit,
+        stats: &RouteStats,
+    ) -> DepositOutcome {
+        let outcome =
+            lock(&self.store).deposit(source, d, self.clock.now(), self.clock.unix_micros());
+        let counter = match outcome {
+            DepositOutcome::Stored => &stats.stored,
+            DepositOutcome::Full => &stats.full,
+            DepositOutcome::Retry { .. } => &stats.retry,
+            _ => &stats.inner_bad,
+        };
+        Stats::add(counter, 1);
+        outcome
+    }
+
+    fn open_inner(
+        &self,
+        home: RelayId,
+        tick: u64,
+        position: usize,
+        blob: &InnerBlob,
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> InnerAnswer {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        match open_inner(&keys, home, blob) {
+            Ok(opened) => {
+                drop(keys);
+                curious
+                    .line(|| deposit_line(tick, home, position, "inner", self.id, &opened.deposit));
+                let outcome = self.store(home, &opened.deposit, stats);
+                opened.replier.seal(outcome)
+            }
+            Err(_) => {
+                Stats::add(&stats.inner_bad, 1);
+                InnerAnswer::random()
+            }
+        }
+    }
+
+    /// The destination role: opens and stores each real blob of home relay `home`'s
+    /// forward batch, and answers every place (random bytes for padding and bad blobs).
+    pub(crate) fn destination(
+        &self,
+        home: RelayId,
+        tick: u64,
+        blobs: &[Option<InnerBlob>],
+        stats: &RouteStats,
+        curious: &Curious,
+    ) -> Vec<InnerAnswer> {
+        blobs
+            .iter()
+            .enumerate()
+            .map(|(position, b)| match b {
+                Some(blob) => self.open_inner(home, tick, position, blob, stats, curious),
+                None => InnerAnswer::random(),
             })
-        })
+            .collect()
     }
 
-    /// Puts as many pending envelopes of `subs` into `w` as fit, taking the
-    /// subscriptions in turn from `*turn`, and moves their cursors. Returns how many.
-    pub(crate) fn fill(&self, subs: &mut [Sub], turn: &mut usize, w: &mut CellWriter) -> usize {
-        if subs.is_empty() {
-            return 0;
-        }
-        let now = self.clock.now();
-        let inner = self.lock();
-        let n = subs.len();
-        let mut put = 0;
-        let mut idle = 0;
-        // Visit subscriptions round-robin until a whole round delivers nothing.
-        while idle < n {
-            let i = *turn % n;
-            *turn = (*turn + 1) % n;
-            let sub = &mut subs[i];
-            let next = inner.boxes.get(&sub.id).and_then(|m| {
-                m.entries
-                    .range(sub.cursor.saturating_add(1)..)
-                    .find(|(_, e)| e.expires > now)
-            });
-            let Some((&seq, entry)) = next else {
-                idle += 1;
+    /// Seals the answers (and, on odd ticks, reply items) of a batch, by position.
+    pub(crate) fn seal(tick: u64, work: Vec<SlotWork>) -> ReplyBatch {
+        let odd = tick % 2 == 1;
+        let mut answers = Vec::with_capacity(work.len());
+        let mut items = Vec::with_capacity(if odd { work.len() } else { 0 });
+        for w in work {
+            let Some(replier) = w.replier else {
+                answers.push(crate::random::answer());
+                if odd {
+                    items.push(Item::random());
+                }
                 continue;
             };
-            let op = Down::Deliver {
-                mailbox: sub.id,
-                seq,
-                envelope: entry.envelope.clone(),
+            let deposit = match w.fate {
+                Fate::Done(outcome) => DepositReply::Outcome(outcome),
+                Fate::Answered(answer) => DepositReply::Forwarded(answer),
+                // Not answered in time: random bytes, which the client reads as Unknown.
+                Fate::Forward { .. } | Fate::Sent => DepositReply::Forwarded(InnerAnswer::random()),
             };
-            if w.push(&op).is_err() {
-                // Does not fit: it goes in a later cell. Step back so this mailbox is
-                // first next time.
-                *turn = i;
-                break;
+            let reply = replier.seal(&deposit, &w.request, w.item.as_ref());
+            answers.push(reply.answer);
+            if odd {
+                items.push(reply.item);
             }
-            sub.cursor = seq;
-            put += 1;
-            idle = 0;
         }
-        put
+        ReplyBatch {
+            tick,
+            answers,
+            items,
+        }
     }
 
-    /// Deletes every expired envelope; returns how many.
+    /// The live stream batch of tick `tick`: one item per bucket of the current epoch.
+    pub(crate) fn stream(&self, tick: u64, curious: &Curious) -> StreamBatch {
+        let mut store = lock(&self.store);
+        let items = store.stream();
+        let epoch = store.epoch();
+        drop(store);
+        if curious.on() {
+            for (bucket, item) in items.iter().enumerate() {
+                curious.line(|| {
+                    format!(
+                        r#"{{"role":"mailbox","tick":{tick},"bucket":{bucket},"epoch":{epoch},"tag_digest":"{}"}}"#,
+                        log_digest(item.tag().as_bytes())
+                    )
+                });
+            }
+        }
+        StreamBatch { tick, epoch, items }
+    }
+
+    /// Deletes what has expired; returns how many items went.
     pub(crate) fn expire(&self) -> usize {
-        let now = self.clock.now();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let mut gone = 0;
-        let mut gone_bytes = 0;
-        inner.boxes.retain(|_, m| {
-            let (n, b) = drop_expired(m, now);
-            gone += n;
-            gone_bytes += b;
-            !m.is_forgettable()
-        });
-        inner.envelopes -= gone;
-        inner.bytes -= gone_bytes;
-        gone
+        lock(&self.store).expire(self.clock.now())
     }
 
-    /// What the store holds, in counts.
-    pub(crate) fn counts(&self) -> StoreCounts {
-        let inner = self.lock();
-        StoreCounts {
-            mailboxes: inner.boxes.len(),
-            envelopes: inner.envelopes,
-            bytes: inner.bytes,
-        }
+    /// What the role holds, in counts.
+    pub(crate) fn counts(&self) -> BucketCounts {
+        lock(&self.store).counts()
+    }
+
+    /// The epochs whose slot keys are held (current, next, and the previous for a
+    /// while): every older key is erased.
+    pub(crate) fn key_epochs(&self) -> Vec<u32> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .iter()
+            .map(hum_shared::route::SlotKeyPair::epoch)
+            .collect()
     }
 }
 
-/// Removes the expired envelopes at the front of a mailbox (sequence order is deposit
-/// order, so they are all at the front); returns how many and their bytes.
-fn drop_expired(m: &mut Mailbox, now: Instant) -> (usize, usize) {
-    let mut n = 0;
-    let mut bytes = 0;
-    while let Some(e) = m.entries.first_entry() {
-        if e.get().expires > now {
-            break;
-        }
-        bytes += e.remove().envelope.len();
-        n += 1;
-    }
-    (n, bytes)
+/// A curious line for a deposit the relay can read.
+fn deposit_line(
+    tick: u64,
+    source: RelayId,
+    position: usize,
+    kind: &str,
+    dest: RelayId,
+    d: &hum_shared::route::Deposit,
+) -> String {
+    let buckets: Vec<String> = d.copies().iter().map(|c| c.bucket.to_string()).collect();
+    format!(
+        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"{kind}","dest":"{dest}","epoch":{},"buckets":[{}],"tag_digest":"{}","payload_digest":"{}"}}"#,
+        d.epoch(),
+        buckets.join(","),
+        log_digest(d.seed().as_bytes()),
+        log_digest(d.payload().as_bytes())
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hum_shared::{ENVELOPE_LEN, decode_cell};
+    use hum_shared::route::{RelayId, Request, SlotDeposit, seal_slot};
 
-    fn store(clock: &Clock) -> Store {
-        Store::new(clock.clone(), Duration::from_secs(60), 3, 5 * ENVELOPE_LEN)
-    }
+    const ENTRY: RelayId = RelayId::from_bytes([2; 8]);
 
-    fn drain(s: &Store, subs: &mut [Sub]) -> Vec<Down> {
-        let mut out = Vec::new();
-        let mut turn = 0;
-        loop {
-            let Ok(mut w) = CellWriter::new(1024) else {
-                return out;
-            };
-            if s.fill(subs, &mut turn, &mut w) == 0 {
-                return out;
-            }
-            out.extend(decode_cell::<Down>(&w.finish(), 1024).unwrap_or_default());
-        }
-    }
-
-    #[test]
-    fn sequence_numbers_increase_and_survive_forgetting() -> Result<(), QuotaFull> {
-        let clock = Clock::system();
-        let s = store(&clock);
-        let id = MailboxId::from_bytes([1; 32]);
-        let a = s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
-        let b = s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
-        assert!(b > a);
-        assert!(s.ack(id, a));
-        assert!(s.ack(id, b));
-        assert_eq!(s.counts(), StoreCounts::default());
-        let c = s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
-        assert!(c > b);
-        Ok(())
+    fn mailbox() -> Result<Mailbox, crate::RelayError> {
+        let made = rcgen::generate_simple_self_signed(vec!["hum-relay".to_owned()])
+            .map_err(|e| crate::RelayError::Certificate(e.to_string()))?;
+        let mut config = Config::ephemeral(std::time::Duration::from_millis(20));
+        config.epoch_ticks = 100;
+        let m = Mailbox::new(
+            &config,
+            RelayId::from_bytes([1; 8]),
+            &made.signing_key.serialize_der(),
+            16,
+        );
+        m.on_tick(1_000);
+        Ok(m)
     }
 
     #[test]
-    fn a_mailbox_keeps_the_kind_of_its_first_deposit() -> Result<(), QuotaFull> {
-        let clock = Clock::system();
-        let s = store(&clock);
-        let id = MailboxId::from_bytes([9; 32]);
-        s.deposit(id, true, vec![0; ENVELOPE_LEN])?;
-        assert!(s.deposit(id, false, vec![0; ENVELOPE_LEN]).is_err());
-        s.deposit(id, true, vec![0; ENVELOPE_LEN])?;
-        let other = MailboxId::from_bytes([10; 32]);
-        let seq = s.deposit(other, false, vec![0; ENVELOPE_LEN])?;
-        assert!(s.deposit(other, true, vec![0; ENVELOPE_LEN]).is_err());
-        // Emptied, it takes either kind again.
-        assert!(s.ack(other, seq));
-        s.deposit(other, true, vec![0; ENVELOPE_LEN])?;
-        Ok(())
-    }
-
-    #[test]
-    fn quotas_refuse_and_expiry_frees() -> Result<(), QuotaFull> {
-        let clock = Clock::system();
-        let s = store(&clock);
-        let id = MailboxId::from_bytes([1; 32]);
-        for _ in 0..3 {
-            s.deposit(id, false, vec![0; ENVELOPE_LEN])?;
-        }
-        assert_eq!(s.deposit(id, false, vec![0; ENVELOPE_LEN]), Err(QuotaFull));
-        let other = MailboxId::from_bytes([2; 32]);
-        s.deposit(other, true, vec![0; ENVELOPE_LEN])?;
-        s.deposit(other, true, vec![0; ENVELOPE_LEN])?;
-        // Global quota: five envelopes in all.
+    fn a_replayed_slot_is_refused_and_a_slot_of_another_tick_does_not_open()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let m = mailbox()?;
+        let key = m
+            .keys
+            .read()
+            .map_err(|_| "poisoned")?
+            .by_epoch(10)
+            .ok_or("no key")?
+            .verified(m.id);
+        let (slot, _) = seal_slot(&key, ENTRY, 1_000, SlotDeposit::Dummy, &Request::None)?;
+        let (stats, curious) = (RouteStats::default(), Curious::default());
+        // Twice in one batch, then again in a second batch of the same tick.
+        let work = m.open_batch(
+            ENTRY,
+            1_000,
+            &[slot.clone(), slot.clone()],
+            false,
+            &stats,
+            &curious,
+        );
+        assert!(work[0].replier.is_some() && work[1].replier.is_none());
+        m.open_batch(
+            ENTRY,
+            1_000,
+            std::slice::from_ref(&slot),
+            false,
+            &stats,
+            &curious,
+        );
         assert_eq!(
-            s.deposit(MailboxId::from_bytes([3; 32]), false, vec![0; ENVELOPE_LEN]),
-            Err(QuotaFull)
+            stats
+                .slots_replayed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2
         );
-        assert_eq!(s.counts().mailboxes, 2);
-        clock.advance(Duration::from_secs(61));
-        assert_eq!(s.expire(), 5);
-        assert_eq!(s.counts(), StoreCounts::default());
-        Ok(())
-    }
-
-    #[test]
-    fn fill_delivers_in_order_round_robin_and_fanout_survives_ack() -> Result<(), QuotaFull> {
-        let clock = Clock::system();
-        let s = store(&clock);
-        let (q, g) = (
-            MailboxId::from_bytes([1; 32]),
-            MailboxId::from_bytes([2; 32]),
+        // A later batch, or another entry relay: the associated data differs.
+        m.open_batch(
+            ENTRY,
+            1_001,
+            std::slice::from_ref(&slot),
+            false,
+            &stats,
+            &curious,
         );
-        let q1 = s.deposit(q, false, vec![1; ENVELOPE_LEN])?;
-        let q2 = s.deposit(q, false, vec![2; ENVELOPE_LEN])?;
-        let g1 = s.deposit(g, true, vec![3; ENVELOPE_LEN])?;
-        let mut subs = [Sub { id: q, cursor: 0 }, Sub { id: g, cursor: 0 }];
-        let seqs: Vec<u64> = drain(&s, &mut subs)
-            .into_iter()
-            .filter_map(|d| match d {
-                Down::Deliver { seq, .. } => Some(seq),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(seqs, vec![q1, g1, q2]);
-        assert!(drain(&s, &mut subs).is_empty());
-        assert!(!s.ack(g, g1));
-        assert!(s.ack(q, q1));
-        let mut again = [Sub { id: g, cursor: 0 }, Sub { id: q, cursor: 0 }];
-        assert_eq!(drain(&s, &mut again).len(), 2);
+        m.open_batch(
+            RelayId::from_bytes([3; 8]),
+            1_000,
+            &[slot],
+            false,
+            &stats,
+            &curious,
+        );
+        assert_eq!(
+            stats.slots_bad.load(std::sync::atomic::Ordering::Relaxed),
+            2
+        );
+        assert_eq!(
+            stats.slots_dummy.load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        // A clear slot is refused outside the single relay's own pipeline.
+        let (clear, _) =
+            hum_shared::route::seal_clear_slot(m.id, SlotDeposit::Dummy, &Request::None)?;
+        m.open_batch(ENTRY, 1_000, &[clear], false, &stats, &curious);
+        assert_eq!(
+            stats
+                .slots_clear_refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hum_relay::{Config, Relay};
+use hum_relay::{Config, Relay, Role};
 
 /// hum's relay: keeps every client on one steady beat of fixed-size cells, holds
 /// envelopes in memory only. Prints its address (hum://HOST:PORT#FINGERPRINT) first.
@@ -48,6 +48,28 @@ struct Cli {
     /// How often to log a stats line (0 for never).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     stats_every: Duration,
+    /// hum/2: what this relay does: entry (faces clients), mailbox (holds buckets) or
+    /// both. Both with no peers is the single relay.
+    #[arg(long, default_value = "both")]
+    role: Role,
+    /// hum/2: the relays file (TOML) naming the other relays of the mesh, each with its
+    /// pinned address, role and link capacity (docs/RELAY.md).
+    #[arg(long)]
+    peers: Option<PathBuf>,
+    /// hum/2 mailbox role: buckets per epoch (1 to 256).
+    #[arg(long, default_value_t = hum_relay::DEFAULT_BUCKETS)]
+    buckets: u16,
+    /// hum/2 mailbox role: ticks per epoch (36000: an hour at 100 ms).
+    #[arg(long, default_value_t = hum_relay::DEFAULT_EPOCH_TICKS)]
+    epoch_ticks: u32,
+    /// hum/2 (curious build only): write what each role sees to FILE, as JSON lines.
+    #[cfg(feature = "curious")]
+    #[arg(long)]
+    curious_log: Option<PathBuf>,
+    /// Make the relay's key in --state if it has none, print the address it will have
+    /// at --listen (to put in its peers' relays files), and exit.
+    #[arg(long, requires = "state")]
+    init: bool,
     /// Log at debug level.
     #[arg(short, long)]
     verbose: bool,
@@ -92,6 +114,23 @@ async fn main() -> anyhow::Result<()> {
             tracing::Level::INFO
         })
         .init();
+    if cli.init {
+        let dir = cli.state.as_deref().context("--init needs --state DIR")?;
+        let fingerprint = hum_relay::init_identity(dir)?;
+        let ip = cli.listen.ip();
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            ip.to_string()
+        };
+        let addr = hum_shared::RelayAddr {
+            host,
+            port: cli.listen.port(),
+            fingerprint,
+        };
+        println!("{addr}");
+        return Ok(());
+    }
     let state_dir = match (cli.ephemeral, cli.state) {
         (true, _) => None,
         (false, Some(dir)) => Some(dir),
@@ -108,11 +147,27 @@ async fn main() -> anyhow::Result<()> {
     config.global_quota = cli.memory_mib.saturating_mul(1 << 20);
     config.max_lag = cli.max_lag;
     config.stats_every = (!cli.stats_every.is_zero()).then_some(cli.stats_every);
+    config.role = cli.role;
+    config.peers = match &cli.peers {
+        Some(path) => hum_relay::load_peers(path)?,
+        None => Vec::new(),
+    };
+    config.buckets = cli.buckets;
+    config.epoch_ticks = cli.epoch_ticks;
+    #[cfg(feature = "curious")]
+    {
+        config.curious_log = cli.curious_log;
+    }
     run(config).await
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let (tick, cell) = (config.tick, config.cell_size);
+    let (tick, cell, role, peers) = (
+        config.tick,
+        config.cell_size,
+        config.role,
+        config.peers.len(),
+    );
     let state = config.state_dir.clone();
     let relay = Relay::bind(config)
         .await
@@ -124,6 +179,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tick_ms = tick.as_secs_f64() * 1e3,
         cell_size = cell,
         state = ?state,
+        role = ?role,
+        peers,
         "relay listening"
     );
     let handle = relay.spawn();

@@ -1,34 +1,36 @@
 //! The relay as a value: bind it, read its address, run it, stop it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
+use hum_shared::route::{ALPN_LINK, RelayId};
 use hum_shared::{Fingerprint, RelayAddr, cover_cell};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
-use crate::mailbox::Store;
+use crate::curious::Curious;
+use crate::entry::{Entry, HeldClient};
+use crate::link::{LinkSnapshot, Links};
+use crate::listener::{Accept, Configs};
+use crate::mailbox::Mailbox;
 use crate::shutdown::Shutdown;
+use crate::state::Shared;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::tls::Identity;
-use crate::{Config, RelayError, beat, listener, stats};
+use crate::tls::{Identity, pinned_client_config};
+use crate::v1::mailbox::Store;
+use crate::{Config, RelayError, beat, link, listener, stats};
 
-/// What every task of one relay shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) store: Store,
-    pub(crate) stats: Stats,
-    /// A cover cell of the configured size, built once.
-    pub(crate) cover: Vec<u8>,
-}
+/// hum/2 tick numbers count from 2026-01-01T00:00:00Z, so that a restarted relay goes
+/// on counting up and epochs (u32) last: at 20 ms ticks and 20-tick epochs, 54 years.
+const TICK_ORIGIN_UNIX_MICROS: u64 = 1_767_225_600_000_000;
 
 /// A relay bound to its port, not yet serving.
 pub struct Relay {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    configs: Configs,
     shared: Arc<Shared>,
     address: RelayAddr,
 }
@@ -49,9 +51,25 @@ impl Relay {
     /// folder cannot be used, [`RelayError::Io`] when the port cannot be bound.
     pub async fn bind(config: Config) -> Result<Self, RelayError> {
         config.validate()?;
-        let identity = Identity::load_or_create(config.state_dir.as_deref())?;
-        let acceptor = TlsAcceptor::from(identity.server_config()?);
         let listener = TcpListener::bind(config.listen).await?;
+        Self::bind_on(config, listener).await
+    }
+
+    /// As [`Relay::bind`], on a listener the caller bound (so peers can be told the
+    /// port before the relay starts).
+    ///
+    /// # Errors
+    /// As [`Relay::bind`].
+    pub async fn bind_on(config: Config, listener: TcpListener) -> Result<Self, RelayError> {
+        config.validate()?;
+        let identity = Identity::load_or_create(config.state_dir.as_deref())?;
+        let peer_pins: Vec<Fingerprint> =
+            config.peers.iter().map(|p| p.address.fingerprint).collect();
+        let configs = Configs {
+            hum1: identity.server_config()?,
+            hum2: identity.hum2_config()?,
+            link: identity.link_config(peer_pins)?,
+        };
         let local = listener.local_addr()?;
         let address = RelayAddr {
             host: reachable_host(local),
@@ -65,14 +83,83 @@ impl Relay {
             config.mailbox_quota,
             config.global_quota,
         );
+        let id = identity.relay_id();
+        if config.peers.iter().any(|p| p.id() == id) {
+            return Err(RelayError::Config(
+                "the relays file lists this relay itself".to_owned(),
+            ));
+        }
+        let tick_base = config
+            .clock
+            .unix_micros()
+            .saturating_sub(TICK_ORIGIN_UNIX_MICROS)
+            / u64::from(config.tick_micros().max(1));
+        let single = config.is_single();
+        let entry = config.role.is_entry().then(|| {
+            let mut homes: Vec<(RelayAddr, usize)> = config
+                .peers
+                .iter()
+                .filter(|p| p.role.is_mailbox())
+                .map(|p| (p.address.clone(), usize::from(p.capacity)))
+                .collect();
+            if config.role.is_mailbox() {
+                // Its own mailbox role is in its directory (contacts may be homed here);
+                // only the single relay is also its clients' home.
+                let capacity = if single { config.max_clients } else { 0 };
+                homes.push((address.clone(), capacity));
+            }
+            Entry::new(id, single, homes)
+        });
+        let per_tick = if single {
+            config.max_clients
+        } else {
+            config
+                .peers
+                .iter()
+                .filter(|p| p.role.is_entry())
+                .map(|p| usize::from(p.capacity))
+                .sum()
+        };
+        let mailbox = config
+            .role
+            .is_mailbox()
+            .then(|| Mailbox::new(&config, id, identity.pkcs8(), per_tick));
+        if let Some(mailbox) = &mailbox {
+            // Keys and epoch from the start: the first link may come up before the beat.
+            mailbox.on_tick(tick_base);
+        }
+        if let (Some(entry), Some(mailbox)) = (&entry, &mailbox) {
+            // Its own mailbox role is known to its entry role from the start (as a home
+            // of clients only when single).
+            entry.own_mailbox(id, identity.cert.to_vec(), single);
+            entry.on_directory(id, mailbox.update(tick_base), tick_base);
+        }
+        let client_configs: HashMap<RelayId, Arc<rustls::ClientConfig>> = config
+            .peers
+            .iter()
+            .filter(|p| link::dials(id, p.id()))
+            .map(|p| {
+                let c = pinned_client_config(&p.address.fingerprint, ALPN_LINK, Some(&identity));
+                (p.id(), c)
+            })
+            .collect();
+        let links = Links::new(&config.peers, client_configs);
+        let curious = Curious::open(&config)?;
         Ok(Self {
             listener,
-            acceptor,
+            configs,
             shared: Arc::new(Shared {
                 config,
                 store,
                 stats: Stats::default(),
                 cover,
+                id,
+                tick_base,
+                beat: AtomicU64::new(0),
+                entry,
+                mailbox,
+                links,
+                curious,
             }),
             address,
         })
@@ -127,22 +214,38 @@ impl Relay {
                 stats::log_every(every, &shared.stats, &shared.store, shutdown).await;
             })
         });
-        listener::accept_loop(
-            self.listener,
-            self.acceptor,
-            Arc::clone(&shared),
-            tick_rx,
-            Shutdown::new(stop),
-            done_tx,
-        )
+        let dialers: Vec<_> = shared
+            .links
+            .peers()
+            .filter(|p| link::dials(shared.id, p.id()))
+            .map(|p| {
+                tokio::spawn(link::dial_loop(
+                    Arc::clone(&shared),
+                    p.id(),
+                    Shutdown::new(stop.clone()),
+                ))
+            })
+            .collect();
+        listener::accept_loop(Accept {
+            listener: self.listener,
+            configs: self.configs,
+            shared: Arc::clone(&shared),
+            ticks: tick_rx,
+            shutdown: Shutdown::new(stop),
+            done: done_tx,
+        })
         .await;
+        shared.links.close_all();
+        for d in dialers {
+            let _ = d.await;
+        }
         // Every connection holds a sender: recv returns None when the last has ended.
         let _ = done_rx.recv().await;
         let _ = beat.await;
         if let Some(t) = stats_task {
             let _ = t.await;
         }
-        let s = shared.stats.snapshot(&shared.store);
+        let s = snapshot(&shared);
         tracing::info!(
             cells_out = s.cells_out,
             cells_in = s.cells_in,
@@ -150,6 +253,39 @@ impl Relay {
             "relay stopped; everything it held is gone"
         );
     }
+}
+
+/// Loads the relay identity kept in `dir`, or makes one there, and returns its
+/// fingerprint: what the relays files of its peers pin.
+///
+/// # Errors
+/// [`RelayError::State`] or [`RelayError::Certificate`].
+pub fn init_identity(dir: &std::path::Path) -> Result<Fingerprint, RelayError> {
+    Ok(Identity::load_or_create(Some(dir))?.fingerprint())
+}
+
+/// The counters, with what the mailbox role holds.
+fn snapshot(shared: &Shared) -> StatsSnapshot {
+    let mut s = shared.stats.snapshot(&shared.store);
+    s.items = shared.mailbox.as_ref().map_or(0, |m| m.counts().items);
+    s
+}
+
+/// What a seizure of a relay finds in its memory: for the entry role, its clients'
+/// addresses, connection times and current buckets; for the mailbox role, sealed items
+/// (counted here) and its current slot keys. Nothing else is kept, and nothing of it is
+/// ever written to disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Held {
+    /// Entry role: every client connected now.
+    pub clients: Vec<HeldClient>,
+    /// Mailbox role: sealed items held.
+    pub items: usize,
+    /// Mailbox role: epochs with items held.
+    pub item_epochs: usize,
+    /// Mailbox role: the epochs whose slot keys are held.
+    pub slot_key_epochs: Vec<u32>,
 }
 
 /// The host a local client can reach a socket address at.
@@ -179,7 +315,37 @@ impl RelayHandle {
 
     /// The relay's counters now.
     pub fn stats(&self) -> StatsSnapshot {
-        self.shared.stats.snapshot(&self.shared.store)
+        snapshot(&self.shared)
+    }
+
+    /// What went over each relay link so far (counts by frame kind and size).
+    pub fn links(&self) -> Vec<LinkSnapshot> {
+        self.shared.links.snapshots()
+    }
+
+    /// What a seizure of this relay would find in memory (test and audit view).
+    pub fn held(&self) -> Held {
+        let s = &self.shared;
+        Held {
+            clients: s.entry.as_ref().map(Entry::held).unwrap_or_default(),
+            items: s.mailbox.as_ref().map_or(0, |m| m.counts().items),
+            item_epochs: s.mailbox.as_ref().map_or(0, |m| m.counts().epochs),
+            slot_key_epochs: s
+                .mailbox
+                .as_ref()
+                .map(Mailbox::key_epochs)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The relay's hum/2 id.
+    pub fn id(&self) -> RelayId {
+        self.shared.id
+    }
+
+    /// The relay's hum/2 tick now.
+    pub fn tick(&self) -> u64 {
+        self.shared.now_tick()
     }
 
     /// Stops accepting, closes every connection, drops everything held, and waits until

@@ -4,8 +4,102 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::mailbox::Store;
 use crate::shutdown::Shutdown;
+use crate::v1::mailbox::Store;
+
+/// hum/2 counters: one field per counted event or reason (counts only, never ids).
+macro_rules! route_counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// The hum/2 roles' counters.
+        #[derive(Debug, Default)]
+        pub(crate) struct RouteStats {
+            $(pub(crate) $name: AtomicU64,)*
+        }
+
+        /// A snapshot of the hum/2 roles' counters (counts only, since start unless
+        /// said otherwise).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct RouteSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl RouteStats {
+            pub(crate) fn snapshot(&self) -> RouteSnapshot {
+                RouteSnapshot {
+                    $($name: self.$name.load(Ordering::Relaxed),)*
+                }
+            }
+        }
+    };
+}
+
+route_counters! {
+    /// hum/2 clients connected now.
+    clients,
+    /// hum/2 down cells sent.
+    cells_out,
+    /// hum/2 up cells received.
+    cells_in,
+    /// hum/2 clients refused: their home relay's batch is full.
+    refused_home_full,
+    /// hum/2 clients refused: they named this entry relay as home in a mesh.
+    refused_home_is_entry,
+    /// hum/2 clients refused: they named a home relay this entry relay does not link to.
+    refused_unknown_home,
+    /// Entry: slot batches sent to mailbox relays.
+    batches_sent,
+    /// Entry: padding slots sealed.
+    dummies_sealed,
+    /// Entry: reply batches that did not come back in time.
+    replies_missing,
+    /// Home: slots opened.
+    slots_opened,
+    /// Home: slots that held a dummy.
+    slots_dummy,
+    /// Home: slots that did not open or decode (answered with random bytes).
+    slots_bad,
+    /// Home: slots refused as replays.
+    slots_replayed,
+    /// Home: slots naming a slot key not held.
+    slots_unknown_key,
+    /// Home: clear slots refused (only the single relay takes them).
+    slots_clear_refused,
+    /// Home: deposits forwarded to a destination relay.
+    forwarded,
+    /// Home: forwarded deposits whose destination did not answer in time.
+    forward_late,
+    /// Destination: inner blobs that did not open or decode.
+    inner_bad,
+    /// Deposits stored.
+    stored,
+    /// Deposits answered `Full`.
+    full,
+    /// Deposits answered `Retry` (wrong epoch).
+    retry,
+    /// Catch-up requests answered.
+    catch_ups,
+    /// Copies deleted with a valid proof.
+    deleted,
+    /// Stream batches sent (to each entry relay).
+    streams_sent,
+    /// Items expired at their TTL.
+    expired,
+    /// Relay links up now.
+    links_up,
+    /// Links closed: the peer sent bytes that do not decode.
+    link_garbage,
+    /// Links closed: the peer sent a frame of a size the link does not carry.
+    link_wrong_size,
+    /// Links closed: the peer stayed silent.
+    link_silent,
+    /// Links closed: the peer did not read what we sent.
+    link_lagging,
+    /// Links closed by the peer or the network.
+    link_closed,
+    /// Links refused at the hello (another relay, tick, capacity or role).
+    link_refused,
+}
 
 /// Why a connection ended, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +114,8 @@ pub(crate) enum Ending {
     Lagging,
     /// The relay is shutting down.
     Shutdown,
+    /// The relay refused to serve it (hum/2: its home relay; counted on its own).
+    Refused,
 }
 
 /// The relay's counters.
@@ -36,6 +132,7 @@ pub(crate) struct Stats {
     pub(crate) dropped_flood: AtomicU64,
     pub(crate) dropped_lagging: AtomicU64,
     pub(crate) expired: AtomicU64,
+    pub(crate) route: RouteStats,
 }
 
 /// A snapshot of the relay's counters (counts only).
@@ -70,6 +167,10 @@ pub struct StatsSnapshot {
     pub envelopes: usize,
     /// Envelope bytes held now.
     pub bytes: usize,
+    /// The hum/2 roles' counters.
+    pub route: RouteSnapshot,
+    /// hum/2 items held now (mailbox role).
+    pub items: usize,
 }
 
 impl Stats {
@@ -82,7 +183,7 @@ impl Stats {
             Ending::Garbage => &self.dropped_garbage,
             Ending::Flood => &self.dropped_flood,
             Ending::Lagging => &self.dropped_lagging,
-            Ending::Closed | Ending::Shutdown => return,
+            Ending::Closed | Ending::Shutdown | Ending::Refused => return,
         };
         Self::add(c, 1);
     }
@@ -105,6 +206,8 @@ impl Stats {
             mailboxes: held.mailboxes,
             envelopes: held.envelopes,
             bytes: held.bytes,
+            route: self.route.snapshot(),
+            items: 0,
         }
     }
 }
@@ -138,9 +241,31 @@ pub(crate) async fn log_every(
             bytes_held = now.bytes,
             dropped = (now.dropped_garbage + now.dropped_flood + now.dropped_lagging)
                 - (last.dropped_garbage + last.dropped_flood + last.dropped_lagging),
+            hum2_clients = now.route.clients,
+            links_up = now.route.links_up,
+            stored = now.route.stored - last.route.stored,
+            full = now.route.full - last.route.full,
+            slots_dropped = bad_slots(&now.route) - bad_slots(&last.route),
+            links_closed = closed_links(&now.route) - closed_links(&last.route),
+            refused = refusals(&now.route) - refusals(&last.route),
             "stats"
         );
         last = now;
         last_at = Instant::now();
     }
+}
+
+/// Slots dropped, for every reason (counts only).
+fn bad_slots(r: &RouteSnapshot) -> u64 {
+    r.slots_bad + r.slots_replayed + r.slots_unknown_key + r.slots_clear_refused + r.inner_bad
+}
+
+/// Links closed for a fault of the peer.
+fn closed_links(r: &RouteSnapshot) -> u64 {
+    r.link_garbage + r.link_wrong_size + r.link_silent + r.link_lagging + r.link_refused
+}
+
+/// hum/2 clients refused.
+fn refusals(r: &RouteSnapshot) -> u64 {
+    r.refused_home_full + r.refused_home_is_entry + r.refused_unknown_home
 }

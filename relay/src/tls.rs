@@ -1,6 +1,7 @@
 //! The relay's TLS identity: a self-signed certificate made on first start and kept in the
-//! state folder (the only thing the relay ever writes to disk), and the TLS 1.3 server
-//! configuration with ALPN `hum/1` (docs/PROTOCOL.md §1).
+//! state folder (the only thing the relay ever writes to disk), the TLS 1.3 server
+//! configurations of ALPN `hum/1`, `hum/2` and `hum/2-link` (docs/PROTOCOL.md §1, hum/2
+//! §H1), and the pinned verifiers of both directions.
 
 use std::fs;
 use std::io::Write;
@@ -9,7 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hum_shared::Fingerprint;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use hum_shared::route::{ALPN_HUM2, ALPN_LINK, RelayId};
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DistinguishedName, ServerConfig};
 
 use crate::RelayError;
 
@@ -77,22 +84,206 @@ impl Identity {
         Fingerprint::of_certificate(&self.cert)
     }
 
-    /// The TLS 1.3 server configuration for this identity.
-    pub(crate) fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, RelayError> {
+    /// The relay's id in hum/2 (from its fingerprint).
+    pub(crate) fn relay_id(&self) -> RelayId {
+        RelayId::of_fingerprint(&self.fingerprint())
+    }
+
+    /// The certificate key (PKCS#8), which signs the slot keys.
+    pub(crate) fn pkcs8(&self) -> &[u8] {
+        self.key.secret_pkcs8_der()
+    }
+
+    /// The TLS 1.3 server configuration for hum/1 clients (ALPN `hum/1`).
+    pub(crate) fn server_config(&self) -> Result<Arc<ServerConfig>, RelayError> {
+        self.server(ALPN, None)
+    }
+
+    /// The TLS 1.3 server configuration for hum/2 clients (ALPN `hum/2`).
+    pub(crate) fn hum2_config(&self) -> Result<Arc<ServerConfig>, RelayError> {
+        self.server(ALPN_HUM2, None)
+    }
+
+    /// The TLS 1.3 server configuration for relay links (ALPN `hum/2-link`): the peer
+    /// must present a certificate whose fingerprint the relays file pins.
+    pub(crate) fn link_config(
+        &self,
+        peers: Vec<Fingerprint>,
+    ) -> Result<Arc<ServerConfig>, RelayError> {
+        self.server(ALPN_LINK, Some(Arc::new(Pinned::new(peers))))
+    }
+
+    fn server(
+        &self,
+        alpn: &[u8],
+        clients: Option<Arc<Pinned>>,
+    ) -> Result<Arc<ServerConfig>, RelayError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![self.cert.clone()],
-                PrivateKeyDer::Pkcs8(self.key.clone_key()),
-            )?;
-        config.alpn_protocols = vec![ALPN.to_vec()];
+        let builder = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?;
+        let builder = match clients {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(
+            vec![self.cert.clone()],
+            PrivateKeyDer::Pkcs8(self.key.clone_key()),
+        )?;
+        config.alpn_protocols = vec![alpn.to_vec()];
         // No resumption tickets: nothing links two connections of one client.
         config.send_tls13_tickets = 0;
         config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         Ok(Arc::new(config))
     }
+}
+
+/// Accepts exactly the certificates whose fingerprints are pinned; names, dates and
+/// issuers do not matter, the TLS 1.3 signature over the handshake does. As a server
+/// verifier it pins a relay for its clients and peers; as a client verifier it admits
+/// exactly the peer relays of the relays file on links.
+#[derive(Debug)]
+pub(crate) struct Pinned {
+    fingerprints: Vec<Fingerprint>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl Pinned {
+    pub(crate) fn new(fingerprints: Vec<Fingerprint>) -> Self {
+        Self {
+            fingerprints,
+            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        }
+    }
+
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if self
+            .fingerprints
+            .contains(&Fingerprint::of_certificate(end_entity))
+        {
+            Ok(())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn tls13(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+}
+
+/// hum is TLS 1.3 only.
+fn no_tls12() -> rustls::Error {
+    rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered)
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(no_tls12())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl ClientCertVerifier for Pinned {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(no_tls12())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// A TLS 1.3 client configuration that pins `fingerprint`, offers `alpn`, and presents
+/// `identity`'s certificate when given (relay links).
+pub(crate) fn pinned_client_config(
+    fingerprint: &Fingerprint,
+    alpn: &[u8],
+    identity: Option<&Identity>,
+) -> Arc<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .expect("the ring provider supports TLS 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned::new(vec![*fingerprint])));
+    let with_cert = identity.and_then(|id| {
+        builder
+            .clone()
+            .with_client_auth_cert(
+                vec![id.cert.clone()],
+                PrivateKeyDer::Pkcs8(id.key.clone_key()),
+            )
+            .ok()
+    });
+    let mut config = with_cert.unwrap_or_else(|| builder.with_no_client_auth());
+    config.alpn_protocols = vec![alpn.to_vec()];
+    // No resumption: nothing links two connections of one client.
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
 }
 
 /// Writes a new file with `mode`, through a temporary name so a crash never leaves half

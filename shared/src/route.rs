@@ -74,7 +74,7 @@ mod tag_seed;
 mod wrap_key;
 
 pub use answer::{ANSWER_LEN, Answer, DepositOutcome, DepositReply, RequestOutcome};
-pub use cell::{CELL_LEN, CELL_VERSION_2, DownCell, UpCell};
+pub use cell::{CELL_LEN, CELL_VERSION_2, DownCell, REFUSAL_VERSION, Refusal, UpCell};
 pub use delivery_secret::DeliverySecret;
 pub use deposit::{BucketCopy, Copy, DEPOSIT_LEN, Deposit, MAX_COPIES};
 pub use detection_key::{DetectionKey, flag_mask, flag_matches};

@@ -74,6 +74,67 @@ impl UpCell {
     }
 }
 
+/// The version byte of a refusal cell (docs/PROTOCOL.md, hum/2 §H4.2).
+pub const REFUSAL_VERSION: u8 = 0xff;
+
+/// Why an entry relay refuses a client: sent as its last down cell, `0xff || reason ||
+/// zero`, before it closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The batch to the client's home relay is full: try again later or elsewhere.
+    HomeFull,
+    /// The client named the entry relay itself as its home, in a mesh: entry and home
+    /// must be different relays (only a single relay is both).
+    HomeIsEntry,
+    /// The client named a home relay the entry relay does not link to.
+    UnknownHome,
+}
+
+impl Refusal {
+    fn code(self) -> u8 {
+        match self {
+            Refusal::HomeFull => 1,
+            Refusal::HomeIsEntry => 2,
+            Refusal::UnknownHome => 3,
+        }
+    }
+
+    /// The refusal cell.
+    pub fn encode(self) -> Box<[u8; CELL_LEN]> {
+        let mut out = Box::new([0u8; CELL_LEN]);
+        out[0] = REFUSAL_VERSION;
+        out[1] = self.code();
+        out
+    }
+
+    /// Reads a refusal cell; `None` for any other cell.
+    pub fn decode(bytes: &[u8]) -> Option<Refusal> {
+        let bytes = kdf::exact::<CELL_LEN>("refusal", bytes).ok()?;
+        if bytes[0] != REFUSAL_VERSION || bytes[2..].iter().any(|&b| b != 0) {
+            return None;
+        }
+        [
+            Refusal::HomeFull,
+            Refusal::HomeIsEntry,
+            Refusal::UnknownHome,
+        ]
+        .into_iter()
+        .find(|r| r.code() == bytes[1])
+    }
+
+    /// The reason, for people.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::HomeFull => "the entry relay's batch to your home relay is full",
+            Refusal::HomeIsEntry => {
+                "your home relay is this entry relay: in a mesh, enter at another relay"
+            }
+            Refusal::UnknownHome => "the entry relay does not link to your home relay",
+        }
+    }
+}
+
 /// A down cell of entry tick `t`: `version || answer (64) || item (936) || chunk index ||
 /// chunk count || directory chunk (277)`.
 ///
@@ -125,5 +186,30 @@ impl DownCell {
                 data: kdf::take(bytes, DOWN_CHUNK + 2),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_round_trip_and_no_other_cell_reads_as_one() {
+        for r in [
+            Refusal::HomeFull,
+            Refusal::HomeIsEntry,
+            Refusal::UnknownHome,
+        ] {
+            let cell = r.encode();
+            assert_eq!(Refusal::decode(&cell[..]), Some(r));
+            assert!(DownCell::decode(&cell[..]).is_err());
+        }
+        let mut odd = Refusal::HomeFull.encode();
+        odd[1] = 9;
+        assert_eq!(Refusal::decode(&odd[..]), None);
+        odd[1] = 1;
+        odd[100] = 1;
+        assert_eq!(Refusal::decode(&odd[..]), None);
+        assert_eq!(Refusal::decode(&[0xff; 10]), None);
     }
 }

@@ -51,7 +51,8 @@ impl ReplyKeys {
 
     /// Opens the answer. For a forwarded deposit the destination's answer inside is
     /// opened too; if that one does not open (the destination did not answer in time, or
-    /// the home relay changed it) the deposit outcome is [`DepositOutcome::Unknown`].
+    /// the home relay changed it) the deposit outcome is [`DepositOutcome::Unknown`],
+    /// unless the home relay said `Full` itself (its forward batch was full).
     ///
     /// # Errors
     /// [`RouteError::DecryptFailed`] if the answer does not open (count it as
@@ -69,7 +70,14 @@ impl ReplyKeys {
         }
         let field = &plain[..DEPOSIT_FIELD_LEN];
         let deposit = match &self.inner {
-            Some(key) => key.open(field).unwrap_or(DepositOutcome::Unknown),
+            // The home relay's own `Full` (its forward batch to the destination was
+            // full) is the one outcome it gives a forwarded deposit itself.
+            Some(key) => key
+                .open(field)
+                .unwrap_or_else(|_| match DepositOutcome::decode(field) {
+                    Ok(DepositOutcome::Full) => DepositOutcome::Full,
+                    _ => DepositOutcome::Unknown,
+                }),
             None => DepositOutcome::decode(field)?,
         };
         if self.kind == DepositKind::Dummy && deposit != DepositOutcome::None {

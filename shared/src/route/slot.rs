@@ -394,6 +394,37 @@ mod tests {
     }
 
     #[test]
+    fn a_home_relay_can_answer_full_for_a_forward_and_nothing_else() -> Result<(), RouteError> {
+        let (home, dest) = (ring(5), ring(7));
+        let d = deposit(7)?;
+        let seal = || {
+            seal_slot(
+                &key(&home, HOME, 5)?,
+                ENTRY,
+                42,
+                SlotDeposit::Forward {
+                    dest: &key(&dest, DEST, 7)?,
+                    deposit: &d,
+                },
+                &Request::None,
+            )
+        };
+        for (said, read) in [
+            (DepositOutcome::Full, DepositOutcome::Full),
+            (DepositOutcome::Stored, DepositOutcome::Unknown),
+        ] {
+            let (slot, keys) = seal()?;
+            let opened = open_slot(&home, ENTRY, 42, &slot)?;
+            let reply =
+                opened
+                    .replier
+                    .seal(&DepositReply::Outcome(said), &RequestOutcome::None, None);
+            assert_eq!(keys.open_answer(&reply.answer)?.deposit, read);
+        }
+        Ok(())
+    }
+
+    #[test]
     fn wrong_tick_entry_or_key_does_not_open() -> Result<(), RouteError> {
         let home = ring(5);
         let (slot, _) = seal_slot(

@@ -96,8 +96,9 @@ impl SlotKeyring {
     /// whether anything changed (then the announcements are due again).
     pub fn advance(&mut self, current: u32) -> bool {
         let before = self.keys.len();
-        self.keys
-            .retain(|k| k.epoch.saturating_add(1) >= current && k.epoch <= current + 1);
+        self.keys.retain(|k| {
+            k.epoch.saturating_add(1) >= current && k.epoch <= current.saturating_add(1)
+        });
         let mut changed = self.keys.len() != before;
         for epoch in [current, current.saturating_add(1)] {
             if self.by_epoch(epoch).is_none() {
@@ -166,6 +167,14 @@ mod tests {
         assert_eq!(epochs(&ring), vec![20, 21]);
         assert_eq!(ring.by_selector(21).map(SlotKeyPair::epoch), Some(21));
         assert!(ring.by_selector(12).is_none());
+    }
+
+    #[test]
+    fn the_last_epoch_does_not_overflow() {
+        let mut ring = SlotKeyring::new();
+        assert!(ring.advance(u32::MAX));
+        assert!(!ring.advance(u32::MAX));
+        assert_eq!(ring.keys().len(), 1);
     }
 
     #[test]

@@ -16,81 +16,89 @@ use hum_shared::{CellWriter, Down, HELLO_LEN, Hello, Up, decode_cell};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::ALPN;
-use crate::mailbox::Sub;
-use crate::relay::Shared;
 use crate::shutdown::Shutdown;
+use crate::state::Shared;
 use crate::stats::{Ending, Stats};
+use crate::v1::mailbox::Sub;
 
 /// Most answers a connection may have waiting; a client that asks for more than the
 /// downstream cells can carry is flooding.
 const MAX_ANSWERS: usize = 1024;
 
-/// Handshakes, says hello, then serves one client until it ends.
-pub(crate) async fn serve(
-    tcp: TcpStream,
-    acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
-    mut ticks: watch::Receiver<u64>,
-    mut shutdown: Shutdown,
-    done: mpsc::Sender<()>,
-    permit: OwnedSemaphorePermit,
-) {
-    let config = &shared.config;
-    let _ = tcp.set_nodelay(true);
-    let handshake = async {
-        let mut tls = acceptor.accept(tcp).await.ok()?;
-        if tls.get_ref().1.alpn_protocol() != Some(ALPN) {
-            return None;
-        }
-        let tick = *ticks.borrow_and_update();
-        let hello = Hello {
-            cell_size: config.cell_size,
-            tick_micros: config.tick_micros(),
-            ttl_secs: config.ttl.as_secs(),
-            tick,
+/// What a client connection needs from the relay: its shared state, the beat, the
+/// shutdown signal, and the two things it holds until it ends (the relay's count of
+/// live connections and its slot under the connection cap).
+pub(crate) struct Handler {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) ticks: watch::Receiver<u64>,
+    pub(crate) shutdown: Shutdown,
+    /// Held until the end: the relay waits for every `done` before it stops.
+    pub(crate) done: mpsc::Sender<()>,
+    /// Held until the end: a slot under `max_clients`.
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+impl Handler {
+    /// Says hello on a TLS stream that agreed on ALPN `hum/1`, then serves one client
+    /// until it ends.
+    pub(crate) async fn serve(self, mut tls: TlsStream<TcpStream>) {
+        let Handler {
+            shared,
+            mut ticks,
+            mut shutdown,
+            done,
+            permit,
+        } = self;
+        let config = &shared.config;
+        let handshake = async {
+            let tick = *ticks.borrow_and_update();
+            let hello = Hello {
+                cell_size: config.cell_size,
+                tick_micros: config.tick_micros(),
+                ttl_secs: config.ttl.as_secs(),
+                tick,
+            };
+            let bytes: [u8; HELLO_LEN] = hello.encode();
+            tls.write_all(&bytes).await.ok()?;
+            tls.flush().await.ok()?;
+            Some((tls, tick))
         };
-        let bytes: [u8; HELLO_LEN] = hello.encode();
-        tls.write_all(&bytes).await.ok()?;
-        tls.flush().await.ok()?;
-        Some((tls, tick))
-    };
-    let opened = tokio::select! {
-        r = tokio::time::timeout(config.handshake_timeout, handshake) => r.ok().flatten(),
-        () = shutdown.recv() => return,
-    };
-    let Some((stream, tick)) = opened else {
-        Stats::add(&shared.stats.handshakes_failed, 1);
-        return;
-    };
-    shared.stats.clients.fetch_add(1, Ordering::Relaxed);
-    let mut conn = Connection {
-        inbuf: vec![0; config.cell_size].into_boxed_slice(),
-        stream,
-        shared: Arc::clone(&shared),
-        ticks,
-        sent_tick: tick,
-        sent: 0,
-        received: 0,
-        subs: Vec::new(),
-        turn: 0,
-        answers: VecDeque::new(),
-        filled: 0,
-    };
-    // The client's life runs in a task of its own: the memory the handshake needed is
-    // given back now instead of staying reserved in this task for the connection's life.
-    // An async block, not an async fn taking the connection by value: a value argument
-    // is stored twice in the future (rust-lang/rust#62958), and this future is what
-    // every idle client costs.
-    tokio::spawn(async move {
-        let ending = conn.run(&mut shutdown).await;
-        conn.end(ending).await;
-        // Held until the end: the relay waits for every `done`; `permit` is a slot.
-        drop((done, permit));
-    });
+        let opened = tokio::select! {
+            r = tokio::time::timeout(config.handshake_timeout, handshake) => r.ok().flatten(),
+            () = shutdown.recv() => return,
+        };
+        let Some((stream, tick)) = opened else {
+            Stats::add(&shared.stats.handshakes_failed, 1);
+            return;
+        };
+        shared.stats.clients.fetch_add(1, Ordering::Relaxed);
+        let mut conn = Connection {
+            inbuf: vec![0; config.cell_size].into_boxed_slice(),
+            stream,
+            shared: Arc::clone(&shared),
+            ticks,
+            sent_tick: tick,
+            sent: 0,
+            received: 0,
+            subs: Vec::new(),
+            turn: 0,
+            answers: VecDeque::new(),
+            filled: 0,
+        };
+        // The client's life runs in a task of its own: the memory the handshake needed is
+        // given back now instead of staying reserved in this task for the connection's life.
+        // An async block, not an async fn taking the connection by value: a value argument
+        // is stored twice in the future (rust-lang/rust#62958), and this future is what
+        // every idle client costs.
+        tokio::spawn(async move {
+            let ending = conn.run(&mut shutdown).await;
+            conn.end(ending).await;
+            // Held until the end: the relay waits for every `done`; `permit` is a slot.
+            drop((done, permit));
+        });
+    }
 }
 
 impl Connection {

@@ -1,0 +1,500 @@
+//! The entry role (docs/PROTOCOL.md, hum/2 §H4; HUM2 design 4.5): faces clients. Per
+//! tick it gives each client its down cell (the answer of `t - 2`, the live item of its
+//! bucket on even ticks or its reply item on odd ones, a chunk of the directory), takes
+//! its up cell (clear home relay and bucket, sealed slot), and at half a tick builds for
+//! every mailbox relay a batch of exactly that link's capacity, padded with dummies it
+//! seals itself and shuffled, whose replies it puts back by position.
+//!
+//! It holds no message state beyond the current tick's slots and replies in flight:
+//! what it knows of a client is its address, when it came, its home relay and bucket.
+//! This file is the role's state, without I/O; `entry/client.rs` serves one client,
+//! `beat.rs` and `link.rs` drive the rest.
+
+pub(crate) mod client;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use hum_shared::RelayAddr;
+use hum_shared::route::{
+    ANSWER_LEN, Directory, DirectoryChunk, DirectoryUpdate, DownCell, Hello, Item, Refusal,
+    RelayEntry, RelayId, Reply, ReplyBatch, Slot, StreamBatch, UpCell, VerifiedSlotKey,
+};
+
+use crate::random;
+
+/// A client's connection number (for the entry role's own bookkeeping only).
+pub(crate) type ConnId = u64;
+
+/// One client as the entry role knows it.
+#[derive(Debug)]
+struct Client {
+    peer: SocketAddr,
+    since: SystemTime,
+    home: Option<(RelayId, u32, u16)>,
+    /// The slot of the up cell answering the down cell of that tick.
+    slot: Option<(u64, Slot)>,
+    /// Replies to its slots, by tick, until they go out two ticks later.
+    replies: VecDeque<(u64, Reply)>,
+}
+
+/// A mailbox relay the entry role sends slots to (a peer, or itself when single).
+#[derive(Debug)]
+struct Home {
+    address: RelayAddr,
+    capacity: usize,
+    certificate: Option<Vec<u8>>,
+    /// Its last directory update, and our tick when it came.
+    update: Option<(DirectoryUpdate, u64)>,
+    keys: Vec<VerifiedSlotKey>,
+    up: bool,
+    clients: usize,
+    streams: VecDeque<Arc<StreamBatch>>,
+    live: Option<Arc<StreamBatch>>,
+    /// Batches in flight: tick and which client sits at each position.
+    pending: VecDeque<(u64, Vec<Option<ConnId>>)>,
+}
+
+impl Home {
+    fn clock_at(&self, tick: u64) -> Option<(u32, u32)> {
+        let (u, at) = self.update.as_ref()?;
+        let per = u64::from(u.epoch_ticks.max(1));
+        let total = u64::from(u.tick_in_epoch) + tick.saturating_sub(*at);
+        Some((
+            u32::try_from(u64::from(u.epoch) + total / per).unwrap_or(u32::MAX),
+            u32::try_from(total % per).unwrap_or(0),
+        ))
+    }
+}
+
+/// What the entry role sends one mailbox relay for one tick: the real slots, and what
+/// it needs to pad them.
+#[derive(Debug)]
+pub(crate) struct BatchJob {
+    pub(crate) home: RelayId,
+    pub(crate) tick: u64,
+    pub(crate) capacity: usize,
+    /// The relay's slot key of its current epoch (none: no update yet, or single).
+    pub(crate) key: Option<VerifiedSlotKey>,
+    pub(crate) slots: Vec<(ConnId, Slot)>,
+}
+
+#[derive(Debug)]
+struct State {
+    next_conn: ConnId,
+    clients: HashMap<ConnId, Client>,
+    homes: HashMap<RelayId, Home>,
+    directory: Directory,
+    chunks: Arc<Vec<DirectoryChunk>>,
+}
+
+/// The entry role of one relay.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    id: RelayId,
+    single: bool,
+    state: Mutex<State>,
+}
+
+/// What a seized entry relay yields about one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeldClient {
+    /// Its address.
+    pub peer: SocketAddr,
+    /// When it connected.
+    pub since: SystemTime,
+    /// Its home relay, epoch and bucket, as its last up cell said in clear.
+    pub home: Option<(RelayId, u32, u16)>,
+}
+
+impl Entry {
+    /// An entry role that sends slots to `homes` (address and capacity); the single
+    /// relay names itself.
+    pub(crate) fn new(id: RelayId, single: bool, homes: Vec<(RelayAddr, usize)>) -> Self {
+        let homes = homes
+            .into_iter()
+            .map(|(address, capacity)| {
+                let id = RelayId::of_fingerprint(&address.fingerprint);
+                let home = Home {
+                    address,
+                    capacity,
+                    certificate: None,
+                    update: None,
+                    keys: Vec::new(),
+                    up: false,
+                    clients: 0,
+                    streams: VecDeque::new(),
+                    live: None,
+                    pending: VecDeque::new(),
+                };
+                (id, home)
+            })
+            .collect();
+        let directory = Directory {
+            tick: 0,
+            single,
+            relays: Vec::new(),
+        };
+        let chunks = Arc::new(directory.chunks().unwrap_or_default());
+        Self {
+            id,
+            single,
+            state: Mutex::new(State {
+                next_conn: 1,
+                clients: HashMap::new(),
+                homes,
+                directory,
+                chunks,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a client that just connected.
+    pub(crate) fn register(&self, peer: SocketAddr) -> ConnId {
+        let mut s = self.lock();
+        let id = s.next_conn;
+        s.next_conn += 1;
+        s.clients.insert(
+            id,
+            Client {
+                peer,
+                since: SystemTime::now(),
+                home: None,
+                slot: None,
+                replies: VecDeque::new(),
+            },
+        );
+        id
+    }
+
+    /// Forgets a client that left.
+    pub(crate) fn unregister(&self, conn: ConnId) {
+        let mut s = self.lock();
+        if let Some(c) = s.clients.remove(&conn)
+            && let Some((home, _, _)) = c.home
+            && let Some(h) = s.homes.get_mut(&home)
+        {
+            h.clients = h.clients.saturating_sub(1);
+        }
+    }
+
+    /// The hello for a client connecting at tick `tick`.
+    pub(crate) fn hello(&self, tick: u64, tick_micros: u32, ttl_secs: u32) -> Hello {
+        Hello {
+            tick_micros,
+            ttl_secs,
+            tick,
+            relay: self.id,
+            directory: self.lock().directory.clone(),
+        }
+    }
+
+    /// Takes a client's up cell, which answers the down cell of tick `tick`.
+    pub(crate) fn on_up(&self, conn: ConnId, tick: u64, cell: UpCell) -> Result<(), Refusal> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let Some(client) = s.clients.get_mut(&conn) else {
+            return Ok(());
+        };
+        let before = client.home.map(|(h, _, _)| h);
+        if before != Some(cell.home) {
+            if cell.home == self.id && !self.single {
+                return Err(Refusal::HomeIsEntry);
+            }
+            let home = s.homes.get_mut(&cell.home).ok_or(Refusal::UnknownHome)?;
+            if home.clients >= home.capacity {
+                return Err(Refusal::HomeFull);
+            }
+            home.clients += 1;
+            if let Some(old) = before.and_then(|b| s.homes.get_mut(&b)) {
+                old.clients = old.clients.saturating_sub(1);
+            }
+        }
+        client.home = Some((cell.home, cell.epoch, cell.bucket));
+        client.slot = Some((tick, cell.slot));
+        Ok(())
+    }
+
+    /// The down cell of tick `tick` for a client.
+    pub(crate) fn down_cell(&self, conn: ConnId, tick: u64) -> DownCell {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let chunk = match s
+            .chunks
+            .get(usize::try_from(tick % s.chunks.len().max(1) as u64).unwrap_or(0))
+        {
+            Some(c) => c.clone(),
+            None => DirectoryChunk {
+                index: 0,
+                total: 1,
+                data: [0; hum_shared::route::DIRECTORY_CHUNK_LEN],
+            },
+        };
+        let Some(client) = s.clients.get_mut(&conn) else {
+            return random_cell(chunk);
+        };
+        while client.replies.front().is_some_and(|(t, _)| *t + 2 < tick) {
+            client.replies.pop_front();
+        }
+        let reply = match client.replies.front() {
+            Some((t, _)) if *t + 2 == tick => client.replies.pop_front().map(|(_, r)| r),
+            _ => None,
+        };
+        let answer: [u8; ANSWER_LEN] = reply.as_ref().map_or_else(random::answer, |r| r.answer);
+        let item = if tick.is_multiple_of(2) {
+            client
+                .home
+                .and_then(|(home, _, bucket)| {
+                    let live = s.homes.get(&home)?.live.as_ref()?;
+                    live.items.get(usize::from(bucket)).cloned()
+                })
+                .unwrap_or_else(Item::random)
+        } else {
+            reply.map_or_else(Item::random, |r| r.item)
+        };
+        DownCell {
+            answer,
+            item,
+            chunk,
+        }
+    }
+
+    /// The start of tick `tick`: on even ticks every home relay's next stream batch
+    /// becomes the live one.
+    pub(crate) fn tick_start(&self, tick: u64) {
+        if !tick.is_multiple_of(2) {
+            return;
+        }
+        let mut s = self.lock();
+        for home in s.homes.values_mut() {
+            home.live = home.streams.pop_front();
+        }
+    }
+
+    /// Half a tick into `tick`: the slots of every home relay whose link is up, taken
+    /// out of the clients' state.
+    pub(crate) fn take_batches(&self, tick: u64) -> Vec<BatchJob> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let mut jobs: HashMap<RelayId, BatchJob> = HashMap::new();
+        for (&id, home) in &s.homes {
+            if !home.up {
+                continue;
+            }
+            let key = home
+                .clock_at(tick)
+                .and_then(|(epoch, _)| home.keys.iter().find(|k| k.epoch() == epoch).cloned());
+            jobs.insert(
+                id,
+                BatchJob {
+                    home: id,
+                    tick,
+                    capacity: home.capacity,
+                    key,
+                    slots: Vec::new(),
+                },
+            );
+        }
+        for (&conn, client) in &mut s.clients {
+            let Some((home, _, _)) = client.home else {
+                continue;
+            };
+            match client.slot.take() {
+                Some((t, slot)) if t == tick => {
+                    if let Some(job) = jobs.get_mut(&home)
+                        && job.slots.len() < job.capacity
+                    {
+                        job.slots.push((conn, slot));
+                    }
+                }
+                // Not this tick's: it would not open anyway.
+                _ => {}
+            }
+        }
+        jobs.into_values().collect()
+    }
+
+    /// Remembers which client sits at each position of the batch of `tick` sent to
+    /// `home`.
+    pub(crate) fn sent(&self, home: RelayId, tick: u64, order: Vec<Option<ConnId>>) {
+        let mut s = self.lock();
+        if let Some(h) = s.homes.get_mut(&home) {
+            h.pending.push_back((tick, order));
+            while h.pending.len() > 4 {
+                h.pending.pop_front();
+            }
+        }
+    }
+
+    /// Puts a reply batch's answers (and items) back to their clients by position.
+    /// Returns false when no batch of that tick is in flight (late or unknown).
+    pub(crate) fn on_replies(&self, home: RelayId, batch: ReplyBatch) -> bool {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let Some(h) = s.homes.get_mut(&home) else {
+            return false;
+        };
+        let Some(at) = h.pending.iter().position(|(t, _)| *t == batch.tick) else {
+            return false;
+        };
+        let Some((tick, order)) = h.pending.remove(at) else {
+            return false;
+        };
+        let mut items = batch.items.into_iter();
+        for (conn, answer) in order.into_iter().zip(batch.answers) {
+            let item = items.next();
+            let Some(client) = conn.and_then(|c| s.clients.get_mut(&c)) else {
+                continue;
+            };
+            client.replies.push_back((
+                tick,
+                Reply {
+                    answer,
+                    item: item.unwrap_or_else(Item::random),
+                },
+            ));
+        }
+        true
+    }
+
+    /// A stream batch from `home`: queued (at most two) for the next even tick.
+    pub(crate) fn on_stream(&self, home: RelayId, batch: Arc<StreamBatch>) {
+        let mut s = self.lock();
+        if let Some(h) = s.homes.get_mut(&home) {
+            h.streams.push_back(batch);
+            while h.streams.len() > 2 {
+                h.streams.pop_front();
+            }
+        }
+    }
+
+    /// A link to `home` came up, with its certificate.
+    pub(crate) fn link_up(&self, home: RelayId, certificate: Vec<u8>) {
+        let mut s = self.lock();
+        if let Some(h) = s.homes.get_mut(&home) {
+            h.up = true;
+            h.certificate = Some(certificate);
+        }
+    }
+
+    /// The relay's own mailbox role, whose certificate is its own; `serves` when the
+    /// relay is single and so its clients' home.
+    pub(crate) fn own_mailbox(&self, id: RelayId, certificate: Vec<u8>, serves: bool) {
+        let mut s = self.lock();
+        if let Some(h) = s.homes.get_mut(&id) {
+            h.up = serves;
+            h.certificate = Some(certificate);
+        }
+    }
+
+    /// The link to `home` went down: what was in flight is lost (clients read random
+    /// answers as `Unknown`), the stream stops.
+    pub(crate) fn link_down(&self, home: RelayId) {
+        let mut s = self.lock();
+        if let Some(h) = s.homes.get_mut(&home) {
+            h.up = false;
+            h.pending.clear();
+            h.streams.clear();
+            h.live = None;
+        }
+    }
+
+    /// A directory update from `home` at our tick `tick`: keys are checked against the
+    /// certificate the link presented and the fingerprint pinned in the relays file.
+    /// Returns whether the directory changed.
+    pub(crate) fn on_directory(&self, home: RelayId, update: DirectoryUpdate, tick: u64) -> bool {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let Some(h) = s.homes.get_mut(&home) else {
+            return false;
+        };
+        let Some(cert) = &h.certificate else {
+            return false;
+        };
+        let keys: Vec<VerifiedSlotKey> = update
+            .slot_keys
+            .iter()
+            .filter_map(|k| k.verify(cert, &h.address.fingerprint).ok())
+            .collect();
+        if keys.len() != update.slot_keys.len() {
+            tracing::warn!("a mailbox relay announced a slot key that does not verify");
+        }
+        let predicted = h.clock_at(tick);
+        let same = h.update.as_ref().is_some_and(|(u, _)| {
+            u.slot_keys == update.slot_keys
+                && u.buckets == update.buckets
+                && u.epoch_ticks == update.epoch_ticks
+                && u.flag_bits == update.flag_bits
+        }) && predicted == Some((update.epoch, update.tick_in_epoch));
+        h.keys = keys;
+        h.update = Some((update, tick));
+        if !same {
+            self.rebuild(s, tick);
+        }
+        !same
+    }
+
+    /// Rebuilds the directory as of tick `tick`.
+    fn rebuild(&self, s: &mut State, tick: u64) {
+        let mut relays: Vec<RelayEntry> = s
+            .homes
+            .values()
+            .filter_map(|h| {
+                let (u, _) = h.update.as_ref()?;
+                let (epoch, tick_in_epoch) = h.clock_at(tick)?;
+                Some(RelayEntry {
+                    address: h.address.clone(),
+                    certificate: h.certificate.clone()?,
+                    buckets: u.buckets,
+                    epoch_ticks: u.epoch_ticks,
+                    flag_bits: u.flag_bits,
+                    epoch,
+                    tick_in_epoch,
+                    slot_keys: u.slot_keys.clone(),
+                })
+            })
+            .collect();
+        relays.sort_by_key(RelayEntry::id);
+        let directory = Directory {
+            tick,
+            single: self.single,
+            relays,
+        };
+        match directory.chunks() {
+            Ok(chunks) => {
+                s.chunks = Arc::new(chunks);
+                s.directory = directory;
+            }
+            Err(err) => tracing::error!(cause = %err, "cannot build the directory"),
+        }
+    }
+
+    /// What a seized entry relay yields: every client's address, arrival and home.
+    pub(crate) fn held(&self) -> Vec<HeldClient> {
+        self.lock()
+            .clients
+            .values()
+            .map(|c| HeldClient {
+                peer: c.peer,
+                since: c.since,
+                home: c.home,
+            })
+            .collect()
+    }
+}
+
+/// A down cell of random bytes, for a client the role no longer knows.
+fn random_cell(chunk: DirectoryChunk) -> DownCell {
+    DownCell {
+        answer: random::answer(),
+        item: Item::random(),
+        chunk,
+    }
+}

@@ -1,0 +1,561 @@
+//! The buckets of a mailbox relay: the items of every epoch it still holds, kept for the
+//! TTL, and the queue of each bucket's live stream (docs/PROTOCOL.md, hum/2 §H4-H6).
+//!
+//! Everything is in memory. A bucket's items are keyed by a sequence number (microseconds
+//! since the Unix epoch at deposit, strictly increasing), so catch-up pages stay ordered
+//! across a restart's fresh start.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use hum_shared::route::{
+    BucketCopy, CatchUp, CopyTag, Delete, Deposit, DepositOutcome, Item, RelayId, RequestOutcome,
+    TagSeed, flag_matches,
+};
+
+/// One stored copy.
+#[derive(Debug)]
+struct Stored {
+    tag: CopyTag,
+    item: Item,
+    flags: Vec<u8>,
+    seed: TagSeed,
+    expires: Instant,
+}
+
+/// The live queue of one bucket: deposits with one copy (1:1 chat) before those with
+/// several (groups), and within each class round robin over the sources (the peer
+/// relays the deposits came through), first in first out within a source.
+#[derive(Debug, Default)]
+struct Queue {
+    classes: [Vec<(RelayId, VecDeque<u64>)>; 2],
+    turn: [usize; 2],
+}
+
+impl Queue {
+    fn push(&mut self, class: usize, source: RelayId, seq: u64) {
+        let sources = &mut self.classes[class];
+        match sources.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, q)) => q.push_back(seq),
+            None => sources.push((source, VecDeque::from([seq]))),
+        }
+    }
+
+    /// The next sequence number to stream, by the order above.
+    fn pop(&mut self) -> Option<u64> {
+        for (class, sources) in self.classes.iter_mut().enumerate() {
+            if sources.is_empty() {
+                continue;
+            }
+            let i = self.turn[class] % sources.len();
+            let seq = sources[i].1.pop_front();
+            if sources[i].1.is_empty() {
+                sources.remove(i);
+                self.turn[class] = i;
+            } else {
+                self.turn[class] = i + 1;
+            }
+            if seq.is_some() {
+                return seq;
+            }
+        }
+        None
+    }
+
+    /// Drops what `keep` refuses (items deleted or expired).
+    fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        for sources in &mut self.classes {
+            for (_, q) in sources.iter_mut() {
+                q.retain(|&seq| keep(seq));
+            }
+            sources.retain(|(_, q)| !q.is_empty());
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.classes
+            .iter()
+            .flatten()
+            .map(|(_, q)| q.len())
+            .sum::<usize>()
+    }
+}
+
+/// One bucket of one epoch.
+#[derive(Debug, Default)]
+struct Bucket {
+    items: BTreeMap<u64, Stored>,
+    queue: Queue,
+    /// Deposits taken this tick, per source (for the source cap).
+    admitted: Vec<(RelayId, usize)>,
+    admitted_tick: u64,
+}
+
+impl Bucket {
+    fn admitted(&mut self, tick: u64, source: RelayId) -> usize {
+        if self.admitted_tick != tick {
+            self.admitted.clear();
+            self.admitted_tick = tick;
+        }
+        self.admitted
+            .iter()
+            .find(|(s, _)| *s == source)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn admit(&mut self, source: RelayId) {
+        match self.admitted.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, n)) => *n += 1,
+            None => self.admitted.push((source, 1)),
+        }
+    }
+}
+
+/// Limits of the store.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) buckets: u16,
+    pub(crate) bucket_quota: usize,
+    pub(crate) item_quota: usize,
+    pub(crate) source_cap: usize,
+    pub(crate) flag_mask: u8,
+    pub(crate) ttl: Duration,
+}
+
+/// What the store holds, in counts (never tags or contents).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct BucketCounts {
+    /// Items held.
+    pub(crate) items: usize,
+    /// Epochs with items.
+    pub(crate) epochs: usize,
+    /// Items waiting for the live stream.
+    pub(crate) queued: usize,
+}
+
+/// Every bucket of every epoch held.
+#[derive(Debug)]
+pub(crate) struct Buckets {
+    limits: Limits,
+    epochs: BTreeMap<u32, Vec<Bucket>>,
+    current: u32,
+    tick: u64,
+    items: usize,
+    last_seq: u64,
+}
+
+impl Buckets {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            epochs: BTreeMap::new(),
+            current: 0,
+            tick: 0,
+            items: 0,
+            last_seq: 0,
+        }
+    }
+
+    /// Moves to the mailbox relay's tick `tick` in epoch `epoch`. Live queues of epochs
+    /// gone by are dropped (their items stay for catch-up).
+    pub(crate) fn set_tick(&mut self, tick: u64, epoch: u32) {
+        self.tick = tick;
+        if epoch != self.current {
+            self.current = epoch;
+            for (e, buckets) in &mut self.epochs {
+                if *e < epoch {
+                    buckets.iter_mut().for_each(|b| b.queue = Queue::default());
+                }
+            }
+        }
+    }
+
+    /// The current epoch.
+    pub(crate) fn epoch(&self) -> u32 {
+        self.current
+    }
+
+    fn epoch_mut(&mut self, epoch: u32) -> &mut Vec<Bucket> {
+        let n = usize::from(self.limits.buckets);
+        self.epochs
+            .entry(epoch)
+            .or_insert_with(|| (0..n).map(|_| Bucket::default()).collect())
+    }
+
+    /// Stores a deposit that came from `source`: one item per distinct bucket, queued for
+    /// the live stream of its epoch. A deposit for the next epoch waits for it; one for
+    /// any other epoch is answered `Retry`. All copies or none.
+    pub(crate) fn deposit(
+        &mut self,
+        source: RelayId,
+        deposit: &Deposit,
+        now: Instant,
+        unix_micros: u64,
+    ) -> DepositOutcome {
+        let epoch = deposit.epoch();
+        if epoch != self.current && epoch != self.current.wrapping_add(1) {
+            return DepositOutcome::Retry {
+                epoch: self.current,
+            };
+        }
+        if deposit
+            .copies()
+            .iter()
+            .any(|c| c.bucket >= self.limits.buckets)
+        {
+            return DepositOutcome::Unknown;
+        }
+        let copies: Vec<BucketCopy> = deposit.bucket_copies();
+        if self.items + copies.len() > self.limits.item_quota {
+            return DepositOutcome::Full;
+        }
+        let (tick, limits) = (self.tick, self.limits);
+        let buckets = self.epoch_mut(epoch);
+        let refused = copies.iter().any(|c| {
+            let b = &mut buckets[usize::from(c.bucket)];
+            b.items.len() >= limits.bucket_quota || b.admitted(tick, source) >= limits.source_cap
+        });
+        if refused {
+            return DepositOutcome::Full;
+        }
+        let class = usize::from(copies.len() > 1);
+        let expires = now + limits.ttl;
+        let mut seq = unix_micros.max(self.last_seq.saturating_add(1));
+        let n = copies.len();
+        let buckets = self.epoch_mut(epoch);
+        for c in copies {
+            let b = &mut buckets[usize::from(c.bucket)];
+            b.admit(source);
+            b.queue.push(class, source, seq);
+            b.items.insert(
+                seq,
+                Stored {
+                    tag: c.item.tag(),
+                    item: c.item,
+                    flags: c.flags,
+                    seed: deposit.seed().clone(),
+                    expires,
+                },
+            );
+            seq += 1;
+        }
+        self.items += n;
+        self.last_seq = seq - 1;
+        DepositOutcome::Stored
+    }
+
+    /// The live stream batch of the current epoch: every bucket's next item, or random
+    /// bytes for a bucket with nothing queued.
+    pub(crate) fn stream(&mut self) -> Vec<Item> {
+        let epoch = self.current;
+        let buckets = self.epoch_mut(epoch);
+        buckets
+            .iter_mut()
+            .map(|b| {
+                loop {
+                    let Some(seq) = b.queue.pop() else {
+                        break Item::random();
+                    };
+                    // Deleted or expired since it was queued: the next one.
+                    if let Some(s) = b.items.get(&seq) {
+                        break s.item.clone();
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Answers a catch-up request: the first item after `after` whose flag matches, the
+    /// sequence to ask after next, and whether another match follows.
+    pub(crate) fn catch_up(&self, c: &CatchUp, now: Instant) -> (Option<Item>, RequestOutcome) {
+        let none = RequestOutcome::CatchUp {
+            found: false,
+            next_after: c.after,
+            more: false,
+        };
+        let Some(bucket) = self
+            .epochs
+            .get(&c.epoch)
+            .and_then(|b| b.get(usize::from(c.bucket)))
+        else {
+            return (None, none);
+        };
+        let mask = self.limits.flag_mask;
+        let mut matches = bucket
+            .items
+            .range(c.after.saturating_add(1)..)
+            .filter(|(_, s)| s.expires > now && flag_matches(&c.detect, &s.tag, &s.flags, mask));
+        let Some((&seq, first)) = matches.next() else {
+            let last = bucket.items.keys().next_back().copied().unwrap_or(0);
+            return (
+                None,
+                RequestOutcome::CatchUp {
+                    found: false,
+                    next_after: last.max(c.after),
+                    more: false,
+                },
+            );
+        };
+        let more = matches.next().is_some();
+        (
+            Some(first.item.clone()),
+            RequestOutcome::CatchUp {
+                found: true,
+                next_after: seq,
+                more,
+            },
+        )
+    }
+
+    /// Deletes the copy tagged `d.tag` when `d.proof` is the tag secret its seed was made
+    /// from. Returns whether something was deleted.
+    pub(crate) fn delete(&mut self, d: &Delete) -> bool {
+        let Some(bucket) = self
+            .epochs
+            .get_mut(&d.epoch)
+            .and_then(|b| b.get_mut(usize::from(d.bucket)))
+        else {
+            return false;
+        };
+        let found = bucket
+            .items
+            .iter()
+            .find(|(_, s)| s.tag == d.tag && s.seed.is_proven_by(&d.proof))
+            .map(|(&seq, _)| seq);
+        let Some(seq) = found else {
+            return false;
+        };
+        bucket.items.remove(&seq);
+        let items = &bucket.items;
+        bucket.queue.retain(|s| items.contains_key(&s));
+        self.items -= 1;
+        true
+    }
+
+    /// Deletes what has expired, and epochs left empty; returns how many items went.
+    pub(crate) fn expire(&mut self, now: Instant) -> usize {
+        let mut gone = 0;
+        let current = self.current;
+        self.epochs.retain(|&e, buckets| {
+            for b in buckets.iter_mut() {
+                let before = b.items.len();
+                b.items.retain(|_, s| s.expires > now);
+                gone += before - b.items.len();
+                let items = &b.items;
+                b.queue.retain(|seq| items.contains_key(&seq));
+            }
+            e >= current || buckets.iter().any(|b| !b.items.is_empty())
+        });
+        self.items -= gone;
+        gone
+    }
+
+    /// What is held, in counts.
+    pub(crate) fn counts(&self) -> BucketCounts {
+        BucketCounts {
+            items: self.items,
+            epochs: self
+                .epochs
+                .values()
+                .filter(|b| b.iter().any(|b| !b.items.is_empty()))
+                .count(),
+            queued: self.epochs.values().flatten().map(|b| b.queue.len()).sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hum_shared::route::{Copy, DeliverySecret, TagKey, WrappedEnvelope};
+
+    const A: RelayId = RelayId::from_bytes([1; 8]);
+    const B: RelayId = RelayId::from_bytes([2; 8]);
+
+    fn limits() -> Limits {
+        Limits {
+            buckets: 4,
+            bucket_quota: 3,
+            item_quota: 8,
+            source_cap: 2,
+            flag_mask: 0xff,
+            ttl: Duration::from_secs(60),
+        }
+    }
+
+    fn deposit(epoch: u32, copies: &[(u16, u8)], key: &TagKey, n: u64) -> Deposit {
+        let copies: Vec<Copy> = copies
+            .iter()
+            .map(|&(bucket, flag)| Copy { bucket, flag })
+            .collect();
+        Deposit::new(
+            epoch,
+            &copies,
+            key.secret(epoch, n).seed(),
+            WrappedEnvelope::random(),
+        )
+        .expect("a valid deposit")
+    }
+
+    #[test]
+    fn epochs_quotas_and_the_source_cap() {
+        let mut s = Buckets::new(limits());
+        let now = Instant::now();
+        s.set_tick(100, 5);
+        let k = TagKey::generate();
+        assert_eq!(
+            s.deposit(A, &deposit(4, &[(1, 0)], &k, 0), now, 1),
+            DepositOutcome::Retry { epoch: 5 }
+        );
+        assert_eq!(
+            s.deposit(A, &deposit(7, &[(1, 0)], &k, 0), now, 1),
+            DepositOutcome::Retry { epoch: 5 }
+        );
+        // The next epoch's deposit is kept, and not streamed before it starts.
+        assert_eq!(
+            s.deposit(A, &deposit(6, &[(1, 0)], &k, 0), now, 1),
+            DepositOutcome::Stored
+        );
+        for n in 1..=2 {
+            assert_eq!(
+                s.deposit(A, &deposit(5, &[(2, 0)], &k, n), now, 1),
+                DepositOutcome::Stored
+            );
+        }
+        // Source cap: a third from A this tick is refused, B still gets in.
+        assert_eq!(
+            s.deposit(A, &deposit(5, &[(2, 0)], &k, 3), now, 1),
+            DepositOutcome::Full
+        );
+        assert_eq!(
+            s.deposit(B, &deposit(5, &[(2, 0)], &k, 4), now, 1),
+            DepositOutcome::Stored
+        );
+        // Bucket quota (3): full now, whoever asks, next tick too.
+        s.set_tick(101, 5);
+        assert_eq!(
+            s.deposit(B, &deposit(5, &[(2, 0)], &k, 5), now, 1),
+            DepositOutcome::Full
+        );
+        // Out-of-range buckets are not stored.
+        assert_eq!(
+            s.deposit(B, &deposit(5, &[(9, 0)], &k, 6), now, 1),
+            DepositOutcome::Unknown
+        );
+        assert_eq!(s.counts().items, 4);
+        let streamed = s.stream();
+        assert_eq!(streamed.len(), 4);
+        // Two left in bucket 2, and the next epoch's one waiting.
+        assert_eq!(s.counts().queued, 3);
+        // The item quota (8) holds across buckets.
+        s.set_tick(102, 5);
+        let wide = deposit(5, &[(0, 0), (1, 0), (3, 0), (3, 1)], &k, 7);
+        assert_eq!(s.deposit(A, &wide, now, 1), DepositOutcome::Stored);
+        assert_eq!(
+            s.deposit(A, &deposit(5, &[(0, 0), (1, 0), (3, 0)], &k, 8), now, 1),
+            DepositOutcome::Full
+        );
+        // Expiry frees everything at the TTL.
+        assert_eq!(s.expire(now + Duration::from_secs(61)), 7);
+        assert_eq!(s.counts(), BucketCounts::default());
+    }
+
+    #[test]
+    fn the_stream_puts_one_copy_deposits_first_and_takes_sources_in_turn() {
+        let mut s = Buckets::new(Limits {
+            source_cap: 10,
+            bucket_quota: 10,
+            ..limits()
+        });
+        let now = Instant::now();
+        s.set_tick(0, 0);
+        let k = TagKey::generate();
+        let group = deposit(0, &[(0, 1), (1, 1)], &k, 0);
+        let a1 = deposit(0, &[(0, 1)], &k, 1);
+        let a2 = deposit(0, &[(0, 1)], &k, 2);
+        let b1 = deposit(0, &[(0, 1)], &k, 3);
+        for (src, d) in [(A, &group), (A, &a1), (A, &a2), (B, &b1)] {
+            assert_eq!(s.deposit(src, d, now, 1), DepositOutcome::Stored);
+        }
+        let tag = |d: &Deposit| d.seed().copy_tag(0);
+        let order: Vec<CopyTag> = (0..5).map(|_| s.stream()[0].tag()).collect();
+        assert_eq!(order[..4], [tag(&a1), tag(&b1), tag(&a2), tag(&group)]);
+        // Nothing left: random bytes, not a repeat.
+        assert!(![tag(&a1), tag(&a2), tag(&b1), tag(&group)].contains(&order[4]));
+    }
+
+    #[test]
+    fn catch_up_pages_by_flag_and_delete_needs_the_proof() -> Result<(), String> {
+        let mut s = Buckets::new(Limits {
+            source_cap: 10,
+            bucket_quota: 10,
+            ..limits()
+        });
+        let now = Instant::now();
+        s.set_tick(0, 3);
+        let bob = DeliverySecret::generate();
+        let dk = bob.detection_key(3);
+        let k = TagKey::generate();
+        let mut mine = Vec::new();
+        for n in 0..6 {
+            let seed = k.secret(3, n).seed();
+            let flag = if n % 2 == 0 {
+                dk.flag(&seed.copy_tag(1))
+            } else {
+                dk.flag(&seed.copy_tag(1)) ^ 1
+            };
+            let d = deposit(3, &[(1, flag)], &k, n);
+            assert_eq!(s.deposit(A, &d, now, 10), DepositOutcome::Stored);
+            if n % 2 == 0 {
+                mine.push(d.seed().copy_tag(1));
+            }
+        }
+        let mut after = 0;
+        let mut found = Vec::new();
+        loop {
+            let req = CatchUp {
+                bucket: 1,
+                epoch: 3,
+                detect: dk.clone(),
+                after,
+            };
+            let (item, outcome) = s.catch_up(&req, now);
+            let RequestOutcome::CatchUp {
+                found: f,
+                next_after,
+                more,
+            } = outcome
+            else {
+                return Err(format!("not a catch-up outcome: {outcome:?}"));
+            };
+            if let Some(i) = item {
+                assert!(f);
+                found.push(i.tag());
+            }
+            after = next_after;
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(found, mine);
+        // A wrong proof deletes nothing; the tag secret does.
+        let wrong = Delete {
+            bucket: 1,
+            epoch: 3,
+            tag: mine[0],
+            proof: k.secret(3, 1),
+        };
+        assert!(!s.delete(&wrong));
+        let right = Delete {
+            proof: k.secret(3, 0),
+            ..wrong
+        };
+        assert!(s.delete(&right));
+        assert_eq!(s.counts().items, 5);
+        // The deleted copy is not streamed.
+        let streamed: Vec<CopyTag> = (0..6).map(|_| s.stream()[1].tag()).collect();
+        assert!(!streamed.contains(&mine[0]));
+        assert!(streamed.contains(&mine[1]));
+        Ok(())
+    }
+}
