@@ -132,3 +132,37 @@ fn measure(events: &[f64], start: f64, end: f64, span: (f64, f64)) -> Measure {
         timing_p,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busier_period_shows_in_rate_and_gaps_and_a_quiet_one_does_not() {
+        let mut r = Rng::new(4);
+        let mut events: Vec<f64> = (0..2_000).map(|_| r.unit() * 10_000.0).collect();
+        let calm = {
+            let mut e = events.clone();
+            e.sort_by(f64::total_cmp);
+            measure(&e, 4_000.0, 5_000.0, (0.0, 10_000.0))
+        };
+        assert!(
+            (calm.ratio - 1.0).abs() < 0.2 && calm.rate_p > 0.01,
+            "{}",
+            calm.ratio
+        );
+        assert!(calm.timing_p > 0.01, "{}", calm.timing_p);
+        // Twice the rate in [4000, 5000).
+        events.extend((0..200).map(|_| 4_000.0 + r.unit() * 1_000.0));
+        events.sort_by(f64::total_cmp);
+        let busy = measure(&events, 4_000.0, 5_000.0, (0.0, 10_000.0));
+        assert!((busy.ratio - 2.0).abs() < 0.3, "{}", busy.ratio);
+        assert!(
+            busy.rate_p < 1e-6 && busy.timing_p < 1e-3,
+            "{} {}",
+            busy.rate_p,
+            busy.timing_p
+        );
+        assert!(busy.distance > calm.distance);
+    }
+}

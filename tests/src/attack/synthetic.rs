@@ -1233,4 +1233,28 @@ mod tests {
         assert!(most > first, "{}", r.table());
         Ok(())
     }
+
+    #[test]
+    fn catch_up_requests_timed_from_the_reconnect_link_a_returning_users_buckets()
+    -> anyhow::Result<()> {
+        // As docs/HUM2 §5 has them: each epoch's request after an exponential delay from
+        // the reconnect, the current epoch included.
+        let spec = WorldSpec {
+            catchup: CatchUpTiming::Exponential(30.0),
+            ..World::private()
+        };
+        let world = World::generate(&spec);
+        let r = score(
+            &world,
+            "mailbox",
+            RoleFilter::All,
+            false,
+            &options(50, 0.95),
+        )?;
+        let row = r
+            .row("link-copresence", "mailbox")
+            .ok_or_else(|| anyhow::anyhow!("{}", r.table()))?;
+        assert_eq!(row.verdict, Verdict::Leak, "{}", r.table());
+        Ok(())
+    }
 }
