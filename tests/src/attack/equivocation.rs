@@ -15,18 +15,8 @@ use crate::observer::ks_statistic;
 use super::view::View;
 
 pub(crate) fn equivocation(v: &View<'_>, role: &str) -> Vec<Result<Row, Skipped>> {
-    let skip = |reason: &str| {
-        ["equivocation-rate", "equivocation-timing"]
-            .iter()
-            .map(|a| {
-                Err(Skipped {
-                    attack: (*a).into(),
-                    role: role.into(),
-                    reason: reason.into(),
-                })
-            })
-            .collect()
-    };
+    let skip =
+        |reason: &str| Skipped::all(&["equivocation-rate", "equivocation-timing"], role, reason);
     let Some(eq) = v.truth.equivocations.first() else {
         return skip("the ground truth names no equivocation");
     };

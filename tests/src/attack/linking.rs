@@ -70,18 +70,7 @@ pub(crate) fn linking(v: &View<'_>, role: &str) -> Vec<Result<Row, Skipped>> {
         "link-groups",
         "link-straddle",
     ];
-    let skip_all = |reason: &str| {
-        names
-            .iter()
-            .map(|a| {
-                Err(Skipped {
-                    attack: (*a).into(),
-                    role: role.into(),
-                    reason: reason.into(),
-                })
-            })
-            .collect()
-    };
+    let skip_all = |reason: &str| Skipped::all(&names, role, reason);
     let Some(relay) = v.relay else {
         return skip_all("cannot tell which relay's buckets the log names (give --relay)");
     };

@@ -124,6 +124,22 @@ pub struct Skipped {
     pub reason: String,
 }
 
+impl Skipped {
+    /// The same reason for each of `attacks`.
+    pub(crate) fn all<T>(attacks: &[&str], role: &str, reason: &str) -> Vec<Result<T, Skipped>> {
+        attacks
+            .iter()
+            .map(|a| {
+                Err(Skipped {
+                    attack: (*a).into(),
+                    role: role.into(),
+                    reason: reason.into(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Everything one run of the attack program found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

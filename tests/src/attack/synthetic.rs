@@ -660,6 +660,12 @@ impl Sim {
         Some((epoch, found))
     }
 
+    /// Whether bucket `b`'s stream is withheld from entry relay `x` at tick `t`.
+    fn withheld(&self, x: u64, b: usize, t: u64) -> bool {
+        self.equivocation
+            .is_some_and(|(s, end, eb, ex)| ex == x && usize::from(eb) == b && t >= s && t < end)
+    }
+
     /// The live stream (even ticks) or reply items (odd ticks), and deliveries.
     fn down(&mut self, t: u64, e: u32) {
         let ms = self.ms(t);
@@ -700,9 +706,7 @@ impl Sim {
         }
         for x in self.entries.clone() {
             for (b, (q, dummy)) in live.iter().enumerate() {
-                let withheld = self.equivocation.is_some_and(|(s, end, eb, ex)| {
-                    ex == x && usize::from(eb) == b && t >= s && t < end
-                });
+                let withheld = self.withheld(x, b, t);
                 let (tag, item) = match q {
                     Some(q) if !withheld => (format!(r#""{}""#, hex(q.tag)), q.item),
                     _ => ("null".to_owned(), *dummy),
@@ -719,9 +723,7 @@ impl Sim {
             let i = u as usize;
             let b = usize::from(self.bucket[e as usize][i]);
             let x = self.entry_of(u);
-            let withheld = self.equivocation.is_some_and(|(s, end, eb, ex)| {
-                ex == x && usize::from(eb) == b && t >= s && t < end
-            });
+            let withheld = self.withheld(x, b, t);
             let (q, dummy) = &live[b];
             let item = match q {
                 Some(q) if !withheld => q.item,
@@ -736,9 +738,7 @@ impl Sim {
             for &r in &q.recipients {
                 let i = r as usize;
                 let x = self.entry_of(r);
-                let withheld = self.equivocation.is_some_and(|(s, end, eb, ex)| {
-                    ex == x && usize::from(eb) == b && t >= s && t < end
-                });
+                let withheld = self.withheld(x, b, t);
                 if !self.online[i][t as usize] || withheld {
                     self.missed.entry((r, q.epoch)).or_default().push(q.tag);
                     continue;
