@@ -698,8 +698,10 @@ fn doc_table(doc: &str, face: &str) -> Option<String> {
 #[test]
 fn the_docs_list_every_command_of_the_table() -> Result<(), Box<dyn std::error::Error>> {
     let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
-    #[allow(clippy::single_element_loop)] // the TUI's docs join when it speaks the language
-    for (file, face, tag) in [("PLAIN.md", Face::Plain, "plain")] {
+    for (file, face, tag) in [
+        ("KEYS.md", Face::Tui, "tui"),
+        ("PLAIN.md", Face::Plain, "plain"),
+    ] {
         let doc = std::fs::read_to_string(format!("{docs}/{file}"))?;
         let table = doc_table(&doc, tag).ok_or(format!("{file}: no command table"))?;
         let want = markdown(face);
