@@ -769,3 +769,328 @@ impl Chat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Delivery;
+
+    fn summary(id: i64, name: &str, kind: RoomKind, unread: u32) -> RoomSummary {
+        RoomSummary {
+            id: RoomId(id),
+            name: name.into(),
+            kind,
+            members: vec![],
+            unread,
+            mentions: 0,
+            closed: false,
+        }
+    }
+
+    fn message(id: i64, room: i64, sender: &str, text: &str) -> MessageView {
+        MessageView {
+            id: MessageId(id),
+            room: RoomId(room),
+            sender: sender.into(),
+            from_me: sender == "me",
+            text: text.into(),
+            sent_at: 0,
+            delivery: (sender == "me").then_some(Delivery::Queued),
+            kind: MessageKind::Text,
+        }
+    }
+
+    /// A chat with alice (1:1, room 1), bob (1:1, room 2, two unread) and team (group,
+    /// room 3), its pane on alice; the effects of getting there dropped.
+    fn chat(bell: bool, desktop: bool) -> Chat {
+        let mut c = Chat::new(Panes::default(), bell, desktop);
+        on(
+            &mut c,
+            Event::Ready {
+                me: "me".into(),
+                rooms: vec![
+                    summary(1, "alice", RoomKind::Direct(ContactId(1)), 0),
+                    summary(2, "bob", RoomKind::Direct(ContactId(2)), 2),
+                    summary(3, "team", RoomKind::Group, 0),
+                ],
+                contacts: vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
+            },
+        );
+        c
+    }
+
+    fn with_look<T>(f: impl FnOnce(&Look<'_>) -> T) -> T {
+        let theme = Theme::default_dark();
+        f(&Look {
+            theme: &theme,
+            tz: 0,
+            area: Rect::new(0, 0, 60, 12),
+        })
+    }
+
+    fn on(c: &mut Chat, ev: Event) -> Out {
+        let mut out = Out::default();
+        with_look(|look| c.on_event(ev, look, &mut out));
+        out
+    }
+
+    fn key(c: &mut Chat, a: KeyAction) -> (bool, Out) {
+        let mut out = Out::default();
+        let handled = with_look(|look| c.key(a, look, &mut out));
+        (handled, out)
+    }
+
+    fn commands(out: &Out) -> Vec<Command> {
+        out.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Engine(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ready_fills_the_pane_and_loads_its_history() {
+        let mut c = Chat::new(Panes::default(), true, false);
+        let out = on(
+            &mut c,
+            Event::Ready {
+                me: "me".into(),
+                rooms: vec![summary(5, "zed", RoomKind::Direct(ContactId(9)), 2)],
+                contacts: vec![(ContactId(9), "zed".into())],
+            },
+        );
+        assert!(c.is_ready());
+        assert_eq!(c.focused_room(), Some(RoomId(5)));
+        assert_eq!(
+            commands(&out),
+            vec![
+                Command::LoadHistory {
+                    room: RoomId(5),
+                    before: None,
+                    limit: HISTORY_PAGE
+                },
+                Command::MarkRead { room: RoomId(5) }
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_count_as_unread_elsewhere_and_are_read_here() {
+        let mut c = chat(true, true);
+        let out = on(&mut c, Event::Message(message(10, 1, "alice", "hi")));
+        assert_eq!(commands(&out), vec![Command::MarkRead { room: RoomId(1) }]);
+        let out = on(&mut c, Event::Message(message(11, 3, "alice", "hey me!")));
+        assert!(commands(&out).is_empty(), "team is not shown");
+        let team = c
+            .room(RoomId(3))
+            .map(|r| (r.summary.unread, r.summary.mentions));
+        assert_eq!(team, Some((1, 1)));
+        assert!(out.effects.contains(&Effect::Bell));
+        assert!(
+            out.effects
+                .contains(&Effect::Notify("alice in team: hey me!".into()))
+        );
+        // My own messages are neither unread nor mentions.
+        let out = on(&mut c, Event::Message(message(12, 3, "me", "me too")));
+        assert!(out.effects.is_empty(), "{:?}", out.effects);
+        let out = on(
+            &mut c,
+            Event::Delivery {
+                room: RoomId(3),
+                id: MessageId(12),
+                state: Delivery::Delivered,
+            },
+        );
+        assert!(out.effects.is_empty());
+        let state = c
+            .room(RoomId(3))
+            .and_then(|r| r.timeline.messages.last())
+            .and_then(|m| m.delivery);
+        assert_eq!(state, Some(Delivery::Delivered));
+        // Without the bell and over SSH: neither.
+        let mut quiet = chat(false, false);
+        let out = on(&mut quiet, Event::Message(message(13, 3, "alice", "me?")));
+        assert!(out.effects.is_empty(), "{:?}", out.effects);
+    }
+
+    #[test]
+    fn a_created_group_opens_and_other_new_rooms_do_not_take_the_pane() {
+        let mut c = chat(true, false);
+        c.expect_group("ops ");
+        let out = on(&mut c, Event::Room(summary(9, "other", RoomKind::Group, 0)));
+        assert_eq!(c.focused_room(), Some(RoomId(1)));
+        assert!(out.flash.is_none());
+        let out = on(&mut c, Event::Room(summary(10, "ops", RoomKind::Group, 0)));
+        assert_eq!(c.focused_room(), Some(RoomId(10)));
+        assert!(out.layout_changed);
+        assert!(out.flash.is_some_and(|f| f.text.contains("/group add")));
+        // Closed: said once, with what can be done.
+        let closed = RoomSummary {
+            closed: true,
+            ..summary(10, "ops", RoomKind::Group, 0)
+        };
+        let out = on(&mut c, Event::Room(closed.clone()));
+        assert!(out.flash.is_some_and(|f| f.text.contains("/hide")));
+        assert!(on(&mut c, Event::Room(closed)).flash.is_none());
+    }
+
+    #[test]
+    fn contacts_come_are_renamed_and_go() {
+        let mut c = chat(true, false);
+        on(
+            &mut c,
+            Event::Contact {
+                id: ContactId(2),
+                name: "bobby".into(),
+            },
+        );
+        on(
+            &mut c,
+            Event::Contact {
+                id: ContactId(7),
+                name: "carol".into(),
+            },
+        );
+        assert_eq!(c.resolver().contact("bobby"), Ok(ContactId(2)));
+        assert_eq!(c.resolver().contact("car"), Ok(ContactId(7)));
+        on(
+            &mut c,
+            Event::ContactRemoved {
+                id: ContactId(7),
+                name: "carol".into(),
+            },
+        );
+        assert!(c.resolver().contact("carol").is_err());
+    }
+
+    #[test]
+    fn sending_needs_an_open_room() {
+        let mut c = Chat::new(Panes::default(), true, false);
+        let mut out = Out::default();
+        assert_eq!(
+            c.send("hi".into(), &mut out),
+            Err(CommandError::NoCurrentRoom(Face::Tui))
+        );
+        let mut c = chat(true, false);
+        c.panes.focused_mut().scroll = 5;
+        c.send("hi".into(), &mut out).ok();
+        assert_eq!(
+            commands(&out),
+            vec![Command::Send {
+                room: RoomId(1),
+                text: "hi".into()
+            }]
+        );
+        assert_eq!(c.panes.focused().scroll, 0, "back to the newest");
+        on(
+            &mut c,
+            Event::Room(RoomSummary {
+                closed: true,
+                ..summary(1, "alice", RoomKind::Direct(ContactId(1)), 0)
+            }),
+        );
+        assert_eq!(c.send("hi".into(), &mut out), Err(CommandError::Closed));
+    }
+
+    #[test]
+    fn only_closed_rooms_hide_and_the_pane_moves_on() {
+        let mut c = chat(true, false);
+        let mut out = Out::default();
+        let r = with_look(|look| c.hide(RoomId(1), look, &mut out));
+        assert!(r.is_err_and(|e| e.contains("is open")));
+        on(
+            &mut c,
+            Event::Room(RoomSummary {
+                closed: true,
+                ..summary(1, "alice", RoomKind::Direct(ContactId(1)), 0)
+            }),
+        );
+        let mut out = Out::default();
+        let r = with_look(|look| c.hide(RoomId(1), look, &mut out));
+        assert_eq!(r, Ok("alice".into()));
+        assert!(out.layout_changed);
+        assert_eq!(c.focused_room(), Some(RoomId(2)), "the first listed room");
+        assert_eq!(c.listed().count(), 2);
+        assert!(c.resolver().room("alice").is_err(), "names what is listed");
+    }
+
+    #[test]
+    fn room_and_pane_keys() {
+        let mut c = chat(true, false);
+        assert!(key(&mut c, KeyAction::RoomPrev).0);
+        assert_eq!(c.focused_room(), Some(RoomId(3)), "wraps around");
+        key(&mut c, KeyAction::RoomNext);
+        assert_eq!(c.focused_room(), Some(RoomId(1)));
+        let (_, out) = key(&mut c, KeyAction::NextActivity);
+        assert_eq!(c.focused_room(), Some(RoomId(2)), "bob has unread messages");
+        assert!(commands(&out).contains(&Command::MarkRead { room: RoomId(2) }));
+        let (_, out) = key(&mut c, KeyAction::Room(9));
+        assert!(out.flash.is_some_and(|f| f.error && f.text == "no room 9"));
+        let (_, out) = key(&mut c, KeyAction::ClosePane);
+        assert!(out.flash.is_some_and(|f| f.error), "the last pane stays");
+        let (_, out) = key(&mut c, KeyAction::Grow);
+        assert!(out.flash.is_some_and(|f| f.text.contains("only one pane")));
+        let (_, out) = key(&mut c, KeyAction::VSplit);
+        assert!(out.layout_changed);
+        assert_eq!(c.panes.len(), 2);
+        let (_, out) = key(&mut c, KeyAction::PaneLeft);
+        assert!(out.layout_changed);
+        assert_eq!(c.panes.focus(), 0);
+        assert!(!key(&mut c, KeyAction::Help).0, "not the chat's");
+        assert!(!key(&mut c, KeyAction::Submit).0);
+    }
+
+    #[test]
+    fn scrolling_past_the_oldest_asks_once_for_older_history() {
+        let mut c = chat(true, false);
+        on(
+            &mut c,
+            Event::History {
+                room: RoomId(1),
+                messages: (1..=30)
+                    .map(|i| message(i, 1, "alice", &format!("line {i}")))
+                    .collect(),
+                more: true,
+            },
+        );
+        let (_, out) = key(&mut c, KeyAction::PageUp);
+        assert!(commands(&out).is_empty(), "there is more loaded to show");
+        assert!(c.panes.focused().scroll > 0);
+        let (_, out) = key(&mut c, KeyAction::Top);
+        assert_eq!(
+            commands(&out),
+            vec![Command::LoadHistory {
+                room: RoomId(1),
+                before: Some(MessageId(1)),
+                limit: HISTORY_PAGE
+            }]
+        );
+        let (_, out) = key(&mut c, KeyAction::Top);
+        assert!(commands(&out).is_empty(), "asked once until it comes");
+        key(&mut c, KeyAction::Bottom);
+        assert_eq!(c.panes.focused().scroll, 0);
+    }
+
+    #[test]
+    fn a_click_in_the_room_list_opens_the_room() {
+        let mut c = chat(true, false);
+        let sidebar = Rect::new(0, 0, 16, 12);
+        let click = MouseEvent {
+            kind: MouseEventKind::Down(ratatui::crossterm::event::MouseButton::Left),
+            column: 3,
+            row: 3,
+            modifiers: ratatui::crossterm::event::KeyModifiers::NONE,
+        };
+        let mut out = Out::default();
+        let theme = Theme::default_dark();
+        let look = Look {
+            theme: &theme,
+            tz: 0,
+            area: Rect::new(16, 0, 44, 12),
+        };
+        c.on_mouse(click, Some(sidebar), &look, &mut out);
+        assert_eq!(c.focused_room(), Some(RoomId(3)), "the third row");
+    }
+}

@@ -138,3 +138,136 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a file effect's outcome says, if it is one.
+    fn saved(a: Option<Action>) -> Option<Saved> {
+        match a {
+            Some(Action::Saved(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hum-effect-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn the_layout_is_saved_where_the_options_say() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = scratch("layout");
+        let file = dir.join("layout.toml");
+        let mut panes = Panes::default();
+        panes.split(crate::ui::panes::SplitDir::SideBySide);
+        assert!(
+            Runner::default()
+                .perform(&Effect::SaveLayout(panes.clone()))
+                .is_none()
+        );
+        assert!(!file.exists(), "no layout file, nothing written");
+        let runner = Runner::new(&UiOptions {
+            layout_file: Some(file.clone()),
+            ..UiOptions::default()
+        });
+        assert!(runner.perform(&Effect::SaveLayout(panes.clone())).is_none());
+        assert_eq!(Panes::load(&file), Some(panes));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn the_theme_is_remembered_and_the_rest_of_the_config_kept()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = scratch("theme");
+        let file = dir.join("config.toml");
+        std::fs::write(&file, "bell = false\n")?;
+        let save = Effect::SaveTheme("light".into());
+        assert!(Runner::default().perform(&save).is_none(), "no config file");
+        let runner = Runner::new(&UiOptions {
+            config_file: Some(file.clone()),
+            ..UiOptions::default()
+        });
+        assert_eq!(
+            saved(runner.perform(&save)),
+            Some(Saved::Theme {
+                name: "light".into(),
+                result: Ok(())
+            })
+        );
+        let c = ProfileConfig::load(&file)?;
+        assert_eq!((c.theme.as_deref(), c.bell), (Some("light"), Some(false)));
+        // A config file hum cannot read: said, not lost.
+        std::fs::write(&file, "nonsense = 1\n")?;
+        let r = saved(runner.perform(&save));
+        assert!(
+            matches!(&r, Some(Saved::Theme { result: Err(_), .. })),
+            "{r:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&file)?, "nonsense = 1\n");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn an_invite_file_is_written_once() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = scratch("invite");
+        let path = dir.join("code.txt");
+        let write = Effect::WriteInvite {
+            path: path.clone(),
+            code: "hum1-abc".into(),
+        };
+        let runner = Runner::default();
+        assert_eq!(
+            saved(runner.perform(&write)),
+            Some(Saved::Invite {
+                path: path.clone(),
+                result: Ok(())
+            })
+        );
+        assert_eq!(std::fs::read_to_string(&path)?, "hum1-abc\n");
+        let again = saved(runner.perform(&write));
+        assert!(
+            matches!(&again, Some(Saved::Invite { result: Err(e), .. }) if e.contains("code.txt")),
+            "{again:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path)?,
+            "hum1-abc\n",
+            "not overwritten"
+        );
+        // Effects that are not on files are the runtime's.
+        for e in [
+            Effect::Quit,
+            Effect::Bell,
+            Effect::Notify("x".into()),
+            Effect::PrintOnExit("hum1-abc".into()),
+            Effect::Engine(Command::Reconnect),
+        ] {
+            assert!(runner.perform(&e).is_none(), "{e:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
+    fn the_last_word_said_is_the_one_shown() {
+        let mut out = Out::default();
+        out.notice("first");
+        out.error("second");
+        assert_eq!(
+            out.flash,
+            Some(Flash {
+                error: true,
+                text: "second".into()
+            })
+        );
+        assert!(!out.layout_changed);
+        out.layout();
+        assert!(out.layout_changed);
+    }
+}

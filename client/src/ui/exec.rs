@@ -113,3 +113,161 @@ impl Exec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContactId, Event, RoomId, RoomKind, RoomSummary};
+    use crate::ui::panes::Panes;
+    use crate::ui::theme::ColorMode;
+
+    /// The parts a command touches, with alice (room 1) focused and team (room 3).
+    struct World {
+        exec: Exec,
+        chat: Chat,
+        skin: Skin,
+        input: InputBox,
+        overlay: Option<Overlay>,
+    }
+
+    fn summary(id: i64, name: &str, kind: RoomKind) -> RoomSummary {
+        RoomSummary {
+            id: RoomId(id),
+            name: name.into(),
+            kind,
+            members: vec![],
+            unread: 0,
+            mentions: 0,
+            closed: false,
+        }
+    }
+
+    fn world() -> World {
+        let (skin, _) = Skin::new("dark", &[], ColorMode::TrueColor);
+        let mut chat = Chat::new(Panes::default(), true, false);
+        let ready = Event::Ready {
+            me: "me".into(),
+            rooms: vec![
+                summary(1, "alice", RoomKind::Direct(ContactId(1))),
+                summary(3, "team", RoomKind::Group),
+            ],
+            contacts: vec![(ContactId(1), "alice".into())],
+        };
+        let area = Rect::new(0, 0, 80, 20);
+        chat.on_event(ready, &look(&skin, 0, area), &mut Out::default());
+        World {
+            exec: Exec::default(),
+            chat,
+            input: InputBox::new(&skin.theme),
+            skin,
+            overlay: None,
+        }
+    }
+
+    impl World {
+        fn run(&mut self, line: &str) -> (Result<(), String>, Out) {
+            let mut out = Out::default();
+            let parts = Parts {
+                chat: &mut self.chat,
+                skin: &mut self.skin,
+                input: &mut self.input,
+                overlay: &mut self.overlay,
+                tz: 0,
+                panes: Rect::new(0, 0, 80, 20),
+            };
+            let r = self.exec.run(line, parts, &mut out);
+            (r, out)
+        }
+    }
+
+    #[test]
+    fn commands_become_effects_and_overlays() -> Result<(), String> {
+        let mut w = world();
+        let (r, out) = w.run("/inv /nonexistent/hum/code.txt");
+        assert_eq!(r, Ok(()));
+        assert_eq!(out.effects, vec![Effect::Engine(Command::CreateInvite)]);
+        assert!(out.flash.is_some_and(|f| f.text.contains("making")));
+        assert_eq!(
+            w.exec.take_invite_file(),
+            Some(PathBuf::from("/nonexistent/hum/code.txt"))
+        );
+        assert_eq!(w.exec.take_invite_file(), None, "for one code");
+        let (_, out) = w.run("/msg te hello");
+        assert_eq!(w.chat.focused_room(), Some(RoomId(3)));
+        assert!(out.effects.contains(&Effect::Engine(Command::Send {
+            room: RoomId(3),
+            text: "hello".into()
+        })));
+        let (_, out) = w.run("/group leave");
+        assert!(out.effects.is_empty(), "asked first");
+        let Some(Overlay::Confirm(ask)) = &w.overlay else {
+            return Err(format!("no question: {:?}", w.overlay));
+        };
+        assert_eq!(ask.yes, vec![Command::GroupLeave { room: RoomId(3) }]);
+        w.overlay = None;
+        let (_, out) = w.run("/help");
+        assert!(out.effects.is_empty());
+        assert_eq!(w.overlay, Some(Overlay::Help(Help::default())));
+        let (_, out) = w.run("/quit");
+        assert_eq!(
+            out.effects,
+            vec![Effect::Engine(Command::Quit), Effect::Quit]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_created_group_is_opened_when_it_comes() {
+        let mut w = world();
+        let (_, out) = w.run("/group create ops");
+        assert_eq!(
+            out.effects,
+            vec![Effect::Engine(Command::CreateGroup { name: "ops".into() })]
+        );
+        let area = Rect::new(0, 0, 80, 20);
+        let ops = Event::Room(summary(9, "ops", RoomKind::Group));
+        w.chat
+            .on_event(ops, &look(&w.skin, 0, area), &mut Out::default());
+        assert_eq!(w.chat.focused_room(), Some(RoomId(9)));
+    }
+
+    #[test]
+    fn panes_and_themes() {
+        let mut w = world();
+        let (_, out) = w.run("/vsplit");
+        assert!(out.layout_changed);
+        assert_eq!(w.chat.panes.len(), 2);
+        assert_eq!(w.run("/close").0, Ok(()));
+        assert_eq!(w.run("/close").0, Err("the last pane stays open".into()));
+        let (_, out) = w.run("/theme");
+        assert!(out.flash.is_some_and(|f| f.text.contains("gruvbox")));
+        let (r, out) = w.run("/theme gr");
+        assert_eq!(r, Ok(()));
+        assert_eq!(w.skin.theme.name, "gruvbox");
+        assert_eq!(out.effects, vec![Effect::SaveTheme("gruvbox".into())]);
+        assert!(
+            w.run("/theme nope")
+                .0
+                .is_err_and(|e| e.contains("no theme"))
+        );
+        assert_eq!(w.skin.theme.name, "gruvbox", "kept");
+    }
+
+    #[test]
+    fn mistakes_are_errors_and_do_nothing() {
+        let mut w = world();
+        for (line, says) in [
+            ("/hide", "is open"),
+            ("/rooms", "line mode"),
+            ("/msg nobody hi", "no room or contact named nobody"),
+            ("/group add alice", "not in a group room"),
+            ("/frob", "unknown command"),
+            ("/nick alice", "usage: /nick CONTACT NEWNAME"),
+        ] {
+            let (r, out) = w.run(line);
+            assert!(r.as_ref().is_err_and(|e| e.contains(says)), "{line}: {r:?}");
+            assert!(out.effects.is_empty(), "{line}: {:?}", out.effects);
+        }
+        assert!(w.overlay.is_none());
+    }
+}

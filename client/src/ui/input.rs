@@ -469,3 +469,209 @@ pub(super) fn split_text(text: &str, max: usize) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_event(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn press(i: &mut InputBox, code: KeyCode, room: Option<RoomId>) -> Out {
+        let ev = key_event(code);
+        let mut out = Out::default();
+        i.edit(
+            &Key::from_event(&ev),
+            ev,
+            room,
+            &Theme::default_dark(),
+            &mut out,
+        );
+        out
+    }
+
+    fn typed(i: &mut InputBox, s: &str) {
+        for c in s.chars() {
+            press(i, KeyCode::Char(c), None);
+        }
+    }
+
+    fn code() -> String {
+        "hum1-".to_string() + &"qz7x".repeat(10)
+    }
+
+    #[test]
+    fn enter_tells_messages_commands_codes_and_searches_apart() {
+        let t = Theme::default_dark();
+        let mut i = InputBox::new(&t);
+        assert_eq!(i.enter(None, &t), Entered::Nothing);
+        typed(&mut i, "hello");
+        assert_eq!(i.enter(None, &t), Entered::Message("hello".into()));
+        assert_eq!(i.text(), "hello", "kept until it is sent");
+        i.set("//shrug", &t);
+        assert_eq!(i.enter(None, &t), Entered::Message("/shrug".into()));
+        i.set("/msg bob hi  ", &t);
+        assert_eq!(i.enter(None, &t), Entered::Command("/msg bob hi".into()));
+        i.set(&code(), &t);
+        assert_eq!(
+            i.enter(None, &t),
+            Entered::Code {
+                code: code(),
+                keep: code()
+            }
+        );
+        assert!(i.is_empty(), "a code is never left to be sent");
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        i.set(&long, &t);
+        assert_eq!(i.enter(None, &t), Entered::TooLong(MAX_TEXT_BYTES + 1));
+        assert_eq!(i.text(), long);
+        i.start_search(&t);
+        assert_eq!(i.mode(), InputMode::Search);
+        typed(&mut i, " needle ");
+        assert_eq!(i.enter(None, &t), Entered::Search("needle".into()));
+        assert_eq!((i.mode(), i.text()), (InputMode::Message, String::new()));
+        i.start_search(&t);
+        assert!(i.cancel_search(&t));
+        assert!(!i.cancel_search(&t), "not searching any more");
+    }
+
+    #[test]
+    fn pastes_go_in_at_the_cursor_and_say_what_they_are() {
+        let t = Theme::default_dark();
+        let mut i = InputBox::new(&t);
+        assert_eq!(i.paste("a\r\nb\n"), Pasted::Inserted);
+        assert_eq!(i.text(), "a\nb", "the trailing line break is not a line");
+        i.clear();
+        typed(&mut i, "look: ");
+        let six = "1\n2\n3\n4\n5\n6";
+        assert_eq!(
+            i.paste(six),
+            Pasted::Long {
+                lines: 6,
+                from: (0, 6)
+            }
+        );
+        i.take_out((0, 6));
+        assert_eq!(i.text(), "look: ");
+        i.clear();
+        // A code alone is offered, not inserted; after /accept its rows join.
+        let rows = code().replace("qz7x", "qz7x\n");
+        assert_eq!(
+            i.paste(&rows),
+            Pasted::Code {
+                code: code(),
+                keep: rows.trim_end().to_string()
+            }
+        );
+        assert!(i.is_empty());
+        typed(&mut i, "/acc");
+        assert_eq!(i.paste(&rows), Pasted::Inserted);
+        assert!(i.text().starts_with("/acc hum1-qz7x qz7x"), "{}", i.text());
+        i.clear();
+        let huge = "y".repeat(MAX_TEXT_BYTES + 10);
+        assert_eq!(
+            i.paste(&huge),
+            Pasted::TooLong {
+                bytes: MAX_TEXT_BYTES + 10,
+                from: (0, 0)
+            }
+        );
+        i.clear();
+        i.start_search(&t);
+        assert_eq!(i.paste("two\nwords"), Pasted::Inserted);
+        assert_eq!(i.text(), "two words", "a query is one line");
+    }
+
+    #[test]
+    fn up_and_down_walk_earlier_input_of_the_room() {
+        let t = Theme::default_dark();
+        let mut i = InputBox::new(&t);
+        let (r1, r2) = (Some(RoomId(1)), Some(RoomId(2)));
+        for (room, text) in [(r1, "one"), (r1, "two"), (r2, "elsewhere")] {
+            i.set(text, &t);
+            i.enter(room, &t);
+            i.clear();
+        }
+        typed(&mut i, "draft");
+        press(&mut i, KeyCode::Up, r1);
+        assert_eq!(i.text(), "two");
+        press(&mut i, KeyCode::Up, r1);
+        assert_eq!(i.text(), "one");
+        let out = press(&mut i, KeyCode::Up, r1);
+        assert_eq!(i.text(), "one");
+        assert!(out.flash.is_some_and(|f| f.text.contains("no earlier")));
+        press(&mut i, KeyCode::Down, r1);
+        press(&mut i, KeyCode::Down, r1);
+        assert_eq!(i.text(), "draft", "past the newest, what was typed");
+        i.clear();
+        press(&mut i, KeyCode::Up, r2);
+        assert_eq!(i.text(), "elsewhere");
+    }
+
+    #[test]
+    fn tab_completes_and_cycles_through_candidates() {
+        let t = Theme::default_dark();
+        let mut i = InputBox::new(&t);
+        let names = vec!["alice".to_string(), "albert".to_string()];
+        let from = Names {
+            names: &names,
+            themes: &[],
+            people: &[],
+        };
+        typed(&mut i, "/msg al");
+        let mut out = Out::default();
+        i.complete(from, &t, &mut out);
+        assert_eq!(i.text(), "/msg al");
+        assert!(out.flash.is_some_and(|f| f.text == "albert  alice"));
+        i.complete(from, &t, &mut Out::default());
+        assert_eq!(i.text(), "/msg albert");
+        i.complete(from, &t, &mut Out::default());
+        assert_eq!(i.text(), "/msg alice");
+        i.stop_cycling();
+        i.set("/msg alic", &t);
+        i.complete(from, &t, &mut Out::default());
+        assert_eq!(
+            i.text(),
+            "/msg alice ",
+            "one candidate: completed, a space after"
+        );
+        i.set("zzz", &t);
+        let mut out = Out::default();
+        i.complete(from, &t, &mut out);
+        assert!(out.flash.is_some_and(|f| f.text == "no completion"));
+    }
+
+    #[test]
+    fn ctrl_c_clears_then_says_it_was_empty() {
+        let t = Theme::default_dark();
+        let mut i = InputBox::new(&t);
+        typed(&mut i, "x");
+        assert!(i.interrupt());
+        assert!(i.is_empty());
+        assert!(!i.interrupt());
+    }
+
+    #[test]
+    fn a_long_text_splits_at_line_ends_and_loses_nothing() {
+        let text = "aaaa\nbbbb\ncccc dddd";
+        let parts = split_text(text, 6);
+        assert_eq!(parts, vec!["aaaa", "bbbb", "cccc ", "dddd"]);
+        assert!(parts.iter().all(|p| p.len() <= 6));
+        let wide = "日本語日本語";
+        let parts = split_text(wide, 7);
+        assert_eq!(parts.concat(), wide, "cut at character boundaries");
+    }
+
+    #[test]
+    fn rows_grow_with_the_text_up_to_a_third_of_the_screen() {
+        let t = Theme::default_dark();
+        let mut i = InputBox::new(&t);
+        let area = Rect::new(0, 0, 40, 30);
+        assert_eq!(i.rows(area, "› "), 1);
+        i.set(&"word ".repeat(20), &t);
+        assert_eq!(i.rows(area, "› "), 3);
+        i.set(&"word ".repeat(400), &t);
+        assert_eq!(i.rows(area, "› "), 8, "at most eight rows");
+    }
+}

@@ -205,3 +205,193 @@ pub(super) fn scrolled(scroll: u16, key: &Key, page: isize, max: u16) -> Option<
     list_step(key, page)
         .map(|d| u16::try_from(step_by(usize::from(scroll), d, usize::from(max))).unwrap_or(max))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{MessageKind, MessageView};
+
+    fn key(code: KeyCode) -> Key {
+        Key {
+            code,
+            mods: KeyModifiers::NONE,
+        }
+    }
+
+    fn with_cx<T>(w: u16, h: u16, f: impl FnOnce(&Cx<'_>) -> T) -> T {
+        let theme = Theme::default_dark();
+        let keymap = Keymap::default();
+        f(&Cx {
+            theme: &theme,
+            keymap: &keymap,
+            tz: 0,
+            rooms: &[],
+            screen: Rect::new(0, 0, w, h),
+        })
+    }
+
+    fn press(o: Overlay, code: KeyCode, w: u16, h: u16) -> (Option<Overlay>, Option<Intent>) {
+        with_cx(w, h, |cx| o.key(&key(code), cx))
+    }
+
+    #[test]
+    fn help_scrolls_within_its_text_and_any_other_key_closes_it() -> Result<(), String> {
+        let help = Overlay::Help(Help::default());
+        let (o, i) = press(help.clone(), KeyCode::Down, 80, 24);
+        assert_eq!((o, i), (Some(Overlay::Help(Help { scroll: 1 })), None));
+        let (o, _) = press(help.clone(), KeyCode::End, 80, 24);
+        let Some(Overlay::Help(end)) = o else {
+            return Err(format!("End keeps the help open: {o:?}"));
+        };
+        assert!(end.scroll > 10, "{end:?}");
+        let (o, _) = press(Overlay::Help(end), KeyCode::PageDown, 80, 24);
+        assert_eq!(o, Some(Overlay::Help(end)), "no further than the end");
+        // On a tall screen it fits: nothing to scroll.
+        let (o, _) = press(help.clone(), KeyCode::Down, 100, 200);
+        assert_eq!(o, Some(Overlay::Help(Help { scroll: 0 })));
+        assert_eq!(press(help, KeyCode::Esc, 80, 24), (None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn an_invite_code_scrolls_only_when_the_screen_is_too_small() {
+        let code = "hum1-".to_string() + &"qz7x".repeat(150);
+        let invite = Overlay::Invite(InviteView::new(code.clone()));
+        let (o, _) = press(invite.clone(), KeyCode::Down, 40, 12);
+        assert!(matches!(
+            o,
+            Some(Overlay::Invite(InviteView { scroll: 1, .. }))
+        ));
+        let (o, _) = press(invite.clone(), KeyCode::Down, 120, 40);
+        assert!(matches!(
+            o,
+            Some(Overlay::Invite(InviteView { scroll: 0, .. }))
+        ));
+        assert_eq!(press(invite, KeyCode::Char('x'), 40, 12), (None, None));
+    }
+
+    fn found(id: i64) -> MessageView {
+        MessageView {
+            id: MessageId(id),
+            room: RoomId(id % 2),
+            sender: "bob".into(),
+            from_me: false,
+            text: format!("needle {id}"),
+            sent_at: 0,
+            delivery: None,
+            kind: MessageKind::Text,
+        }
+    }
+
+    #[test]
+    fn search_results_move_the_choice_and_enter_jumps_to_it() -> Result<(), String> {
+        let view = SearchView::new("needle".into(), (0..5).map(found).collect());
+        assert_eq!(view.selected, 4, "the newest is chosen");
+        let (o, i) = press(Overlay::Search(view), KeyCode::Up, 80, 24);
+        assert_eq!(i, None);
+        let Some(Overlay::Search(up)) = o else {
+            return Err(format!("Up keeps the results open: {o:?}"));
+        };
+        assert_eq!(up.selected, 3);
+        let (o, _) = press(Overlay::Search(up.clone()), KeyCode::Home, 80, 24);
+        assert!(matches!(
+            o,
+            Some(Overlay::Search(SearchView { selected: 0, .. }))
+        ));
+        assert_eq!(
+            press(Overlay::Search(up), KeyCode::Enter, 80, 24),
+            (None, Some(Intent::JumpTo(RoomId(1), MessageId(3))))
+        );
+        let none = Overlay::Search(SearchView::new("x".into(), vec![]));
+        assert_eq!(press(none, KeyCode::Enter, 80, 24), (None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn questions_answer_with_what_to_do_next() {
+        let guard = Overlay::Paste(PasteGuard {
+            lines: 6,
+            from: (0, 3),
+        });
+        assert_eq!(
+            press(guard.clone(), KeyCode::Char('y'), 80, 24),
+            (None, Some(Intent::Submit))
+        );
+        assert_eq!(
+            press(guard.clone(), KeyCode::Char('e'), 80, 24),
+            (None, None)
+        );
+        assert_eq!(
+            press(guard, KeyCode::Char('n'), 80, 24),
+            (
+                None,
+                Some(Intent::Drop {
+                    from: Some((0, 3)),
+                    notice: "paste dropped (Ctrl-Z brings it back)"
+                })
+            )
+        );
+        let long = Overlay::TooLong(TooLong {
+            bytes: 100_000,
+            from: None,
+        });
+        assert_eq!(
+            press(long.clone(), KeyCode::Char('s'), 80, 24),
+            (None, Some(Intent::SendSplit))
+        );
+        assert!(matches!(
+            press(long.clone(), KeyCode::Char('n'), 80, 24),
+            (None, Some(Intent::Drop { from: None, .. }))
+        ));
+        assert_eq!(
+            press(long, KeyCode::Char('e'), 80, 24),
+            (
+                None,
+                Some(Intent::Notice(
+                    "kept in the input: 98 of at most 64 KiB".into()
+                ))
+            )
+        );
+        let ask = Confirm::accept("hum1-abc".into(), "hum1-abc".into());
+        assert_eq!(
+            press(Overlay::Confirm(ask.clone()), KeyCode::Enter, 80, 24),
+            (
+                None,
+                Some(Intent::Engine {
+                    commands: vec![Command::AcceptInvite {
+                        code: "hum1-abc".into(),
+                        name: None
+                    }],
+                    done: ask.done.clone()
+                })
+            )
+        );
+        assert_eq!(
+            press(Overlay::Confirm(ask.clone()), KeyCode::Char('n'), 80, 24),
+            (None, Some(Intent::Restore("hum1-abc".into())))
+        );
+        let no_keep = Confirm { keep: None, ..ask };
+        assert_eq!(
+            press(Overlay::Confirm(no_keep), KeyCode::Esc, 80, 24),
+            (None, None)
+        );
+        let safety = Overlay::Safety(SafetyView {
+            name: "bob".into(),
+            number: "1 2 3".into(),
+        });
+        assert_eq!(press(safety, KeyCode::Down, 80, 24), (None, None));
+    }
+
+    #[test]
+    fn steps_stay_in_range() {
+        assert_eq!(step_by(2, -5, 10), 0);
+        assert_eq!(step_by(2, isize::MAX, 10), 10);
+        assert_eq!(step_by(2, 3, 10), 5);
+        assert_eq!(list_step(&key(KeyCode::Char('x')), 5), None);
+        let ctrl_j = Key {
+            code: KeyCode::Char('j'),
+            mods: KeyModifiers::CONTROL,
+        };
+        assert_eq!(list_step(&ctrl_j, 5), None, "a chord is not a step");
+    }
+}

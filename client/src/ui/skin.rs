@@ -72,3 +72,56 @@ impl Skin {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_theme_falls_back_to_dark_and_says_so() {
+        let (skin, problem) = Skin::new("nope", &[], ColorMode::TrueColor);
+        assert_eq!(skin.theme.name, "dark");
+        assert!(problem.is_some_and(|p| p.starts_with("theme: ")));
+        let (skin, problem) = Skin::new("light", &[], ColorMode::TrueColor);
+        assert_eq!((skin.theme.name.as_str(), problem), ("light", None));
+    }
+
+    #[test]
+    fn switching_takes_a_prefix_and_keeps_the_theme_on_a_mistake() {
+        let (mut skin, _) = Skin::new("dark", &[], ColorMode::TrueColor);
+        assert_eq!(skin.switch("GRU"), Ok("gruvbox".into()));
+        assert_eq!(skin.theme.name, "gruvbox");
+        assert!(skin.switch("zzz").is_err_and(|e| e == "no theme named zzz"));
+        assert_eq!(skin.theme.name, "gruvbox");
+        assert!(skin.names().contains(&"high-contrast".to_string()));
+    }
+
+    #[test]
+    fn a_reloaded_file_applies_only_to_the_theme_in_use() {
+        let (mut skin, _) = Skin::new("dark", &[], ColorMode::None);
+        let light = Theme::find("light", &[]).map_err(|e| e.to_string());
+        let other = ThemeChange {
+            name: "light".into(),
+            result: light,
+        };
+        assert_eq!(skin.reloaded(other), None);
+        let broken = ThemeChange {
+            name: "dark".into(),
+            result: Err("line 1: bad colour".into()),
+        };
+        assert_eq!(
+            skin.reloaded(broken),
+            Some(Err("line 1: bad colour".into()))
+        );
+        assert_eq!(skin.error.as_deref(), Some("line 1: bad colour"));
+        let fixed = ThemeChange {
+            name: "dark".into(),
+            result: Ok(Theme::default_dark()),
+        };
+        assert_eq!(skin.reloaded(fixed), Some(Ok("dark".into())));
+        assert_eq!(skin.error, None);
+        // Degraded as the terminal shows it: no colour at all here.
+        let text = skin.theme.style(crate::ui::theme::Role::Text);
+        assert!(text.fg.is_none_or(|c| c == ratatui::style::Color::Reset));
+    }
+}
