@@ -774,30 +774,14 @@ impl Chat {
 mod tests {
     use super::*;
     use crate::api::Delivery;
+    use crate::ui::tests::{msg, room};
 
     fn summary(id: i64, name: &str, kind: RoomKind, unread: u32) -> RoomSummary {
-        RoomSummary {
-            id: RoomId(id),
-            name: name.into(),
-            kind,
-            members: vec![],
-            unread,
-            mentions: 0,
-            closed: false,
-        }
+        room(id, name, kind, unread, 0)
     }
 
     fn message(id: i64, room: i64, sender: &str, text: &str) -> MessageView {
-        MessageView {
-            id: MessageId(id),
-            room: RoomId(room),
-            sender: sender.into(),
-            from_me: sender == "me",
-            text: text.into(),
-            sent_at: 0,
-            delivery: (sender == "me").then_some(Delivery::Queued),
-            kind: MessageKind::Text,
-        }
+        msg(id, room, sender, text, 0)
     }
 
     /// A chat with alice (1:1, room 1), bob (1:1, room 2, two unread) and team (group,
@@ -900,7 +884,7 @@ mod tests {
             Event::Delivery {
                 room: RoomId(3),
                 id: MessageId(12),
-                state: Delivery::Delivered,
+                state: Delivery::Sent,
             },
         );
         assert!(out.effects.is_empty());
@@ -908,7 +892,7 @@ mod tests {
             .room(RoomId(3))
             .and_then(|r| r.timeline.messages.last())
             .and_then(|m| m.delivery);
-        assert_eq!(state, Some(Delivery::Delivered));
+        assert_eq!(state, Some(Delivery::Sent));
         // Without the bell and over SSH: neither.
         let mut quiet = chat(false, false);
         let out = on(&mut quiet, Event::Message(message(13, 3, "alice", "me?")));

@@ -131,15 +131,7 @@ mod tests {
     }
 
     fn summary(id: i64, name: &str, kind: RoomKind) -> RoomSummary {
-        RoomSummary {
-            id: RoomId(id),
-            name: name.into(),
-            kind,
-            members: vec![],
-            unread: 0,
-            mentions: 0,
-            closed: false,
-        }
+        crate::ui::tests::room(id, name, kind, 0, 0)
     }
 
     fn world() -> World {

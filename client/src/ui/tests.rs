@@ -16,7 +16,8 @@ use crate::api::{
 
 const DAY: i64 = 20_781 * 86_400_000; // Tue 2026-11-24, 00:00 UTC
 
-fn room(id: i64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> RoomSummary {
+/// A room as the engine sums it up (a group has alice and bob).
+pub(super) fn room(id: i64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> RoomSummary {
     RoomSummary {
         id: RoomId(id),
         name: name.into(),
@@ -32,7 +33,8 @@ fn room(id: i64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> Room
     }
 }
 
-fn msg(id: i64, room: i64, sender: &str, text: &str, mins: i64) -> MessageView {
+/// A text message `mins` minutes into the test day (`me` sends delivered ones).
+pub(super) fn msg(id: i64, room: i64, sender: &str, text: &str, mins: i64) -> MessageView {
     MessageView {
         id: MessageId(id),
         room: RoomId(room),
@@ -94,6 +96,23 @@ fn drive(app: &mut App, action: Action) -> Vec<Command> {
     drive_with(&Runner::default(), app, action)
 }
 
+/// The engine's `Ready` for the profile "me", with these rooms and contacts.
+fn ready(
+    app: &mut App,
+    rooms: Vec<RoomSummary>,
+    contacts: Vec<(ContactId, String)>,
+) -> Vec<Command> {
+    let me = "me".into();
+    drive(
+        app,
+        Action::Engine(Event::Ready {
+            me,
+            rooms,
+            contacts,
+        }),
+    )
+}
+
 fn typed(app: &mut App, s: &str) -> Vec<Command> {
     let mut out = Vec::new();
     for c in s.chars() {
@@ -111,17 +130,14 @@ fn empty_app(w: u16, h: u16) -> App {
 /// A profile with three rooms, a conversation with wide characters, and two relays.
 fn app(w: u16, h: u16) -> App {
     let mut app = empty_app(w, h);
-    drive(
+    ready(
         &mut app,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![
-                room(1, "alice", RoomKind::Direct(ContactId(1)), 0, 0),
-                room(2, "bob", RoomKind::Direct(ContactId(2)), 3, 0),
-                room(3, "team", RoomKind::Group, 5, 1),
-            ],
-            contacts: vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
-        }),
+        vec![
+            room(1, "alice", RoomKind::Direct(ContactId(1)), 0, 0),
+            room(2, "bob", RoomKind::Direct(ContactId(2)), 3, 0),
+            room(3, "team", RoomKind::Group, 5, 1),
+        ],
+        vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
     );
     let mut history = vec![
         msg(
@@ -232,14 +248,7 @@ fn empty_profile_shows_how_to_invite() -> Result<(), Box<dyn std::error::Error>>
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
     drive(&mut a, Action::Resize(80, 24));
-    drive(
-        &mut a,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![],
-            contacts: vec![],
-        }),
-    );
+    ready(&mut a, vec![], vec![]);
     assert_snapshot!(render(&a, 80, 24)?);
     Ok(())
 }
@@ -349,13 +358,10 @@ fn unlock_screen_shows_the_error() -> Result<(), Box<dyn std::error::Error>> {
 #[test]
 fn ready_loads_history_and_marks_read() {
     let mut a = empty_app(80, 24);
-    let cmds = drive(
+    let cmds = ready(
         &mut a,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![room(5, "zed", RoomKind::Direct(ContactId(9)), 2, 0)],
-            contacts: vec![(ContactId(9), "zed".into())],
-        }),
+        vec![room(5, "zed", RoomKind::Direct(ContactId(9)), 2, 0)],
+        vec![(ContactId(9), "zed".into())],
     );
     assert_eq!(
         cmds,
@@ -492,13 +498,10 @@ fn mentions_ring_the_bell_and_count() {
         ..UiOptions::default()
     };
     let mut b = App::with_env(&opts, ColorMode::TrueColor, true);
-    drive(
+    ready(
         &mut b,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![room(2, "bob", RoomKind::Direct(ContactId(2)), 0, 0)],
-            contacts: vec![(ContactId(2), "bob".into())],
-        }),
+        vec![room(2, "bob", RoomKind::Direct(ContactId(2)), 0, 0)],
+        vec![(ContactId(2), "bob".into())],
     );
     drive(&mut b, alt('2'));
     let effects = b.update(Action::Engine(Event::Message(msg(
@@ -550,14 +553,7 @@ fn layout_is_saved_and_restored() -> Result<(), Box<dyn std::error::Error>> {
     let dir = scratch("layout");
     let path = dir.join("layout.toml");
     let mut a = app(120, 40);
-    drive(
-        &mut a,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![],
-            contacts: vec![],
-        }),
-    );
+    ready(&mut a, vec![], vec![]);
     drive(&mut a, alt('3'));
     drive(&mut a, ctrl('w'));
     drive(&mut a, key(KeyCode::Char('v')));
@@ -992,16 +988,13 @@ fn keymap_file_rebinds() -> Result<(), Box<dyn std::error::Error>> {
         ..UiOptions::default()
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
-    drive(
+    ready(
         &mut a,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![
-                room(1, "a", RoomKind::Group, 0, 0),
-                room(2, "b", RoomKind::Group, 0, 0),
-            ],
-            contacts: vec![],
-        }),
+        vec![
+            room(1, "a", RoomKind::Group, 0, 0),
+            room(2, "b", RoomKind::Group, 0, 0),
+        ],
+        vec![],
     );
     drive(&mut a, ctrl('j'));
     assert_eq!(a.focused_room(), Some(RoomId(2)));

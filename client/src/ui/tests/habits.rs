@@ -36,16 +36,13 @@ fn up_and_down_recall_earlier_input_per_room() {
 
 fn busy_room(unread: u32) -> App {
     let mut a = empty_app(80, 24);
-    drive(
+    ready(
         &mut a,
-        Action::Engine(Event::Ready {
-            me: "me".into(),
-            rooms: vec![
-                room(1, "alice", RoomKind::Direct(ContactId(1)), 0, 0),
-                room(2, "bob", RoomKind::Direct(ContactId(2)), unread, 0),
-            ],
-            contacts: vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
-        }),
+        vec![
+            room(1, "alice", RoomKind::Direct(ContactId(1)), 0, 0),
+            room(2, "bob", RoomKind::Direct(ContactId(2)), unread, 0),
+        ],
+        vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
     );
     a
 }
