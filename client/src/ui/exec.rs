@@ -10,7 +10,7 @@ use crate::command::{self, Face, Resolved};
 use crate::ui::chat::{Chat, Look};
 use crate::ui::effect::{Effect, Out};
 use crate::ui::input::InputBox;
-use crate::ui::overlay::{Confirm, Help, Overlay};
+use crate::ui::overlay::{Confirm, Help, Overlay, confirm};
 use crate::ui::panes::SplitDir;
 use crate::ui::skin::Skin;
 
@@ -57,8 +57,7 @@ impl Exec {
             Resolved::Engine(c) => {
                 match &c {
                     Command::CreateGroup { name } => p.chat.expect_group(name),
-                    Command::AcceptInvite { .. } => out
-                        .notice("invite accepted; the contact appears once the handshake is done"),
+                    Command::AcceptInvite { .. } => out.notice(confirm::ACCEPTED),
                     _ => {}
                 }
                 let quit = c == Command::Quit;

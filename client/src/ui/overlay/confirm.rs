@@ -101,6 +101,10 @@ impl TooLong {
     }
 }
 
+/// What is said once an invite code is accepted.
+pub(in crate::ui) const ACCEPTED: &str =
+    "invite accepted; the contact appears once the handshake is done";
+
 /// A question for the user, and what a yes does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
@@ -127,7 +131,7 @@ impl Confirm {
                 code.chars().take(24).collect::<String>()
             ),
             yes: vec![Command::AcceptInvite { code, name: None }],
-            done: "invite accepted; the contact appears once the handshake is done".into(),
+            done: ACCEPTED.into(),
             keep: Some(keep),
         }
     }
