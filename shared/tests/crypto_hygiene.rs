@@ -44,22 +44,22 @@ fn debug_output_contains_no_key_material() -> TestResult {
         (
             "Session",
             format!("{session:?}"),
-            session.to_bytes().to_vec(),
+            session.to_bytes()?.to_vec(),
         ),
         (
             "GroupState",
             format!("{group:?}"),
-            group.to_bytes().to_vec(),
+            group.to_bytes()?.to_vec(),
         ),
         (
             "SenderKeyDistribution",
             format!("{dist:?}"),
-            dist.to_bytes().to_vec(),
+            dist.to_bytes()?.to_vec(),
         ),
         (
             "GroupSender",
             format!("{:?}", group.sender()),
-            group.to_bytes().to_vec(),
+            group.to_bytes()?.to_vec(),
         ),
         (
             "Capability",

@@ -1158,7 +1158,7 @@ impl Core {
             relay,
         };
         let contact_sealed = seal(&self.key, &enc(&rec)?, "contact")?;
-        let session_sealed = seal(&self.key, &session.to_bytes(), "session")?;
+        let session_sealed = seal(&self.key, &session.to_bytes().map_err(crypto)?, "session")?;
         let room_rec = RoomRecord {
             name: name.clone(),
             group: None,

@@ -1,7 +1,6 @@
 //! Invite codes: compact, copy-pasteable text carrying everything needed to start a session
 //! (docs/PROTOCOL.md, section 3.3).
 
-use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -82,8 +81,8 @@ pub enum InviteError {
         "invite code has version {0}, this hum reads version 1. Update hum or ask for a new code"
     )]
     UnsupportedVersion(u8),
-    /// The code decodes but its contents are invalid (or a field given to create one is too
-    /// long).
+    /// The code decodes but its contents are invalid (for example a prekey of small
+    /// order), or a field given to create one is too long.
     #[error("invite code is malformed. Ask for a new one")]
     Malformed,
 }
@@ -392,6 +391,10 @@ fn parse_payload(payload: &[u8]) -> Result<Invite, InviteError> {
     )
     .map_err(|_| InviteError::Forged)?;
     let prekey = kdf::array_at::<32>(payload, 9 + PublicIdentity::LEN).map_err(m)?;
+    if kdf::is_low_order(&prekey) {
+        // Every DH with it would be the same for any secret: not a key anyone chose.
+        return Err(InviteError::Malformed);
+    }
     let mailbox =
         MailboxId::from_bytes(kdf::array_at::<32>(payload, 41 + PublicIdentity::LEN).map_err(m)?);
     let mut at = FIXED_LEN;
@@ -409,13 +412,12 @@ fn parse_payload(payload: &[u8]) -> Result<Invite, InviteError> {
     if payload.len() != signed_len + 64 {
         return Err(InviteError::Malformed);
     }
-    inviter
-        .verifying_key()
-        .verify_strict(
-            &[L_INVITE_SIG, &payload[..signed_len]].concat(),
-            &Signature::from_bytes(&signature),
-        )
-        .map_err(|_| InviteError::Forged)?;
+    kdf::verify_strict(
+        inviter.verifying_key(),
+        &[L_INVITE_SIG, &payload[..signed_len]].concat(),
+        &signature,
+    )
+    .map_err(|_| InviteError::Forged)?;
     let nickname = fields.pop().filter(|n| !n.is_empty());
     let relay = fields.pop().ok_or(InviteError::Malformed)?;
     Ok(Invite {

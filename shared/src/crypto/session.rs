@@ -7,9 +7,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::identity::{Identity, PublicIdentity, safety_number};
 use super::invite::{Invite, InviteSecret};
-use super::kdf::{self, TAG_LEN};
+use super::kdf;
 use super::mailbox::{Capability, MailboxId};
-use super::ratchet::{ENC_HEADER_LEN, Ratchet};
+use super::ratchet::{OVERHEAD, Ratchet};
 use super::x3dh::{self, RATCHET_AT, SEALED_ID_AT};
 use super::{CryptoError, ENVELOPE_LEN, Envelope};
 
@@ -36,11 +36,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// Largest plaintext one ratchet envelope carries.
-    pub const PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - ENC_HEADER_LEN - TAG_LEN - 2;
-    /// Largest plaintext the handshake envelope carries.
-    pub const INITIAL_PLAINTEXT_CAPACITY: usize =
-        ENVELOPE_LEN - RATCHET_AT - ENC_HEADER_LEN - TAG_LEN - 2;
+    /// Largest plaintext one ratchet envelope carries (774 bytes).
+    pub const PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - OVERHEAD - 2;
+    /// Largest plaintext the handshake envelope carries (598 bytes).
+    pub const INITIAL_PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - RATCHET_AT - OVERHEAD - 2;
 
     /// Accepts `invite`: runs the acceptor's half of the handshake and seals
     /// `first_plaintext` (at most [`Session::INITIAL_PLAINTEXT_CAPACITY`] bytes) into the
@@ -55,7 +54,7 @@ impl Session {
     ) -> Result<(Session, Envelope), CryptoError> {
         let ek = StaticSecret::random_from_rng(&mut kdf::rng());
         let ek_public = PublicKey::from(&ek).to_bytes();
-        let [dh1, dh2, dh3] = x3dh::acceptor_dhs(me, &ek, invite.inviter(), invite.prekey());
+        let [dh1, dh2, dh3] = x3dh::acceptor_dhs(me, &ek, invite.inviter(), invite.prekey())?;
         let agreement = x3dh::agree(&dh1, &dh2, &dh3, &me.public(), invite.inviter())?;
         let mut ratchet = Ratchet::init_initiator(&agreement.keys, invite.prekey())?;
 
@@ -106,7 +105,8 @@ impl Session {
         let ek_a = kdf::array_at::<32>(bytes, 0).map_err(fail)?;
         let spk_secret = StaticSecret::from(*secret.prekey_secret());
         let spk_public = PublicKey::from(&spk_secret).to_bytes();
-        let dh3 = Zeroizing::new(spk_secret.diffie_hellman(&PublicKey::from(ek_a)).to_bytes());
+        // A small-order ephemeral would make the sealed-sender key public: refused.
+        let dh3 = kdf::x25519(&spk_secret, &PublicKey::from(ek_a)).map_err(fail)?;
         let (seal_key, seal_nonce) = x3dh::seal_key(&dh3, &ek_a, &spk_public)?;
         let seal_ad = [
             &ek_a[..],
@@ -121,7 +121,7 @@ impl Session {
             &seal_ad,
         )?;
         let acceptor = PublicIdentity::from_bytes(&identity).map_err(fail)?;
-        let [dh1, dh2, dh3] = x3dh::inviter_dhs(me, &spk_secret, &acceptor, &ek_a);
+        let [dh1, dh2, dh3] = x3dh::inviter_dhs(me, &spk_secret, &acceptor, &ek_a).map_err(fail)?;
         let agreement = x3dh::agree(&dh1, &dh2, &dh3, &acceptor, &me.public())?;
         let mut ratchet = Ratchet::init_responder(&agreement.keys, secret.prekey_secret());
         let first = ratchet.open(&bytes[RATCHET_AT..], &agreement.ad)?;
@@ -191,12 +191,12 @@ impl Session {
     }
 
     /// Serializes the whole state for the (sealed) store.
-    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(vec![SESSION_VERSION]);
-        // Serializing plain structs of arrays, integers and vectors into a Vec cannot fail.
-        let body = Zeroizing::new(postcard::to_allocvec(&self.state).unwrap_or_default());
-        out.extend_from_slice(&body);
-        out
+    ///
+    /// # Errors
+    /// [`CryptoError::Internal`] if serialization fails (it cannot for this state, but an
+    /// empty state must never be written in its place).
+    pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        serialize_versioned(SESSION_VERSION, &self.state)
     }
 
     /// Parses what [`Session::to_bytes`] produced.
@@ -212,6 +212,18 @@ impl Session {
         let peer = PublicIdentity::from_bytes(&state.peer).map_err(|_| CryptoError::Malformed)?;
         Ok(Session { state, peer })
     }
+}
+
+/// `version || postcard(value)`, every buffer on the way wiped when dropped.
+pub(crate) fn serialize_versioned<T: Serialize>(
+    version: u8,
+    value: &T,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let body = Zeroizing::new(postcard::to_allocvec(value).map_err(|_| CryptoError::Internal)?);
+    let mut out = Zeroizing::new(Vec::with_capacity(1 + body.len()));
+    out.push(version);
+    out.extend_from_slice(&body);
+    Ok(out)
 }
 
 fn seal_ad(ek_a: &[u8; 32], invite: &Invite) -> Vec<u8> {

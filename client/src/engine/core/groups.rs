@@ -135,7 +135,7 @@ impl Core {
             name: name.clone(),
             group: Some(GroupRecord {
                 id: *state.group_id().as_bytes(),
-                state: state.to_bytes().to_vec(),
+                state: state.to_bytes().map_err(crypto)?.to_vec(),
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
@@ -179,7 +179,7 @@ impl Core {
                 .unwrap_or_default(),
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
-            dist: state.distribution().to_bytes(),
+            dist: state.distribution().to_bytes().map_err(crypto)?,
         };
         self.change_group(rid, |core| {
             core.group_mut(rid)?.members.push(member);
@@ -310,7 +310,7 @@ impl Core {
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes().map_err(crypto)?.to_vec();
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -318,7 +318,7 @@ impl Core {
                     group,
                 },
             )];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes()), None)?);
+            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), None)?);
             Ok(msgs)
         })?;
         self.forgive_receipts(rid, &fp)?;
@@ -500,7 +500,8 @@ impl Core {
             ));
         }
         let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
-        let rekeyed = state.process_distribution(dist).map_err(crypto)?;
+        let owner = hum_shared::crypto::Fingerprint::from_bytes(*origin);
+        let rekeyed = state.process_distribution(dist, &owner).map_err(crypto)?;
         // Only the admin starts a new generation; anyone else's attempt changes nothing.
         if rekeyed.is_some() && !may_rekey {
             return Err(EngineError::Crypto(
@@ -512,7 +513,7 @@ impl Core {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes().to_vec();
+        self.group_mut(rid)?.state = state.to_bytes().map_err(crypto)?.to_vec();
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -532,10 +533,10 @@ impl Core {
         Ok(AppMessage::GroupKey {
             uid: random_uid()?,
             group,
-            dist: dist.to_bytes(),
+            dist: dist.to_bytes().map_err(crypto)?,
             origin: None,
             target,
-            endorsement: dist.endorse(&self.me).to_vec(),
+            endorsement: dist.endorse(&self.me).map_err(crypto)?.to_vec(),
         })
     }
 
@@ -587,7 +588,8 @@ impl Core {
                     ));
                 }
                 let dist = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
-                let state = GroupState::from_distribution(&dist).map_err(crypto)?;
+                let admin = hum_shared::crypto::Fingerprint::from_bytes(from);
+                let state = GroupState::from_distribution(&dist, &admin).map_err(crypto)?;
                 if state.group_id().as_bytes() != &group {
                     return Err(EngineError::Crypto(
                         "a group invite does not match its key".into(),
@@ -602,7 +604,7 @@ impl Core {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes().to_vec(),
+                        state: state.to_bytes().map_err(crypto)?.to_vec(),
                         relay,
                         admin: from,
                         members: list,

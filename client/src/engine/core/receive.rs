@@ -206,7 +206,7 @@ impl Core {
             Err(e) => {
                 tracing::debug!(cause = %e, "a part was refused");
                 self.store.tx(|tx| commit_state(tx))?;
-                self.keep_state(session, group);
+                self.keep_state(session, group)?;
                 return Ok(());
             }
         };
@@ -226,7 +226,7 @@ impl Core {
                 )
                 .map(drop)
             })?;
-            self.keep_state(session, group);
+            self.keep_state(session, group)?;
             return Ok(());
         };
         let mid = i64::from_be_bytes(msg_id.to_be_bytes());
@@ -241,7 +241,7 @@ impl Core {
                 )
                 .map(drop)
             })?;
-            self.keep_state(session, group);
+            self.keep_state(session, group)?;
             return Ok(());
         };
         // Everything with an id is receipted, duplicates too (our first receipt may have
@@ -333,7 +333,7 @@ impl Core {
                 Ok(tx.last_insert_rowid())
             })?);
         }
-        self.keep_state(session, group);
+        self.keep_state(session, group)?;
         if let Some(v) = new_message {
             self.emit(Event::Message(v));
             self.emit_room(room);
@@ -389,15 +389,16 @@ impl Core {
         &mut self,
         session: Option<(i64, Session)>,
         group: Option<(i64, GroupState)>,
-    ) {
+    ) -> Result<(), EngineError> {
         if let Some((cid, s)) = session {
             self.sessions.insert(cid, s);
         }
         if let Some((rid, state)) = group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
         {
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes().map_err(crypto)?.to_vec();
         }
+        Ok(())
     }
 
     pub(super) fn sender_name(&self, origin: &Origin) -> String {

@@ -74,7 +74,10 @@ impl Core {
     /// The sealed rows a [`Sealed`] writes, prepared outside the transaction.
     pub(super) fn sealed_rows(&self, s: &Sealed) -> Result<StateRows, EngineError> {
         let session = match &s.session {
-            Some((cid, sess)) => Some((*cid, seal(&self.key, &sess.to_bytes(), "session")?)),
+            Some((cid, sess)) => Some((
+                *cid,
+                seal(&self.key, &sess.to_bytes().map_err(crypto)?, "session")?,
+            )),
             None => None,
         };
         let room = match &s.group {
@@ -85,7 +88,7 @@ impl Core {
                     .map(|r| r.rec.clone())
                     .ok_or(EngineError::Unknown("room"))?;
                 if let Some(g) = rec.group.as_mut() {
-                    g.state = state.to_bytes().to_vec();
+                    g.state = state.to_bytes().map_err(crypto)?.to_vec();
                 }
                 Some((*rid, seal(&self.key, &enc(&rec)?, "room")?))
             }
@@ -153,7 +156,7 @@ impl Core {
         if let Some((rid, state)) = s.group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.rec.group.as_mut())
         {
-            g.state = state.to_bytes().to_vec();
+            g.state = state.to_bytes().map_err(crypto)?.to_vec();
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {
