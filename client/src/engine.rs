@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
 pub use profile::{
-    ProfileConfig, ProfilePaths, Unlocked, create, create_with, seed_history, unlock,
+    ProfileConfig, ProfilePaths, Unlocked, create, create_with, seed_history, unlock, unlock_with,
 };
 
 /// Why the engine could not do something.

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hum_shared::crypto::{Identity, KdfParams, StoreKey};
+use hum_shared::crypto::{CryptoError, Identity, KdfParams, KdfPolicy, StoreKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -151,12 +151,27 @@ impl Unlocked {
 
 const CHECK: &[u8] = b"hum profile v1";
 
-fn kdf_from_env() -> KdfParams {
-    // For tests and scripts on slow machines only: a deliberately weak passphrase KDF.
+/// The passphrase KDF of profiles this build creates, and the weakest it opens.
+///
+/// Builds with debug assertions (`cargo build`, `cargo test`) honour
+/// `HUM_INSECURE_FAST_KDF`, so that tests which drive the real binary stay fast. Release
+/// builds do not contain this code: they always create with [`KdfParams::DEFAULT`] and
+/// open only what [`KdfPolicy::Standard`] accepts (docs/PROTOCOL.md, section 3.8).
+fn build_kdf() -> (KdfParams, KdfPolicy) {
+    #[cfg(debug_assertions)]
     if std::env::var_os("HUM_INSECURE_FAST_KDF").is_some() {
-        KdfParams::INSECURE_FAST
-    } else {
-        KdfParams::DEFAULT
+        return (KdfParams::INSECURE_FAST, KdfPolicy::InsecureForTests);
+    }
+    (KdfParams::DEFAULT, KdfPolicy::Standard)
+}
+
+fn kdf_error(e: CryptoError) -> EngineError {
+    match e {
+        CryptoError::StoreOpenFailed => EngineError::WrongPassphrase,
+        CryptoError::KdfParamsOutOfRange { .. } | CryptoError::Malformed => {
+            EngineError::Store(format!("the passphrase key slot is refused: {e}"))
+        }
+        e => EngineError::Crypto(e.to_string()),
     }
 }
 
@@ -170,13 +185,15 @@ pub fn create(
     display_name: &str,
     passphrase: &[u8],
 ) -> Result<Unlocked, EngineError> {
-    create_with(paths, display_name, passphrase, kdf_from_env())
+    create_with(paths, display_name, passphrase, build_kdf().0)
 }
 
-/// Like [`create`], with explicit passphrase KDF parameters (tests use weak ones).
+/// Like [`create`], with explicit passphrase KDF parameters (tests use weak ones; the
+/// demo's throwaway profiles too). Parameters up to [`KdfParams::MAX`] are accepted here,
+/// but only [`unlock_with`] and [`KdfPolicy::InsecureForTests`] open a weak profile again.
 ///
 /// # Errors
-/// As [`create`].
+/// As [`create`]; [`EngineError::Store`] for parameters above the maximum.
 pub fn create_with(
     paths: &ProfilePaths,
     display_name: &str,
@@ -198,6 +215,10 @@ pub fn create_with(
     if display_name.is_empty() {
         return Err(EngineError::Profile("the name must not be empty".into()));
     }
+    let key = StoreKey::generate();
+    let slot = key
+        .wrap(passphrase, &params, KdfPolicy::InsecureForTests)
+        .map_err(kdf_error)?;
     std::fs::create_dir_all(&paths.dir)
         .map_err(|e| EngineError::Profile(format!("{}: {e}", paths.dir.display())))?;
     #[cfg(unix)]
@@ -205,18 +226,17 @@ pub fn create_with(
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700));
     }
-    let salt = StoreKey::generate_salt();
-    let key = StoreKey::derive(passphrase, &salt, &params)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let identity = Identity::generate();
-    let store = Store::open(&paths.store())?;
-    let mut kdf = params.iterations.to_be_bytes().to_vec();
-    kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
-    store.set_meta("salt", &salt)?;
-    store.set_meta("kdf", &kdf)?;
-    store.set_meta("check", &seal(&key, CHECK, "check")?)?;
-    store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
-    store.set_meta("name", &seal(&key, display_name.as_bytes(), "name")?)?;
+    let mut store = Store::open(&paths.store())?;
+    let check = seal(&key, CHECK, "check")?;
+    let sealed_identity = seal(&key, &identity.to_bytes(), "identity")?;
+    let name = seal(&key, display_name.as_bytes(), "name")?;
+    store.tx(|tx| {
+        super::store::set_meta(tx, "key", &slot)?;
+        super::store::set_meta(tx, "check", &check)?;
+        super::store::set_meta(tx, "identity", &sealed_identity)?;
+        super::store::set_meta(tx, "name", &name)
+    })?;
     Ok(Unlocked {
         store,
         key,
@@ -225,37 +245,43 @@ pub fn create_with(
     })
 }
 
-/// Opens and unlocks an existing profile.
+/// Opens and unlocks an existing profile, accepting only the KDF parameters this build
+/// accepts (a release build: [`KdfPolicy::Standard`]).
+///
+/// A profile made before key slots (its store key derived with Argon2i, its parameters
+/// stored unauthenticated) still opens, and is migrated on the spot: its key is wrapped in
+/// an Argon2id key slot, and the old salt and parameters are deleted.
 ///
 /// # Errors
 /// [`EngineError::WrongPassphrase`] when the passphrase does not open it,
-/// [`EngineError::Profile`] when there is none, [`EngineError::Store`] when it is damaged
-/// or in use by another hum.
+/// [`EngineError::Profile`] when there is none, [`EngineError::Store`] when it is damaged,
+/// its KDF parameters are out of range (the KDF is not run), or it is in use by another
+/// hum.
 pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
+    unlock_with(paths, passphrase, build_kdf().1)
+}
+
+/// Like [`unlock`], with an explicit KDF policy: tests open their weak profiles with
+/// [`KdfPolicy::InsecureForTests`].
+///
+/// # Errors
+/// As [`unlock`].
+pub fn unlock_with(
+    paths: &ProfilePaths,
+    passphrase: &[u8],
+    policy: KdfPolicy,
+) -> Result<Unlocked, EngineError> {
     if !paths.exists() {
         return Err(EngineError::Profile(format!(
             "no profile in {}",
             paths.dir.display()
         )));
     }
-    let store = Store::open(&paths.store())?;
-    let salt = store
-        .meta("salt")?
-        .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
-    let kdf = store
-        .meta("kdf")?
-        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
-    let word = |i: usize| {
-        kdf.get(i..i + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
+    let mut store = Store::open(&paths.store())?;
+    let key = match store.meta("key")? {
+        Some(slot) => StoreKey::unwrap(passphrase, &slot, policy).map_err(kdf_error)?,
+        None => migrate_legacy_key(&mut store, passphrase, policy)?,
     };
-    let params = KdfParams {
-        iterations: word(0).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
-        memory_kib: word(4).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
-    };
-    let key = StoreKey::derive(passphrase, &salt, &params)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let check = store
         .meta("check")?
         .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
@@ -278,6 +304,52 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
         identity,
         name,
     })
+}
+
+/// Opens the store key of a profile made before key slots (`salt` and `kdf` in the meta
+/// table, the key Argon2i of the passphrase) and wraps it in an Argon2id key slot with
+/// `policy`'s migration parameters, deleting the old salt and parameters in the same
+/// transaction. The store's rows stay sealed under the same key.
+fn migrate_legacy_key(
+    store: &mut Store,
+    passphrase: &[u8],
+    policy: KdfPolicy,
+) -> Result<StoreKey, EngineError> {
+    let salt = store
+        .meta("salt")?
+        .ok_or_else(|| EngineError::Store("the store has no key slot and no salt".into()))?;
+    let kdf = store
+        .meta("kdf")?
+        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
+    let word = |i: usize| {
+        kdf.get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| EngineError::Store("bad KDF parameters".into()))
+    };
+    if kdf.len() != 8 {
+        return Err(EngineError::Store("bad KDF parameters".into()));
+    }
+    let params = KdfParams {
+        iterations: word(0)?,
+        memory_kib: word(4)?,
+    };
+    let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, &params).map_err(kdf_error)?;
+    let check = store
+        .meta("check")?
+        .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
+    if key.open(&check, b"check").is_err() {
+        return Err(EngineError::WrongPassphrase);
+    }
+    let slot = key
+        .wrap(passphrase, &policy.migration_params(), policy)
+        .map_err(kdf_error)?;
+    store.tx(|tx| {
+        super::store::set_meta(tx, "key", &slot)?;
+        super::store::exec(tx, "DELETE FROM meta WHERE key IN ('salt', 'kdf')", [])?;
+        Ok(())
+    })?;
+    Ok(key)
 }
 
 /// Fills a profile with a contact-less room of `n` messages, for benchmarks of history
@@ -336,4 +408,215 @@ pub fn seed_history(profile: &mut Unlocked, n: usize) -> Result<String, EngineEr
         Ok(())
     })?;
     Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the temp dir, removed when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static N: AtomicU64 = AtomicU64::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let p =
+                std::env::temp_dir().join(format!("hum-profile-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            Self(p)
+        }
+
+        fn paths(&self) -> ProfilePaths {
+            ProfilePaths::in_dir("p", self.0.clone())
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const FAST: KdfPolicy = KdfPolicy::InsecureForTests;
+
+    /// A profile as hum wrote them before key slots: the store key is Argon2i of the
+    /// passphrase, its salt and parameters in clear in the meta table.
+    fn create_legacy(
+        paths: &ProfilePaths,
+        passphrase: &[u8],
+        kdf: &[u8],
+        params: &KdfParams,
+    ) -> Result<(StoreKey, Identity), EngineError> {
+        std::fs::create_dir_all(&paths.dir).map_err(|e| EngineError::Profile(e.to_string()))?;
+        let salt = [5u8; 16];
+        let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, params)
+            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        let identity = Identity::generate();
+        let store = Store::open(&paths.store())?;
+        store.set_meta("salt", &salt)?;
+        store.set_meta("kdf", kdf)?;
+        store.set_meta("check", &seal(&key, CHECK, "check")?)?;
+        store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
+        store.set_meta("name", &seal(&key, b"old", "name")?)?;
+        Ok((key, identity))
+    }
+
+    fn legacy_kdf(params: &KdfParams) -> Vec<u8> {
+        let mut kdf = params.iterations.to_be_bytes().to_vec();
+        kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
+        kdf
+    }
+
+    fn set_slot_params(paths: &ProfilePaths, t: u32, m: u32) -> Result<(), EngineError> {
+        let store = Store::open(&paths.store())?;
+        let mut slot = store.meta("key")?.ok_or(EngineError::Unknown("slot"))?;
+        slot[2..6].copy_from_slice(&t.to_be_bytes());
+        slot[6..10].copy_from_slice(&m.to_be_bytes());
+        store.set_meta("key", &slot)
+    }
+
+    #[test]
+    fn a_profile_opens_with_its_passphrase_only() -> Result<(), EngineError> {
+        let dir = Dir::new("open");
+        let made = create_with(&dir.paths(), "ada", b"pw", KdfParams::INSECURE_FAST)?;
+        let fingerprint = made.fingerprint();
+        drop(made);
+        let opened = unlock_with(&dir.paths(), b"pw", FAST)?;
+        assert_eq!(opened.fingerprint(), fingerprint);
+        assert_eq!(opened.name(), "ada");
+        drop(opened);
+        assert_eq!(
+            unlock_with(&dir.paths(), b"wrong", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        Ok(())
+    }
+
+    /// What a release build opens: a test-weak profile is refused with a clear error, and
+    /// the KDF never runs on it.
+    #[test]
+    fn the_standard_policy_refuses_a_weak_profile() -> Result<(), EngineError> {
+        let dir = Dir::new("weak");
+        drop(create_with(
+            &dir.paths(),
+            "ada",
+            b"pw",
+            KdfParams::INSECURE_FAST,
+        )?);
+        let err = unlock_with(&dir.paths(), b"pw", KdfPolicy::Standard).map(|_| ());
+        assert!(
+            matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    /// Parameters changed in the store: a huge memory cost is refused before the KDF (a
+    /// clear error, no 4 TiB allocation); a changed set in range does not unlock.
+    #[test]
+    fn tampered_kdf_parameters_do_not_unlock() -> Result<(), EngineError> {
+        let dir = Dir::new("tamper");
+        drop(create_with(
+            &dir.paths(),
+            "ada",
+            b"pw",
+            KdfParams::INSECURE_FAST,
+        )?);
+        set_slot_params(&dir.paths(), 1, u32::MAX)?;
+        let err = unlock_with(&dir.paths(), b"pw", FAST).map(|_| ());
+        assert!(
+            matches!(&err, Err(EngineError::Store(m)) if m.contains("m = 4294967295 KiB")),
+            "{err:?}"
+        );
+        set_slot_params(&dir.paths(), 2, 8)?;
+        assert_eq!(
+            unlock_with(&dir.paths(), b"pw", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        set_slot_params(&dir.paths(), 1, 8)?;
+        unlock_with(&dir.paths(), b"pw", FAST)?;
+        Ok(())
+    }
+
+    /// A profile from before key slots opens and is migrated to an Argon2id key slot; its
+    /// rows stay readable and the old salt and parameters are gone.
+    #[test]
+    fn a_legacy_argon2i_profile_opens_and_is_migrated() -> Result<(), EngineError> {
+        let dir = Dir::new("legacy");
+        let paths = dir.paths();
+        let params = KdfParams::INSECURE_FAST;
+        let (old_key, identity) = create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
+        let row = seal(&old_key, b"a message from before", "message")?;
+        assert_eq!(
+            unlock_with(&paths, b"wrong", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        let opened = unlock_with(&paths, b"pw", FAST)?;
+        assert_eq!(opened.fingerprint(), identity.fingerprint().to_string());
+        assert_eq!(opened.name(), "old");
+        assert_eq!(
+            open(&opened.key, &row, "message")?,
+            b"a message from before"
+        );
+        let slot = opened
+            .store
+            .meta("key")?
+            .ok_or(EngineError::Unknown("slot"))?;
+        assert_eq!(
+            StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))?,
+            KdfParams::INSECURE_FAST
+        );
+        assert_eq!(opened.store.meta("salt")?, None);
+        assert_eq!(opened.store.meta("kdf")?, None);
+        drop(opened);
+        // Opened again, through the key slot this time.
+        let again = unlock_with(&paths, b"pw", FAST)?;
+        assert_eq!(open(&again.key, &row, "message")?, b"a message from before");
+        Ok(())
+    }
+
+    /// Under the standard policy a weak legacy profile still opens (it has to: older
+    /// builds made such profiles) and is re-wrapped with the default parameters.
+    #[test]
+    fn a_weak_legacy_profile_is_migrated_to_the_default_kdf() -> Result<(), EngineError> {
+        let dir = Dir::new("legacy-weak");
+        let paths = dir.paths();
+        let params = KdfParams::INSECURE_FAST;
+        create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
+        let opened = unlock_with(&paths, b"pw", KdfPolicy::Standard)?;
+        let slot = opened
+            .store
+            .meta("key")?
+            .ok_or(EngineError::Unknown("slot"))?;
+        assert_eq!(
+            StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))?,
+            KdfParams::DEFAULT
+        );
+        Ok(())
+    }
+
+    /// A legacy profile whose unauthenticated parameters were raised to a huge memory cost
+    /// gives a clear error instead of exhausting memory, and is left as it was.
+    #[test]
+    fn a_tampered_legacy_profile_gives_a_clear_error() -> Result<(), EngineError> {
+        let dir = Dir::new("legacy-huge");
+        let paths = dir.paths();
+        let params = KdfParams::INSECURE_FAST;
+        let huge = KdfParams {
+            iterations: 1,
+            memory_kib: u32::MAX,
+        };
+        create_legacy(&paths, b"pw", &legacy_kdf(&huge), &params)?;
+        let err = unlock_with(&paths, b"pw", FAST).map(|_| ());
+        assert!(
+            matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
+            "{err:?}"
+        );
+        let store = Store::open(&paths.store())?;
+        assert_eq!(store.meta("key")?, None);
+        assert!(store.meta("salt")?.is_some());
+        Ok(())
+    }
 }
