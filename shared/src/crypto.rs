@@ -35,11 +35,19 @@ mod error;
 mod group;
 mod identity;
 mod invite;
+#[cfg(test)]
+mod kat;
 mod kdf;
 mod mailbox;
+#[cfg(test)]
+mod protocol_vectors;
 mod ratchet;
 mod session;
 mod store_key;
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod wycheproof;
 mod x3dh;
 
 pub use envelope::Envelope;

@@ -61,7 +61,7 @@ fn debug_output_contains_no_key_material() -> TestResult {
     )?;
     // Proof that these are the key's bytes: a value sealed with them opens with the key.
     let probe = orion_seal(&store_bytes, b"probe")?;
-    assert_eq!(store.open(&probe, b"")?, b"probe");
+    assert_eq!(*store.open(&probe, b"")?, b"probe");
 
     let cases: Vec<(&str, String, Vec<u8>)> = vec![
         ("Identity", format!("{alice:?}"), alice.to_bytes().to_vec()),

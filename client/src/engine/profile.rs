@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use hum_shared::crypto::{CryptoError, Identity, KdfParams, KdfPolicy, StoreKey};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use super::EngineError;
 use super::store::{Store, open, seal};
@@ -291,12 +290,12 @@ pub fn unlock_with(
     let id = store
         .meta("identity")?
         .ok_or_else(|| EngineError::Store("the store has no identity".into()))?;
-    let id = Zeroizing::new(open(&key, &id, "identity")?);
+    let id = open(&key, &id, "identity")?;
     let identity = Identity::from_bytes(&id).map_err(|e| EngineError::Crypto(e.to_string()))?;
     let name = store
         .meta("name")?
         .ok_or_else(|| EngineError::Store("the store has no name".into()))?;
-    let name = String::from_utf8(open(&key, &name, "name")?)
+    let name = String::from_utf8(open(&key, &name, "name")?.to_vec())
         .map_err(|_| EngineError::Store("bad name".into()))?;
     Ok(Unlocked {
         store,
@@ -557,7 +556,7 @@ mod tests {
         assert_eq!(opened.fingerprint(), identity.fingerprint().to_string());
         assert_eq!(opened.name(), "old");
         assert_eq!(
-            open(&opened.key, &row, "message")?,
+            *open(&opened.key, &row, "message")?,
             b"a message from before"
         );
         let slot = opened
@@ -573,7 +572,10 @@ mod tests {
         drop(opened);
         // Opened again, through the key slot this time.
         let again = unlock_with(&paths, b"pw", FAST)?;
-        assert_eq!(open(&again.key, &row, "message")?, b"a message from before");
+        assert_eq!(
+            *open(&again.key, &row, "message")?,
+            b"a message from before"
+        );
         Ok(())
     }
 

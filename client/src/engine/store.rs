@@ -279,8 +279,12 @@ pub(crate) fn seal(key: &StoreKey, plain: &[u8], aad: &str) -> Result<Vec<u8>, E
         .map_err(|_| EngineError::Store("sealing failed".into()))
 }
 
-/// Opens what [`seal`] sealed for the row kind `aad`.
-pub(crate) fn open(key: &StoreKey, sealed: &[u8], aad: &str) -> Result<Vec<u8>, EngineError> {
+/// Opens what [`seal`] sealed for the row kind `aad`, into a buffer wiped when dropped.
+pub(crate) fn open(
+    key: &StoreKey,
+    sealed: &[u8],
+    aad: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, EngineError> {
     key.open(sealed, aad.as_bytes()).map_err(|_| {
         EngineError::Store(format!(
             "a sealed {aad} record does not open (wrong passphrase or damaged store)"

@@ -555,8 +555,9 @@ impl GroupReceiver {
                 .iter()
                 .position(|(n, _)| *n == iteration)
                 .ok_or(CryptoError::DecryptFailed)?;
-            let (_, mk) = self.skipped.remove(at);
-            return Ok(Zeroizing::new(mk));
+            let mk = Zeroizing::new(self.skipped.remove(at).1);
+            kdf::wipe_spare(&mut self.skipped);
+            return Ok(mk);
         }
         if u64::from(iteration) > u64::from(self.iteration) + u64::from(MAX_SKIP) {
             return Err(CryptoError::DecryptFailed);
@@ -569,7 +570,10 @@ impl GroupReceiver {
         }
         if self.skipped.len() > MAX_SKIP as usize {
             let excess = self.skipped.len() - MAX_SKIP as usize;
-            self.skipped.drain(..excess);
+            self.skipped
+                .drain(..excess)
+                .for_each(|(_, mut mk)| mk.zeroize());
+            kdf::wipe_spare(&mut self.skipped);
         }
         let (next, mk) = kdf_ck(&self.chain_key)?;
         self.chain_key = *next;

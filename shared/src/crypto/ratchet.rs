@@ -312,6 +312,7 @@ impl Ratchet {
             };
             let plain = open_body(&self.skipped[at].message_key, ad, head, body)?;
             self.skipped.remove(at);
+            kdf::wipe_spare(&mut self.skipped);
             return kdf::unpad(&plain);
         }
         drop(tried);
@@ -368,6 +369,7 @@ impl Ratchet {
         if self.skipped.len() > MAX_SKIPPED_TOTAL {
             let excess = self.skipped.len() - MAX_SKIPPED_TOTAL;
             self.skipped.drain(..excess);
+            kdf::wipe_spare(&mut self.skipped);
         }
         Ok(())
     }

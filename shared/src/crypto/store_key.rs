@@ -257,17 +257,17 @@ impl StoreKey {
         Ok(out)
     }
 
-    /// Opens what [`StoreKey::seal`] produced with the same `aad`.
+    /// Opens what [`StoreKey::seal`] produced with the same `aad`, into a buffer wiped when
+    /// dropped (rows hold secrets: sessions, group states, identities).
     ///
     /// # Errors
     /// [`CryptoError::StoreOpenFailed`] for a wrong key (passphrase), wrong `aad` or corrupted
     /// data.
-    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let nonce =
             kdf::array_at::<NONCE_LEN>(sealed, 0).map_err(|_| CryptoError::StoreOpenFailed)?;
-        let plain = kdf::aead_open(&self.0, &nonce, &sealed[NONCE_LEN..], aad)
-            .map_err(|_| CryptoError::StoreOpenFailed)?;
-        Ok(plain.to_vec())
+        kdf::aead_open(&self.0, &nonce, &sealed[NONCE_LEN..], aad)
+            .map_err(|_| CryptoError::StoreOpenFailed)
     }
 }
 
@@ -367,7 +367,7 @@ mod tests {
         assert_ne!(again, slot);
         assert_eq!(StoreKey::unwrap(b"correct horse", &again, FAST)?.0, key.0);
         let sealed = key.seal(b"history", b"messages/1")?;
-        assert_eq!(back.open(&sealed, b"messages/1")?, b"history");
+        assert_eq!(*back.open(&sealed, b"messages/1")?, b"history");
         assert_eq!(
             key.open(&sealed, b"messages/2"),
             Err(CryptoError::StoreOpenFailed)
