@@ -4,6 +4,9 @@
 //! tokio tasks; a face talks to it through [`EngineHandle`]'s channels only.
 
 mod core;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod link;
 mod profile;
 mod records;

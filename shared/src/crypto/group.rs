@@ -458,6 +458,61 @@ impl GroupState {
         Ok(envelope)
     }
 
+    /// Seals `plaintext` under a group header of the caller's choosing (`member` = `None`:
+    /// our own id) at `iteration`, with our real signature or `signature`'s bytes, without
+    /// advancing anything. The body key is our chain's at `iteration` when that is at most
+    /// [`MAX_SKIP`] ahead (otherwise the current one). For fuzz targets only: the
+    /// `fuzzing` feature, which no build of hum enables.
+    ///
+    /// # Errors
+    /// As [`GroupState::seal`].
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzz_seal(
+        &self,
+        member: Option<[u8; 32]>,
+        iteration: u32,
+        plaintext: &[u8],
+        signature: Option<[u8; 64]>,
+    ) -> Result<Envelope, CryptoError> {
+        let mut ck = Zeroizing::new(self.me.chain_key);
+        let steps = iteration
+            .checked_sub(self.me.iteration)
+            .filter(|s| *s <= MAX_SKIP)
+            .unwrap_or(0);
+        for _ in 0..steps {
+            ck = kdf_ck(&ck)?.0;
+        }
+        let (_, mk) = kdf_ck(&ck)?;
+        let mut body = Zeroizing::new([0u8; PADDED_LEN + SIG_LEN]);
+        kdf::pad_into(plaintext, &mut body[..PADDED_LEN])?;
+        let mut out = Box::new([0u8; ENVELOPE_LEN]);
+        let nonce = kdf::random::<NONCE_LEN>();
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        let mut header = [0u8; HEADER_PLAIN_LEN];
+        header[..32].copy_from_slice(&member.unwrap_or(self.me.member));
+        header[32..].copy_from_slice(&iteration.to_be_bytes());
+        kdf::aead_seal(
+            &*self.header_key()?,
+            &nonce,
+            &header,
+            &[],
+            &mut out[NONCE_LEN..ENC_HEADER_LEN],
+        )?;
+        let context = self.context();
+        let (head, rest) = out.split_at_mut(BODY_AT);
+        head[ENC_HEADER_LEN..].copy_from_slice(&kdf::random::<NONCE_LEN>());
+        let signature = signature.unwrap_or_else(|| {
+            self.me
+                .signing_key()
+                .sign(&signed_bytes(&context, head, &body[..PADDED_LEN]))
+                .to_bytes()
+        });
+        body[PADDED_LEN..].copy_from_slice(&signature);
+        seal_body(&mk, &context, head, &body[..], rest)?;
+        Ok(Envelope::from_array(out))
+    }
+
     /// Opens a group envelope, verifying its sender's signature. On error the state is
     /// unchanged.
     ///

@@ -287,6 +287,17 @@ impl Invite {
     }
 }
 
+impl Invite {
+    /// The text code of any payload bytes, with a valid checksum, so a fuzz target reaches
+    /// the parser and the signature check behind it. For fuzz targets only: the `fuzzing`
+    /// feature, which no build of hum enables.
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzz_code(payload: &[u8]) -> String {
+        encode_payload(INVITE_VERSION, payload)
+    }
+}
+
 impl std::fmt::Debug for Invite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Invite")

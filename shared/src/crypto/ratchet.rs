@@ -266,6 +266,63 @@ impl Ratchet {
         Ok(())
     }
 
+    /// Like [`Ratchet::seal_into`] with a header of the caller's choosing (DH key, PN, N),
+    /// for fuzzing what lies behind the header's decryption. The body is sealed under the
+    /// message key of N in the current sending chain when N is at most [`MAX_SKIP`] ahead
+    /// (otherwise under the current one), so the receiver's skip, replay and ratchet logic
+    /// all see it. Nothing is advanced.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn seal_with_header(
+        &self,
+        dh: Option<[u8; 32]>,
+        pn: u32,
+        n: u32,
+        plaintext: &[u8],
+        ad: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let body_plain_len = out
+            .len()
+            .checked_sub(OVERHEAD)
+            .ok_or(CryptoError::Internal)?;
+        let mut padded = Zeroizing::new(vec![0u8; body_plain_len]);
+        kdf::pad_into(plaintext, &mut padded)?;
+        let (Some(mut ck), Some(hks)) = (self.cks, self.hks) else {
+            return Err(CryptoError::Internal);
+        };
+        let steps = n
+            .checked_sub(self.ns)
+            .filter(|s| *s <= MAX_SKIP)
+            .unwrap_or(0);
+        for _ in 0..steps {
+            ck = *kdf_ck(&ck)?.0;
+        }
+        let (_, mk) = kdf_ck(&ck)?;
+        let header = Header {
+            dh: dh.unwrap_or(self.dhs_public),
+            pn,
+            n,
+        };
+        let (head, body) = out.split_at_mut(BODY_AT);
+        let nonce = kdf::random::<NONCE_LEN>();
+        head[..NONCE_LEN].copy_from_slice(&nonce);
+        kdf::aead_seal(
+            &hks,
+            &nonce,
+            &header.to_bytes(),
+            &[],
+            &mut head[NONCE_LEN..ENC_HEADER_LEN],
+        )?;
+        head[ENC_HEADER_LEN..].copy_from_slice(&kdf::random::<NONCE_LEN>());
+        seal_body(&mk, ad, head, &padded, body)
+    }
+
+    /// The sending chain's counters (N, PN), for fuzzing.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn counters(&self) -> (u32, u32) {
+        (self.ns, self.pn)
+    }
+
     /// Decrypts a message produced by [`Ratchet::seal_into`]. On error `self` is unchanged.
     ///
     /// # Errors

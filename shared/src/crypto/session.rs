@@ -155,6 +155,36 @@ impl Session {
         Ok(Envelope::from_array(out))
     }
 
+    /// Seals `plaintext` under a ratchet header of the caller's choosing (`dh` = `None`:
+    /// our current ratchet key), without advancing anything. For fuzz targets only: the
+    /// `fuzzing` feature, which no build of hum enables.
+    ///
+    /// # Errors
+    /// As [`Session::seal`].
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzz_seal(
+        &self,
+        dh: Option<[u8; 32]>,
+        pn: u32,
+        n: u32,
+        plaintext: &[u8],
+    ) -> Result<Envelope, CryptoError> {
+        let mut out = Box::new([0u8; ENVELOPE_LEN]);
+        self.state
+            .ratchet
+            .seal_with_header(dh, pn, n, plaintext, &self.state.ad, &mut out[..])?;
+        Ok(Envelope::from_array(out))
+    }
+
+    /// The sending chain's counters (N, PN), for fuzz targets only (the `fuzzing`
+    /// feature).
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzz_counters(&self) -> (u32, u32) {
+        self.state.ratchet.counters()
+    }
+
     /// Opens an envelope from the peer. Out-of-order messages open (within
     /// [`MAX_SKIP`](super::MAX_SKIP)); on any error the session is left exactly as it was.
     ///
