@@ -263,6 +263,24 @@ mod tests {
         Ok(())
     }
 
+    /// A validly signed identity whose X25519 key has small order (Wycheproof's list) is
+    /// refused: DH1 with it would be zero, whatever the other side's secret.
+    #[test]
+    fn small_order_identity_keys_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let signing = SigningKey::from_bytes(&[7u8; 32]);
+        for low in super::super::testdata::low_order_points()? {
+            let mut bytes = [0u8; PublicIdentity::LEN];
+            bytes[..32].copy_from_slice(signing.verifying_key().as_bytes());
+            bytes[32..64].copy_from_slice(&low);
+            bytes[64..].copy_from_slice(&signing.sign(&binding_message(&low)).to_bytes());
+            assert_eq!(
+                PublicIdentity::from_bytes(&bytes),
+                Err(CryptoError::InvalidIdentity)
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn safety_number_is_symmetric() {
         let a = Identity::generate().public();

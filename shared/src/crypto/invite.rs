@@ -545,6 +545,25 @@ mod tests {
         Ok(())
     }
 
+    /// A signed invite whose prekey has small order (Wycheproof's list) is refused: the
+    /// handshake's DH1 and DH3 would not depend on the inviter's secret.
+    #[test]
+    fn small_order_prekeys_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let id = Identity::generate();
+        let (invite, _) = id.create_invite(RELAY, 3600, NOW)?;
+        for low in super::super::testdata::low_order_points()? {
+            let mut bad = invite.clone();
+            bad.prekey = low;
+            let unsigned = bad.unsigned_bytes();
+            bad.signature = id.sign(&[L_INVITE_SIG, &unsigned].concat()).to_bytes();
+            assert_eq!(
+                Invite::decode(&bad.encode(), NOW),
+                Err(InviteError::Malformed)
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn unsupported_version() -> Result<(), InviteError> {
         let (_, _, code) = fresh()?;

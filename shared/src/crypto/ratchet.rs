@@ -455,3 +455,58 @@ impl Ratchet {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> SharedKeys {
+        SharedKeys {
+            root: Zeroizing::new([1; 32]),
+            hka: Zeroizing::new([2; 32]),
+            nhkb: Zeroizing::new([3; 32]),
+        }
+    }
+
+    /// A peer's ratchet key of small order (in a header under a valid header key) would
+    /// make the DH ratchet step's output zero: the open fails with that reason, and the
+    /// state is left as it was.
+    #[test]
+    fn a_small_order_ratchet_key_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let bob_secret = [5u8; 32];
+        let bob = Ratchet::init_responder(&keys(), &bob_secret);
+        for low in super::super::testdata::low_order_points()? {
+            assert_eq!(
+                Ratchet::init_initiator(&keys(), &low).map(|_| ()),
+                Err(CryptoError::LowOrderPoint)
+            );
+            let mut message = vec![0u8; 256];
+            let header = Header {
+                dh: low,
+                pn: 0,
+                n: 0,
+            };
+            let nonce = [9u8; NONCE_LEN];
+            message[..NONCE_LEN].copy_from_slice(&nonce);
+            kdf::aead_seal(
+                &bob.nhkr,
+                &nonce,
+                &header.to_bytes(),
+                &[],
+                &mut message[NONCE_LEN..ENC_HEADER_LEN],
+            )?;
+            let mut trial = bob.clone();
+            assert_eq!(
+                trial.open_inner(&message, b"ad").map(|_| ()),
+                Err(CryptoError::LowOrderPoint)
+            );
+            let mut kept = bob.clone();
+            assert_eq!(
+                kept.open(&message, b"ad").map(|_| ()),
+                Err(CryptoError::DecryptFailed)
+            );
+            assert_eq!(postcard::to_allocvec(&kept)?, postcard::to_allocvec(&bob)?);
+        }
+        Ok(())
+    }
+}

@@ -265,3 +265,42 @@ impl std::fmt::Debug for Session {
         write!(f, "Session {{ peer: {} }}", self.peer.fingerprint())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mallory answers Alice's invite with a small-order "ephemeral": every DH with it is
+    /// zero, so Mallory needs no ephemeral secret and the sealed-sender key is public. The
+    /// inviter refuses such an answer.
+    #[test]
+    fn a_small_order_ephemeral_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let alice = Identity::generate();
+        let mallory = Identity::generate();
+        let (invite, secret) = alice.create_invite("hum://h:1#f", 600, 0)?;
+        let spk = PublicKey::from(*invite.prekey());
+        for low in super::super::testdata::low_order_points()? {
+            let zero = Zeroizing::new([0u8; 32]);
+            let dh1 = mallory.dh(&spk)?;
+            let agreement = x3dh::agree(&dh1, &zero, &zero, &mallory.public(), &alice.public())?;
+            let mut ratchet = Ratchet::init_initiator(&agreement.keys, invite.prekey())?;
+            let mut out = Box::new([0u8; ENVELOPE_LEN]);
+            out[..SEALED_ID_AT].copy_from_slice(&low);
+            let (key, nonce) = x3dh::seal_key(&zero, &low, invite.prekey())?;
+            kdf::aead_seal(
+                &key,
+                &nonce,
+                &mallory.public().to_bytes(),
+                &seal_ad(&low, &invite),
+                &mut out[SEALED_ID_AT..RATCHET_AT],
+            )?;
+            ratchet.seal_into(b"hi", &agreement.ad, &mut out[RATCHET_AT..])?;
+            let answer = Envelope::from_array(out);
+            assert_eq!(
+                Session::respond(&alice, &secret, &answer).map(|_| ()),
+                Err(CryptoError::DecryptFailed)
+            );
+        }
+        Ok(())
+    }
+}

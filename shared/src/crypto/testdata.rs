@@ -93,3 +93,25 @@ pub(crate) fn json_hex(
 ) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     unhex(v[key].as_str().ok_or(format!("missing {key}"))?)
 }
+
+/// The X25519 public keys Wycheproof flags as giving a zero shared secret (small order,
+/// in every encoding it tests), without repeats.
+pub(crate) fn low_order_points() -> Result<Vec<[u8; 32]>, Box<dyn std::error::Error>> {
+    let doc = wycheproof("x25519_test.json")?;
+    let mut out: Vec<[u8; 32]> = Vec::new();
+    for group in doc["testGroups"].as_array().ok_or("no test groups")? {
+        for test in group["tests"].as_array().ok_or("no tests")? {
+            let zero = test["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x.as_str() == Some("ZeroSharedSecret")));
+            let public = <[u8; 32]>::try_from(json_hex(test, "public")?.as_slice())?;
+            if zero && !out.contains(&public) {
+                out.push(public);
+            }
+        }
+    }
+    if out.len() < 10 {
+        return Err(format!("only {} small-order points", out.len()).into());
+    }
+    Ok(out)
+}
