@@ -440,6 +440,16 @@ mod tests {
 
     const FAST: KdfPolicy = KdfPolicy::InsecureForTests;
 
+    fn create_fast(dir: &Dir) -> Result<Unlocked, EngineError> {
+        create_with(&dir.paths(), "ada", b"pw", KdfParams::INSECURE_FAST)
+    }
+
+    /// The parameters of the profile's key slot.
+    fn slot_params(store: &Store) -> Result<KdfParams, EngineError> {
+        let slot = store.meta("key")?.ok_or(EngineError::Unknown("slot"))?;
+        StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))
+    }
+
     /// A profile as hum wrote them before key slots: the store key is Argon2i of the
     /// passphrase, its salt and parameters in clear in the meta table.
     fn create_legacy(
@@ -498,12 +508,7 @@ mod tests {
     #[test]
     fn the_standard_policy_refuses_a_weak_profile() -> Result<(), EngineError> {
         let dir = Dir::new("weak");
-        drop(create_with(
-            &dir.paths(),
-            "ada",
-            b"pw",
-            KdfParams::INSECURE_FAST,
-        )?);
+        drop(create_fast(&dir)?);
         let err = unlock_with(&dir.paths(), b"pw", KdfPolicy::Standard).map(|_| ());
         assert!(
             matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
@@ -517,12 +522,7 @@ mod tests {
     #[test]
     fn tampered_kdf_parameters_do_not_unlock() -> Result<(), EngineError> {
         let dir = Dir::new("tamper");
-        drop(create_with(
-            &dir.paths(),
-            "ada",
-            b"pw",
-            KdfParams::INSECURE_FAST,
-        )?);
+        drop(create_fast(&dir)?);
         set_slot_params(&dir.paths(), 1, u32::MAX)?;
         let err = unlock_with(&dir.paths(), b"pw", FAST).map(|_| ());
         assert!(
@@ -559,14 +559,7 @@ mod tests {
             *open(&opened.key, &row, "message")?,
             b"a message from before"
         );
-        let slot = opened
-            .store
-            .meta("key")?
-            .ok_or(EngineError::Unknown("slot"))?;
-        assert_eq!(
-            StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))?,
-            KdfParams::INSECURE_FAST
-        );
+        assert_eq!(slot_params(&opened.store)?, KdfParams::INSECURE_FAST);
         assert_eq!(opened.store.meta("salt")?, None);
         assert_eq!(opened.store.meta("kdf")?, None);
         drop(opened);
@@ -588,14 +581,7 @@ mod tests {
         let params = KdfParams::INSECURE_FAST;
         create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
         let opened = unlock_with(&paths, b"pw", KdfPolicy::Standard)?;
-        let slot = opened
-            .store
-            .meta("key")?
-            .ok_or(EngineError::Unknown("slot"))?;
-        assert_eq!(
-            StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))?,
-            KdfParams::DEFAULT
-        );
+        assert_eq!(slot_params(&opened.store)?, KdfParams::DEFAULT);
         Ok(())
     }
 

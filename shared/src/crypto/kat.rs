@@ -69,44 +69,52 @@ fn ed25519_rfc8032() -> TestResult {
     Ok(())
 }
 
-/// hum uses HKDF with SHA-512 only (see `hkdf_sha512`); these check orion's generic HKDF
-/// on the RFC's own SHA-256 cases.
-#[test]
-fn hkdf_sha256_rfc5869() -> TestResult {
-    for case in cases("hkdf_sha256.txt")? {
+/// Extract (salt, ikm) to a PRK.
+type Extract = fn(&[u8], &[u8]) -> Result<Vec<u8>, orion::errors::UnknownCryptoError>;
+
+/// One HKDF known-answer file: the PRK through `extract`, the OKM through `derive`.
+fn hkdf_cases(
+    file: &str,
+    extract: Extract,
+    derive: impl Fn(&[u8], &[u8], &[u8], &mut [u8]) -> TestResult,
+) -> TestResult {
+    for case in cases(file)? {
         let (salt, ikm, info) = (case.hex("salt")?, case.hex("ikm")?, case.hex("info")?);
-        let prk = Hkdf::<SHA256>::extract(&salt, &ikm)?;
-        assert_eq!(
-            prk.unprotected_as_ref().to_vec(),
-            case.hex("prk")?,
-            "{}",
-            case.name()
-        );
+        assert_eq!(extract(&salt, &ikm)?, case.hex("prk")?, "{}", case.name());
         let expected = case.hex("okm")?;
         let mut okm = vec![0u8; expected.len()];
-        Hkdf::<SHA256>::derive_key(&salt, &ikm, Some(&info), &mut okm)?;
+        derive(&salt, &ikm, &info, &mut okm)?;
         assert_eq!(okm, expected, "{}", case.name());
     }
     Ok(())
 }
 
+/// hum uses HKDF with SHA-512 only (see `hkdf_sha512`); these check orion's generic HKDF
+/// on the RFC's own SHA-256 cases.
+#[test]
+fn hkdf_sha256_rfc5869() -> TestResult {
+    hkdf_cases(
+        "hkdf_sha256.txt",
+        |salt, ikm| {
+            Ok(Hkdf::<SHA256>::extract(salt, ikm)?
+                .unprotected_as_ref()
+                .to_vec())
+        },
+        |salt, ikm, info, out| Ok(Hkdf::<SHA256>::derive_key(salt, ikm, Some(info), out)?),
+    )
+}
+
 #[test]
 fn hkdf_sha512() -> TestResult {
-    for case in cases("hkdf_sha512.txt")? {
-        let (salt, ikm, info) = (case.hex("salt")?, case.hex("ikm")?, case.hex("info")?);
-        let prk = Hkdf::<SHA512>::extract(&salt, &ikm)?;
-        assert_eq!(
-            prk.unprotected_as_ref().to_vec(),
-            case.hex("prk")?,
-            "{}",
-            case.name()
-        );
-        let expected = case.hex("okm")?;
-        let mut okm = vec![0u8; expected.len()];
-        kdf::hkdf(&salt, &ikm, &info, &mut okm)?;
-        assert_eq!(okm, expected, "{}", case.name());
-    }
-    Ok(())
+    hkdf_cases(
+        "hkdf_sha512.txt",
+        |salt, ikm| {
+            Ok(Hkdf::<SHA512>::extract(salt, ikm)?
+                .unprotected_as_ref()
+                .to_vec())
+        },
+        |salt, ikm, info, out| Ok(kdf::hkdf(salt, ikm, info, out)?),
+    )
 }
 
 #[test]

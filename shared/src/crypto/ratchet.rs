@@ -141,6 +141,43 @@ pub(crate) fn seal_body(
     kdf::aead_seal(&key, &nonce, padded, &full_ad, body)
 }
 
+/// `plaintext` padded to fill a ratchet message of `out.len()` bytes.
+fn padded_for(out: &[u8], plaintext: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let len = out
+        .len()
+        .checked_sub(OVERHEAD)
+        .ok_or(CryptoError::Internal)?;
+    let mut padded = Zeroizing::new(vec![0u8; len]);
+    kdf::pad_into(plaintext, &mut padded)?;
+    Ok(padded)
+}
+
+/// Writes a whole ratchet message into `out`: a random header nonce, the header sealed
+/// under `hk`, a random body nonce, and `padded` sealed under the message key `mk`.
+fn write_message(
+    hk: &[u8; 32],
+    header: &Header,
+    mk: &[u8; 32],
+    ad: &[u8],
+    padded: &[u8],
+    out: &mut [u8],
+) -> Result<(), CryptoError> {
+    let (head, body) = out
+        .split_at_mut_checked(BODY_AT)
+        .ok_or(CryptoError::Internal)?;
+    let nonce = kdf::random::<NONCE_LEN>();
+    head[..NONCE_LEN].copy_from_slice(&nonce);
+    kdf::aead_seal(
+        hk,
+        &nonce,
+        &header.to_bytes(),
+        &[],
+        &mut head[NONCE_LEN..ENC_HEADER_LEN],
+    )?;
+    head[ENC_HEADER_LEN..].copy_from_slice(&kdf::random::<NONCE_LEN>());
+    seal_body(mk, ad, head, padded, body)
+}
+
 /// Opens a body sealed by [`seal_body`]: `head` ends with the body nonce.
 pub(crate) fn open_body(
     mk: &[u8; 32],
@@ -229,12 +266,7 @@ impl Ratchet {
         ad: &[u8],
         out: &mut [u8],
     ) -> Result<(), CryptoError> {
-        let body_plain_len = out
-            .len()
-            .checked_sub(OVERHEAD)
-            .ok_or(CryptoError::Internal)?;
-        let mut padded = Zeroizing::new(vec![0u8; body_plain_len]);
-        kdf::pad_into(plaintext, &mut padded)?;
+        let padded = padded_for(out, plaintext)?;
         let (Some(cks), Some(hks)) = (self.cks, self.hks) else {
             // The responder cannot send before it has received; `Session` never lets it.
             return Err(CryptoError::Internal);
@@ -249,18 +281,7 @@ impl Ratchet {
             pn: self.pn,
             n: self.ns,
         };
-        let (head, body) = out.split_at_mut(BODY_AT);
-        let nonce = kdf::random::<NONCE_LEN>();
-        head[..NONCE_LEN].copy_from_slice(&nonce);
-        kdf::aead_seal(
-            &hks,
-            &nonce,
-            &header.to_bytes(),
-            &[],
-            &mut head[NONCE_LEN..ENC_HEADER_LEN],
-        )?;
-        head[ENC_HEADER_LEN..].copy_from_slice(&kdf::random::<NONCE_LEN>());
-        seal_body(&mk, ad, head, &padded, body)?;
+        write_message(&hks, &header, &mk, ad, &padded, out)?;
         self.cks = Some(*next_ck);
         self.ns = next_ns;
         Ok(())
@@ -281,12 +302,7 @@ impl Ratchet {
         ad: &[u8],
         out: &mut [u8],
     ) -> Result<(), CryptoError> {
-        let body_plain_len = out
-            .len()
-            .checked_sub(OVERHEAD)
-            .ok_or(CryptoError::Internal)?;
-        let mut padded = Zeroizing::new(vec![0u8; body_plain_len]);
-        kdf::pad_into(plaintext, &mut padded)?;
+        let padded = padded_for(out, plaintext)?;
         let (Some(mut ck), Some(hks)) = (self.cks, self.hks) else {
             return Err(CryptoError::Internal);
         };
@@ -303,18 +319,7 @@ impl Ratchet {
             pn,
             n,
         };
-        let (head, body) = out.split_at_mut(BODY_AT);
-        let nonce = kdf::random::<NONCE_LEN>();
-        head[..NONCE_LEN].copy_from_slice(&nonce);
-        kdf::aead_seal(
-            &hks,
-            &nonce,
-            &header.to_bytes(),
-            &[],
-            &mut head[NONCE_LEN..ENC_HEADER_LEN],
-        )?;
-        head[ENC_HEADER_LEN..].copy_from_slice(&kdf::random::<NONCE_LEN>());
-        seal_body(&mk, ad, head, &padded, body)
+        write_message(&hks, &header, &mk, ad, &padded, out)
     }
 
     /// The sending chain's counters (N, PN), for fuzzing.
