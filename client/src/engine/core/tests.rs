@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hum_shared::crypto::{KdfParams, MailboxId};
+use hum_shared::crypto::{KdfParams, KdfPolicy, MailboxId};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::*;
@@ -75,7 +75,7 @@ impl Fixture {
     /// Stops the core (closing the store) and opens the profile again.
     fn reopen(&mut self) -> Result<(), EngineError> {
         self.core = None;
-        let unlocked = crate::engine::unlock(&self.paths, b"pw")?;
+        let unlocked = crate::engine::unlock_with(&self.paths, b"pw", KdfPolicy::InsecureForTests)?;
         let (tx, events) = unbounded_channel();
         self.events = events;
         self.start(unlocked, tx)
@@ -512,7 +512,7 @@ fn group_invite(
         name: "plans".into(),
         relay: home(),
         members: [vec![admin.as_member("alice")], members].concat(),
-        dist: state.distribution().to_bytes(),
+        dist: state.distribution().to_bytes().map_err(crypto)?,
     })
 }
 
@@ -546,14 +546,14 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
     fx.events();
 
     // Bob, a member until then, holds the group's id and keys and claims the room.
-    let bobs = GroupState::from_distribution(&state.distribution())?;
+    let bobs = GroupState::from_distribution(&state.distribution(), &alice.id.fingerprint())?;
     let takeover = AppMessage::GroupInvite {
         uid: random_uid()?,
         group: *bobs.group_id().as_bytes(),
         name: "bob's now".into(),
         relay: peer_relay(),
         members: vec![bob.as_member("bob")],
-        dist: bobs.distribution().to_bytes(),
+        dist: bobs.distribution().to_bytes()?,
     };
     bob.send(&mut fx, &takeover)?;
     let (same, g) = group_room(&mut fx)?;
@@ -632,7 +632,9 @@ fn a_newcomer_cannot_read_the_group_from_before_it_joined() -> TestResult {
             _ => None,
         })
         .ok_or("carol got no invite")?;
-    let mut carols = GroupState::from_distribution(&SenderKeyDistribution::from_bytes(&dist)?)?;
+    let admin = fx.core()?.me.fingerprint();
+    let mut carols =
+        GroupState::from_distribution(&SenderKeyDistribution::from_bytes(&dist)?, &admin)?;
     assert!(carols.generation() > before.generation());
     for e in epoch.saturating_sub(EPOCHS_BACK)..=epoch + 1 {
         assert!(

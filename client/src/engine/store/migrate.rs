@@ -67,13 +67,11 @@ struct RoomV1 {
 }
 
 fn open_v1(key: &StoreKey, sealed: &[u8], kind: &str) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-    key.open(sealed, kind.as_bytes())
-        .map(Zeroizing::new)
-        .map_err(|_| {
-            EngineError::Store(format!(
-                "a {kind} row of the old store does not open: the store is damaged"
-            ))
-        })
+    key.open(sealed, kind.as_bytes()).map_err(|_| {
+        EngineError::Store(format!(
+            "a {kind} row of the old store does not open: the store is damaged"
+        ))
+    })
 }
 
 fn array<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], EngineError> {
