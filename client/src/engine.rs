@@ -4,7 +4,7 @@
 //! tokio tasks; a face talks to it through [`EngineHandle`]'s channels only.
 
 mod core;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod link;

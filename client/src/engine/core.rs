@@ -200,7 +200,7 @@ fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
     EngineError::Crypto(e.to_string())
 }
 
-fn new_reassembler(part: usize) -> Reassembler {
+pub(super) fn new_reassembler(part: usize) -> Reassembler {
     Reassembler::new(part, 4 * MAX_TEXT, 16, 2 * MAX_TEXT)
 }
 

@@ -31,6 +31,8 @@ use super::records::{
 use super::wire::Uid;
 
 mod migrate;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use migrate::fuzz_v1_rows;
 
 /// Schema version written in `meta.schema`: 1 had metadata in plaintext columns, 2 seals
 /// every row whole.
