@@ -198,7 +198,7 @@ impl Core {
             |db: &Db<'_>| Self::write_state(db, session.as_ref(), state_room.as_ref());
         let reassembler = self
             .reassembly
-            .entry((room, sender.clone()))
+            .entry((room, sender.clone(), part.len()))
             .or_insert_with(|| new_reassembler(part.len()));
         let mut first = reassembler.insert(part);
         if matches!(first, Err(hum_shared::SplitError::Full(_))) {
@@ -209,7 +209,7 @@ impl Core {
             }
             first = self
                 .reassembly
-                .get_mut(&(room, sender.clone()))
+                .get_mut(&(room, sender.clone(), part.len()))
                 .map_or(Err(hum_shared::SplitError::Full(0)), |r| r.insert(part));
         }
         let done = match first {

@@ -867,3 +867,52 @@ fn an_invite_used_by_someone_else_takes_the_contact_back_and_the_profile_reopens
     assert!(history[0].text.contains("already been used"), "{history:?}");
     Ok(())
 }
+
+/// Parts kept from before an upgrade of the envelope format (a revision 1 part carried 24
+/// bytes more) do not stop what the same contact sends after it: each part size has its
+/// own reassembly, and the old message can still finish.
+#[test]
+fn a_kept_part_of_another_size_does_not_block_the_contact() -> TestResult {
+    /// Revision 1's 1:1 plaintext capacity (docs/PROTOCOL.md §3.10).
+    const REVISION_1_CAPACITY: usize = 798;
+    let mut fx = Fixture::new("part-sizes", options())?;
+    let mut bob = fx.peer("bob")?;
+    let room = fx.room_of(bob.cid)?;
+    let before = enc(&AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: now_millis(),
+        text: "b".repeat(1000),
+    })?;
+    let old_parts = split(random_u64()?, &before, REVISION_1_CAPACITY)?;
+    assert_eq!(old_parts.len(), 2);
+    let kept = PartRecord {
+        room,
+        sender: bob.cid.to_be_bytes().to_vec(),
+        msg_id: part_msg_id(&old_parts[0])?,
+        idx: 0,
+        part: Zeroizing::new(old_parts[0].clone()),
+    };
+    fx.core()?.store.tx(|db| db.insert_part(&kept))?;
+    fx.reopen()?;
+    fx.events();
+    bob.text(&mut fx, "after the upgrade")?;
+    let texts: Vec<String> = fx
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["after the upgrade"]);
+    // The old message's last part, in its own size, completes it.
+    let (_, payload) = fx
+        .core()?
+        .reassembly
+        .get_mut(&(room, kept.sender.clone(), REVISION_1_CAPACITY))
+        .ok_or("the kept part was not taken back")?
+        .insert(&old_parts[1])?
+        .ok_or("the old message did not complete")?;
+    assert_eq!(payload, *before);
+    Ok(())
+}
