@@ -28,7 +28,7 @@ use super::kdf::{
     L_SENDER_KEY_ENDORSEMENT, NONCE_LEN, TAG_LEN,
 };
 use super::mailbox::{Capability, MailboxId};
-use super::ratchet::{MAX_SKIP, kdf_ck, open_body, seal_body};
+use super::ratchet::{MAX_SKIP, kdf_ck, open_body_of_either_revision, seal_body};
 use super::session::serialize_versioned;
 use super::{CryptoError, ENVELOPE_LEN, Envelope};
 
@@ -687,10 +687,14 @@ fn open_message(
     bytes: &[u8; ENVELOPE_LEN],
     mk: &[u8; 32],
 ) -> Result<Vec<u8>, CryptoError> {
-    let (head, rest) = bytes.split_at(BODY_AT);
-    let body = open_body(mk, context, head, rest)?;
-    let padded = body.get(..PADDED_LEN).ok_or(CryptoError::DecryptFailed)?;
-    let signature = body.get(PADDED_LEN..).ok_or(CryptoError::DecryptFailed)?;
+    // Revision 1 (before body nonces) had no body nonce and 24 bytes more of padding;
+    // its signature covered the same fields.
+    let (body, head) = open_body_of_either_revision(mk, context, &bytes[..], BODY_AT)?;
+    let padded_len = body
+        .len()
+        .checked_sub(SIG_LEN)
+        .ok_or(CryptoError::DecryptFailed)?;
+    let (padded, signature) = body.split_at(padded_len);
     let verifying = kdf::verifying_key(member).map_err(|_| CryptoError::DecryptFailed)?;
     kdf::verify_strict(&verifying, &signed_bytes(context, head, padded), signature)
         .map_err(|_| CryptoError::DecryptFailed)?;
@@ -759,6 +763,87 @@ mod tests {
 
     fn fp(id: &Identity) -> Fingerprint {
         id.fingerprint()
+    }
+
+    /// Seals the next message of `state`'s own sender key as format revision 1 did: no
+    /// body nonce (it was expanded from the message key), 24 bytes more of padding, the
+    /// signature over the encrypted header and the padded plaintext. `signer` stands in
+    /// for the sender key's signing key when given.
+    fn seal_revision_1(
+        state: &mut GroupState,
+        plaintext: &[u8],
+        signer: Option<&SigningKey>,
+    ) -> Result<Envelope, CryptoError> {
+        const PADDED_LEN_1: usize = ENVELOPE_LEN - ENC_HEADER_LEN - TAG_LEN - SIG_LEN;
+        let (next_ck, mk) = kdf_ck(&state.me.chain_key)?;
+        let mut body = [0u8; PADDED_LEN_1 + SIG_LEN];
+        kdf::pad_into(plaintext, &mut body[..PADDED_LEN_1])?;
+        let mut out = Box::new([0u8; ENVELOPE_LEN]);
+        let nonce = kdf::random::<NONCE_LEN>();
+        out[..NONCE_LEN].copy_from_slice(&nonce);
+        let mut header = [0u8; HEADER_PLAIN_LEN];
+        header[..32].copy_from_slice(&state.me.member);
+        header[32..].copy_from_slice(&state.me.iteration.to_be_bytes());
+        kdf::aead_seal(
+            &*state.header_key()?,
+            &nonce,
+            &header,
+            &[],
+            &mut out[NONCE_LEN..ENC_HEADER_LEN],
+        )?;
+        let context = state.context();
+        let (head, rest) = out.split_at_mut(ENC_HEADER_LEN);
+        let signing = state.me.signing_key();
+        let signature =
+            signer
+                .unwrap_or(&signing)
+                .sign(&signed_bytes(&context, head, &body[..PADDED_LEN_1]));
+        body[PADDED_LEN_1..].copy_from_slice(&signature.to_bytes());
+        let mut okm = [0u8; 32 + NONCE_LEN];
+        kdf::hkdf(&[0u8; 64], &mk[..], kdf::L_MESSAGE_KEYS, &mut okm)?;
+        let key = kdf::array_at::<32>(&okm, 0)?;
+        let body_nonce = kdf::array_at::<NONCE_LEN>(&okm, 32)?;
+        kdf::aead_seal(
+            &key,
+            &body_nonce,
+            &body,
+            &[&context, &head[..]].concat(),
+            rest,
+        )?;
+        state.me.chain_key = *next_ck;
+        state.me.iteration += 1;
+        Ok(Envelope::from_array(out))
+    }
+
+    /// Group envelopes sealed before body nonces (revision 1) and left in an outbox open
+    /// after the upgrade, their signature checked as then; one signed by anyone but the
+    /// sender key's owner does not, and leaves the state as it was.
+    #[test]
+    fn revision_1_group_messages_open() -> Result<(), CryptoError> {
+        let alice = Identity::generate();
+        let mut sender = GroupState::create();
+        let mut reader = GroupState::from_distribution(&sender.distribution(), &fp(&alice))?;
+        let forged = seal_revision_1(
+            &mut sender.clone(),
+            b"not from alice",
+            Some(&SigningKey::from_bytes(&[7; 32])),
+        )?;
+        let kept = reader.to_bytes()?;
+        assert_eq!(
+            reader.open(&forged).map(|_| ()),
+            Err(CryptoError::DecryptFailed)
+        );
+        assert_eq!(*reader.to_bytes()?, *kept);
+        let old = seal_revision_1(&mut sender, b"sealed before", None)?;
+        let new = sender.seal(b"sealed after")?;
+        let member = sender.sender().member_id();
+        assert_eq!(reader.open(&old)?, (member, b"sealed before".to_vec()));
+        assert_eq!(reader.open(&new)?, (member, b"sealed after".to_vec()));
+        assert_eq!(
+            reader.open(&old).map(|_| ()),
+            Err(CryptoError::DecryptFailed)
+        );
+        Ok(())
     }
 
     #[test]

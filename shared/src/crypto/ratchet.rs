@@ -196,6 +196,48 @@ pub(crate) fn open_body(
     kdf::aead_open(&key, &nonce, body, &full_ad)
 }
 
+/// Opens a body of format revision 1 (docs/PROTOCOL.md, section 3.10), which had no body
+/// nonce: the body followed `head` (everything before it, the associated data with `ad`),
+/// and its nonce was the 24 bytes after the key in the message key's expansion. The key
+/// is the same as [`message_key`]'s (the first 32 bytes of one HKDF-SHA512 block).
+fn open_body_revision_1(
+    mk: &[u8; 32],
+    ad: &[u8],
+    head: &[u8],
+    body: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let mut okm = Zeroizing::new([0u8; 32 + NONCE_LEN]);
+    kdf::hkdf(&[0u8; 64], mk, L_MESSAGE_KEYS, &mut okm[..])?;
+    let key = Zeroizing::new(kdf::array_at::<32>(&okm[..], 0)?);
+    let nonce = kdf::array_at::<NONCE_LEN>(&okm[..], 32)?;
+    kdf::aead_open(&key, &nonce, body, &[ad, head].concat())
+}
+
+/// Opens the body of `message` under the message key `mk`, as revision 2 seals it (the
+/// body at `body_at`, after its nonce) or else as revision 1 did (the body right after
+/// the encrypted header, `NONCE_LEN` bytes earlier), so that envelopes sealed before an
+/// upgrade and still in an outbox open after it. Both layouts are authenticated; a
+/// message opens as at most one of them. Returns the opened body and the bytes before it,
+/// which its associated data (and a group message's signature) cover.
+pub(crate) fn open_body_of_either_revision<'m>(
+    mk: &[u8; 32],
+    ad: &[u8],
+    message: &'m [u8],
+    body_at: usize,
+) -> Result<(Zeroizing<Vec<u8>>, &'m [u8]), CryptoError> {
+    let (head, body) = message
+        .split_at_checked(body_at)
+        .ok_or(CryptoError::DecryptFailed)?;
+    if let Ok(plain) = open_body(mk, ad, head, body) {
+        return Ok((plain, head));
+    }
+    let (head, body) = body_at
+        .checked_sub(NONCE_LEN)
+        .and_then(|at| message.split_at_checked(at))
+        .ok_or(CryptoError::DecryptFailed)?;
+    Ok((open_body_revision_1(mk, ad, head, body)?, head))
+}
+
 /// X25519 of a stored ratchet secret with a peer's ratchet key, refusing a small-order key.
 fn dh(secret: &[u8; 32], public: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
     let secret = StaticSecret::from(*secret);
@@ -347,8 +389,6 @@ impl Ratchet {
         let enc_header = message
             .get(..ENC_HEADER_LEN)
             .ok_or(CryptoError::DecryptFailed)?;
-        let head = message.get(..BODY_AT).ok_or(CryptoError::DecryptFailed)?;
-        let body = message.get(BODY_AT..).ok_or(CryptoError::DecryptFailed)?;
 
         // TrySkippedMessageKeysHE. Skipped keys share few header keys (one per chain): try
         // each distinct header key once, then look the message key up by (header key, N).
@@ -372,7 +412,8 @@ impl Ratchet {
                 // other key can match.
                 break;
             };
-            let plain = open_body(&self.skipped[at].message_key, ad, head, body)?;
+            let (plain, _) =
+                open_body_of_either_revision(&self.skipped[at].message_key, ad, message, BODY_AT)?;
             self.skipped.remove(at);
             kdf::wipe_spare(&mut self.skipped);
             return kdf::unpad(&plain);
@@ -404,7 +445,7 @@ impl Ratchet {
             .nr
             .checked_add(1)
             .ok_or(CryptoError::CounterExhausted)?;
-        let plain = open_body(&mk, ad, head, body)?;
+        let (plain, _) = open_body_of_either_revision(&mk, ad, message, BODY_AT)?;
         kdf::unpad(&plain)
     }
 
@@ -471,6 +512,87 @@ mod tests {
             hka: Zeroizing::new([2; 32]),
             nhkb: Zeroizing::new([3; 32]),
         }
+    }
+
+    /// Seals the next message of `r`'s sending chain as format revision 1 did: no body
+    /// nonce, the body's nonce expanded from the message key, the associated data ending
+    /// with the encrypted header.
+    fn seal_revision_1(
+        r: &mut Ratchet,
+        plaintext: &[u8],
+        ad: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        let mut padded = vec![0u8; out.len() - ENC_HEADER_LEN - TAG_LEN];
+        kdf::pad_into(plaintext, &mut padded)?;
+        let (Some(cks), Some(hks)) = (r.cks, r.hks) else {
+            return Err(CryptoError::Internal);
+        };
+        let (next_ck, mk) = kdf_ck(&cks)?;
+        let header = Header {
+            dh: r.dhs_public,
+            pn: r.pn,
+            n: r.ns,
+        };
+        let (head, body) = out.split_at_mut(ENC_HEADER_LEN);
+        let nonce = kdf::random::<NONCE_LEN>();
+        head[..NONCE_LEN].copy_from_slice(&nonce);
+        kdf::aead_seal(
+            &hks,
+            &nonce,
+            &header.to_bytes(),
+            &[],
+            &mut head[NONCE_LEN..],
+        )?;
+        let mut okm = [0u8; 32 + NONCE_LEN];
+        kdf::hkdf(&[0u8; 64], &mk[..], L_MESSAGE_KEYS, &mut okm)?;
+        let key = kdf::array_at::<32>(&okm, 0)?;
+        let body_nonce = kdf::array_at::<NONCE_LEN>(&okm, 32)?;
+        kdf::aead_seal(&key, &body_nonce, &padded, &[ad, &head[..]].concat(), body)?;
+        r.cks = Some(*next_ck);
+        r.ns += 1;
+        Ok(())
+    }
+
+    /// Envelopes sealed before body nonces (revision 1) and left in an outbox still open
+    /// after the upgrade: in order, out of order (through a skipped key), and beside
+    /// revision 2 messages of the same chain. Tampered, they do not, and leave the state
+    /// as it was.
+    #[test]
+    fn revision_1_messages_open() -> Result<(), Box<dyn std::error::Error>> {
+        let bob_secret = [5u8; 32];
+        let bob_public = public_of(&bob_secret);
+        let mut alice = Ratchet::init_initiator(&keys(), &bob_public)?;
+        let mut bob = Ratchet::init_responder(&keys(), &bob_secret);
+        let mut old = [vec![0u8; 896], vec![0u8; 896]];
+        seal_revision_1(&mut alice, b"sealed before", b"ad", &mut old[0])?;
+        seal_revision_1(&mut alice, b"sealed before, second", b"ad", &mut old[1])?;
+        let mut new = vec![0u8; 896];
+        alice.seal_into(b"sealed after", b"ad", &mut new)?;
+
+        let mut flipped = old[0].clone();
+        flipped[200] ^= 1;
+        let kept = postcard::to_allocvec(&bob)?;
+        assert_eq!(
+            bob.open(&flipped, b"ad").map(|_| ()),
+            Err(CryptoError::DecryptFailed)
+        );
+        assert_eq!(
+            bob.open(&old[0], b"other ad").map(|_| ()),
+            Err(CryptoError::DecryptFailed)
+        );
+        assert_eq!(postcard::to_allocvec(&bob)?, kept);
+
+        assert_eq!(bob.open(&old[0], b"ad")?, b"sealed before");
+        assert_eq!(bob.open(&new, b"ad")?, b"sealed after");
+        // The second revision 1 message was skipped over: its key was kept.
+        assert_eq!(bob.skipped.len(), 1);
+        assert_eq!(bob.open(&old[1], b"ad")?, b"sealed before, second");
+        assert_eq!(
+            bob.open(&old[1], b"ad").map(|_| ()),
+            Err(CryptoError::DecryptFailed)
+        );
+        Ok(())
     }
 
     /// A peer's ratchet key of small order (in a header under a valid header key) would
