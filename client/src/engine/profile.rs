@@ -471,6 +471,8 @@ mod tests {
 
     const FAST: KdfPolicy = KdfPolicy::InsecureForTests;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     fn paths(dir: &Scratch) -> ProfilePaths {
         ProfilePaths::in_dir("p", dir.0.join("p"))
     }
@@ -668,6 +670,70 @@ mod tests {
         // Opened again, through the key slot this time.
         let again = unlock_with(&paths, b"pw", FAST)?;
         assert_eq!(room_names(&again)?, ["from before"]);
+        Ok(())
+    }
+
+    /// The fixture's profile `name` (store schema 1, its key Argon2i of `test passphrase`
+    /// with the default parameters, written by hum before the sealed store and key slots),
+    /// copied into `dir`.
+    fn fixture(dir: &Scratch, name: &str) -> Result<ProfilePaths, Box<dyn std::error::Error>> {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/store-v1")
+            .join(name)
+            .join("store.db");
+        let paths = paths(dir);
+        std::fs::create_dir_all(&paths.dir)?;
+        std::fs::copy(from, paths.store())?;
+        Ok(paths)
+    }
+
+    fn schema(paths: &ProfilePaths) -> Result<Option<Vec<u8>>, EngineError> {
+        store_file(paths)?.meta("schema")
+    }
+
+    /// A profile from before both the key slot and the sealed store goes through both
+    /// migrations in one unlock: its key into an Argon2id key slot, its rows into schema 2.
+    #[test]
+    fn a_schema_1_argon2i_profile_migrates_its_key_and_its_store() -> TestResult {
+        let dir = Scratch::new("fixture-both");
+        let paths = fixture(&dir, "bob")?;
+        assert_eq!(schema(&paths)?, Some(1i64.to_be_bytes().to_vec()));
+        let bob = unlock_with(&paths, b"test passphrase", FAST)?;
+        assert_eq!(bob.name(), "bob");
+        let mut rooms = room_names(&bob)?;
+        rooms.sort();
+        assert_eq!(rooms, ["alice", "friends"]);
+        drop(bob);
+        assert_eq!(schema(&paths)?, Some(2i64.to_be_bytes().to_vec()));
+        assert_eq!(slot_params(&paths)?, KdfParams::INSECURE_FAST);
+        let file = store_file(&paths)?;
+        assert_eq!((file.meta("salt")?, file.meta("kdf")?), (None, None));
+        drop(file);
+        assert_eq!(unlock_with(&paths, b"test passphrase", FAST)?.name(), "bob");
+        Ok(())
+    }
+
+    /// A schema 1 store whose key is already in a key slot (a profile stopped between the
+    /// two migrations, or made by a hum with key slots and the old store) opens through
+    /// the slot and migrates its rows.
+    #[test]
+    fn a_schema_1_store_with_a_key_slot_migrates_its_rows() -> TestResult {
+        let dir = Scratch::new("fixture-slot");
+        let paths = fixture(&dir, "bob")?;
+        let mut file = store_file(&paths)?;
+        migrate_legacy_key(&mut file, b"test passphrase", FAST)?;
+        drop(file);
+        assert_eq!(schema(&paths)?, Some(1i64.to_be_bytes().to_vec()));
+        assert_eq!(
+            unlock_with(&paths, b"wrong", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        let bob = unlock_with(&paths, b"test passphrase", FAST)?;
+        let mut rooms = room_names(&bob)?;
+        rooms.sort();
+        assert_eq!(rooms, ["alice", "friends"]);
+        drop(bob);
+        assert_eq!(schema(&paths)?, Some(2i64.to_be_bytes().to_vec()));
         Ok(())
     }
 
