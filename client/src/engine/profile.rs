@@ -504,7 +504,7 @@ mod tests {
         passphrase: &[u8],
         kdf: &[u8],
         params: &KdfParams,
-    ) -> Result<(StoreKey, Identity), EngineError> {
+    ) -> Result<Identity, EngineError> {
         let salt = [5u8; 16];
         let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, params)
             .map_err(|e| EngineError::Crypto(e.to_string()))?;
@@ -515,7 +515,7 @@ mod tests {
         store.set_meta("check", &seal(&key, CHECK, "check")?)?;
         store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
         store.set_meta("name", &seal(&key, b"old", "name")?)?;
-        let mut store = store.unlock(key.clone())?;
+        let mut store = store.unlock(key)?;
         store.tx(|db| {
             db.insert_room(&RoomRecord {
                 name: "from before".into(),
@@ -525,7 +525,7 @@ mod tests {
                 mentions: 0,
             })
         })?;
-        Ok((key, identity))
+        Ok(identity)
     }
 
     /// The names of a profile's rooms, as its store reads them.
@@ -652,7 +652,7 @@ mod tests {
         let dir = Scratch::new("legacy");
         let paths = paths(&dir);
         let params = KdfParams::INSECURE_FAST;
-        let (_, identity) = create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
+        let identity = create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
         assert_eq!(
             unlock_with(&paths, b"wrong", FAST).map(|_| ()),
             Err(EngineError::WrongPassphrase)
