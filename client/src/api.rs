@@ -144,6 +144,93 @@ pub struct LinkStatus {
     pub queued: u32,
 }
 
+/// What an [`Event::Error`] is about: one kind per variant of the engine's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The store failed or is damaged.
+    Store,
+    /// A cryptographic operation failed.
+    Crypto,
+    /// An invite code was refused (damaged, expired, forged, another version).
+    Invite,
+    /// A profile problem.
+    Profile,
+    /// The passphrase does not open the profile.
+    WrongPassphrase,
+    /// The profile is open in another process.
+    InUse,
+    /// The invite code is this profile's own.
+    OwnInvite,
+    /// The invite code is from a contact already known.
+    AlreadyContact,
+    /// The contact is in the group already.
+    AlreadyMember,
+    /// The invite code names an invalid relay.
+    InviteRelay,
+    /// No such room, contact, member, ...
+    NoSuch(What),
+    /// Only the group's admin can do that.
+    NotAdmin,
+    /// The room is closed.
+    Closed,
+    /// Nothing to send.
+    Empty,
+    /// The message is too long.
+    TooLong,
+    /// No relay is configured.
+    NoRelay,
+    /// A contact sent something against the rules; it was ignored.
+    Refused,
+    /// A relay link failed in a way waiting will not fix.
+    Link,
+    /// History rows do not open and were skipped.
+    Damaged,
+    /// A contact's invite code had been used by someone else.
+    InviteUsed,
+    /// An internal failure (encoding, randomness, a thread).
+    Internal,
+    /// The engine panicked.
+    Panicked,
+}
+
+/// What a command named that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum What {
+    /// A room.
+    Room,
+    /// A contact.
+    Contact,
+    /// A group member.
+    Member,
+    /// A group.
+    Group,
+    /// A contact's session.
+    Session,
+    /// An invite.
+    Invite,
+    /// A group's admin.
+    GroupAdmin,
+    /// The store's key slot.
+    KeySlot,
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Room => "room",
+            Self::Contact => "contact",
+            Self::Member => "member",
+            Self::Group => "group",
+            Self::Session => "session",
+            Self::Invite => "invite",
+            Self::GroupAdmin => "group admin",
+            Self::KeySlot => "key slot",
+        })
+    }
+}
+
 /// What a face asks the engine to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -322,7 +409,9 @@ pub enum Event {
     Notice(String),
     /// Something failed; `message` says what and what to do.
     Error {
-        /// What failed.
+        /// What kind of failure it is (the engine's error variant).
+        kind: ErrorKind,
+        /// What failed, in words for the user.
         message: String,
     },
     /// A room's members, this profile first.

@@ -4,8 +4,8 @@
 //! transaction as the envelopes or history it produced, before anything leaves: a crash
 //! at any instant loses no message and never reuses a message key.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hum_shared::crypto::{
@@ -13,20 +13,18 @@ use hum_shared::crypto::{
     SenderKeyDistribution, Session, epoch_at, safety_number,
 };
 use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
-use tokio::sync::mpsc::UnboundedSender;
 use zeroize::Zeroizing;
 
-use super::link::LinkControl;
 use super::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, MemberRecord, MessageRecord,
     Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
 use super::store::{Db, Store};
 use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
-use super::{EngineError, Input};
+use super::{EngineError, Inconsistency, Input, Refusal};
 use crate::api::{
     Command, ContactId, Delivery, Event, LinkState, LinkStatus, MemberView, MessageId, MessageKind,
-    MessageView, RoomId, RoomKind, RoomSummary,
+    MessageView, RoomId, RoomKind, RoomSummary, What,
 };
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
@@ -70,11 +68,82 @@ struct Route {
     since: Instant,
 }
 
+/// The time an input is handled at. The core never reads a clock: waits are measured on
+/// `at` (monotonic), and what is written down or compared with other machines (message
+/// times, invite expiry, epochs, a relay's start) on `unix_micros`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Now {
+    /// The monotonic clock.
+    pub(crate) at: Instant,
+    /// The wall clock, in unix microseconds.
+    pub(crate) unix_micros: u128,
+}
+
+impl Now {
+    /// The system's clocks, read once.
+    pub(crate) fn system() -> Self {
+        Self {
+            at: Instant::now(),
+            unix_micros: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0),
+        }
+    }
+
+    /// This time plus `d` on both clocks (a fake clock moving on).
+    #[cfg(test)]
+    pub(crate) fn after(self, d: Duration) -> Self {
+        Self {
+            at: self.at + d,
+            unix_micros: self.unix_micros + d.as_micros(),
+        }
+    }
+
+    pub(crate) fn secs(self) -> u64 {
+        u64::try_from(self.unix_micros / 1_000_000).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn millis(self) -> i64 {
+        i64::try_from(self.unix_micros / 1_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// What the core asks the runtime around it to do: the core decides, the runtime (the
+/// engine thread in engine.rs, or a test) carries it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Tell the faces.
+    Emit(Event),
+    /// Start a link to this relay (it reports back with [`Input::LinkUp`]).
+    OpenLink {
+        /// The relay's address.
+        relay: String,
+    },
+    /// Put an operation into the link's next cells, if the link is still on connection
+    /// `conn` (an operation meant for an older connection is dropped by the link).
+    Send {
+        /// The relay's address.
+        relay: String,
+        /// The connection it is meant for, from [`Input::LinkUp`].
+        conn: u64,
+        /// The operation.
+        op: Up,
+    },
+    /// A link that is down tries again now.
+    Reconnect {
+        /// The relay's address.
+        relay: String,
+    },
+    /// Every link stops for good: the engine is quitting.
+    StopLinks,
+}
+
 /// One relay link as the engine sees it.
 pub(crate) struct LinkSlot {
-    /// Operations for the link task to put into its next cells.
-    pub(crate) queue: Arc<Mutex<VecDeque<Up>>>,
     up: bool,
+    /// The link's connection, from its last [`Input::LinkUp`].
+    conn: u64,
     /// When the relay started, estimated from its tick number at connect: a different
     /// start on reconnect means it restarted and lost what it held.
     relay_start: Option<u128>,
@@ -91,13 +160,7 @@ pub(crate) struct LinkSlot {
     /// The cause last shown as an error, so a link failing the same way again and again
     /// says it once.
     shown_cause: Option<String>,
-    control: Option<tokio::sync::watch::Sender<LinkControl>>,
 }
-
-/// Starts link tasks; the engine gives one to the core so tests can replace the network.
-pub(crate) type LinkSpawner = Box<
-    dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<LinkControl>) + Send,
->;
 
 struct Contact {
     rec: ContactRecord,
@@ -122,8 +185,10 @@ pub(crate) struct Core {
     reassembly: HashMap<(i64, Vec<u8>, usize), Reassembler>,
     links: HashMap<String, LinkSlot>,
     tags: u32,
-    events: UnboundedSender<Event>,
-    spawn: LinkSpawner,
+    /// Effects of the input being handled, handed out when it is done.
+    out: RefCell<Vec<Effect>>,
+    /// The time of the input being handled.
+    now: Now,
     epoch: u64,
     /// Set by `Quit`: stop once the outbox has drained or at this deadline.
     quitting: Option<Instant>,
@@ -159,27 +224,6 @@ fn host_of(relay: &str) -> String {
         .to_owned()
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn now_micros() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn random_uid() -> Result<Uid, EngineError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|_| EngineError::Random)?;
@@ -197,10 +241,6 @@ fn enc<T: serde::Serialize>(v: &T) -> Result<Zeroizing<Vec<u8>>, EngineError> {
     postcard::to_stdvec(v)
         .map(Zeroizing::new)
         .map_err(|_| EngineError::Encode)
-}
-
-fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
-    EngineError::Crypto(e.to_string())
 }
 
 pub(super) fn new_reassembler(part: usize) -> Reassembler {
@@ -233,9 +273,8 @@ impl Core {
     pub(crate) fn new(
         profile: super::Unlocked,
         home: String,
-        events: UnboundedSender<Event>,
-        spawn: LinkSpawner,
         options: super::EngineOptions,
+        now: Now,
     ) -> Result<Self, EngineError> {
         let super::Unlocked {
             store,
@@ -258,9 +297,9 @@ impl Core {
             reassembly: HashMap::new(),
             links: HashMap::new(),
             tags: 0,
-            events,
-            spawn,
-            epoch: epoch_at(now_secs()),
+            out: RefCell::new(Vec::new()),
+            now,
+            epoch: epoch_at(now.secs()),
             quitting: None,
             stash: VecDeque::new(),
             used_invites: HashMap::new(),
@@ -276,7 +315,7 @@ impl Core {
         // Expired invites can never be answered: their secrets go.
         let mut expired = Vec::new();
         for (id, secret) in db.invites()? {
-            if secret.expires_at() > now_secs() {
+            if secret.expires_at() > self.now.secs() {
                 self.invites.insert(id, secret);
             } else {
                 expired.push(id);
@@ -284,13 +323,13 @@ impl Core {
         }
         self.rooms = db.rooms()?.into_iter().collect();
         for (id, rec) in db.contacts()? {
-            let public = PublicIdentity::from_bytes(&rec.identity).map_err(crypto)?;
+            let public = PublicIdentity::from_bytes(&rec.identity).map_err(EngineError::from)?;
             let room = self
                 .rooms
                 .iter()
                 .find(|(_, r)| r.contact == Some(id))
                 .map(|(&rid, _)| rid)
-                .ok_or_else(|| EngineError::Store("a contact has no room".into()))?;
+                .ok_or(Inconsistency::ContactWithoutRoom)?;
             self.contacts.insert(id, Contact { rec, public, room });
         }
         if let Some(r) = self
@@ -298,22 +337,16 @@ impl Core {
             .values()
             .find(|r| r.contact.is_some_and(|c| !self.contacts.contains_key(&c)))
         {
-            return Err(EngineError::Store(format!(
-                "the room {:?} names a contact that does not exist (damaged store)",
-                r.name
-            )));
+            return Err(Inconsistency::RoomWithoutContact(r.name.clone()).into());
         }
         for (cid, session) in db.sessions()? {
             // A session is bound to its contact's row; it must also be with that contact.
-            let contact = self.contacts.get(&cid).ok_or_else(|| {
-                EngineError::Store("a session has no contact (damaged store)".into())
-            })?;
+            let contact = self
+                .contacts
+                .get(&cid)
+                .ok_or(Inconsistency::SessionWithoutContact)?;
             if session.peer().fingerprint() != contact.public.fingerprint() {
-                return Err(EngineError::Store(format!(
-                    "the session stored for {} is with someone else: the store is damaged or \
-                     was tampered with",
-                    contact.rec.name
-                )));
+                return Err(Inconsistency::SessionWithSomeoneElse(contact.rec.name.clone()).into());
             }
             self.sessions.insert(cid, session);
         }
@@ -339,7 +372,14 @@ impl Core {
     }
 
     /// Announces the profile and connects every link.
-    pub(crate) fn start(&mut self) -> Result<(), EngineError> {
+    pub(crate) fn start(&mut self, now: Now, effects: &mut Vec<Effect>) -> Result<(), EngineError> {
+        self.now = now;
+        let started = self.started();
+        effects.append(self.out.get_mut());
+        started
+    }
+
+    fn started(&mut self) -> Result<(), EngineError> {
         let rooms = self.room_summaries();
         let contacts = self.contact_list();
         self.emit(Event::Ready {
@@ -363,12 +403,13 @@ impl Core {
     }
 
     fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
+        self.out.borrow_mut().push(Effect::Emit(e));
     }
 
-    fn error(&self, message: impl Into<String>) {
+    fn error(&self, e: &EngineError) {
         self.emit(Event::Error {
-            message: message.into(),
+            kind: e.kind(),
+            message: e.to_string(),
         });
     }
 
@@ -433,14 +474,14 @@ impl Core {
         if self.links.contains_key(relay) {
             return;
         }
-        let queue = Arc::new(Mutex::new(VecDeque::new()));
-        let (control_tx, control_rx) = tokio::sync::watch::channel(LinkControl::default());
-        (self.spawn)(relay, queue.clone(), control_rx);
+        self.out.borrow_mut().push(Effect::OpenLink {
+            relay: relay.to_owned(),
+        });
         self.links.insert(
             relay.to_owned(),
             LinkSlot {
-                queue,
                 up: false,
+                conn: 0,
                 relay_start: None,
                 pending: VecDeque::new(),
                 inflight: None,
@@ -449,7 +490,6 @@ impl Core {
                 state: LinkState::Connecting,
                 rates: (0, 0),
                 shown_cause: None,
-                control: Some(control_tx),
             },
         );
         self.emit_link(relay);
@@ -483,10 +523,12 @@ impl Core {
     }
 
     fn push_op(&self, relay: &str, op: Up) {
-        if let Some(l) = self.links.get(relay)
-            && let Ok(mut q) = l.queue.lock()
-        {
-            q.push_back(op);
+        if let Some(l) = self.links.get(relay) {
+            self.out.borrow_mut().push(Effect::Send {
+                relay: relay.to_owned(),
+                conn: l.conn,
+                op,
+            });
         }
     }
 
@@ -525,7 +567,7 @@ impl Core {
                 kind,
                 fanout,
                 epoch,
-                since: Instant::now(),
+                since: self.now.at,
             },
         );
         Ok(())
@@ -540,7 +582,10 @@ impl Core {
         let old: Vec<MailboxId> = self
             .routes
             .iter()
-            .filter(|(_, r)| r.epoch.is_some_and(|e| e < cutoff) && r.since.elapsed() > DRAIN_TIME)
+            .filter(|(_, r)| {
+                r.epoch.is_some_and(|e| e < cutoff)
+                    && self.now.at.saturating_duration_since(r.since) > DRAIN_TIME
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in old {
@@ -568,7 +613,7 @@ impl Core {
 
     /// Forgets the invites that expired: nobody can answer them any more.
     fn expire_invites(&mut self) -> Result<(), EngineError> {
-        let now = now_secs();
+        let now = self.now.secs();
         let expired: Vec<i64> = self
             .invites
             .iter()
@@ -620,7 +665,7 @@ impl Core {
                 if g.closed {
                     continue;
                 }
-                let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                let state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
                 groups.push((
                     rid,
                     g.relay.clone(),
@@ -639,7 +684,13 @@ impl Core {
         Ok(())
     }
 
-    fn on_link_up(&mut self, relay: &str, tick: u64, tick_micros: u32) -> Result<(), EngineError> {
+    fn on_link_up(
+        &mut self,
+        relay: &str,
+        conn: u64,
+        tick: u64,
+        tick_micros: u32,
+    ) -> Result<(), EngineError> {
         let restarted = {
             let Some(l) = self.links.get_mut(relay) else {
                 return Ok(());
@@ -647,7 +698,7 @@ impl Core {
             // The relay's start in unix microseconds: tick number times tick length
             // before now. The same relay gives the same start at every connect.
             let age = u128::from(tick) * u128::from(tick_micros);
-            let start = now_micros().saturating_sub(age);
+            let start = self.now.unix_micros.saturating_sub(age);
             let restarted = l
                 .relay_start
                 .is_none_or(|prev| prev.abs_diff(start) > 2_000_000);
@@ -656,9 +707,8 @@ impl Core {
             l.state = LinkState::Up;
             l.shown_cause = None;
             l.inflight = None;
-            if let Ok(mut q) = l.queue.lock() {
-                q.clear();
-            }
+            // What was sent for the previous connection is dropped by the link.
+            l.conn = conn;
             restarted
         };
         let mut subs = Vec::new();
@@ -708,7 +758,10 @@ impl Core {
         self.emit_link(relay);
         if let Some(cause) = show {
             // The cause first: a one-line notice cut at the screen's edge keeps it.
-            self.error(format!("{cause} (relay {})", host_of(relay)));
+            self.error(&EngineError::Link {
+                relay: host_of(relay),
+                cause,
+            });
         }
     }
 
@@ -719,9 +772,9 @@ impl Core {
             if l.up {
                 continue;
             }
-            if let Some(c) = &l.control {
-                c.send_modify(|c| c.retries += 1);
-            }
+            self.out.borrow_mut().push(Effect::Reconnect {
+                relay: relay.clone(),
+            });
             // Asked for, the answer is shown again even when it is the same.
             l.shown_cause = None;
             l.state = LinkState::Connecting;
@@ -742,7 +795,7 @@ impl Core {
 
     /// Deposits again what a relay stored long ago without a receipt coming back.
     fn resend_due(&mut self) -> Result<(), EngineError> {
-        let now = Instant::now();
+        let now = self.now.at;
         let due: Vec<i64> = self
             .resend
             .iter()
@@ -780,7 +833,7 @@ impl Core {
     /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
     /// the relay called full waits, without holding up the others.
     fn pump(&mut self, relay: &str) -> Result<(), EngineError> {
-        let now = Instant::now();
+        let now = self.now.at;
         let (rows, blocked): (Vec<i64>, HashMap<[u8; 32], Instant>) =
             match self.links.get_mut(relay) {
                 Some(l) if l.up && l.inflight.is_none() => {
@@ -808,7 +861,7 @@ impl Core {
                 {
                     Some(g) => Some(
                         GroupState::from_bytes(&g.state)
-                            .map_err(crypto)?
+                            .map_err(EngineError::from)?
                             .mailbox(self.epoch),
                     ),
                     None => None,
@@ -847,18 +900,31 @@ impl Core {
 
     // ----- input -------------------------------------------------------------------------
 
-    /// Handles one input. Returns `false` when the engine should stop.
-    pub(crate) fn handle(&mut self, input: Input) -> Result<bool, EngineError> {
+    /// Handles one input at `now`, adding what must be done to `effects`. Returns `false`
+    /// when the engine should stop (the links are told to stop in `effects`).
+    ///
+    /// # Errors
+    /// A store failure or damage; the engine stops. The effects of what was done before
+    /// the failure are in `effects` all the same.
+    pub(crate) fn handle(
+        &mut self,
+        input: Input,
+        now: Now,
+        effects: &mut Vec<Effect>,
+    ) -> Result<bool, EngineError> {
+        self.now = now;
+        let go_on = self.step(input);
+        effects.append(self.out.get_mut());
+        go_on
+    }
+
+    fn step(&mut self, input: Input) -> Result<bool, EngineError> {
         self.input(input)?;
         if self
             .quitting
-            .is_some_and(|deadline| Instant::now() >= deadline || self.drained())
+            .is_some_and(|deadline| self.now.at >= deadline || self.drained())
         {
-            for l in self.links.values_mut() {
-                if let Some(c) = l.control.take() {
-                    c.send_modify(|c| c.stop = true);
-                }
-            }
+            self.out.borrow_mut().push(Effect::StopLinks);
             return Ok(false);
         }
         Ok(true)
@@ -876,20 +942,21 @@ impl Core {
             Input::Command(Command::Quit) => {
                 self.flush_receipts()?;
                 if self.quitting.is_none() {
-                    self.quitting = Some(Instant::now() + QUIT_GRACE);
+                    self.quitting = Some(self.now.at + QUIT_GRACE);
                 }
             }
             Input::Command(c) => {
                 if let Err(e) = self.command(c) {
-                    self.error(e.to_string());
+                    self.error(&e);
                 }
             }
             Input::Down { relay, op } => self.down(&relay, op)?,
             Input::LinkUp {
                 relay,
+                conn,
                 tick,
                 tick_micros,
-            } => self.on_link_up(&relay, tick, tick_micros)?,
+            } => self.on_link_up(&relay, conn, tick, tick_micros)?,
             Input::LinkDown {
                 relay,
                 retry_in_ms,
@@ -905,7 +972,7 @@ impl Core {
             }
             Input::Timer => {
                 self.flush_receipts()?;
-                let epoch = epoch_at(now_secs());
+                let epoch = epoch_at(self.now.secs());
                 if epoch != self.epoch {
                     self.epoch = epoch;
                     self.subscribe_all()?;
@@ -915,7 +982,8 @@ impl Core {
                 self.expire_used_invites()?;
                 self.resend_due()?;
                 self.pump_all()?;
-                self.store.checkpoint_due(self.options.checkpoint_every)?;
+                self.store
+                    .checkpoint_due(self.options.checkpoint_every, self.now.at)?;
             }
         }
         Ok(())
@@ -964,7 +1032,7 @@ impl Core {
                     && t == tag
                 {
                     l.inflight = None;
-                    l.blocked.insert(mb, Instant::now() + FULL_RETRY);
+                    l.blocked.insert(mb, self.now.at + FULL_RETRY);
                 }
                 self.pump(relay)?;
             }
@@ -987,7 +1055,7 @@ impl Core {
         let first = self.options.resend_after;
         self.resend
             .entry(row)
-            .or_insert((Instant::now() + first, first));
+            .or_insert((self.now.at + first, first));
         let room = match head.dest {
             Some(Dest::Contact(cid)) => self.contacts.get(&cid).map(|c| c.room),
             Some(Dest::Group(rid)) => Some(rid),
@@ -1040,7 +1108,7 @@ impl Core {
             Command::RenameContact { contact, name } => self.rename_contact(contact.0, name),
             Command::MarkRead { room } => {
                 let Some(r) = self.rooms.get(&room.0) else {
-                    return Err(EngineError::Unknown("room"));
+                    return Err(EngineError::NoSuch(What::Room));
                 };
                 if r.unread > 0 || r.mentions > 0 {
                     let mut rec = r.clone();
@@ -1106,7 +1174,7 @@ impl Core {
                 let c = self
                     .contacts
                     .get(&contact.0)
-                    .ok_or(EngineError::Unknown("contact"))?;
+                    .ok_or(EngineError::NoSuch(What::Contact))?;
                 let number = safety_number(&self.me.public(), &c.public);
                 self.emit(Event::SafetyNumber {
                     contact,
@@ -1135,10 +1203,7 @@ impl Core {
     /// Tells the faces that history rows were skipped because they do not open.
     fn report_damaged(&self, damaged: usize) {
         if damaged > 0 {
-            self.error(format!(
-                "store: {damaged} message(s) of this room do not open and were skipped: the \
-                 store is damaged or was tampered with"
-            ));
+            self.error(&EngineError::Damaged(damaged));
         }
     }
 
@@ -1149,9 +1214,9 @@ impl Core {
                 &self.home,
                 Some(&self.my_name),
                 self.options.invite_ttl.as_secs().max(1),
-                now_secs(),
+                self.now.secs(),
             )
-            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+            .map_err(EngineError::from)?;
         let id = self.store.tx(|db| db.insert_invite(&secret))?;
         let cap = secret.capability().clone();
         self.invites.insert(id, secret);
@@ -1164,32 +1229,28 @@ impl Core {
     }
 
     fn accept_invite(&mut self, code: &str, name: Option<String>) -> Result<(), EngineError> {
-        let invite = Invite::decode(code.trim(), now_secs())
-            .map_err(|e| EngineError::Invite(e.to_string()))?;
+        let invite = Invite::decode(code.trim(), self.now.secs()).map_err(EngineError::from)?;
         let fp = *invite.inviter().fingerprint().as_bytes();
         if fp == *self.me.public().fingerprint().as_bytes() {
-            return Err(EngineError::Invite(
-                "that is your own invite code: give it to someone else".into(),
-            ));
+            return Err(EngineError::OwnInvite);
         }
         if self
             .contacts
             .values()
             .any(|c| *c.public.fingerprint().as_bytes() == fp)
         {
-            return Err(EngineError::Invite("you already have this contact".into()));
+            return Err(EngineError::AlreadyContact);
         }
         let relay = invite.relay().to_owned();
         if relay.parse::<hum_shared::RelayAddr>().is_err() {
-            return Err(EngineError::Invite(
-                "the invite's relay address is not valid".into(),
-            ));
+            return Err(EngineError::InviteRelay);
         }
         let hello = enc(&Hello {
             name: self.my_name.clone(),
             relay: self.home.clone(),
         })?;
-        let (session, envelope) = Session::initiate(&self.me, &invite, &hello).map_err(crypto)?;
+        let (session, envelope) =
+            Session::initiate(&self.me, &invite, &hello).map_err(EngineError::from)?;
         let name = self.unique_name(
             name.or_else(|| invite.nickname().map(str::to_owned))
                 .unwrap_or_else(|| "contact".into()),
@@ -1201,7 +1262,7 @@ impl Core {
             dest: None,
             uid: None,
         };
-        let check = Self::check_record(code.trim(), &envelope);
+        let check = Self::check_record(code.trim(), &envelope, self.now.secs());
         let (cid, row) = self.add_contact(
             invite.inviter().clone(),
             name,
@@ -1293,7 +1354,7 @@ impl Core {
         if g.closed {
             return Ok(());
         }
-        let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
         let relay = g.relay.clone();
         let caps: Vec<(u64, Capability)> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
             .map(|e| (e, state.capability(e)))
@@ -1326,7 +1387,7 @@ impl Core {
         let c = self
             .contacts
             .get_mut(&cid)
-            .ok_or(EngineError::Unknown("contact"))?;
+            .ok_or(EngineError::NoSuch(What::Contact))?;
         let mut rec = c.rec.clone();
         rec.name = name.clone();
         let room = c.room;
@@ -1334,7 +1395,7 @@ impl Core {
             .rooms
             .get(&room)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         room_rec.name = name.clone();
         self.store.tx(|db| {
             db.put_contact(cid, &rec)?;

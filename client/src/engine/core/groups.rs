@@ -23,7 +23,7 @@ impl Core {
         text: String,
     ) -> Result<(), EngineError> {
         let uid = random_uid()?;
-        let sent_at = now_millis();
+        let sent_at = self.now.millis();
         let rec = MessageRecord {
             from_me: false,
             delivery: None,
@@ -39,7 +39,7 @@ impl Core {
         };
         let id = self.store.tx(|db| {
             db.insert_message(rid, &rec)?
-                .ok_or_else(|| EngineError::Store("a message id was used twice".into()))
+                .ok_or(Inconsistency::MessageIdTwice.into())
         })?;
         self.emit(Event::Message(MessageView {
             id: MessageId(id),
@@ -69,7 +69,10 @@ impl Core {
 
     /// A room's members, this profile first, for `/members`.
     pub(super) fn members_of(&self, rid: i64) -> Result<Vec<MemberView>, EngineError> {
-        let room = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let room = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         let me = self.me.public();
         let mut out = vec![MemberView {
             name: self.my_name.clone(),
@@ -83,7 +86,7 @@ impl Core {
                 for m in &g.members {
                     let fingerprint = PublicIdentity::from_bytes(&m.identity)
                         .map(|p| p.fingerprint().to_string())
-                        .map_err(crypto)?;
+                        .map_err(EngineError::from)?;
                     out.push(MemberView {
                         name: self.member_name(m),
                         fingerprint,
@@ -129,7 +132,10 @@ impl Core {
     }
 
     pub(super) fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
-        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let rec = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         self.store.tx(|db| db.put_room(rid, rec))
     }
 
@@ -137,14 +143,14 @@ impl Core {
         self.rooms
             .get(&rid)
             .map(|r| r.name.clone())
-            .ok_or(EngineError::Unknown("room"))
+            .ok_or(EngineError::NoSuch(What::Room))
     }
 
     pub(super) fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
         self.rooms
             .get_mut(&rid)
             .and_then(|r| r.group.as_mut())
-            .ok_or(EngineError::Unknown("group"))
+            .ok_or(EngineError::NoSuch(What::Group))
     }
 
     pub(super) fn require_admin(&self, rid: i64) -> Result<(), EngineError> {
@@ -209,7 +215,7 @@ impl Core {
             name: name.clone(),
             group: Some(GroupRecord {
                 id: *state.group_id().as_bytes(),
-                state: state.to_bytes().map_err(crypto)?,
+                state: state.to_bytes().map_err(EngineError::from)?,
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
@@ -232,7 +238,7 @@ impl Core {
         let c = self
             .contacts
             .get(&cid)
-            .ok_or(EngineError::Unknown("contact"))?;
+            .ok_or(EngineError::NoSuch(What::Contact))?;
         let fp = *c.public.fingerprint().as_bytes();
         let member = MemberRecord {
             identity: c.public.to_bytes().to_vec(),
@@ -242,22 +248,21 @@ impl Core {
         };
         let g = self.group(rid)?;
         if g.members.iter().any(|m| m.fingerprint == fp) {
-            return Err(EngineError::Invite(format!(
-                "{} is already a member",
-                member.name
-            )));
+            return Err(EngineError::AlreadyMember {
+                name: member.name.clone(),
+            });
         }
         // A newcomer starts on a new generation: with the old group secret it could
         // derive the mailboxes of the last week and read their headers.
-        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-        let dist = state.rotate().map_err(crypto)?;
+        let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let dist = state.rotate().map_err(EngineError::from)?;
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
             group: g.id,
             name: self.room_name(rid)?,
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
-            dist: dist.to_bytes().map_err(crypto)?,
+            dist: dist.to_bytes().map_err(EngineError::from)?,
         };
         let added = member.name.clone();
         self.change_group(rid, |core| {
@@ -266,9 +271,13 @@ impl Core {
                 m.senders.clear();
             }
             g.members.push(member);
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
             let mut msgs = vec![(Dest::Contact(cid), invite)];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), Some(&fp))?);
+            msgs.extend(core.updates(
+                rid,
+                Some(dist.to_bytes().map_err(EngineError::from)?),
+                Some(&fp),
+            )?);
             Ok(msgs)
         })?;
         self.subscribe_group(rid)?;
@@ -317,7 +326,7 @@ impl Core {
             .rooms
             .get(&rid)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         let sessions = self.sessions.clone();
         let result = change(self).and_then(|msgs| self.send_batch(rid, &msgs));
         if result.is_err() {
@@ -343,7 +352,10 @@ impl Core {
             let room = self.advanced_room(&s)?;
             sealed.push((s, room, msg.uid()));
         }
-        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let rec = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         let ids = self.store.tx(|db| {
             db.put_room(rid, rec)?;
             sealed
@@ -375,24 +387,24 @@ impl Core {
         let fp = *self
             .contacts
             .get(&cid)
-            .ok_or(EngineError::Unknown("contact"))?
+            .ok_or(EngineError::NoSuch(What::Contact))?
             .public
             .fingerprint()
             .as_bytes();
         let g = self.group(rid)?;
         if !g.members.iter().any(|m| m.fingerprint == fp) {
-            return Err(EngineError::Unknown("member"));
+            return Err(EngineError::NoSuch(What::Member));
         }
         let group = g.id;
-        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-        let dist = state.rotate().map_err(crypto)?;
+        let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let dist = state.rotate().map_err(EngineError::from)?;
         self.change_group(rid, |core| {
             let g = core.group_mut(rid)?;
             g.members.retain(|m| m.fingerprint != fp);
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -400,7 +412,11 @@ impl Core {
                     group,
                 },
             )];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), None)?);
+            msgs.extend(core.updates(
+                rid,
+                Some(dist.to_bytes().map_err(EngineError::from)?),
+                None,
+            )?);
             Ok(msgs)
         })?;
         self.forgive_receipts(rid, &fp)?;
@@ -477,7 +493,7 @@ impl Core {
         } else {
             let admin = self
                 .contact_by_fp(&g.admin)
-                .ok_or(EngineError::Unknown("group admin"))?;
+                .ok_or(EngineError::NoSuch(What::GroupAdmin))?;
             msgs.push((
                 Dest::Contact(admin),
                 AppMessage::GroupLeave {
@@ -603,11 +619,10 @@ impl Core {
             .iter()
             .any(|m| &m.fingerprint != origin && m.senders.contains(&id))
         {
-            return Err(EngineError::Crypto(
-                "a sender key claims another member's id".into(),
-            ));
+            return Err(EngineError::Refused(Refusal::ForeignSenderId));
         }
-        let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+        let mut state =
+            GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
         let owner = hum_shared::crypto::Fingerprint::from_bytes(*origin);
         let rekeyed = match state.process_distribution(dist, &owner) {
             Ok(r) => r,
@@ -617,20 +632,18 @@ impl Core {
                 tracing::debug!("a sender key of an older generation was ignored");
                 return Ok(None);
             }
-            Err(e) => return Err(crypto(e)),
+            Err(e) => return Err(e.into()),
         };
         // Only the admin starts a new generation; anyone else's attempt changes nothing.
         if rekeyed.is_some() && !may_rekey {
-            return Err(EngineError::Crypto(
-                "a member tried to re-key the group".into(),
-            ));
+            return Err(EngineError::Refused(Refusal::RekeyByMember));
         }
         if rekeyed.is_some() {
             for m in &mut self.group_mut(rid)?.members {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes().map_err(crypto)?;
+        self.group_mut(rid)?.state = state.to_bytes().map_err(EngineError::from)?;
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -650,10 +663,10 @@ impl Core {
         Ok(AppMessage::GroupKey {
             uid: random_uid()?,
             group,
-            dist: dist.to_bytes().map_err(crypto)?,
+            dist: dist.to_bytes().map_err(EngineError::from)?,
             origin: None,
             target,
-            endorsement: dist.endorse(&self.me).map_err(crypto)?.to_vec(),
+            endorsement: dist.endorse(&self.me).map_err(EngineError::from)?.to_vec(),
         })
     }
 
@@ -670,18 +683,17 @@ impl Core {
             .members
             .iter()
             .find(|m| &m.fingerprint == fp)
-            .ok_or(EngineError::Unknown("member"))?;
-        let public = PublicIdentity::from_bytes(&member.identity).map_err(crypto)?;
-        dist.check_endorsement(&public, endorsement).map_err(|_| {
-            EngineError::Crypto("a sender key is not endorsed by the member it names".into())
-        })
+            .ok_or(EngineError::NoSuch(What::Member))?;
+        let public = PublicIdentity::from_bytes(&member.identity).map_err(EngineError::from)?;
+        dist.check_endorsement(&public, endorsement)
+            .map_err(|_| EngineError::Refused(Refusal::UnendorsedSenderKey))
     }
 
     pub(super) fn group_control(&mut self, cid: i64, msg: AppMessage) -> Result<(), EngineError> {
         let from = *self
             .contacts
             .get(&cid)
-            .ok_or(EngineError::Unknown("contact"))?
+            .ok_or(EngineError::NoSuch(What::Contact))?
             .public
             .fingerprint()
             .as_bytes();
@@ -705,26 +717,21 @@ impl Core {
                     if g.admin != from {
                         let room = self.rooms.get(&rid).map(|r| r.name.clone());
                         let who = self.contacts.get(&cid).map(|c| c.rec.name.clone());
-                        return Err(EngineError::Invite(format!(
-                            "{} invited you back to the group {}, which only its admin can \
-                             do: ignored",
-                            who.unwrap_or_default(),
-                            room.unwrap_or_default()
-                        )));
+                        return Err(EngineError::Refused(Refusal::InviteBack {
+                            who: who.unwrap_or_default(),
+                            room: room.unwrap_or_default(),
+                        }));
                     }
                 }
                 if relay.parse::<hum_shared::RelayAddr>().is_err() {
-                    return Err(EngineError::Invite(
-                        "a group invite names an invalid relay".into(),
-                    ));
+                    return Err(EngineError::Refused(Refusal::GroupRelay));
                 }
-                let dist = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
+                let dist = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
                 let admin = hum_shared::crypto::Fingerprint::from_bytes(from);
-                let state = GroupState::from_distribution(&dist, &admin).map_err(crypto)?;
+                let state =
+                    GroupState::from_distribution(&dist, &admin).map_err(EngineError::from)?;
                 if state.group_id().as_bytes() != &group {
-                    return Err(EngineError::Crypto(
-                        "a group invite does not match its key".into(),
-                    ));
+                    return Err(EngineError::Refused(Refusal::GroupKeyMismatch));
                 }
                 let mut list = self.members_from(&members, &[]);
                 if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
@@ -735,7 +742,7 @@ impl Core {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes().map_err(crypto)?,
+                        state: state.to_bytes().map_err(EngineError::from)?,
                         relay,
                         admin: from,
                         members: list,
@@ -822,13 +829,14 @@ impl Core {
                 self.group_mut(rid)?.members = list;
                 self.save_room(rid)?;
                 if let Some(d) = dist {
-                    let d = SenderKeyDistribution::from_bytes(&d).map_err(crypto)?;
+                    let d = SenderKeyDistribution::from_bytes(&d).map_err(EngineError::from)?;
                     if let Some(mine) = self.apply_distribution(rid, &from, &d, true)? {
                         let msg = self.own_key(group, &mine, None)?;
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 } else {
-                    let state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                    let state = GroupState::from_bytes(&self.group(rid)?.state)
+                        .map_err(EngineError::from)?;
                     for n in newcomers {
                         let msg = self.own_key(group, &state.distribution(), Some(n))?;
                         self.send_app(Dest::Contact(cid), &msg)?;
@@ -852,8 +860,9 @@ impl Core {
                     return Ok(());
                 };
                 let admin = self.group(rid)?.admin;
-                let d = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
-                let current = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                let d = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
+                let current =
+                    GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
                 if d.generation() < current.generation() {
                     // Sent before its owner learned of a rotation: neither taken nor
                     // forwarded; the owner sends its new key.

@@ -54,7 +54,7 @@ fn answer_key(env: &Envelope) -> [u8; 32] {
 impl Core {
     /// Loads the used invites and the invites we watch; the expired ones go.
     pub(super) fn load_invite_state(&mut self) -> Result<(), EngineError> {
-        let now = now_secs();
+        let now = self.now.secs();
         let db = self.store.db();
         let mut expired = Vec::new();
         for (id, rec) in db.used_invites()? {
@@ -126,10 +126,10 @@ impl Core {
     }
 
     /// The record of an invite we accept now with `answer`.
-    pub(super) fn check_record(code: &str, answer: &Envelope) -> InviteCheckRecord {
+    pub(super) fn check_record(code: &str, answer: &Envelope, now: u64) -> InviteCheckRecord {
         InviteCheckRecord {
             code: code.chars().filter(|c| !c.is_whitespace()).collect(),
-            accepted_at: now_secs(),
+            accepted_at: now,
             answer: answer.as_bytes().to_vec(),
         }
     }
@@ -141,7 +141,7 @@ impl Core {
         invite: Invite,
         answer: Envelope,
     ) -> Result<(), EngineError> {
-        let cap = invite.used_capability().map_err(crypto)?;
+        let cap = invite.used_capability().map_err(EngineError::from)?;
         let relay = invite.relay().to_owned();
         self.checks.insert(cid, Check { invite, answer });
         self.subscribe(&relay, cap, RouteKind::InviteCheck(cid), true, None)
@@ -152,9 +152,15 @@ impl Core {
         let secret = self
             .invites
             .get(&id)
-            .ok_or(EngineError::Unknown("invite"))?;
-        let notice = self.me.invite_used_notice(secret, env).map_err(crypto)?;
-        let notice_mailbox = secret.used_capability().map_err(crypto)?.mailbox_id();
+            .ok_or(EngineError::NoSuch(What::Invite))?;
+        let notice = self
+            .me
+            .invite_used_notice(secret, env)
+            .map_err(EngineError::from)?;
+        let notice_mailbox = secret
+            .used_capability()
+            .map_err(EngineError::from)?
+            .mailbox_id();
         Ok(Used {
             rec: UsedInviteRecord {
                 capability: *secret.capability().expose_secret(),
@@ -206,7 +212,7 @@ impl Core {
     /// Forgets the used invites that expired: nobody can answer them any more, so their
     /// mailboxes are no longer read and their records go.
     pub(super) fn expire_used_invites(&mut self) -> Result<(), EngineError> {
-        let now = now_secs();
+        let now = self.now.secs();
         let expired: Vec<i64> = self
             .used_invites
             .iter()
@@ -294,7 +300,7 @@ impl Core {
             .rooms
             .get(&room)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         room_rec.contact = None;
         self.store.tx(|db| {
             db.forget_contact(cid)?;
@@ -315,9 +321,7 @@ impl Core {
             &name,
             format!("the invite code had already been used by someone else: {name} never got your request"),
         );
-        self.error(format!(
-            "{name}'s invite code had already been used by someone else, so {name} was not added: ask {name} for a new code"
-        ));
+        self.error(&EngineError::InviteUsed { name });
         Ok(())
     }
 }

@@ -71,7 +71,7 @@ impl Core {
                 let Ok(g) = self.group(rid) else {
                     return Ok(());
                 };
-                let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
                 match state.open(&env) {
                     Ok((member, part)) => self.on_part(
                         Origin::Group {
@@ -108,7 +108,7 @@ impl Core {
             let Ok(g) = self.group(rid) else {
                 return Ok(());
             };
-            let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+            let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
             match state.open(&env) {
                 Ok((member, part)) => {
                     let origin = Origin::Group {
@@ -127,7 +127,7 @@ impl Core {
         let Some(secret) = self.invites.get(&id) else {
             return Ok(());
         };
-        if secret.expires_at() <= now_secs() {
+        if secret.expires_at() <= self.now.secs() {
             // Too late: whoever answers now may have found the code after its time.
             self.forget_invite(id)?;
             self.emit(Event::Notice(
@@ -143,7 +143,7 @@ impl Core {
             return Ok(());
         };
         if hello.relay.parse::<hum_shared::RelayAddr>().is_err() {
-            self.error("a contact answered an invite with an invalid relay address; ignored");
+            self.error(&EngineError::Refused(Refusal::AnswerRelay));
             return Ok(());
         }
         let fp = *who.fingerprint().as_bytes();
@@ -184,7 +184,7 @@ impl Core {
                 self.contacts
                     .get(cid)
                     .map(|c| c.room)
-                    .ok_or(EngineError::Unknown("contact"))?,
+                    .ok_or(EngineError::NoSuch(What::Contact))?,
                 cid.to_be_bytes().to_vec(),
             ),
             Origin::Group { room, member } => (*room, member.to_vec()),
@@ -225,8 +225,7 @@ impl Core {
             let rec = PartRecord {
                 room,
                 sender: sender.clone(),
-                msg_id: part_msg_id(part)
-                    .map_err(|_| EngineError::Store("a kept part has no header".into()))?,
+                msg_id: part_msg_id(part).map_err(|_| Inconsistency::BadPart)?,
                 idx: u16::from_be_bytes([
                     part.get(8).copied().unwrap_or(0),
                     part.get(9).copied().unwrap_or(0),
@@ -294,7 +293,7 @@ impl Core {
                     .rooms
                     .get(&room)
                     .cloned()
-                    .ok_or(EngineError::Unknown("room"))?,
+                    .ok_or(EngineError::NoSuch(What::Room))?,
             };
             let inserted = self.store.tx(|db| {
                 finish(db)?;
@@ -346,7 +345,7 @@ impl Core {
             self.emit_room(room);
         }
         if let Err(e) = self.app_effects(&origin, msg) {
-            self.error(e.to_string());
+            self.error(&e);
         }
         if let Some(id) = inbox {
             self.store.tx(|db| db.delete_inbox(id))?;
@@ -361,7 +360,7 @@ impl Core {
             if let Some(msg) = msg
                 && let Err(e) = self.app_effects(&rec.origin, msg)
             {
-                self.error(e.to_string());
+                self.error(&e);
             }
             self.store.tx(|db| db.delete_inbox(id))?;
         }
@@ -379,7 +378,7 @@ impl Core {
         if let Some((rid, state)) = group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
         }
         Ok(())
     }

@@ -5,15 +5,13 @@
 use std::path::PathBuf;
 
 use hum_shared::crypto::{KdfParams, KdfPolicy, MailboxId};
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::*;
+use crate::api::ErrorKind;
 use crate::engine::scratch::Scratch;
-use crate::engine::{EngineOptions, ProfilePaths};
+use crate::engine::{EngineOptions, ProfilePaths, StoreError};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-type Queues = Arc<Mutex<HashMap<String, Arc<Mutex<VecDeque<Up>>>>>>;
-
 fn home() -> String {
     format!("hum://home.relay.test:7447#{}", "cd".repeat(32))
 }
@@ -22,11 +20,22 @@ fn peer_relay() -> String {
     format!("hum://peer.relay.test:7447#{}", "ef".repeat(32))
 }
 
-/// One engine core on a fake relay.
+/// One engine core on a fake relay and a fake clock: the test is the runtime, carrying
+/// out the core's effects itself.
 struct Fixture {
     core: Option<Core>,
-    events: UnboundedReceiver<Event>,
-    queues: Queues,
+    /// The fake clock: it moves only when a test moves it.
+    now: Now,
+    /// Events the core emitted and the test has not taken yet.
+    emitted: Vec<Event>,
+    /// Operations sent to a link's current connection, not yet taken by the fake relay.
+    sent: Vec<(String, Up)>,
+    /// The links the core opened, with their connection (0 while down).
+    links: HashMap<String, u64>,
+    /// Whether the fake relay connects new links and answers deposits by itself.
+    auto: bool,
+    /// Whether the core told its links to stop.
+    stopped: bool,
     /// What was deposited and not yet taken by a peer: mailbox, envelope.
     deposits: Vec<(MailboxId, Vec<u8>)>,
     seq: u64,
@@ -40,55 +49,79 @@ impl Fixture {
         let dir = Scratch::new(tag);
         let paths = ProfilePaths::in_dir("me", dir.0.join("me"));
         let unlocked = crate::engine::create_with(&paths, "me", b"pw", KdfParams::INSECURE_FAST)?;
-        let (tx, events) = unbounded_channel();
         let mut fx = Self {
             core: None,
-            events,
-            queues: Arc::new(Mutex::new(HashMap::new())),
+            now: Now::system(),
+            emitted: Vec::new(),
+            sent: Vec::new(),
+            links: HashMap::new(),
+            auto: true,
+            stopped: false,
             deposits: Vec::new(),
             seq: 0,
             paths,
             options,
             dir,
         };
-        fx.start(unlocked, tx)?;
+        fx.start(unlocked)?;
         Ok(fx)
     }
 
-    fn start(
-        &mut self,
-        unlocked: crate::engine::Unlocked,
-        events: tokio::sync::mpsc::UnboundedSender<Event>,
-    ) -> Result<(), EngineError> {
-        let queues = self.queues.clone();
-        let spawn: LinkSpawner = Box::new(move |relay, queue, _stop| {
-            if let Ok(mut q) = queues.lock() {
-                q.insert(relay.to_owned(), queue);
-            }
-        });
-        let mut core = Core::new(unlocked, home(), events, spawn, self.options)?;
-        core.start()?;
+    fn start(&mut self, unlocked: crate::engine::Unlocked) -> Result<(), EngineError> {
+        let mut core = Core::new(unlocked, home(), self.options, self.now)?;
+        let mut effects = Vec::new();
+        let started = core.start(self.now, &mut effects);
         self.core = Some(core);
+        self.apply(effects);
+        started?;
         self.relay()
     }
 
-    /// Stops the core (closing the store) and opens the profile again.
+    /// Stops the core (closing the store) and opens the profile again: a crash, as far as
+    /// the core can tell (the links are gone with it).
     fn reopen(&mut self) -> Result<(), EngineError> {
         self.core = None;
+        self.links.clear();
+        self.sent.clear();
         let unlocked = crate::engine::unlock_with(&self.paths, b"pw", KdfPolicy::InsecureForTests)?;
-        let (tx, events) = unbounded_channel();
-        self.events = events;
-        self.start(unlocked, tx)
+        self.start(unlocked)
     }
 
     fn core(&mut self) -> Result<&mut Core, EngineError> {
-        self.core
-            .as_mut()
-            .ok_or_else(|| EngineError::Store("the core is stopped".into()))
+        self.core.as_mut().ok_or(EngineError::Panicked)
+    }
+
+    /// Carries out what the core asked for.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Emit(e) => self.emitted.push(e),
+                Effect::OpenLink { relay } => {
+                    self.links.entry(relay).or_insert(0);
+                }
+                Effect::Send { relay, conn, op } => {
+                    // What was meant for an older connection is dropped, as a link does.
+                    if conn != 0 && self.links.get(&relay) == Some(&conn) {
+                        self.sent.push((relay, op));
+                    }
+                }
+                Effect::Reconnect { .. } => {}
+                Effect::StopLinks => self.stopped = true,
+            }
+        }
+    }
+
+    /// Hands the core one input at the fake clock's time; returns whether it goes on.
+    fn handle(&mut self, input: Input) -> Result<bool, EngineError> {
+        let now = self.now;
+        let mut effects = Vec::new();
+        let step = self.core()?.handle(input, now, &mut effects);
+        self.apply(effects);
+        step
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {
-        self.core()?.handle(input)?;
+        self.handle(input)?;
         self.relay()
     }
 
@@ -96,56 +129,91 @@ impl Fixture {
         self.input(Input::Command(c))
     }
 
-    /// The fake relay: takes what every link queued, stores each deposit and answers
-    /// `Stored`, until nothing more is queued.
-    fn relay(&mut self) -> Result<(), EngineError> {
-        loop {
-            // Every link the core opened connects at once.
-            let down: Vec<String> = self
-                .core()?
-                .links
-                .iter()
-                .filter(|(_, l)| !l.up)
-                .map(|(r, _)| r.clone())
-                .collect();
-            for relay in down {
-                self.core()?.handle(Input::LinkUp {
-                    relay,
-                    tick: 0,
-                    tick_micros: 1_000,
-                })?;
-            }
-            let ops: Vec<(String, Up)> = {
-                let queues = self
-                    .queues
-                    .lock()
-                    .map_err(|_| EngineError::Store("poisoned".into()))?;
-                queues
-                    .iter()
-                    .flat_map(|(relay, q)| {
-                        q.lock()
-                            .map(|mut q| q.drain(..).map(|op| (relay.clone(), op)).collect())
-                            .unwrap_or_else(|_| Vec::new())
-                    })
-                    .collect()
-            };
-            if ops.is_empty() {
-                return Ok(());
-            }
-            for (relay, op) in ops {
-                if let Up::Deposit {
+    /// Moves the fake clock on by `d`.
+    fn wait(&mut self, d: Duration) {
+        self.now = self.now.after(d);
+    }
+
+    /// Connects the link to `relay` (again): a new connection to a relay that started at
+    /// unix time `started` (microseconds).
+    fn connect(&mut self, relay: &str, started: u128) -> Result<u64, EngineError> {
+        let conn = self.links.get(relay).map_or(1, |c| c + 1);
+        self.links.insert(relay.to_owned(), conn);
+        let tick_micros = 1_000u32;
+        let tick =
+            u64::try_from(self.now.unix_micros.saturating_sub(started) / u128::from(tick_micros))
+                .unwrap_or(0);
+        self.handle(Input::LinkUp {
+            relay: relay.to_owned(),
+            conn,
+            tick,
+            tick_micros,
+        })?;
+        Ok(conn)
+    }
+
+    /// Takes the link to `relay` down.
+    fn disconnect(&mut self, relay: &str) -> Result<(), EngineError> {
+        if let Some(c) = self.links.get_mut(relay) {
+            *c += 1;
+        }
+        self.sent.retain(|(r, _)| r != relay);
+        self.handle(Input::LinkDown {
+            relay: relay.to_owned(),
+            retry_in_ms: 200,
+            cause: None,
+        })?;
+        Ok(())
+    }
+
+    /// The deposits sent and not yet answered, taken: relay, tag, mailbox.
+    fn take_deposits(&mut self) -> Vec<(String, u32, MailboxId, Vec<u8>)> {
+        let (deposits, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent)
+            .into_iter()
+            .partition(|(_, op)| matches!(op, Up::Deposit { .. }));
+        self.sent = rest;
+        deposits
+            .into_iter()
+            .filter_map(|(relay, op)| match op {
+                Up::Deposit {
                     tag,
                     mailbox,
                     envelope,
                     ..
-                } = op
-                {
-                    self.deposits.push((mailbox, envelope));
-                    self.core()?.handle(Input::Down {
-                        relay,
-                        op: Down::Stored { tag },
-                    })?;
-                }
+                } => Some((relay, tag, mailbox, envelope)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The fake relay, when `auto`: connects every link the core opened, takes what
+    /// they were sent, stores each deposit and answers `Stored`, until nothing more is
+    /// sent.
+    fn relay(&mut self) -> Result<(), EngineError> {
+        if !self.auto {
+            return Ok(());
+        }
+        loop {
+            let down: Vec<String> = self
+                .links
+                .iter()
+                .filter(|(_, c)| **c == 0)
+                .map(|(r, _)| r.clone())
+                .collect();
+            for relay in down {
+                self.connect(&relay, 0)?;
+            }
+            let deposits = self.take_deposits();
+            self.sent.clear();
+            if deposits.is_empty() {
+                return Ok(());
+            }
+            for (relay, tag, mailbox, envelope) in deposits {
+                self.deposits.push((mailbox, envelope));
+                self.handle(Input::Down {
+                    relay,
+                    op: Down::Stored { tag },
+                })?;
             }
         }
     }
@@ -164,7 +232,7 @@ impl Fixture {
     }
 
     fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.events.try_recv().ok()).collect()
+        std::mem::take(&mut self.emitted)
     }
 
     fn invite_code(&mut self) -> Result<String, Box<dyn std::error::Error>> {
@@ -182,7 +250,7 @@ impl Fixture {
     fn peer(&mut self, name: &str) -> Result<Peer, Box<dyn std::error::Error>> {
         let code = self.invite_code()?;
         let peer = Identity::generate();
-        let invite = Invite::decode(&code, now_secs())?;
+        let invite = Invite::decode(&code, self.now.secs())?;
         let hello = enc(&Hello {
             name: name.into(),
             relay: peer_relay(),
@@ -210,14 +278,14 @@ impl Fixture {
             .contacts
             .get(&cid)
             .map(|c| c.room)
-            .ok_or(EngineError::Unknown("contact"))
+            .ok_or(EngineError::NoSuch(What::Contact))
     }
 
     fn store_file(&self) -> PathBuf {
         self.paths.store()
     }
 
-    /// Waits until `expires_at` (unix seconds) has passed, runs the timer once (the fake
+    /// Moves the clock past `expires_at` (unix seconds), runs the timer once (the fake
     /// relay does not answer), and says whether the home link was told to unsubscribe
     /// `mailbox`.
     fn unsubscribed_after(
@@ -225,23 +293,20 @@ impl Fixture {
         expires_at: u64,
         mailbox: MailboxId,
     ) -> Result<bool, Box<dyn std::error::Error>> {
-        while now_secs() <= expires_at {
-            std::thread::sleep(Duration::from_millis(100));
+        self.pass(expires_at);
+        self.sent.clear();
+        self.handle(Input::Timer)?;
+        Ok(self.sent.iter().any(|(r, op)| {
+            *r == home() && matches!(op, Up::Unsubscribe { mailbox: m } if *m == mailbox)
+        }))
+    }
+
+    /// Moves the clock past unix second `t`.
+    fn pass(&mut self, t: u64) {
+        let target = u128::from(t + 1) * 1_000_000;
+        if let Some(d) = target.checked_sub(self.now.unix_micros) {
+            self.wait(Duration::from_micros(u64::try_from(d).unwrap_or(u64::MAX)));
         }
-        let queue = self
-            .queues
-            .lock()
-            .map_err(|_| "poisoned")?
-            .get(&home())
-            .cloned()
-            .ok_or("no home link")?;
-        self.core()?.handle(Input::Timer)?;
-        let unsubscribed = queue
-            .lock()
-            .map_err(|_| "poisoned")?
-            .iter()
-            .any(|op| matches!(op, Up::Unsubscribe { mailbox: m } if *m == mailbox));
-        Ok(unsubscribed)
     }
 }
 
@@ -290,7 +355,7 @@ impl Peer {
             fx,
             &AppMessage::Text {
                 uid: random_uid()?,
-                sent_at: now_millis(),
+                sent_at: fx.now.millis(),
                 text: text.into(),
             },
         )
@@ -329,7 +394,7 @@ fn a_used_prekey_and_replaced_sessions_leave_the_files_within_the_checkpoint_bou
     let code = fx.invite_code()?;
     let invite_rows = raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?;
     assert_eq!(invite_rows.len(), 1);
-    let invite = Invite::decode(&code, now_secs())?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
     let bob_id = Identity::generate();
     let hello = enc(&Hello {
         name: "bob".into(),
@@ -360,9 +425,9 @@ fn a_used_prekey_and_replaced_sessions_leave_the_files_within_the_checkpoint_bou
         old.iter().any(|o| fx.dir.files_hold("", o)),
         "the search finds nothing at all"
     );
-    std::thread::sleep(every + Duration::from_millis(50));
+    fx.wait(every + Duration::from_millis(50));
     // (The fake relay does not answer this time: its answers would be new writes.)
-    fx.core()?.handle(Input::Timer)?;
+    fx.handle(Input::Timer)?;
     for o in &old {
         assert!(
             !fx.dir.files_hold("", o),
@@ -445,7 +510,11 @@ fn a_session_stored_under_the_wrong_contact_stops_the_load() -> TestResult {
     core.store.tx(|db| db.put_session(bob.cid, &carols))?;
     let err = fx.reopen().err().ok_or("the wrong session loaded")?;
     assert!(
-        matches!(&err, EngineError::Store(m) if m.contains("bob is with someone else")),
+        matches!(
+            &err,
+            EngineError::Store(StoreError::Inconsistent(Inconsistency::SessionWithSomeoneElse(n)))
+                if n == "bob"
+        ),
         "{err}"
     );
     Ok(())
@@ -461,12 +530,10 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
         },
     )?;
     let code = fx.invite_code()?;
-    let created = now_secs();
+    let created = fx.now.secs();
     // The acceptor read the code while it was valid; the answer comes after its expiry.
     let invite = Invite::decode(&code, created)?;
-    while now_secs() <= invite.expires_at() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    fx.pass(invite.expires_at());
     let hello = enc(&Hello {
         name: "late".into(),
         relay: peer_relay(),
@@ -488,7 +555,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
 
     // One nobody answers is forgotten on the timer, its mailbox unsubscribed.
     let code = fx.invite_code()?;
-    let mailbox = Invite::decode(&code, now_secs())?.mailbox();
+    let mailbox = Invite::decode(&code, fx.now.secs())?.mailbox();
     assert_eq!(
         raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?.len(),
         1
@@ -512,7 +579,7 @@ fn group_invite(
         name: "plans".into(),
         relay: home(),
         members: [vec![admin.as_member("alice")], members].concat(),
-        dist: state.distribution().to_bytes().map_err(crypto)?,
+        dist: state.distribution().to_bytes().map_err(EngineError::from)?,
     })
 }
 
@@ -521,7 +588,7 @@ fn group_room(fx: &mut Fixture) -> Result<(i64, GroupRecord), EngineError> {
         .rooms
         .iter()
         .find_map(|(&id, r)| r.group.clone().map(|g| (id, g)))
-        .ok_or(EngineError::Unknown("group"))
+        .ok_or(EngineError::NoSuch(What::Group))
 }
 
 #[test]
@@ -571,7 +638,7 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, Event::Error { message } if message.contains("only its admin"))),
+            .any(|e| matches!(e, Event::Error { kind: ErrorKind::Refused, message } if message.contains("only its admin"))),
         "{events:?}"
     );
 
@@ -683,7 +750,10 @@ fn rows_swapped_or_moved_with_raw_sql_while_closed_are_refused() -> TestResult {
     swap_sessions()?;
     let err = fx.reopen().err().ok_or("swapped sessions loaded")?;
     assert!(
-        matches!(&err, EngineError::Store(m) if m.contains("sessions row does not open")),
+        matches!(
+            &err,
+            EngineError::Store(StoreError::RowDoesNotOpen("sessions"))
+        ),
         "{err}"
     );
     swap_sessions()?;
@@ -714,7 +784,7 @@ fn rows_swapped_or_moved_with_raw_sql_while_closed_are_refused() -> TestResult {
     assert!(
         events
             .iter()
-            .any(|e| matches!(e, Event::Error { message } if message.contains("1 message(s)"))),
+            .any(|e| matches!(e, Event::Error { kind: ErrorKind::Damaged, message } if message.contains("1 message(s)"))),
         "{events:?}"
     );
     Ok(())
@@ -730,7 +800,7 @@ fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
         },
     )?;
     let code = fx.invite_code()?;
-    let invite = Invite::decode(&code, now_secs())?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
     let hello = enc(&Hello {
         name: "bob".into(),
         relay: peer_relay(),
@@ -772,7 +842,7 @@ fn accept(
     inviter: &Identity,
     name: &str,
 ) -> Result<(Invite, InviteSecret, i64, Envelope), Box<dyn std::error::Error>> {
-    let (invite, secret) = inviter.create_invite(&home(), 3600, now_secs())?;
+    let (invite, secret) = inviter.create_invite(&home(), 3600, fx.now.secs())?;
     fx.command(Command::AcceptInvite {
         code: invite.encode(),
         name: Some(name.into()),
@@ -880,7 +950,7 @@ fn a_kept_part_of_another_size_does_not_block_the_contact() -> TestResult {
     let room = fx.room_of(bob.cid)?;
     let before = enc(&AppMessage::Text {
         uid: random_uid()?,
-        sent_at: now_millis(),
+        sent_at: fx.now.millis(),
         text: "b".repeat(1000),
     })?;
     let old_parts = split(random_u64()?, &before, REVISION_1_CAPACITY)?;
@@ -914,5 +984,553 @@ fn a_kept_part_of_another_size_does_not_block_the_contact() -> TestResult {
         .insert(&old_parts[1])?
         .ok_or("the old message did not complete")?;
     assert_eq!(payload, *before);
+    Ok(())
+}
+
+/// The kinds of the errors a face receives for each user mistake: the event says which
+/// mistake it was, so faces and tests need not read its words.
+#[test]
+fn each_user_mistake_comes_back_as_its_own_kind() -> TestResult {
+    let mut fx = Fixture::new("mistakes", options())?;
+    let bob = fx.peer("bob")?;
+    fx.events();
+    let kind_of = |fx: &mut Fixture, c: Command| -> Result<Vec<ErrorKind>, EngineError> {
+        fx.command(c)?;
+        Ok(fx
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Error { kind, .. } => Some(kind),
+                _ => None,
+            })
+            .collect())
+    };
+    let own = fx.invite_code()?;
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::AcceptInvite {
+                code: own,
+                name: None
+            }
+        )?,
+        [ErrorKind::OwnInvite]
+    );
+    let (bobs, _) = bob.id.create_invite(&peer_relay(), 3600, fx.now.secs())?;
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::AcceptInvite {
+                code: bobs.encode(),
+                name: None
+            }
+        )?,
+        [ErrorKind::AlreadyContact]
+    );
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::AcceptInvite {
+                code: "hello".into(),
+                name: None
+            }
+        )?,
+        [ErrorKind::Invite]
+    );
+    let nowhere = RoomId(9_999);
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::Send {
+                room: nowhere,
+                text: "hi".into()
+            }
+        )?,
+        [ErrorKind::NoSuch(What::Room)]
+    );
+    let room = RoomId(fx.room_of(bob.cid)?);
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::Send {
+                room,
+                text: "   ".into()
+            }
+        )?,
+        [ErrorKind::Empty]
+    );
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::Send {
+                room,
+                text: "x".repeat(MAX_TEXT + 1)
+            }
+        )?,
+        [ErrorKind::TooLong]
+    );
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::RenameContact {
+                contact: ContactId(9_999),
+                name: "x".into()
+            }
+        )?,
+        [ErrorKind::NoSuch(What::Contact)]
+    );
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let (rid, _) = group_room(&mut fx)?;
+    let add = Command::GroupAdd {
+        room: RoomId(rid),
+        contact: ContactId(bob.cid),
+    };
+    assert_eq!(kind_of(&mut fx, add.clone())?, []);
+    assert_eq!(kind_of(&mut fx, add)?, [ErrorKind::AlreadyMember]);
+    // A group's command on a 1:1 room.
+    assert_eq!(
+        kind_of(
+            &mut fx,
+            Command::GroupRename {
+                room,
+                name: "x".into()
+            }
+        )?,
+        [ErrorKind::NoSuch(What::Group)]
+    );
+    Ok(())
+}
+
+// ----- the deposit pump, on the fake clock -----------------------------------------------
+
+/// The texts among `msgs`, in order.
+fn texts(msgs: &[AppMessage]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            AppMessage::Text { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A fixture with one contact, bob (on the peer relay), whose relay answers only when the
+/// test says so.
+fn manual(
+    tag: &str,
+    options: EngineOptions,
+) -> Result<(Fixture, Peer, RoomId), Box<dyn std::error::Error>> {
+    let mut fx = Fixture::new(tag, options)?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    // A first text opens and connects the link to bob's relay; bob receipts it.
+    say(&mut fx, room, "hello")?;
+    let got = bob.receive(&mut fx)?;
+    assert_eq!(texts(&got), ["hello"]);
+    let uids = got
+        .iter()
+        .filter_map(|m| match m {
+            AppMessage::Text { uid, .. } => Some(*uid),
+            _ => None,
+        })
+        .collect();
+    bob.send(&mut fx, &AppMessage::Receipt { uids })?;
+    fx.auto = false;
+    fx.sent.clear();
+    fx.events();
+    Ok((fx, bob, room))
+}
+
+/// The one deposit sent and not answered yet; fails when there are none or several.
+fn one_deposit(fx: &mut Fixture) -> Result<(String, u32, MailboxId, Vec<u8>), String> {
+    let mut d = fx.take_deposits();
+    match d.len() {
+        1 => d.pop().ok_or_else(|| "none".to_owned()),
+        n => Err(format!("{n} deposits in flight, expected one")),
+    }
+}
+
+/// Answers a deposit `Stored` and keeps it at the fake relay.
+fn store(fx: &mut Fixture, d: (String, u32, MailboxId, Vec<u8>)) -> Result<(), EngineError> {
+    let (relay, tag, mailbox, envelope) = d;
+    fx.deposits.push((mailbox, envelope));
+    fx.handle(Input::Down {
+        relay,
+        op: Down::Stored { tag },
+    })?;
+    Ok(())
+}
+
+/// Answers the one deposit in flight `Stored`.
+fn store_next(fx: &mut Fixture) -> TestResult {
+    let d = one_deposit(fx)?;
+    store(fx, d)?;
+    Ok(())
+}
+
+fn say(fx: &mut Fixture, room: RoomId, text: &str) -> Result<(), EngineError> {
+    fx.command(Command::Send {
+        room,
+        text: text.into(),
+    })
+}
+
+#[test]
+fn the_pump_keeps_one_deposit_in_flight_and_the_order() -> TestResult {
+    let (mut fx, mut bob, room) = manual("pump", options())?;
+    for i in 0..3 {
+        say(&mut fx, room, &format!("m{i}"))?;
+    }
+    for _ in 0..3 {
+        let d = one_deposit(&mut fx)?;
+        assert_eq!(d.0, peer_relay(), "deposited where bob reads");
+        // Nothing more leaves before the relay answers, whatever else happens.
+        fx.wait(Duration::from_secs(5));
+        fx.handle(Input::Timer)?;
+        assert!(fx.take_deposits().is_empty(), "a second deposit in flight");
+        store(&mut fx, d)?;
+    }
+    assert!(fx.take_deposits().is_empty());
+    assert_eq!(texts(&bob.receive(&mut fx)?), ["m0", "m1", "m2"]);
+    let sent = fx
+        .events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Delivery {
+                    state: Delivery::Sent,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(sent, 3, "each message became sent once stored");
+    Ok(())
+}
+
+#[test]
+fn a_full_mailbox_waits_a_second_and_is_tried_again() -> TestResult {
+    let (mut fx, mut bob, room) = manual("full", options())?;
+    say(&mut fx, room, "m0")?;
+    say(&mut fx, room, "m1")?;
+    let (relay, tag, _, first) = one_deposit(&mut fx)?;
+    fx.handle(Input::Down {
+        relay,
+        op: Down::Full { tag },
+    })?;
+    // The mailbox is full: neither message goes to it before the wait is out (m1 does
+    // not overtake m0).
+    assert!(fx.take_deposits().is_empty());
+    fx.wait(FULL_RETRY / 2);
+    fx.handle(Input::Timer)?;
+    assert!(fx.take_deposits().is_empty(), "tried again too soon");
+    fx.wait(FULL_RETRY);
+    fx.handle(Input::Timer)?;
+    let again = one_deposit(&mut fx)?;
+    assert_eq!(again.3, first, "the same envelope is tried again");
+    store(&mut fx, again)?;
+    store_next(&mut fx)?;
+    assert_eq!(texts(&bob.receive(&mut fx)?), ["m0", "m1"]);
+    Ok(())
+}
+
+#[test]
+fn a_stored_message_without_a_receipt_is_sent_again_each_time_twice_as_late() -> TestResult {
+    let after = Duration::from_secs(600);
+    let (mut fx, _bob, room) = manual(
+        "resend",
+        EngineOptions {
+            resend_after: after,
+            ..options()
+        },
+    )?;
+    say(&mut fx, room, "are you there?")?;
+    let d = one_deposit(&mut fx)?;
+    let envelope = d.3.clone();
+    store(&mut fx, d)?;
+    let mut resent_at = Vec::new();
+    let mut minutes = 0u64;
+    // Five hours on the fake clock, a timer every minute.
+    while minutes < 300 {
+        fx.wait(Duration::from_secs(60));
+        minutes += 1;
+        fx.handle(Input::Timer)?;
+        for d in fx.take_deposits() {
+            assert_eq!(d.3, envelope, "only the unreceipted message goes again");
+            resent_at.push(minutes);
+            store(&mut fx, d)?;
+        }
+    }
+    // After 10 minutes, then 20 more, then 40, 80, 160.
+    assert_eq!(resent_at, [10, 30, 70, 150]);
+    Ok(())
+}
+
+#[test]
+fn a_relay_restart_is_told_from_a_reconnect_by_its_start() -> TestResult {
+    let (mut fx, mut bob, room) = manual("restart", options())?;
+    let relay = peer_relay();
+    say(&mut fx, room, "stored")?;
+    store_next(&mut fx)?;
+    say(&mut fx, room, "in flight")?;
+    let in_flight = one_deposit(&mut fx)?;
+    // The link drops with a deposit unanswered and comes back to the same relay (same
+    // start): only what it never confirmed goes again.
+    fx.disconnect(&relay)?;
+    fx.wait(Duration::from_secs(3));
+    fx.connect(&relay, 0)?;
+    let again = one_deposit(&mut fx)?;
+    assert_eq!(again.3, in_flight.3);
+    store(&mut fx, again)?;
+    assert!(fx.take_deposits().is_empty(), "a stored message went again");
+    // The relay restarted (it started a second ago) and lost everything: everything not
+    // receipted goes again, in its order.
+    fx.disconnect(&relay)?;
+    fx.wait(Duration::from_secs(3));
+    let started = fx.now.unix_micros - 1_000_000;
+    fx.connect(&relay, started)?;
+    store_next(&mut fx)?;
+    store_next(&mut fx)?;
+    assert!(fx.take_deposits().is_empty());
+    // Bob reads each once (the copies are the same envelopes: they do not open twice).
+    let mut got = Vec::new();
+    let epoch = fx.core()?.epoch;
+    let mine: Vec<MailboxId> = (epoch.saturating_sub(1)..=epoch + 1)
+        .map(|e| bob.session.receive_capability(e).mailbox_id())
+        .collect();
+    for (mb, env) in std::mem::take(&mut fx.deposits) {
+        if !mine.contains(&mb) {
+            continue;
+        }
+        if let Ok(part) = bob.session.open(&Envelope::from_bytes(&env)?)
+            && let Some((_, payload)) = bob.reassembler.insert(&part)?
+        {
+            got.push(postcard::from_bytes::<AppMessage>(&payload)?);
+        }
+    }
+    assert_eq!(texts(&got), ["stored", "in flight"]);
+    Ok(())
+}
+
+#[test]
+fn a_new_epoch_subscribes_the_next_mailbox_and_drops_the_old_ones() -> TestResult {
+    let (mut fx, mut bob, _) = manual("epoch", options())?;
+    let epoch = fx.core()?.epoch;
+    // Where bob deposits in epoch `e`: the core reads it.
+    let cap = |e: u64| bob.session.send_mailbox(e);
+    let (next, newest, last, current) =
+        (cap(epoch + 2), cap(epoch + 1), cap(epoch - 1), cap(epoch));
+    fx.pass((epoch + 1) * hum_shared::crypto::EPOCH_SECS);
+    fx.handle(Input::Timer)?;
+    assert_eq!(fx.core()?.epoch, epoch + 1);
+    let subscribed: Vec<MailboxId> = fx
+        .sent
+        .iter()
+        .filter_map(|(r, op)| match op {
+            Up::Subscribe { capability, .. } if *r == home() => Some(capability.mailbox_id()),
+            _ => None,
+        })
+        .collect();
+    let dropped: Vec<MailboxId> = fx
+        .sent
+        .iter()
+        .filter_map(|(r, op)| match op {
+            Up::Unsubscribe { mailbox } if *r == home() => Some(*mailbox),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        subscribed.contains(&next),
+        "the epoch after the new one is read"
+    );
+    assert!(
+        !subscribed.contains(&newest),
+        "a mailbox read already is not subscribed twice"
+    );
+    assert!(
+        dropped.contains(&last),
+        "an epoch before the last one is dropped"
+    );
+    assert!(!dropped.contains(&current) && !dropped.contains(&newest));
+    // Bob writes into the new epoch's mailbox: it arrives.
+    fx.auto = true;
+    bob.text(&mut fx, "a new day")?;
+    assert!(
+        fx.events()
+            .iter()
+            .any(|e| matches!(e, Event::Message(m) if m.text == "a new day"))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_message_that_comes_twice_is_shown_once() -> TestResult {
+    let mut fx = Fixture::new("dup", options())?;
+    let mut bob = fx.peer("bob")?;
+    fx.events();
+    let msg = AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: fx.now.millis(),
+        text: "once".into(),
+    };
+    // Sent again (a re-send after a restart: new envelopes, the same message).
+    bob.send(&mut fx, &msg)?;
+    bob.send(&mut fx, &msg)?;
+    // And the same envelope delivered twice (a relay delivering again).
+    let bytes = enc(&msg)?;
+    let part = split(random_u64()?, &bytes, Session::PLAINTEXT_CAPACITY)?;
+    let env = bob.session.seal(&part[0])?;
+    let mailbox = bob.session.send_mailbox(fx.core()?.epoch);
+    fx.deliver(mailbox, &env)?;
+    fx.deliver(mailbox, &env)?;
+    let events = fx.events();
+    let shown = events
+        .iter()
+        .filter(|e| matches!(e, Event::Message(m) if m.text == "once"))
+        .count();
+    assert_eq!(shown, 1, "{events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Error { .. })),
+        "{events:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn receipts_go_back_and_mark_messages_delivered() -> TestResult {
+    let mut fx = Fixture::new("receipts", options())?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    // Bob's text is receipted on the next timer.
+    let uid = random_uid()?;
+    let sent_at = fx.now.millis();
+    bob.send(
+        &mut fx,
+        &AppMessage::Text {
+            uid,
+            sent_at,
+            text: "hi".into(),
+        },
+    )?;
+    assert!(
+        bob.receive(&mut fx)?
+            .iter()
+            .all(|m| !matches!(m, AppMessage::Receipt { .. }))
+    );
+    fx.input(Input::Timer)?;
+    let receipts: Vec<Uid> = bob
+        .receive(&mut fx)?
+        .into_iter()
+        .flat_map(|m| match m {
+            AppMessage::Receipt { uids } => uids,
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(receipts, [uid]);
+    // Our text: sent once stored, delivered once bob's receipt comes.
+    fx.events();
+    say(&mut fx, room, "and you?")?;
+    let mine = bob
+        .receive(&mut fx)?
+        .into_iter()
+        .find_map(|m| match m {
+            AppMessage::Text { uid, .. } => Some(uid),
+            _ => None,
+        })
+        .ok_or("bob got no text")?;
+    let id = fx
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Delivery {
+                id,
+                state: Delivery::Sent,
+                ..
+            } => Some(id),
+            _ => None,
+        })
+        .ok_or("not sent")?;
+    bob.send(&mut fx, &AppMessage::Receipt { uids: vec![mine] })?;
+    assert!(fx.events().iter().any(|e| matches!(
+        e,
+        Event::Delivery { id: i, state: Delivery::Delivered, .. } if *i == id
+    )));
+    Ok(())
+}
+
+#[test]
+fn a_group_invite_left_in_the_inbox_by_a_crash_is_applied_at_start() -> TestResult {
+    let mut fx = Fixture::new("inbox", options())?;
+    let alice = fx.peer("alice")?;
+    let state = GroupState::create();
+    let invite = group_invite(&alice, &state, Vec::new())?;
+    // The message was committed with its history, then the engine died before applying
+    // it: only the inbox row is there.
+    let rec = InboxRecord {
+        origin: Origin::Contact(alice.cid),
+        payload: enc(&invite)?,
+    };
+    fx.core()?.store.tx(|db| db.insert_inbox(&rec))?;
+    assert!(group_room(&mut fx).is_err());
+    fx.reopen()?;
+    let (_, g) = group_room(&mut fx)?;
+    assert_eq!(g.admin, *alice.id.public().fingerprint().as_bytes());
+    assert!(
+        fx.core()?.store.db().inbox()?.is_empty(),
+        "applied once, then gone"
+    );
+    // And not again at the next start.
+    fx.reopen()?;
+    let groups = fx
+        .core()?
+        .rooms
+        .values()
+        .filter(|r| r.group.is_some())
+        .count();
+    assert_eq!(groups, 1);
+    Ok(())
+}
+
+#[test]
+fn quitting_waits_for_the_outbox_to_drain_or_for_the_grace() -> TestResult {
+    let (mut fx, _bob, room) = manual("quit", options())?;
+    say(&mut fx, room, "last words")?;
+    let d = one_deposit(&mut fx)?;
+    assert!(
+        fx.handle(Input::Command(Command::Quit))?,
+        "stopped with a deposit in flight"
+    );
+    assert!(!fx.stopped);
+    fx.wait(Duration::from_millis(500));
+    assert!(fx.handle(Input::Timer)?);
+    // Stored: nothing more can leave, the engine stops and stops its links.
+    assert!(!fx.handle(Input::Down {
+        relay: d.0,
+        op: Down::Stored { tag: d.1 },
+    })?);
+    assert!(fx.stopped);
+
+    // A relay that never answers is waited for as long as the grace, and no longer.
+    let (mut fx, _bob, room) = manual("quit-silent", options())?;
+    say(&mut fx, room, "nobody hears")?;
+    assert!(fx.handle(Input::Command(Command::Quit))?);
+    fx.wait(QUIT_GRACE - Duration::from_millis(1));
+    assert!(fx.handle(Input::Timer)?);
+    fx.wait(Duration::from_millis(1));
+    assert!(!fx.handle(Input::Timer)?, "the grace is over");
+    assert!(fx.stopped);
+
+    // A relay that is down holds nothing up: what it would carry stays in the outbox.
+    let (mut fx, _bob, room) = manual("quit-down", options())?;
+    fx.disconnect(&peer_relay())?;
+    say(&mut fx, room, "later")?;
+    assert!(!fx.handle(Input::Command(Command::Quit))?);
+    assert_eq!(
+        fx.core()?.store.db().outbox()?.len(),
+        1,
+        "kept for the next start"
+    );
     Ok(())
 }

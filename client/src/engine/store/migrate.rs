@@ -16,12 +16,12 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{Db, ROWS_SQL, SCHEMA, Table, db, dec, id_blobs, rows, set_meta};
-use crate::engine::EngineError;
 use crate::engine::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, InviteCheckRecord, MemberRecord,
     MessageRecord, Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord, UsedInviteRecord,
 };
 use crate::engine::wire::StoredMessage;
+use crate::engine::{EngineError, StoreError};
 
 /// Schema 1's tables, children first.
 const V1_TABLES: [&str; 11] = [
@@ -110,17 +110,17 @@ pub(crate) fn fuzz_v1_rows(
     (room, used, StoredMessage::decode(bytes))
 }
 
-fn open_v1(key: &StoreKey, sealed: &[u8], kind: &str) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-    key.open(sealed, kind.as_bytes()).map_err(|_| {
-        EngineError::Store(format!(
-            "a {kind} row of the old store does not open: the store is damaged"
-        ))
-    })
+fn open_v1(
+    key: &StoreKey,
+    sealed: &[u8],
+    kind: &'static str,
+) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    key.open(sealed, kind.as_bytes())
+        .map_err(|_| StoreError::OldRow(kind).into())
 }
 
-fn array<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], EngineError> {
-    <[u8; N]>::try_from(b)
-        .map_err(|_| EngineError::Store(format!("an old store row has a bad {what}")))
+fn array<const N: usize>(b: &[u8], what: &'static str) -> Result<[u8; N], EngineError> {
+    <[u8; N]>::try_from(b).map_err(|_| StoreError::OldRow(what).into())
 }
 
 /// Whether the store has table `name`.
@@ -252,11 +252,8 @@ fn messages(d: &Db<'_>) -> Result<(), EngineError> {
     )?;
     for (id, room, from_me, delivery, needed, s) in rows {
         // Of either layout: with the event flag, or from before events were kept.
-        let body = StoredMessage::decode(&open_v1(d.key, &s, "message")?).ok_or_else(|| {
-            EngineError::Store(
-                "a message row of the old store does not decode (damaged store)".into(),
-            )
-        })?;
+        let body = StoredMessage::decode(&open_v1(d.key, &s, "message")?)
+            .ok_or(StoreError::OldRow("message"))?;
         let receipts = id_blobs(
             d.conn,
             "SELECT message, member FROM v1_receipts WHERE message = ?1",
@@ -363,7 +360,7 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
             room,
             sender,
             msg_id: u64::from_be_bytes(msg_id.to_be_bytes()),
-            idx: u16::try_from(idx).map_err(|_| EngineError::Store("a bad part index".into()))?,
+            idx: u16::try_from(idx).map_err(|_| StoreError::OldRow("part index"))?,
             part: open_v1(d.key, &s, "part")?,
         })?;
     }

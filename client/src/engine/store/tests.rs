@@ -15,7 +15,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// The same store key on every call (a store made before key slots derived it this way).
 fn key() -> Result<StoreKey, EngineError> {
     StoreKey::derive_legacy_argon2i(b"pw", &[7; 16], &KdfParams::INSECURE_FAST)
-        .map_err(|e| EngineError::Crypto(e.to_string()))
+        .map_err(EngineError::from)
 }
 
 fn open_store(dir: &Scratch) -> Result<Store, EngineError> {
@@ -885,9 +885,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
         let r = db.insert_room(&RoomRecord {
             group: Some(GroupRecord {
                 id: *group.group_id().as_bytes(),
-                state: group
-                    .to_bytes()
-                    .map_err(|e| EngineError::Crypto(e.to_string()))?,
+                state: group.to_bytes().map_err(EngineError::from)?,
                 relay: relay(),
                 admin: fingerprint,
                 members: vec![MemberRecord {
@@ -912,7 +910,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             group
                 .clone()
                 .seal(b"hi")
-                .map_err(|e| EngineError::Crypto(e.to_string()))?
+                .map_err(EngineError::from)?
                 .as_bytes(),
         )?;
         db.insert_part(&PartRecord {
