@@ -736,6 +736,11 @@ impl Core {
             .filter(|(id, h)| h.relay == relay && (restarted || !self.stored.contains(id)))
             .map(|(id, _)| id)
             .collect();
+        if restarted {
+            // Nothing of it is stored any more: should this connection drop before the
+            // relay answers again, the rows still go at the next one.
+            self.stored.retain(|id| !rows.contains(id));
+        }
         if let Some(l) = self.links.get_mut(relay) {
             l.pending = rows.into_iter().collect();
         }
