@@ -427,3 +427,74 @@ pub enum Event {
         token: u64,
     },
 }
+
+/// A name as hum keeps and shows it: trimmed, without control characters (which could
+/// move the cursor or hide text on a terminal), and at most [`DisplayName::MAX_CHARS`]
+/// characters long. Made from anything typed or received; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// The longest name, in characters: a person's, a contact's or a group's.
+    pub const MAX_CHARS: usize = 64;
+
+    /// `raw` cleaned, or `None` when nothing is left of it.
+    #[must_use]
+    pub fn new(raw: &str) -> Option<Self> {
+        let clean = Self::clean(raw);
+        (!clean.is_empty()).then_some(Self(clean))
+    }
+
+    /// `raw` trimmed, without control characters, cut to [`Self::MAX_CHARS`] (possibly
+    /// empty).
+    #[must_use]
+    pub fn clean(raw: &str) -> String {
+        let cut: String = raw
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(Self::MAX_CHARS)
+            .collect();
+        cut.trim().to_owned()
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as a `String`.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DisplayName;
+
+    #[test]
+    fn a_display_name_is_trimmed_cleaned_and_cut() {
+        assert_eq!(
+            DisplayName::new("  ada\u{1b}[2J lovelace \n").map(DisplayName::into_string),
+            Some("ada[2J lovelace".to_owned())
+        );
+        assert_eq!(DisplayName::new(" \u{7} \t"), None);
+        let long = "é".repeat(DisplayName::MAX_CHARS + 10);
+        assert_eq!(
+            DisplayName::clean(&long).chars().count(),
+            DisplayName::MAX_CHARS
+        );
+        // Cut first, then trimmed: no trailing space is left at the cut.
+        let spaced = format!("{} tail", "a".repeat(DisplayName::MAX_CHARS - 1));
+        assert!(!DisplayName::clean(&spaced).ends_with(' '));
+    }
+}

@@ -23,8 +23,8 @@ use super::store::{Db, Store};
 use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
 use super::{EngineError, Inconsistency, Input, Refusal};
 use crate::api::{
-    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MemberView, MessageId, MessageKind,
-    MessageView, RoomId, RoomKind, RoomSummary, What,
+    Command, ContactId, Delivery, DisplayName, Event, LinkState, LinkStatus, MemberView, MessageId,
+    MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
@@ -1371,12 +1371,8 @@ impl Core {
     }
 
     fn unique_name(&self, base: String) -> String {
-        let base: String = base.chars().filter(|c| !c.is_control()).take(32).collect();
-        let base = if base.trim().is_empty() {
-            "contact".to_owned()
-        } else {
-            base.trim().replace(' ', "_")
-        };
+        let base = DisplayName::new(&base)
+            .map_or_else(|| "contact".to_owned(), |n| n.as_str().replace(' ', "_"));
         let taken = |n: &str| self.contacts.values().any(|c| c.rec.name == n) || n == self.my_name;
         if !taken(&base) {
             return base;

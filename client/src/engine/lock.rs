@@ -77,7 +77,7 @@ fn program_name() -> String {
 }
 
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    crate::api::DisplayName::clean(s)
 }
 
 /// Reads `pid \n program \n` as written by [`ProfileLock::acquire`]; anything else (a

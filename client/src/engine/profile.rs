@@ -215,15 +215,9 @@ pub fn create_with(
     if paths.exists() {
         return Err(ProfileError::Exists(paths.dir.clone()).into());
     }
-    let display_name: String = display_name
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(32)
-        .collect();
-    if display_name.is_empty() {
-        return Err(ProfileError::EmptyName.into());
-    }
+    let display_name = crate::api::DisplayName::new(display_name)
+        .ok_or(ProfileError::EmptyName)?
+        .into_string();
     let key = StoreKey::generate();
     let slot = key
         .wrap(passphrase, &params, KdfPolicy::InsecureForTests)

@@ -201,15 +201,9 @@ impl Core {
     }
 
     pub(super) fn create_group(&mut self, name: String) -> Result<(), EngineError> {
-        let name: String = name
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        if name.is_empty() {
-            return Err(EngineError::Empty);
-        }
+        let name = DisplayName::new(&name)
+            .ok_or(EngineError::Empty)?
+            .into_string();
         let state = GroupState::create();
         let rec = RoomRecord {
             name: name.clone(),
@@ -520,15 +514,9 @@ impl Core {
 
     pub(super) fn group_rename(&mut self, rid: i64, name: String) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let name: String = name
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        if name.is_empty() {
-            return Err(EngineError::Empty);
-        }
+        let name = DisplayName::new(&name)
+            .ok_or(EngineError::Empty)?
+            .into_string();
         let old = self
             .rooms
             .get(&rid)
@@ -566,12 +554,7 @@ impl Core {
                     .find(|o| o.fingerprint == fingerprint)
                     .map(|o| o.senders.clone())
                     .unwrap_or_default();
-                let name: String = m
-                    .name
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(32)
-                    .collect();
+                let name = DisplayName::clean(&m.name);
                 Some(MemberRecord {
                     identity: m.identity.clone(),
                     fingerprint,
@@ -737,7 +720,7 @@ impl Core {
                 if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
                     admin.senders.push(*dist.member_id().as_bytes());
                 }
-                let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let name = DisplayName::clean(&name);
                 let rec = RoomRecord {
                     name: name.clone(),
                     group: Some(GroupRecord {
@@ -804,7 +787,7 @@ impl Core {
                     .get(&cid)
                     .map(|c| c.rec.name.clone())
                     .unwrap_or_default();
-                let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let name = DisplayName::clean(&name);
                 let mut events: Vec<String> = list
                     .iter()
                     .filter(|m| newcomers.contains(&m.fingerprint))
