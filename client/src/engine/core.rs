@@ -19,8 +19,8 @@ use super::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, MemberRecord, MessageRecord,
     Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
-use super::store::{Db, Store};
-use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
+use super::store::{Db, ProfileStore};
+use super::wire::{AppMessage, ContactHello, Member, StoredMessage, Uid};
 use super::{EngineError, Inconsistency, Input, Refusal};
 use crate::api::{
     Command, ContactId, Delivery, DisplayName, Event, LinkState, LinkStatus, MemberView, MessageId,
@@ -170,7 +170,7 @@ struct Contact {
 
 /// The engine's state.
 pub(crate) struct Core {
-    store: Store,
+    store: ProfileStore,
     me: Identity,
     my_name: String,
     home: String,
@@ -1250,7 +1250,7 @@ impl Core {
         if relay.parse::<hum_shared::RelayAddr>().is_err() {
             return Err(EngineError::InviteRelay);
         }
-        let hello = enc(&Hello {
+        let hello = enc(&ContactHello {
             name: self.my_name.clone(),
             relay: self.home.clone(),
         })?;

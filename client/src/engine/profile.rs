@@ -13,7 +13,7 @@ use hum_shared::crypto::{CryptoError, Identity, KdfParams, KdfPolicy, StoreKey};
 use serde::{Deserialize, Serialize};
 
 use super::lock::ProfileLock;
-use super::store::{Store, StoreFile, open, seal};
+use super::store::{ProfileStore, StoreFile, open, seal};
 use super::{EngineError, ProfileError, StoreError};
 
 /// Where one profile keeps its store and its config.
@@ -126,7 +126,7 @@ impl ProfileConfig {
 
 /// An open, unlocked profile.
 pub struct Unlocked {
-    pub(crate) store: Store,
+    pub(crate) store: ProfileStore,
     pub(crate) identity: Identity,
     pub(crate) name: String,
 }
@@ -433,7 +433,7 @@ pub fn time_key_replacement(
     let (mut session, _) =
         Session::initiate(&profile.identity, &invite, b"figures").map_err(EngineError::from)?;
     let n = n.max(1);
-    let mut step = |store: &mut Store| -> Result<(), EngineError> {
+    let mut step = |store: &mut ProfileStore| -> Result<(), EngineError> {
         session
             .seal(b"one more message")
             .map_err(EngineError::from)?;

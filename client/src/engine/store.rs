@@ -11,7 +11,7 @@
 //! The store runs with `synchronous=FULL` in WAL mode, so a committed transaction survives
 //! a crash at any instant, and with `secure_delete=ON`: replaced and deleted rows (used
 //! invite prekeys, old ratchet and sender-key states) are overwritten with zeros, and the
-//! engine truncates the WAL shortly after every change (see [`Store::checkpoint_due`]).
+//! engine truncates the WAL shortly after every change (see [`ProfileStore::checkpoint_due`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -284,7 +284,7 @@ impl StoreFile {
     /// # Errors
     /// [`EngineError::Store`] when a row of an older store does not open or decode (the
     /// store is left as it was).
-    pub(crate) fn unlock(self, key: StoreKey) -> Result<Store, EngineError> {
+    pub(crate) fn unlock(self, key: StoreKey) -> Result<ProfileStore, EngineError> {
         let Self {
             mut conn,
             schema,
@@ -293,7 +293,7 @@ impl StoreFile {
         if schema == 1 {
             migrate::from_v1(&mut conn, &key)?;
         }
-        let mut store = Store {
+        let mut store = ProfileStore {
             conn,
             key,
             last_checkpoint: Instant::now(),
@@ -316,9 +316,9 @@ fn set_meta(c: &Connection, key: &str, value: &[u8]) -> Result<(), EngineError> 
     Ok(())
 }
 
-/// The open, unlocked store, with the profile's lock: whoever holds a `Store` is the
+/// The open, unlocked store, with the profile's lock: whoever holds a `ProfileStore` is the
 /// only process using the profile.
-pub(crate) struct Store {
+pub(crate) struct ProfileStore {
     conn: Connection,
     key: StoreKey,
     /// When the WAL was last truncated.
@@ -329,13 +329,13 @@ pub(crate) struct Store {
     _lock: ProfileLock,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for ProfileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store(..)")
+        f.write_str("ProfileStore(..)")
     }
 }
 
-impl Store {
+impl ProfileStore {
     /// Runs `f` in one transaction: everything or nothing is written.
     pub(crate) fn tx<T>(
         &mut self,
@@ -389,7 +389,7 @@ impl Store {
     }
 }
 
-impl Drop for Store {
+impl Drop for ProfileStore {
     fn drop(&mut self) {
         if self.dirty
             && let Err(e) = self.checkpoint()
@@ -409,7 +409,7 @@ pub(crate) struct Page {
 }
 
 /// The store's rows, read and written through one connection (inside a transaction
-/// when it comes from [`Store::tx`]). Every row is sealed and opened here.
+/// when it comes from [`ProfileStore::tx`]). Every row is sealed and opened here.
 pub(crate) struct Db<'a> {
     conn: &'a Connection,
     key: &'a StoreKey,

@@ -2,7 +2,7 @@
 //!
 //! Every application message is postcard-encoded, split into parts of the envelope's
 //! plaintext capacity (`hum_shared::split`), and each part sealed on its own. The first
-//! message of a session (the acceptor's [`Hello`]) travels alone in the handshake envelope.
+//! message of a session (the acceptor's [`ContactHello`]) travels alone in the handshake envelope.
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -12,7 +12,7 @@ pub(crate) type Uid = [u8; 16];
 
 /// The acceptor's first words, sealed in the handshake envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Hello {
+pub(crate) struct ContactHello {
     /// The name the acceptor goes by.
     pub(crate) name: String,
     /// The relay where the acceptor receives, `hum://host:port#fingerprint`.

@@ -119,7 +119,7 @@ impl Core {
     }
 
     /// The home relay's fingerprint.
-    pub(crate) fn home_fingerprint(&self) -> hum_shared::Fingerprint {
+    pub(crate) fn home_fingerprint(&self) -> hum_shared::CertFingerprint {
         self.home.fingerprint
     }
 
@@ -487,7 +487,7 @@ impl Core {
         Ok(seal_slot(&home_key, self.entry, t, d, request)?)
     }
 
-    fn pin(&self, id: &RelayId) -> Option<hum_shared::Fingerprint> {
+    fn pin(&self, id: &RelayId) -> Option<hum_shared::CertFingerprint> {
         self.pins
             .iter()
             .chain(std::iter::once(&self.home))

@@ -139,7 +139,7 @@ impl Core {
             tracing::debug!("an invite answer did not open");
             return Ok(());
         };
-        let Ok(hello) = postcard::from_bytes::<Hello>(&first) else {
+        let Ok(hello) = postcard::from_bytes::<ContactHello>(&first) else {
             return Ok(());
         };
         if hello.relay.parse::<hum_shared::RelayAddr>().is_err() {

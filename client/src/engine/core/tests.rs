@@ -251,7 +251,7 @@ impl Fixture {
         let code = self.invite_code()?;
         let peer = Identity::generate();
         let invite = Invite::decode(&code, self.now.secs())?;
-        let hello = enc(&Hello {
+        let hello = enc(&ContactHello {
             name: name.into(),
             relay: peer_relay(),
         })?;
@@ -396,7 +396,7 @@ fn a_used_prekey_and_replaced_sessions_leave_the_files_within_the_checkpoint_bou
     assert_eq!(invite_rows.len(), 1);
     let invite = Invite::decode(&code, fx.now.secs())?;
     let bob_id = Identity::generate();
-    let hello = enc(&Hello {
+    let hello = enc(&ContactHello {
         name: "bob".into(),
         relay: peer_relay(),
     })?;
@@ -534,7 +534,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
     // The acceptor read the code while it was valid; the answer comes after its expiry.
     let invite = Invite::decode(&code, created)?;
     fx.pass(invite.expires_at());
-    let hello = enc(&Hello {
+    let hello = enc(&ContactHello {
         name: "late".into(),
         relay: peer_relay(),
     })?;
@@ -801,7 +801,7 @@ fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
     )?;
     let code = fx.invite_code()?;
     let invite = Invite::decode(&code, fx.now.secs())?;
-    let hello = enc(&Hello {
+    let hello = enc(&ContactHello {
         name: "bob".into(),
         relay: peer_relay(),
     })?;

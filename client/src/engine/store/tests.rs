@@ -18,7 +18,7 @@ fn key() -> Result<StoreKey, EngineError> {
         .map_err(EngineError::from)
 }
 
-fn open_store(dir: &Scratch) -> Result<Store, EngineError> {
+fn open_store(dir: &Scratch) -> Result<ProfileStore, EngineError> {
     let lock = ProfileLock::acquire(&dir.0, "t")?;
     StoreFile::open(&dir.0.join("store.db"), lock)?.unlock(key()?)
 }
