@@ -20,6 +20,7 @@ mod wire;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use hum_shared::RelayAddr;
 use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
@@ -40,14 +41,14 @@ pub(crate) enum Input {
     /// An operation from a relay.
     Down {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// The operation.
         op: hum_shared::Down,
     },
     /// A link is on the beat.
     LinkUp {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// The link's connection, counted from 1: operations sent for an older one are
         /// dropped.
         conn: u64,
@@ -59,7 +60,7 @@ pub(crate) enum Input {
     /// A link is down.
     LinkDown {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// When the next attempt is.
         retry_in_ms: u64,
         /// Why, when waiting will not help (a wrong certificate fingerprint).
@@ -68,7 +69,7 @@ pub(crate) enum Input {
     /// Cell rates of a link over the last second.
     Rates {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// Cells sent per second.
         up: u32,
         /// Cells received per second.
@@ -146,7 +147,7 @@ struct LinkTask {
 struct Runtime {
     events: mpsc::UnboundedSender<Event>,
     inputs: mpsc::UnboundedSender<Input>,
-    links: HashMap<String, LinkTask>,
+    links: HashMap<RelayAddr, LinkTask>,
 }
 
 impl Runtime {
@@ -206,7 +207,7 @@ impl Runtime {
     /// Starts a link on a thread of its own with its own small runtime, so the answer to
     /// a beat never waits behind the UI, the engine or anything else the client is doing:
     /// its timing must not tell whether the user is busy.
-    fn open_link(&mut self, relay: String) {
+    fn open_link(&mut self, relay: RelayAddr) {
         if self.links.contains_key(&relay) {
             return;
         }
@@ -306,9 +307,7 @@ pub fn start_with(
     home_relay: &str,
     options: EngineOptions,
 ) -> Result<EngineHandle, EngineError> {
-    if home_relay.parse::<hum_shared::RelayAddr>().is_err() {
-        return Err(EngineError::NoRelay);
-    }
+    let home: RelayAddr = home_relay.parse().map_err(|_| EngineError::NoRelay)?;
     let rt = tokio::runtime::Handle::current();
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
@@ -316,7 +315,7 @@ pub fn start_with(
     let (face_tx, face_rx) = mpsc::channel::<Event>(4096);
 
     let now = core::Now::system();
-    let core = core::Core::new(profile, home_relay.to_owned(), options, now)?;
+    let core = core::Core::new(profile, home, options, now)?;
     let mut runtime = Runtime {
         events: event_tx,
         inputs: input_tx.clone(),

@@ -12,7 +12,7 @@ use hum_shared::crypto::{
     Capability, Envelope, GroupState, Identity, Invite, InviteSecret, MailboxId, PublicIdentity,
     SenderKeyDistribution, Session, epoch_at, safety_number,
 };
-use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
+use hum_shared::{Down, Reassembler, RelayAddr, Up, part_msg_id, split};
 use zeroize::Zeroizing;
 
 use super::records::{
@@ -58,7 +58,7 @@ enum RouteKind {
 }
 
 struct Route {
-    relay: String,
+    relay: RelayAddr,
     cap: Capability,
     kind: RouteKind,
     fanout: bool,
@@ -118,13 +118,13 @@ pub(crate) enum Effect {
     /// Start a link to this relay (it reports back with [`Input::LinkUp`]).
     OpenLink {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
     },
     /// Put an operation into the link's next cells, if the link is still on connection
     /// `conn` (an operation meant for an older connection is dropped by the link).
     Send {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// The connection it is meant for, from [`Input::LinkUp`].
         conn: u64,
         /// The operation.
@@ -133,10 +133,29 @@ pub(crate) enum Effect {
     /// A link that is down tries again now.
     Reconnect {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
     },
     /// Every link stops for good: the engine is quitting.
     StopLinks,
+}
+
+/// A deposit the relay has not answered yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InFlight {
+    /// The deposit's tag, which the answer names.
+    tag: u32,
+    /// The outbox row.
+    row: i64,
+    /// The mailbox it went to.
+    mailbox: [u8; 32],
+}
+
+/// The next outbox row the pump deposits.
+struct Deposit {
+    row: i64,
+    mailbox: [u8; 32],
+    fanout: bool,
+    envelope: Vec<u8>,
 }
 
 /// One relay link as the engine sees it.
@@ -149,8 +168,8 @@ pub(crate) struct LinkSlot {
     relay_start: Option<u128>,
     /// Outbox rows waiting to be deposited, in order.
     pending: VecDeque<i64>,
-    /// The one deposit awaiting the relay's answer: tag, outbox row, mailbox.
-    inflight: Option<(u32, i64, [u8; 32])>,
+    /// The one deposit awaiting the relay's answer.
+    inflight: Option<InFlight>,
     /// Mailboxes the relay answered "full" for, and when to try them again.
     blocked: HashMap<[u8; 32], Instant>,
     /// The queued count last shown to the faces.
@@ -173,7 +192,7 @@ pub(crate) struct Core {
     store: ProfileStore,
     me: Identity,
     my_name: String,
-    home: String,
+    home: RelayAddr,
     contacts: HashMap<i64, Contact>,
     sessions: HashMap<i64, Session>,
     rooms: HashMap<i64, RoomRecord>,
@@ -183,7 +202,7 @@ pub(crate) struct Core {
     /// format revision all have one size (docs/PROTOCOL.md §3.10), so parts kept from
     /// before an upgrade do not stand in the way of the sizes that come after.
     reassembly: HashMap<(i64, Vec<u8>, usize), Reassembler>,
-    links: HashMap<String, LinkSlot>,
+    links: HashMap<RelayAddr, LinkSlot>,
     tags: u32,
     /// Effects of the input being handled, handed out when it is done.
     out: RefCell<Vec<Effect>>,
@@ -215,15 +234,6 @@ impl std::fmt::Debug for Core {
     }
 }
 
-/// A relay address as the faces show it: `host:port`.
-fn host_of(relay: &str) -> String {
-    relay
-        .strip_prefix("hum://")
-        .and_then(|r| r.split('#').next())
-        .unwrap_or(relay)
-        .to_owned()
-}
-
 fn random_uid() -> Result<Uid, EngineError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|_| EngineError::Random)?;
@@ -249,7 +259,7 @@ pub(super) fn new_reassembler(part: usize) -> Reassembler {
 
 /// The result of sealing one application message, not yet committed.
 struct Sealed {
-    relay: String,
+    relay: RelayAddr,
     mailbox: MailboxId,
     fanout: bool,
     envelopes: Vec<Envelope>,
@@ -272,7 +282,7 @@ impl Core {
     /// Opens the engine on an unlocked store.
     pub(crate) fn new(
         profile: super::Unlocked,
-        home: String,
+        home: RelayAddr,
         options: super::EngineOptions,
         now: Now,
     ) -> Result<Self, EngineError> {
@@ -470,7 +480,7 @@ impl Core {
 
     // ----- links -------------------------------------------------------------------------
 
-    fn ensure_link(&mut self, relay: &str) {
+    fn ensure_link(&mut self, relay: &RelayAddr) {
         if self.links.contains_key(relay) {
             return;
         }
@@ -495,12 +505,12 @@ impl Core {
         self.emit_link(relay);
     }
 
-    fn emit_link(&self, relay: &str) {
+    fn emit_link(&self, relay: &RelayAddr) {
         let Some(l) = self.links.get(relay) else {
             return;
         };
         self.emit(Event::Link(LinkStatus {
-            relay: host_of(relay),
+            relay: relay.host_port(),
             state: l.state,
             cells_up_per_sec: l.rates.0,
             cells_down_per_sec: l.rates.1,
@@ -509,7 +519,7 @@ impl Core {
     }
 
     /// Tells the faces when the number of envelopes waiting for a relay changed.
-    fn refresh_queued(&mut self, relay: &str) {
+    fn refresh_queued(&mut self, relay: &RelayAddr) {
         let changed = match self.links.get_mut(relay) {
             Some(l) if l.shown_queued != l.pending.len() => {
                 l.shown_queued = l.pending.len();
@@ -522,7 +532,7 @@ impl Core {
         }
     }
 
-    fn push_op(&self, relay: &str, op: Up) {
+    fn push_op(&self, relay: &RelayAddr, op: Up) {
         if let Some(l) = self.links.get(relay) {
             self.out.borrow_mut().push(Effect::Send {
                 relay: relay.to_owned(),
@@ -534,7 +544,7 @@ impl Core {
 
     fn subscribe(
         &mut self,
-        relay: &str,
+        relay: &RelayAddr,
         cap: Capability,
         kind: RouteKind,
         fanout: bool,
@@ -686,7 +696,7 @@ impl Core {
 
     fn on_link_up(
         &mut self,
-        relay: &str,
+        relay: &RelayAddr,
         conn: u64,
         tick: u64,
         tick_micros: u32,
@@ -712,7 +722,7 @@ impl Core {
             restarted
         };
         let mut subs = Vec::new();
-        for (id, r) in self.routes.iter().filter(|(_, r)| r.relay == relay) {
+        for (id, r) in self.routes.iter().filter(|(_, r)| r.relay == *relay) {
             let after = if r.fanout {
                 self.store.db().cursor(id.as_bytes())?
             } else {
@@ -733,7 +743,7 @@ impl Core {
         self.stored.retain(|id| ids.contains(id));
         let rows: Vec<i64> = outbox
             .into_iter()
-            .filter(|(id, h)| h.relay == relay && (restarted || !self.stored.contains(id)))
+            .filter(|(id, h)| h.relay == *relay && (restarted || !self.stored.contains(id)))
             .map(|(id, _)| id)
             .collect();
         if restarted {
@@ -748,7 +758,7 @@ impl Core {
         self.pump(relay)
     }
 
-    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64, cause: Option<String>) {
+    fn on_link_down(&mut self, relay: &RelayAddr, retry_in_ms: u64, cause: Option<String>) {
         let mut show = None;
         if let Some(l) = self.links.get_mut(relay) {
             l.up = false;
@@ -764,7 +774,7 @@ impl Core {
         if let Some(cause) = show {
             // The cause first: a one-line notice cut at the screen's edge keeps it.
             self.error(&EngineError::Link {
-                relay: host_of(relay),
+                relay: relay.host_port(),
                 cause,
             });
         }
@@ -785,7 +795,7 @@ impl Core {
             l.state = LinkState::Connecting;
             down.push(relay.clone());
         }
-        down.sort();
+        down.sort_by_key(ToString::to_string);
         if down.is_empty() {
             self.emit(Event::Notice("every relay link is up".into()));
         }
@@ -793,7 +803,7 @@ impl Core {
             self.emit_link(&relay);
             self.emit(Event::Notice(format!(
                 "reconnecting to {}",
-                host_of(&relay)
+                relay.host_port()
             )));
         }
     }
@@ -827,7 +837,7 @@ impl Core {
     }
 
     fn pump_all(&mut self) -> Result<(), EngineError> {
-        let relays: Vec<String> = self.links.keys().cloned().collect();
+        let relays: Vec<RelayAddr> = self.links.keys().cloned().collect();
         for r in relays {
             self.pump(&r)?;
         }
@@ -837,7 +847,7 @@ impl Core {
     /// Hands the next outbox envelope to the link when nothing is in flight: one deposit
     /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
     /// the relay called full waits, without holding up the others.
-    fn pump(&mut self, relay: &str) -> Result<(), EngineError> {
+    fn pump(&mut self, relay: &RelayAddr) -> Result<(), EngineError> {
         let now = self.now.at;
         let (rows, blocked): (Vec<i64>, HashMap<[u8; 32], Instant>) =
             match self.links.get_mut(relay) {
@@ -877,25 +887,34 @@ impl Core {
             if blocked.contains_key(&mb) {
                 continue;
             }
-            chosen = Some((row, mb, head.fanout, envelope));
+            chosen = Some(Deposit {
+                row,
+                mailbox: mb,
+                fanout: head.fanout,
+                envelope,
+            });
             break;
         }
         self.tags = self.tags.wrapping_add(1);
         let tag = self.tags;
         if let Some(l) = self.links.get_mut(relay) {
             l.pending.retain(|r| !gone.contains(r));
-            if let Some((row, mb, _, _)) = &chosen {
-                l.inflight = Some((tag, *row, *mb));
+            if let Some(d) = &chosen {
+                l.inflight = Some(InFlight {
+                    tag,
+                    row: d.row,
+                    mailbox: d.mailbox,
+                });
             }
         }
-        if let Some((_, mb, fanout, envelope)) = chosen {
+        if let Some(d) = chosen {
             self.push_op(
                 relay,
                 Up::Deposit {
                     tag,
-                    mailbox: MailboxId::from_bytes(mb),
-                    fanout,
-                    envelope,
+                    mailbox: MailboxId::from_bytes(d.mailbox),
+                    fanout: d.fanout,
+                    envelope: d.envelope,
                 },
             );
         }
@@ -994,7 +1013,7 @@ impl Core {
         Ok(())
     }
 
-    fn down(&mut self, relay: &str, op: Down) -> Result<(), EngineError> {
+    fn down(&mut self, relay: &RelayAddr, op: Down) -> Result<(), EngineError> {
         match op {
             Down::Deliver {
                 mailbox,
@@ -1006,7 +1025,7 @@ impl Core {
                 let Some(fanout) = self
                     .routes
                     .get(&mailbox)
-                    .filter(|r| r.relay == relay)
+                    .filter(|r| r.relay == *relay)
                     .map(|r| r.fanout)
                 else {
                     return Ok(());
@@ -1019,10 +1038,10 @@ impl Core {
             }
             Down::Stored { tag } => {
                 let row = self.links.get_mut(relay).and_then(|l| match l.inflight {
-                    Some((t, r, _)) if t == tag => {
+                    Some(f) if f.tag == tag => {
                         l.inflight = None;
-                        l.pending.retain(|&p| p != r);
-                        Some(r)
+                        l.pending.retain(|&p| p != f.row);
+                        Some(f.row)
                     }
                     _ => None,
                 });
@@ -1033,11 +1052,11 @@ impl Core {
             }
             Down::Full { tag } => {
                 if let Some(l) = self.links.get_mut(relay)
-                    && let Some((t, _, mb)) = l.inflight
-                    && t == tag
+                    && let Some(f) = l.inflight
+                    && f.tag == tag
                 {
                     l.inflight = None;
-                    l.blocked.insert(mb, self.now.at + FULL_RETRY);
+                    l.blocked.insert(f.mailbox, self.now.at + FULL_RETRY);
                 }
                 self.pump(relay)?;
             }
@@ -1216,7 +1235,7 @@ impl Core {
         let (invite, secret) = self
             .me
             .create_invite_with_nickname(
-                &self.home,
+                &self.home.to_string(),
                 Some(&self.my_name),
                 self.options.invite_ttl.as_secs().max(1),
                 self.now.secs(),
@@ -1246,13 +1265,13 @@ impl Core {
         {
             return Err(EngineError::AlreadyContact);
         }
-        let relay = invite.relay().to_owned();
-        if relay.parse::<hum_shared::RelayAddr>().is_err() {
-            return Err(EngineError::InviteRelay);
-        }
+        let relay: RelayAddr = invite
+            .relay()
+            .parse()
+            .map_err(|_| EngineError::InviteRelay)?;
         let hello = enc(&ContactHello {
             name: self.my_name.clone(),
-            relay: self.home.clone(),
+            relay: self.home.to_string(),
         })?;
         let (session, envelope) =
             Session::initiate(&self.me, &invite, &hello).map_err(EngineError::from)?;
@@ -1282,7 +1301,7 @@ impl Core {
                 Ok(row)
             },
         )?;
-        self.watch_invite(cid, invite, envelope)?;
+        self.watch_invite(cid, invite, &relay, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
             l.pending.push_back(row);
@@ -1296,7 +1315,7 @@ impl Core {
         &mut self,
         public: PublicIdentity,
         name: String,
-        relay: String,
+        relay: RelayAddr,
         session: Session,
         extra: impl FnOnce(&Db<'_>, i64) -> Result<T, EngineError>,
     ) -> Result<(i64, T), EngineError> {

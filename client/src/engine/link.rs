@@ -175,23 +175,12 @@ pub(crate) struct LinkControl {
 
 /// Runs a link until told to stop, reconnecting with backoff.
 pub(crate) async fn run(
-    relay: String,
+    relay: RelayAddr,
     mut ops: LinkOps,
     inputs: UnboundedSender<Input>,
     mut control: watch::Receiver<LinkControl>,
 ) {
-    let addr: RelayAddr = match relay.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(cause = %e, "a relay address does not parse; the link stays down");
-            let _ = inputs.send(Input::LinkDown {
-                relay,
-                retry_in_ms: u64::MAX,
-                cause: Some(format!("the relay address does not parse: {e}")),
-            });
-            return;
-        }
-    };
+    let addr = relay.clone();
     let mut backoff = Backoff::new();
     let mut conn = 0u64;
     loop {
@@ -292,7 +281,7 @@ pub(crate) async fn run(
 struct Beat<'a> {
     size: usize,
     tick: Duration,
-    relay: &'a str,
+    relay: &'a RelayAddr,
     conn: u64,
 }
 
@@ -355,7 +344,7 @@ async fn beat(
             Ok(ops) => {
                 for op in ops {
                     let _ = inputs.send(Input::Down {
-                        relay: relay.to_owned(),
+                        relay: relay.clone(),
                         op,
                     });
                 }
@@ -367,7 +356,7 @@ async fn beat(
             let secs = since.elapsed().as_secs_f64();
             let rate = |n: u32| (f64::from(n) / secs).round() as u32;
             let _ = inputs.send(Input::Rates {
-                relay: relay.to_owned(),
+                relay: relay.clone(),
                 up: rate(cells),
                 down: rate(cells),
             });

@@ -3,10 +3,28 @@
 //! Each is postcard-encoded and sealed as a whole with the store key, bound to its table,
 //! row and owner; the store's columns hold nothing else but row ids and keyed tags.
 
+use hum_shared::RelayAddr;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::wire::{StoredMessage, Uid};
+
+/// A relay address kept as its text (`hum://host:port#fingerprint`), parsed once when the
+/// record is read: the encoding is the one a `String` has, so records written before
+/// read the same.
+pub(crate) mod relay_text {
+    use hum_shared::RelayAddr;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(a: &RelayAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(a)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RelayAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// A contact: who they are and where they receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +34,8 @@ pub(crate) struct ContactRecord {
     /// Their public identity bytes.
     pub(crate) identity: Vec<u8>,
     /// The relay they receive on.
-    pub(crate) relay: String,
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
 }
 
 /// A group member as this profile knows them.
@@ -40,7 +59,8 @@ pub(crate) struct GroupRecord {
     /// The sealed-sender-key state (`GroupState` bytes), wiped when replaced or dropped.
     pub(crate) state: Zeroizing<Vec<u8>>,
     /// The relay holding the group mailbox.
-    pub(crate) relay: String,
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
     /// The admin's identity fingerprint.
     pub(crate) admin: [u8; 32],
     /// Every member except this profile.
@@ -114,7 +134,8 @@ pub(crate) enum Dest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OutboxHead {
     /// The relay to deposit at.
-    pub(crate) relay: String,
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
     /// The mailbox it was sealed for (the current epoch's is used when it leaves).
     pub(crate) mailbox: [u8; 32],
     /// Whether the relay fans it out (group mailboxes).

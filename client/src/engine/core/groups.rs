@@ -14,6 +14,14 @@ impl Core {
         *self.me.public().fingerprint().as_bytes()
     }
 
+    /// Contact `cid`'s identity fingerprint.
+    pub(super) fn contact_fp(&self, cid: i64) -> Result<[u8; 32], EngineError> {
+        self.contacts
+            .get(&cid)
+            .map(|c| *c.public.fingerprint().as_bytes())
+            .ok_or(EngineError::NoSuch(What::Contact))
+    }
+
     /// Writes an event into a room's history (a member added or gone, a rename) and shows
     /// it: `actor` made the change, `text` says it in full.
     pub(super) fn record_event(
@@ -254,7 +262,7 @@ impl Core {
             uid: random_uid()?,
             group: g.id,
             name: self.room_name(rid)?,
-            relay: g.relay.clone(),
+            relay: g.relay.to_string(),
             members: self.members_except(rid, None)?,
             dist: dist.to_bytes().map_err(EngineError::from)?,
         };
@@ -378,13 +386,7 @@ impl Core {
         left: bool,
     ) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let fp = *self
-            .contacts
-            .get(&cid)
-            .ok_or(EngineError::NoSuch(What::Contact))?
-            .public
-            .fingerprint()
-            .as_bytes();
+        let fp = self.contact_fp(cid)?;
         let g = self.group(rid)?;
         if !g.members.iter().any(|m| m.fingerprint == fp) {
             return Err(EngineError::NoSuch(What::Member));
@@ -673,13 +675,7 @@ impl Core {
     }
 
     pub(super) fn group_control(&mut self, cid: i64, msg: AppMessage) -> Result<(), EngineError> {
-        let from = *self
-            .contacts
-            .get(&cid)
-            .ok_or(EngineError::NoSuch(What::Contact))?
-            .public
-            .fingerprint()
-            .as_bytes();
+        let from = self.contact_fp(cid)?;
         match msg {
             AppMessage::GroupInvite {
                 group,
@@ -706,9 +702,9 @@ impl Core {
                         }));
                     }
                 }
-                if relay.parse::<hum_shared::RelayAddr>().is_err() {
-                    return Err(EngineError::Refused(Refusal::GroupRelay));
-                }
+                let relay: RelayAddr = relay
+                    .parse()
+                    .map_err(|_| EngineError::Refused(Refusal::GroupRelay))?;
                 let dist = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
                 let admin = hum_shared::crypto::Fingerprint::from_bytes(from);
                 let state =

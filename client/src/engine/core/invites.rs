@@ -111,12 +111,14 @@ impl Core {
         for (id, cap) in used {
             self.subscribe(&home, cap, RouteKind::UsedInvite(id), false, None)?;
         }
-        let checks: Vec<(i64, String, Capability)> = self
+        let checks: Vec<(i64, RelayAddr, Capability)> = self
             .checks
             .iter()
             .filter_map(|(&cid, c)| {
                 let cap = c.invite.used_capability().ok()?;
-                Some((cid, c.invite.relay().to_owned(), cap))
+                // Checked when the invite was accepted.
+                let relay = c.invite.relay().parse::<RelayAddr>().ok()?;
+                Some((cid, relay, cap))
             })
             .collect();
         for (cid, relay, cap) in checks {
@@ -139,12 +141,12 @@ impl Core {
         &mut self,
         cid: i64,
         invite: Invite,
+        relay: &RelayAddr,
         answer: Envelope,
     ) -> Result<(), EngineError> {
         let cap = invite.used_capability().map_err(EngineError::from)?;
-        let relay = invite.relay().to_owned();
         self.checks.insert(cid, Check { invite, answer });
-        self.subscribe(&relay, cap, RouteKind::InviteCheck(cid), true, None)
+        self.subscribe(relay, cap, RouteKind::InviteCheck(cid), true, None)
     }
 
     /// Prepares what using up invite `id` with the answer `env` writes.

@@ -142,10 +142,10 @@ impl Core {
         let Ok(hello) = postcard::from_bytes::<ContactHello>(&first) else {
             return Ok(());
         };
-        if hello.relay.parse::<hum_shared::RelayAddr>().is_err() {
+        let Ok(relay) = hello.relay.parse::<RelayAddr>() else {
             self.error(&EngineError::Refused(Refusal::AnswerRelay));
             return Ok(());
-        }
+        };
         let fp = *who.fingerprint().as_bytes();
         if self
             .contacts
@@ -160,7 +160,7 @@ impl Core {
         // used invite's) until the invite expires.
         let used = self.prepare_used(id, env)?;
         let (_, (used_id, notice_row)) =
-            self.add_contact(who, name.clone(), hello.relay, session, |db, _| {
+            self.add_contact(who, name.clone(), relay, session, |db, _| {
                 db.delete_invite(id)?;
                 used.write(db)
             })?;

@@ -12,12 +12,20 @@ use crate::engine::scratch::Scratch;
 use crate::engine::{EngineOptions, ProfilePaths, StoreError};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-fn home() -> String {
-    format!("hum://home.relay.test:7447#{}", "cd".repeat(32))
+fn addr(host: &str, fingerprint: u8) -> RelayAddr {
+    RelayAddr {
+        host: host.into(),
+        port: 7447,
+        fingerprint: hum_shared::CertFingerprint([fingerprint; 32]),
+    }
 }
 
-fn peer_relay() -> String {
-    format!("hum://peer.relay.test:7447#{}", "ef".repeat(32))
+fn home() -> RelayAddr {
+    addr("home.relay.test", 0xcd)
+}
+
+fn peer_relay() -> RelayAddr {
+    addr("peer.relay.test", 0xef)
 }
 
 /// One engine core on a fake relay and a fake clock: the test is the runtime, carrying
@@ -29,9 +37,9 @@ struct Fixture {
     /// Events the core emitted and the test has not taken yet.
     emitted: Vec<Event>,
     /// Operations sent to a link's current connection, not yet taken by the fake relay.
-    sent: Vec<(String, Up)>,
+    sent: Vec<(RelayAddr, Up)>,
     /// The links the core opened, with their connection (0 while down).
-    links: HashMap<String, u64>,
+    links: HashMap<RelayAddr, u64>,
     /// Whether the fake relay connects new links and answers deposits by itself.
     auto: bool,
     /// Whether the core told its links to stop.
@@ -136,15 +144,15 @@ impl Fixture {
 
     /// Connects the link to `relay` (again): a new connection to a relay that started at
     /// unix time `started` (microseconds).
-    fn connect(&mut self, relay: &str, started: u128) -> Result<u64, EngineError> {
+    fn connect(&mut self, relay: &RelayAddr, started: u128) -> Result<u64, EngineError> {
         let conn = self.links.get(relay).map_or(1, |c| c + 1);
-        self.links.insert(relay.to_owned(), conn);
+        self.links.insert(relay.clone(), conn);
         let tick_micros = 1_000u32;
         let tick =
             u64::try_from(self.now.unix_micros.saturating_sub(started) / u128::from(tick_micros))
                 .unwrap_or(0);
         self.handle(Input::LinkUp {
-            relay: relay.to_owned(),
+            relay: relay.clone(),
             conn,
             tick,
             tick_micros,
@@ -153,13 +161,13 @@ impl Fixture {
     }
 
     /// Takes the link to `relay` down.
-    fn disconnect(&mut self, relay: &str) -> Result<(), EngineError> {
+    fn disconnect(&mut self, relay: &RelayAddr) -> Result<(), EngineError> {
         if let Some(c) = self.links.get_mut(relay) {
             *c += 1;
         }
         self.sent.retain(|(r, _)| r != relay);
         self.handle(Input::LinkDown {
-            relay: relay.to_owned(),
+            relay: relay.clone(),
             retry_in_ms: 200,
             cause: None,
         })?;
@@ -167,7 +175,7 @@ impl Fixture {
     }
 
     /// The deposits sent and not yet answered, taken: relay, tag, mailbox.
-    fn take_deposits(&mut self) -> Vec<(String, u32, MailboxId, Vec<u8>)> {
+    fn take_deposits(&mut self) -> Vec<(RelayAddr, u32, MailboxId, Vec<u8>)> {
         let (deposits, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sent)
             .into_iter()
             .partition(|(_, op)| matches!(op, Up::Deposit { .. }));
@@ -194,7 +202,7 @@ impl Fixture {
             return Ok(());
         }
         loop {
-            let down: Vec<String> = self
+            let down: Vec<RelayAddr> = self
                 .links
                 .iter()
                 .filter(|(_, c)| **c == 0)
@@ -253,7 +261,7 @@ impl Fixture {
         let invite = Invite::decode(&code, self.now.secs())?;
         let hello = enc(&ContactHello {
             name: name.into(),
-            relay: peer_relay(),
+            relay: peer_relay().to_string(),
         })?;
         let (session, envelope) = Session::initiate(&peer, &invite, &hello)?;
         self.deliver(invite.mailbox(), &envelope)?;
@@ -398,7 +406,7 @@ fn a_used_prekey_and_replaced_sessions_leave_the_files_within_the_checkpoint_bou
     let bob_id = Identity::generate();
     let hello = enc(&ContactHello {
         name: "bob".into(),
-        relay: peer_relay(),
+        relay: peer_relay().to_string(),
     })?;
     let (session, envelope) = Session::initiate(&bob_id, &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
@@ -536,7 +544,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
     fx.pass(invite.expires_at());
     let hello = enc(&ContactHello {
         name: "late".into(),
-        relay: peer_relay(),
+        relay: peer_relay().to_string(),
     })?;
     let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
@@ -577,7 +585,7 @@ fn group_invite(
         uid: random_uid()?,
         group: *state.group_id().as_bytes(),
         name: "plans".into(),
-        relay: home(),
+        relay: home().to_string(),
         members: [vec![admin.as_member("alice")], members].concat(),
         dist: state.distribution().to_bytes().map_err(EngineError::from)?,
     })
@@ -618,7 +626,7 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
         uid: random_uid()?,
         group: *bobs.group_id().as_bytes(),
         name: "bob's now".into(),
-        relay: peer_relay(),
+        relay: peer_relay().to_string(),
         members: vec![bob.as_member("bob")],
         dist: bobs.distribution().to_bytes()?,
     };
@@ -803,7 +811,7 @@ fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
     let invite = Invite::decode(&code, fx.now.secs())?;
     let hello = enc(&ContactHello {
         name: "bob".into(),
-        relay: peer_relay(),
+        relay: peer_relay().to_string(),
     })?;
     let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
@@ -842,7 +850,7 @@ fn accept(
     inviter: &Identity,
     name: &str,
 ) -> Result<(Invite, InviteSecret, i64, Envelope), Box<dyn std::error::Error>> {
-    let (invite, secret) = inviter.create_invite(&home(), 3600, fx.now.secs())?;
+    let (invite, secret) = inviter.create_invite(&home().to_string(), 3600, fx.now.secs())?;
     fx.command(Command::AcceptInvite {
         code: invite.encode(),
         name: Some(name.into()),
@@ -1016,7 +1024,9 @@ fn each_user_mistake_comes_back_as_its_own_kind() -> TestResult {
         )?,
         [ErrorKind::OwnInvite]
     );
-    let (bobs, _) = bob.id.create_invite(&peer_relay(), 3600, fx.now.secs())?;
+    let (bobs, _) = bob
+        .id
+        .create_invite(&peer_relay().to_string(), 3600, fx.now.secs())?;
     assert_eq!(
         kind_of(
             &mut fx,
@@ -1143,7 +1153,7 @@ fn manual(
 }
 
 /// The one deposit sent and not answered yet; fails when there are none or several.
-fn one_deposit(fx: &mut Fixture) -> Result<(String, u32, MailboxId, Vec<u8>), String> {
+fn one_deposit(fx: &mut Fixture) -> Result<(RelayAddr, u32, MailboxId, Vec<u8>), String> {
     let mut d = fx.take_deposits();
     match d.len() {
         1 => d.pop().ok_or_else(|| "none".to_owned()),
@@ -1152,7 +1162,7 @@ fn one_deposit(fx: &mut Fixture) -> Result<(String, u32, MailboxId, Vec<u8>), St
 }
 
 /// Answers a deposit `Stored` and keeps it at the fake relay.
-fn store(fx: &mut Fixture, d: (String, u32, MailboxId, Vec<u8>)) -> Result<(), EngineError> {
+fn store(fx: &mut Fixture, d: (RelayAddr, u32, MailboxId, Vec<u8>)) -> Result<(), EngineError> {
     let (relay, tag, mailbox, envelope) = d;
     fx.deposits.push((mailbox, envelope));
     fx.handle(Input::Down {
@@ -1579,7 +1589,7 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
 #[derive(Default)]
 struct World {
     /// Deposits sent by the core and not answered yet, oldest first.
-    unanswered: Vec<(String, u32, MailboxId, Vec<u8>)>,
+    unanswered: Vec<(RelayAddr, u32, MailboxId, Vec<u8>)>,
     /// What bob's relay holds.
     held: Vec<Vec<u8>>,
     /// The texts bob read, with their ids, in the order he read them.

@@ -53,7 +53,8 @@ struct UsedInviteV1 {
 struct GroupV1 {
     id: [u8; 16],
     state: Zeroizing<Vec<u8>>,
-    relay: String,
+    #[serde(with = "crate::engine::records::relay_text")]
+    relay: hum_shared::RelayAddr,
     admin: [u8; 32],
     members: Vec<MemberRecord>,
     closed: bool,
@@ -318,7 +319,7 @@ fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
     for (id, uid, relay, mailbox, fanout, envelope, contact, room) in rows {
         let uid = uid.map(|u| array::<16>(&u, "message id")).transpose()?;
         let head = OutboxHead {
-            relay,
+            relay: relay.parse().map_err(|_| StoreError::OldRow("relay"))?,
             mailbox: array::<32>(&mailbox, "mailbox")?,
             fanout,
             dest: match (contact, room) {

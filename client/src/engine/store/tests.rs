@@ -27,14 +27,18 @@ fn open_store(dir: &Scratch) -> Result<ProfileStore, EngineError> {
 fn session() -> Result<(Session, Identity), Box<dyn std::error::Error>> {
     let me = Identity::generate();
     let peer = Identity::generate();
-    let (invite, _) = peer.create_invite(&relay(), 3600, 1_800_000_000)?;
+    let (invite, _) = peer.create_invite(&relay().to_string(), 3600, 1_800_000_000)?;
     let invite = Invite::decode(&invite.encode(), 1_800_000_000)?;
     let (s, _) = Session::initiate(&me, &invite, b"hello")?;
     Ok((s, peer))
 }
 
-fn relay() -> String {
-    format!("hum://relay.example.net:7447#{}", "ab".repeat(32))
+fn relay() -> hum_shared::RelayAddr {
+    hum_shared::RelayAddr {
+        host: "relay.example.net".into(),
+        port: 7447,
+        fingerprint: hum_shared::CertFingerprint([0xab; 32]),
+    }
 }
 
 fn contact(name: &str, peer: &Identity) -> ContactRecord {
@@ -205,7 +209,8 @@ fn what_the_rows_hold_is_nowhere_in_clear() -> TestResult {
     let (bob_session, bob) = session()?;
     let fingerprint = *bob.public().fingerprint().as_bytes();
     let mailbox = [0x5a; 32];
-    let (invite, _) = Identity::generate().create_invite(&relay(), 3600, 1_800_000_000)?;
+    let (invite, _) =
+        Identity::generate().create_invite(&relay().to_string(), 3600, 1_800_000_000)?;
     let code = invite.encode();
     let expires_at = 4_012_345_678_u64;
     {
@@ -430,7 +435,8 @@ struct GroupV1 {
 fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
     let (s, bob) = session()?;
     let fp = *bob.public().fingerprint().as_bytes();
-    let (_, invite) = Identity::generate().create_invite(&relay(), 3600, 4_000_000_000)?;
+    let (_, invite) =
+        Identity::generate().create_invite(&relay().to_string(), 3600, 4_000_000_000)?;
     let group = hum_shared::crypto::GroupState::create();
     let mailbox = [0x6b; 32];
     let c = Connection::open(dir.0.join("store.db"))?;
@@ -458,7 +464,7 @@ fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::
         group: Some(GroupV1 {
             id: *group.group_id().as_bytes(),
             state: group.to_bytes()?.to_vec(),
-            relay: relay(),
+            relay: relay().to_string(),
             admin: [1; 32],
             members: vec![MemberRecord {
                 identity: bob.public().to_bytes().to_vec(),
@@ -508,7 +514,12 @@ fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::
     c.execute("INSERT INTO receipts VALUES (1, ?1)", [&fp[..]])?;
     c.execute(
         "INSERT INTO outbox VALUES (4, ?1, ?2, ?3, 1, ?4, 1, NULL, 2)",
-        params![&[3_u8; 16][..], relay(), &mailbox[..], &[0x77_u8; 64][..]],
+        params![
+            &[3_u8; 16][..],
+            relay().to_string(),
+            &mailbox[..],
+            &[0x77_u8; 64][..]
+        ],
     )?;
     c.execute(
         "INSERT INTO parts VALUES (2, ?1, 11, 0, ?2)",
@@ -861,7 +872,8 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
     let dir = Scratch::new("fuzz-rows");
     let (bob_session, bob) = session()?;
     let fingerprint = *bob.public().fingerprint().as_bytes();
-    let (invite, secret) = Identity::generate().create_invite(&relay(), 3600, 1_800_000_000)?;
+    let (invite, secret) =
+        Identity::generate().create_invite(&relay().to_string(), 3600, 1_800_000_000)?;
     let group = hum_shared::crypto::GroupState::create();
     let mailbox = [0x5a; 32];
     let mut store = open_store(&dir)?;
