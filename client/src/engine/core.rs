@@ -26,6 +26,7 @@ use crate::api::{
     Command, ContactId, Delivery, DisplayName, Event, LinkState, LinkStatus, MemberView, MessageId,
     MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
+use outbox::{InFlight, Pump, Resends};
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
 const EPOCHS_BACK: u64 = 8;
@@ -139,17 +140,6 @@ pub(crate) enum Effect {
     StopLinks,
 }
 
-/// A deposit the relay has not answered yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct InFlight {
-    /// The deposit's tag, which the answer names.
-    tag: u32,
-    /// The outbox row.
-    row: i64,
-    /// The mailbox it went to.
-    mailbox: [u8; 32],
-}
-
 /// The next outbox row the pump deposits.
 struct Deposit {
     row: i64,
@@ -166,12 +156,8 @@ pub(crate) struct LinkSlot {
     /// When the relay started, estimated from its tick number at connect: a different
     /// start on reconnect means it restarted and lost what it held.
     relay_start: Option<u128>,
-    /// Outbox rows waiting to be deposited, in order.
-    pending: VecDeque<i64>,
-    /// The one deposit awaiting the relay's answer.
-    inflight: Option<InFlight>,
-    /// Mailboxes the relay answered "full" for, and when to try them again.
-    blocked: HashMap<[u8; 32], Instant>,
+    /// What waits to be deposited there.
+    pump: Pump,
     /// The queued count last shown to the faces.
     shown_queued: usize,
     state: LinkState,
@@ -214,12 +200,10 @@ pub(crate) struct Core {
     /// Group envelopes that did not open yet (their sender's key may be on its way).
     stash: VecDeque<(i64, Envelope)>,
     options: super::EngineOptions,
-    /// Outbox rows stored by a relay and not yet receipted: when to deposit them again,
-    /// and the wait after that.
-    resend: HashMap<i64, (Instant, Duration)>,
-    /// Outbox rows a relay answered `Stored` for since the engine started (kept in memory
-    /// only: at start everything not yet receipted is deposited again anyway).
-    stored: HashSet<i64>,
+    /// Outbox rows a relay answered `Stored` for since the engine started, and when to
+    /// deposit them again without a receipt (kept in memory only: at start everything not
+    /// yet receipted is deposited again anyway).
+    resends: Resends,
     /// Our invites that have been used, still read to tell of later answers.
     used_invites: HashMap<i64, invites::UsedInvite>,
     /// Invites we accepted, by contact, until their inviter says who used them.
@@ -293,8 +277,7 @@ impl Core {
         } = profile;
         let mut core = Self {
             options,
-            resend: HashMap::new(),
-            stored: HashSet::new(),
+            resends: Resends::default(),
             store,
             me,
             my_name,
@@ -405,7 +388,7 @@ impl Core {
         for (id, head) in self.store.db().outbox()? {
             self.ensure_link(&head.relay);
             if let Some(l) = self.links.get_mut(&head.relay) {
-                l.pending.push_back(id);
+                l.pump.push(id);
             }
         }
         self.pump_all()?;
@@ -493,9 +476,7 @@ impl Core {
                 up: false,
                 conn: 0,
                 relay_start: None,
-                pending: VecDeque::new(),
-                inflight: None,
-                blocked: HashMap::new(),
+                pump: Pump::default(),
                 shown_queued: 0,
                 state: LinkState::Connecting,
                 rates: (0, 0),
@@ -514,15 +495,15 @@ impl Core {
             state: l.state,
             cells_up_per_sec: l.rates.0,
             cells_down_per_sec: l.rates.1,
-            queued: u32::try_from(l.pending.len()).unwrap_or(u32::MAX),
+            queued: u32::try_from(l.pump.len()).unwrap_or(u32::MAX),
         }));
     }
 
     /// Tells the faces when the number of envelopes waiting for a relay changed.
     fn refresh_queued(&mut self, relay: &RelayAddr) {
         let changed = match self.links.get_mut(relay) {
-            Some(l) if l.shown_queued != l.pending.len() => {
-                l.shown_queued = l.pending.len();
+            Some(l) if l.shown_queued != l.pump.len() => {
+                l.shown_queued = l.pump.len();
                 true
             }
             _ => false,
@@ -716,7 +697,6 @@ impl Core {
             l.up = true;
             l.state = LinkState::Up;
             l.shown_cause = None;
-            l.inflight = None;
             // What was sent for the previous connection is dropped by the link.
             l.conn = conn;
             restarted
@@ -740,19 +720,19 @@ impl Core {
         // goes out again, in its original order. The receivers drop duplicates.
         let outbox = self.store.db().outbox()?;
         let ids: HashSet<i64> = outbox.iter().map(|(id, _)| *id).collect();
-        self.stored.retain(|id| ids.contains(id));
+        self.resends.keep_only(&ids);
         let rows: Vec<i64> = outbox
             .into_iter()
-            .filter(|(id, h)| h.relay == *relay && (restarted || !self.stored.contains(id)))
+            .filter(|(id, h)| h.relay == *relay && (restarted || !self.resends.is_stored(*id)))
             .map(|(id, _)| id)
             .collect();
         if restarted {
             // Nothing of it is stored any more: should this connection drop before the
             // relay answers again, the rows still go at the next one.
-            self.stored.retain(|id| !rows.contains(id));
+            self.resends.unstore(&rows);
         }
         if let Some(l) = self.links.get_mut(relay) {
-            l.pending = rows.into_iter().collect();
+            l.pump.restart_with(rows);
         }
         self.emit_link(relay);
         self.pump(relay)
@@ -762,7 +742,7 @@ impl Core {
         let mut show = None;
         if let Some(l) = self.links.get_mut(relay) {
             l.up = false;
-            l.inflight = None;
+            l.pump.lost();
             l.state = LinkState::Down { retry_in_ms };
             l.rates = (0, 0);
             if cause.is_some() && l.shown_cause != cause {
@@ -811,26 +791,15 @@ impl Core {
     /// Deposits again what a relay stored long ago without a receipt coming back.
     fn resend_due(&mut self) -> Result<(), EngineError> {
         let now = self.now.at;
-        let due: Vec<i64> = self
-            .resend
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(r, _)| *r)
-            .collect();
-        for row in due {
+        for row in self.resends.due(now) {
             let Some(relay) = self.store.db().outbox_head(row)?.map(|h| h.relay) else {
                 // Receipted meanwhile.
-                self.resend.remove(&row);
+                self.resends.done(row);
                 continue;
             };
-            if let Some((at, wait)) = self.resend.get_mut(&row) {
-                *wait = (*wait * 2).min(Duration::from_secs(86_400));
-                *at = now + *wait;
-            }
-            if let Some(l) = self.links.get_mut(&relay)
-                && !l.pending.contains(&row)
-            {
-                l.pending.push_back(row);
+            self.resends.resent(row, now);
+            if let Some(l) = self.links.get_mut(&relay) {
+                l.pump.push_once(row);
             }
         }
         Ok(())
@@ -849,14 +818,14 @@ impl Core {
     /// the relay called full waits, without holding up the others.
     fn pump(&mut self, relay: &RelayAddr) -> Result<(), EngineError> {
         let now = self.now.at;
-        let (rows, blocked): (Vec<i64>, HashMap<[u8; 32], Instant>) =
-            match self.links.get_mut(relay) {
-                Some(l) if l.up && l.inflight.is_none() => {
-                    l.blocked.retain(|_, t| *t > now);
-                    (l.pending.iter().copied().collect(), l.blocked.clone())
-                }
-                _ => return Ok(()),
-            };
+        let Some(rows) = self
+            .links
+            .get_mut(relay)
+            .filter(|l| l.up)
+            .and_then(|l| l.pump.candidates(now))
+        else {
+            return Ok(());
+        };
         let mut gone = Vec::new();
         let mut chosen = None;
         for row in rows {
@@ -884,7 +853,11 @@ impl Core {
                 None => None,
             };
             let mb = current.map_or(head.mailbox, |m| *m.as_bytes());
-            if blocked.contains_key(&mb) {
+            if self
+                .links
+                .get(relay)
+                .is_some_and(|l| l.pump.is_blocked(&mb))
+            {
                 continue;
             }
             chosen = Some(Deposit {
@@ -898,9 +871,9 @@ impl Core {
         self.tags = self.tags.wrapping_add(1);
         let tag = self.tags;
         if let Some(l) = self.links.get_mut(relay) {
-            l.pending.retain(|r| !gone.contains(r));
+            l.pump.forget(&gone);
             if let Some(d) = &chosen {
-                l.inflight = Some(InFlight {
+                l.pump.sent(InFlight {
                     tag,
                     row: d.row,
                     mailbox: d.mailbox,
@@ -956,9 +929,7 @@ impl Core {
 
     /// Whether nothing waits for a relay that is up (nothing more can leave before quitting).
     fn drained(&self) -> bool {
-        self.links
-            .values()
-            .all(|l| !l.up || (l.pending.is_empty() && l.inflight.is_none()))
+        self.links.values().all(|l| !l.up || l.pump.is_idle())
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {
@@ -1037,26 +1008,16 @@ impl Core {
                 self.push_op(relay, Up::Ack { mailbox, seq });
             }
             Down::Stored { tag } => {
-                let row = self.links.get_mut(relay).and_then(|l| match l.inflight {
-                    Some(f) if f.tag == tag => {
-                        l.inflight = None;
-                        l.pending.retain(|&p| p != f.row);
-                        Some(f.row)
-                    }
-                    _ => None,
-                });
+                let row = self.links.get_mut(relay).and_then(|l| l.pump.stored(tag));
                 if let Some(row) = row {
                     self.mark_stored(row)?;
                 }
                 self.pump(relay)?;
             }
             Down::Full { tag } => {
-                if let Some(l) = self.links.get_mut(relay)
-                    && let Some(f) = l.inflight
-                    && f.tag == tag
-                {
-                    l.inflight = None;
-                    l.blocked.insert(f.mailbox, self.now.at + FULL_RETRY);
+                let until = self.now.at + FULL_RETRY;
+                if let Some(l) = self.links.get_mut(relay) {
+                    l.pump.full(tag, until);
                 }
                 self.pump(relay)?;
             }
@@ -1075,11 +1036,8 @@ impl Core {
             self.store.tx(|db| db.delete_outbox(row))?;
             return Ok(());
         };
-        self.stored.insert(row);
-        let first = self.options.resend_after;
-        self.resend
-            .entry(row)
-            .or_insert((self.now.at + first, first));
+        self.resends
+            .stored(row, self.now.at, self.options.resend_after);
         let room = match head.dest {
             Some(Dest::Contact(cid)) => self.contacts.get(&cid).map(|c| c.room),
             Some(Dest::Group(rid)) => Some(rid),
@@ -1088,12 +1046,12 @@ impl Core {
         let Some(room) = room else {
             return Ok(());
         };
-        let stored = &self.stored;
+        let resends = &self.resends;
         let changed = self.store.tx(|db| {
             if db
                 .outbox_ids_of(&uid)?
                 .iter()
-                .any(|id| !stored.contains(id))
+                .any(|id| !resends.is_stored(*id))
             {
                 return Ok(None);
             }
@@ -1304,7 +1262,7 @@ impl Core {
         self.watch_invite(cid, invite, &relay, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
-            l.pending.push_back(row);
+            l.pump.push(row);
         }
         self.pump(&relay)
     }
@@ -1454,6 +1412,7 @@ fn view(room: i64, id: i64, m: MessageRecord) -> MessageView {
 
 mod groups;
 mod invites;
+mod outbox;
 mod receive;
 mod send;
 #[cfg(test)]

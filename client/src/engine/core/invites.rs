@@ -206,7 +206,7 @@ impl Core {
         let relay = used.notice_head.relay.clone();
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
-            l.pending.push_back(notice_row);
+            l.pump.push(notice_row);
         }
         self.pump(&relay)
     }

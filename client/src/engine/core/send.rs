@@ -162,7 +162,9 @@ impl Core {
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {
-            l.pending.extend(ids);
+            for id in ids {
+                l.pump.push(id);
+            }
         }
         self.emit_link(&s.relay);
         self.pump(&s.relay)
