@@ -27,6 +27,7 @@ use crate::api::{
     MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
 use outbox::{InFlight, Pump, Resends};
+use subscriptions::{Route, RouteKind, Subscriptions};
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
 const EPOCHS_BACK: u64 = 8;
@@ -34,40 +35,12 @@ const EPOCHS_BACK: u64 = 8;
 pub(crate) const MAX_TEXT: usize = 64 * 1024;
 /// Receipts carried by one receipt message.
 const RECEIPT_BATCH: usize = 40;
-/// How long a subscription to an old epoch's mailbox stays, to fetch what it holds.
-const DRAIN_TIME: Duration = Duration::from_secs(60);
 /// Group envelopes kept for a second try when they do not open at once.
 const STASH_MAX: usize = 256;
 /// How long quitting waits for queued envelopes to reach a relay that is up.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
 const FULL_RETRY: Duration = Duration::from_secs(1);
-
-/// Where a mailbox's envelopes go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RouteKind {
-    /// Answers to one of our invites.
-    Invite(i64),
-    /// Answers to one of our invites that was used already.
-    UsedInvite(i64),
-    /// The used notice of an invite we accepted, for that contact.
-    InviteCheck(i64),
-    /// A 1:1 session with a contact.
-    Direct(i64),
-    /// A group room.
-    Group(i64),
-}
-
-struct Route {
-    relay: RelayAddr,
-    cap: Capability,
-    kind: RouteKind,
-    fanout: bool,
-    /// The epoch of a session or group mailbox (none for an invite's).
-    epoch: Option<u64>,
-    /// When it was subscribed.
-    since: Instant,
-}
 
 /// The time an input is handled at. The core never reads a clock: waits are measured on
 /// `at` (monotonic), and what is written down or compared with other machines (message
@@ -183,7 +156,7 @@ pub(crate) struct Core {
     sessions: HashMap<i64, Session>,
     rooms: HashMap<i64, RoomRecord>,
     invites: HashMap<i64, InviteSecret>,
-    routes: HashMap<MailboxId, Route>,
+    routes: Subscriptions,
     /// Messages being reassembled, by room, sender and part size: a sender's parts of one
     /// format revision all have one size (docs/PROTOCOL.md §3.10), so parts kept from
     /// before an upgrade do not stand in the way of the sizes that come after.
@@ -286,7 +259,7 @@ impl Core {
             sessions: HashMap::new(),
             rooms: HashMap::new(),
             invites: HashMap::new(),
-            routes: HashMap::new(),
+            routes: Subscriptions::default(),
             reassembly: HashMap::new(),
             links: HashMap::new(),
             tags: 0,
@@ -532,7 +505,7 @@ impl Core {
         epoch: Option<u64>,
     ) -> Result<(), EngineError> {
         let id = cap.mailbox_id();
-        if self.routes.contains_key(&id) {
+        if self.routes.contains(&id) {
             return Ok(());
         }
         self.ensure_link(relay);
@@ -550,17 +523,14 @@ impl Core {
                 },
             );
         }
-        self.routes.insert(
-            id,
-            Route {
-                relay: relay.to_owned(),
-                cap,
-                kind,
-                fanout,
-                epoch,
-                since: self.now.at,
-            },
-        );
+        self.routes.add(Route {
+            relay: relay.to_owned(),
+            cap,
+            kind,
+            fanout,
+            epoch,
+            since: self.now.at,
+        });
         Ok(())
     }
 
@@ -569,21 +539,19 @@ impl Core {
     /// was deposited before we subscribed can be in an old one. Keeps the number of
     /// subscriptions per conversation small.
     fn prune_routes(&mut self) {
-        let cutoff = self.epoch.saturating_sub(1);
-        let old: Vec<MailboxId> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| {
-                r.epoch.is_some_and(|e| e < cutoff)
-                    && self.now.at.saturating_duration_since(r.since) > DRAIN_TIME
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in old {
-            if let Some(r) = self.routes.remove(&id) {
-                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
-            }
+        for r in self.routes.drop_drained(self.epoch, self.now.at) {
+            self.unsubscribe(&r);
         }
+    }
+
+    /// Tells the relay of `r` that its mailbox is no longer read.
+    fn unsubscribe(&self, r: &Route) {
+        self.push_op(
+            &r.relay,
+            Up::Unsubscribe {
+                mailbox: r.cap.mailbox_id(),
+            },
+        );
     }
 
     /// Forgets an invite: its secret leaves the store and its mailbox is no longer read.
@@ -592,12 +560,7 @@ impl Core {
         if let Some(secret) = self.invites.remove(&id)
             && let Some(r) = self.routes.remove(&secret.capability().mailbox_id())
         {
-            self.push_op(
-                &r.relay,
-                Up::Unsubscribe {
-                    mailbox: r.cap.mailbox_id(),
-                },
-            );
+            self.unsubscribe(&r);
         }
         Ok(())
     }
@@ -702,9 +665,9 @@ impl Core {
             restarted
         };
         let mut subs = Vec::new();
-        for (id, r) in self.routes.iter().filter(|(_, r)| r.relay == *relay) {
+        for r in self.routes.on_relay(relay) {
             let after = if r.fanout {
-                self.store.db().cursor(id.as_bytes())?
+                self.store.db().cursor(r.cap.mailbox_id().as_bytes())?
             } else {
                 0
             };
@@ -1415,5 +1378,6 @@ mod invites;
 mod outbox;
 mod receive;
 mod send;
+mod subscriptions;
 #[cfg(test)]
 mod tests;

@@ -190,11 +190,8 @@ impl Core {
         used: Used,
         notice_row: i64,
     ) -> Result<(), EngineError> {
-        for r in self.routes.values_mut() {
-            if r.kind == RouteKind::Invite(id) {
-                r.kind = RouteKind::UsedInvite(used_id);
-            }
-        }
+        self.routes
+            .rekind(RouteKind::Invite(id), RouteKind::UsedInvite(used_id));
         self.used_invites.insert(
             used_id,
             UsedInvite {
@@ -253,16 +250,8 @@ impl Core {
 
     /// Stops reading every mailbox routed to `kind`.
     fn unsubscribe_kind(&mut self, kind: RouteKind) {
-        let gone: Vec<MailboxId> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| r.kind == kind)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            if let Some(r) = self.routes.remove(&id) {
-                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
-            }
+        for r in self.routes.remove_kind(kind) {
+            self.unsubscribe(&r);
         }
     }
 

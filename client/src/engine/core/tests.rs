@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use hum_shared::crypto::{KdfParams, KdfPolicy, MailboxId};
 
+use super::subscriptions::DRAIN_TIME;
 use super::*;
 use crate::api::ErrorKind;
 use crate::engine::scratch::Scratch;
