@@ -1,6 +1,5 @@
 //! Groups, run by their admin (docs/PROTOCOL.md §5.4).
 
-use super::receive::settle_receipts;
 use super::*;
 
 //
@@ -445,28 +444,19 @@ impl Core {
                 waiting.push(uid);
             }
         }
-        let delivered = self.store.tx(|db| {
-            let mut delivered = Vec::new();
-            for uid in &waiting {
-                let Some((id, mut rec)) = db.message_by_uid(rid, uid)? else {
-                    continue;
-                };
-                if !rec.from_me
-                    || rec.delivery == Some(DeliveryState::Delivered)
-                    || rec.receipts.contains(fp)
-                    || rec.receipts_needed == 0
-                {
-                    continue;
-                }
-                rec.receipts_needed -= 1;
-                if settle_receipts(db, rid, id, &mut rec)? {
-                    delivered.push(id);
-                }
-            }
-            Ok(delivered)
-        })?;
-        self.emit_delivered(rid, &delivered);
-        Ok(())
+        self.count_receipts(rid, &waiting, |_, _, found| {
+            Ok(found
+                .filter(|(_, rec)| {
+                    rec.from_me
+                        && rec.delivery != Some(DeliveryState::Delivered)
+                        && !rec.receipts.contains(fp)
+                        && rec.receipts_needed > 0
+                })
+                .map(|(id, mut rec)| {
+                    rec.receipts_needed -= 1;
+                    (id, rec)
+                }))
+        })
     }
 
     pub(super) fn group_leave(&mut self, rid: i64) -> Result<(), EngineError> {

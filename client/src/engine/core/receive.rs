@@ -462,20 +462,41 @@ impl Core {
         else {
             return Ok(());
         };
+        self.count_receipts(room, uids, |db, uid, found| {
+            let Some((id, mut rec)) = found.filter(|(_, m)| m.from_me) else {
+                // Control messages have no history row: their receipt ends their resends.
+                db.delete_outbox_of(uid)?;
+                return Ok(None);
+            };
+            if rec.delivery == Some(DeliveryState::Delivered) || rec.receipts.contains(&member) {
+                return Ok(None);
+            }
+            rec.receipts.push(member);
+            Ok(Some((id, rec)))
+        })
+    }
+
+    /// Counts receipts for this profile's messages `uids` in `room`, in one transaction:
+    /// `count` is given each message's row (when there is one) and returns the record to
+    /// write, or `None` when nothing changes. A message with every receipt it waits for
+    /// becomes delivered, and the faces are told.
+    pub(super) fn count_receipts(
+        &mut self,
+        room: i64,
+        uids: &[Uid],
+        mut count: impl FnMut(
+            &Db<'_>,
+            &Uid,
+            Option<(i64, MessageRecord)>,
+        ) -> Result<Option<(i64, MessageRecord)>, EngineError>,
+    ) -> Result<(), EngineError> {
         let delivered = self.store.tx(|db| {
             let mut delivered = Vec::new();
             for uid in uids {
-                let Some((id, mut rec)) = db.message_by_uid(room, uid)?.filter(|(_, m)| m.from_me)
-                else {
-                    // Control messages have no history row: their receipt ends their resends.
-                    db.delete_outbox_of(uid)?;
+                let found = db.message_by_uid(room, uid)?;
+                let Some((id, mut rec)) = count(db, uid, found)? else {
                     continue;
                 };
-                if rec.delivery == Some(DeliveryState::Delivered) || rec.receipts.contains(&member)
-                {
-                    continue;
-                }
-                rec.receipts.push(member);
                 if settle_receipts(db, room, id, &mut rec)? {
                     delivered.push(id);
                 }
