@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hum_shared::crypto::{
-    Capability, Envelope, GroupState, Identity, Invite, InviteSecret, MailboxId, PublicIdentity,
-    SenderKeyDistribution, Session, epoch_at, safety_number,
+    Capability, Envelope, Fingerprint, GroupId, GroupState, Identity, Invite, InviteSecret,
+    MailboxId, PublicIdentity, SenderKeyDistribution, Session, epoch_at, safety_number,
 };
 use hum_shared::{Down, Reassembler, RelayAddr, Up, part_msg_id, split};
 use zeroize::Zeroizing;

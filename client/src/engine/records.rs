@@ -4,10 +4,25 @@
 //! row and owner; the store's columns hold nothing else but row ids and keyed tags.
 
 use hum_shared::RelayAddr;
+use hum_shared::crypto::{Fingerprint, GroupId};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::wire::{StoredMessage, Uid};
+
+/// An identity fingerprint kept as its 32 bytes (the encoding a `[u8; 32]` has).
+pub(crate) mod fingerprint_bytes {
+    use hum_shared::crypto::Fingerprint;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(f: &Fingerprint, s: S) -> Result<S::Ok, S::Error> {
+        f.as_bytes().serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Fingerprint, D::Error> {
+        <[u8; 32]>::deserialize(d).map(Fingerprint::from_bytes)
+    }
+}
 
 /// A relay address kept as its text (`hum://host:port#fingerprint`), parsed once when the
 /// record is read: the encoding is the one a `String` has, so records written before
@@ -44,7 +59,8 @@ pub(crate) struct MemberRecord {
     /// Their public identity bytes.
     pub(crate) identity: Vec<u8>,
     /// Their fingerprint.
-    pub(crate) fingerprint: [u8; 32],
+    #[serde(with = "fingerprint_bytes")]
+    pub(crate) fingerprint: Fingerprint,
     /// Display name.
     pub(crate) name: String,
     /// Sender-key ids they have used (one per generation).
@@ -55,14 +71,15 @@ pub(crate) struct MemberRecord {
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct GroupRecord {
     /// The group id.
-    pub(crate) id: [u8; 16],
+    pub(crate) id: GroupId,
     /// The sealed-sender-key state (`GroupState` bytes), wiped when replaced or dropped.
     pub(crate) state: Zeroizing<Vec<u8>>,
     /// The relay holding the group mailbox.
     #[serde(with = "relay_text")]
     pub(crate) relay: RelayAddr,
     /// The admin's identity fingerprint.
-    pub(crate) admin: [u8; 32],
+    #[serde(with = "fingerprint_bytes")]
+    pub(crate) admin: Fingerprint,
     /// Every member except this profile.
     pub(crate) members: Vec<MemberRecord>,
     /// Whether this profile left or was removed.

@@ -9,15 +9,15 @@ use super::*;
 // mailbox and header key), and every remaining member answers with a fresh sender key.
 
 impl Core {
-    pub(super) fn my_fp(&self) -> [u8; 32] {
-        *self.me.public().fingerprint().as_bytes()
+    pub(super) fn my_fp(&self) -> Fingerprint {
+        self.me.public().fingerprint()
     }
 
     /// Contact `cid`'s identity fingerprint.
-    pub(super) fn contact_fp(&self, cid: i64) -> Result<[u8; 32], EngineError> {
+    pub(super) fn contact_fp(&self, cid: i64) -> Result<Fingerprint, EngineError> {
         self.contacts
             .get(&cid)
-            .map(|c| *c.public.fingerprint().as_bytes())
+            .map(|c| c.public.fingerprint())
             .ok_or(EngineError::NoSuch(What::Contact))
     }
 
@@ -125,7 +125,7 @@ impl Core {
         }
     }
 
-    pub(super) fn room_of_group(&self, group: &[u8; 16]) -> Option<i64> {
+    pub(super) fn room_of_group(&self, group: &GroupId) -> Option<i64> {
         self.rooms
             .iter()
             .find(|(_, r)| r.group.as_ref().is_some_and(|g| &g.id == group))
@@ -174,7 +174,7 @@ impl Core {
     pub(super) fn members_except(
         &self,
         rid: i64,
-        except: Option<&[u8; 32]>,
+        except: Option<&Fingerprint>,
     ) -> Result<Vec<Member>, EngineError> {
         let g = self.group(rid)?;
         let mut out = vec![];
@@ -195,7 +195,7 @@ impl Core {
         Ok(out)
     }
 
-    pub(super) fn member_contacts(&self, rid: i64) -> Result<Vec<(i64, [u8; 32])>, EngineError> {
+    pub(super) fn member_contacts(&self, rid: i64) -> Result<Vec<(i64, Fingerprint)>, EngineError> {
         Ok(self
             .group(rid)?
             .members
@@ -215,7 +215,7 @@ impl Core {
         let rec = RoomRecord {
             name: name.clone(),
             group: Some(GroupRecord {
-                id: *state.group_id().as_bytes(),
+                id: state.group_id(),
                 state: state.to_bytes().map_err(EngineError::from)?,
                 relay: self.home.clone(),
                 admin: self.my_fp(),
@@ -240,7 +240,7 @@ impl Core {
             .contacts
             .get(&cid)
             .ok_or(EngineError::NoSuch(What::Contact))?;
-        let fp = *c.public.fingerprint().as_bytes();
+        let fp = c.public.fingerprint();
         let member = MemberRecord {
             identity: c.public.to_bytes().to_vec(),
             fingerprint: fp,
@@ -293,7 +293,7 @@ impl Core {
         &self,
         rid: i64,
         dist: Option<zeroize::Zeroizing<Vec<u8>>>,
-        skip: Option<&[u8; 32]>,
+        skip: Option<&Fingerprint>,
     ) -> Result<Vec<(Dest, AppMessage)>, EngineError> {
         let group = self.group(rid)?.id;
         let name = self.room_name(rid)?;
@@ -434,7 +434,11 @@ impl Core {
     /// A removed member will not receipt what they had not yet: messages waiting for
     /// their receipt now wait for one fewer, and those complete become delivered. The
     /// messages still waiting are those with envelopes in the outbox.
-    pub(super) fn forgive_receipts(&mut self, rid: i64, fp: &[u8; 32]) -> Result<(), EngineError> {
+    pub(super) fn forgive_receipts(
+        &mut self,
+        rid: i64,
+        fp: &Fingerprint,
+    ) -> Result<(), EngineError> {
         let mut waiting: Vec<Uid> = Vec::new();
         for (_, head) in self.store.db().outbox()? {
             if let (Some(Dest::Group(r)), Some(uid)) = (head.dest, head.uid)
@@ -449,7 +453,7 @@ impl Core {
                 .filter(|(_, rec)| {
                     rec.from_me
                         && rec.delivery != Some(DeliveryState::Delivered)
-                        && !rec.receipts.contains(fp)
+                        && !rec.receipts.contains(fp.as_bytes())
                         && rec.receipts_needed > 0
                 })
                 .map(|(id, mut rec)| {
@@ -537,7 +541,7 @@ impl Core {
             .iter()
             .filter_map(|m| {
                 let public = PublicIdentity::from_bytes(&m.identity).ok()?;
-                let fingerprint = *public.fingerprint().as_bytes();
+                let fingerprint = public.fingerprint();
                 if fingerprint == me {
                     return None;
                 }
@@ -560,7 +564,7 @@ impl Core {
     pub(super) fn record_sender(
         &mut self,
         rid: i64,
-        fp: &[u8; 32],
+        fp: &Fingerprint,
         dist: &SenderKeyDistribution,
     ) -> Result<(), EngineError> {
         let id = *dist.member_id().as_bytes();
@@ -581,7 +585,7 @@ impl Core {
     pub(super) fn apply_distribution(
         &mut self,
         rid: i64,
-        origin: &[u8; 32],
+        origin: &Fingerprint,
         dist: &SenderKeyDistribution,
         may_rekey: bool,
     ) -> Result<Option<SenderKeyDistribution>, EngineError> {
@@ -598,8 +602,7 @@ impl Core {
         }
         let mut state =
             GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
-        let owner = hum_shared::crypto::Fingerprint::from_bytes(*origin);
-        let rekeyed = match state.process_distribution(dist, &owner) {
+        let rekeyed = match state.process_distribution(dist, origin) {
             Ok(r) => r,
             // A key of a generation already replaced (sent before the member learned of a
             // rotation): nothing to do, the member sends its new one.
@@ -631,16 +634,16 @@ impl Core {
     /// Our own sender key for a group, endorsed with our identity key.
     pub(super) fn own_key(
         &self,
-        group: [u8; 16],
+        group: GroupId,
         dist: &SenderKeyDistribution,
-        target: Option<[u8; 32]>,
+        target: Option<Fingerprint>,
     ) -> Result<AppMessage, EngineError> {
         Ok(AppMessage::GroupKey {
             uid: random_uid()?,
             group,
             dist: dist.to_bytes().map_err(EngineError::from)?,
             origin: None,
-            target,
+            target: target.map(|t| *t.as_bytes()),
             endorsement: dist.endorse(&self.me).map_err(EngineError::from)?.to_vec(),
         })
     }
@@ -649,7 +652,7 @@ impl Core {
     pub(super) fn check_endorsed(
         &self,
         rid: i64,
-        fp: &[u8; 32],
+        fp: &Fingerprint,
         dist: &SenderKeyDistribution,
         endorsement: &[u8],
     ) -> Result<(), EngineError> {
@@ -696,10 +699,9 @@ impl Core {
                     .parse()
                     .map_err(|_| EngineError::Refused(Refusal::GroupRelay))?;
                 let dist = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
-                let admin = hum_shared::crypto::Fingerprint::from_bytes(from);
                 let state =
-                    GroupState::from_distribution(&dist, &admin).map_err(EngineError::from)?;
-                if state.group_id().as_bytes() != &group {
+                    GroupState::from_distribution(&dist, &from).map_err(EngineError::from)?;
+                if state.group_id() != group {
                     return Err(EngineError::Refused(Refusal::GroupKeyMismatch));
                 }
                 let mut list = self.members_from(&members, &[]);
@@ -763,7 +765,7 @@ impl Core {
                 }
                 let old = self.group(rid)?.members.clone();
                 let list = self.members_from(&members, &old);
-                let newcomers: Vec<[u8; 32]> = list
+                let newcomers: Vec<Fingerprint> = list
                     .iter()
                     .filter(|m| !old.iter().any(|o| o.fingerprint == m.fingerprint))
                     .map(|m| m.fingerprint)
@@ -850,21 +852,23 @@ impl Core {
                     self.check_endorsed(rid, &from, &d, &endorsement)?;
                     let _ = self.apply_distribution(rid, &from, &d, false)?;
                     for (mcid, fp) in self.member_contacts(rid)? {
-                        if fp == from || target.is_some_and(|t| t != fp) {
+                        if fp == from || target.is_some_and(|t| t != *fp.as_bytes()) {
                             continue;
                         }
                         let msg = AppMessage::GroupKey {
                             uid: random_uid()?,
                             group,
                             dist: dist.clone(),
-                            origin: Some(from),
+                            origin: Some(*from.as_bytes()),
                             target: None,
                             endorsement: endorsement.clone(),
                         };
                         self.send_app(Dest::Contact(mcid), &msg)?;
                     }
                 } else if from == admin {
-                    let Some(o) = origin else { return Ok(()) };
+                    let Some(o) = origin.map(Fingerprint::from_bytes) else {
+                        return Ok(());
+                    };
                     self.check_endorsed(rid, &o, &d, &endorsement)?;
                     if let Some(mine) = self.apply_distribution(rid, &o, &d, false)? {
                         let msg = self.own_key(group, &mine, None)?;

@@ -402,17 +402,17 @@ impl Core {
         }
     }
 
-    pub(super) fn contact_name_of(&self, fp: &[u8; 32]) -> Option<String> {
+    pub(super) fn contact_name_of(&self, fp: &Fingerprint) -> Option<String> {
         self.contacts
             .values()
-            .find(|c| c.public.fingerprint().as_bytes() == fp)
+            .find(|c| c.public.fingerprint() == *fp)
             .map(|c| c.rec.name.clone())
     }
 
-    pub(super) fn contact_by_fp(&self, fp: &[u8; 32]) -> Option<i64> {
+    pub(super) fn contact_by_fp(&self, fp: &Fingerprint) -> Option<i64> {
         self.contacts
             .iter()
-            .find(|(_, c)| c.public.fingerprint().as_bytes() == fp)
+            .find(|(_, c)| c.public.fingerprint() == *fp)
             .map(|(&id, _)| id)
     }
 
@@ -428,7 +428,7 @@ impl Core {
                 self.group(*room)
                     .ok()
                     .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
-                    .map_or(*member, |m| m.fingerprint),
+                    .map_or(*member, |m| *m.fingerprint.as_bytes()),
             ),
         }
     }

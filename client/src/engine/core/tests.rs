@@ -584,7 +584,7 @@ fn group_invite(
 ) -> Result<AppMessage, EngineError> {
     Ok(AppMessage::GroupInvite {
         uid: random_uid()?,
-        group: *state.group_id().as_bytes(),
+        group: state.group_id(),
         name: "plans".into(),
         relay: home().to_string(),
         members: [vec![admin.as_member("alice")], members].concat(),
@@ -605,7 +605,7 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
     let mut fx = Fixture::new("reopen", options())?;
     let mut alice = fx.peer("alice")?;
     let mut bob = fx.peer("bob")?;
-    let alice_fp = *alice.id.public().fingerprint().as_bytes();
+    let alice_fp = alice.id.public().fingerprint();
     let mut state = GroupState::create();
     let invite = group_invite(&alice, &state, vec![bob.as_member("bob")])?;
     alice.send(&mut fx, &invite)?;
@@ -615,7 +615,7 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
         &mut fx,
         &AppMessage::GroupRemoved {
             uid: random_uid()?,
-            group: *state.group_id().as_bytes(),
+            group: state.group_id(),
         },
     )?;
     assert!(group_room(&mut fx)?.1.closed);
@@ -625,7 +625,7 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
     let bobs = GroupState::from_distribution(&state.distribution(), &alice.id.fingerprint())?;
     let takeover = AppMessage::GroupInvite {
         uid: random_uid()?,
-        group: *bobs.group_id().as_bytes(),
+        group: bobs.group_id(),
         name: "bob's now".into(),
         relay: peer_relay().to_string(),
         members: vec![bob.as_member("bob")],
@@ -1490,7 +1490,7 @@ fn a_group_invite_left_in_the_inbox_by_a_crash_is_applied_at_start() -> TestResu
     assert!(group_room(&mut fx).is_err());
     fx.reopen()?;
     let (_, g) = group_room(&mut fx)?;
-    assert_eq!(g.admin, *alice.id.public().fingerprint().as_bytes());
+    assert_eq!(g.admin, alice.id.public().fingerprint());
     assert!(
         fx.core()?.store.db().inbox()?.is_empty(),
         "applied once, then gone"

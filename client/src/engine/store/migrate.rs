@@ -51,11 +51,12 @@ struct UsedInviteV1 {
 /// Schema 1's group state record.
 #[derive(Deserialize)]
 struct GroupV1 {
-    id: [u8; 16],
+    id: hum_shared::crypto::GroupId,
     state: Zeroizing<Vec<u8>>,
     #[serde(with = "crate::engine::records::relay_text")]
     relay: hum_shared::RelayAddr,
-    admin: [u8; 32],
+    #[serde(with = "crate::engine::records::fingerprint_bytes")]
+    admin: hum_shared::crypto::Fingerprint,
     members: Vec<MemberRecord>,
     closed: bool,
 }

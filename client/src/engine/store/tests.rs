@@ -9,6 +9,7 @@ use crate::engine::records::{
 };
 use crate::engine::scratch::Scratch;
 use crate::engine::wire::StoredMessage;
+use hum_shared::crypto::Fingerprint;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -468,7 +469,7 @@ fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::
             admin: [1; 32],
             members: vec![MemberRecord {
                 identity: bob.public().to_bytes().to_vec(),
-                fingerprint: fp,
+                fingerprint: Fingerprint::from_bytes(fp),
                 name: "bob".into(),
                 senders: vec![[2; 32]],
             }],
@@ -839,10 +840,10 @@ fn a_room_record_comes_back_as_written() -> TestResult {
     let rec = RoomRecord {
         name: "g".into(),
         group: Some(GroupRecord {
-            id: *group.group_id().as_bytes(),
+            id: group.group_id(),
             state: group.to_bytes()?,
             relay: relay(),
-            admin: [9; 32],
+            admin: Fingerprint::from_bytes([9; 32]),
             members: Vec::new(),
             closed: true,
         }),
@@ -859,7 +860,11 @@ fn a_room_record_comes_back_as_written() -> TestResult {
     let g = got.group.as_ref().ok_or("no group")?;
     assert_eq!(
         (g.admin, g.closed, &g.state[..]),
-        ([9; 32], true, &group.to_bytes()?[..])
+        (
+            Fingerprint::from_bytes([9; 32]),
+            true,
+            &group.to_bytes()?[..]
+        )
     );
     Ok(())
 }
@@ -896,13 +901,13 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
         )?;
         let r = db.insert_room(&RoomRecord {
             group: Some(GroupRecord {
-                id: *group.group_id().as_bytes(),
+                id: group.group_id(),
                 state: group.to_bytes().map_err(EngineError::from)?,
                 relay: relay(),
-                admin: fingerprint,
+                admin: Fingerprint::from_bytes(fingerprint),
                 members: vec![MemberRecord {
                     identity: bob.public().to_bytes().to_vec(),
-                    fingerprint,
+                    fingerprint: Fingerprint::from_bytes(fingerprint),
                     name: "bob".into(),
                     senders: vec![[3; 32]],
                 }],
