@@ -206,21 +206,36 @@ fn contacts(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
+    /// A schema 1 room row.
+    struct Row {
+        id: i64,
+        contact: Option<i64>,
+        sealed: Vec<u8>,
+        unread: i64,
+        mentions: i64,
+    }
     let rows = rows(
         d.conn,
         "SELECT id, contact, sealed, unread, mentions FROM v1_rooms",
         [],
         |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
+            Ok(Row {
+                id: r.get(0)?,
+                contact: r.get(1)?,
+                sealed: r.get(2)?,
+                unread: r.get(3)?,
+                mentions: r.get(4)?,
+            })
         },
     )?;
-    for (id, contact, s, unread, mentions) in rows {
+    for Row {
+        id,
+        contact,
+        sealed: s,
+        unread,
+        mentions,
+    } in rows
+    {
         let old: RoomV1 = dec(&open_v1(d.key, &s, "room")?, Table::Rooms)?;
         let rec = old.into_record(contact, unread, mentions);
         let sealed = d.seal_record(Table::Rooms, id, &[], &rec)?;
@@ -235,24 +250,40 @@ fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn messages(d: &Db<'_>) -> Result<(), EngineError> {
-    type Row = (i64, i64, bool, Option<i64>, i64, Vec<u8>);
+    /// A schema 1 message row.
+    struct Row {
+        id: i64,
+        room: i64,
+        from_me: bool,
+        delivery: Option<i64>,
+        needed: i64,
+        sealed: Vec<u8>,
+    }
     let rows: Vec<Row> = rows(
         d.conn,
         "SELECT id, room, from_me, delivery, receipts_needed, sealed FROM v1_messages
              ORDER BY id",
         [],
         |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, i64>(2)? != 0,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok(Row {
+                id: r.get(0)?,
+                room: r.get(1)?,
+                from_me: r.get::<_, i64>(2)? != 0,
+                delivery: r.get(3)?,
+                needed: r.get(4)?,
+                sealed: r.get(5)?,
+            })
         },
     )?;
-    for (id, room, from_me, delivery, needed, s) in rows {
+    for Row {
+        id,
+        room,
+        from_me,
+        delivery,
+        needed,
+        sealed: s,
+    } in rows
+    {
         // Of either layout: with the event flag, or from before events were kept.
         let body = StoredMessage::decode(&open_v1(d.key, &s, "message")?)
             .ok_or(StoreError::OldRow("message"))?;
@@ -289,35 +320,46 @@ fn messages(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
-    type Row = (
-        i64,
-        Option<Vec<u8>>,
-        String,
-        Vec<u8>,
-        bool,
-        Vec<u8>,
-        Option<i64>,
-        Option<i64>,
-    );
+    /// A schema 1 outbox row.
+    struct Row {
+        id: i64,
+        uid: Option<Vec<u8>>,
+        relay: String,
+        mailbox: Vec<u8>,
+        fanout: bool,
+        envelope: Vec<u8>,
+        contact: Option<i64>,
+        room: Option<i64>,
+    }
     let rows: Vec<Row> = rows(
         d.conn,
         "SELECT id, uid, relay, mailbox, fanout, envelope, contact, room FROM v1_outbox
              ORDER BY id",
         [],
         |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get::<_, i64>(4)? != 0,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            Ok(Row {
+                id: r.get(0)?,
+                uid: r.get(1)?,
+                relay: r.get(2)?,
+                mailbox: r.get(3)?,
+                fanout: r.get::<_, i64>(4)? != 0,
+                envelope: r.get(5)?,
+                contact: r.get(6)?,
+                room: r.get(7)?,
+            })
         },
     )?;
-    for (id, uid, relay, mailbox, fanout, envelope, contact, room) in rows {
+    for Row {
+        id,
+        uid,
+        relay,
+        mailbox,
+        fanout,
+        envelope,
+        contact,
+        room,
+    } in rows
+    {
         let uid = uid.map(|u| array::<16>(&u, "message id")).transpose()?;
         let head = OutboxHead {
             relay: relay.parse().map_err(|_| StoreError::OldRow("relay"))?,
@@ -350,14 +392,36 @@ fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
 
 /// Parts, receipts to send, the inbox and the cursors: rows with no id anything refers to.
 fn rest(d: &Db<'_>) -> Result<(), EngineError> {
-    type Part = (i64, Vec<u8>, i64, i64, Vec<u8>);
+    /// A schema 1 part row.
+    struct Part {
+        room: i64,
+        sender: Vec<u8>,
+        msg_id: i64,
+        idx: i64,
+        sealed: Vec<u8>,
+    }
     let parts: Vec<Part> = rows(
         d.conn,
         "SELECT room, sender, msg_id, idx, sealed FROM v1_parts ORDER BY rowid",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        |r| {
+            Ok(Part {
+                room: r.get(0)?,
+                sender: r.get(1)?,
+                msg_id: r.get(2)?,
+                idx: r.get(3)?,
+                sealed: r.get(4)?,
+            })
+        },
     )?;
-    for (room, sender, msg_id, idx, s) in parts {
+    for Part {
+        room,
+        sender,
+        msg_id,
+        idx,
+        sealed: s,
+    } in parts
+    {
         d.insert_part(&PartRecord {
             room,
             sender,
@@ -386,14 +450,33 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
         })?;
     }
 
-    type Inbox = (Option<i64>, Option<i64>, Option<Vec<u8>>, Vec<u8>);
+    /// A schema 1 inbox row.
+    struct Inbox {
+        contact: Option<i64>,
+        room: Option<i64>,
+        member: Option<Vec<u8>>,
+        sealed: Vec<u8>,
+    }
     let inbox: Vec<Inbox> = rows(
         d.conn,
         "SELECT contact, room, member, sealed FROM v1_inbox ORDER BY id",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| {
+            Ok(Inbox {
+                contact: r.get(0)?,
+                room: r.get(1)?,
+                member: r.get(2)?,
+                sealed: r.get(3)?,
+            })
+        },
     )?;
-    for (contact, room, member, s) in inbox {
+    for Inbox {
+        contact,
+        room,
+        member,
+        sealed: s,
+    } in inbox
+    {
         let origin = match (contact, room, member) {
             (Some(c), _, _) => Origin::Contact(c),
             (None, Some(room), Some(m)) => Origin::Group {
