@@ -26,6 +26,7 @@ use crate::api::{
     Command, ContactId, Delivery, DisplayName, Event, LinkState, LinkStatus, MemberView, MessageId,
     MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
+use contacts::{Contact, Contacts};
 use outbox::{InFlight, Pump, Resends};
 use subscriptions::{Route, RouteKind, Subscriptions};
 
@@ -140,19 +141,13 @@ pub(crate) struct LinkSlot {
     shown_cause: Option<String>,
 }
 
-struct Contact {
-    rec: ContactRecord,
-    public: PublicIdentity,
-    room: i64,
-}
-
 /// The engine's state.
 pub(crate) struct Core {
     store: ProfileStore,
     me: Identity,
     my_name: String,
     home: RelayAddr,
-    contacts: HashMap<i64, Contact>,
+    contacts: Contacts,
     sessions: HashMap<i64, Session>,
     rooms: HashMap<i64, RoomRecord>,
     invites: HashMap<i64, InviteSecret>,
@@ -255,7 +250,7 @@ impl Core {
             me,
             my_name,
             home,
-            contacts: HashMap::new(),
+            contacts: Contacts::default(),
             sessions: HashMap::new(),
             rooms: HashMap::new(),
             invites: HashMap::new(),
@@ -1311,16 +1306,7 @@ impl Core {
     }
 
     fn unique_name(&self, base: String) -> String {
-        let base = DisplayName::new(&base)
-            .map_or_else(|| "contact".to_owned(), |n| n.as_str().replace(' ', "_"));
-        let taken = |n: &str| self.contacts.values().any(|c| c.rec.name == n) || n == self.my_name;
-        if !taken(&base) {
-            return base;
-        }
-        (2..)
-            .map(|i| format!("{base}{i}"))
-            .find(|n| !taken(n))
-            .unwrap_or(base)
+        self.contacts.unique_name(&base, &self.my_name)
     }
 
     fn rename_contact(&mut self, cid: i64, name: String) -> Result<(), EngineError> {
@@ -1373,6 +1359,7 @@ fn view(room: i64, id: i64, m: MessageRecord) -> MessageView {
     }
 }
 
+mod contacts;
 mod groups;
 mod invites;
 mod outbox;

@@ -104,7 +104,7 @@ impl Core {
                 }
             }
             None => {
-                if let Some((&cid, c)) = self.contacts.iter().find(|(_, c)| c.room == rid) {
+                if let Some((cid, c)) = self.contacts.in_room(rid) {
                     out.push(MemberView {
                         name: c.rec.name.clone(),
                         fingerprint: c.public.fingerprint().to_string(),

@@ -403,17 +403,12 @@ impl Core {
     }
 
     pub(super) fn contact_name_of(&self, fp: &Fingerprint) -> Option<String> {
-        self.contacts
-            .values()
-            .find(|c| c.public.fingerprint() == *fp)
-            .map(|c| c.rec.name.clone())
+        let id = self.contacts.by_fingerprint(fp)?;
+        self.contacts.get(&id).map(|c| c.rec.name.clone())
     }
 
     pub(super) fn contact_by_fp(&self, fp: &Fingerprint) -> Option<i64> {
-        self.contacts
-            .iter()
-            .find(|(_, c)| c.public.fingerprint() == *fp)
-            .map(|(&id, _)| id)
+        self.contacts.by_fingerprint(fp)
     }
 
     /// Who a receipt counts for: the contact's fingerprint, or the group member's (by

@@ -243,9 +243,8 @@ impl Core {
             return Ok(Dest::Group(rid));
         }
         self.contacts
-            .iter()
-            .find(|(_, c)| c.room == rid)
-            .map(|(&cid, _)| Dest::Contact(cid))
+            .in_room(rid)
+            .map(|(cid, _)| Dest::Contact(cid))
             .ok_or(EngineError::NoSuch(What::Room))
     }
 
