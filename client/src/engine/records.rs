@@ -137,6 +137,20 @@ pub(crate) struct MessageRecord {
     pub(crate) body: StoredMessage,
 }
 
+impl MessageRecord {
+    /// A message someone else wrote, or an event of the room (`body.event`): no delivery
+    /// state, no receipts.
+    pub(crate) fn received(body: StoredMessage) -> Self {
+        Self {
+            from_me: false,
+            delivery: None,
+            receipts_needed: 0,
+            receipts: Vec::new(),
+            body,
+        }
+    }
+}
+
 /// Where an application message goes: a contact's session or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) enum Dest {

@@ -31,19 +31,13 @@ impl Core {
     ) -> Result<(), EngineError> {
         let uid = random_uid()?;
         let sent_at = self.now.millis();
-        let rec = MessageRecord {
-            from_me: false,
-            delivery: None,
-            receipts_needed: 0,
-            receipts: Vec::new(),
-            body: StoredMessage {
-                sender: actor.to_owned(),
-                text: text.clone(),
-                sent_at,
-                uid,
-                event: true,
-            },
-        };
+        let rec = MessageRecord::received(StoredMessage {
+            sender: actor.to_owned(),
+            text: text.clone(),
+            sent_at,
+            uid,
+            event: true,
+        });
         let id = self.store.tx(|db| {
             db.insert_message(rid, &rec)?
                 .ok_or(Inconsistency::MessageIdTwice.into())

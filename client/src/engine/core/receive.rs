@@ -273,19 +273,13 @@ impl Core {
         let mut inbox = None;
         if let AppMessage::Text { uid, sent_at, text } = &msg {
             let sender_name = self.sender_name(&origin);
-            let rec = MessageRecord {
-                from_me: false,
-                delivery: None,
-                receipts_needed: 0,
-                receipts: Vec::new(),
-                body: StoredMessage {
-                    sender: sender_name.clone(),
-                    text: text.clone(),
-                    sent_at: *sent_at,
-                    uid: *uid,
-                    event: false,
-                },
-            };
+            let rec = MessageRecord::received(StoredMessage {
+                sender: sender_name.clone(),
+                text: text.clone(),
+                sent_at: *sent_at,
+                uid: *uid,
+                event: false,
+            });
             let mention = text.to_lowercase().contains(&self.my_name.to_lowercase());
             let mut room_rec = match &state_room {
                 Some((_, r)) => r.clone(),
