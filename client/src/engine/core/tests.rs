@@ -12,6 +12,29 @@ use crate::engine::scratch::Scratch;
 use crate::engine::{EngineOptions, ProfilePaths};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+thread_local! {
+    /// How far this test moved the core's clock ahead of the real one, in seconds. Each
+    /// test drives its core on its own thread, so a test sees only its own moves.
+    static CLOCK_AHEAD: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// What the core adds to the real time: see [`move_clock_past`].
+pub(super) fn clock_ahead() -> u64 {
+    CLOCK_AHEAD.with(std::cell::Cell::get)
+}
+
+/// Moves the core's clock to just after `unix_secs`, as if the test had waited for it.
+fn move_clock_past(unix_secs: u64) {
+    let now = now_secs();
+    if now <= unix_secs {
+        CLOCK_AHEAD.with(|c| c.set(c.get() + (unix_secs - now + 1)));
+    }
+}
+
+/// An invite lifetime no test outlives in real time: its expiry comes when the test
+/// moves the clock, never while the test is still using the invite.
+const INVITE_TTL: Duration = Duration::from_secs(600);
 type Queues = Arc<Mutex<HashMap<String, Arc<Mutex<VecDeque<Up>>>>>>;
 
 fn home() -> String {
@@ -217,7 +240,7 @@ impl Fixture {
         self.paths.store()
     }
 
-    /// Waits until `expires_at` (unix seconds) has passed, runs the timer once (the fake
+    /// Moves the clock past `expires_at` (unix seconds), runs the timer once (the fake
     /// relay does not answer), and says whether the home link was told to unsubscribe
     /// `mailbox`.
     fn unsubscribed_after(
@@ -225,9 +248,7 @@ impl Fixture {
         expires_at: u64,
         mailbox: MailboxId,
     ) -> Result<bool, Box<dyn std::error::Error>> {
-        while now_secs() <= expires_at {
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        move_clock_past(expires_at);
         let queue = self
             .queues
             .lock()
@@ -456,7 +477,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
     let mut fx = Fixture::new(
         "expiry",
         EngineOptions {
-            invite_ttl: Duration::from_secs(1),
+            invite_ttl: INVITE_TTL,
             ..options()
         },
     )?;
@@ -464,9 +485,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
     let created = now_secs();
     // The acceptor read the code while it was valid; the answer comes after its expiry.
     let invite = Invite::decode(&code, created)?;
-    while now_secs() <= invite.expires_at() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    move_clock_past(invite.expires_at());
     let hello = enc(&Hello {
         name: "late".into(),
         relay: peer_relay(),
@@ -725,7 +744,7 @@ fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
     let mut fx = Fixture::new(
         "used-expiry",
         EngineOptions {
-            invite_ttl: Duration::from_secs(1),
+            invite_ttl: INVITE_TTL,
             ..options()
         },
     )?;
