@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use tokio::sync::watch;
 
 #[allow(dead_code)]
 #[path = "support/plain_client.rs"]
@@ -110,6 +111,68 @@ async fn commands_piped_in_before_ready_wait_for_the_profile() -> Result<()> {
     exits(&mut alice, LONG, "alice after the end of input").await?;
 
     ensure!(incoming(&mut bob, 2).await? == ["first", "again"]);
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// A way to `relay` through 127.0.0.1: while `hold` is set, the connections it takes wait
+/// before they reach the relay, so a client's link stays connecting until it is cleared.
+async fn held_way(relay: &hum_relay::RelayHandle) -> Result<(String, watch::Sender<bool>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let mut addr = relay.address().clone();
+    let target = addr.host_port();
+    addr.port = listener.local_addr()?.port();
+    let (hold, held) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut held = held.clone();
+            let target = target.clone();
+            tokio::spawn(async move {
+                if held.wait_for(|h| !h).await.is_err() {
+                    return;
+                }
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Ok((addr.to_string(), hold))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_input_waits_for_a_relay_link_still_connecting() -> Result<()> {
+    let home = Home::new("connecting");
+    let relay = relay().await?;
+    let (addr, hold) = held_way(&relay).await?;
+    let mut bob = Client::spawn(home.path(), "bob", &addr)?;
+    bob.expect(LONG, "bob's link up", |f| {
+        (f[0] == "link" && f[2] == "up").then_some(())
+    })
+    .await?;
+    let code = bob.invite().await?;
+
+    // Alice's link cannot come up before her whole script has been read.
+    hold.send_replace(true);
+    let mut alice = Client::spawn(home.path(), "alice", &addr)?;
+    alice.say(&format!("/accept {code} bob")).await?;
+    alice.say("/msg bob first").await?;
+    alice.close_stdin();
+    let id = alice
+        .expect(LONG, "the message taken", |f| {
+            (f[0] == "message" && f[5] == "out" && f[7] == "first").then(|| f[2].to_owned())
+        })
+        .await?;
+    hold.send_replace(false);
+    let out = all_lines(&mut alice).await?;
+    ensure!(
+        out.iter()
+            .any(|l| *l == format!("delivery\tbob\t{id}\tsent")),
+        "alice quit before the relay had the message: {out:?}"
+    );
+    exits(&mut alice, LONG, "alice after the end of input").await?;
+    ensure!(incoming(&mut bob, 1).await? == ["first"]);
     bob.quit().await?;
     relay.shutdown().await;
     Ok(())

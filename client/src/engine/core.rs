@@ -39,7 +39,7 @@ const RECEIPT_BATCH: usize = 40;
 const DRAIN_TIME: Duration = Duration::from_secs(60);
 /// Group envelopes kept for a second try when they do not open at once.
 const STASH_MAX: usize = 256;
-/// How long quitting waits for queued envelopes to reach a relay that is up.
+/// How long quitting waits for queued envelopes to reach a relay that is up or connecting.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
 const FULL_RETRY: Duration = Duration::from_secs(1);
@@ -868,11 +868,14 @@ impl Core {
         Ok(true)
     }
 
-    /// Whether nothing waits for a relay that is up (nothing more can leave before quitting).
+    /// Whether nothing waits for a relay that is up or still connecting (nothing more can
+    /// leave before quitting). A link that failed is not waited for; one that has not come
+    /// up yet, as right after the start, is.
     fn drained(&self) -> bool {
-        self.links
-            .values()
-            .all(|l| !l.up || (l.pending.is_empty() && l.inflight.is_none()))
+        self.links.values().all(|l| {
+            matches!(l.state, LinkState::Down { .. })
+                || (l.pending.is_empty() && l.inflight.is_none())
+        })
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {
