@@ -281,21 +281,29 @@ fn signal(c: &Client, name: &str) -> Result<()> {
 async fn sigterm_and_sigint_quit_with_stdin_open_and_the_outbox_drained() -> Result<()> {
     let home = Home::new("signals");
     let relay = relay().await?;
-    let addr = relay.address().to_string();
+    let (addr, hold) = held_way(&relay).await?;
     let (mut alice, mut bob) = pair(home.path(), &addr).await?;
 
+    // SIGTERM with the link up; SIGINT right after a restart, its link still connecting.
     for (signame, text) in [
         ("TERM", "sent before SIGTERM"),
         ("INT", "sent before SIGINT"),
     ] {
         alice.say(&format!("/msg bob {text}")).await?;
-        alice
+        let id = alice
             .expect(LONG, "the message taken", |f| {
-                (f[0] == "message" && f[5] == "out" && f[7] == text).then_some(())
+                (f[0] == "message" && f[5] == "out" && f[7] == text).then(|| f[2].to_owned())
             })
             .await?;
         // Stdin stays open: only the signal can end it.
         signal(&alice, signame)?;
+        hold.send_replace(false);
+        let out = all_lines(&mut alice).await?;
+        ensure!(
+            out.iter()
+                .any(|l| *l == format!("delivery\tbob\t{id}\tsent")),
+            "alice quit on SIG{signame} before the relay had the message: {out:?}"
+        );
         exits(
             &mut alice,
             Duration::from_secs(10),
@@ -303,9 +311,11 @@ async fn sigterm_and_sigint_quit_with_stdin_open_and_the_outbox_drained() -> Res
         )
         .await?;
         ensure!(incoming(&mut bob, 1).await? == [text]);
+        hold.send_replace(true);
         alice = Client::spawn(home.path(), "alice", &addr)?;
         alice.expect_kind(LONG, "ready").await?;
     }
+    hold.send_replace(false);
     alice.quit().await?;
     bob.quit().await?;
     relay.shutdown().await;
