@@ -97,7 +97,18 @@ async fn plain(
     );
     stdin.write_all(b"/quit\n").await?;
     drop(stdin);
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    // The next process on this profile starts only once this one is gone.
+    let limit = Duration::from_secs(30);
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => {
+            let status = status?;
+            ensure!(
+                status.success(),
+                "{profile}: exit status {status} after /quit"
+            );
+        }
+        Err(_) => bail!("{profile} still running {limit:?} after /quit"),
+    }
     Ok(seen)
 }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -129,10 +129,18 @@ impl Client {
         .await
     }
 
-    /// Sends `/quit` and waits for the process to end.
+    /// Sends `/quit` and waits for the process to end, so that the next one on the same
+    /// profile finds it free.
     pub(crate) async fn quit(mut self) -> Result<()> {
         self.say("/quit").await?;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        Ok(())
+        let limit = Duration::from_secs(30);
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                ensure!(status.success(), "exit status {status} after /quit");
+                Ok(())
+            }
+            Err(_) => bail!("still running {limit:?} after /quit"),
+        }
     }
 }
