@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use tokio::sync::watch;
 
 #[allow(dead_code)]
@@ -65,16 +65,16 @@ async fn incoming(c: &mut Client, n: usize) -> Result<Vec<String>> {
     Ok(got)
 }
 
-/// Waits for the process to end and checks that it ended well.
-async fn exits(c: &mut Client, limit: Duration, what: &str) -> Result<()> {
-    match tokio::time::timeout(limit, c.child.wait()).await {
-        Ok(status) => {
-            let status = status?;
-            ensure!(status.success(), "{what}: exit status {status}");
-            Ok(())
-        }
-        Err(_) => bail!("{what}: still running after {limit:?}"),
-    }
+/// Reads what the client prints until it exits; fails unless the relay had taken the
+/// message `id` to bob (its `sent` line) by then.
+async fn sent_before_exit(c: &mut Client, id: &str, what: &str) -> Result<()> {
+    let out = all_lines(c).await?;
+    ensure!(
+        out.iter()
+            .any(|l| *l == format!("delivery\tbob\t{id}\tsent")),
+        "alice quit {what} before the relay had the message: {out:?}"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +99,7 @@ async fn commands_piped_in_before_ready_wait_for_the_profile() -> Result<()> {
             .any(|l| l.starts_with("message\tbob\t") && l.ends_with("\tfirst")),
         "the message was not taken: {out:?}"
     );
-    exits(&mut alice, LONG, "alice after the end of input").await?;
+    alice.exits(LONG, "alice after the end of input").await?;
 
     // The profile exists now: `echo "/msg bob again" | hum --plain`.
     let mut alice = Client::spawn(home.path(), "alice", &addr)?;
@@ -108,7 +108,7 @@ async fn commands_piped_in_before_ready_wait_for_the_profile() -> Result<()> {
     let out = all_lines(&mut alice).await?;
     let errors: Vec<&String> = out.iter().filter(|l| l.starts_with("error")).collect();
     ensure!(errors.is_empty(), "errors: {errors:?} in {out:?}");
-    exits(&mut alice, LONG, "alice after the end of input").await?;
+    alice.exits(LONG, "alice after the end of input").await?;
 
     ensure!(incoming(&mut bob, 2).await? == ["first", "again"]);
     bob.quit().await?;
@@ -165,13 +165,8 @@ async fn the_end_of_input_waits_for_a_relay_link_still_connecting() -> Result<()
         })
         .await?;
     hold.send_replace(false);
-    let out = all_lines(&mut alice).await?;
-    ensure!(
-        out.iter()
-            .any(|l| *l == format!("delivery\tbob\t{id}\tsent")),
-        "alice quit before the relay had the message: {out:?}"
-    );
-    exits(&mut alice, LONG, "alice after the end of input").await?;
+    sent_before_exit(&mut alice, &id, "at the end of input").await?;
+    alice.exits(LONG, "alice after the end of input").await?;
     ensure!(incoming(&mut bob, 1).await? == ["first"]);
     bob.quit().await?;
     relay.shutdown().await;
@@ -298,18 +293,10 @@ async fn sigterm_and_sigint_quit_with_stdin_open_and_the_outbox_drained() -> Res
         // Stdin stays open: only the signal can end it.
         signal(&alice, signame)?;
         hold.send_replace(false);
-        let out = all_lines(&mut alice).await?;
-        ensure!(
-            out.iter()
-                .any(|l| *l == format!("delivery\tbob\t{id}\tsent")),
-            "alice quit on SIG{signame} before the relay had the message: {out:?}"
-        );
-        exits(
-            &mut alice,
-            Duration::from_secs(10),
-            &format!("after SIG{signame}"),
-        )
-        .await?;
+        sent_before_exit(&mut alice, &id, &format!("on SIG{signame}")).await?;
+        alice
+            .exits(Duration::from_secs(10), &format!("after SIG{signame}"))
+            .await?;
         ensure!(incoming(&mut bob, 1).await? == [text]);
         hold.send_replace(true);
         alice = Client::spawn(home.path(), "alice", &addr)?;

@@ -129,18 +129,22 @@ impl Client {
         .await
     }
 
+    /// Waits for the process to end and checks that it ended well.
+    pub(crate) async fn exits(&mut self, limit: Duration, what: &str) -> Result<()> {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                ensure!(status.success(), "{what}: exit status {status}");
+                Ok(())
+            }
+            Err(_) => bail!("{what}: still running after {limit:?}"),
+        }
+    }
+
     /// Sends `/quit` and waits for the process to end, so that the next one on the same
     /// profile finds it free.
     pub(crate) async fn quit(mut self) -> Result<()> {
         self.say("/quit").await?;
-        let limit = Duration::from_secs(30);
-        match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => {
-                let status = status?;
-                ensure!(status.success(), "exit status {status} after /quit");
-                Ok(())
-            }
-            Err(_) => bail!("still running {limit:?} after /quit"),
-        }
+        self.exits(Duration::from_secs(30), "after /quit").await
     }
 }
