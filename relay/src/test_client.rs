@@ -283,6 +283,15 @@ impl std::fmt::Debug for TestClient {
     }
 }
 
+/// A session that ended: the profile, and the events it made that were not drained.
+#[derive(Debug)]
+pub struct Closed {
+    /// The profile, to start the next session with.
+    pub profile: Profile,
+    /// Events not drained before the end, with the Unix milliseconds of their beat.
+    pub events: Vec<(u64, Event)>,
+}
+
 /// A session that did not start, and the profile it was to run.
 #[derive(Debug)]
 pub struct NotStarted {
@@ -337,7 +346,7 @@ async fn read_hello<S: AsyncRead + Unpin>(s: &mut S) -> Result<Hello, ClientErro
 }
 
 /// Unix milliseconds now.
-fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -553,18 +562,22 @@ impl TestClient {
     }
 
     /// Ends the session (at the next beat: the connection is closed, not dropped) and
-    /// gives the profile back, with what was in flight returned to its outbox. Events
-    /// not yet drained are lost.
+    /// gives the profile back, with what was in flight returned to its outbox, and the
+    /// events not yet drained, each with the Unix milliseconds of its beat.
     ///
     /// # Errors
     /// [`ClientError::Io`] if the session's task was cancelled (the profile is lost).
-    pub async fn close(mut self) -> Result<Profile, ClientError> {
+    pub async fn close(mut self) -> Result<Closed, ClientError> {
         let _ = self.commands.send(Command::Stop);
         let task = self
             .task
             .take()
             .ok_or_else(|| ClientError::Io("closed twice".to_owned()))?;
-        task.await.map_err(|e| ClientError::Io(e.to_string()))
+        let profile = task.await.map_err(|e| ClientError::Io(e.to_string()))?;
+        Ok(Closed {
+            profile,
+            events: self.drain_stamped(),
+        })
     }
 
     /// The client's own address of this session's connection (what the entry relay

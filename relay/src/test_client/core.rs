@@ -20,10 +20,11 @@ use hum_shared::route::{
 use super::rng::Rng;
 use super::{Card, ClientError, Event, Via};
 
-/// Tags a receiver keeps ready per sender and epoch, past the last counter seen.
+/// Tags a receiver keeps ready per sender and epoch past the last counter seen (and,
+/// below it, every counter not seen yet: an attempt that comes after a later one, as
+/// when a client back from an absence gets the end of a text live before its catch-up
+/// brings the start).
 const WINDOW: u64 = 64;
-/// And before it, for an attempt that arrives after a later one (not yet seen).
-const BACK: u64 = 16;
 /// Catch-up requests per epoch, whatever they find.
 const PAGES: u32 = 8;
 /// Bytes before a message's body in the envelope: length (2), kind (1), message (8),
@@ -72,7 +73,7 @@ impl SendKind {
 }
 
 /// Whom a deposit is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Target {
     /// Cards a raw message named.
@@ -544,6 +545,38 @@ impl Profile {
     }
 }
 
+/// The tags a receiver looks items up by, for one epoch and bucket: sender and counter.
+struct Table {
+    epoch: u32,
+    bucket: u16,
+    senders: usize,
+    tags: HashMap<CopyTag, (usize, u64)>,
+}
+
+impl Table {
+    fn add(&mut self, p: &Profile, i: usize, counters: std::ops::Range<u64>) {
+        Self::add_to(&mut self.tags, p, i, self.epoch, self.bucket, counters);
+    }
+
+    /// Adds sender `i`'s tags of `counters`, but those already seen.
+    fn add_to(
+        tags: &mut HashMap<CopyTag, (usize, u64)>,
+        p: &Profile,
+        i: usize,
+        epoch: u32,
+        bucket: u16,
+        counters: std::ops::Range<u64>,
+    ) {
+        let key = &p.inbound[i].key;
+        for n in counters {
+            let tag = key.secret(epoch, n).seed().copy_tag(bucket);
+            if !p.seen.contains(&tag) {
+                tags.insert(tag, (i, n));
+            }
+        }
+    }
+}
+
 /// The test client's state in one session.
 pub(crate) struct Core {
     p: Profile,
@@ -553,8 +586,8 @@ pub(crate) struct Core {
     directory: Directory,
     reassembler: DirectoryReassembler,
     in_flight: HashMap<u64, InFlight>,
-    table: HashMap<CopyTag, (usize, u32, u64)>,
-    table_key: Vec<(u32, u16, usize)>,
+    /// One table per (epoch, bucket) wanted: the tags of every sender's attempts.
+    tables: Vec<Table>,
     /// Whether the missed epochs were owed (once the home relay's epoch is known).
     resumed: bool,
     pub(crate) events: Vec<Event>,
@@ -572,8 +605,7 @@ impl Core {
             directory: hello.directory,
             reassembler: DirectoryReassembler::new(),
             in_flight: HashMap::new(),
-            table: HashMap::new(),
-            table_key: Vec::new(),
+            tables: Vec::new(),
             resumed: false,
             events: Vec::new(),
         }
@@ -632,7 +664,6 @@ impl Core {
     }
 
     pub(crate) fn expect(&mut self, key: TagKey, unwrap: Unwrap) -> usize {
-        self.table_key.clear();
         self.p.expect(key, unwrap, Origin::Raw)
     }
 
@@ -647,7 +678,6 @@ impl Core {
     /// Catches up `epoch` as soon as the catch-ups before it are done.
     pub(crate) fn catch_up(&mut self, epoch: u32) {
         self.p.owe_catch_up(epoch, self.tick, false);
-        self.table_key.clear();
     }
 
     pub(crate) fn outbox_len(&self) -> usize {
@@ -675,37 +705,42 @@ impl Core {
             .collect()
     }
 
+    /// Keeps one tag table per wanted (epoch, bucket, senders): the tables of epochs no
+    /// longer wanted go, a new one is built (an epoch change builds one epoch's, not all).
     fn refresh_table(&mut self) {
         let wanted = self.wanted();
-        if wanted == self.table_key {
-            return;
-        }
-        self.table.clear();
-        for &(epoch, bucket, _) in &wanted {
+        self.tables
+            .retain(|t| wanted.contains(&(t.epoch, t.bucket, t.senders)));
+        for &(epoch, bucket, senders) in &wanted {
+            if self.tables.iter().any(|t| t.epoch == epoch) {
+                continue;
+            }
+            let mut table = Table {
+                epoch,
+                bucket,
+                senders,
+                tags: HashMap::new(),
+            };
             for i in 0..self.p.inbound.len() {
                 let next = self.p.inbound[i].next.get(&epoch).copied().unwrap_or(0);
-                self.add_tags(i, epoch, bucket, next.saturating_sub(BACK)..next + WINDOW);
+                table.add(&self.p, i, 0..next + WINDOW);
             }
-        }
-        self.table_key = wanted;
-    }
-
-    fn add_tags(&mut self, i: usize, epoch: u32, bucket: u16, counters: std::ops::Range<u64>) {
-        let key = &self.p.inbound[i].key;
-        for n in counters {
-            let tag = key.secret(epoch, n).seed().copy_tag(bucket);
-            if !self.p.seen.contains(&tag) {
-                self.table.insert(tag, (i, epoch, n));
-            }
+            self.tables.push(table);
         }
     }
 
     /// Recognises an item by its tag; a match is unwrapped and reported once.
     fn recognise(&mut self, item: &Item, via: Via) {
         let tag = item.tag();
-        let Some(&(i, epoch, n)) = self.table.get(&tag) else {
+        let Some((t, (i, n))) = self
+            .tables
+            .iter()
+            .enumerate()
+            .find_map(|(t, table)| table.tags.get(&tag).map(|&v| (t, v)))
+        else {
             return;
         };
+        let epoch = self.tables[t].epoch;
         if !self.p.seen.insert(tag) {
             self.events.push(Event::Duplicate);
             return;
@@ -728,7 +763,8 @@ impl Core {
         let next = self.p.inbound[i].next.get(&epoch).copied().unwrap_or(0);
         if n + 1 > next {
             self.p.inbound[i].next.insert(epoch, n + 1);
-            self.add_tags(i, epoch, bucket, next + WINDOW..n + 1 + WINDOW);
+            let table = &mut self.tables[t];
+            Table::add_to(&mut table.tags, &self.p, i, epoch, bucket, next + WINDOW..n + 1 + WINDOW);
         }
         let fresh = match meta.kind {
             SendKind::Raw | SendKind::Loop => true,
@@ -764,7 +800,6 @@ impl Core {
         let cell = DownCell::decode(bytes).map_err(|_| ClientError::BadCell)?;
         if let Ok(Some(dir)) = self.reassembler.push(&cell.chunk) {
             self.directory = dir;
-            self.table_key.clear();
         }
         self.epochs(t);
         self.p.on_tick(t);
@@ -796,11 +831,9 @@ impl Core {
                 for e in last..=now {
                     self.p.owe_catch_up(e, t, true);
                 }
-                self.table_key.clear();
             }
             Some(prev) if now > prev => {
                 self.p.owe_catch_up(prev, t, true);
-                self.table_key.clear();
             }
             _ => {}
         }
@@ -823,7 +856,6 @@ impl Core {
             if job.asked >= PAGES && !job.more {
                 let epoch = job.epoch;
                 self.p.catch_ups.pop_front();
-                self.table_key.clear();
                 self.events.push(Event::CaughtUp { epoch });
             }
         } else if f.catch_up

@@ -397,3 +397,36 @@ fn a_group_text_is_one_deposit_per_destination_relay_with_a_copy_per_member_ther
     }
     Ok(())
 }
+
+#[test]
+fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
+    let mut bench = Bench::new()?;
+    // B's catch-up waits: the rest of the text streams live first.
+    let wait = Behaviour {
+        catch_up_delay: 80.0,
+        ..Behaviour::default()
+    };
+    let (pa, pb) = pair(&bench, Behaviour::default(), wait);
+    let (a, b) = (bench.join(pa), bench.join(pb));
+    bench.run(3)?;
+    assert_eq!(core(&mut bench, a)?.queue_text(Target::Contact(0), 1, 40), 48);
+    bench.run(8)?;
+    let before = received(&bench.events(b));
+    let away = bench.leave(b).ok_or("no session")?;
+    // 20 parts stream while B is away, then B is back for the last 25 or so.
+    bench.run(40)?;
+    let b = bench.join(away);
+    bench.run(300)?;
+    let after = received(&bench.events(b));
+    let live_after = after.iter().filter(|g| g.tick < bench.tick() - 200).count();
+    assert!(live_after > 20, "later parts came live first: {live_after}");
+    let mut parts: Vec<u16> = before
+        .iter()
+        .chain(&after)
+        .filter(|g| !g.again)
+        .map(|g| g.part)
+        .collect();
+    parts.sort_unstable();
+    assert_eq!(parts, (0..48).collect::<Vec<u16>>());
+    Ok(())
+}
