@@ -125,12 +125,27 @@ async fn the_proofs_load_runs_end_to_end_and_its_ground_truth_joins_the_relays_l
     assert_eq!(report.users, USERS);
     assert!(report.epochs >= 2, "epoch changes seen: {}", report.epochs);
     let least = report.least_offline_at_change().ok_or("no epoch change")?;
-    assert!(least >= 0.2, "offline at the epoch changes: {:?}", report.offline_at_change);
-    assert!(report.sessions > USERS, "churn: {} sessions", report.sessions);
-    assert!(report.deposits.iter().all(|&d| d > 20), "{:?}", report.deposits);
+    assert!(
+        least >= 0.2,
+        "offline at the epoch changes: {:?}",
+        report.offline_at_change
+    );
+    assert!(
+        report.sessions > USERS,
+        "churn: {} sessions",
+        report.sessions
+    );
+    assert!(
+        report.deposits.iter().all(|&d| d > 20),
+        "{:?}",
+        report.deposits
+    );
     assert_eq!((report.refused, report.lost), (0, 0));
     assert!(
-        report.catch_up.iter().any(|r| r.missed >= 1 && r.seconds.n > 0),
+        report
+            .catch_up
+            .iter()
+            .any(|r| r.missed >= 1 && r.seconds.n > 0),
         "someone came back after an epoch change and caught up: {:?}",
         report.catch_up
     );
@@ -141,7 +156,10 @@ async fn the_proofs_load_runs_end_to_end_and_its_ground_truth_joins_the_relays_l
     let lat = report.latency();
     let mut sorted = report.latency.clone();
     sorted.sort_by(f64::total_cmp);
-    let p90 = sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(f64::MAX);
+    let p90 = sorted
+        .get(sorted.len() * 9 / 10)
+        .copied()
+        .unwrap_or(f64::MAX);
     assert!(lat.n >= 20, "{lat:?}");
     assert!(
         lat.p50 <= 8.0 && p90 <= 40.0 && lat.max < f64::from(EPOCH_TICKS),
@@ -154,12 +172,22 @@ async fn the_proofs_load_runs_end_to_end_and_its_ground_truth_joins_the_relays_l
     // too late for their batch, or got no answer before their session closed), and
     // every session's address is in the entry relay's log.
     let tick_ms = TICK.as_secs_f64() * 1_000.0;
-    let j = joins(&truth_path, &[&m.logs[0]], &[&m.logs[1], &m.logs[2]], tick_ms)?;
+    let j = joins(
+        &truth_path,
+        &[&m.logs[0]],
+        &[&m.logs[1], &m.logs[2]],
+        tick_ms,
+    )?;
     assert!(j.sends > 200 && j.stored * 10 >= j.sends * 9, "{j:?}");
     assert_eq!(j.stored_found, j.stored, "{j:?}");
     assert!(j.sends_found >= j.stored, "{j:?}");
     assert_eq!(j.unanswered_at_close, j.unanswered, "{j:?}");
-    assert!(j.sessions >= report.sessions && j.sessions_found == j.sessions, "{j:?}");
-    if std::env::var("HUM_LOAD_DEBUG").is_err() { std::fs::remove_dir_all(&m.dir)?; }
+    assert!(
+        j.sessions >= report.sessions && j.sessions_found == j.sessions,
+        "{j:?}"
+    );
+    if std::env::var("HUM_LOAD_DEBUG").is_err() {
+        std::fs::remove_dir_all(&m.dir)?;
+    }
     Ok(())
 }

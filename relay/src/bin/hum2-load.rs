@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hum_relay::test_client::load::procs::{Layout, RelayOptions, Relays, bare, cpu_ticks, rss_kib};
 use hum_relay::test_client::load::Swarm;
+use hum_relay::test_client::load::procs::{Layout, RelayOptions, Relays, bare, cpu_ticks, rss_kib};
 
 /// hum/2 roles against the bare beat server.
 #[derive(Debug, Parser)]
@@ -144,13 +144,11 @@ async fn roles(
     let relays = Relays::start(layout, &o).await?;
     let pids: Vec<u32> = relays.procs.iter().map(|p| p.pid).collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = pids.iter().map(|&p| rss_kib(p)).collect::<Result<Vec<_>, _>>()?;
-    let (entry, home) = relays
-        .topology
-        .lanes
-        .first()
-        .cloned()
-        .context("no lane")?;
+    let before = pids
+        .iter()
+        .map(|&p| rss_kib(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (entry, home) = relays.topology.lanes.first().cloned().context("no lane")?;
     let pins = if layout == Layout::Single {
         Vec::new()
     } else {

@@ -764,7 +764,14 @@ impl Core {
         if n + 1 > next {
             self.p.inbound[i].next.insert(epoch, n + 1);
             let table = &mut self.tables[t];
-            Table::add_to(&mut table.tags, &self.p, i, epoch, bucket, next + WINDOW..n + 1 + WINDOW);
+            Table::add_to(
+                &mut table.tags,
+                &self.p,
+                i,
+                epoch,
+                bucket,
+                next + WINDOW..n + 1 + WINDOW,
+            );
         }
         let fresh = match meta.kind {
             SendKind::Raw | SendKind::Loop => true,

@@ -409,7 +409,10 @@ fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
     let (pa, pb) = pair(&bench, Behaviour::default(), wait);
     let (a, b) = (bench.join(pa), bench.join(pb));
     bench.run(3)?;
-    assert_eq!(core(&mut bench, a)?.queue_text(Target::Contact(0), 1, 40), 48);
+    assert_eq!(
+        core(&mut bench, a)?.queue_text(Target::Contact(0), 1, 40),
+        48
+    );
     bench.run(8)?;
     let before = received(&bench.events(b));
     let away = bench.leave(b).ok_or("no session")?;

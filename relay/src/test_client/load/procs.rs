@@ -275,7 +275,9 @@ impl Relays {
                 args.push("--peers".into());
                 args.push(file.to_string_lossy().into_owned());
             }
-            let log = o.curious.then(|| o.dir.join(format!("{name}.curious.jsonl")));
+            let log = o
+                .curious
+                .then(|| o.dir.join(format!("{name}.curious.jsonl")));
             if let Some(log) = &log {
                 args.push("--curious-log".into());
                 args.push(log.to_string_lossy().into_owned());

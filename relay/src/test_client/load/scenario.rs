@@ -19,7 +19,7 @@ use hum_shared::route::RelayId;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::super::{
-    Behaviour, Closed, Event, NotStarted, Origin, Profile, Rng, SendKind, TestClient, Target, Via,
+    Behaviour, Closed, Event, NotStarted, Origin, Profile, Rng, SendKind, Target, TestClient, Via,
     padded_parts,
 };
 use super::figures::{CatchUpRow, Percentiles, Report};
@@ -197,7 +197,7 @@ struct Message {
 
 enum Transition {
     Up(usize, Result<TestClient, NotStarted>),
-    Down(usize, Result<Closed, String>),
+    Down(usize, Result<Box<Closed>, String>),
 }
 
 /// A returning user whose catch-up is timed.
@@ -370,7 +370,11 @@ impl<W: Write> Run<'_, W> {
         let main_start = now_ms();
         for &u in &initial {
             self.after(main_start, self.spec.session_mean, Action::Flip(u));
-            self.after(main_start, self.spec.conversation_every, Action::Converse(u));
+            self.after(
+                main_start,
+                self.spec.conversation_every,
+                Action::Converse(u),
+            );
         }
         self.phase = 1;
         self.progress.phase.store(1, Ordering::Relaxed);
@@ -388,7 +392,8 @@ impl<W: Write> Run<'_, W> {
         // Settle: everyone back, no new conversations.
         self.phase = 2;
         self.progress.phase.store(2, Ordering::Relaxed);
-        self.queue.retain(|Reverse((_, _, a))| matches!(a, Action::Text(..)));
+        self.queue
+            .retain(|Reverse((_, _, a))| matches!(a, Action::Text(..)));
         let settle_end = now_ms() + self.spec.settle.as_millis() as u64;
         loop {
             tick.tick().await;
@@ -434,14 +439,14 @@ impl<W: Write> Run<'_, W> {
             .iter()
             .all(|s| matches!(s.state, State::Online | State::Lost));
         all_here
-            && self.seats.iter().all(|s| {
-                s.client.as_ref().is_none_or(|c| c.status().outbox == 0)
-            })
-            && self.messages.values().all(|m| {
-                m.got
-                    .values()
-                    .all(|(_, _, whole)| whole.is_some())
-            })
+            && self
+                .seats
+                .iter()
+                .all(|s| s.client.as_ref().is_none_or(|c| c.status().outbox == 0))
+            && self
+                .messages
+                .values()
+                .all(|m| m.got.values().all(|(_, _, whole)| whole.is_some()))
     }
 
     fn write_world(&mut self, ms: u64) -> Result<(), LoadError> {
@@ -498,7 +503,11 @@ impl<W: Write> Run<'_, W> {
         self.progress.online.fetch_sub(1, Ordering::Relaxed);
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            let r = client.close().await.map_err(|e| e.to_string());
+            let r = client
+                .close()
+                .await
+                .map(Box::new)
+                .map_err(|e| e.to_string());
             let _ = tx.send(Transition::Down(u, r));
         });
         Ok(())
@@ -527,9 +536,10 @@ impl<W: Write> Run<'_, W> {
                     }
                 }
                 Transition::Down(u, Ok(closed)) => {
-                    self.seats[u].profile = Some(closed.profile);
+                    let Closed { profile, events } = *closed;
+                    self.seats[u].profile = Some(profile);
                     self.seats[u].state = State::Offline;
-                    self.events(u, closed.events, now)?;
+                    self.events(u, events, now)?;
                 }
                 Transition::Down(u, Err(_)) => {
                     self.report.lost += 1;
@@ -662,7 +672,12 @@ impl<W: Write> Run<'_, W> {
             client.send_text(target, msg, parts);
         }
         let recipients: Vec<usize> = match target {
-            Target::Contact(c) => self.world.users[u].contacts.get(c).copied().into_iter().collect(),
+            Target::Contact(c) => self.world.users[u]
+                .contacts
+                .get(c)
+                .copied()
+                .into_iter()
+                .collect(),
             Target::Group(g) => self.world.users[u]
                 .groups
                 .get(g)
@@ -740,7 +755,9 @@ impl<W: Write> Run<'_, W> {
             Origin::Contact(c) => user.contacts.get(c).map(|&v| (v, To::User(u))),
             Origin::Member(g, m) => {
                 let group = *user.groups.get(g)?;
-                self.world.groups[group].get(m).map(|&v| (v, To::Group(group)))
+                self.world.groups[group]
+                    .get(m)
+                    .map(|&v| (v, To::Group(group)))
             }
             _ => None,
         }
@@ -829,13 +846,11 @@ impl<W: Write> Run<'_, W> {
                 }
                 Event::Unsendable { .. } => self.report.unsendable += 1,
                 Event::CaughtUp { .. } => self.report.caught_up += 1,
-                Event::Ended(_) => {
-                    if self.seats[u].state == State::Online {
-                        self.report.dropped += 1;
-                        self.disconnect(u, now)?;
-                        if self.phase == 1 && !self.seats[u].away {
-                            self.at(now + 2_000, Action::Flip(u));
-                        }
+                Event::Ended(_) if self.seats[u].state == State::Online => {
+                    self.report.dropped += 1;
+                    self.disconnect(u, now)?;
+                    if self.phase == 1 && !self.seats[u].away {
+                        self.at(now + 2_000, Action::Flip(u));
                     }
                 }
                 _ => {}
@@ -901,7 +916,9 @@ impl<W: Write> Run<'_, W> {
         }
         let (target, chance) = match (from, to) {
             (Origin::Contact(c), _) => (Target::Contact(c), self.spec.reply_chance),
-            (Origin::Member(g, _), To::Group(_)) => (Target::Group(g), self.spec.reply_chance / 10.0),
+            (Origin::Member(g, _), To::Group(_)) => {
+                (Target::Group(g), self.spec.reply_chance / 10.0)
+            }
             _ => return,
         };
         if self.rng.chance(chance) {
@@ -915,7 +932,8 @@ impl<W: Write> Run<'_, W> {
         for u in 0..self.world.users.len() {
             let home = self.lane(u).1.clone();
             let id = RelayId::of_fingerprint(&home.fingerprint);
-            let (Some(&first), Some(&(last, _))) = (self.first_epoch.get(&id), self.epochs.get(&id))
+            let (Some(&first), Some(&(last, _))) =
+                (self.first_epoch.get(&id), self.epochs.get(&id))
             else {
                 continue;
             };

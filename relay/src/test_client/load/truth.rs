@@ -183,7 +183,13 @@ impl<W: Write> Truth<W> {
     ///
     /// # Errors
     /// The writer's.
-    pub fn answer(&mut self, ms: u64, user: usize, seed: &str, answer: &str) -> std::io::Result<()> {
+    pub fn answer(
+        &mut self,
+        ms: u64,
+        user: usize,
+        seed: &str,
+        answer: &str,
+    ) -> std::io::Result<()> {
         self.line(
             ms,
             "answer",

@@ -120,7 +120,12 @@ impl World {
 
     /// One profile per user, with every contact's and group's keys, behaving as
     /// `behaviour`, each from its own stream of `rng`.
-    pub fn profiles(&self, pins: &[RelayAddr], behaviour: Behaviour, rng: &mut Rng) -> Vec<Profile> {
+    pub fn profiles(
+        &self,
+        pins: &[RelayAddr],
+        behaviour: Behaviour,
+        rng: &mut Rng,
+    ) -> Vec<Profile> {
         let mut profiles: Vec<Profile> = self
             .users
             .iter()
@@ -199,7 +204,10 @@ mod tests {
             for &v in &user.contacts {
                 assert!(w.users[v].contacts.contains(&u), "contacts are mutual");
             }
-            assert_eq!(user.card.home.fingerprint, topology.lanes[user.lane].1.fingerprint);
+            assert_eq!(
+                user.card.home.fingerprint,
+                topology.lanes[user.lane].1.fingerprint
+            );
         }
         let mut edges = w.edges.clone();
         edges.sort_unstable();
@@ -232,7 +240,10 @@ mod tests {
         for (u, user) in w.users.iter().enumerate() {
             let members: usize = user.groups.iter().map(|&g| w.groups[g].len()).sum();
             assert_eq!(p[u].senders(), user.contacts.len() + members);
-            assert_eq!(p[u].card().secret.expose_secret(), user.card.secret.expose_secret());
+            assert_eq!(
+                p[u].card().secret.expose_secret(),
+                user.card.secret.expose_secret()
+            );
         }
     }
 }

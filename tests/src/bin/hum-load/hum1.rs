@@ -74,7 +74,7 @@ enum Kind {
 
 /// Runs the hum/1 load.
 pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
-    if cli.clients < 2 || cli.clients % 2 != 0 {
+    if cli.clients < 2 || !cli.clients.is_multiple_of(2) {
         bail!("--clients must be an even number of at least 2");
     }
     let dir = match &cli.bin_dir {

@@ -81,7 +81,11 @@ struct Usage {
 }
 
 /// Samples every relay once a second until the run is done; CPU over the main phase.
-async fn sample(pids: Vec<u32>, progress: Arc<Progress>, tick: Duration) -> (Vec<Usage>, f64, usize) {
+async fn sample(
+    pids: Vec<u32>,
+    progress: Arc<Progress>,
+    tick: Duration,
+) -> (Vec<Usage>, f64, usize) {
     let mut usage: Vec<Usage> = pids
         .iter()
         .map(|&p| Usage {
@@ -149,7 +153,15 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         / (on + spec.offline_mean.as_secs_f64()))
     .round() as usize;
     let bare_row = if cli.bare_secs > 0 {
-        Some(bare(&bin_dir.join("hum-bare"), online.max(1), tick, cli.bare_secs).await?)
+        Some(
+            bare(
+                &bin_dir.join("hum-bare"),
+                online.max(1),
+                tick,
+                cli.bare_secs,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -229,7 +241,13 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         let served_ticks = (client_ticks * s).max(1.0);
         let cpu = u.cpu_end.saturating_sub(u.cpu_start) as f64 * 1e4 / served_ticks;
         let rss = u.rss_max.saturating_sub(u.rss_idle) as f64 / (most as f64 * s).max(1.0);
-        let ratio = |a: f64, b: f64| if b > 0.0 { format!(" ({:.2}x)", a / b) } else { String::new() };
+        let ratio = |a: f64, b: f64| {
+            if b > 0.0 {
+                format!(" ({:.2}x)", a / b)
+            } else {
+                String::new()
+            }
+        };
         let (rc, rr) = bare_row.map_or((String::new(), String::new()), |(c, r)| {
             (ratio(cpu, c), ratio(rss, r))
         });
@@ -247,7 +265,9 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     println!();
-    println!("| mailbox relay | bucket queueing delay, ticks (deposit to live stream) | never streamed live |");
+    println!(
+        "| mailbox relay | bucket queueing delay, ticks (deposit to live stream) | never streamed live |"
+    );
     println!("| --- | --- | --- |");
     for ((name, role, log), _) in names.iter().zip(&share) {
         let Some(log) = log else { continue };

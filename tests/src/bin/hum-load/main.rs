@@ -14,7 +14,6 @@
 mod hum1;
 mod hum2;
 
-
 use clap::{Parser, Subcommand};
 
 /// hum's load generator.
