@@ -94,9 +94,13 @@ proof USERS="500" SCALE="12" DIR="/tmp/hum-proof":
 observe:
     cargo test -p hum-tests --test observer -- --nocapture
 
-# Fuzz the decoders (needs a nightly toolchain and cargo-fuzz): just fuzz cell|envelope|invite
-fuzz TARGET="cell":
-    cd fuzz && cargo +nightly fuzz run {{TARGET}} -- -max_total_time=300
+# Fuzz one target on the stable toolchain, installing cargo-fuzz when it is missing:
+# just fuzz cell|envelope|invite|stored_rows|group_control [libFuzzer options]
+# e.g. `just fuzz envelope -runs=10000000`. No sanitizer: hum forbids unsafe code, and
+# AddressSanitizer would make the runs several times slower.
+fuzz TARGET="envelope" *ARGS="-max_total_time=300":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run -O -s none {{TARGET}} -- -print_final_stats=1 {{ARGS}}
 
 # Everything CI runs.
 ci:

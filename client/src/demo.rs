@@ -47,6 +47,8 @@ pub async fn start(dir: &Path, you: &str) -> Result<Demo, EngineError> {
         .map_err(|e| EngineError::Profile(format!("the embedded relay did not start: {e}")))?
         .spawn();
     let addr = relay.address().to_string();
+    // Both profiles are throwaway (a temporary folder, a known passphrase, deleted on
+    // exit), so they use the fast test KDF; no build of hum ever opens them again.
     let bot_paths = ProfilePaths::in_dir(BOT, dir.join(BOT));
     let bot_profile = engine::create_with(&bot_paths, BOT, b"demo", KdfParams::INSECURE_FAST)?;
     let mut bot = engine::start(bot_profile, &addr)?;

@@ -4,6 +4,9 @@
 //! tokio tasks; a face talks to it through [`EngineHandle`]'s channels only.
 
 mod core;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod link;
 mod lock;
 mod profile;
@@ -20,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::api::{Command, Event};
 pub use profile::{
     ProfileConfig, ProfilePaths, ReplacementCost, Unlocked, create, create_with, seed_history,
-    time_key_replacement, unlock,
+    time_key_replacement, unlock, unlock_with,
 };
 
 /// The longest text one message carries, in bytes; a longer one is refused.

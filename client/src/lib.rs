@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod command;
 pub mod demo;
 pub mod engine;
 pub mod plain;

@@ -5,6 +5,7 @@
 //! backslashes inside fields are escaped as `\t`, `\n` and `\\`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -13,6 +14,7 @@ use crate::api::{
     Command, ContactId, Event, LinkState, MemberView, MessageKind, MessageView, RoomId, RoomKind,
     RoomSummary,
 };
+use crate::command::{self, CommandError, Face, Resolved, Resolver};
 
 /// Why the line mode stopped.
 #[derive(Debug, thiserror::Error)]
@@ -110,72 +112,20 @@ impl Directory {
             .unwrap_or_else(|| format!("#{}", id.0))
     }
 
-    /// A room by exact name, else by unique prefix.
-    ///
-    /// # Errors
-    /// A message saying no room or several rooms match.
-    pub fn room(&self, name: &str) -> Result<RoomId, String> {
-        if let Some(r) = self.rooms.values().find(|r| r.name == name) {
-            return Ok(r.id);
-        }
-        let hits: Vec<&RoomSummary> = self
-            .rooms
-            .values()
-            .filter(|r| r.name.starts_with(name))
-            .collect();
-        match hits.as_slice() {
-            [one] => Ok(one.id),
-            [] => Err(format!("no room or contact named {name}")),
-            many => Err(format!(
-                "{name} is ambiguous: {}",
-                many.iter()
-                    .map(|r| r.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-    }
-
-    /// A contact by exact name, else by unique prefix.
-    ///
-    /// # Errors
-    /// A message saying no contact or several contacts match.
-    pub fn contact(&self, name: &str) -> Result<ContactId, String> {
-        if let Some((id, _)) = self.contacts.iter().find(|(_, n)| n.as_str() == name) {
-            return Ok(*id);
-        }
-        let hits: Vec<(&ContactId, &String)> = self
+    /// Names in commands resolved against the rooms and contacts known, and the current
+    /// room.
+    pub fn resolver(&self) -> Resolver<'_> {
+        let mut rooms: Vec<&RoomSummary> = self.rooms.values().collect();
+        rooms.sort_by_key(|r| r.id);
+        let mut contacts: Vec<(ContactId, &str)> = self
             .contacts
             .iter()
-            .filter(|(_, n)| n.starts_with(name))
+            .map(|(id, n)| (*id, n.as_str()))
             .collect();
-        match hits.as_slice() {
-            [(id, _)] => Ok(**id),
-            [] => Err(format!("no contact named {name}")),
-            many => Err(format!(
-                "{name} is ambiguous: {}",
-                many.iter()
-                    .map(|(_, n)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-    }
-
-    fn group(&self, name: &str) -> Result<RoomId, String> {
-        let id = self.room(name)?;
-        match self.rooms.get(&id).map(|r| r.kind) {
-            Some(RoomKind::Group) => Ok(id),
-            _ => Err(format!("{name} is not a group")),
-        }
+        contacts.sort();
+        Resolver::new(Face::Plain, rooms, contacts, self.current)
     }
 }
-
-/// The help text of the line mode.
-pub const HELP: &str = "commands: /invite | /accept CODE [NAME] | /msg ROOM TEXT | /room ROOM (then plain lines go there) | \
-/group create NAME | /group add GROUP CONTACT | /group remove GROUP CONTACT | /group leave GROUP | \
-/group rename GROUP NAME | /nick CONTACT NAME | /history ROOM [N] | /search TEXT | /verify CONTACT | \
-/members [ROOM] | /read ROOM | /rooms | /contacts | /reconnect | /help | /quit";
 
 /// What one input line means.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,150 +136,75 @@ pub enum Parsed {
     Print(Vec<String>),
     /// Set the current room.
     Current(RoomId),
+    /// Ask for an invite code, and write it to this new file when it comes.
+    Invite(Option<PathBuf>),
     /// Nothing (an empty line).
     Nothing,
 }
 
-/// Parses one input line.
+/// Parses one input line: a slash command of the line mode (see [`crate::command`]), or a
+/// message for the current room.
 ///
 /// # Errors
-/// A message saying what is wrong with the line.
-pub fn parse(dir: &Directory, line: &str) -> Result<Parsed, String> {
+/// A [`CommandError`] saying what is wrong with the line.
+pub fn parse(dir: &Directory, line: &str) -> Result<Parsed, CommandError> {
     let line = line.trim_end_matches(['\r', '\n']);
     if line.trim().is_empty() {
         return Ok(Parsed::Nothing);
     }
-    let Some(rest) = line.strip_prefix('/') else {
+    if !line.starts_with('/') {
         let room = dir
             .current
-            .ok_or("no current room: use /room NAME or /msg NAME TEXT")?;
+            .ok_or(CommandError::NoCurrentRoom(Face::Plain))?;
         return Ok(Parsed::Command(Command::Send {
             room,
             text: unescape(line),
         }));
+    }
+    let cmd = command::parse(line, Face::Plain)?;
+    let tui_only = |command| {
+        Err(CommandError::OtherFace {
+            command,
+            only: Face::Tui,
+            here: Face::Plain,
+        })
     };
-    let (cmd, args) = rest.split_once(' ').unwrap_or((rest, ""));
-    let args = args.trim();
-    let words: Vec<&str> = args.split_whitespace().collect();
-    let usage = |u: &str| Err(format!("usage: {u}"));
-    match cmd {
-        "invite" => Ok(Parsed::Command(Command::CreateInvite)),
-        "accept" => match words.as_slice() {
-            [code] => Ok(Parsed::Command(Command::AcceptInvite {
-                code: (*code).to_owned(),
-                name: None,
-            })),
-            [code, name] => Ok(Parsed::Command(Command::AcceptInvite {
-                code: (*code).to_owned(),
-                name: Some((*name).to_owned()),
-            })),
-            _ => usage("/accept CODE [NAME]"),
-        },
-        "msg" => {
-            let Some((name, text)) = args.split_once(' ') else {
-                return usage("/msg ROOM TEXT");
-            };
-            Ok(Parsed::Command(Command::Send {
-                room: dir.room(name)?,
-                text: unescape(text),
-            }))
-        }
-        "room" | "join" => match words.as_slice() {
-            [name] => Ok(Parsed::Current(dir.room(name)?)),
-            _ => usage("/room ROOM"),
-        },
-        "group" => match words.as_slice() {
-            ["create", name @ ..] if !name.is_empty() => {
-                Ok(Parsed::Command(Command::CreateGroup {
-                    name: name.join(" "),
-                }))
-            }
-            ["add", g, c] => Ok(Parsed::Command(Command::GroupAdd {
-                room: dir.group(g)?,
-                contact: dir.contact(c)?,
-            })),
-            ["remove", g, c] => Ok(Parsed::Command(Command::GroupRemove {
-                room: dir.group(g)?,
-                contact: dir.contact(c)?,
-            })),
-            ["leave", g] => Ok(Parsed::Command(Command::GroupLeave {
-                room: dir.group(g)?,
-            })),
-            ["rename", g, name @ ..] if !name.is_empty() => {
-                Ok(Parsed::Command(Command::GroupRename {
-                    room: dir.group(g)?,
-                    name: name.join(" "),
-                }))
-            }
-            _ => usage(
-                "/group create NAME | add GROUP CONTACT | remove GROUP CONTACT | leave GROUP | rename GROUP NAME",
-            ),
-        },
-        "nick" => match words.as_slice() {
-            [c, n] => Ok(Parsed::Command(Command::RenameContact {
-                contact: dir.contact(c)?,
-                name: (*n).to_owned(),
-            })),
-            _ => usage("/nick CONTACT NAME"),
-        },
-        "history" => match words.as_slice() {
-            [r] => Ok(Parsed::Command(Command::LoadHistory {
-                room: dir.room(r)?,
-                before: None,
-                limit: 50,
-            })),
-            [r, n] => {
-                let limit = n.parse().map_err(|_| format!("{n} is not a number"))?;
-                Ok(Parsed::Command(Command::LoadHistory {
-                    room: dir.room(r)?,
-                    before: None,
-                    limit,
-                }))
-            }
-            _ => usage("/history ROOM [N]"),
-        },
-        "search" if !args.is_empty() => Ok(Parsed::Command(Command::Search {
-            room: None,
-            query: args.to_owned(),
-        })),
-        "search" => usage("/search TEXT"),
-        "verify" => match words.as_slice() {
-            [c] => Ok(Parsed::Command(Command::Verify {
-                contact: dir.contact(c)?,
-            })),
-            _ => usage("/verify CONTACT"),
-        },
-        "members" => match words.as_slice() {
-            [r] => Ok(Parsed::Command(Command::Members { room: dir.room(r)? })),
-            [] => match dir.current {
-                Some(room) => Ok(Parsed::Command(Command::Members { room })),
-                None => usage("/members ROOM"),
-            },
-            _ => usage("/members ROOM"),
-        },
-        "read" => match words.as_slice() {
-            [r] => Ok(Parsed::Command(Command::MarkRead { room: dir.room(r)? })),
-            _ => usage("/read ROOM"),
-        },
-        "rooms" => {
+    Ok(match dir.resolver().resolve(cmd)? {
+        Resolved::Engine(c) => Parsed::Command(c),
+        Resolved::Invite(file) => Parsed::Invite(file),
+        Resolved::Open {
+            room,
+            text: Some(text),
+        } => Parsed::Command(Command::Send {
+            room,
+            text: unescape(&text),
+        }),
+        Resolved::Open { room, text: None } => Parsed::Current(room),
+        Resolved::Leave { room, .. } => Parsed::Command(Command::GroupLeave { room }),
+        Resolved::ListRooms => {
             let mut rooms: Vec<&RoomSummary> = dir.rooms.values().collect();
             rooms.sort_by_key(|r| r.id);
-            Ok(Parsed::Print(rooms.into_iter().map(room_line).collect()))
+            Parsed::Print(rooms.into_iter().map(room_line).collect())
         }
-        "contacts" => {
+        Resolved::ListContacts => {
             let mut c: Vec<(&ContactId, &String)> = dir.contacts.iter().collect();
             c.sort();
-            Ok(Parsed::Print(
+            Parsed::Print(
                 c.into_iter()
                     .map(|(id, n)| format!("contact\t{}\t{}", id.0, escape(n)))
                     .collect(),
-            ))
+            )
         }
-        "reconnect" => Ok(Parsed::Command(Command::Reconnect)),
-        "help" => Ok(Parsed::Print(vec![format!("notice\t{HELP}")])),
-        "quit" | "exit" => Ok(Parsed::Command(Command::Quit)),
-        other => Err(format!("unknown command /{other}; /help lists them")),
-    }
+        Resolved::Help => Parsed::Print(vec![format!(
+            "notice\t{}",
+            escape(&command::help_line(Face::Plain))
+        )]),
+        Resolved::Hide(_) => return tui_only("hide"),
+        Resolved::Split => return tui_only("split"),
+        Resolved::VSplit => return tui_only("vsplit"),
+        Resolved::Close => return tui_only("close"),
+        Resolved::Theme(_) => return tui_only("theme"),
+    })
 }
 
 fn room_line(r: &RoomSummary) -> String {
@@ -448,7 +323,7 @@ pub fn format_event(
             vec![format!("safety\t{}\t{}", escape(name), escape(number))]
         }
         Event::Notice(n) => vec![format!("notice\t{}", escape(n))],
-        Event::Error { message } => vec![format!("error\t{}", escape(message))],
+        Event::Error { message, .. } => vec![format!("error\t{}", escape(message))],
         Event::Members { room, members } => {
             let room = escape(&dir.room_name(*room));
             let mut v = vec![format!("members\t{room}\t{}", members.len())];
@@ -528,6 +403,8 @@ pub async fn run_with<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
         waiting = None;
     }
     let mut input_open = true;
+    // Where `/invite FILE` wants the next code.
+    let mut invite_file: Option<PathBuf> = None;
     loop {
         tokio::select! {
             line = lines.next_line(), if input_open && waiting.is_none() => {
@@ -540,26 +417,35 @@ pub async fn run_with<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
                         continue;
                     }
                 };
-                match parse(&dir, &line) {
-                    Ok(Parsed::Command(c)) => {
-                        let quit = c == Command::Quit;
-                        if commands.send(c).await.is_err() || quit {
-                            input_open = false;
-                            continue;
-                        }
-                        pings += 1;
-                        if commands.send(Command::Ping { token: pings }).await.is_ok() {
-                            waiting = Some(pings);
-                        }
+                let command = match parse(&dir, &line) {
+                    Ok(Parsed::Command(c)) => c,
+                    Ok(Parsed::Invite(file)) => {
+                        invite_file = file;
+                        Command::CreateInvite
                     }
-                    Ok(Parsed::Print(v)) => write_lines(&mut output, &v).await?,
+                    Ok(Parsed::Print(v)) => {
+                        write_lines(&mut output, &v).await?;
+                        continue;
+                    }
                     Ok(Parsed::Current(r)) => {
                         write_lines(&mut output, &[dir.make_current(r)]).await?;
+                        continue;
                     }
-                    Ok(Parsed::Nothing) => {}
-                    Err(msg) => {
-                        write_lines(&mut output, &[format!("error\t{}", escape(&msg))]).await?;
+                    Ok(Parsed::Nothing) => continue,
+                    Err(e) => {
+                        let line = format!("error\t{}", escape(&e.to_string()));
+                        write_lines(&mut output, &[line]).await?;
+                        continue;
                     }
+                };
+                let quit = command == Command::Quit;
+                if commands.send(command).await.is_err() || quit {
+                    input_open = false;
+                    continue;
+                }
+                pings += 1;
+                if commands.send(Command::Ping { token: pings }).await.is_ok() {
+                    waiting = Some(pings);
                 }
             }
             e = events.recv() => {
@@ -571,7 +457,7 @@ pub async fn run_with<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
                     if !loaded && token == 0 {
                         loaded = true;
                         if let Some(name) = &options.current_room
-                            && let Ok(r) = dir.room(name)
+                            && let Ok(r) = dir.resolver().room(name)
                         {
                             write_lines(&mut output, &[dir.make_current(r)]).await?;
                         }
@@ -581,6 +467,16 @@ pub async fn run_with<R: AsyncBufRead + Unpin, W: AsyncWrite + Unpin>(
                 dir.learn(&e);
                 let v = format_event(&dir, &e, &mut links);
                 write_lines(&mut output, &v).await?;
+                if let Event::Invite { code } = &e
+                    && let Some(path) = invite_file.take()
+                {
+                    let written = command::write_invite(&path, code).map_err(|e| e.to_string());
+                    let line = match command::saved_note(&path, written) {
+                        Ok(notice) => format!("notice\t{}", escape(&notice)),
+                        Err(error) => format!("error\t{}", escape(&error)),
+                    };
+                    write_lines(&mut output, &[line]).await?;
+                }
             }
         }
     }
@@ -633,7 +529,7 @@ mod tests {
     }
 
     #[test]
-    fn commands_parse_with_names_and_prefixes() {
+    fn commands_parse_with_names_and_prefixes() -> Result<(), String> {
         let d = dir();
         assert_eq!(
             parse(&d, "/msg alice hello there"),
@@ -656,14 +552,136 @@ mod tests {
                 contact: ContactId(2)
             }))
         );
-        assert!(parse(&d, "/group add alice alfred").is_err_and(|e| e.contains("not a group")));
-        assert!(parse(&d, "/group remove ops al").is_err_and(|e| e.contains("ambiguous")));
-        assert!(parse(&d, "/msg nobody hi").is_err_and(|e| e.contains("no room")));
-        assert!(parse(&d, "/frobnicate").is_err_and(|e| e.contains("unknown command")));
-        assert!(parse(&d, "hello").is_err_and(|e| e.contains("no current room")));
+        let says =
+            |line: &str, what: &str| parse(&d, line).is_err_and(|e| e.to_string().contains(what));
+        assert!(says("/group add alice alfred", "not a group"));
+        assert!(says("/group remove ops al", "ambiguous"));
+        assert!(says("/msg nobody hi", "no room"));
+        assert!(says("/frobnicate", "unknown command"));
+        assert!(says("hello", "no current room"));
+        assert!(
+            says("/split", "TUI"),
+            "the TUI's commands say where they are"
+        );
         assert_eq!(parse(&d, "/room ops"), Ok(Parsed::Current(RoomId(2))));
         assert_eq!(parse(&d, ""), Ok(Parsed::Nothing));
         assert_eq!(parse(&d, "/quit"), Ok(Parsed::Command(Command::Quit)));
+        assert_eq!(
+            parse(&d, "/q"),
+            Ok(Parsed::Command(Command::Quit)),
+            "prefixes"
+        );
+        assert_eq!(parse(&d, "/msg ops"), Ok(Parsed::Current(RoomId(2))));
+        assert_eq!(
+            parse(&d, "/invite /nonexistent/code.txt"),
+            Ok(Parsed::Invite(Some("/nonexistent/code.txt".into())))
+        );
+        let help = parse(&d, "/help");
+        let Ok(Parsed::Print(lines)) = &help else {
+            return Err(format!("/help gave {help:?}"));
+        };
+        assert_eq!(lines.len(), 1, "one line: scripts count answers");
+        assert!(lines[0].starts_with("notice\tcommands: /invite [FILE]"));
+        assert!(lines[0].contains("/history ROOM [N]") && !lines[0].contains("/theme"));
+        Ok(())
+    }
+
+    #[test]
+    fn in_the_current_group_group_commands_need_no_group_name() {
+        let mut d = dir();
+        assert_eq!(parse(&d, "/room ops"), Ok(Parsed::Current(RoomId(2))));
+        d.make_current(RoomId(2));
+        assert_eq!(
+            parse(&d, "/group add alfred"),
+            Ok(Parsed::Command(Command::GroupAdd {
+                room: RoomId(2),
+                contact: ContactId(2)
+            }))
+        );
+        assert_eq!(
+            parse(&d, "/group leave"),
+            Ok(Parsed::Command(Command::GroupLeave { room: RoomId(2) }))
+        );
+        assert_eq!(
+            parse(&d, "/members"),
+            Ok(Parsed::Command(Command::Members { room: RoomId(2) }))
+        );
+        // The other order works too, as before.
+        assert_eq!(
+            parse(&d, "/group remove ops alice"),
+            Ok(Parsed::Command(Command::GroupRemove {
+                room: RoomId(2),
+                contact: ContactId(1)
+            }))
+        );
+        assert_eq!(
+            parse(&d, "hi all"),
+            Ok(Parsed::Command(Command::Send {
+                room: RoomId(2),
+                text: "hi all".into()
+            }))
+        );
+    }
+
+    /// An engine that answers pings and makes invite codes, for `run_with`.
+    async fn fake_engine(
+        mut commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+        ready: Event,
+    ) {
+        while let Some(c) = commands.recv().await {
+            let answer = match c {
+                Command::Ping { token: 0 } => {
+                    let _ = events.send(ready.clone()).await;
+                    Event::Pong { token: 0 }
+                }
+                Command::Ping { token } => Event::Pong { token },
+                Command::CreateInvite => Event::Invite {
+                    code: "hum1-testcode".into(),
+                },
+                Command::Quit => break,
+                _ => continue,
+            };
+            if events.send(answer).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn invite_file_writes_the_code_and_says_so_before_the_next_answer()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("hum-plain-invite-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("code.txt");
+        let (ctx, crx) = mpsc::channel(16);
+        let (etx, erx) = mpsc::channel(16);
+        let ready = Event::Ready {
+            me: "me".into(),
+            rooms: vec![],
+            contacts: vec![],
+        };
+        let engine = tokio::spawn(fake_engine(crx, etx, ready));
+        let input = format!("/invite {p}\n/invite {p}\n/rooms\n", p = path.display());
+        let mut output = Vec::new();
+        run(input.as_bytes(), &mut output, ctx, erx).await?;
+        engine.await?;
+        let out = String::from_utf8(output)?;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines,
+            vec![
+                "ready\tme",
+                "invite\thum1-testcode",
+                &format!("notice\tinvite code saved to {}", path.display()),
+                &format!("error\t{} exists: give a new file's name", path.display()),
+            ],
+            "{out}"
+        );
+        assert_eq!(std::fs::read_to_string(&path)?, "hum1-testcode\n");
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
     }
 
     #[test]

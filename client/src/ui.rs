@@ -1,9 +1,13 @@
 //! The terminal face of hum: a ratatui TUI over the engine's channels.
 //!
 //! Terminal events, engine events, theme-file changes and a clock tick become one
-//! [`Action`]; [`App::update`] changes the state and returns the [`Command`]s for the
-//! engine; [`view`] draws the state without side effects. [`App`] works without a
-//! terminal, so tests drive it and draw it on ratatui's `TestBackend`.
+//! [`Action`]; [`App::update`] changes the state and returns every side effect as an
+//! [`Effect`] (a command for the engine, the bell, a file to write, quitting), which the
+//! runtime here carries out ([`Runner`] for the files); [`view`] draws the state without
+//! side effects. [`App`] works without a terminal, so tests drive it and draw it on
+//! ratatui's `TestBackend`.
+//!
+//! Slash commands are the language of [`crate::command`], shared with `--plain`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hum::ui::UiError> {
@@ -15,14 +19,18 @@
 
 mod action;
 mod app;
-mod commands;
-mod help;
+mod chat;
+mod effect;
+mod exec;
+mod input;
 mod keymap;
+mod options;
 mod overlay;
 mod panes;
 mod prompt;
 mod recall;
 mod sidebar;
+mod skin;
 mod status;
 mod terminal;
 mod text;
@@ -31,7 +39,6 @@ mod timeline;
 mod view;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ratatui::crossterm::event::{Event as TermEvent, EventStream};
@@ -40,81 +47,21 @@ use zeroize::Zeroizing;
 
 use crate::api::{Command, Event};
 
-pub use action::Action;
-pub use app::{App, Areas, Flash, InputMode, Overlay, RoomState};
-pub use commands::{SlashCommand, complete, parse as parse_command};
+pub use action::{Action, Saved};
+pub use app::{App, Areas};
+pub use chat::RoomState;
+pub use effect::{Effect, Flash, Runner};
+pub use input::InputMode;
 pub use keymap::{Key, KeyAction, Keymap};
+pub use options::UiOptions;
+pub use overlay::{
+    Confirm, Help, InviteView, MembersView, Overlay, PasteGuard, SafetyView, SearchView, TooLong,
+};
 pub use panes::{Pane, Panes, SplitDir, Towards};
 pub use prompt::{Prompt, PromptKind, PromptOutcome};
-pub use theme::{ColorMode, Role, Theme, ThemeWatcher, watch as watch_themes};
+pub use theme::{ColorMode, Role, Theme, ThemeChange, ThemeWatcher, watch as watch_themes};
 pub use timeline::Timeline;
 pub use view::view;
-
-/// How the TUI is set up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UiOptions {
-    /// The theme's name (`dark` when `None`).
-    pub theme: Option<String>,
-    /// Folders holding `NAME.toml` themes, searched in order before the built-in ones, and
-    /// watched for edits.
-    pub themes_dirs: Vec<PathBuf>,
-    /// A keymap file (TOML, see docs/KEYS.md); the defaults when `None` or missing.
-    pub keymap_file: Option<PathBuf>,
-    /// Where the pane layout is saved and restored from.
-    pub layout_file: Option<PathBuf>,
-    /// Ring the terminal bell when a message mentions this profile.
-    pub bell_on_mention: bool,
-    /// Capture the mouse (wheel scrolls, clicks focus); off by default so the terminal's
-    /// own selection works.
-    pub mouse: bool,
-    /// A line of guidance shown on first screens (e.g. how to invite).
-    pub demo_hint: Option<String>,
-    /// The local time's offset from UTC in seconds, for message times (0 shows UTC).
-    pub tz_offset_secs: i64,
-    /// The profile's config file, where `/theme NAME` is remembered.
-    pub config_file: Option<PathBuf>,
-}
-
-impl Default for UiOptions {
-    fn default() -> Self {
-        UiOptions {
-            theme: None,
-            themes_dirs: Vec::new(),
-            keymap_file: None,
-            layout_file: None,
-            bell_on_mention: true,
-            mouse: false,
-            demo_hint: None,
-            tz_offset_secs: 0,
-            config_file: None,
-        }
-    }
-}
-
-impl UiOptions {
-    /// The defaults with hum's folders filled in: with `HUM_HOME` set, its `themes/`,
-    /// `keys.toml` and `layout.toml`; otherwise the XDG places, `~/.config/hum/themes/`,
-    /// `~/.config/hum/keys.toml` and `~/.local/share/hum/layout.toml`. Themes are never
-    /// read from the working directory.
-    pub fn standard() -> Self {
-        Self::standard_in(std::env::var_os("HUM_HOME").map(PathBuf::from).as_deref())
-    }
-
-    /// [`UiOptions::standard`] with `HUM_HOME` given (`None`: not set).
-    pub fn standard_in(hum_home: Option<&std::path::Path>) -> Self {
-        let mut o = UiOptions::default();
-        if let Some(home) = hum_home {
-            o.themes_dirs.push(home.join("themes"));
-            o.keymap_file = Some(home.join("keys.toml"));
-            o.layout_file = Some(home.join("layout.toml"));
-        } else if let Some(d) = directories::ProjectDirs::from("", "", "hum") {
-            o.themes_dirs.push(d.config_dir().join("themes"));
-            o.keymap_file = Some(d.config_dir().join("keys.toml"));
-            o.layout_file = Some(d.data_dir().join("layout.toml"));
-        }
-        o
-    }
-}
 
 /// Why the TUI stopped.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +87,6 @@ pub async fn run(
     opts: UiOptions,
 ) -> Result<(), UiError> {
     let mut app = App::new(&opts);
-    app.set_tz_offset(opts.tz_offset_secs);
     let (theme_tx, mut theme_rx) = mpsc::channel(16);
     let _watcher = match theme::watch(&opts.themes_dirs, theme_tx) {
         Ok(w) => Some(w),
@@ -157,62 +103,60 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sigterm = terminal::Sigterm::new()?;
+    let runner = Runner::new(&opts);
     let mut engine_gone = false;
-    loop {
-        let mut actions = Vec::with_capacity(4);
+    let mut quit = false;
+    let mut codes = Vec::new();
+    while !quit {
+        let mut actions = std::collections::VecDeque::with_capacity(4);
         tokio::select! {
             ev = terminal::next_event(&mut stream) => match ev {
                 Some(Ok(e)) => actions.extend(to_action(e)),
                 Some(Err(e)) => return Err(e.into()),
-                None => actions.push(Action::Quit),
+                None => actions.push_back(Action::Quit),
             },
             ev = events.recv() => match ev {
                 Some(e) => {
-                    actions.push(Action::Engine(e));
+                    actions.push_back(Action::Engine(e));
                     // Draw once for a burst of engine events.
                     while actions.len() < 512 {
                         match events.try_recv() {
-                            Ok(e) => actions.push(Action::Engine(e)),
+                            Ok(e) => actions.push_back(Action::Engine(e)),
                             Err(_) => break,
                         }
                     }
                 }
                 None => {
                     engine_gone = true;
-                    actions.push(Action::Quit);
+                    actions.push_back(Action::Quit);
                 }
             },
-            Some(a) = theme_rx.recv() => actions.push(a),
-            _ = tick.tick() => actions.push(Action::Tick),
-            _ = sigterm.recv() => actions.push(Action::Quit),
+            Some(c) = theme_rx.recv() => actions.push_back(Action::ThemeLoaded(c)),
+            _ = tick.tick() => actions.push_back(Action::Tick),
+            _ = sigterm.recv() => actions.push_back(Action::Quit),
         }
-        for a in actions {
-            for c in app.update(a) {
-                if commands.send(c).await.is_err() {
-                    engine_gone = true;
-                    app.quit = true;
+        while let Some(a) = actions.pop_front() {
+            for effect in app.update(a) {
+                match effect {
+                    Effect::Engine(c) => {
+                        if commands.send(c).await.is_err() {
+                            engine_gone = true;
+                            quit = true;
+                        }
+                    }
+                    Effect::Quit => quit = true,
+                    Effect::Bell => terminal::bell(),
+                    Effect::Notify(n) => terminal::notify(&n),
+                    Effect::PrintOnExit(code) => codes.push(code),
+                    on_files => actions.extend(runner.perform(&on_files)),
                 }
             }
         }
-        if app.take_bell() {
-            terminal::bell();
+        if !quit {
+            draw(&mut term, &app)?;
         }
-        for n in app.take_notifications() {
-            terminal::notify(&n);
-        }
-        if app.take_layout_dirty()
-            && let Some(path) = &opts.layout_file
-            && let Err(e) = app.panes.save(path)
-        {
-            tracing::warn!(cause = %e, "layout not saved");
-        }
-        if app.quit {
-            break;
-        }
-        draw(&mut term, &app)?;
     }
     drop(term);
-    let codes = app.take_invites();
     if !codes.is_empty() {
         // The terminal is back: the codes can be copied from here too, one line each.
         let mut out = std::io::stdout().lock();
@@ -235,7 +179,7 @@ pub async fn run(
 /// Draw a frame; an invite code on screen is also written for the terminal to wrap.
 fn draw(term: &mut terminal::Guard, app: &App) -> Result<(), UiError> {
     let frame = term.draw(|f| view(app, f))?;
-    if let Some((y, text)) = overlay::invite_soft_wrap(app, frame.area) {
+    if let Some((y, text)) = view::invite_soft_wrap(app, frame.area) {
         terminal::soft_wrap(y, &text)?;
     }
     Ok(())

@@ -370,3 +370,50 @@ async fn group_events_are_in_history_and_members_are_listed() -> Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_current_group_needs_no_name_and_invite_file_writes_the_code() -> Result<()> {
+    let home = Home::new("language");
+    let relay = relay().await?;
+    let addr = relay.address().to_string();
+    let (mut alice, mut bob) = pair(home.path(), &addr).await?;
+    alice.say("/g c team").await?;
+    alice
+        .expect(LONG, "the group", |f| {
+            (f[0] == "room" && f[2] == "group" && f[3] == "team").then_some(())
+        })
+        .await?;
+    // The TUI's form, with the group current: as in an open group room there.
+    alice.say("/room te").await?;
+    let current = alice.expect_kind(LONG, "notice").await?;
+    ensure!(current == ["current room is team"], "{current:?}");
+    alice.say("/group add bob").await?;
+    bob.expect(LONG, "the group", |f| {
+        (f[0] == "room" && f[3] == "team").then_some(())
+    })
+    .await?;
+    alice.say("/members").await?;
+    let head = alice.expect_kind(LONG, "members").await?;
+    ensure!(head == ["team", "2"], "{head:?}");
+    // `/invite FILE` as in the TUI: the code goes to a new file, and it says so.
+    let file = home.path().join("code.txt");
+    alice.say(&format!("/invite {}", file.display())).await?;
+    let code = alice.expect_kind(LONG, "invite").await?;
+    let saved = alice.expect_kind(LONG, "notice").await?;
+    ensure!(
+        saved == [format!("invite code saved to {}", file.display())],
+        "{saved:?}"
+    );
+    ensure!(std::fs::read_to_string(&file)? == format!("{}\n", code[0]));
+    // A command of the TUI says where it is.
+    alice.say("/split").await?;
+    let e = alice.line(LONG).await?.context("alice exited")?;
+    ensure!(
+        e.starts_with("error\t/split is a command of the TUI"),
+        "{e}"
+    );
+    alice.quit().await?;
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}

@@ -1,19 +1,82 @@
-//! Decodes arbitrary text as an invite code. Nothing may panic; whatever decodes re-encodes
-//! to a code that decodes to the same invite.
+//! Decodes arbitrary text as an invite code, and arbitrary bytes as an invite's payload
+//! behind a valid prefix and checksum (so the layout parser, the identity and prekey
+//! checks and the signature check see them), and fuzzer-chosen fields signed by a
+//! fixture identity, with a byte of the code changed or not. Nothing may panic; whatever
+//! decodes re-encodes to a code that decodes to the same invite.
 #![no_main]
 
-use hum_shared::crypto::Invite;
+use std::sync::OnceLock;
+
+use hum_shared::crypto::{Identity, Invite};
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
-    // Also try the body alone behind a valid prefix, so the fuzzer reaches the parser.
-    for code in [text.to_owned(), format!("hum1-{text}")] {
-        if let Ok(invite) = Invite::decode(&code, 0) {
-            let again = Invite::decode(&invite.encode(), 0).expect("re-encoded invite decodes");
-            assert_eq!(again, invite);
+#[derive(Arbitrary, Debug)]
+enum Input<'a> {
+    /// Text as pasted.
+    Text(&'a str),
+    /// An invite's payload, wrapped in a valid code.
+    Payload(&'a [u8]),
+    /// A real invite with the fuzzer's fields, its code changed at one character or not.
+    Signed {
+        relay: &'a str,
+        nickname: Option<&'a str>,
+        ttl: u64,
+        now: u64,
+        edit: Option<(u16, char)>,
+    },
+}
+
+fn inviter() -> &'static Identity {
+    static ID: OnceLock<Identity> = OnceLock::new();
+    ID.get_or_init(Identity::generate)
+}
+
+fn check(code: &str, now: u64) {
+    if let Ok(invite) = Invite::decode(code, now) {
+        let again = Invite::decode(&invite.encode(), now).expect("re-encoded invite decodes");
+        assert_eq!(again, invite);
+    }
+}
+
+fuzz_target!(|input: Input<'_>| {
+    match input {
+        Input::Text(text) => {
+            check(text, 0);
+            check(&format!("hum1-{text}"), 0);
+        }
+        Input::Payload(payload) => check(&Invite::fuzz_code(payload), 0),
+        Input::Signed {
+            relay,
+            nickname,
+            ttl,
+            now,
+            edit,
+        } => {
+            let Ok((invite, _)) = inviter().create_invite_with_nickname(relay, nickname, ttl, now)
+            else {
+                return;
+            };
+            let code = invite.encode();
+            let Some((at, c)) = edit else {
+                if now < invite.expires_at() {
+                    assert_eq!(Invite::decode(&code, now).ok(), Some(invite));
+                }
+                return;
+            };
+            let mut chars: Vec<char> = code.chars().collect();
+            let i = usize::from(at) % chars.len();
+            let changed = chars[i] != c;
+            chars[i] = c;
+            let edited: String = chars.into_iter().collect();
+            if let Ok(decoded) = Invite::decode(&edited, now) {
+                // Only an edit the alphabet folds back (case, o/0, i/l/1) or spacing keeps
+                // the same invite; anything else is caught by the checksum or signature.
+                assert!(
+                    !changed || decoded == invite,
+                    "an edited code decoded to another invite"
+                );
+            }
         }
     }
 });

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use hum_shared::crypto::{GroupState, Identity, Invite, Session};
+use hum_shared::crypto::{Fingerprint, GroupState, Identity, Invite, Session};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -73,8 +73,14 @@ fn session(c: &mut Criterion) {
 
 fn group(c: &mut Criterion) {
     let mut alice = GroupState::create();
-    let mut bob = GroupState::from_distribution(&alice.distribution()).unwrap();
-    alice.process_distribution(&bob.distribution()).unwrap();
+    let (alice_fp, bob_fp) = (
+        Fingerprint::from_bytes([1; 32]),
+        Fingerprint::from_bytes([2; 32]),
+    );
+    let mut bob = GroupState::from_distribution(&alice.distribution(), &alice_fp).unwrap();
+    alice
+        .process_distribution(&bob.distribution(), &bob_fp)
+        .unwrap();
     let text = vec![0x42u8; hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY];
 
     c.bench_function("group/seal", |bench| {

@@ -3,9 +3,9 @@
 //!
 //! Everything here is bytes in, bytes out. The primitives all come from audited crates:
 //! Ed25519 (ed25519-dalek), X25519 (x25519-dalek), XChaCha20-Poly1305, BLAKE2b,
-//! HKDF-SHA512, HMAC-SHA512 and Argon2i (orion). The protocols follow published designs:
-//! X3DH for the handshake, the Double Ratchet with header encryption for 1:1 sessions, and
-//! Signal's sender keys for groups.
+//! HKDF-SHA512 and HMAC-SHA512 (orion), Argon2id (argon2). The protocols follow published
+//! designs: X3DH for the handshake, the Double Ratchet with header encryption for 1:1
+//! sessions, and Signal's sender keys for groups.
 //!
 //! ```
 //! use hum_shared::crypto::{Identity, Session};
@@ -36,11 +36,19 @@ mod group;
 mod identity;
 mod invite;
 mod invite_used;
+#[cfg(test)]
+mod kat;
 pub(crate) mod kdf;
 mod mailbox;
+#[cfg(test)]
+mod protocol_vectors;
 mod ratchet;
 mod session;
 mod store_key;
+#[cfg(test)]
+mod testdata;
+#[cfg(test)]
+mod wycheproof;
 mod x3dh;
 
 pub use envelope::Envelope;
@@ -52,7 +60,7 @@ pub use invite::{Damage, Invite, InviteError, InviteSecret};
 pub use mailbox::{Capability, EPOCH_SECS, MailboxId, epoch_at};
 pub use ratchet::{MAX_SKIP, MAX_SKIPPED_TOTAL};
 pub use session::Session;
-pub use store_key::{KdfParams, StoreKey};
+pub use store_key::{KdfParams, KdfPolicy, StoreKey};
 
 /// Size in bytes of every sealed envelope, whatever it carries.
 ///

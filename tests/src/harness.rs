@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use hum::api::{Command, ContactId, Event, RoomId};
 use hum::engine::ProfilePaths;
-use hum_shared::crypto::KdfParams;
+use hum_shared::crypto::{KdfParams, KdfPolicy};
 use tokio::sync::mpsc;
 
 /// A folder removed when dropped.
@@ -81,7 +81,8 @@ impl Peer {
     /// When the profile or engine cannot start.
     pub fn reopen(dir: &Path, name: &str, relay: &str) -> Result<Self> {
         let paths = ProfilePaths::in_dir(name, dir.join(name));
-        let unlocked = hum::engine::unlock(&paths, b"test passphrase")?;
+        let unlocked =
+            hum::engine::unlock_with(&paths, b"test passphrase", KdfPolicy::InsecureForTests)?;
         Self::run(
             name,
             paths,

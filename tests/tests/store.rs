@@ -1,11 +1,13 @@
-//! The client store on disk: profiles of the old schema migrate on unlock and keep
-//! talking, and the migrated files no longer hold their metadata in clear.
+//! The client store on disk: profiles of the old schema and the old passphrase KDF
+//! migrate on unlock (rows to schema 2, key to an Argon2id key slot) and keep talking,
+//! and the migrated files no longer hold their metadata in clear.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use hum::api::{Command, Delivery, Event, MessageView, RoomId, RoomKind, RoomSummary};
+use hum_shared::crypto::{KdfParams, StoreKey};
 use hum_tests::harness::{Peer, TempDir, relay_config};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -234,5 +236,39 @@ async fn profiles_of_store_schema_1_migrate_and_talk_on() -> Result<()> {
             );
         }
     }
+    // The key migrated too: an Argon2id key slot (with the tests' parameters, the policy
+    // they open with) in place of the Argon2i salt and parameters, in schema 2.
+    for name in ["alice", "bob", "carol"] {
+        let meta = meta(&dir.path().join(name))?;
+        let value = |key: &str| meta.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        ensure!(
+            value("schema").map(Vec::as_slice) == Some(&2i64.to_be_bytes()[..]),
+            "{name}'s schema: {:?}",
+            value("schema")
+        );
+        ensure!(
+            value("salt").is_none() && value("kdf").is_none(),
+            "{name} still has its Argon2i salt or parameters"
+        );
+        let slot = value("key").with_context(|| format!("{name} has no key slot"))?;
+        ensure!(StoreKey::slot_params(slot)? == KdfParams::INSECURE_FAST);
+    }
+    // And the profile opens through it.
+    let relay = hum_relay::Relay::bind(relay_config(Duration::from_millis(5)))
+        .await?
+        .spawn();
+    let mut alice = Peer::reopen(dir.path(), "alice", &relay.address().to_string())?;
+    let (_, contacts) = ready(&mut alice).await?;
+    ensure!(contacts == ["bob", "carol"], "alice reopened: {contacts:?}");
+    alice.quit().await?;
+    relay.shutdown().await;
     Ok(())
+}
+
+/// The clear meta values of a closed profile's store.
+fn meta(profile: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let c = rusqlite::Connection::open(profile.join("store.db"))?;
+    let mut st = c.prepare("SELECT key, value FROM meta")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -116,7 +116,10 @@ pub(crate) struct Core {
     rooms: HashMap<i64, RoomRecord>,
     invites: HashMap<i64, InviteSecret>,
     routes: HashMap<MailboxId, Route>,
-    reassembly: HashMap<(i64, Vec<u8>), Reassembler>,
+    /// Messages being reassembled, by room, sender and part size: a sender's parts of one
+    /// format revision all have one size (docs/PROTOCOL.md §3.10), so parts kept from
+    /// before an upgrade do not stand in the way of the sizes that come after.
+    reassembly: HashMap<(i64, Vec<u8>, usize), Reassembler>,
     links: HashMap<String, LinkSlot>,
     tags: u32,
     events: UnboundedSender<Event>,
@@ -200,7 +203,7 @@ fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
     EngineError::Crypto(e.to_string())
 }
 
-fn new_reassembler(part: usize) -> Reassembler {
+pub(super) fn new_reassembler(part: usize) -> Reassembler {
     Reassembler::new(part, 4 * MAX_TEXT, 16, 2 * MAX_TEXT)
 }
 
@@ -318,7 +321,7 @@ impl Core {
         for p in db.parts()? {
             let r = self
                 .reassembly
-                .entry((p.room, p.sender))
+                .entry((p.room, p.sender, p.part.len()))
                 .or_insert_with(|| new_reassembler(p.part.len()));
             if let Err(e) = r.insert(&p.part) {
                 tracing::debug!(cause = %e, "a kept part was not taken back");

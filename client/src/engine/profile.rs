@@ -9,9 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hum_shared::crypto::{Identity, KdfParams, StoreKey};
+use hum_shared::crypto::{CryptoError, Identity, KdfParams, KdfPolicy, StoreKey};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use super::EngineError;
 use super::lock::ProfileLock;
@@ -154,12 +153,27 @@ impl Unlocked {
 
 const CHECK: &[u8] = b"hum profile v1";
 
-fn kdf_from_env() -> KdfParams {
-    // For tests and scripts on slow machines only: a deliberately weak passphrase KDF.
+/// The passphrase KDF of profiles this build creates, and the weakest it opens.
+///
+/// Builds with debug assertions (`cargo build`, `cargo test`) honour
+/// `HUM_INSECURE_FAST_KDF`, so that tests which drive the real binary stay fast. Release
+/// builds do not contain this code: they always create with [`KdfParams::DEFAULT`] and
+/// open only what [`KdfPolicy::Standard`] accepts (docs/PROTOCOL.md, section 3.8).
+fn build_kdf() -> (KdfParams, KdfPolicy) {
+    #[cfg(debug_assertions)]
     if std::env::var_os("HUM_INSECURE_FAST_KDF").is_some() {
-        KdfParams::INSECURE_FAST
-    } else {
-        KdfParams::DEFAULT
+        return (KdfParams::INSECURE_FAST, KdfPolicy::InsecureForTests);
+    }
+    (KdfParams::DEFAULT, KdfPolicy::Standard)
+}
+
+fn kdf_error(e: CryptoError) -> EngineError {
+    match e {
+        CryptoError::StoreOpenFailed => EngineError::WrongPassphrase,
+        CryptoError::KdfParamsOutOfRange { .. } | CryptoError::Malformed => {
+            EngineError::Store(format!("the passphrase key slot is refused: {e}"))
+        }
+        e => EngineError::Crypto(e.to_string()),
     }
 }
 
@@ -174,13 +188,15 @@ pub fn create(
     display_name: &str,
     passphrase: &[u8],
 ) -> Result<Unlocked, EngineError> {
-    create_with(paths, display_name, passphrase, kdf_from_env())
+    create_with(paths, display_name, passphrase, build_kdf().0)
 }
 
-/// Like [`create`], with explicit passphrase KDF parameters (tests use weak ones).
+/// Like [`create`], with explicit passphrase KDF parameters (tests use weak ones; the
+/// demo's throwaway profiles too). Parameters up to [`KdfParams::MAX`] are accepted here,
+/// but only [`unlock_with`] and [`KdfPolicy::InsecureForTests`] open a weak profile again.
 ///
 /// # Errors
-/// As [`create`].
+/// As [`create`]; [`EngineError::Store`] for parameters above the maximum.
 pub fn create_with(
     paths: &ProfilePaths,
     display_name: &str,
@@ -202,6 +218,10 @@ pub fn create_with(
     if display_name.is_empty() {
         return Err(EngineError::Profile("the name must not be empty".into()));
     }
+    let key = StoreKey::generate();
+    let slot = key
+        .wrap(passphrase, &params, KdfPolicy::InsecureForTests)
+        .map_err(kdf_error)?;
     std::fs::create_dir_all(&paths.dir)
         .map_err(|e| EngineError::Profile(format!("{}: {e}", paths.dir.display())))?;
     #[cfg(unix)]
@@ -210,18 +230,17 @@ pub fn create_with(
         let _ = std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700));
     }
     let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
-    let salt = StoreKey::generate_salt();
-    let key = StoreKey::derive(passphrase, &salt, &params)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let identity = Identity::generate();
-    let store = StoreFile::open(&paths.store(), lock)?;
-    let mut kdf = params.iterations.to_be_bytes().to_vec();
-    kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
-    store.set_meta("salt", &salt)?;
-    store.set_meta("kdf", &kdf)?;
-    store.set_meta("check", &seal(&key, CHECK, "check")?)?;
-    store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
-    store.set_meta("name", &seal(&key, display_name.as_bytes(), "name")?)?;
+    let mut store = StoreFile::open(&paths.store(), lock)?;
+    let check = seal(&key, CHECK, "check")?;
+    let sealed_identity = seal(&key, &identity.to_bytes(), "identity")?;
+    let name = seal(&key, display_name.as_bytes(), "name")?;
+    store.set_metas(&[
+        ("key", &slot),
+        ("check", &check),
+        ("identity", &sealed_identity),
+        ("name", &name),
+    ])?;
     Ok(Unlocked {
         store: store.unlock(key)?,
         identity,
@@ -229,13 +248,35 @@ pub fn create_with(
     })
 }
 
-/// Opens and unlocks an existing profile.
+/// Opens and unlocks an existing profile, accepting only the KDF parameters this build
+/// accepts (a release build: [`KdfPolicy::Standard`]).
+///
+/// A profile made before key slots (its store key derived with Argon2i, its parameters
+/// stored unauthenticated) still opens, and is migrated on the spot: its key is wrapped in
+/// an Argon2id key slot, and the old salt and parameters are deleted. A store of schema 1
+/// is then rewritten as schema 2 (docs/PROTOCOL.md §6). Each migration is one transaction
+/// of its own, so a profile stopped between them opens again through its key slot and
+/// finishes the second.
 ///
 /// # Errors
 /// [`EngineError::WrongPassphrase`] when the passphrase does not open it,
 /// [`EngineError::Profile`] when there is none, [`EngineError::InUse`] when another
-/// process has it open, [`EngineError::Store`] when it is damaged.
+/// process has it open, [`EngineError::Store`] when it is damaged or its KDF parameters
+/// are out of range (the KDF is not run).
 pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, EngineError> {
+    unlock_with(paths, passphrase, build_kdf().1)
+}
+
+/// Like [`unlock`], with an explicit KDF policy: tests open their weak profiles with
+/// [`KdfPolicy::InsecureForTests`].
+///
+/// # Errors
+/// As [`unlock`].
+pub fn unlock_with(
+    paths: &ProfilePaths,
+    passphrase: &[u8],
+    policy: KdfPolicy,
+) -> Result<Unlocked, EngineError> {
     if !paths.exists() {
         return Err(EngineError::Profile(format!(
             "no profile in {}",
@@ -243,24 +284,11 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
         )));
     }
     let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
-    let store = StoreFile::open(&paths.store(), lock)?;
-    let salt = store
-        .meta("salt")?
-        .ok_or_else(|| EngineError::Store("the store has no salt".into()))?;
-    let kdf = store
-        .meta("kdf")?
-        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
-    let word = |i: usize| {
-        kdf.get(i..i + 4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_be_bytes)
+    let mut store = StoreFile::open(&paths.store(), lock)?;
+    let key = match store.meta("key")? {
+        Some(slot) => StoreKey::unwrap(passphrase, &slot, policy).map_err(kdf_error)?,
+        None => migrate_legacy_key(&mut store, passphrase, policy)?,
     };
-    let params = KdfParams {
-        iterations: word(0).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
-        memory_kib: word(4).ok_or_else(|| EngineError::Store("bad KDF parameters".into()))?,
-    };
-    let key = StoreKey::derive(passphrase, &salt, &params)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
     let check = store
         .meta("check")?
         .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
@@ -270,18 +298,60 @@ pub fn unlock(paths: &ProfilePaths, passphrase: &[u8]) -> Result<Unlocked, Engin
     let id = store
         .meta("identity")?
         .ok_or_else(|| EngineError::Store("the store has no identity".into()))?;
-    let id = Zeroizing::new(open(&key, &id, "identity")?);
+    let id = open(&key, &id, "identity")?;
     let identity = Identity::from_bytes(&id).map_err(|e| EngineError::Crypto(e.to_string()))?;
     let name = store
         .meta("name")?
         .ok_or_else(|| EngineError::Store("the store has no name".into()))?;
-    let name = String::from_utf8(open(&key, &name, "name")?)
+    let name = String::from_utf8(open(&key, &name, "name")?.to_vec())
         .map_err(|_| EngineError::Store("bad name".into()))?;
     Ok(Unlocked {
         store: store.unlock(key)?,
         identity,
         name,
     })
+}
+
+/// Opens the store key of a profile made before key slots (`salt` and `kdf` in the meta
+/// table, the key Argon2i of the passphrase) and wraps it in an Argon2id key slot with
+/// `policy`'s migration parameters, deleting the old salt and parameters in the same
+/// transaction. The store's rows stay sealed under the same key.
+fn migrate_legacy_key(
+    store: &mut StoreFile,
+    passphrase: &[u8],
+    policy: KdfPolicy,
+) -> Result<StoreKey, EngineError> {
+    let salt = store
+        .meta("salt")?
+        .ok_or_else(|| EngineError::Store("the store has no key slot and no salt".into()))?;
+    let kdf = store
+        .meta("kdf")?
+        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
+    let word = |i: usize| {
+        kdf.get(i..i + 4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(|| EngineError::Store("bad KDF parameters".into()))
+    };
+    if kdf.len() != 8 {
+        return Err(EngineError::Store("bad KDF parameters".into()));
+    }
+    let params = KdfParams {
+        iterations: word(0)?,
+        memory_kib: word(4)?,
+    };
+    let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, &params).map_err(kdf_error)?;
+    let check = store
+        .meta("check")?
+        .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
+    if key.open(&check, b"check").is_err() {
+        return Err(EngineError::WrongPassphrase);
+    }
+    let slot = key
+        .wrap(passphrase, &policy.migration_params(), policy)
+        .map_err(kdf_error)?;
+    store.replace_legacy_kdf(&slot)?;
+    Ok(key)
 }
 
 /// Fills a profile with a contact-less room of `n` messages, for benchmarks of history
@@ -396,7 +466,92 @@ pub fn time_key_replacement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::records::RoomRecord;
     use crate::engine::scratch::Scratch;
+
+    const FAST: KdfPolicy = KdfPolicy::InsecureForTests;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn paths(dir: &Scratch) -> ProfilePaths {
+        ProfilePaths::in_dir("p", dir.0.join("p"))
+    }
+
+    fn create_fast(dir: &Scratch) -> Result<Unlocked, EngineError> {
+        create_with(&paths(dir), "ada", b"pw", KdfParams::INSECURE_FAST)
+    }
+
+    /// The store file of a closed profile, with its lock, for reading and changing its
+    /// meta values.
+    fn store_file(paths: &ProfilePaths) -> Result<StoreFile, EngineError> {
+        std::fs::create_dir_all(&paths.dir).map_err(|e| EngineError::Profile(e.to_string()))?;
+        let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
+        StoreFile::open(&paths.store(), lock)
+    }
+
+    /// The parameters of a closed profile's key slot.
+    fn slot_params(paths: &ProfilePaths) -> Result<KdfParams, EngineError> {
+        let slot = store_file(paths)?
+            .meta("key")?
+            .ok_or(EngineError::Unknown("slot"))?;
+        StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))
+    }
+
+    /// A profile as hum wrote them before key slots (in store schema 2): the store key is
+    /// Argon2i of the passphrase, its salt and parameters in clear in the meta table.
+    fn create_legacy(
+        paths: &ProfilePaths,
+        passphrase: &[u8],
+        kdf: &[u8],
+        params: &KdfParams,
+    ) -> Result<Identity, EngineError> {
+        let salt = [5u8; 16];
+        let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, params)
+            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        let identity = Identity::generate();
+        let store = store_file(paths)?;
+        store.set_meta("salt", &salt)?;
+        store.set_meta("kdf", kdf)?;
+        store.set_meta("check", &seal(&key, CHECK, "check")?)?;
+        store.set_meta("identity", &seal(&key, &identity.to_bytes(), "identity")?)?;
+        store.set_meta("name", &seal(&key, b"old", "name")?)?;
+        let mut store = store.unlock(key)?;
+        store.tx(|db| {
+            db.insert_room(&RoomRecord {
+                name: "from before".into(),
+                group: None,
+                contact: None,
+                unread: 0,
+                mentions: 0,
+            })
+        })?;
+        Ok(identity)
+    }
+
+    /// The names of a profile's rooms, as its store reads them.
+    fn room_names(profile: &Unlocked) -> Result<Vec<String>, EngineError> {
+        Ok(profile
+            .store
+            .db()
+            .rooms()?
+            .into_iter()
+            .map(|(_, r)| r.name)
+            .collect())
+    }
+
+    fn legacy_kdf(params: &KdfParams) -> Vec<u8> {
+        let mut kdf = params.iterations.to_be_bytes().to_vec();
+        kdf.extend_from_slice(&params.memory_kib.to_be_bytes());
+        kdf
+    }
+
+    fn set_slot_params(paths: &ProfilePaths, t: u32, m: u32) -> Result<(), EngineError> {
+        let store = store_file(paths)?;
+        let mut slot = store.meta("key")?.ok_or(EngineError::Unknown("slot"))?;
+        slot[2..6].copy_from_slice(&t.to_be_bytes());
+        slot[6..10].copy_from_slice(&m.to_be_bytes());
+        store.set_meta("key", &slot)
+    }
 
     #[test]
     fn a_profile_is_open_in_one_place_at_a_time() -> Result<(), EngineError> {
@@ -432,8 +587,189 @@ mod tests {
             Err(EngineError::InUse { .. })
         ));
         drop(first);
-        let again = unlock(&paths, b"pw")?;
+        let again = unlock_with(&paths, b"pw", FAST)?;
         assert_eq!(again.name(), "Alice");
+        Ok(())
+    }
+
+    #[test]
+    fn a_profile_opens_with_its_passphrase_only() -> Result<(), EngineError> {
+        let dir = Scratch::new("open");
+        let made = create_with(&paths(&dir), "ada", b"pw", KdfParams::INSECURE_FAST)?;
+        let fingerprint = made.fingerprint();
+        drop(made);
+        let opened = unlock_with(&paths(&dir), b"pw", FAST)?;
+        assert_eq!(opened.fingerprint(), fingerprint);
+        assert_eq!(opened.name(), "ada");
+        drop(opened);
+        assert_eq!(
+            unlock_with(&paths(&dir), b"wrong", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        Ok(())
+    }
+
+    /// What a release build opens: a test-weak profile is refused with a clear error, and
+    /// the KDF never runs on it.
+    #[test]
+    fn the_standard_policy_refuses_a_weak_profile() -> Result<(), EngineError> {
+        let dir = Scratch::new("weak");
+        drop(create_fast(&dir)?);
+        let err = unlock_with(&paths(&dir), b"pw", KdfPolicy::Standard).map(|_| ());
+        assert!(
+            matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
+            "{err:?}"
+        );
+        Ok(())
+    }
+
+    /// Parameters changed in the store: a huge memory cost is refused before the KDF (a
+    /// clear error, no 4 TiB allocation); a changed set in range does not unlock.
+    #[test]
+    fn tampered_kdf_parameters_do_not_unlock() -> Result<(), EngineError> {
+        let dir = Scratch::new("tamper");
+        drop(create_fast(&dir)?);
+        set_slot_params(&paths(&dir), 1, u32::MAX)?;
+        let err = unlock_with(&paths(&dir), b"pw", FAST).map(|_| ());
+        assert!(
+            matches!(&err, Err(EngineError::Store(m)) if m.contains("m = 4294967295 KiB")),
+            "{err:?}"
+        );
+        set_slot_params(&paths(&dir), 2, 8)?;
+        assert_eq!(
+            unlock_with(&paths(&dir), b"pw", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        set_slot_params(&paths(&dir), 1, 8)?;
+        unlock_with(&paths(&dir), b"pw", FAST)?;
+        Ok(())
+    }
+
+    /// A profile from before key slots opens and is migrated to an Argon2id key slot; its
+    /// rows stay readable and the old salt and parameters are gone.
+    #[test]
+    fn a_legacy_argon2i_profile_opens_and_is_migrated() -> Result<(), EngineError> {
+        let dir = Scratch::new("legacy");
+        let paths = paths(&dir);
+        let params = KdfParams::INSECURE_FAST;
+        let identity = create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
+        assert_eq!(
+            unlock_with(&paths, b"wrong", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        let opened = unlock_with(&paths, b"pw", FAST)?;
+        assert_eq!(opened.fingerprint(), identity.fingerprint().to_string());
+        assert_eq!(opened.name(), "old");
+        assert_eq!(room_names(&opened)?, ["from before"]);
+        drop(opened);
+        assert_eq!(slot_params(&paths)?, KdfParams::INSECURE_FAST);
+        let file = store_file(&paths)?;
+        assert_eq!(file.meta("salt")?, None);
+        assert_eq!(file.meta("kdf")?, None);
+        drop(file);
+        // Opened again, through the key slot this time.
+        let again = unlock_with(&paths, b"pw", FAST)?;
+        assert_eq!(room_names(&again)?, ["from before"]);
+        Ok(())
+    }
+
+    /// The fixture's profile `name` (store schema 1, its key Argon2i of `test passphrase`
+    /// with the default parameters, written by hum before the sealed store and key slots),
+    /// copied into `dir`.
+    fn fixture(dir: &Scratch, name: &str) -> Result<ProfilePaths, Box<dyn std::error::Error>> {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/store-v1")
+            .join(name)
+            .join("store.db");
+        let paths = paths(dir);
+        std::fs::create_dir_all(&paths.dir)?;
+        std::fs::copy(from, paths.store())?;
+        Ok(paths)
+    }
+
+    fn schema(paths: &ProfilePaths) -> Result<Option<Vec<u8>>, EngineError> {
+        store_file(paths)?.meta("schema")
+    }
+
+    /// A profile from before both the key slot and the sealed store goes through both
+    /// migrations in one unlock: its key into an Argon2id key slot, its rows into schema 2.
+    #[test]
+    fn a_schema_1_argon2i_profile_migrates_its_key_and_its_store() -> TestResult {
+        let dir = Scratch::new("fixture-both");
+        let paths = fixture(&dir, "bob")?;
+        assert_eq!(schema(&paths)?, Some(1i64.to_be_bytes().to_vec()));
+        let bob = unlock_with(&paths, b"test passphrase", FAST)?;
+        assert_eq!(bob.name(), "bob");
+        let mut rooms = room_names(&bob)?;
+        rooms.sort();
+        assert_eq!(rooms, ["alice", "friends"]);
+        drop(bob);
+        assert_eq!(schema(&paths)?, Some(2i64.to_be_bytes().to_vec()));
+        assert_eq!(slot_params(&paths)?, KdfParams::INSECURE_FAST);
+        let file = store_file(&paths)?;
+        assert_eq!((file.meta("salt")?, file.meta("kdf")?), (None, None));
+        drop(file);
+        assert_eq!(unlock_with(&paths, b"test passphrase", FAST)?.name(), "bob");
+        Ok(())
+    }
+
+    /// A schema 1 store whose key is already in a key slot (a profile stopped between the
+    /// two migrations, or made by a hum with key slots and the old store) opens through
+    /// the slot and migrates its rows.
+    #[test]
+    fn a_schema_1_store_with_a_key_slot_migrates_its_rows() -> TestResult {
+        let dir = Scratch::new("fixture-slot");
+        let paths = fixture(&dir, "bob")?;
+        let mut file = store_file(&paths)?;
+        migrate_legacy_key(&mut file, b"test passphrase", FAST)?;
+        drop(file);
+        assert_eq!(schema(&paths)?, Some(1i64.to_be_bytes().to_vec()));
+        assert_eq!(
+            unlock_with(&paths, b"wrong", FAST).map(|_| ()),
+            Err(EngineError::WrongPassphrase)
+        );
+        let bob = unlock_with(&paths, b"test passphrase", FAST)?;
+        let mut rooms = room_names(&bob)?;
+        rooms.sort();
+        assert_eq!(rooms, ["alice", "friends"]);
+        drop(bob);
+        assert_eq!(schema(&paths)?, Some(2i64.to_be_bytes().to_vec()));
+        Ok(())
+    }
+
+    /// Under the standard policy a weak legacy profile still opens (it has to: older
+    /// builds made such profiles) and is re-wrapped with the default parameters.
+    #[test]
+    fn a_weak_legacy_profile_is_migrated_to_the_default_kdf() -> Result<(), EngineError> {
+        let dir = Scratch::new("legacy-weak");
+        let paths = paths(&dir);
+        let params = KdfParams::INSECURE_FAST;
+        create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
+        drop(unlock_with(&paths, b"pw", KdfPolicy::Standard)?);
+        assert_eq!(slot_params(&paths)?, KdfParams::DEFAULT);
+        Ok(())
+    }
+
+    /// A legacy profile whose unauthenticated parameters were raised to a huge memory cost
+    /// gives a clear error instead of exhausting memory, and is left as it was.
+    #[test]
+    fn a_tampered_legacy_profile_gives_a_clear_error() -> Result<(), EngineError> {
+        let dir = Scratch::new("legacy-huge");
+        let paths = paths(&dir);
+        let params = KdfParams::INSECURE_FAST;
+        let huge = KdfParams {
+            iterations: 1,
+            memory_kib: u32::MAX,
+        };
+        create_legacy(&paths, b"pw", &legacy_kdf(&huge), &params)?;
+        let err = unlock_with(&paths, b"pw", FAST).map(|_| ());
+        assert!(
+            matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
+            "{err:?}"
+        );
+        let store = store_file(&paths)?;
+        assert_eq!(store.meta("key")?, None);
+        assert!(store.meta("salt")?.is_some());
         Ok(())
     }
 }

@@ -31,13 +31,16 @@ use super::records::{
 use super::wire::Uid;
 
 mod migrate;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use migrate::fuzz_v1_rows;
 
 /// Schema version written in `meta.schema`: 1 had metadata in plaintext columns, 2 seals
 /// every row whole.
 const SCHEMA: i64 = 2;
 
-/// The clear key-value table: schema version, salt, KDF parameters, and the sealed check
-/// value, identity and name.
+/// The clear key-value table: schema version, the passphrase key slot (in a store made
+/// before key slots: salt and KDF parameters), and the sealed check value, identity and
+/// name.
 const META_SQL: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);";
 
 /// The sealed rows: ids, keyed tags and sealed blobs only.
@@ -201,8 +204,8 @@ fn schema_of(conn: &Connection) -> Result<Option<i64>, EngineError> {
     Ok(Some(i64::from_be_bytes(v)))
 }
 
-/// An opened store file whose key is not known yet: only its clear `meta` values (salt,
-/// KDF parameters, sealed check value) can be read and written.
+/// An opened store file whose key is not known yet: only its clear `meta` values (key
+/// slot, sealed check value) can be read and written.
 pub(crate) struct StoreFile {
     conn: Connection,
     schema: i64,
@@ -259,8 +262,29 @@ impl StoreFile {
     }
 
     /// Writes a meta value.
+    #[cfg(test)]
     pub(crate) fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), EngineError> {
         set_meta(&self.conn, key, value)
+    }
+
+    /// Writes several meta values in one transaction: all of them or none.
+    pub(crate) fn set_metas(&mut self, values: &[(&str, &[u8])]) -> Result<(), EngineError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        for (key, value) in values {
+            set_meta(&tx, key, value)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// Replaces the salt and KDF parameters of a store made before key slots with its key
+    /// slot, in one transaction: the store opens either the old way or the new, never
+    /// neither.
+    pub(crate) fn replace_legacy_kdf(&mut self, slot: &[u8]) -> Result<(), EngineError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        set_meta(&tx, "key", slot)?;
+        tx.execute("DELETE FROM meta WHERE key IN ('salt', 'kdf')", [])
+            .map_err(db)?;
+        tx.commit().map_err(db)
     }
 
     /// With the key known: migrates an older store to this schema (in one transaction),
@@ -425,7 +449,6 @@ impl Db<'_> {
     ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
         self.key
             .open(sealed, &row_aad(table, id, owner))
-            .map(Zeroizing::new)
             .map_err(|_| {
                 EngineError::Store(format!(
                     "a sealed {} row does not open where it is: the store is damaged or was \
@@ -548,12 +571,10 @@ impl Db<'_> {
 
     /// Writes the session of contact `cid` (replacing the old state).
     pub(crate) fn put_session(&self, cid: i64, session: &Session) -> Result<(), EngineError> {
-        let sealed = self.seal(
-            Table::Sessions,
-            &cid.to_be_bytes(),
-            &[],
-            &session.to_bytes(),
-        )?;
+        let plain = session
+            .to_bytes()
+            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        let sealed = self.seal(Table::Sessions, &cid.to_be_bytes(), &[], &plain)?;
         self.conn
             .execute(
                 "INSERT INTO sessions (contact, sealed) VALUES (?1, ?2)
@@ -1121,8 +1142,12 @@ pub(crate) fn seal(key: &StoreKey, plain: &[u8], aad: &str) -> Result<Vec<u8>, E
         .map_err(|_| EngineError::Store("sealing failed".into()))
 }
 
-/// Opens what [`seal`] sealed for the row kind `aad`.
-pub(crate) fn open(key: &StoreKey, sealed: &[u8], aad: &str) -> Result<Vec<u8>, EngineError> {
+/// Opens what [`seal`] sealed for the row kind `aad`, into a buffer wiped when dropped.
+pub(crate) fn open(
+    key: &StoreKey,
+    sealed: &[u8],
+    aad: &str,
+) -> Result<Zeroizing<Vec<u8>>, EngineError> {
     key.open(sealed, aad.as_bytes()).map_err(|_| {
         EngineError::Store(format!(
             "a sealed {aad} record does not open (wrong passphrase or damaged store)"

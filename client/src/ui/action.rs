@@ -1,9 +1,12 @@
-//! Everything that can happen to the UI, as one enum: terminal input, engine events, time.
+//! Everything that can happen to the UI, as one enum: terminal input, engine events, time,
+//! and what came of the effects the runtime carried out.
+
+use std::path::PathBuf;
 
 use ratatui::crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::api::Event;
-use crate::ui::theme::Theme;
+use crate::ui::theme::ThemeChange;
 
 /// One thing for [`crate::ui::App::update`] to handle.
 #[derive(Debug, Clone)]
@@ -19,14 +22,30 @@ pub enum Action {
     /// The engine said something.
     Engine(Event),
     /// A theme file changed on disk and was read again.
-    ThemeLoaded {
-        /// The theme's name (the file stem).
-        name: String,
-        /// The theme, or what is wrong with the file.
-        result: Result<Theme, String>,
-    },
+    ThemeLoaded(ThemeChange),
+    /// A file effect was carried out.
+    Saved(Saved),
     /// Time passed (countdowns, the clock).
     Tick,
     /// Leave now (SIGTERM, or the engine went away).
     Quit,
+}
+
+/// How a file the UI asked for was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// The theme was remembered in the profile's config file.
+    Theme {
+        /// The theme.
+        name: String,
+        /// What went wrong, if anything.
+        result: Result<(), String>,
+    },
+    /// An invite code was written to a file.
+    Invite {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong, if anything.
+        result: Result<(), String>,
+    },
 }

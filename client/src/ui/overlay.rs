@@ -1,241 +1,171 @@
-//! Overlays other than help: an invite code to copy, a safety number, search results and
-//! the long-paste confirmation.
+//! Boxes drawn over the panes, each its own component with its state, its keys and its
+//! drawing: help, an invite code, a safety number, search results, a room's members, and
+//! the questions (a long paste, a too-long input, yes or no). A key on an overlay gives
+//! back the overlay to keep (if any) and an [`Intent`] for the rest of the UI.
+
+pub(super) mod confirm;
+pub(super) mod help;
+pub(super) mod invite;
+pub(super) mod members;
+pub(super) mod search;
 
 use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyModifiers};
 use ratatui::layout::Rect;
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use crate::engine::MAX_TEXT_BYTES;
-use crate::ui::app::{App, Overlay};
-use crate::ui::help;
-use crate::ui::text;
-use crate::ui::theme::Role;
+use crate::api::{Command, MessageId, RoomId};
+use crate::ui::chat::RoomState;
+use crate::ui::keymap::{Key, Keymap};
+use crate::ui::theme::{Role, Theme};
 
-/// Draw an overlay (help included).
-pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, overlay: &Overlay) {
-    let t = &app.theme;
-    let boxed = |frame: &mut Frame<'_>, title: &str, lines: Vec<Line<'static>>, w: u16| {
-        let inner_w = w.min(area.width).saturating_sub(2).max(1);
-        let rows: u16 = lines
-            .iter()
-            .map(|l| (l.width() as u16).div_ceil(inner_w).max(1))
-            .sum();
-        let r = help::centered(area, w, rows + 2);
-        frame.render_widget(Clear, r);
-        frame.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-                Block::bordered()
-                    .title(format!(" {title} "))
-                    .border_style(t.style(Role::BorderFocused))
-                    .style(t.style(Role::Overlay)),
-            ),
-            r,
-        );
-    };
-    match overlay {
-        Overlay::Help { scroll } => help::draw(app, frame, area, *scroll),
-        Overlay::Invite { code, scroll } => {
-            let l = invite_layout(app, code, area, *scroll);
-            frame.render_widget(Clear, l.rect);
-            frame.render_widget(
-                Paragraph::new(l.head.clone()).style(t.style(Role::Overlay)),
-                Rect {
-                    height: l.code_y - l.rect.y,
-                    ..l.rect
-                },
-            );
-            // The code from the first column, plain, one row under the other: the terminal
-            // is also told to wrap it as one line (see `invite_soft_wrap`).
-            for (i, row) in l.code_rows(code).into_iter().enumerate() {
-                let y = l.code_y + i as u16;
-                frame.render_widget(
-                    Line::styled(row, Style::reset()),
-                    Rect::new(area.x, y, area.width, 1),
-                );
+pub use confirm::{Confirm, PasteGuard, TooLong};
+pub use help::Help;
+pub use invite::InviteView;
+pub use members::{MembersView, SafetyView};
+pub use search::SearchView;
+
+/// A box drawn over the panes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    /// Keys and commands.
+    Help(Help),
+    /// A fresh invite code to copy.
+    Invite(InviteView),
+    /// A safety number to compare.
+    Safety(SafetyView),
+    /// Search results.
+    Search(SearchView),
+    /// A room's members.
+    Members(MembersView),
+    /// A long paste, already in the input, waiting for confirmation.
+    Paste(PasteGuard),
+    /// The input is longer than one message can be.
+    TooLong(TooLong),
+    /// A question answered with y or n.
+    Confirm(Confirm),
+}
+
+/// What an overlay's key asks of the rest of the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Intent {
+    /// Run the input as Enter does.
+    Submit,
+    /// Take the paste from `from` back out of the input (all of the input when `None`),
+    /// and say `notice`.
+    Drop {
+        /// Where the paste starts.
+        from: Option<(usize, usize)>,
+        /// What to say.
+        notice: &'static str,
+    },
+    /// Send the input as several messages.
+    SendSplit,
+    /// Say something.
+    Notice(String),
+    /// Ask the engine, then say `done`.
+    Engine {
+        /// The commands.
+        commands: Vec<Command>,
+        /// The notice after.
+        done: String,
+    },
+    /// Put this text back in the input.
+    Restore(String),
+    /// Open a room at a message, marked.
+    JumpTo(RoomId, MessageId),
+}
+
+/// What overlays read to draw and to scroll.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cx<'a> {
+    /// The theme.
+    pub(super) theme: &'a Theme,
+    /// The keymap (the help lists it).
+    pub(super) keymap: &'a Keymap,
+    /// The offset from UTC for times.
+    pub(super) tz: i64,
+    /// The rooms (search results name theirs).
+    pub(super) rooms: &'a [RoomState],
+    /// The screen.
+    pub(super) screen: Rect,
+}
+
+impl Overlay {
+    /// Handle a key: the overlay to keep showing (none closes it) and what to do next.
+    pub(super) fn key(self, key: &Key, cx: &Cx<'_>) -> (Option<Overlay>, Option<Intent>) {
+        let page = cx.screen.height.saturating_sub(4).max(1) as isize;
+        match self {
+            Overlay::Help(h) => (h.key(key, page, cx).map(Overlay::Help), None),
+            Overlay::Invite(i) => (i.key(key, page, cx).map(Overlay::Invite), None),
+            Overlay::Search(s) => {
+                let (s, intent) = s.key(key, page);
+                (s.map(Overlay::Search), intent)
             }
-            let foot_y = l.code_y + l.rows;
-            frame.render_widget(
-                Paragraph::new(l.foot.clone()).style(t.style(Role::Overlay)),
-                Rect {
-                    y: foot_y,
-                    height: (l.rect.y + l.rect.height).saturating_sub(foot_y),
-                    ..l.rect
-                },
-            );
+            Overlay::Paste(p) => (None, p.key(key)),
+            Overlay::TooLong(t) => (None, Some(t.key(key))),
+            Overlay::Confirm(c) => (None, c.key(key)),
+            // Any key closes these.
+            Overlay::Safety(_) | Overlay::Members(_) => (None, None),
         }
-        Overlay::Safety { name, number } => {
-            let lines = vec![
-                Line::styled(
-                    format!("Safety number with {name}"),
-                    t.style(Role::TitleFocused),
-                ),
-                Line::raw(""),
-                Line::styled(number.clone(), t.style(Role::Highlight)),
-                Line::raw(""),
-                Line::styled(
-                    "Compare it with theirs in person or on a call.",
-                    t.style(Role::Text),
-                ),
-                Line::styled(
-                    "Same number: nobody is in the middle. Esc closes.",
-                    t.style(Role::Dim),
-                ),
-            ];
-            boxed(frame, "verify", lines, 60);
-        }
-        Overlay::Search {
-            query,
-            results,
-            selected,
-        } => {
-            let w = area.width.saturating_sub(4).max(20);
-            let avail = usize::from(area.height.saturating_sub(4)).max(1);
-            let mut lines = Vec::new();
-            if results.is_empty() {
-                lines.push(Line::styled(
-                    format!("nothing matches {query:?}"),
-                    t.style(Role::Dim),
-                ));
-            }
-            let room_name = |id| {
-                app.room(id)
-                    .map_or(String::new(), |r| r.summary.name.clone())
-            };
-            let start = (selected + 1).saturating_sub(avail);
-            let inner = usize::from(w.saturating_sub(2));
-            for (i, m) in results.iter().enumerate().skip(start).take(avail) {
-                let chosen = i == *selected;
-                let body = text::display(&m.text).replace('\n', " ");
-                let head = format!(
-                    "{} {} {}: ",
-                    text::clock(m.sent_at, app.tz_offset()),
-                    room_name(m.room),
-                    m.sender
-                );
-                let body = text::truncate(&body, inner.saturating_sub(text::width(&head)));
-                let (hs, bs) = if chosen {
-                    (t.style(Role::Highlight), t.style(Role::Highlight))
-                } else {
-                    (t.style(Role::Dim), t.style(Role::Text))
-                };
-                lines.push(Line::from(vec![
-                    Span::styled(head, hs),
-                    Span::styled(body, bs),
-                ]));
-            }
-            let rows = u16::try_from(lines.len()).unwrap_or(u16::MAX);
-            let r = help::centered(area, w, rows + 2);
-            frame.render_widget(Clear, r);
-            frame.render_widget(
-                Paragraph::new(lines).block(
-                    Block::bordered()
-                        .title(format!(" search: {query} ({}) ", results.len()))
-                        .title_bottom(Line::styled(
-                            " ↑↓ choose · Enter opens it · Esc closes ",
-                            t.style(Role::Dim),
-                        ))
-                        .border_style(t.style(Role::BorderFocused))
-                        .style(t.style(Role::Overlay)),
-                ),
-                r,
-            );
-        }
-        Overlay::Members { room, members } => {
-            let mut lines = Vec::with_capacity(members.len() + 3);
-            let strangers = members.iter().any(|m| !m.you && m.contact.is_none());
-            for m in members {
-                let mut spans = vec![
-                    Span::raw("  "),
-                    Span::styled(m.name.clone(), t.nick(&m.name)),
-                ];
-                let mut tags = Vec::new();
-                if m.you {
-                    tags.push("you");
-                }
-                if m.admin {
-                    tags.push("admin");
-                }
-                if !tags.is_empty() {
-                    spans.push(Span::styled(
-                        format!("  ({})", tags.join(", ")),
-                        t.style(Role::Dim),
-                    ));
-                }
-                if !m.you && m.contact.is_none() {
-                    spans.push(Span::styled("  not your contact", t.style(Role::Mention)));
-                    spans.push(Span::styled(
-                        format!("  {}", m.fingerprint),
-                        t.style(Role::Dim),
-                    ));
-                }
-                lines.push(Line::from(spans));
-            }
-            lines.push(Line::raw(""));
-            if strangers {
-                lines.push(Line::styled(
-                    "Not your contact: only the admin vouches for them; compare the fingerprint with them to be sure.",
-                    t.style(Role::Text),
-                ));
-            }
-            lines.push(Line::styled("Esc closes.", t.style(Role::Dim)));
-            boxed(
-                frame,
-                &format!("members of {room} ({})", members.len()),
-                lines,
-                area.width.saturating_sub(4).clamp(20, 76),
-            );
-        }
-        Overlay::Paste { lines: n, .. } => {
-            let lines = vec![
-                Line::styled(
-                    format!("Send a paste of {n} lines?"),
-                    t.style(Role::TitleFocused),
-                ),
-                Line::raw(""),
-                keys_line(t, &[("y", "send"), ("e", "edit first"), ("n", "drop")]),
-            ];
-            boxed(frame, "paste", lines, 44);
-        }
-        Overlay::TooLong { bytes, .. } => {
-            let max = MAX_TEXT_BYTES;
-            let parts = split_text_count(*bytes, max);
-            let lines = vec![
-                Line::styled(
-                    format!(
-                        "This is {} KiB; one message holds at most {} KiB.",
-                        bytes.div_ceil(1024),
-                        max / 1024
-                    ),
-                    t.style(Role::TitleFocused),
-                ),
-                Line::raw(""),
-                keys_line(
-                    t,
-                    &[
-                        ("s", &format!("send it as {parts}+ messages")),
-                        ("e", "keep it to shorten"),
-                    ],
-                ),
-                keys_line(t, &[("n", "drop it (Ctrl-Z brings it back)")]),
-            ];
-            boxed(frame, "too long", lines, 58);
-        }
-        Overlay::Confirm(c) => {
-            let lines = vec![
-                Line::styled(c.question.clone(), t.style(Role::TitleFocused)),
-                Line::styled(c.detail.clone(), t.style(Role::Text)),
-                Line::raw(""),
-                keys_line(t, &[("y", "yes"), ("n", "no")]),
-            ];
-            boxed(frame, "confirm", lines, 60);
+    }
+
+    /// Draw it over `cx.screen`.
+    pub(super) fn draw(&self, cx: &Cx<'_>, frame: &mut Frame<'_>) {
+        match self {
+            Overlay::Help(h) => h.draw(cx, frame),
+            Overlay::Invite(i) => i.draw(cx, frame),
+            Overlay::Safety(s) => s.draw(cx, frame),
+            Overlay::Search(s) => s.draw(cx, frame),
+            Overlay::Members(m) => m.draw(cx, frame),
+            Overlay::Paste(p) => p.draw(cx, frame),
+            Overlay::TooLong(t) => t.draw(cx, frame),
+            Overlay::Confirm(c) => c.draw(cx, frame),
         }
     }
 }
 
+/// A rectangle centred in `area`, at most `w` x `h`.
+pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+/// Lines in a bordered box `w` wide (at most the screen), as high as they wrap, centred.
+pub(super) fn boxed(
+    cx: &Cx<'_>,
+    frame: &mut Frame<'_>,
+    title: &str,
+    lines: Vec<Line<'static>>,
+    w: u16,
+) {
+    let inner_w = w.min(cx.screen.width).saturating_sub(2).max(1);
+    let rows: u16 = lines
+        .iter()
+        .map(|l| (l.width() as u16).div_ceil(inner_w).max(1))
+        .sum();
+    let r = centered(cx.screen, w, rows + 2);
+    frame.render_widget(Clear, r);
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(format!(" {title} "))
+                .border_style(cx.theme.style(Role::BorderFocused))
+                .style(cx.theme.style(Role::Overlay)),
+        ),
+        r,
+    );
+}
+
 /// `k  what   k  what` with the keys standing out.
-fn keys_line(t: &crate::ui::theme::Theme, keys: &[(&str, &str)]) -> Line<'static> {
+pub(super) fn keys_line(t: &Theme, keys: &[(&str, &str)]) -> Line<'static> {
     let mut spans = Vec::new();
     for (k, what) in keys {
         spans.push(Span::styled(k.to_string(), t.style(Role::Prompt)));
@@ -244,138 +174,224 @@ fn keys_line(t: &crate::ui::theme::Theme, keys: &[(&str, &str)]) -> Line<'static
     Line::from(spans)
 }
 
-/// How many messages of at most `max` bytes a text of `bytes` takes, at least.
-fn split_text_count(bytes: usize, max: usize) -> usize {
-    bytes.div_ceil(max.max(1))
-}
-
-/// Where the invite overlay puts its parts on a screen of `area`.
-pub(super) struct InviteLayout {
-    /// The rows the overlay covers (full width).
-    pub(super) rect: Rect,
-    /// What is said above the code.
-    pub(super) head: Vec<Line<'static>>,
-    /// The first row of the code.
-    pub(super) code_y: u16,
-    /// The first code row shown (scrolled past the ones before).
-    pub(super) first: usize,
-    /// How many code rows are shown.
-    pub(super) rows: u16,
-    /// How many rows the whole code takes.
-    pub(super) total: usize,
-    /// What is said under the code.
-    pub(super) foot: Vec<Line<'static>>,
-    width: usize,
-}
-
-impl InviteLayout {
-    /// The code's rows that are shown, as the screen cuts them.
-    pub(super) fn code_rows(&self, code: &str) -> Vec<String> {
-        let chars: Vec<char> = code.chars().collect();
-        chars
-            .chunks(self.width.max(1))
-            .skip(self.first)
-            .take(usize::from(self.rows))
-            .map(|c| c.iter().collect())
-            .collect()
-    }
-}
-
-fn wrapped(s: &str, w: usize, style: Style) -> Vec<Line<'static>> {
-    text::wrap(s, w)
-        .into_iter()
-        .map(|r| Line::styled(r, style))
-        .collect()
-}
-
-/// The invite overlay's layout: the code whole when it fits, else a window of its rows
-/// that scrolls, with a word on how to see it whole.
-pub(super) fn invite_layout(app: &App, code: &str, area: Rect, scroll: u16) -> InviteLayout {
-    let t = &app.theme;
-    let w = usize::from(area.width.max(1));
-    let total = text::width(code).div_ceil(w).max(1);
-    let rule = Line::styled("─".repeat(w), t.style(Role::Border));
-    let mut head = vec![rule.clone()];
-    head.extend(wrapped(
-        "Your invite code: give it to one person, over a channel you trust.",
-        w,
-        t.style(Role::TitleFocused),
-    ));
-    head.extend(wrapped(
-        "They paste it into hum (alone, or after /accept). It works once.",
-        w,
-        t.style(Role::Text),
-    ));
-    head.push(Line::raw(""));
-    let mut foot = vec![Line::raw("")];
-    foot.extend(wrapped(
-        "Esc closes. /invite FILE saves a code to FILE; hum prints it again when it quits.",
-        w,
-        t.style(Role::Dim),
-    ));
-    foot.push(rule);
-    let fits = head.len() + total + foot.len() <= usize::from(area.height);
-    let (first, rows) = if fits {
-        (0, total)
-    } else {
-        foot = wrapped(
-            "Too small to show it whole: widen the terminal, or /invite FILE.",
-            w,
-            t.style(Role::Dim),
-        );
-        let room = usize::from(area.height)
-            .saturating_sub(1 + foot.len())
-            .max(1);
-        let rows = room.min(total);
-        let first = usize::from(scroll).min(total - rows);
-        head = wrapped(
-            &format!(
-                "Code rows {}-{} of {total}, ↑↓ scrolls:",
-                first + 1,
-                first + rows
-            ),
-            w,
-            t.style(Role::TitleFocused),
-        );
-        head.truncate(1);
-        (first, rows)
-    };
-    let rows16 = u16::try_from(rows).unwrap_or(u16::MAX);
-    let h = (u16::try_from(head.len() + foot.len()).unwrap_or(u16::MAX))
-        .saturating_add(rows16)
-        .min(area.height);
-    let rect = Rect {
-        x: area.x,
-        y: area.y + (area.height - h) / 2,
-        width: area.width,
-        height: h,
-    };
-    let code_y = (rect.y + u16::try_from(head.len()).unwrap_or(0)).min(rect.bottom());
-    InviteLayout {
-        rect,
-        head,
-        code_y,
-        first,
-        rows: rows16.min(rect.bottom().saturating_sub(code_y)),
-        total,
-        foot,
-        width: w,
-    }
-}
-
-/// How far the invite code scrolls on a screen of `area` (0 when it fits).
-pub(super) fn invite_max_scroll(app: &App, code: &str, area: Rect) -> u16 {
-    let l = invite_layout(app, code, area, 0);
-    u16::try_from(l.total - usize::from(l.rows)).unwrap_or(0)
-}
-
-/// The code rows shown by the invite overlay as one string, and the screen row where it
-/// starts: written again straight to the terminal from the first column, the terminal
-/// wraps it itself and keeps it as one line, so a copy gives the code on one line.
-pub(super) fn invite_soft_wrap(app: &App, area: Rect) -> Option<(u16, String)> {
-    let Some(Overlay::Invite { code, scroll }) = &app.overlay else {
+/// How a key moves in a list or a scrolled text: by rows, a page, or to an end.
+pub(super) fn list_step(key: &Key, page: isize) -> Option<isize> {
+    if !key.mods.is_empty() && key.mods != KeyModifiers::SHIFT {
         return None;
+    }
+    match key.code {
+        KeyCode::Up | KeyCode::Char('k') => Some(-1),
+        KeyCode::Down | KeyCode::Char('j') => Some(1),
+        KeyCode::PageUp => Some(-page),
+        KeyCode::PageDown | KeyCode::Char(' ') => Some(page),
+        KeyCode::Home => Some(isize::MIN),
+        KeyCode::End => Some(isize::MAX),
+        _ => None,
+    }
+}
+
+/// `at` moved by `d`, kept within `0..=max`.
+pub(super) fn step_by(at: usize, d: isize, max: usize) -> usize {
+    let to = if d < 0 {
+        at.saturating_sub(d.unsigned_abs())
+    } else {
+        at.saturating_add(d.unsigned_abs())
     };
-    let l = invite_layout(app, code, area, *scroll);
-    Some((l.code_y, l.code_rows(code).concat()))
+    to.min(max)
+}
+
+/// A scroll offset moved by a key, within `0..=max`; `None` for other keys.
+pub(super) fn scrolled(scroll: u16, key: &Key, page: isize, max: u16) -> Option<u16> {
+    list_step(key, page)
+        .map(|d| u16::try_from(step_by(usize::from(scroll), d, usize::from(max))).unwrap_or(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{MessageKind, MessageView};
+
+    fn key(code: KeyCode) -> Key {
+        Key {
+            code,
+            mods: KeyModifiers::NONE,
+        }
+    }
+
+    fn with_cx<T>(w: u16, h: u16, f: impl FnOnce(&Cx<'_>) -> T) -> T {
+        let theme = Theme::default_dark();
+        let keymap = Keymap::default();
+        f(&Cx {
+            theme: &theme,
+            keymap: &keymap,
+            tz: 0,
+            rooms: &[],
+            screen: Rect::new(0, 0, w, h),
+        })
+    }
+
+    fn press(o: Overlay, code: KeyCode, w: u16, h: u16) -> (Option<Overlay>, Option<Intent>) {
+        with_cx(w, h, |cx| o.key(&key(code), cx))
+    }
+
+    #[test]
+    fn help_scrolls_within_its_text_and_any_other_key_closes_it() -> Result<(), String> {
+        let help = Overlay::Help(Help::default());
+        let (o, i) = press(help.clone(), KeyCode::Down, 80, 24);
+        assert_eq!((o, i), (Some(Overlay::Help(Help { scroll: 1 })), None));
+        let (o, _) = press(help.clone(), KeyCode::End, 80, 24);
+        let Some(Overlay::Help(end)) = o else {
+            return Err(format!("End keeps the help open: {o:?}"));
+        };
+        assert!(end.scroll > 10, "{end:?}");
+        let (o, _) = press(Overlay::Help(end), KeyCode::PageDown, 80, 24);
+        assert_eq!(o, Some(Overlay::Help(end)), "no further than the end");
+        // On a tall screen it fits: nothing to scroll.
+        let (o, _) = press(help.clone(), KeyCode::Down, 100, 200);
+        assert_eq!(o, Some(Overlay::Help(Help { scroll: 0 })));
+        assert_eq!(press(help, KeyCode::Esc, 80, 24), (None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn an_invite_code_scrolls_only_when_the_screen_is_too_small() {
+        let code = "hum1-".to_string() + &"qz7x".repeat(150);
+        let invite = Overlay::Invite(InviteView::new(code.clone()));
+        let (o, _) = press(invite.clone(), KeyCode::Down, 40, 12);
+        assert!(matches!(
+            o,
+            Some(Overlay::Invite(InviteView { scroll: 1, .. }))
+        ));
+        let (o, _) = press(invite.clone(), KeyCode::Down, 120, 40);
+        assert!(matches!(
+            o,
+            Some(Overlay::Invite(InviteView { scroll: 0, .. }))
+        ));
+        assert_eq!(press(invite, KeyCode::Char('x'), 40, 12), (None, None));
+    }
+
+    fn found(id: i64) -> MessageView {
+        MessageView {
+            id: MessageId(id),
+            room: RoomId(id % 2),
+            sender: "bob".into(),
+            from_me: false,
+            text: format!("needle {id}"),
+            sent_at: 0,
+            delivery: None,
+            kind: MessageKind::Text,
+        }
+    }
+
+    #[test]
+    fn search_results_move_the_choice_and_enter_jumps_to_it() -> Result<(), String> {
+        let view = SearchView::new("needle".into(), (0..5).map(found).collect());
+        assert_eq!(view.selected, 4, "the newest is chosen");
+        let (o, i) = press(Overlay::Search(view), KeyCode::Up, 80, 24);
+        assert_eq!(i, None);
+        let Some(Overlay::Search(up)) = o else {
+            return Err(format!("Up keeps the results open: {o:?}"));
+        };
+        assert_eq!(up.selected, 3);
+        let (o, _) = press(Overlay::Search(up.clone()), KeyCode::Home, 80, 24);
+        assert!(matches!(
+            o,
+            Some(Overlay::Search(SearchView { selected: 0, .. }))
+        ));
+        assert_eq!(
+            press(Overlay::Search(up), KeyCode::Enter, 80, 24),
+            (None, Some(Intent::JumpTo(RoomId(1), MessageId(3))))
+        );
+        let none = Overlay::Search(SearchView::new("x".into(), vec![]));
+        assert_eq!(press(none, KeyCode::Enter, 80, 24), (None, None));
+        Ok(())
+    }
+
+    #[test]
+    fn questions_answer_with_what_to_do_next() {
+        let guard = Overlay::Paste(PasteGuard {
+            lines: 6,
+            from: (0, 3),
+        });
+        assert_eq!(
+            press(guard.clone(), KeyCode::Char('y'), 80, 24),
+            (None, Some(Intent::Submit))
+        );
+        assert_eq!(
+            press(guard.clone(), KeyCode::Char('e'), 80, 24),
+            (None, None)
+        );
+        assert_eq!(
+            press(guard, KeyCode::Char('n'), 80, 24),
+            (
+                None,
+                Some(Intent::Drop {
+                    from: Some((0, 3)),
+                    notice: "paste dropped (Ctrl-Z brings it back)"
+                })
+            )
+        );
+        let long = Overlay::TooLong(TooLong {
+            bytes: 100_000,
+            from: None,
+        });
+        assert_eq!(
+            press(long.clone(), KeyCode::Char('s'), 80, 24),
+            (None, Some(Intent::SendSplit))
+        );
+        assert!(matches!(
+            press(long.clone(), KeyCode::Char('n'), 80, 24),
+            (None, Some(Intent::Drop { from: None, .. }))
+        ));
+        assert_eq!(
+            press(long, KeyCode::Char('e'), 80, 24),
+            (
+                None,
+                Some(Intent::Notice(
+                    "kept in the input: 98 of at most 64 KiB".into()
+                ))
+            )
+        );
+        let ask = Confirm::accept("hum1-abc".into(), "hum1-abc".into());
+        assert_eq!(
+            press(Overlay::Confirm(ask.clone()), KeyCode::Enter, 80, 24),
+            (
+                None,
+                Some(Intent::Engine {
+                    commands: vec![Command::AcceptInvite {
+                        code: "hum1-abc".into(),
+                        name: None
+                    }],
+                    done: ask.done.clone()
+                })
+            )
+        );
+        assert_eq!(
+            press(Overlay::Confirm(ask.clone()), KeyCode::Char('n'), 80, 24),
+            (None, Some(Intent::Restore("hum1-abc".into())))
+        );
+        let no_keep = Confirm { keep: None, ..ask };
+        assert_eq!(
+            press(Overlay::Confirm(no_keep), KeyCode::Esc, 80, 24),
+            (None, None)
+        );
+        let safety = Overlay::Safety(SafetyView {
+            name: "bob".into(),
+            number: "1 2 3".into(),
+        });
+        assert_eq!(press(safety, KeyCode::Down, 80, 24), (None, None));
+    }
+
+    #[test]
+    fn steps_stay_in_range() {
+        assert_eq!(step_by(2, -5, 10), 0);
+        assert_eq!(step_by(2, isize::MAX, 10), 10);
+        assert_eq!(step_by(2, 3, 10), 5);
+        assert_eq!(list_step(&key(KeyCode::Char('x')), 5), None);
+        let ctrl_j = Key {
+            code: KeyCode::Char('j'),
+            mods: KeyModifiers::CONTROL,
+        };
+        assert_eq!(list_step(&ctrl_j, 5), None, "a chord is not a step");
+    }
 }

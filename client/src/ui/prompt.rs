@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui_textarea::TextArea;
 use zeroize::Zeroizing;
 
-use crate::ui::help;
+use crate::ui::overlay;
 use crate::ui::theme::{Role, Theme};
 
 /// Which screen.
@@ -211,7 +211,7 @@ impl Prompt {
         let t = &self.theme;
         let area = frame.area();
         let n = self.fields.len() as u16;
-        let r = help::centered(area, 64, 13 + 2 * n);
+        let r = overlay::centered(area, 64, 13 + 2 * n);
         let title = match self.kind {
             PromptKind::Onboarding => " welcome to hum ",
             PromptKind::Unlock => " unlock hum ",

@@ -23,13 +23,13 @@ pub(super) fn badge(unread: u32, mentions: u32) -> Option<String> {
 
 /// Draw the room list.
 pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect) {
-    let t = &app.theme;
-    let title = if app.me.is_empty() {
+    let t = app.theme();
+    let title = if app.me().is_empty() {
         " hum ".to_string()
     } else {
         format!(
             " hum · {} ",
-            text::truncate(&app.me, area.width.saturating_sub(9) as usize)
+            text::truncate(app.me(), area.width.saturating_sub(9) as usize)
         )
     };
     let block = Block::default()

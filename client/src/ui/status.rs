@@ -35,22 +35,22 @@ pub(super) fn link_text(l: &LinkStatus, short: bool) -> (String, Role) {
 
 /// Draw the status bar.
 pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, hotlist: bool) {
-    let t = &app.theme;
+    let t = app.theme();
     let bar = t.style(Role::Status);
     let w = area.width as usize;
     let mut spans: Vec<Span<'static>> = Vec::new();
-    let short = w < 70 || app.links.len() > 1;
-    if app.links.is_empty() {
+    let short = w < 70 || app.links().len() > 1;
+    if app.links().is_empty() {
         spans.push(Span::styled(
             " ◌ no relay yet",
             t.style(Role::LinkConnecting),
         ));
     }
-    for l in &app.links {
+    for l in app.links() {
         let (s, role) = link_text(l, short);
         spans.push(Span::styled(format!(" {s}"), t.style(role)));
     }
-    let queued: u32 = app.links.iter().map(|l| l.queued).sum();
+    let queued: u32 = app.links().iter().map(|l| l.queued).sum();
     if queued > 0 {
         spans.push(Span::styled(format!("  … {queued} queued"), bar));
     }
@@ -71,7 +71,7 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, hotlist: bool) 
         }
         spans.extend(hot);
     }
-    if let Some(e) = &app.theme_error {
+    if let Some(e) = app.theme_error() {
         spans.push(Span::styled(
             format!("  theme error: {e}"),
             t.style(Role::Error),
@@ -81,7 +81,7 @@ pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, hotlist: bool) 
     let right = if app.pane_prefix_pending() {
         " ^W… ".to_string()
     } else {
-        format!(" {} ", app.theme.name)
+        format!(" {} ", app.theme().name)
     };
     if used + text::width(&right) < w {
         spans.push(Span::styled(

@@ -16,7 +16,8 @@ use crate::api::{
 
 const DAY: i64 = 20_781 * 86_400_000; // Tue 2026-11-24, 00:00 UTC
 
-fn room(id: i64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> RoomSummary {
+/// A room as the engine sums it up (a group has alice and bob).
+pub(super) fn room(id: i64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> RoomSummary {
     RoomSummary {
         id: RoomId(id),
         name: name.into(),
@@ -32,7 +33,8 @@ fn room(id: i64, name: &str, kind: RoomKind, unread: u32, mentions: u32) -> Room
     }
 }
 
-fn msg(id: i64, room: i64, sender: &str, text: &str, mins: i64) -> MessageView {
+/// A text message `mins` minutes into the test day (`me` sends delivered ones).
+pub(super) fn msg(id: i64, room: i64, sender: &str, text: &str, mins: i64) -> MessageView {
     MessageView {
         id: MessageId(id),
         room: RoomId(room),
@@ -57,32 +59,86 @@ fn alt(c: char) -> Action {
     Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT))
 }
 
+/// Handle an action as the TUI's loop does: the effects on files carried out by `runner`
+/// and what came of them handled in turn. Every effect, in order.
+fn effects_with(runner: &Runner, app: &mut App, action: Action) -> Vec<Effect> {
+    let mut all = Vec::new();
+    let mut queue = std::collections::VecDeque::from([action]);
+    while let Some(a) = queue.pop_front() {
+        for e in app.update(a) {
+            queue.extend(runner.perform(&e));
+            all.push(e);
+        }
+    }
+    all
+}
+
+/// The commands among effects.
+fn commands(effects: Vec<Effect>) -> Vec<Command> {
+    effects
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Engine(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Handle an action as the TUI's loop does (files as `runner` has them); what goes to
+/// the engine.
+fn drive_with(runner: &Runner, app: &mut App, action: Action) -> Vec<Command> {
+    commands(effects_with(runner, app, action))
+}
+
+/// Handle an action as the TUI's loop does, with no layout or config file; what goes to
+/// the engine.
+fn drive(app: &mut App, action: Action) -> Vec<Command> {
+    drive_with(&Runner::default(), app, action)
+}
+
+/// The engine's `Ready` for the profile "me", with these rooms and contacts.
+fn ready(
+    app: &mut App,
+    rooms: Vec<RoomSummary>,
+    contacts: Vec<(ContactId, String)>,
+) -> Vec<Command> {
+    let me = "me".into();
+    drive(
+        app,
+        Action::Engine(Event::Ready {
+            me,
+            rooms,
+            contacts,
+        }),
+    )
+}
+
 fn typed(app: &mut App, s: &str) -> Vec<Command> {
     let mut out = Vec::new();
     for c in s.chars() {
-        out.extend(app.update(key(KeyCode::Char(c))));
+        out.extend(drive(app, key(KeyCode::Char(c))));
     }
     out
 }
 
 fn empty_app(w: u16, h: u16) -> App {
     let mut app = App::with_env(&UiOptions::default(), ColorMode::TrueColor, false);
-    app.update(Action::Resize(w, h));
+    drive(&mut app, Action::Resize(w, h));
     app
 }
 
 /// A profile with three rooms, a conversation with wide characters, and two relays.
 fn app(w: u16, h: u16) -> App {
     let mut app = empty_app(w, h);
-    app.update(Action::Engine(Event::Ready {
-        me: "me".into(),
-        rooms: vec![
+    ready(
+        &mut app,
+        vec![
             room(1, "alice", RoomKind::Direct(ContactId(1)), 0, 0),
             room(2, "bob", RoomKind::Direct(ContactId(2)), 3, 0),
             room(3, "team", RoomKind::Group, 5, 1),
         ],
-        contacts: vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
-    }));
+        vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
+    );
     let mut history = vec![
         msg(
             1,
@@ -109,34 +165,46 @@ fn app(w: u16, h: u16) -> App {
         ),
     ];
     let last = history.pop();
-    app.update(Action::Engine(Event::History {
-        room: RoomId(1),
-        messages: history,
-        more: false,
-    }));
+    drive(
+        &mut app,
+        Action::Engine(Event::History {
+            room: RoomId(1),
+            messages: history,
+            more: false,
+        }),
+    );
     if let Some(m) = last {
-        app.update(Action::Engine(Event::Message(m)));
+        drive(&mut app, Action::Engine(Event::Message(m)));
     }
-    app.update(Action::Engine(Event::Message(MessageView {
-        delivery: Some(Delivery::Queued),
-        kind: crate::api::MessageKind::Text,
-        ..msg(6, 1, "me", "sending while offline", 9 * 60 + 4)
-    })));
-    app.update(Action::Engine(Event::History {
-        room: RoomId(3),
-        messages: vec![
-            msg(10, 3, "bob", "standup in 5", 8 * 60),
-            msg(11, 3, "alice", "me: can you share the invite?", 8 * 60 + 2),
-        ],
-        more: true,
-    }));
-    app.update(Action::Engine(Event::Link(LinkStatus {
-        relay: "relay.example:7800".into(),
-        state: LinkState::Up,
-        cells_up_per_sec: 10,
-        cells_down_per_sec: 10,
-        queued: 1,
-    })));
+    drive(
+        &mut app,
+        Action::Engine(Event::Message(MessageView {
+            delivery: Some(Delivery::Queued),
+            kind: crate::api::MessageKind::Text,
+            ..msg(6, 1, "me", "sending while offline", 9 * 60 + 4)
+        })),
+    );
+    drive(
+        &mut app,
+        Action::Engine(Event::History {
+            room: RoomId(3),
+            messages: vec![
+                msg(10, 3, "bob", "standup in 5", 8 * 60),
+                msg(11, 3, "alice", "me: can you share the invite?", 8 * 60 + 2),
+            ],
+            more: true,
+        }),
+    );
+    drive(
+        &mut app,
+        Action::Engine(Event::Link(LinkStatus {
+            relay: "relay.example:7800".into(),
+            state: LinkState::Up,
+            cells_up_per_sec: 10,
+            cells_down_per_sec: 10,
+            queued: 1,
+        })),
+    );
     app
 }
 
@@ -167,7 +235,7 @@ fn main_screen_40x12_collapses_the_room_list() -> Result<(), Box<dyn std::error:
 #[test]
 fn resize_from_120x40_to_60x20() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = app(120, 40);
-    a.update(Action::Resize(60, 20));
+    drive(&mut a, Action::Resize(60, 20));
     assert_snapshot!(render(&a, 60, 20)?);
     Ok(())
 }
@@ -179,12 +247,8 @@ fn empty_profile_shows_how_to_invite() -> Result<(), Box<dyn std::error::Error>>
         ..UiOptions::default()
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
-    a.update(Action::Resize(80, 24));
-    a.update(Action::Engine(Event::Ready {
-        me: "me".into(),
-        rooms: vec![],
-        contacts: vec![],
-    }));
+    drive(&mut a, Action::Resize(80, 24));
+    ready(&mut a, vec![], vec![]);
     assert_snapshot!(render(&a, 80, 24)?);
     Ok(())
 }
@@ -192,10 +256,10 @@ fn empty_profile_shows_how_to_invite() -> Result<(), Box<dyn std::error::Error>>
 #[test]
 fn help_overlay() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = app(100, 50);
-    a.update(key(KeyCode::F(1)));
-    assert!(matches!(a.overlay, Some(Overlay::Help { .. })));
+    drive(&mut a, key(KeyCode::F(1)));
+    assert!(matches!(a.overlay, Some(Overlay::Help(_))));
     assert_snapshot!(render(&a, 100, 50)?);
-    a.update(key(KeyCode::Esc));
+    drive(&mut a, key(KeyCode::Esc));
     assert!(a.overlay.is_none());
     Ok(())
 }
@@ -203,13 +267,13 @@ fn help_overlay() -> Result<(), Box<dyn std::error::Error>> {
 #[test]
 fn split_layout() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = app(120, 40);
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('v')));
-    a.update(alt('3'));
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('s')));
-    a.update(alt('2'));
-    assert_eq!(a.panes.len(), 3);
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('v')));
+    drive(&mut a, alt('3'));
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('s')));
+    drive(&mut a, alt('2'));
+    assert_eq!(a.panes().len(), 3);
     assert_snapshot!(render(&a, 120, 40)?);
     Ok(())
 }
@@ -218,7 +282,7 @@ fn split_layout() -> Result<(), Box<dyn std::error::Error>> {
 fn invite_overlay_prints_the_code_on_its_own() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = app(80, 24);
     let code = "hum1-".to_string() + &"qz7x".repeat(30);
-    a.update(Action::Engine(Event::Invite { code: code.clone() }));
+    drive(&mut a, Action::Engine(Event::Invite { code: code.clone() }));
     let screen = render(&a, 80, 24)?;
     assert_snapshot!(screen);
     Ok(())
@@ -294,11 +358,11 @@ fn unlock_screen_shows_the_error() -> Result<(), Box<dyn std::error::Error>> {
 #[test]
 fn ready_loads_history_and_marks_read() {
     let mut a = empty_app(80, 24);
-    let cmds = a.update(Action::Engine(Event::Ready {
-        me: "me".into(),
-        rooms: vec![room(5, "zed", RoomKind::Direct(ContactId(9)), 2, 0)],
-        contacts: vec![(ContactId(9), "zed".into())],
-    }));
+    let cmds = ready(
+        &mut a,
+        vec![room(5, "zed", RoomKind::Direct(ContactId(9)), 2, 0)],
+        vec![(ContactId(9), "zed".into())],
+    );
     assert_eq!(
         cmds,
         vec![
@@ -317,7 +381,7 @@ fn ready_loads_history_and_marks_read() {
 fn enter_sends_to_the_focused_room() {
     let mut a = app(80, 24);
     typed(&mut a, "hello 👋");
-    let cmds = a.update(key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -328,12 +392,12 @@ fn enter_sends_to_the_focused_room() {
     assert_eq!(a.input_text(), "");
     // Alt-Enter makes a newline; the message keeps it.
     typed(&mut a, "a");
-    a.update(Action::Key(KeyEvent::new(
-        KeyCode::Enter,
-        KeyModifiers::ALT,
-    )));
+    drive(
+        &mut a,
+        Action::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)),
+    );
     typed(&mut a, "b");
-    let cmds = a.update(key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -343,7 +407,7 @@ fn enter_sends_to_the_focused_room() {
     );
     // A doubled slash sends a literal slash.
     typed(&mut a, "//shrug");
-    let cmds = a.update(key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -359,103 +423,128 @@ fn question_mark_is_help_only_on_an_empty_input() {
     typed(&mut a, "why?");
     assert!(a.overlay.is_none());
     assert_eq!(a.input_text(), "why?");
-    a.update(ctrl('c'));
+    drive(&mut a, ctrl('c'));
     assert_eq!(a.input_text(), "");
     typed(&mut a, "?");
-    assert!(matches!(a.overlay, Some(Overlay::Help { .. })));
+    assert!(matches!(a.overlay, Some(Overlay::Help(_))));
 }
 
 #[test]
 fn emacs_keys_edit_the_input() {
     let mut a = app(80, 24);
     typed(&mut a, "hello world");
-    a.update(ctrl('a'));
-    a.update(ctrl('k'));
+    drive(&mut a, ctrl('a'));
+    drive(&mut a, ctrl('k'));
     assert_eq!(a.input_text(), "");
     typed(&mut a, "one two");
-    a.update(ctrl('w'));
+    drive(&mut a, ctrl('w'));
     // Ctrl-W is the pane prefix here, not delete-word: the next key is a pane key.
     assert!(a.pane_prefix_pending());
-    a.update(key(KeyCode::Esc));
-    a.update(ctrl('u'));
+    drive(&mut a, key(KeyCode::Esc));
+    drive(&mut a, ctrl('u'));
     assert_eq!(a.input_text(), "");
 }
 
 #[test]
 fn rooms_by_number_next_and_activity() {
     let mut a = app(80, 24);
-    let cmds = a.update(alt('2'));
+    let cmds = drive(&mut a, alt('2'));
     assert_eq!(a.focused_room(), Some(RoomId(2)));
     assert!(cmds.contains(&Command::MarkRead { room: RoomId(2) }));
-    a.update(ctrl('n'));
+    drive(&mut a, ctrl('n'));
     assert_eq!(a.focused_room(), Some(RoomId(3)));
-    a.update(ctrl('p'));
-    a.update(ctrl('p'));
+    drive(&mut a, ctrl('p'));
+    drive(&mut a, ctrl('p'));
     assert_eq!(a.focused_room(), Some(RoomId(1)));
     // A mention elsewhere: Alt-a goes there first.
-    a.update(Action::Engine(Event::Message(msg(
-        20, 2, "bob", "me, look", 600,
-    ))));
-    a.update(Action::Engine(Event::Message(msg(
-        21, 3, "alice", "hey me!", 601,
-    ))));
-    a.update(alt('a'));
+    drive(
+        &mut a,
+        Action::Engine(Event::Message(msg(20, 2, "bob", "me, look", 600))),
+    );
+    drive(
+        &mut a,
+        Action::Engine(Event::Message(msg(21, 3, "alice", "hey me!", 601))),
+    );
+    drive(&mut a, alt('a'));
     assert_eq!(a.focused_room(), Some(RoomId(2)));
-    a.update(alt('a'));
+    drive(&mut a, alt('a'));
     assert_eq!(a.focused_room(), Some(RoomId(3)));
-    a.update(alt('a'));
+    drive(&mut a, alt('a'));
     assert!(a.flash.as_ref().is_some_and(|f| f.text == "no activity"));
-    assert!(a.update(alt('9')).is_empty());
+    assert!(drive(&mut a, alt('9')).is_empty());
     assert!(a.flash.as_ref().is_some_and(|f| f.error));
 }
 
 #[test]
 fn mentions_ring_the_bell_and_count() {
     let mut a = app(80, 24);
-    a.update(Action::Engine(Event::Message(msg(
-        30,
-        2,
-        "bob",
-        "ping me please",
-        700,
-    ))));
-    assert!(a.take_bell());
-    assert!(!a.take_bell());
+    let mention = Action::Engine(Event::Message(msg(30, 2, "bob", "ping me please", 700)));
+    let effects = a.update(mention);
+    assert_eq!(
+        effects.iter().filter(|e| **e == Effect::Bell).count(),
+        1,
+        "{effects:?}"
+    );
+    assert!(!a.update(Action::Tick).contains(&Effect::Bell), "rung once");
     let bob = a
         .room(RoomId(2))
         .map(|r| (r.summary.unread, r.summary.mentions));
     assert_eq!(bob, Some((4, 1)));
     // Over SSH (desktop off) there are no desktop notifications.
-    assert!(a.take_notifications().is_empty());
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Notify(_))));
+    // Elsewhere there is one, and the bell can be turned off.
+    let opts = UiOptions {
+        bell_on_mention: false,
+        ..UiOptions::default()
+    };
+    let mut b = App::with_env(&opts, ColorMode::TrueColor, true);
+    ready(
+        &mut b,
+        vec![room(2, "bob", RoomKind::Direct(ContactId(2)), 0, 0)],
+        vec![(ContactId(2), "bob".into())],
+    );
+    drive(&mut b, alt('2'));
+    let effects = b.update(Action::Engine(Event::Message(msg(
+        31, 2, "bob", "me?", 701,
+    ))));
+    assert!(!effects.contains(&Effect::Bell), "{effects:?}");
+    assert!(
+        effects.contains(&Effect::Notify("bob in bob: me?".into())),
+        "{effects:?}"
+    );
 }
 
 #[test]
 fn pane_keys_split_move_resize_close() {
     let mut a = app(120, 40);
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('v')));
-    assert_eq!((a.panes.len(), a.panes.focus()), (2, 1));
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('h')));
-    assert_eq!(a.panes.focus(), 0);
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('l')));
-    assert_eq!(a.panes.focus(), 1);
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('v')));
+    assert_eq!((a.panes().len(), a.panes().focus()), (2, 1));
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('h')));
+    assert_eq!(a.panes().focus(), 0);
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('l')));
+    assert_eq!(a.panes().focus(), 1);
     let before = a
-        .panes
+        .panes()
         .rects(a.areas(ratatui::layout::Rect::new(0, 0, 120, 40)).panes);
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('+')));
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('+')));
     let after = a
-        .panes
+        .panes()
         .rects(a.areas(ratatui::layout::Rect::new(0, 0, 120, 40)).panes);
     assert!(after[1].1.width > before[1].1.width);
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('q')));
-    assert_eq!(a.panes.len(), 1);
-    assert!(a.take_layout_dirty());
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('q')));
+    drive(&mut a, ctrl('w'));
+    let effects = a.update(key(KeyCode::Char('q')));
+    assert_eq!(a.panes().len(), 1);
+    assert_eq!(
+        effects,
+        vec![Effect::SaveLayout(a.panes().clone())],
+        "the layout is saved"
+    );
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('q')));
     assert!(a.flash.as_ref().is_some_and(|f| f.error));
 }
 
@@ -464,30 +553,26 @@ fn layout_is_saved_and_restored() -> Result<(), Box<dyn std::error::Error>> {
     let dir = scratch("layout");
     let path = dir.join("layout.toml");
     let mut a = app(120, 40);
-    a.update(Action::Engine(Event::Ready {
-        me: "me".into(),
-        rooms: vec![],
-        contacts: vec![],
-    }));
-    a.update(alt('3'));
-    a.update(ctrl('w'));
-    a.update(key(KeyCode::Char('v')));
-    a.update(alt('2'));
-    a.panes.save(&path)?;
+    ready(&mut a, vec![], vec![]);
+    drive(&mut a, alt('3'));
+    drive(&mut a, ctrl('w'));
+    drive(&mut a, key(KeyCode::Char('v')));
+    drive(&mut a, alt('2'));
+    a.panes().save(&path)?;
     let opts = UiOptions {
         layout_file: Some(path),
         ..UiOptions::default()
     };
     let b = App::with_env(&opts, ColorMode::TrueColor, false);
-    assert_eq!(b.panes.to_toml()?, a.panes.to_toml()?);
+    assert_eq!(b.panes().to_toml()?, a.panes().to_toml()?);
     Ok(())
 }
 
 #[test]
 fn scrolling_past_the_top_asks_for_history() {
     let mut a = app(80, 24);
-    a.update(alt('3'));
-    let cmds = a.update(key(KeyCode::PageUp));
+    drive(&mut a, alt('3'));
+    let cmds = drive(&mut a, key(KeyCode::PageUp));
     assert_eq!(
         cmds,
         vec![Command::LoadHistory {
@@ -497,7 +582,7 @@ fn scrolling_past_the_top_asks_for_history() {
         }]
     );
     // Asked once until the page arrives.
-    assert!(a.update(key(KeyCode::PageUp)).is_empty());
+    assert!(drive(&mut a, key(KeyCode::PageUp)).is_empty());
     let older: Vec<MessageView> = (0..40)
         .map(|i| msg(100 + i, 3, "bob", &format!("old {i}"), -100 + i))
         .collect();
@@ -508,24 +593,28 @@ fn scrolling_past_the_top_asks_for_history() {
             m
         })
         .collect();
-    a.update(Action::Engine(Event::History {
-        room: RoomId(3),
-        messages: older,
-        more: false,
-    }));
-    a.update(key(KeyCode::PageUp));
-    assert!(a.panes.focused().scroll > 0);
+    drive(
+        &mut a,
+        Action::Engine(Event::History {
+            room: RoomId(3),
+            messages: older,
+            more: false,
+        }),
+    );
+    drive(&mut a, key(KeyCode::PageUp));
+    assert!(a.panes().focused().scroll > 0);
     // New rows below keep a scrolled pane where it was.
-    let before = a.panes.focused().scroll;
-    a.update(Action::Engine(Event::Message(msg(
-        500, 3, "bob", "new one", 900,
-    ))));
+    let before = a.panes().focused().scroll;
+    drive(
+        &mut a,
+        Action::Engine(Event::Message(msg(500, 3, "bob", "new one", 900))),
+    );
     // (a day separator and the message: the last loaded one is from the day before)
-    assert_eq!(a.panes.focused().scroll, before + 2);
-    a.update(key(KeyCode::End));
-    assert_eq!(a.panes.focused().scroll, 0);
-    a.update(key(KeyCode::Home));
-    assert!(a.panes.focused().scroll > 0);
+    assert_eq!(a.panes().focused().scroll, before + 2);
+    drive(&mut a, key(KeyCode::End));
+    assert_eq!(a.panes().focused().scroll, 0);
+    drive(&mut a, key(KeyCode::Home));
+    assert!(a.panes().focused().scroll > 0);
 }
 
 #[test]
@@ -537,27 +626,24 @@ fn mention_jumps() {
         } else {
             format!("line {i}")
         };
-        a.update(Action::Engine(Event::Message(msg(
-            1000 + i,
-            1,
-            "alice",
-            &text,
-            600 + i,
-        ))));
+        drive(
+            &mut a,
+            Action::Engine(Event::Message(msg(1000 + i, 1, "alice", &text, 600 + i))),
+        );
     }
-    a.update(alt('p'));
-    let s = a.panes.focused().scroll;
+    drive(&mut a, alt('p'));
+    let s = a.panes().focused().scroll;
     assert!(s > 30, "{s}");
     // The message landed on is marked.
-    assert_eq!(a.panes.focused().highlight, Some(MessageId(1010)));
+    assert_eq!(a.panes().focused().highlight, Some(MessageId(1010)));
     assert!(render(&a, 80, 24).is_ok_and(|s| s.contains("hey me, here")));
-    a.update(alt('p'));
+    drive(&mut a, alt('p'));
     assert!(
         a.flash
             .as_ref()
             .is_some_and(|f| f.text == "no older mention")
     );
-    a.update(alt('n'));
+    drive(&mut a, alt('n'));
     assert!(
         a.flash
             .as_ref()
@@ -568,24 +654,27 @@ fn mention_jumps() {
 #[test]
 fn long_paste_asks_first() {
     let mut a = app(80, 24);
-    a.update(Action::Paste("one\ntwo".into()));
+    drive(&mut a, Action::Paste("one\ntwo".into()));
     assert_eq!(a.input_text(), "one\ntwo");
-    a.update(ctrl('c'));
+    drive(&mut a, ctrl('c'));
     let big = (1..=6)
         .map(|i| format!("line {i}"))
         .collect::<Vec<_>>()
         .join("\n");
-    a.update(Action::Paste(big.clone()));
-    assert!(matches!(a.overlay, Some(Overlay::Paste { lines: 6, .. })));
-    assert!(a.update(key(KeyCode::Char('n'))).is_empty());
+    drive(&mut a, Action::Paste(big.clone()));
+    assert!(matches!(
+        a.overlay,
+        Some(Overlay::Paste(PasteGuard { lines: 6, .. }))
+    ));
+    assert!(drive(&mut a, key(KeyCode::Char('n'))).is_empty());
     assert!(a.overlay.is_none());
     assert_eq!(a.input_text(), "");
     // Dropped, and Ctrl-Z brings it back.
-    a.update(ctrl('z'));
+    drive(&mut a, ctrl('z'));
     assert_eq!(a.input_text(), big);
-    a.update(ctrl('c'));
-    a.update(Action::Paste(big.clone()));
-    let cmds = a.update(key(KeyCode::Char('y')));
+    drive(&mut a, ctrl('c'));
+    drive(&mut a, Action::Paste(big.clone()));
+    let cmds = drive(&mut a, key(KeyCode::Char('y')));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -603,8 +692,8 @@ fn a_paste_goes_in_at_the_cursor_and_keeps_what_was_typed() {
         .collect::<Vec<_>>()
         .join("\n");
     typed(&mut a, "look: ");
-    a.update(Action::Paste(format!("{big}\n")));
-    let cmds = a.update(key(KeyCode::Char('y')));
+    drive(&mut a, Action::Paste(format!("{big}\n")));
+    let cmds = drive(&mut a, key(KeyCode::Char('y')));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -615,17 +704,17 @@ fn a_paste_goes_in_at_the_cursor_and_keeps_what_was_typed() {
     );
     // `e` keeps the paste in the input to edit.
     typed(&mut a, "x");
-    a.update(Action::Paste(big.clone()));
-    a.update(key(KeyCode::Char('e')));
+    drive(&mut a, Action::Paste(big.clone()));
+    drive(&mut a, key(KeyCode::Char('e')));
     assert_eq!(a.input_text(), format!("x{big}"));
 }
 
 #[test]
 fn a_trailing_newline_in_a_paste_is_not_a_line() {
     let mut a = app(80, 24);
-    a.update(Action::Paste("hello\n".into()));
+    drive(&mut a, Action::Paste("hello\n".into()));
     assert_eq!(a.input_text(), "hello");
-    let cmds = a.update(key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -641,27 +730,27 @@ fn a_paste_over_the_limit_is_kept_and_can_go_split() {
     let line = "x".repeat(99) + "\n";
     let huge = line.repeat(1000); // 100,000 bytes
     let huge = huge.trim_end().to_string();
-    a.update(Action::Paste(huge.clone()));
+    drive(&mut a, Action::Paste(huge.clone()));
     assert!(
-        matches!(a.overlay, Some(Overlay::TooLong { bytes, .. }) if bytes == huge.len()),
+        matches!(a.overlay, Some(Overlay::TooLong(TooLong { bytes, .. })) if bytes == huge.len()),
         "{:?}",
         a.overlay
     );
     let s = render(&a, 80, 24).unwrap_or_default();
     assert!(s.contains("at most 64 KiB"), "{s}");
     // e: kept in the input, nothing sent.
-    assert!(a.update(key(KeyCode::Char('e'))).is_empty());
+    assert!(drive(&mut a, key(KeyCode::Char('e'))).is_empty());
     assert_eq!(a.input_text(), huge);
     // Enter on it asks again instead of failing; n drops it, Ctrl-Z brings it back.
-    assert!(a.update(key(KeyCode::Enter)).is_empty());
-    assert!(matches!(a.overlay, Some(Overlay::TooLong { .. })));
-    a.update(key(KeyCode::Char('n')));
+    assert!(drive(&mut a, key(KeyCode::Enter)).is_empty());
+    assert!(matches!(a.overlay, Some(Overlay::TooLong(_))));
+    drive(&mut a, key(KeyCode::Char('n')));
     assert_eq!(a.input_text(), "");
-    a.update(ctrl('z'));
+    drive(&mut a, ctrl('z'));
     assert_eq!(a.input_text(), huge);
     // s: sent as parts that each fit, cut at line ends, nothing lost.
-    a.update(key(KeyCode::Enter));
-    let cmds = a.update(key(KeyCode::Char('s')));
+    drive(&mut a, key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Char('s')));
     let parts: Vec<&str> = cmds
         .iter()
         .filter_map(|c| match c {
@@ -684,7 +773,7 @@ fn slash_commands_map_to_engine_commands() {
     let mut a = app(80, 24);
     let run = |a: &mut App, line: &str| {
         typed(a, line);
-        a.update(key(KeyCode::Enter))
+        drive(a, key(KeyCode::Enter))
     };
     assert_eq!(run(&mut a, "/inv"), vec![Command::CreateInvite]);
     assert_eq!(
@@ -726,8 +815,8 @@ fn slash_commands_map_to_engine_commands() {
             .as_ref()
             .is_some_and(|f| f.error && f.text.contains("group"))
     );
-    a.update(ctrl('c'));
-    a.update(alt('3'));
+    drive(&mut a, ctrl('c'));
+    drive(&mut a, alt('3'));
     assert_eq!(
         run(&mut a, "/group add alice"),
         vec![Command::GroupAdd {
@@ -753,11 +842,11 @@ fn slash_commands_map_to_engine_commands() {
     assert!(run(&mut a, "/group leave").is_empty());
     assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
     assert_eq!(
-        a.update(key(KeyCode::Char('y'))),
+        drive(&mut a, key(KeyCode::Char('y'))),
         vec![Command::GroupLeave { room: RoomId(3) }]
     );
     assert!(run(&mut a, "/g l").is_empty());
-    assert!(a.update(key(KeyCode::Char('n'))).is_empty());
+    assert!(drive(&mut a, key(KeyCode::Char('n'))).is_empty());
     assert!(a.overlay.is_none());
     assert_eq!(
         run(&mut a, "/group create ops"),
@@ -771,11 +860,11 @@ fn slash_commands_map_to_engine_commands() {
         }]
     );
     run(&mut a, "/vsplit");
-    assert_eq!(a.panes.len(), 2);
+    assert_eq!(a.panes().len(), 2);
     run(&mut a, "/close");
-    assert_eq!(a.panes.len(), 1);
+    assert_eq!(a.panes().len(), 1);
     run(&mut a, "/theme light");
-    assert_eq!(a.theme.name, "light");
+    assert_eq!(a.theme().name, "light");
     // Unknown names and bad usage: an inline error, the input kept for fixing.
     assert!(run(&mut a, "/msg nobody hi").is_empty());
     assert!(
@@ -784,46 +873,49 @@ fn slash_commands_map_to_engine_commands() {
             .is_some_and(|f| f.error && f.text.contains("nobody"))
     );
     assert_eq!(a.input_text(), "/msg nobody hi");
-    a.update(ctrl('c'));
+    drive(&mut a, ctrl('c'));
     assert!(run(&mut a, "/theme nope").is_empty());
     assert!(a.flash.as_ref().is_some_and(|f| f.error));
-    a.update(ctrl('c'));
-    assert_eq!(run(&mut a, "/quit"), vec![Command::Quit]);
-    assert!(a.quit);
+    drive(&mut a, ctrl('c'));
+    typed(&mut a, "/quit");
+    assert_eq!(
+        a.update(key(KeyCode::Enter)),
+        vec![Effect::Engine(Command::Quit), Effect::Quit]
+    );
 }
 
 #[test]
 fn tab_completes_commands_and_names() {
     let mut a = app(80, 24);
     typed(&mut a, "/inv");
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(a.input_text(), "/invite ");
-    a.update(ctrl('c'));
+    drive(&mut a, ctrl('c'));
     typed(&mut a, "/msg a");
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(a.input_text(), "/msg alice ");
-    a.update(ctrl('c'));
+    drive(&mut a, ctrl('c'));
     typed(&mut a, "/s");
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(a.input_text(), "/s");
     assert!(
         a.flash
             .as_ref()
             .is_some_and(|f| f.text.contains("/search") && f.text.contains("/split"))
     );
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(a.input_text(), "/search");
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(a.input_text(), "/split");
 }
 
 #[test]
 fn ctrl_s_searches_the_room() {
     let mut a = app(80, 24);
-    a.update(ctrl('s'));
-    assert_eq!(a.mode, InputMode::Search);
+    drive(&mut a, ctrl('s'));
+    assert_eq!(a.mode(), InputMode::Search);
     typed(&mut a, "relay");
-    let cmds = a.update(key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::Search {
@@ -831,19 +923,22 @@ fn ctrl_s_searches_the_room() {
             query: "relay".into()
         }]
     );
-    assert_eq!(a.mode, InputMode::Message);
-    a.update(Action::Engine(Event::SearchResults {
-        query: "relay".into(),
-        messages: vec![msg(1, 1, "alice", "the relay", 5)],
-    }));
-    assert!(matches!(a.overlay, Some(Overlay::Search { .. })));
+    assert_eq!(a.mode(), InputMode::Message);
+    drive(
+        &mut a,
+        Action::Engine(Event::SearchResults {
+            query: "relay".into(),
+            messages: vec![msg(1, 1, "alice", "the relay", 5)],
+        }),
+    );
+    assert!(matches!(a.overlay, Some(Overlay::Search(_))));
 }
 
 #[test]
 fn ctrl_c_twice_quits() {
     let mut a = app(80, 24);
-    assert!(a.update(ctrl('c')).is_empty());
-    assert_eq!(a.update(ctrl('c')), vec![Command::Quit]);
+    assert!(drive(&mut a, ctrl('c')).is_empty());
+    assert_eq!(drive(&mut a, ctrl('c')), vec![Command::Quit]);
 }
 
 #[test]
@@ -851,11 +946,14 @@ fn delivery_states_read_without_colour() -> Result<(), Box<dyn std::error::Error
     let mut a = app(80, 24);
     let s = render(&a, 80, 24)?;
     assert!(s.contains("sending while offline …"), "{s}");
-    a.update(Action::Engine(Event::Delivery {
-        room: RoomId(1),
-        id: MessageId(6),
-        state: Delivery::Sent,
-    }));
+    drive(
+        &mut a,
+        Action::Engine(Event::Delivery {
+            room: RoomId(1),
+            id: MessageId(6),
+            state: Delivery::Sent,
+        }),
+    );
     let s = render(&a, 80, 24)?;
     assert!(s.contains("sending while offline ✓"), "{s}");
     Ok(())
@@ -864,13 +962,16 @@ fn delivery_states_read_without_colour() -> Result<(), Box<dyn std::error::Error
 #[test]
 fn links_in_the_status_bar() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = app(80, 24);
-    a.update(Action::Engine(Event::Link(LinkStatus {
-        relay: "relay.example:7800".into(),
-        state: LinkState::Down { retry_in_ms: 2500 },
-        cells_up_per_sec: 0,
-        cells_down_per_sec: 0,
-        queued: 2,
-    })));
+    drive(
+        &mut a,
+        Action::Engine(Event::Link(LinkStatus {
+            relay: "relay.example:7800".into(),
+            state: LinkState::Down { retry_in_ms: 2500 },
+            cells_up_per_sec: 0,
+            cells_down_per_sec: 0,
+            queued: 2,
+        })),
+    );
     let s = render(&a, 80, 24)?;
     assert!(s.contains("✗ relay.example:7800 down, retry 3s"), "{s}");
     assert!(s.contains("2 queued"), "{s}");
@@ -887,15 +988,15 @@ fn keymap_file_rebinds() -> Result<(), Box<dyn std::error::Error>> {
         ..UiOptions::default()
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
-    a.update(Action::Engine(Event::Ready {
-        me: "me".into(),
-        rooms: vec![
+    ready(
+        &mut a,
+        vec![
             room(1, "a", RoomKind::Group, 0, 0),
             room(2, "b", RoomKind::Group, 0, 0),
         ],
-        contacts: vec![],
-    }));
-    a.update(ctrl('j'));
+        vec![],
+    );
+    drive(&mut a, ctrl('j'));
     assert_eq!(a.focused_room(), Some(RoomId(2)));
     Ok(())
 }
@@ -918,21 +1019,22 @@ async fn theme_hot_reload_keeps_the_last_good_theme() -> Result<(), Box<dyn std:
         ..UiOptions::default()
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
-    let rgb = |a: &App| a.theme.style(Role::Text).fg;
+    let rgb = |a: &App| a.theme().style(Role::Text).fg;
     assert_eq!(rgb(&a), Some(ratatui::style::Color::Rgb(0x10, 0x20, 0x30)));
     let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     let _w = watch_themes(&opts.themes_dirs, tx)?;
     // Wait (bounded) until an action carries the wanted result.
     async fn wait_for(
-        rx: &mut tokio::sync::mpsc::Receiver<Action>,
+        rx: &mut tokio::sync::mpsc::Receiver<ThemeChange>,
         a: &mut App,
         done: impl Fn(&App) -> bool,
     ) -> bool {
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            if let Ok(Some(act)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+            if let Ok(Some(change)) =
+                tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
             {
-                a.update(act);
+                drive(a, Action::ThemeLoaded(change));
             }
             if done(a) {
                 return true;
@@ -949,7 +1051,7 @@ async fn theme_hot_reload_keeps_the_last_good_theme() -> Result<(), Box<dyn std:
     );
     std::fs::write(&path, "[styles]\ntext = \"not a colour\"\n")?;
     assert!(
-        wait_for(&mut rx, &mut a, |a| a.theme_error.is_some()).await,
+        wait_for(&mut rx, &mut a, |a| a.theme_error().is_some()).await,
         "the error was not shown"
     );
     assert_eq!(rgb(&a), Some(ratatui::style::Color::Rgb(0x40, 0x50, 0x60)));
@@ -962,7 +1064,7 @@ async fn theme_hot_reload_keeps_the_last_good_theme() -> Result<(), Box<dyn std:
 #[test]
 fn no_color_strips_every_colour() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = App::with_env(&UiOptions::default(), ColorMode::None, false);
-    a.update(Action::Resize(80, 24));
+    drive(&mut a, Action::Resize(80, 24));
     let mut t = Terminal::new(TestBackend::new(80, 24))?;
     t.draw(|f| view(&a, f))?;
     for cell in t.backend().buffer().content() {

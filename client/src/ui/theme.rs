@@ -13,8 +13,6 @@ use std::str::FromStr;
 use ratatui::style::{Color, Modifier, Style};
 use serde::Deserialize;
 
-use crate::ui::action::Action;
-
 /// A semantic role a theme gives a style to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -434,15 +432,24 @@ pub struct ThemeWatcher {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Watch theme folders: each `.toml` written there is read again and sent as
-/// [`Action::ThemeLoaded`] (the app applies it when it is the theme in use). Folders that
-/// do not exist are skipped.
+/// A theme file that changed on disk and was read again.
+#[derive(Debug, Clone)]
+pub struct ThemeChange {
+    /// The theme's name (the file stem).
+    pub name: String,
+    /// The theme, or what is wrong with the file.
+    pub result: Result<Theme, String>,
+}
+
+/// Watch theme folders: each `.toml` written there is read again and sent as a
+/// [`ThemeChange`] (the app applies it when it is the theme in use). Folders that do not
+/// exist are skipped.
 ///
 /// # Errors
 /// When the watcher cannot start.
 pub fn watch(
     dirs: &[PathBuf],
-    tx: tokio::sync::mpsc::Sender<Action>,
+    tx: tokio::sync::mpsc::Sender<ThemeChange>,
 ) -> Result<ThemeWatcher, String> {
     use notify::{EventKind, RecursiveMode, Watcher};
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -463,7 +470,7 @@ pub fn watch(
             // Let a save that writes in several steps finish.
             std::thread::sleep(std::time::Duration::from_millis(30));
             let result = Theme::load_file(&path);
-            let _ = tx.try_send(Action::ThemeLoaded { name, result });
+            let _ = tx.try_send(ThemeChange { name, result });
         }
     })
     .map_err(|e| e.to_string())?;

@@ -100,17 +100,17 @@ impl Timeline {
 
 /// What rows depend on besides the messages.
 #[derive(Debug, Clone, Copy)]
-pub struct RowCtx<'a> {
+pub(super) struct RowCtx<'a> {
     /// Colours.
-    pub theme: &'a Theme,
+    pub(super) theme: &'a Theme,
     /// This profile's name (for mentions).
-    pub me: &'a str,
+    pub(super) me: &'a str,
     /// Offset from UTC in seconds for times and days.
-    pub tz: i64,
+    pub(super) tz: i64,
     /// The pane's inner width.
-    pub width: usize,
+    pub(super) width: usize,
     /// A message to mark (a search result or mention jumped to).
-    pub highlight: Option<MessageId>,
+    pub(super) highlight: Option<MessageId>,
 }
 
 /// Whether `text` mentions `me` as a word (case-insensitive).

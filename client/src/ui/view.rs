@@ -7,7 +7,6 @@ use ratatui::widgets::{Block, Paragraph};
 
 use crate::api::RoomKind;
 use crate::ui::app::App;
-use crate::ui::overlay;
 use crate::ui::sidebar;
 use crate::ui::status;
 use crate::ui::text;
@@ -21,30 +20,44 @@ pub fn view(app: &App, frame: &mut Frame<'_>) {
     if let Some(s) = a.sidebar {
         sidebar::draw(app, frame, s);
     }
-    for (pane, r) in app.panes.rects(a.panes) {
+    for (pane, r) in app.panes().rects(a.panes) {
         draw_pane(app, frame, pane, r);
     }
     if let (Some(r), Some(f)) = (a.flash, &app.flash) {
         let role = if f.error { Role::Error } else { Role::Notice };
         let text = text::truncate(&f.text, r.width as usize);
-        frame.render_widget(Paragraph::new(Line::styled(text, app.theme.style(role))), r);
+        frame.render_widget(
+            Paragraph::new(Line::styled(text, app.theme().style(role))),
+            r,
+        );
     }
     status::draw(app, frame, a.status, a.sidebar.is_none());
     draw_input(app, frame, a.input);
     if let Some(o) = &app.overlay {
-        overlay::draw(app, frame, area, o);
+        o.draw(&app.overlay_cx(area), frame);
+    }
+}
+
+/// The code rows the invite overlay shows on a screen of `area`, as one string, and the
+/// screen row where they start, when it is open: written again straight to the terminal
+/// from the first column, the terminal wraps them itself and keeps them as one line, so a
+/// copy gives the code on one line.
+pub(super) fn invite_soft_wrap(app: &App, area: Rect) -> Option<(u16, String)> {
+    match &app.overlay {
+        Some(crate::ui::overlay::Overlay::Invite(i)) => Some(i.soft_wrap(app.theme(), area)),
+        _ => None,
     }
 }
 
 fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
-    let t = &app.theme;
-    let focused = pane == app.panes.focus();
+    let t = app.theme();
+    let focused = pane == app.panes().focus();
     let (border, title_style) = if focused {
         (t.style(Role::BorderFocused), t.style(Role::TitleFocused))
     } else {
         (t.style(Role::Border), t.style(Role::Title))
     };
-    let p = app.panes.get(pane);
+    let p = app.panes().get(pane);
     let room = p.and_then(|p| p.room).and_then(|id| app.room(id));
     let scroll = p.map_or(0, |p| p.scroll);
     let title = match room {
@@ -132,7 +145,7 @@ fn draw_pane(app: &App, frame: &mut Frame<'_>, pane: usize, r: Rect) {
 }
 
 fn draw_input(app: &App, frame: &mut Frame<'_>, area: Rect) {
-    let t = &app.theme;
+    let t = app.theme();
     let prompt = app.input_prompt(area.width);
     let pw = text::width(&prompt) as u16;
     let p = Rect {
@@ -149,5 +162,5 @@ fn draw_input(app: &App, frame: &mut Frame<'_>, area: Rect) {
         width: area.width - p.width,
         ..area
     };
-    frame.render_widget(&app.input, rest);
+    frame.render_widget(app.input.widget(), rest);
 }

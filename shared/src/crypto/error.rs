@@ -45,6 +45,37 @@ pub enum CryptoError {
     /// A passphrase-sealed blob did not open: wrong passphrase or corrupted data.
     #[error("wrong passphrase or corrupted data")]
     StoreOpenFailed,
+    /// An X25519 public key is a point of small order, so a Diffie-Hellman with it would
+    /// not depend on our secret (an all-zero shared secret).
+    #[error("X25519 public key of small order")]
+    LowOrderPoint,
+    /// An Ed25519 signature or public key is not strictly valid.
+    #[error("invalid signature")]
+    BadSignature,
+    /// A member offered a second sender key in the same group generation; each member has
+    /// one per generation.
+    #[error("a second sender key from the same member in one generation")]
+    DuplicateSenderKey,
+    /// Stored passphrase-KDF parameters are outside what this build accepts; the KDF was
+    /// not run. The store was tampered with, or written by a newer or a test build.
+    #[error(
+        "passphrase KDF parameters out of range (t = {iterations}, m = {memory_kib} KiB; \
+         accepted: t {min_iterations}..={max_iterations}, m {min_memory_kib}..={max_memory_kib} KiB)"
+    )]
+    KdfParamsOutOfRange {
+        /// Passes over memory found.
+        iterations: u32,
+        /// Memory in KiB found.
+        memory_kib: u32,
+        /// Fewest passes accepted.
+        min_iterations: u32,
+        /// Most passes accepted.
+        max_iterations: u32,
+        /// Least memory accepted, KiB.
+        min_memory_kib: u32,
+        /// Most memory accepted, KiB.
+        max_memory_kib: u32,
+    },
     /// The operating system's random number generator or a primitive failed unexpectedly.
     #[error("internal cryptographic failure")]
     Internal,

@@ -84,8 +84,8 @@ impl Identity {
         self.signing.sign(message)
     }
 
-    pub(crate) fn dh(&self, their: &PublicKey) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.dh.diffie_hellman(their).to_bytes())
+    pub(crate) fn dh(&self, their: &PublicKey) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        kdf::x25519(&self.dh, their)
     }
 }
 
@@ -125,7 +125,8 @@ impl PublicIdentity {
     ///
     /// # Errors
     /// [`CryptoError::InvalidLength`] for a wrong length, [`CryptoError::InvalidIdentity`] if
-    /// the key is invalid or the binding signature does not verify.
+    /// a key is invalid (a non-canonical or small-order Ed25519 key, a small-order X25519
+    /// key) or the binding signature does not verify.
     pub fn from_bytes(bytes: &[u8]) -> Result<PublicIdentity, CryptoError> {
         if bytes.len() != PublicIdentity::LEN {
             return Err(CryptoError::InvalidLength {
@@ -133,13 +134,17 @@ impl PublicIdentity {
                 actual: bytes.len(),
             });
         }
-        let signing = VerifyingKey::from_bytes(&kdf::array_at::<32>(bytes, 0)?)
+        let signing = kdf::verifying_key(&kdf::array_at::<32>(bytes, 0)?)
             .map_err(|_| CryptoError::InvalidIdentity)?;
-        let dh = PublicKey::from(kdf::array_at::<32>(bytes, 32)?);
-        let binding = Signature::from_bytes(&kdf::array_at::<64>(bytes, 64)?);
-        signing
-            .verify_strict(&binding_message(dh.as_bytes()), &binding)
+        let dh_bytes = kdf::array_at::<32>(bytes, 32)?;
+        if kdf::is_low_order(&dh_bytes) {
+            return Err(CryptoError::InvalidIdentity);
+        }
+        let dh = PublicKey::from(dh_bytes);
+        let binding_bytes = kdf::array_at::<64>(bytes, 64)?;
+        kdf::verify_strict(&signing, &binding_message(dh.as_bytes()), &binding_bytes)
             .map_err(|_| CryptoError::InvalidIdentity)?;
+        let binding = Signature::from_bytes(&binding_bytes);
         Ok(PublicIdentity {
             signing,
             dh,
@@ -196,6 +201,11 @@ impl std::fmt::Debug for PublicIdentity {
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
+    /// Wraps fingerprint bytes kept from [`Fingerprint::as_bytes`].
+    pub const fn from_bytes(bytes: [u8; 32]) -> Fingerprint {
+        Fingerprint(bytes)
+    }
+
     /// The full 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
@@ -250,6 +260,24 @@ mod tests {
             PublicIdentity::from_bytes(&spliced),
             Err(CryptoError::InvalidIdentity)
         );
+        Ok(())
+    }
+
+    /// A validly signed identity whose X25519 key has small order (Wycheproof's list) is
+    /// refused: DH1 with it would be zero, whatever the other side's secret.
+    #[test]
+    fn small_order_identity_keys_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let signing = SigningKey::from_bytes(&[7u8; 32]);
+        for low in super::super::testdata::low_order_points()? {
+            let mut bytes = [0u8; PublicIdentity::LEN];
+            bytes[..32].copy_from_slice(signing.verifying_key().as_bytes());
+            bytes[32..64].copy_from_slice(&low);
+            bytes[64..].copy_from_slice(&signing.sign(&binding_message(&low)).to_bytes());
+            assert_eq!(
+                PublicIdentity::from_bytes(&bytes),
+                Err(CryptoError::InvalidIdentity)
+            );
+        }
         Ok(())
     }
 

@@ -13,7 +13,6 @@
 //! nonce (24) || XChaCha20-Poly1305(K_used, pad(EK_A (32) || signature (64)))
 //! ```
 
-use ed25519_dalek::Signature;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -76,10 +75,12 @@ impl Invite {
         }
         let ek = kdf::array_at::<32>(&body, 0)?;
         let signature = kdf::array_at::<64>(&body, 32)?;
-        self.inviter()
-            .verifying_key()
-            .verify_strict(&signed(&mailbox, &ek), &Signature::from_bytes(&signature))
-            .map_err(|_| CryptoError::DecryptFailed)?;
+        kdf::verify_strict(
+            self.inviter().verifying_key(),
+            &signed(&mailbox, &ek),
+            &signature,
+        )
+        .map_err(|_| CryptoError::DecryptFailed)?;
         Ok(ek == answer_key(answer)?)
     }
 }

@@ -7,9 +7,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::identity::{Identity, PublicIdentity, safety_number};
 use super::invite::{Invite, InviteSecret};
-use super::kdf::{self, TAG_LEN};
+use super::kdf;
 use super::mailbox::{Capability, MailboxId};
-use super::ratchet::{ENC_HEADER_LEN, Ratchet};
+use super::ratchet::{OVERHEAD, Ratchet};
 use super::x3dh::{self, RATCHET_AT, SEALED_ID_AT};
 use super::{CryptoError, ENVELOPE_LEN, Envelope};
 
@@ -36,11 +36,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// Largest plaintext one ratchet envelope carries.
-    pub const PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - ENC_HEADER_LEN - TAG_LEN - 2;
-    /// Largest plaintext the handshake envelope carries.
-    pub const INITIAL_PLAINTEXT_CAPACITY: usize =
-        ENVELOPE_LEN - RATCHET_AT - ENC_HEADER_LEN - TAG_LEN - 2;
+    /// Largest plaintext one ratchet envelope carries (774 bytes).
+    pub const PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - OVERHEAD - 2;
+    /// Largest plaintext the handshake envelope carries (598 bytes).
+    pub const INITIAL_PLAINTEXT_CAPACITY: usize = ENVELOPE_LEN - RATCHET_AT - OVERHEAD - 2;
 
     /// Accepts `invite`: runs the acceptor's half of the handshake and seals
     /// `first_plaintext` (at most [`Session::INITIAL_PLAINTEXT_CAPACITY`] bytes) into the
@@ -55,7 +54,7 @@ impl Session {
     ) -> Result<(Session, Envelope), CryptoError> {
         let ek = StaticSecret::random_from_rng(&mut kdf::rng());
         let ek_public = PublicKey::from(&ek).to_bytes();
-        let [dh1, dh2, dh3] = x3dh::acceptor_dhs(me, &ek, invite.inviter(), invite.prekey());
+        let [dh1, dh2, dh3] = x3dh::acceptor_dhs(me, &ek, invite.inviter(), invite.prekey())?;
         let agreement = x3dh::agree(&dh1, &dh2, &dh3, &me.public(), invite.inviter())?;
         let mut ratchet = Ratchet::init_initiator(&agreement.keys, invite.prekey())?;
 
@@ -106,7 +105,8 @@ impl Session {
         let ek_a = kdf::array_at::<32>(bytes, 0).map_err(fail)?;
         let spk_secret = StaticSecret::from(*secret.prekey_secret());
         let spk_public = PublicKey::from(&spk_secret).to_bytes();
-        let dh3 = Zeroizing::new(spk_secret.diffie_hellman(&PublicKey::from(ek_a)).to_bytes());
+        // A small-order ephemeral would make the sealed-sender key public: refused.
+        let dh3 = kdf::x25519(&spk_secret, &PublicKey::from(ek_a)).map_err(fail)?;
         let (seal_key, seal_nonce) = x3dh::seal_key(&dh3, &ek_a, &spk_public)?;
         let seal_ad = [
             &ek_a[..],
@@ -121,7 +121,7 @@ impl Session {
             &seal_ad,
         )?;
         let acceptor = PublicIdentity::from_bytes(&identity).map_err(fail)?;
-        let [dh1, dh2, dh3] = x3dh::inviter_dhs(me, &spk_secret, &acceptor, &ek_a);
+        let [dh1, dh2, dh3] = x3dh::inviter_dhs(me, &spk_secret, &acceptor, &ek_a).map_err(fail)?;
         let agreement = x3dh::agree(&dh1, &dh2, &dh3, &acceptor, &me.public())?;
         let mut ratchet = Ratchet::init_responder(&agreement.keys, secret.prekey_secret());
         let first = ratchet.open(&bytes[RATCHET_AT..], &agreement.ad)?;
@@ -153,6 +153,36 @@ impl Session {
         let ad = self.state.ad;
         self.state.ratchet.seal_into(plaintext, &ad, &mut out[..])?;
         Ok(Envelope::from_array(out))
+    }
+
+    /// Seals `plaintext` under a ratchet header of the caller's choosing (`dh` = `None`:
+    /// our current ratchet key), without advancing anything. For fuzz targets only: the
+    /// `fuzzing` feature, which no build of hum enables.
+    ///
+    /// # Errors
+    /// As [`Session::seal`].
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzz_seal(
+        &self,
+        dh: Option<[u8; 32]>,
+        pn: u32,
+        n: u32,
+        plaintext: &[u8],
+    ) -> Result<Envelope, CryptoError> {
+        let mut out = Box::new([0u8; ENVELOPE_LEN]);
+        self.state
+            .ratchet
+            .seal_with_header(dh, pn, n, plaintext, &self.state.ad, &mut out[..])?;
+        Ok(Envelope::from_array(out))
+    }
+
+    /// The sending chain's counters (N, PN), for fuzz targets only (the `fuzzing`
+    /// feature).
+    #[cfg(feature = "fuzzing")]
+    #[doc(hidden)]
+    pub fn fuzz_counters(&self) -> (u32, u32) {
+        self.state.ratchet.counters()
     }
 
     /// Opens an envelope from the peer. Out-of-order messages open (within
@@ -191,12 +221,12 @@ impl Session {
     }
 
     /// Serializes the whole state for the (sealed) store.
-    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(vec![SESSION_VERSION]);
-        // Serializing plain structs of arrays, integers and vectors into a Vec cannot fail.
-        let body = Zeroizing::new(postcard::to_allocvec(&self.state).unwrap_or_default());
-        out.extend_from_slice(&body);
-        out
+    ///
+    /// # Errors
+    /// [`CryptoError::Internal`] if serialization fails (it cannot for this state, but an
+    /// empty state must never be written in its place).
+    pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        serialize_versioned(SESSION_VERSION, &self.state)
     }
 
     /// Parses what [`Session::to_bytes`] produced.
@@ -214,6 +244,18 @@ impl Session {
     }
 }
 
+/// `version || postcard(value)`, every buffer on the way wiped when dropped.
+pub(crate) fn serialize_versioned<T: Serialize>(
+    version: u8,
+    value: &T,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let body = Zeroizing::new(postcard::to_allocvec(value).map_err(|_| CryptoError::Internal)?);
+    let mut out = Zeroizing::new(Vec::with_capacity(1 + body.len()));
+    out.push(version);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
 fn seal_ad(ek_a: &[u8; 32], invite: &Invite) -> Vec<u8> {
     [&ek_a[..], invite.prekey(), invite.mailbox().as_bytes()].concat()
 }
@@ -221,5 +263,44 @@ fn seal_ad(ek_a: &[u8; 32], invite: &Invite) -> Vec<u8> {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Session {{ peer: {} }}", self.peer.fingerprint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mallory answers Alice's invite with a small-order "ephemeral": every DH with it is
+    /// zero, so Mallory needs no ephemeral secret and the sealed-sender key is public. The
+    /// inviter refuses such an answer.
+    #[test]
+    fn a_small_order_ephemeral_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let alice = Identity::generate();
+        let mallory = Identity::generate();
+        let (invite, secret) = alice.create_invite("hum://h:1#f", 600, 0)?;
+        let spk = PublicKey::from(*invite.prekey());
+        for low in super::super::testdata::low_order_points()? {
+            let zero = Zeroizing::new([0u8; 32]);
+            let dh1 = mallory.dh(&spk)?;
+            let agreement = x3dh::agree(&dh1, &zero, &zero, &mallory.public(), &alice.public())?;
+            let mut ratchet = Ratchet::init_initiator(&agreement.keys, invite.prekey())?;
+            let mut out = Box::new([0u8; ENVELOPE_LEN]);
+            out[..SEALED_ID_AT].copy_from_slice(&low);
+            let (key, nonce) = x3dh::seal_key(&zero, &low, invite.prekey())?;
+            kdf::aead_seal(
+                &key,
+                &nonce,
+                &mallory.public().to_bytes(),
+                &seal_ad(&low, &invite),
+                &mut out[SEALED_ID_AT..RATCHET_AT],
+            )?;
+            ratchet.seal_into(b"hi", &agreement.ad, &mut out[RATCHET_AT..])?;
+            let answer = Envelope::from_array(out);
+            assert_eq!(
+                Session::respond(&alice, &secret, &answer).map(|_| ()),
+                Err(CryptoError::DecryptFailed)
+            );
+        }
+        Ok(())
     }
 }

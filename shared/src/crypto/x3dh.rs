@@ -76,31 +76,37 @@ pub(crate) fn agree(
 }
 
 /// The acceptor's side: DH1 = DH(IK_A, SPK_B), DH2 = DH(EK_A, IK_B), DH3 = DH(EK_A, SPK_B).
+///
+/// # Errors
+/// [`CryptoError::LowOrderPoint`] if any of them is not contributory.
 pub(crate) fn acceptor_dhs(
     me: &Identity,
     ek: &StaticSecret,
     inviter: &PublicIdentity,
     spk_b: &[u8; 32],
-) -> [Zeroizing<[u8; 32]>; 3] {
+) -> Result<[Zeroizing<[u8; 32]>; 3], CryptoError> {
     let spk = PublicKey::from(*spk_b);
-    [
-        me.dh(&spk),
-        Zeroizing::new(ek.diffie_hellman(inviter.dh_public()).to_bytes()),
-        Zeroizing::new(ek.diffie_hellman(&spk).to_bytes()),
-    ]
+    Ok([
+        me.dh(&spk)?,
+        kdf::x25519(ek, inviter.dh_public())?,
+        kdf::x25519(ek, &spk)?,
+    ])
 }
 
 /// The inviter's side of the same three DHs.
+///
+/// # Errors
+/// [`CryptoError::LowOrderPoint`] if any of them is not contributory.
 pub(crate) fn inviter_dhs(
     me: &Identity,
     spk_secret: &StaticSecret,
     acceptor: &PublicIdentity,
     ek_a: &[u8; 32],
-) -> [Zeroizing<[u8; 32]>; 3] {
+) -> Result<[Zeroizing<[u8; 32]>; 3], CryptoError> {
     let ek = PublicKey::from(*ek_a);
-    [
-        Zeroizing::new(spk_secret.diffie_hellman(acceptor.dh_public()).to_bytes()),
-        me.dh(&ek),
-        Zeroizing::new(spk_secret.diffie_hellman(&ek).to_bytes()),
-    ]
+    Ok([
+        kdf::x25519(spk_secret, acceptor.dh_public())?,
+        me.dh(&ek)?,
+        kdf::x25519(spk_secret, &ek)?,
+    ])
 }

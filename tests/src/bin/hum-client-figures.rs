@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use hum::api::{Command, Event};
 use hum::engine::ProfilePaths;
-use hum_shared::crypto::KdfParams;
+use hum_shared::crypto::{KdfParams, KdfPolicy};
 use hum_tests::harness::TempDir;
 
 fn rss_kib(pid: &str) -> Result<u64> {
@@ -42,7 +42,7 @@ async fn history(n: usize) -> Result<()> {
         .spawn();
     let rss_before = rss_kib("self")?;
     let start = Instant::now();
-    let profile = hum::engine::unlock(&paths, b"pass")?;
+    let profile = hum::engine::unlock_with(&paths, b"pass", KdfPolicy::InsecureForTests)?;
     let engine = hum::engine::start(profile, &relay.address().to_string())?;
     let (commands, mut events, join) = engine.split();
     let room = loop {
@@ -104,9 +104,10 @@ async fn idle(seconds: u64) -> Result<()> {
             "--relay",
             &relay.address().to_string(),
         ])
+        // A release build makes the profile with the real passphrase KDF (a fraction of a
+        // second, inside the settling time below).
         .env("HUM_HOME", dir.path())
         .env("HUM_PASSPHRASE", "pass")
-        .env("HUM_INSECURE_FAST_KDF", "1")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true)

@@ -209,7 +209,7 @@ impl Core {
             name: name.clone(),
             group: Some(GroupRecord {
                 id: *state.group_id().as_bytes(),
-                state: state.to_bytes(),
+                state: state.to_bytes().map_err(crypto)?,
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
@@ -257,7 +257,7 @@ impl Core {
             name: self.room_name(rid)?,
             relay: g.relay.clone(),
             members: self.members_except(rid, None)?,
-            dist: dist.to_bytes(),
+            dist: dist.to_bytes().map_err(crypto)?,
         };
         let added = member.name.clone();
         self.change_group(rid, |core| {
@@ -266,9 +266,9 @@ impl Core {
                 m.senders.clear();
             }
             g.members.push(member);
-            g.state = state.to_bytes();
+            g.state = state.to_bytes().map_err(crypto)?;
             let mut msgs = vec![(Dest::Contact(cid), invite)];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes()), Some(&fp))?);
+            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), Some(&fp))?);
             Ok(msgs)
         })?;
         self.subscribe_group(rid)?;
@@ -392,7 +392,7 @@ impl Core {
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes();
+            g.state = state.to_bytes().map_err(crypto)?;
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -400,7 +400,7 @@ impl Core {
                     group,
                 },
             )];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes()), None)?);
+            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), None)?);
             Ok(msgs)
         })?;
         self.forgive_receipts(rid, &fp)?;
@@ -608,7 +608,8 @@ impl Core {
             ));
         }
         let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
-        let rekeyed = match state.process_distribution(dist) {
+        let owner = hum_shared::crypto::Fingerprint::from_bytes(*origin);
+        let rekeyed = match state.process_distribution(dist, &owner) {
             Ok(r) => r,
             // A key of a generation already replaced (sent before the member learned of a
             // rotation): nothing to do, the member sends its new one.
@@ -629,7 +630,7 @@ impl Core {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes();
+        self.group_mut(rid)?.state = state.to_bytes().map_err(crypto)?;
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -649,10 +650,10 @@ impl Core {
         Ok(AppMessage::GroupKey {
             uid: random_uid()?,
             group,
-            dist: dist.to_bytes(),
+            dist: dist.to_bytes().map_err(crypto)?,
             origin: None,
             target,
-            endorsement: dist.endorse(&self.me).to_vec(),
+            endorsement: dist.endorse(&self.me).map_err(crypto)?.to_vec(),
         })
     }
 
@@ -718,7 +719,8 @@ impl Core {
                     ));
                 }
                 let dist = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
-                let state = GroupState::from_distribution(&dist).map_err(crypto)?;
+                let admin = hum_shared::crypto::Fingerprint::from_bytes(from);
+                let state = GroupState::from_distribution(&dist, &admin).map_err(crypto)?;
                 if state.group_id().as_bytes() != &group {
                     return Err(EngineError::Crypto(
                         "a group invite does not match its key".into(),
@@ -733,7 +735,7 @@ impl Core {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes(),
+                        state: state.to_bytes().map_err(crypto)?,
                         relay,
                         admin: from,
                         members: list,

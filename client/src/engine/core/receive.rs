@@ -198,7 +198,7 @@ impl Core {
             |db: &Db<'_>| Self::write_state(db, session.as_ref(), state_room.as_ref());
         let reassembler = self
             .reassembly
-            .entry((room, sender.clone()))
+            .entry((room, sender.clone(), part.len()))
             .or_insert_with(|| new_reassembler(part.len()));
         let mut first = reassembler.insert(part);
         if matches!(first, Err(hum_shared::SplitError::Full(_))) {
@@ -209,7 +209,7 @@ impl Core {
             }
             first = self
                 .reassembly
-                .get_mut(&(room, sender.clone()))
+                .get_mut(&(room, sender.clone(), part.len()))
                 .map_or(Err(hum_shared::SplitError::Full(0)), |r| r.insert(part));
         }
         let done = match first {
@@ -217,7 +217,7 @@ impl Core {
             Err(e) => {
                 tracing::debug!(cause = %e, "a part was refused");
                 self.store.tx(|db| write_state(db))?;
-                self.keep_state(session, group);
+                self.keep_state(session, group)?;
                 return Ok(());
             }
         };
@@ -237,7 +237,7 @@ impl Core {
                 write_state(db)?;
                 db.insert_part(&rec)
             })?;
-            self.keep_state(session, group);
+            self.keep_state(session, group)?;
             return Ok(());
         };
         let payload = Zeroizing::new(payload);
@@ -247,7 +247,7 @@ impl Core {
                 write_state(db)?;
                 db.delete_parts(room, &sender, msg_id)
             })?;
-            self.keep_state(session, group);
+            self.keep_state(session, group)?;
             return Ok(());
         };
         // Everything with an id is receipted, duplicates too (our first receipt may have
@@ -340,7 +340,7 @@ impl Core {
                 db.insert_inbox(&rec)
             })?);
         }
-        self.keep_state(session, group);
+        self.keep_state(session, group)?;
         if let Some(v) = new_message {
             self.emit(Event::Message(v));
             self.emit_room(room);
@@ -372,15 +372,16 @@ impl Core {
         &mut self,
         session: Option<(i64, Session)>,
         group: Option<(i64, GroupState)>,
-    ) {
+    ) -> Result<(), EngineError> {
         if let Some((cid, s)) = session {
             self.sessions.insert(cid, s);
         }
         if let Some((rid, state)) = group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes();
+            g.state = state.to_bytes().map_err(crypto)?;
         }
+        Ok(())
     }
 
     pub(super) fn sender_name(&self, origin: &Origin) -> String {

@@ -106,7 +106,7 @@ impl Core {
             .cloned()
             .ok_or(EngineError::Unknown("room"))?;
         if let Some(g) = rec.group.as_mut() {
-            g.state = state.to_bytes();
+            g.state = state.to_bytes().map_err(crypto)?;
         }
         Ok(rec)
     }
@@ -158,7 +158,7 @@ impl Core {
         if let Some((rid, state)) = s.group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes();
+            g.state = state.to_bytes().map_err(crypto)?;
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hum_shared::crypto::{KdfParams, MailboxId};
+use hum_shared::crypto::{KdfParams, KdfPolicy, MailboxId};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::*;
@@ -75,7 +75,7 @@ impl Fixture {
     /// Stops the core (closing the store) and opens the profile again.
     fn reopen(&mut self) -> Result<(), EngineError> {
         self.core = None;
-        let unlocked = crate::engine::unlock(&self.paths, b"pw")?;
+        let unlocked = crate::engine::unlock_with(&self.paths, b"pw", KdfPolicy::InsecureForTests)?;
         let (tx, events) = unbounded_channel();
         self.events = events;
         self.start(unlocked, tx)
@@ -512,7 +512,7 @@ fn group_invite(
         name: "plans".into(),
         relay: home(),
         members: [vec![admin.as_member("alice")], members].concat(),
-        dist: state.distribution().to_bytes(),
+        dist: state.distribution().to_bytes().map_err(crypto)?,
     })
 }
 
@@ -546,14 +546,14 @@ fn only_the_admin_reopens_a_closed_group() -> TestResult {
     fx.events();
 
     // Bob, a member until then, holds the group's id and keys and claims the room.
-    let bobs = GroupState::from_distribution(&state.distribution())?;
+    let bobs = GroupState::from_distribution(&state.distribution(), &alice.id.fingerprint())?;
     let takeover = AppMessage::GroupInvite {
         uid: random_uid()?,
         group: *bobs.group_id().as_bytes(),
         name: "bob's now".into(),
         relay: peer_relay(),
         members: vec![bob.as_member("bob")],
-        dist: bobs.distribution().to_bytes(),
+        dist: bobs.distribution().to_bytes()?,
     };
     bob.send(&mut fx, &takeover)?;
     let (same, g) = group_room(&mut fx)?;
@@ -632,7 +632,9 @@ fn a_newcomer_cannot_read_the_group_from_before_it_joined() -> TestResult {
             _ => None,
         })
         .ok_or("carol got no invite")?;
-    let mut carols = GroupState::from_distribution(&SenderKeyDistribution::from_bytes(&dist)?)?;
+    let admin = fx.core()?.me.fingerprint();
+    let mut carols =
+        GroupState::from_distribution(&SenderKeyDistribution::from_bytes(&dist)?, &admin)?;
     assert!(carols.generation() > before.generation());
     for e in epoch.saturating_sub(EPOCHS_BACK)..=epoch + 1 {
         assert!(
@@ -863,5 +865,54 @@ fn an_invite_used_by_someone_else_takes_the_contact_back_and_the_profile_reopens
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].kind, MessageKind::Event);
     assert!(history[0].text.contains("already been used"), "{history:?}");
+    Ok(())
+}
+
+/// Parts kept from before an upgrade of the envelope format (a revision 1 part carried 24
+/// bytes more) do not stop what the same contact sends after it: each part size has its
+/// own reassembly, and the old message can still finish.
+#[test]
+fn a_kept_part_of_another_size_does_not_block_the_contact() -> TestResult {
+    /// Revision 1's 1:1 plaintext capacity (docs/PROTOCOL.md §3.10).
+    const REVISION_1_CAPACITY: usize = 798;
+    let mut fx = Fixture::new("part-sizes", options())?;
+    let mut bob = fx.peer("bob")?;
+    let room = fx.room_of(bob.cid)?;
+    let before = enc(&AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: now_millis(),
+        text: "b".repeat(1000),
+    })?;
+    let old_parts = split(random_u64()?, &before, REVISION_1_CAPACITY)?;
+    assert_eq!(old_parts.len(), 2);
+    let kept = PartRecord {
+        room,
+        sender: bob.cid.to_be_bytes().to_vec(),
+        msg_id: part_msg_id(&old_parts[0])?,
+        idx: 0,
+        part: Zeroizing::new(old_parts[0].clone()),
+    };
+    fx.core()?.store.tx(|db| db.insert_part(&kept))?;
+    fx.reopen()?;
+    fx.events();
+    bob.text(&mut fx, "after the upgrade")?;
+    let texts: Vec<String> = fx
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["after the upgrade"]);
+    // The old message's last part, in its own size, completes it.
+    let (_, payload) = fx
+        .core()?
+        .reassembly
+        .get_mut(&(room, kept.sender.clone(), REVISION_1_CAPACITY))
+        .ok_or("the kept part was not taken back")?
+        .insert(&old_parts[1])?
+        .ok_or("the old message did not complete")?;
+    assert_eq!(payload, *before);
     Ok(())
 }

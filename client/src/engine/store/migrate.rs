@@ -66,14 +66,56 @@ struct RoomV1 {
     group: Option<GroupV1>,
 }
 
+impl RoomV1 {
+    /// The room as schema 2 keeps it, with what schema 1 kept in clear columns.
+    fn into_record(self, contact: Option<i64>, unread: i64, mentions: i64) -> RoomRecord {
+        RoomRecord {
+            name: self.name,
+            group: self.group.map(|g| GroupRecord {
+                id: g.id,
+                state: g.state,
+                relay: g.relay,
+                admin: g.admin,
+                members: g.members,
+                closed: g.closed,
+            }),
+            contact,
+            unread: u32::try_from(unread).unwrap_or(u32::MAX),
+            mentions: u32::try_from(mentions).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// What the migration makes of an opened schema 1 row, decoded as each kind of record it
+/// reads as its own (rooms, used invites, history messages of either layout), for fuzz
+/// targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_v1_rows(
+    bytes: &[u8],
+) -> (
+    Option<RoomRecord>,
+    Option<UsedInviteRecord>,
+    Option<StoredMessage>,
+) {
+    let room = dec::<RoomV1>(bytes, Table::Rooms)
+        .ok()
+        .map(|old| old.into_record(None, 0, 0));
+    let used = dec::<UsedInviteV1>(bytes, Table::UsedInvites)
+        .ok()
+        .map(|old| UsedInviteRecord {
+            capability: *old.capability,
+            answer_key: old.answer_key,
+            expires_at: 0,
+        });
+    (room, used, StoredMessage::decode(bytes))
+}
+
 fn open_v1(key: &StoreKey, sealed: &[u8], kind: &str) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-    key.open(sealed, kind.as_bytes())
-        .map(Zeroizing::new)
-        .map_err(|_| {
-            EngineError::Store(format!(
-                "a {kind} row of the old store does not open: the store is damaged"
-            ))
-        })
+    key.open(sealed, kind.as_bytes()).map_err(|_| {
+        EngineError::Store(format!(
+            "a {kind} row of the old store does not open: the store is damaged"
+        ))
+    })
 }
 
 fn array<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], EngineError> {
@@ -178,20 +220,7 @@ fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
     )?;
     for (id, contact, s, unread, mentions) in rows {
         let old: RoomV1 = dec(&open_v1(d.key, &s, "room")?, Table::Rooms)?;
-        let rec = RoomRecord {
-            name: old.name,
-            group: old.group.map(|g| GroupRecord {
-                id: g.id,
-                state: g.state,
-                relay: g.relay,
-                admin: g.admin,
-                members: g.members,
-                closed: g.closed,
-            }),
-            contact,
-            unread: u32::try_from(unread).unwrap_or(u32::MAX),
-            mentions: u32::try_from(mentions).unwrap_or(u32::MAX),
-        };
+        let rec = old.into_record(contact, unread, mentions);
         let sealed = d.seal_record(Table::Rooms, id, &[], &rec)?;
         d.conn
             .execute(

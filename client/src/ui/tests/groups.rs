@@ -4,7 +4,7 @@ use super::*;
 
 fn run(a: &mut App, line: &str) -> Vec<Command> {
     typed(a, line);
-    a.update(key(KeyCode::Enter))
+    drive(a, key(KeyCode::Enter))
 }
 
 fn group(id: i64, name: &str, closed: bool) -> RoomSummary {
@@ -22,10 +22,13 @@ fn group_create_opens_the_group_so_add_works_next() {
         vec![Command::CreateGroup { name: "ops".into() }]
     );
     assert_eq!(a.focused_room(), Some(RoomId(1)));
-    a.update(Action::Engine(Event::Room(RoomSummary {
-        members: vec![],
-        ..group(9, "ops", false)
-    })));
+    drive(
+        &mut a,
+        Action::Engine(Event::Room(RoomSummary {
+            members: vec![],
+            ..group(9, "ops", false)
+        })),
+    );
     assert_eq!(a.focused_room(), Some(RoomId(9)), "the new group is open");
     assert_eq!(
         run(&mut a, "/group add bob"),
@@ -35,7 +38,10 @@ fn group_create_opens_the_group_so_add_works_next() {
         }]
     );
     // A group someone else adds us to does not steal the pane.
-    a.update(Action::Engine(Event::Room(group(10, "other", false))));
+    drive(
+        &mut a,
+        Action::Engine(Event::Room(group(10, "other", false))),
+    );
     assert_eq!(a.focused_room(), Some(RoomId(9)));
 }
 
@@ -69,12 +75,12 @@ fn group_add_takes_the_line_modes_order_too() {
     let s = render(&a, 80, 24).unwrap_or_default();
     assert!(s.contains("Leave #team?"), "{s}");
     assert_eq!(
-        a.update(key(KeyCode::Enter)),
+        drive(&mut a, key(KeyCode::Enter)),
         vec![Command::GroupLeave { room: RoomId(3) }]
     );
     assert!(a.flash.as_ref().is_some_and(|f| f.text.contains("leaving")));
     // Once the engine has closed it, the notice says so and what can be done.
-    a.update(Action::Engine(Event::Room(group(3, "team", true))));
+    drive(&mut a, Action::Engine(Event::Room(group(3, "team", true))));
     assert!(
         a.flash
             .as_ref()
@@ -101,7 +107,7 @@ fn a_failed_command_is_selected_not_glued_to_the_next() {
     assert_eq!(a.input_text(), "");
     // A parse error too; an arrow key keeps the text to edit it.
     assert!(run(&mut a, "/frobnicate").is_empty());
-    a.update(key(KeyCode::Left));
+    drive(&mut a, key(KeyCode::Left));
     typed(&mut a, "X");
     assert_eq!(a.input_text(), "/frobnicatXe");
 }
@@ -115,7 +121,7 @@ fn closed_rooms_can_be_hidden_and_stay_hidden() -> Result<(), Box<dyn std::error
         ..UiOptions::default()
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
-    a.update(Action::Resize(80, 24));
+    drive(&mut a, Action::Resize(80, 24));
     let ready = Event::Ready {
         me: "me".into(),
         rooms: vec![
@@ -125,7 +131,7 @@ fn closed_rooms_can_be_hidden_and_stay_hidden() -> Result<(), Box<dyn std::error
         ],
         contacts: vec![(ContactId(1), "alice".into())],
     };
-    a.update(Action::Engine(ready.clone()));
+    drive(&mut a, Action::Engine(ready.clone()));
     // An open room cannot be hidden.
     assert!(run(&mut a, "/hide team").is_empty());
     assert!(
@@ -133,21 +139,24 @@ fn closed_rooms_can_be_hidden_and_stay_hidden() -> Result<(), Box<dyn std::error
             .as_ref()
             .is_some_and(|f| f.error && f.text.contains("open"))
     );
-    a.update(ctrl('c'));
-    a.update(alt('2'));
+    drive(&mut a, ctrl('c'));
+    drive(&mut a, alt('2'));
     assert_eq!(a.focused_room(), Some(RoomId(2)));
-    run(&mut a, "/hide");
+    typed(&mut a, "/hide");
+    let effects = effects_with(&Runner::new(&opts), &mut a, key(KeyCode::Enter));
+    assert!(
+        effects.contains(&Effect::SaveLayout(a.panes().clone())),
+        "the layout is saved: {effects:?}"
+    );
     assert_eq!(a.focused_room(), Some(RoomId(1)), "the pane moves on");
     let s = render(&a, 80, 24)?;
     assert!(!s.contains("# old"), "{s}");
     // Numbers follow the list: Alt-2 is now team.
-    a.update(alt('2'));
+    drive(&mut a, alt('2'));
     assert_eq!(a.focused_room(), Some(RoomId(3)));
-    assert!(a.take_layout_dirty());
-    a.panes.save(&layout)?;
     let mut b = App::with_env(&opts, ColorMode::TrueColor, false);
-    b.update(Action::Resize(80, 24));
-    b.update(Action::Engine(ready));
+    drive(&mut b, Action::Resize(80, 24));
+    drive(&mut b, Action::Engine(ready));
     assert!(
         !render(&b, 80, 24)?.contains("# old"),
         "hidden after a restart"

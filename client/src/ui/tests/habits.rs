@@ -7,24 +7,24 @@ use super::*;
 fn up_and_down_recall_earlier_input_per_room() {
     let mut a = app(80, 24);
     typed(&mut a, "first");
-    a.update(key(KeyCode::Enter));
+    drive(&mut a, key(KeyCode::Enter));
     typed(&mut a, "second");
-    a.update(key(KeyCode::Enter));
-    a.update(alt('2'));
+    drive(&mut a, key(KeyCode::Enter));
+    drive(&mut a, alt('2'));
     typed(&mut a, "to bob");
-    a.update(key(KeyCode::Enter));
+    drive(&mut a, key(KeyCode::Enter));
     typed(&mut a, "draft");
-    a.update(key(KeyCode::Up));
+    drive(&mut a, key(KeyCode::Up));
     assert_eq!(a.input_text(), "to bob");
-    a.update(key(KeyCode::Down));
+    drive(&mut a, key(KeyCode::Down));
     assert_eq!(a.input_text(), "draft");
-    a.update(ctrl('c'));
-    a.update(alt('1'));
-    a.update(key(KeyCode::Up));
+    drive(&mut a, ctrl('c'));
+    drive(&mut a, alt('1'));
+    drive(&mut a, key(KeyCode::Up));
     assert_eq!(a.input_text(), "second");
-    a.update(key(KeyCode::Up));
+    drive(&mut a, key(KeyCode::Up));
     assert_eq!(a.input_text(), "first");
-    let cmds = a.update(key(KeyCode::Enter));
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::Send {
@@ -36,21 +36,21 @@ fn up_and_down_recall_earlier_input_per_room() {
 
 fn busy_room(unread: u32) -> App {
     let mut a = empty_app(80, 24);
-    a.update(Action::Engine(Event::Ready {
-        me: "me".into(),
-        rooms: vec![
+    ready(
+        &mut a,
+        vec![
             room(1, "alice", RoomKind::Direct(ContactId(1)), 0, 0),
             room(2, "bob", RoomKind::Direct(ContactId(2)), unread, 0),
         ],
-        contacts: vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
-    }));
+        vec![(ContactId(1), "alice".into()), (ContactId(2), "bob".into())],
+    );
     a
 }
 
 #[test]
 fn opening_a_room_lands_on_the_first_unread() -> Result<(), Box<dyn std::error::Error>> {
     let mut a = busy_room(30);
-    let cmds = a.update(alt('2'));
+    let cmds = drive(&mut a, alt('2'));
     assert!(cmds.contains(&Command::LoadHistory {
         room: RoomId(2),
         before: None,
@@ -59,11 +59,14 @@ fn opening_a_room_lands_on_the_first_unread() -> Result<(), Box<dyn std::error::
     let history: Vec<MessageView> = (0..60)
         .map(|i| msg(100 + i, 2, "bob", &format!("line {i}"), 600 + i))
         .collect();
-    a.update(Action::Engine(Event::History {
-        room: RoomId(2),
-        messages: history,
-        more: false,
-    }));
+    drive(
+        &mut a,
+        Action::Engine(Event::History {
+            room: RoomId(2),
+            messages: history,
+            more: false,
+        }),
+    );
     let s = render(&a, 80, 24)?;
     let rows: Vec<&str> = s.lines().collect();
     let marker = rows
@@ -75,15 +78,18 @@ fn opening_a_room_lands_on_the_first_unread() -> Result<(), Box<dyn std::error::
     assert!(!s.contains("line 59"), "not the newest:\n{s}");
     // A room whose unread messages all fit stays at the bottom.
     let mut b = busy_room(2);
-    b.update(alt('2'));
-    b.update(Action::Engine(Event::History {
-        room: RoomId(2),
-        messages: (0..5)
-            .map(|i| msg(100 + i, 2, "bob", &format!("line {i}"), 600 + i))
-            .collect(),
-        more: false,
-    }));
-    assert_eq!(b.panes.focused().scroll, 0);
+    drive(&mut b, alt('2'));
+    drive(
+        &mut b,
+        Action::Engine(Event::History {
+            room: RoomId(2),
+            messages: (0..5)
+                .map(|i| msg(100 + i, 2, "bob", &format!("line {i}"), 600 + i))
+                .collect(),
+            more: false,
+        }),
+    );
+    assert_eq!(b.panes().focused().scroll, 0);
     Ok(())
 }
 
@@ -94,37 +100,40 @@ fn search_results_scroll_and_enter_opens_the_message() -> Result<(), Box<dyn std
         .map(|i| msg(1000 + i, 1, "alice", &format!("needle {i}"), 700 + i))
         .collect();
     for m in &results {
-        a.update(Action::Engine(Event::Message(m.clone())));
+        drive(&mut a, Action::Engine(Event::Message(m.clone())));
     }
-    a.update(alt('2'));
-    a.update(Action::Engine(Event::SearchResults {
-        query: "needle".into(),
-        messages: results.clone(),
-    }));
+    drive(&mut a, alt('2'));
+    drive(
+        &mut a,
+        Action::Engine(Event::SearchResults {
+            query: "needle".into(),
+            messages: results.clone(),
+        }),
+    );
     let s = render(&a, 80, 24)?;
     assert!(s.contains("needle 29"), "the newest is chosen:\n{s}");
     for _ in 0..25 {
-        a.update(key(KeyCode::Up));
+        drive(&mut a, key(KeyCode::Up));
     }
     let s = render(&a, 80, 24)?;
     assert!(s.contains("needle 4"), "scrolled:\n{s}");
     assert!(!s.contains("needle 29"), "scrolled:\n{s}");
     assert!(matches!(
         a.overlay,
-        Some(Overlay::Search { selected: 4, .. })
+        Some(Overlay::Search(SearchView { selected: 4, .. }))
     ));
     // Enter opens the room at that message, marked.
-    a.update(key(KeyCode::Enter));
+    drive(&mut a, key(KeyCode::Enter));
     assert!(a.overlay.is_none());
     assert_eq!(a.focused_room(), Some(RoomId(1)));
-    assert_eq!(a.panes.focused().highlight, Some(MessageId(1004)));
-    assert!(a.panes.focused().scroll > 0, "scrolled up to it");
+    assert_eq!(a.panes().focused().highlight, Some(MessageId(1004)));
+    assert!(a.panes().focused().scroll > 0, "scrolled up to it");
     let mut t = Terminal::new(TestBackend::new(80, 24))?;
     t.draw(|f| view(&a, f))?;
     let s = t.backend().to_string();
     assert!(s.contains("needle 4 "), "{s}");
     let buf = t.backend().buffer();
-    let hl = a.theme.style(Role::Highlight);
+    let hl = a.theme().style(Role::Highlight);
     let y = s
         .lines()
         .position(|l| l.contains("needle 4 "))
@@ -142,19 +151,25 @@ fn search_results_scroll_and_enter_opens_the_message() -> Result<(), Box<dyn std
 #[test]
 fn a_result_older_than_the_loaded_page_loads_pages_until_it_is_there() {
     let mut a = busy_room(0);
-    a.update(alt('2'));
-    a.update(Action::Engine(Event::History {
-        room: RoomId(2),
-        messages: (500..700)
-            .map(|i| msg(i, 2, "bob", &format!("m {i}"), i))
-            .collect(),
-        more: true,
-    }));
-    a.update(Action::Engine(Event::SearchResults {
-        query: "old".into(),
-        messages: vec![msg(120, 2, "bob", "old one", 120)],
-    }));
-    let cmds = a.update(key(KeyCode::Enter));
+    drive(&mut a, alt('2'));
+    drive(
+        &mut a,
+        Action::Engine(Event::History {
+            room: RoomId(2),
+            messages: (500..700)
+                .map(|i| msg(i, 2, "bob", &format!("m {i}"), i))
+                .collect(),
+            more: true,
+        }),
+    );
+    drive(
+        &mut a,
+        Action::Engine(Event::SearchResults {
+            query: "old".into(),
+            messages: vec![msg(120, 2, "bob", "old one", 120)],
+        }),
+    );
+    let cmds = drive(&mut a, key(KeyCode::Enter));
     assert_eq!(
         cmds,
         vec![Command::LoadHistory {
@@ -163,13 +178,16 @@ fn a_result_older_than_the_loaded_page_loads_pages_until_it_is_there() {
             limit: 200
         }]
     );
-    let cmds = a.update(Action::Engine(Event::History {
-        room: RoomId(2),
-        messages: (300..500)
-            .map(|i| msg(i, 2, "bob", &format!("m {i}"), i))
-            .collect(),
-        more: true,
-    }));
+    let cmds = drive(
+        &mut a,
+        Action::Engine(Event::History {
+            room: RoomId(2),
+            messages: (300..500)
+                .map(|i| msg(i, 2, "bob", &format!("m {i}"), i))
+                .collect(),
+            more: true,
+        }),
+    );
     assert_eq!(
         cmds,
         vec![Command::LoadHistory {
@@ -178,22 +196,25 @@ fn a_result_older_than_the_loaded_page_loads_pages_until_it_is_there() {
             limit: 200
         }]
     );
-    let cmds = a.update(Action::Engine(Event::History {
-        room: RoomId(2),
-        messages: (100..300)
-            .map(|i| {
-                let text = if i == 120 {
-                    "old one".to_string()
-                } else {
-                    format!("m {i}")
-                };
-                msg(i, 2, "bob", &text, i)
-            })
-            .collect(),
-        more: true,
-    }));
+    let cmds = drive(
+        &mut a,
+        Action::Engine(Event::History {
+            room: RoomId(2),
+            messages: (100..300)
+                .map(|i| {
+                    let text = if i == 120 {
+                        "old one".to_string()
+                    } else {
+                        format!("m {i}")
+                    };
+                    msg(i, 2, "bob", &text, i)
+                })
+                .collect(),
+            more: true,
+        }),
+    );
     assert!(cmds.is_empty(), "found: {cmds:?}");
-    assert!(a.panes.focused().scroll > 500);
+    assert!(a.panes().focused().scroll > 500);
     let s = render(&a, 80, 24).unwrap_or_default();
     assert!(s.contains("old one"), "{s}");
 }
@@ -201,21 +222,24 @@ fn a_result_older_than_the_loaded_page_loads_pages_until_it_is_there() {
 #[test]
 fn tab_completes_at_names_with_group_members() {
     let mut a = app(80, 24);
-    a.update(alt('3'));
-    a.update(Action::Engine(Event::Room(RoomSummary {
-        members: vec!["alice".into(), "bob".into(), "zoe".into()],
-        ..room(3, "team", RoomKind::Group, 0, 0)
-    })));
+    drive(&mut a, alt('3'));
+    drive(
+        &mut a,
+        Action::Engine(Event::Room(RoomSummary {
+            members: vec!["alice".into(), "bob".into(), "zoe".into()],
+            ..room(3, "team", RoomKind::Group, 0, 0)
+        })),
+    );
     typed(&mut a, "thanks @z");
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(
         a.input_text(),
         "thanks @zoe ",
         "zoe is a member, not a contact"
     );
-    a.update(ctrl('c'));
+    drive(&mut a, ctrl('c'));
     typed(&mut a, "@b");
-    a.update(key(KeyCode::Tab));
+    drive(&mut a, key(KeyCode::Tab));
     assert_eq!(a.input_text(), "@bob ");
 }
 
@@ -230,8 +254,15 @@ fn the_theme_is_remembered_in_the_config_file() -> Result<(), Box<dyn std::error
     };
     let mut a = App::with_env(&opts, ColorMode::TrueColor, false);
     typed(&mut a, "/theme gruvbox");
-    a.update(key(KeyCode::Enter));
-    assert_eq!(a.theme.name, "gruvbox");
+    drive_with(&Runner::new(&opts), &mut a, key(KeyCode::Enter));
+    assert_eq!(a.theme().name, "gruvbox");
+    assert!(
+        a.flash
+            .as_ref()
+            .is_some_and(|f| f.text == "theme gruvbox (remembered)"),
+        "{:?}",
+        a.flash
+    );
     let c = crate::engine::ProfileConfig::load(&config)?;
     assert_eq!(c.theme.as_deref(), Some("gruvbox"));
     assert_eq!(c.relay.as_deref(), Some("hum://x:1#abc"), "the rest stays");

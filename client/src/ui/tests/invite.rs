@@ -32,10 +32,10 @@ fn a_code_copied_as_rows_and_pasted_after_accept_is_one_code() {
     for w in [80, 120, 40] {
         let mut a = app(80, 24);
         typed(&mut a, "/accept ");
-        a.update(Action::Paste(rows(&code, w) + "\n"));
+        drive(&mut a, Action::Paste(rows(&code, w) + "\n"));
         assert!(a.overlay.is_none(), "no paste guard: {:?}", a.overlay);
         assert!(a.input_text().starts_with("/accept hum1-"));
-        let cmds = a.update(key(KeyCode::Enter));
+        let cmds = drive(&mut a, key(KeyCode::Enter));
         assert_eq!(
             cmds,
             vec![Command::AcceptInvite {
@@ -48,10 +48,10 @@ fn a_code_copied_as_rows_and_pasted_after_accept_is_one_code() {
     // With a name typed after the paste.
     let mut a = app(80, 24);
     typed(&mut a, "/acc ");
-    a.update(Action::Paste(rows(&code, 80)));
+    drive(&mut a, Action::Paste(rows(&code, 80)));
     typed(&mut a, " Alice Smith");
     assert_eq!(
-        a.update(key(KeyCode::Enter)),
+        drive(&mut a, key(KeyCode::Enter)),
         vec![Command::AcceptInvite {
             code: code.clone(),
             name: Some("Alice Smith".into())
@@ -60,9 +60,9 @@ fn a_code_copied_as_rows_and_pasted_after_accept_is_one_code() {
     // "/accept" with no space yet: the code does not stick to the command.
     let mut a = app(80, 24);
     typed(&mut a, "/accept");
-    a.update(Action::Paste(rows(&code, 80)));
+    drive(&mut a, Action::Paste(rows(&code, 80)));
     assert_eq!(
-        a.update(key(KeyCode::Enter)),
+        drive(&mut a, key(KeyCode::Enter)),
         vec![Command::AcceptInvite {
             code: code.clone(),
             name: None
@@ -75,7 +75,7 @@ fn a_code_pasted_alone_is_offered_for_accepting_never_sent()
 -> Result<(), Box<dyn std::error::Error>> {
     let code = real_code();
     let mut a = app(80, 24);
-    a.update(Action::Paste(rows(&code, 80)));
+    drive(&mut a, Action::Paste(rows(&code, 80)));
     assert!(
         matches!(a.overlay, Some(Overlay::Confirm(_))),
         "{:?}",
@@ -84,35 +84,35 @@ fn a_code_pasted_alone_is_offered_for_accepting_never_sent()
     let s = render(&a, 80, 24)?;
     assert!(s.contains("Accept this invite code?"), "{s}");
     assert_eq!(
-        a.update(key(KeyCode::Char('y'))),
+        drive(&mut a, key(KeyCode::Char('y'))),
         vec![Command::AcceptInvite {
             code: code.clone(),
             name: None
         }]
     );
     // No: the text comes back to the input; Enter asks again and sends nothing.
-    a.update(Action::Paste(rows(&code, 120)));
-    assert!(a.update(key(KeyCode::Char('n'))).is_empty());
+    drive(&mut a, Action::Paste(rows(&code, 120)));
+    assert!(drive(&mut a, key(KeyCode::Char('n'))).is_empty());
     assert!(a.input_text().starts_with("hum1-"));
-    assert!(a.update(key(KeyCode::Enter)).is_empty());
+    assert!(drive(&mut a, key(KeyCode::Enter)).is_empty());
     assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
     // Typed (or pasted without bracketed paste) and Enter: asked too, never a message.
     let mut b = app(80, 24);
     typed(&mut b, &code);
-    let cmds = b.update(key(KeyCode::Enter));
+    let cmds = drive(&mut b, key(KeyCode::Enter));
     assert!(
         !cmds.iter().any(|c| matches!(c, Command::Send { .. })),
         "{cmds:?}"
     );
     assert_eq!(
-        b.update(key(KeyCode::Enter)),
+        drive(&mut b, key(KeyCode::Enter)),
         vec![Command::AcceptInvite { code, name: None }]
     );
     // A message that only mentions a code's prefix is a message.
     let mut c = app(80, 24);
     typed(&mut c, "hum1-abc is how codes start");
     assert!(matches!(
-        c.update(key(KeyCode::Enter)).as_slice(),
+        drive(&mut c, key(KeyCode::Enter)).as_slice(),
         [Command::Send { .. }]
     ));
     Ok(())
@@ -125,9 +125,9 @@ fn the_invite_window_shows_the_code_in_plain_rows_and_wraps_it_as_one_line()
     for (w, h) in [(80u16, 24u16), (120, 40)] {
         let mut a = app(w, h);
         typed(&mut a, "/invite");
-        a.update(key(KeyCode::Enter));
+        drive(&mut a, key(KeyCode::Enter));
         assert!(a.flash.as_ref().is_some_and(|f| f.text.contains("making")));
-        a.update(Action::Engine(Event::Invite { code: code.clone() }));
+        drive(&mut a, Action::Engine(Event::Invite { code: code.clone() }));
         // The notice is done once the code is shown.
         assert!(a.flash.is_none(), "{:?}", a.flash);
         let s = render(&a, w, h)?;
@@ -145,7 +145,7 @@ fn the_invite_window_shows_the_code_in_plain_rows_and_wraps_it_as_one_line()
         // The same rows, for the terminal to wrap as one line.
         let area = ratatui::layout::Rect::new(0, 0, w, h);
         assert_eq!(
-            overlay::invite_soft_wrap(&a, area),
+            view::invite_soft_wrap(&a, area),
             Some((first as u16, code.clone()))
         );
         assert!(s.contains("/invite FILE"), "{s}");
@@ -157,7 +157,7 @@ fn the_invite_window_shows_the_code_in_plain_rows_and_wraps_it_as_one_line()
 fn the_invite_window_scrolls_on_a_small_screen() -> Result<(), Box<dyn std::error::Error>> {
     let code = real_code();
     let mut a = app(40, 12);
-    a.update(Action::Engine(Event::Invite { code: code.clone() }));
+    drive(&mut a, Action::Engine(Event::Invite { code: code.clone() }));
     let s = render(&a, 40, 12)?;
     assert!(s.contains("rows 1-"), "{s}");
     assert!(s.contains("↑↓ scrolls"), "{s}");
@@ -165,11 +165,11 @@ fn the_invite_window_scrolls_on_a_small_screen() -> Result<(), Box<dyn std::erro
     let total = code.len().div_ceil(40);
     let mut seen = String::new();
     let area = ratatui::layout::Rect::new(0, 0, 40, 12);
-    let (_, top) = overlay::invite_soft_wrap(&a, area).ok_or("no code")?;
+    let (_, top) = view::invite_soft_wrap(&a, area).ok_or("no code")?;
     seen.push_str(&top);
     // Down to the end: every row of the code comes into view.
-    a.update(key(KeyCode::End));
-    let (_, bottom) = overlay::invite_soft_wrap(&a, area).ok_or("no code")?;
+    drive(&mut a, key(KeyCode::End));
+    let (_, bottom) = view::invite_soft_wrap(&a, area).ok_or("no code")?;
     assert!(code.ends_with(&bottom), "the last rows show");
     assert!(
         top.len() + bottom.len() >= code.len(),
@@ -177,8 +177,8 @@ fn the_invite_window_scrolls_on_a_small_screen() -> Result<(), Box<dyn std::erro
     );
     let s = render(&a, 40, 12)?;
     assert!(s.contains(&format!("of {total}")), "{s}");
-    assert!(matches!(a.overlay, Some(Overlay::Invite { scroll, .. }) if scroll > 0));
-    a.update(key(KeyCode::Esc));
+    assert!(matches!(a.overlay, Some(Overlay::Invite(InviteView { scroll, .. })) if scroll > 0));
+    drive(&mut a, key(KeyCode::Esc));
     assert!(a.overlay.is_none());
     Ok(())
 }
@@ -189,9 +189,13 @@ fn invite_file_writes_the_code() -> Result<(), Box<dyn std::error::Error>> {
     let path = dir.join("code.txt");
     let mut a = app(80, 24);
     typed(&mut a, &format!("/invite {}", path.display()));
-    assert_eq!(a.update(key(KeyCode::Enter)), vec![Command::CreateInvite]);
+    assert_eq!(
+        drive(&mut a, key(KeyCode::Enter)),
+        vec![Command::CreateInvite]
+    );
     let code = real_code();
-    a.update(Action::Engine(Event::Invite { code: code.clone() }));
+    let shown = Action::Engine(Event::Invite { code: code.clone() });
+    let effects = effects_with(&Runner::default(), &mut a, shown);
     assert_eq!(std::fs::read_to_string(&path)?, format!("{code}\n"));
     assert!(a.flash.as_ref().is_some_and(|f| f.text.contains("saved")));
     #[cfg(unix)]
@@ -203,16 +207,16 @@ fn invite_file_writes_the_code() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     // An existing file is not overwritten.
-    a.update(key(KeyCode::Esc));
+    drive(&mut a, key(KeyCode::Esc));
     typed(&mut a, &format!("/invite {}", path.display()));
-    assert!(a.update(key(KeyCode::Enter)).is_empty());
+    assert!(drive(&mut a, key(KeyCode::Enter)).is_empty());
     assert!(
         a.flash
             .as_ref()
             .is_some_and(|f| f.error && f.text.contains("exists"))
     );
     // The codes shown are kept for printing once the terminal is back.
-    assert_eq!(a.take_invites(), vec![code]);
+    assert!(effects.contains(&Effect::PrintOnExit(code)), "{effects:?}");
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -225,11 +229,11 @@ fn accept_splits_code_and_name_by_the_checksum() {
         .map_or(0, |d| d.as_secs());
     let spaced = rows(&code, 80).replace('\n', " ");
     assert_eq!(
-        commands::split_accept(&format!("{spaced} Dave"), now),
+        crate::command::split_accept(&format!("{spaced} Dave"), now),
         (code.clone(), Some("Dave".to_string()))
     );
     // A damaged code is passed on whole, so the engine can say what is wrong.
     let cut = &code[..code.len() - 10];
-    let (c, _) = commands::split_accept(&rows(cut, 80).replace('\n', " "), now);
+    let (c, _) = crate::command::split_accept(&rows(cut, 80).replace('\n', " "), now);
     assert_eq!(c, cut);
 }

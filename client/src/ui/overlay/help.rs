@@ -1,4 +1,5 @@
-//! The help overlay: every key binding and every slash command, wrapped to the screen.
+//! The help overlay: every key binding and every slash command of the TUI, wrapped to the
+//! screen.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -6,10 +7,18 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use crate::ui::app::App;
-use crate::ui::commands::COMMANDS;
+use crate::command::{self, Face};
+use crate::ui::keymap::{Key, Keymap};
+use crate::ui::overlay::{Cx, centered, scrolled};
 use crate::ui::text;
-use crate::ui::theme::Role;
+use crate::ui::theme::{Role, Theme};
+
+/// The help overlay, scrolled this many rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Help {
+    /// Rows scrolled.
+    pub scroll: u16,
+}
 
 /// The widest the help box gets.
 const WIDTH: u16 = 92;
@@ -76,10 +85,9 @@ fn prose(s: &str, inner: usize, style: Style) -> Vec<Line<'static>> {
 }
 
 /// The help text's lines for a box `inner` cells wide inside its border.
-pub(super) fn lines(app: &App, inner: usize) -> Vec<Line<'static>> {
-    let t = &app.theme;
+pub(in crate::ui) fn lines(t: &Theme, keymap: &Keymap, inner: usize) -> Vec<Line<'static>> {
     let pair = (t.style(Role::Prompt), t.style(Role::Text));
-    let keys = app.keymap.describe();
+    let keys = keymap.describe();
     let kw = keys
         .iter()
         .map(|(k, _)| text::width(k))
@@ -102,14 +110,8 @@ pub(super) fn lines(app: &App, inner: usize) -> Vec<Line<'static>> {
         "Commands (unique prefixes work: /q, /inv)",
         t.style(Role::TitleFocused),
     ));
-    let cmds: Vec<(String, &str)> = COMMANDS
-        .iter()
-        .map(|c| {
-            (
-                format!("/{} {}", c.name, c.usage).trim_end().to_string(),
-                c.help,
-            )
-        })
+    let cmds: Vec<(String, &str)> = command::specs(Face::Tui)
+        .map(|c| (c.usage(), c.help))
         .collect();
     let cw = cmds
         .iter()
@@ -124,63 +126,58 @@ pub(super) fn lines(app: &App, inner: usize) -> Vec<Line<'static>> {
     out
 }
 
-/// The help box within the screen `area`.
-fn frame_rect(app: &App, area: Rect) -> (Rect, usize) {
-    let w = WIDTH.min(area.width);
-    let inner = usize::from(w.saturating_sub(2));
-    let n = lines(app, inner).len();
-    let h = u16::try_from(n).unwrap_or(u16::MAX).saturating_add(2);
-    (centered(area, w, h), n)
-}
-
-/// How far the help text scrolls on a screen of `area`.
-pub(super) fn max_scroll(app: &App, area: Rect) -> u16 {
-    let (r, n) = frame_rect(app, area);
-    u16::try_from(n.saturating_sub(usize::from(r.height.saturating_sub(2)))).unwrap_or(u16::MAX)
-}
-
-/// A rectangle centred in `area`, at most `w` x `h`.
-pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
-    Rect {
-        x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
-        width: w,
-        height: h,
+impl Help {
+    /// The help box within the screen, and how many lines the text has.
+    fn frame_rect(cx: &Cx<'_>) -> (Rect, usize) {
+        let w = WIDTH.min(cx.screen.width);
+        let inner = usize::from(w.saturating_sub(2));
+        let n = lines(cx.theme, cx.keymap, inner).len();
+        let h = u16::try_from(n).unwrap_or(u16::MAX).saturating_add(2);
+        (centered(cx.screen, w, h), n)
     }
-}
 
-/// Draw the help overlay; the hint under it shows on every page.
-pub(super) fn draw(app: &App, frame: &mut Frame<'_>, area: Rect, scroll: u16) {
-    let (r, n) = frame_rect(app, area);
-    let lines = lines(app, usize::from(r.width.saturating_sub(2)));
-    let max = max_scroll(app, area);
-    let scroll = scroll.min(max);
-    let shown = usize::from(r.height.saturating_sub(2));
-    let (from, to) = (
-        usize::from(scroll) + 1,
-        (usize::from(scroll) + shown).min(n),
-    );
-    let inner = usize::from(r.width.saturating_sub(2));
-    let hint = if max == 0 {
-        " Esc closes ".to_string()
-    } else {
-        let long = format!(" Esc closes · ↑↓ PgUp PgDn scroll · {from}-{to} of {n} ");
-        if text::width(&long) <= inner {
-            long
+    /// How far the help text scrolls on the screen.
+    fn max_scroll(cx: &Cx<'_>) -> u16 {
+        let (r, n) = Self::frame_rect(cx);
+        u16::try_from(n.saturating_sub(usize::from(r.height.saturating_sub(2)))).unwrap_or(u16::MAX)
+    }
+
+    /// A key: scrolled, or closed (`None`) by any other key.
+    pub(super) fn key(self, key: &Key, page: isize, cx: &Cx<'_>) -> Option<Self> {
+        scrolled(self.scroll, key, page, Self::max_scroll(cx)).map(|scroll| Help { scroll })
+    }
+
+    /// Draw it; the hint under it shows on every page.
+    pub(super) fn draw(&self, cx: &Cx<'_>, frame: &mut Frame<'_>) {
+        let (r, n) = Self::frame_rect(cx);
+        let inner = usize::from(r.width.saturating_sub(2));
+        let lines = lines(cx.theme, cx.keymap, inner);
+        let max = Self::max_scroll(cx);
+        let scroll = self.scroll.min(max);
+        let shown = usize::from(r.height.saturating_sub(2));
+        let (from, to) = (
+            usize::from(scroll) + 1,
+            (usize::from(scroll) + shown).min(n),
+        );
+        let hint = if max == 0 {
+            " Esc closes ".to_string()
         } else {
-            format!(" Esc · ↑↓ scroll · {from}-{to}/{n} ")
-        }
-    };
-    let block = Block::bordered()
-        .title(" help ")
-        .title_bottom(Line::styled(
-            text::truncate(&hint, inner),
-            app.theme.style(Role::Dim),
-        ))
-        .border_style(app.theme.style(Role::BorderFocused))
-        .style(app.theme.style(Role::Overlay));
-    frame.render_widget(Clear, r);
-    frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), r);
+            let long = format!(" Esc closes · ↑↓ PgUp PgDn scroll · {from}-{to} of {n} ");
+            if text::width(&long) <= inner {
+                long
+            } else {
+                format!(" Esc · ↑↓ scroll · {from}-{to}/{n} ")
+            }
+        };
+        let block = Block::bordered()
+            .title(" help ")
+            .title_bottom(Line::styled(
+                text::truncate(&hint, inner),
+                cx.theme.style(Role::Dim),
+            ))
+            .border_style(cx.theme.style(Role::BorderFocused))
+            .style(cx.theme.style(Role::Overlay));
+        frame.render_widget(Clear, r);
+        frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), r);
+    }
 }
