@@ -58,9 +58,9 @@ load1 CLIENTS="1000" SECONDS="20":
 # graph and groups, chatting with churn across epoch changes, over the relays of LAYOUT
 # (mesh: one entry and two mailbox relays; pair: two relays each both; single), each a
 # curious build writing its log into DIR/LAYOUT beside the ground truth; prints the
-# figures (also in DIR/LAYOUT/figures.md). Epochs and sessions are divided by SCALE.
-# At 500 users and scale 12 a run takes about 20 minutes.
-load USERS="500" SCALE="12" DIR="/tmp/hum-load" LAYOUT="mesh":
+# figures (also in DIR/LAYOUT/figures.md). Epochs and sessions are divided by SCALE; the
+# tick is TICK milliseconds. At 500 users and scale 20 a run takes about 12 minutes.
+load USERS="500" SCALE="12" DIR="/tmp/hum-load" LAYOUT="mesh" TICK="100":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release -p hum-tests --bins
@@ -70,17 +70,17 @@ load USERS="500" SCALE="12" DIR="/tmp/hum-load" LAYOUT="mesh":
     # Put the plain relay back: no release binary keeps the curious feature.
     cargo build --release -p hum-relay
     target/release/hum-load run --layout {{LAYOUT}} --users {{USERS}} --scale {{SCALE}} \
-        --relay-bin "{{DIR}}/hum-relay-curious" --out "{{DIR}}/{{LAYOUT}}" \
+        --tick-ms {{TICK}} --relay-bin "{{DIR}}/hum-relay-curious" --out "{{DIR}}/{{LAYOUT}}" \
         | tee "{{DIR}}/{{LAYOUT}}/figures.md"
 
 # The proof of issue 12: the load over a mesh and over a single relay (the positive
 # control: hum/1's view), then the attack program on the entry relay's log, each
 # mailbox relay's log and the single relay's log, each against its run's ground truth.
-proof USERS="500" SCALE="12" DIR="/tmp/hum-proof":
+proof USERS="500" SCALE="20" DIR="/tmp/hum-proof" TICK="100":
     #!/usr/bin/env bash
     set -euo pipefail
-    just load {{USERS}} {{SCALE}} "{{DIR}}" mesh
-    just load {{USERS}} {{SCALE}} "{{DIR}}" single
+    just load {{USERS}} {{SCALE}} "{{DIR}}" mesh {{TICK}}
+    just load {{USERS}} {{SCALE}} "{{DIR}}" single {{TICK}}
     cargo build --release -p hum-tests --bin hum-attack
     attack() { echo "## $1"; target/release/hum-attack score --log "$2" --truth "$3" --role "$4"; echo; }
     {

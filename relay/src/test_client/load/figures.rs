@@ -93,7 +93,7 @@ pub struct Report {
     /// Epoch catch-ups completed.
     pub caught_up: usize,
     /// Ticks from a single-part text's deposit to its recipient, when the sender had no
-    /// backlog and it came live.
+    /// backlog, the recipient was online from the deposit on, and it came live.
     pub latency: Vec<f64>,
     /// Ticks from queueing any text to its recipient having it whole, live.
     pub latency_queued: Vec<f64>,
@@ -189,7 +189,7 @@ impl fmt::Display for Report {
         writeln!(f, "| --- | --- |")?;
         writeln!(
             f,
-            "| latency, single-part text without backlog, live (ticks) | p50 {:.1}, p99 {:.1}, max {:.1} (n = {}) |",
+            "| latency, single-part text without backlog to a recipient online, live (ticks) | p50 {:.1}, p99 {:.1}, max {:.1} (n = {}) |",
             lat.p50, lat.p99, lat.max, lat.n
         )?;
         writeln!(

@@ -891,10 +891,15 @@ impl<W: Write> Run<'_, W> {
         }
         got.2 = Some(ms);
         let live = got.1;
+        let seat = &self.seats[u];
         if m.main && live {
             // From the deposit of the attempt that arrived (an earlier one may have
-            // waited in the outbox of a session that closed).
-            if let (1, true, Some(left)) = (m.parts, m.backlog_free, left) {
+            // waited in the outbox of a session that closed), to a recipient online all
+            // along (one that came back got it from its bucket's backlog).
+            let online = |left: u64| seat.state == State::Online && seat.since <= left;
+            if let (1, true, Some(left)) = (m.parts, m.backlog_free, left)
+                && online(left)
+            {
                 self.report
                     .latency
                     .push(ms.saturating_sub(left) as f64 / tick_ms);
