@@ -433,3 +433,42 @@ fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
     assert_eq!(parts, (0..48).collect::<Vec<u16>>());
     Ok(())
 }
+
+#[test]
+fn a_tag_table_rebuilt_after_later_parts_came_live_still_knows_the_missed_ones() -> Res {
+    let mut bench = Bench::new()?;
+    let wait = Behaviour {
+        catch_up_delay: 80.0,
+        ..Behaviour::default()
+    };
+    let (pa, pb) = pair(&bench, Behaviour::default(), wait);
+    let (a, b) = (bench.join(pa), bench.join(pb));
+    bench.run(3)?;
+    core(&mut bench, a)?.queue_text(Target::Contact(0), 1, 40);
+    bench.run(8)?;
+    let before = received(&bench.events(b));
+    let away = bench.leave(b).ok_or("no session")?;
+    bench.run(40)?;
+    let b = bench.join(away);
+    bench.run(30)?;
+    let live = received(&bench.events(b));
+    assert!(
+        live.len() >= 12,
+        "later parts came live first: {}",
+        live.len()
+    );
+    // A new sender: B's tag tables are built again, after its counter for A moved on
+    // past the parts it missed.
+    core(&mut bench, b)?.expect(TagKey::generate(), Unwrap::Mine);
+    bench.run(300)?;
+    let mut parts: Vec<u16> = before
+        .iter()
+        .chain(&live)
+        .chain(&received(&bench.events(b)))
+        .filter(|g| !g.again)
+        .map(|g| g.part)
+        .collect();
+    parts.sort_unstable();
+    assert_eq!(parts, (0..48).collect::<Vec<u16>>());
+    Ok(())
+}
