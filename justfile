@@ -46,13 +46,49 @@ bench:
     cargo bench -p hum-shared --bench crypto -- --warm-up-time 1 --measurement-time 3
     cargo bench -p hum --bench render -- --warm-up-time 1 --measurement-time 3
     cargo build --release -p hum -p hum-relay -p hum-tests --bins
-    target/release/hum-load --clients 1000 --seconds 20
+    target/release/hum-load hum1 --clients 1000 --seconds 20
     target/release/hum-client-figures
 
-# The relay load generator at a chosen size, e.g. `just load 3000 30`.
-load CLIENTS="1000" SECONDS="20":
+# hum/1's relay load against the bare beat server at a chosen size, e.g. `just load1 3000 30`.
+load1 CLIENTS="1000" SECONDS="20":
     cargo build --release -p hum-relay -p hum-tests --bins
-    target/release/hum-load --clients {{CLIENTS}} --seconds {{SECONDS}}
+    target/release/hum-load hum1 --clients {{CLIENTS}} --seconds {{SECONDS}}
+
+# hum/2's load (docs/RELAY.md, "Load: the proof's run"): USERS users with a known contact
+# graph and groups, chatting with churn across epoch changes, over the relays of LAYOUT
+# (mesh: one entry and two mailbox relays; pair: two relays each both; single), each a
+# curious build writing its log into DIR/LAYOUT beside the ground truth; prints the
+# figures (also in DIR/LAYOUT/figures.md). Epochs and sessions are divided by SCALE; the
+# tick is TICK milliseconds. At 500 users and scale 20 a run takes about 12 minutes.
+load USERS="500" SCALE="12" DIR="/tmp/hum-load" LAYOUT="mesh" TICK="100":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release -p hum-tests --bins
+    cargo build --release -p hum-relay --features curious
+    mkdir -p "{{DIR}}/{{LAYOUT}}"
+    cp target/release/hum-relay "{{DIR}}/hum-relay-curious"
+    # Put the plain relay back: no release binary keeps the curious feature.
+    cargo build --release -p hum-relay
+    target/release/hum-load run --layout {{LAYOUT}} --users {{USERS}} --scale {{SCALE}} \
+        --tick-ms {{TICK}} --relay-bin "{{DIR}}/hum-relay-curious" --out "{{DIR}}/{{LAYOUT}}" \
+        | tee "{{DIR}}/{{LAYOUT}}/figures.md"
+
+# The proof of issue 12: the load over a mesh and over a single relay (the positive
+# control: hum/1's view), then the attack program on the entry relay's log, each
+# mailbox relay's log and the single relay's log, each against its run's ground truth.
+proof USERS="500" SCALE="20" DIR="/tmp/hum-proof" TICK="100":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    just load {{USERS}} {{SCALE}} "{{DIR}}" mesh {{TICK}}
+    just load {{USERS}} {{SCALE}} "{{DIR}}" single {{TICK}}
+    cargo build --release -p hum-tests --bin hum-attack
+    attack() { echo "## $1"; target/release/hum-attack score --log "$2" --truth "$3" --role "$4"; echo; }
+    {
+    attack "entry relay (mesh)" "{{DIR}}/mesh/entry.curious.jsonl" "{{DIR}}/mesh/truth.jsonl" entry
+    attack "mailbox relay A (mesh)" "{{DIR}}/mesh/mailbox-a.curious.jsonl" "{{DIR}}/mesh/truth.jsonl" mailbox
+    attack "mailbox relay B (mesh)" "{{DIR}}/mesh/mailbox-b.curious.jsonl" "{{DIR}}/mesh/truth.jsonl" mailbox
+    attack "single relay (hum/1's view)" "{{DIR}}/single/single.curious.jsonl" "{{DIR}}/single/truth.jsonl" all
+    } | tee "{{DIR}}/attack.md"
 
 # What a network observer sees: run the observer test and print its statistics.
 observe:

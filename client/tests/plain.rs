@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use tokio::sync::watch;
 
 #[allow(dead_code)]
 #[path = "support/plain_client.rs"]
@@ -64,16 +65,16 @@ async fn incoming(c: &mut Client, n: usize) -> Result<Vec<String>> {
     Ok(got)
 }
 
-/// Waits for the process to end and checks that it ended well.
-async fn exits(c: &mut Client, limit: Duration, what: &str) -> Result<()> {
-    match tokio::time::timeout(limit, c.child.wait()).await {
-        Ok(status) => {
-            let status = status?;
-            ensure!(status.success(), "{what}: exit status {status}");
-            Ok(())
-        }
-        Err(_) => bail!("{what}: still running after {limit:?}"),
-    }
+/// Reads what the client prints until it exits; fails unless the relay had taken the
+/// message `id` to bob (its `sent` line) by then.
+async fn sent_before_exit(c: &mut Client, id: &str, what: &str) -> Result<()> {
+    let out = all_lines(c).await?;
+    ensure!(
+        out.iter()
+            .any(|l| *l == format!("delivery\tbob\t{id}\tsent")),
+        "alice quit {what} before the relay had the message: {out:?}"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +99,7 @@ async fn commands_piped_in_before_ready_wait_for_the_profile() -> Result<()> {
             .any(|l| l.starts_with("message\tbob\t") && l.ends_with("\tfirst")),
         "the message was not taken: {out:?}"
     );
-    exits(&mut alice, LONG, "alice after the end of input").await?;
+    alice.exits(LONG, "alice after the end of input").await?;
 
     // The profile exists now: `echo "/msg bob again" | hum --plain`.
     let mut alice = Client::spawn(home.path(), "alice", &addr)?;
@@ -107,9 +108,66 @@ async fn commands_piped_in_before_ready_wait_for_the_profile() -> Result<()> {
     let out = all_lines(&mut alice).await?;
     let errors: Vec<&String> = out.iter().filter(|l| l.starts_with("error")).collect();
     ensure!(errors.is_empty(), "errors: {errors:?} in {out:?}");
-    exits(&mut alice, LONG, "alice after the end of input").await?;
+    alice.exits(LONG, "alice after the end of input").await?;
 
     ensure!(incoming(&mut bob, 2).await? == ["first", "again"]);
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// A way to `relay` through 127.0.0.1: while `hold` is set, the connections it takes wait
+/// before they reach the relay, so a client's link stays connecting until it is cleared.
+async fn held_way(relay: &hum_relay::RelayHandle) -> Result<(String, watch::Sender<bool>)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let mut addr = relay.address().clone();
+    let target = addr.host_port();
+    addr.port = listener.local_addr()?.port();
+    let (hold, held) = watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let mut held = held.clone();
+            let target = target.clone();
+            tokio::spawn(async move {
+                if held.wait_for(|h| !h).await.is_err() {
+                    return;
+                }
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Ok((addr.to_string(), hold))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_of_input_waits_for_a_relay_link_still_connecting() -> Result<()> {
+    let home = Home::new("connecting");
+    let relay = relay().await?;
+    let (addr, hold) = held_way(&relay).await?;
+    let mut bob = Client::spawn(home.path(), "bob", &addr)?;
+    bob.expect(LONG, "bob's link up", |f| {
+        (f[0] == "link" && f[2] == "up").then_some(())
+    })
+    .await?;
+    let code = bob.invite().await?;
+
+    // Alice's link cannot come up before her whole script has been read.
+    hold.send_replace(true);
+    let mut alice = Client::spawn(home.path(), "alice", &addr)?;
+    alice.say(&format!("/accept {code} bob")).await?;
+    alice.say("/msg bob first").await?;
+    alice.close_stdin();
+    let id = alice
+        .expect(LONG, "the message taken", |f| {
+            (f[0] == "message" && f[5] == "out" && f[7] == "first").then(|| f[2].to_owned())
+        })
+        .await?;
+    hold.send_replace(false);
+    sent_before_exit(&mut alice, &id, "at the end of input").await?;
+    alice.exits(LONG, "alice after the end of input").await?;
+    ensure!(incoming(&mut bob, 1).await? == ["first"]);
     bob.quit().await?;
     relay.shutdown().await;
     Ok(())
@@ -218,31 +276,33 @@ fn signal(c: &Client, name: &str) -> Result<()> {
 async fn sigterm_and_sigint_quit_with_stdin_open_and_the_outbox_drained() -> Result<()> {
     let home = Home::new("signals");
     let relay = relay().await?;
-    let addr = relay.address().to_string();
+    let (addr, hold) = held_way(&relay).await?;
     let (mut alice, mut bob) = pair(home.path(), &addr).await?;
 
+    // SIGTERM with the link up; SIGINT right after a restart, its link still connecting.
     for (signame, text) in [
         ("TERM", "sent before SIGTERM"),
         ("INT", "sent before SIGINT"),
     ] {
         alice.say(&format!("/msg bob {text}")).await?;
-        alice
+        let id = alice
             .expect(LONG, "the message taken", |f| {
-                (f[0] == "message" && f[5] == "out" && f[7] == text).then_some(())
+                (f[0] == "message" && f[5] == "out" && f[7] == text).then(|| f[2].to_owned())
             })
             .await?;
         // Stdin stays open: only the signal can end it.
         signal(&alice, signame)?;
-        exits(
-            &mut alice,
-            Duration::from_secs(10),
-            &format!("after SIG{signame}"),
-        )
-        .await?;
+        hold.send_replace(false);
+        sent_before_exit(&mut alice, &id, &format!("on SIG{signame}")).await?;
+        alice
+            .exits(Duration::from_secs(10), &format!("after SIG{signame}"))
+            .await?;
         ensure!(incoming(&mut bob, 1).await? == [text]);
+        hold.send_replace(true);
         alice = Client::spawn(home.path(), "alice", &addr)?;
         alice.expect_kind(LONG, "ready").await?;
     }
+    hold.send_replace(false);
     alice.quit().await?;
     bob.quit().await?;
     relay.shutdown().await;

@@ -25,14 +25,33 @@ fn tmux(socket: &str, args: &[&str]) -> Result<String> {
 }
 
 fn screen_until(socket: &str, target: &str, limit: Duration, want: &str) -> Result<String> {
+    screen_when(socket, target, &[], limit, &format!("{want:?}"), |s| {
+        s.contains(want)
+    })
+}
+
+/// Captures `target` (with the extra `capture-pane` flags `how`) until `ok` accepts what
+/// it shows, for up to `limit`: a terminal draws a frame in pieces, so a condition is
+/// waited for, never assumed after a pause.
+fn screen_when(
+    socket: &str,
+    target: &str,
+    how: &[&str],
+    limit: Duration,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> Result<String> {
     let start = Instant::now();
+    let mut args = vec!["capture-pane", "-p"];
+    args.extend_from_slice(how);
+    args.extend_from_slice(&["-t", target]);
     loop {
-        let screen = tmux(socket, &["capture-pane", "-p", "-t", target])?;
-        if screen.contains(want) {
+        let screen = tmux(socket, &args)?;
+        if ok(&screen) {
             return Ok(screen);
         }
         if start.elapsed() > limit {
-            bail!("{target} never showed {want:?}; the screen was:\n{screen}");
+            bail!("{target} never showed {what}; the screen was:\n{screen}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -78,7 +97,18 @@ async fn plain(
     );
     stdin.write_all(b"/quit\n").await?;
     drop(stdin);
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    // The next process on this profile starts only once this one is gone.
+    let limit = Duration::from_secs(30);
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => {
+            let status = status?;
+            ensure!(
+                status.success(),
+                "{profile}: exit status {status} after /quit"
+            );
+        }
+        Err(_) => bail!("{profile} still running {limit:?} after /quit"),
+    }
     Ok(seen)
 }
 
@@ -297,6 +327,17 @@ impl Stage {
         screen_until(&self.socket, target, Duration::from_secs(30), want)
     }
 
+    /// Waits until `ok` accepts `target`'s screen, captured with the flags `how`.
+    fn when(
+        &self,
+        target: &str,
+        how: &[&str],
+        what: &str,
+        ok: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        screen_when(&self.socket, target, how, Duration::from_secs(30), what, ok)
+    }
+
     /// The screen as a person copies it: one line per row.
     fn rows(&self, target: &str) -> Result<Vec<String>> {
         Ok(tmux(&self.socket, &["capture-pane", "-p", "-t", target])?
@@ -345,9 +386,17 @@ fn code_rows(rows: &[String]) -> Result<Vec<String>> {
 fn copy_code(stage: &Stage, who: &str, width: usize) -> Result<(String, Vec<String>)> {
     stage.keys(who, "/invite")?;
     stage.key(who, "Enter")?;
-    stage.until(who, "hum1-")?;
-    // Let the last rows draw.
-    std::thread::sleep(Duration::from_millis(300));
+    // The code is on screen whole once the terminal holds its rows as one wrapped line:
+    // hum writes it so after the frame that draws the overlay.
+    stage.when(
+        who,
+        &["-J"],
+        "the invite code as one wrapped line",
+        |joined| {
+            let rows = stage.rows(who).and_then(|r| code_rows(&r));
+            rows.is_ok_and(|r| r.len() > 1 && joined.lines().any(|l| l.trim_end() == r.concat()))
+        },
+    )?;
     let rows = code_rows(&stage.rows(who)?)?;
     ensure!(
         rows.len() > 1,
@@ -435,11 +484,18 @@ async fn an_invite_code_pasted_alone_at_120x40_is_offered_and_accepted_and_print
         stage.until("carol", "theme light")?;
         stage.keys("carol", "/quit")?;
         stage.key("carol", "Enter")?;
-        let printed = stage.until("carol", "made in this session")?;
-        ensure!(
-            stage.joined("carol")?.iter().any(|l| l.trim_end() == code),
-            "the code is printed as one line:\n{printed}"
-        );
+        // Printed on the shell's screen, as one line under its heading. tmux marks the
+        // pane dead below its last row, which can scroll the heading into the history.
+        stage.when(
+            "carol",
+            &["-J", "-S", "-"],
+            "the code printed as one line under its heading",
+            |s| {
+                s.lines()
+                    .skip_while(|l| !l.contains("made in this session"))
+                    .any(|l| l.trim_end() == code)
+            },
+        )?;
         tmux(
             &stage.socket,
             &[
@@ -450,11 +506,9 @@ async fn an_invite_code_pasted_alone_at_120x40_is_offered_and_accepted_and_print
                 &stage.hum_command("carol"),
             ],
         )?;
-        let again = stage.until("carol", "hum · carol")?;
-        ensure!(
-            again.lines().any(|l| l.trim_end().ends_with("light")),
-            "the theme is light after a restart:\n{again}"
-        );
+        stage.when("carol", &[], "the light theme after a restart", |s| {
+            s.contains("hum · carol") && s.lines().any(|l| l.trim_end().ends_with("light"))
+        })?;
         Ok::<(), anyhow::Error>(())
     }
     .await;

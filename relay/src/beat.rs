@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use hum_shared::route::{LinkFrame, Request, Slot, SlotBatch, SlotDeposit, seal_slot};
+use hum_shared::route::{LinkFrame, RelayId, Request, Slot, SlotBatch, SlotDeposit, seal_slot};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::entry::{BatchJob, ConnId};
 use crate::mailbox::Mailbox;
+use crate::peers::Peer;
 use crate::random;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
@@ -89,7 +90,19 @@ fn tick_start(shared: &Arc<Shared>, tick: u64) {
             }
         }
         if tick.is_multiple_of(2) {
-            let batch = m.stream(tick, &shared.curious);
+            let to: Vec<RelayId> = if single {
+                vec![shared.id]
+            } else if shared.curious.on() {
+                shared
+                    .links
+                    .peers()
+                    .filter(|p| p.role.is_entry())
+                    .map(Peer::id)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let batch = m.stream(tick, &to, &shared.curious);
             if single {
                 if let Some(e) = &shared.entry {
                     e.on_stream(shared.id, Arc::new(batch));
@@ -138,7 +151,8 @@ fn remote_batch(shared: &Shared, job: BatchJob) {
     } = job;
     let mut order: Vec<(Option<ConnId>, Slot)> =
         slots.into_iter().map(|(c, s)| (Some(c), s)).collect();
-    let pad = capacity.saturating_sub(order.len());
+    let real = order.len();
+    let pad = capacity.saturating_sub(real);
     for _ in 0..pad {
         let dummy = key
             .as_ref()
@@ -161,6 +175,7 @@ fn remote_batch(shared: &Shared, job: BatchJob) {
         &shared.stats,
     ) {
         Stats::add(&shared.stats.route.batches_sent, 1);
+        batch_record(shared, home, tick, capacity, real);
     }
 }
 
@@ -171,15 +186,25 @@ fn local_batch(shared: &Shared, job: BatchJob) {
         return;
     };
     let (conns, slots): (Vec<ConnId>, Vec<Slot>) = job.slots.into_iter().unzip();
+    batch_record(shared, shared.id, job.tick, slots.len(), slots.len());
     let work = mailbox.open_batch(
         shared.id,
         job.tick,
         &slots,
-        true,
+        Some(&conns),
         &shared.stats.route,
         &shared.curious,
     );
     let reply = Mailbox::seal(job.tick, work);
     entry.sent(shared.id, job.tick, conns.into_iter().map(Some).collect());
     entry.on_replies(shared.id, reply);
+}
+
+/// The curious record of a slot batch the entry role sent.
+fn batch_record(shared: &Shared, to: RelayId, tick: u64, size: usize, real: usize) {
+    shared
+        .curious
+        .record("entry", "batch", shared.now_tick(), || {
+            format!(r#""to":"{to}","batch_tick":{tick},"size":{size},"real_from_clients":{real}"#)
+        });
 }

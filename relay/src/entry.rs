@@ -185,6 +185,11 @@ impl Entry {
         }
     }
 
+    /// The home relay, epoch and bucket a client's last up cell named.
+    pub(crate) fn home_of(&self, conn: ConnId) -> Option<(RelayId, u32, u16)> {
+        self.lock().clients.get(&conn).and_then(|c| c.home)
+    }
+
     /// The hello for a client connecting at tick `tick`.
     pub(crate) fn hello(&self, tick: u64, tick_micros: u32, ttl_secs: u32) -> Hello {
         Hello {

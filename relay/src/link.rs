@@ -563,7 +563,7 @@ async fn home_batch(
                 source,
                 tick,
                 &batch.slots,
-                false,
+                None,
                 &shared.stats.route,
                 &shared.curious,
             )

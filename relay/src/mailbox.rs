@@ -9,6 +9,7 @@
 
 mod buckets;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use hum_shared::route::{
@@ -22,7 +23,7 @@ use zeroize::Zeroizing;
 pub(crate) use buckets::BucketCounts;
 use buckets::{Buckets, Limits};
 
-use crate::curious::Curious;
+use crate::curious::{Curious, or_null};
 use crate::stats::{RouteStats, Stats};
 use crate::{Clock, Config};
 
@@ -65,6 +66,20 @@ pub(crate) struct Mailbox {
     announced: Mutex<Vec<SlotKey>>,
     guard: Mutex<ReplayGuard>,
     store: Mutex<Buckets>,
+    /// The relay's tick, as `on_tick` last saw it (for the curious log).
+    now: AtomicU64,
+}
+
+/// Where a slot sat: the batch it came in and its place there.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    /// The entry relay (home role) or home relay (destination role) it came from.
+    source: RelayId,
+    /// The entry tick of the batch.
+    tick: u64,
+    position: usize,
+    /// The single relay's own client at that place (it knows; a mesh relay does not).
+    conn: Option<u64>,
 }
 
 impl std::fmt::Debug for Mailbox {
@@ -101,6 +116,7 @@ impl Mailbox {
             announced: Mutex::new(Vec::new()),
             guard: Mutex::new(ReplayGuard::new(REPLAY_WINDOW, per_tick.max(1))),
             store: Mutex::new(Buckets::new(limits)),
+            now: AtomicU64::new(0),
         }
     }
 
@@ -113,6 +129,7 @@ impl Mailbox {
     /// erases the one before the previous), the announcements. Returns whether the slot
     /// keys changed (so entry relays must hear of it at once).
     pub(crate) fn on_tick(&self, tick: u64) -> bool {
+        self.now.store(tick, Ordering::Relaxed);
         let epoch = self.epoch_of(tick);
         lock(&self.store).set_tick(tick, epoch);
         let changed = self
@@ -154,20 +171,27 @@ impl Mailbox {
 
     /// Opens every slot of the batch of entry tick `tick` from entry relay `source`
     /// (home role) and does what each asks, except forwarding. `clear`: the single
-    /// relay's own clients, whose slots come in clear form.
+    /// relay's own clients, whose slots come in clear form; `conns` names them, place by
+    /// place, for the curious log.
     pub(crate) fn open_batch(
         &self,
         source: RelayId,
         tick: u64,
         slots: &[Slot],
-        clear: bool,
+        clear: Option<&[u64]>,
         stats: &RouteStats,
         curious: &Curious,
     ) -> Vec<SlotWork> {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         let mut work = Vec::with_capacity(slots.len());
         for (position, slot) in slots.iter().enumerate() {
-            let opened = if clear {
+            let at = At {
+                source,
+                tick,
+                position,
+                conn: clear.and_then(|c| c.get(position).copied()),
+            };
+            let opened = if clear.is_some() {
                 open_clear_slot(slot)
             } else {
                 open_slot(&keys, source, tick, slot)
@@ -184,11 +208,12 @@ impl Mailbox {
                         _ => &stats.slots_bad,
                     };
                     Stats::add(counter, 1);
-                    curious.line(|| {
-                        format!(
-                            r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"bad"}}"#
-                        )
-                    });
+                    let kind = if err == RouteError::Replay {
+                        "replay"
+                    } else {
+                        "bad"
+                    };
+                    self.slot_record(curious, at, kind, None, "none");
                     work.push(SlotWork {
                         replier: None,
                         fate: Fate::Done(DepositOutcome::None),
@@ -198,16 +223,14 @@ impl Mailbox {
                     continue;
                 }
             };
-            work.push(self.handle(source, tick, position, opened, stats, curious));
+            work.push(self.handle(at, opened, stats, curious));
         }
         work
     }
 
     fn handle(
         &self,
-        source: RelayId,
-        tick: u64,
-        position: usize,
+        at: At,
         opened: OpenedSlot,
         stats: &RouteStats,
         curious: &Curious,
@@ -217,37 +240,40 @@ impl Mailbox {
             request,
             replier,
         } = opened;
+        let (source, tick, position) = (at.source, at.tick, at.position);
+        let request_kind = match &request {
+            Request::None => "none",
+            Request::CatchUp(_) => "catchup",
+            Request::Delete(_) => "delete",
+        };
         let fate = match deposit {
             OpenedDeposit::Dummy => {
                 Stats::add(&stats.slots_dummy, 1);
-                curious.line(|| {
-                    format!(
-                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"dummy"}}"#
-                    )
-                });
+                self.slot_record(curious, at, "dummy", None, request_kind);
                 Fate::Done(DepositOutcome::None)
             }
             OpenedDeposit::Local(d) => {
-                curious.line(|| deposit_line(tick, source, position, "local", self.id, &d));
-                Fate::Done(self.store(source, &d, stats))
+                self.slot_record(curious, at, "local", Some(self.id), request_kind);
+                let outcome = self.store(source, &d, stats);
+                self.deposit_record(curious, at, "local", &d, outcome);
+                Fate::Done(outcome)
             }
             OpenedDeposit::Forward { dest, blob } if dest == self.id => {
-                curious.line(|| {
-                    format!(
-                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"forward","dest":"{dest}","payload_digest":"{}"}}"#,
-                        log_digest(blob.as_bytes())
-                    )
-                });
-                let answer = self.open_inner(self.id, tick, position, &blob, stats, curious);
+                self.slot_record(curious, at, "forward", Some(dest), request_kind);
+                let answer = self.open_inner(
+                    At {
+                        source: self.id,
+                        conn: None,
+                        ..at
+                    },
+                    &blob,
+                    stats,
+                    curious,
+                );
                 Fate::Answered(answer)
             }
             OpenedDeposit::Forward { dest, blob } => {
-                curious.line(|| {
-                    format!(
-                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"forward","dest":"{dest}","payload_digest":"{}"}}"#,
-                        log_digest(blob.as_bytes())
-                    )
-                });
+                self.slot_record(curious, at, "forward", Some(dest), request_kind);
                 Stats::add(&stats.forwarded, 1);
                 Fate::Forward { dest, blob }
             }
@@ -257,28 +283,32 @@ impl Mailbox {
             // Catch-up answers ride the reply items of odd ticks only.
             Request::CatchUp(c) if tick % 2 == 1 => {
                 Stats::add(&stats.catch_ups, 1);
-                curious.line(|| {
+                let (item, outcome) = lock(&self.store).catch_up(c, self.clock.now());
+                curious.record("mailbox", "catchup", self.tick(), || {
                     format!(
-                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"catchup","bucket":{},"epoch":{}}}"#,
-                        c.bucket, c.epoch
+                        r#""source":"{source}","batch_tick":{tick},"pos":{position},"bucket":{},"epoch":{},"detect":"{}","found":{}"#,
+                        c.bucket,
+                        c.epoch,
+                        log_digest(c.detect.expose_secret()),
+                        or_null(item.as_ref().map(|i| log_digest(i.tag().as_bytes())))
                     )
                 });
-                let (item, outcome) = lock(&self.store).catch_up(c, self.clock.now());
                 (outcome, item)
             }
             Request::CatchUp(_) => (RequestOutcome::None, None),
             Request::Delete(d) => {
-                curious.line(|| {
+                let ok = lock(&self.store).delete(d);
+                if ok {
+                    Stats::add(&stats.deleted, 1);
+                }
+                curious.record("mailbox", "delete", self.tick(), || {
                     format!(
-                        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"delete","bucket":{},"epoch":{},"tag_digest":"{}"}}"#,
+                        r#""source":"{source}","bucket":{},"epoch":{},"tag":"{}","ok":{ok}"#,
                         d.bucket,
                         d.epoch,
                         log_digest(d.tag.as_bytes())
                     )
                 });
-                if lock(&self.store).delete(d) {
-                    Stats::add(&stats.deleted, 1);
-                }
                 (RequestOutcome::None, None)
             }
         };
@@ -288,6 +318,76 @@ impl Mailbox {
             request,
             item,
         }
+    }
+
+    /// The relay's tick now.
+    fn tick(&self) -> u64 {
+        self.now.load(Ordering::Relaxed)
+    }
+
+    /// The curious record of one slot opened as home relay.
+    fn slot_record(
+        &self,
+        curious: &Curious,
+        at: At,
+        kind: &str,
+        dest: Option<RelayId>,
+        request: &str,
+    ) {
+        curious.record("mailbox", "slot", self.tick(), || {
+            let conn = at.conn.map(|c| format!(r#","conn":{c}"#)).unwrap_or_default();
+            format!(
+                r#""source":"{}","batch_tick":{},"pos":{},"kind":"{kind}","dest":{},"request":"{request}"{conn}"#,
+                at.source,
+                at.tick,
+                at.position,
+                or_null(dest.map(|d| d.to_string()))
+            )
+        });
+    }
+
+    /// The curious record of one deposit handled as destination relay.
+    fn deposit_record(
+        &self,
+        curious: &Curious,
+        at: At,
+        via: &str,
+        d: &hum_shared::route::Deposit,
+        outcome: DepositOutcome,
+    ) {
+        curious.record("mailbox", "deposit", self.tick(), || {
+            let mut buckets: Vec<u16> = Vec::new();
+            for c in d.copies() {
+                if !buckets.contains(&c.bucket) {
+                    buckets.push(c.bucket);
+                }
+            }
+            let copies: Vec<String> = buckets
+                .iter()
+                .map(|&b| {
+                    format!(
+                        r#"{{"bucket":{b},"tag":"{}"}}"#,
+                        log_digest(d.seed().copy_tag(b).as_bytes())
+                    )
+                })
+                .collect();
+            let answer = match outcome {
+                DepositOutcome::Stored => "stored",
+                DepositOutcome::Full => "full",
+                DepositOutcome::Retry { .. } => "retry",
+                _ => "unknown",
+            };
+            format!(
+                r#""source":"{}","via":"{via}","batch_tick":{},"pos":{},"epoch":{},"seed":"{}","payload":"{}","copies":[{}],"answer":"{answer}""#,
+                at.source,
+                at.tick,
+                at.position,
+                d.epoch(),
+                log_digest(d.seed().as_bytes()),
+                log_digest(d.payload().as_bytes()),
+                copies.join(",")
+            )
+        });
     }
 
     fn store(
@@ -308,22 +408,20 @@ impl Mailbox {
         outcome
     }
 
+    /// Opens an inner blob of home relay `at.source` and stores its deposit.
     fn open_inner(
         &self,
-        home: RelayId,
-        tick: u64,
-        position: usize,
+        at: At,
         blob: &InnerBlob,
         stats: &RouteStats,
         curious: &Curious,
     ) -> InnerAnswer {
         let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
-        match open_inner(&keys, home, blob) {
+        match open_inner(&keys, at.source, blob) {
             Ok(opened) => {
                 drop(keys);
-                curious
-                    .line(|| deposit_line(tick, home, position, "inner", self.id, &opened.deposit));
-                let outcome = self.store(home, &opened.deposit, stats);
+                let outcome = self.store(at.source, &opened.deposit, stats);
+                self.deposit_record(curious, at, "forward", &opened.deposit, outcome);
                 opened.replier.seal(outcome)
             }
             Err(_) => {
@@ -347,7 +445,17 @@ impl Mailbox {
             .iter()
             .enumerate()
             .map(|(position, b)| match b {
-                Some(blob) => self.open_inner(home, tick, position, blob, stats, curious),
+                Some(blob) => self.open_inner(
+                    At {
+                        source: home,
+                        tick,
+                        position,
+                        conn: None,
+                    },
+                    blob,
+                    stats,
+                    curious,
+                ),
                 None => InnerAnswer::random(),
             })
             .collect()
@@ -385,20 +493,28 @@ impl Mailbox {
         }
     }
 
-    /// The live stream batch of tick `tick`: one item per bucket of the current epoch.
-    pub(crate) fn stream(&self, tick: u64, curious: &Curious) -> StreamBatch {
+    /// The live stream batch of tick `tick`: one item per bucket of the current epoch,
+    /// for the entry relays `to` (the curious log names each).
+    pub(crate) fn stream(&self, tick: u64, to: &[RelayId], curious: &Curious) -> StreamBatch {
         let mut store = lock(&self.store);
-        let items = store.stream();
+        let marked = store.stream_marked();
         let epoch = store.epoch();
         drop(store);
+        let items: Vec<Item> = marked
+            .iter()
+            .map(|i| i.clone().unwrap_or_else(Item::random))
+            .collect();
         if curious.on() {
-            for (bucket, item) in items.iter().enumerate() {
-                curious.line(|| {
-                    format!(
-                        r#"{{"role":"mailbox","tick":{tick},"bucket":{bucket},"epoch":{epoch},"tag_digest":"{}"}}"#,
-                        log_digest(item.tag().as_bytes())
-                    )
-                });
+            for to in to {
+                for (bucket, (item, real)) in items.iter().zip(&marked).enumerate() {
+                    curious.record("mailbox", "stream", tick, || {
+                        format!(
+                            r#""to":"{to}","epoch":{epoch},"bucket":{bucket},"tag":{},"item":"{}""#,
+                            or_null(real.as_ref().map(|i| log_digest(i.tag().as_bytes()))),
+                            log_digest(item.as_bytes())
+                        )
+                    });
+                }
             }
         }
         StreamBatch { tick, epoch, items }
@@ -425,25 +541,6 @@ impl Mailbox {
             .map(hum_shared::route::SlotKeyPair::epoch)
             .collect()
     }
-}
-
-/// A curious line for a deposit the relay can read.
-fn deposit_line(
-    tick: u64,
-    source: RelayId,
-    position: usize,
-    kind: &str,
-    dest: RelayId,
-    d: &hum_shared::route::Deposit,
-) -> String {
-    let buckets: Vec<String> = d.copies().iter().map(|c| c.bucket.to_string()).collect();
-    format!(
-        r#"{{"role":"mailbox","tick":{tick},"source":"{source}","position":{position},"kind":"{kind}","dest":"{dest}","epoch":{},"buckets":[{}],"tag_digest":"{}","payload_digest":"{}"}}"#,
-        d.epoch(),
-        buckets.join(","),
-        log_digest(d.seed().as_bytes()),
-        log_digest(d.payload().as_bytes())
-    )
 }
 
 #[cfg(test)]
@@ -486,7 +583,7 @@ mod tests {
             ENTRY,
             1_000,
             &[slot.clone(), slot.clone()],
-            false,
+            None,
             &stats,
             &curious,
         );
@@ -495,7 +592,7 @@ mod tests {
             ENTRY,
             1_000,
             std::slice::from_ref(&slot),
-            false,
+            None,
             &stats,
             &curious,
         );
@@ -510,7 +607,7 @@ mod tests {
             ENTRY,
             1_001,
             std::slice::from_ref(&slot),
-            false,
+            None,
             &stats,
             &curious,
         );
@@ -518,7 +615,7 @@ mod tests {
             RelayId::from_bytes([3; 8]),
             1_000,
             &[slot],
-            false,
+            None,
             &stats,
             &curious,
         );
@@ -533,7 +630,7 @@ mod tests {
         // A clear slot is refused outside the single relay's own pipeline.
         let (clear, _) =
             hum_shared::route::seal_clear_slot(m.id, SlotDeposit::Dummy, &Request::None)?;
-        m.open_batch(ENTRY, 1_000, &[clear], false, &stats, &curious);
+        m.open_batch(ENTRY, 1_000, &[clear], None, &stats, &curious);
         assert_eq!(
             stats
                 .slots_clear_refused

@@ -20,11 +20,17 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(test)]
+mod bench;
 mod core;
 pub mod load;
+mod rng;
 
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hum_shared::RelayAddr;
@@ -33,13 +39,14 @@ use hum_shared::route::{
     TagKey,
 };
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use self::core::MAX_BODY;
-use self::core::{Core, Outgoing, Unwrap};
+pub use self::core::{Behaviour, MAX_BODY, Origin, Profile, SendKind, Target, padded_parts};
+use self::core::{Core, Meta, Outgoing, Unwrap};
+pub use self::rng::Rng;
 
 /// What a contact knows of a user: the delivery secret and the home relay.
 #[derive(Debug, Clone)]
@@ -75,7 +82,8 @@ pub enum Via {
 pub enum Event {
     /// An item for us: from the `sender`-th expected sender, in the home epoch `epoch`.
     Received {
-        /// Index of the sender, in the order of `expect_*` calls.
+        /// Index of the sender, in the order of `expect_*` calls (contacts and group
+        /// members of a profile come first, in the order they were added).
         sender: usize,
         /// The message body.
         body: Vec<u8>,
@@ -83,9 +91,52 @@ pub enum Event {
         via: Via,
         /// The home relay's epoch it was deposited for.
         epoch: u32,
+        /// Who sent it, as the profile knows them.
+        from: Origin,
+        /// What it carries.
+        kind: SendKind,
+        /// The sender's message number (texts), or the receipt's own number.
+        msg: u64,
+        /// Which part of the message.
+        part: u16,
+        /// Of how many (padded to the part classes).
+        parts: u16,
+        /// The sender's receipts for our texts, by message number.
+        acks: Vec<u64>,
+        /// Digest of the attempt's tag seed (as the relays' curious logs name it).
+        seed: String,
+        /// The entry relay's tick of the down cell that carried it.
+        tick: u64,
+        /// A part we already had, re-sent under a fresh tag (an answer was lost).
+        again: bool,
     },
     /// An item we had already seen (dropped).
     Duplicate,
+    /// A real deposit left in the up cell of `tick` (every attempt, re-sends included).
+    Deposited {
+        /// The message id its answers name.
+        id: u64,
+        /// What it carries.
+        kind: SendKind,
+        /// Whom it is for.
+        target: Target,
+        /// The message number (texts).
+        msg: u64,
+        /// Which part.
+        part: u16,
+        /// Of how many.
+        parts: u16,
+        /// Receipts it carries.
+        acks: usize,
+        /// Digest of its tag seed (joins the mailbox relay's deposit records).
+        seed: String,
+        /// Digest of its wrapped envelope.
+        payload: String,
+        /// Digest of the sealed slot (joins the entry relay's slot records).
+        slot: String,
+        /// The entry tick of the down cell the up cell answered.
+        tick: u64,
+    },
     /// Message `id` was stored.
     Stored {
         /// The message.
@@ -148,36 +199,106 @@ pub enum ClientError {
     Route(#[from] RouteError),
 }
 
-/// Cells each way, counted by the client.
+/// Cells and bytes each way, counted by the client.
 #[derive(Debug, Default)]
 pub struct Counts {
     /// Down cells read.
     pub cells_in: AtomicU64,
     /// Up cells written.
     pub cells_out: AtomicU64,
+    /// Bytes read from the TCP connection (TLS records, handshake included).
+    pub bytes_in: AtomicU64,
+    /// Bytes written to the TCP connection.
+    pub bytes_out: AtomicU64,
+}
+
+/// A TCP stream that counts its bytes.
+#[derive(Debug)]
+struct Counted {
+    tcp: TcpStream,
+    counts: Arc<Counts>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        self.counts.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.counts
+                .bytes_out
+                .fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
 }
 
 enum Command {
     Expect(TagKey, Unwrap),
     Send(Outgoing),
+    Text(Target, u64, u16),
     CatchUp(u32),
+    Stop,
 }
 
 /// A running test client.
 pub struct TestClient {
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::UnboundedReceiver<(u64, Event)>,
     counts: Arc<Counts>,
     status: Arc<std::sync::Mutex<Status>>,
+    local: SocketAddr,
     next_id: u64,
     senders: usize,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<Profile>>,
 }
 
 impl std::fmt::Debug for TestClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TestClient").finish_non_exhaustive()
     }
+}
+
+/// A session that ended: the profile, and the events it made that were not drained.
+#[derive(Debug)]
+pub struct Closed {
+    /// The profile, to start the next session with.
+    pub profile: Profile,
+    /// Events not drained before the end, with the Unix milliseconds of their beat.
+    pub events: Vec<(u64, Event)>,
+}
+
+/// A session that did not start, and the profile it was to run.
+#[derive(Debug)]
+pub struct NotStarted {
+    /// Why.
+    pub error: ClientError,
+    /// The profile, unchanged.
+    pub profile: Box<Profile>,
 }
 
 /// What the client knows now.
@@ -198,14 +319,16 @@ pub struct Status {
 /// A TLS connection to a relay.
 pub type Stream = tokio_rustls::client::TlsStream<TcpStream>;
 
-/// Opens TLS 1.3 to `addr` with its fingerprint pinned and ALPN `hum/2`.
-async fn tls(tcp: TcpStream, addr: &RelayAddr) -> Result<Stream, ClientError> {
-    let _ = tcp.set_nodelay(true);
+/// Opens TLS 1.3 over `io` to `addr` with its fingerprint pinned and ALPN `hum/2`.
+async fn tls<IO: AsyncRead + AsyncWrite + Unpin>(
+    io: IO,
+    addr: &RelayAddr,
+) -> Result<tokio_rustls::client::TlsStream<IO>, ClientError> {
     let config = crate::tls::pinned_client_config(&addr.fingerprint, ALPN_HUM2, None);
     let name =
         ServerName::try_from(addr.host.clone()).map_err(|e| ClientError::Io(e.to_string()))?;
     tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
+        .connect(name, io)
         .await
         .map_err(|e| ClientError::Io(e.to_string()))
 }
@@ -222,6 +345,13 @@ async fn read_hello<S: AsyncRead + Unpin>(s: &mut S) -> Result<Hello, ClientErro
     Hello::decode(&bytes).map_err(ClientError::Hello)
 }
 
+/// Unix milliseconds now.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// A raw hum/2 connection to `entry`, after its hello: for tests that misbehave.
 ///
 /// # Errors
@@ -230,6 +360,7 @@ pub async fn connect_raw(entry: &RelayAddr) -> Result<(Stream, Hello), ClientErr
     let tcp = TcpStream::connect(entry.host_port())
         .await
         .map_err(|e| ClientError::Io(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
     let mut stream = tls(tcp, entry).await?;
     let hello = read_hello(&mut stream).await?;
     Ok((stream, hello))
@@ -271,10 +402,13 @@ impl TestClient {
         me: &Card,
         pins: &[RelayAddr],
     ) -> Result<Self, ClientError> {
-        let tcp = TcpStream::connect(entry.host_port())
-            .await
-            .map_err(|e| ClientError::Io(e.to_string()))?;
-        Self::connect_over(tcp, entry, me, pins).await
+        let profile = Profile::new(
+            me.clone(),
+            pins.to_vec(),
+            Behaviour::default(),
+            Rng::from_os(),
+        );
+        Self::start(entry, None, profile).await.map_err(|n| n.error)
     }
 
     /// As [`TestClient::connect`], from the source address `from` (port 0).
@@ -287,34 +421,83 @@ impl TestClient {
         me: &Card,
         pins: &[RelayAddr],
     ) -> Result<Self, ClientError> {
-        let io = |e: std::io::Error| ClientError::Io(e.to_string());
-        let sock = TcpSocket::new_v4().map_err(io)?;
-        sock.bind(std::net::SocketAddr::new(from, 0)).map_err(io)?;
-        let to = tokio::net::lookup_host(entry.host_port())
+        let profile = Profile::new(
+            me.clone(),
+            pins.to_vec(),
+            Behaviour::default(),
+            Rng::from_os(),
+        );
+        Self::start(entry, Some(from), profile)
             .await
-            .map_err(io)?
-            .next()
-            .ok_or_else(|| ClientError::Io("no address".to_owned()))?;
-        let tcp = sock.connect(to).await.map_err(io)?;
-        Self::connect_over(tcp, entry, me, pins).await
+            .map_err(|n| n.error)
     }
 
-    async fn connect_over(
-        tcp: TcpStream,
+    /// Starts a session of `profile` at the entry relay `entry`, from the source address
+    /// `from` if given. [`TestClient::close`] gives the profile back.
+    ///
+    /// # Errors
+    /// [`NotStarted`], with the profile, when the relay cannot be reached or its hello
+    /// is bad.
+    pub async fn start(
         entry: &RelayAddr,
-        me: &Card,
-        pins: &[RelayAddr],
-    ) -> Result<Self, ClientError> {
-        let mut stream = tls(tcp, entry).await?;
-        let hello = read_hello(&mut stream).await?;
-        let mut core = Core::new(me.secret.clone(), me.home.clone(), pins.to_vec(), hello);
+        from: Option<std::net::IpAddr>,
+        profile: Profile,
+    ) -> Result<Self, NotStarted> {
+        let counts = Arc::new(Counts::default());
+        let opened = async {
+            let io = |e: std::io::Error| ClientError::Io(e.to_string());
+            let tcp = match from {
+                Some(from) => {
+                    let sock = TcpSocket::new_v4().map_err(io)?;
+                    sock.bind(SocketAddr::new(from, 0)).map_err(io)?;
+                    let to = tokio::net::lookup_host(entry.host_port())
+                        .await
+                        .map_err(io)?
+                        .next()
+                        .ok_or_else(|| ClientError::Io("no address".to_owned()))?;
+                    sock.connect(to).await.map_err(io)?
+                }
+                None => TcpStream::connect(entry.host_port()).await.map_err(io)?,
+            };
+            let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().map_err(io)?;
+            let counted = Counted {
+                tcp,
+                counts: Arc::clone(&counts),
+            };
+            let mut stream = tls(counted, entry).await?;
+            let hello = read_hello(&mut stream).await?;
+            Ok((stream, local, hello))
+        };
+        let (stream, local, hello) = match opened.await {
+            Ok(o) => o,
+            Err(error) => {
+                return Err(NotStarted {
+                    error,
+                    profile: Box::new(profile),
+                });
+            }
+        };
+        let senders = profile.senders();
+        let core = Core::new(profile, hello);
+        let mut client = Self::run(stream, local, core, counts);
+        client.senders = senders;
+        Ok(client)
+    }
+
+    fn run(
+        mut stream: tokio_rustls::client::TlsStream<Counted>,
+        local: SocketAddr,
+        mut core: Core,
+        counts: Arc<Counts>,
+    ) -> Self {
         let (commands, mut rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
-        let counts = Arc::new(Counts::default());
         let status = Arc::new(std::sync::Mutex::new(Status::default()));
         let (c, st) = (Arc::clone(&counts), Arc::clone(&status));
         let task = tokio::spawn(async move {
             let mut cell = vec![0u8; CELL_LEN];
+            let mut stop = false;
             let end = loop {
                 if let Err(e) = stream.read_exact(&mut cell).await {
                     break Err(ClientError::Io(e.to_string()));
@@ -322,14 +505,25 @@ impl TestClient {
                 c.cells_in.fetch_add(1, Ordering::Relaxed);
                 while let Ok(cmd) = rx.try_recv() {
                     match cmd {
-                        Command::Expect(k, u) => core.expect(k, u),
+                        Command::Expect(k, u) => {
+                            core.expect(k, u);
+                        }
                         Command::Send(m) => core.queue(m),
+                        Command::Text(to, msg, parts) => {
+                            core.queue_text(to, msg, parts);
+                        }
                         Command::CatchUp(e) => core.catch_up(e),
+                        Command::Stop => stop = true,
                     }
                 }
+                if stop {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+                    break Ok(());
+                }
                 let up = core.on_down(&cell);
+                let ms = unix_ms();
                 for e in core.events.drain(..) {
-                    let _ = events_tx.send(e);
+                    let _ = events_tx.send((ms, e));
                 }
                 let up = match up {
                     Ok(up) => up,
@@ -341,10 +535,10 @@ impl TestClient {
                 c.cells_out.fetch_add(1, Ordering::Relaxed);
                 if let Ok(mut s) = st.lock() {
                     let epoch = core.epoch_at(&hum_shared::route::RelayId::of_fingerprint(
-                        &core_home(&core),
+                        &core.home_fingerprint(),
                     ));
                     *s = Status {
-                        tick: core_tick(&core),
+                        tick: core.current_tick(),
                         epoch: epoch.unwrap_or(0),
                         bucket: epoch.and_then(|e| core.bucket(e)).unwrap_or(0),
                         single: core.single(),
@@ -352,17 +546,51 @@ impl TestClient {
                     };
                 }
             };
-            let _ = events_tx.send(Event::Ended(end));
+            let _ = events_tx.send((unix_ms(), Event::Ended(end)));
+            core.into_profile()
         });
-        Ok(Self {
+        Self {
             commands,
             events,
             counts,
             status,
+            local,
             next_id: 1,
             senders: 0,
-            task,
+            task: Some(task),
+        }
+    }
+
+    /// Ends the session (at the next beat: the connection is closed, not dropped) and
+    /// gives the profile back, with what was in flight returned to its outbox, and the
+    /// events not yet drained, each with the Unix milliseconds of its beat.
+    ///
+    /// # Errors
+    /// [`ClientError::Io`] if the session's task was cancelled (the profile is lost).
+    pub async fn close(mut self) -> Result<Closed, ClientError> {
+        let _ = self.commands.send(Command::Stop);
+        let task = self
+            .task
+            .take()
+            .ok_or_else(|| ClientError::Io("closed twice".to_owned()))?;
+        let profile = task.await.map_err(|e| ClientError::Io(e.to_string()))?;
+        Ok(Closed {
+            profile,
+            events: self.drain_stamped(),
         })
+    }
+
+    /// The client's own address of this session's connection (what the entry relay
+    /// sees as its peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Sends text `msg` of `parts` parts (padded to its class: 1, 4, 16, ...) to
+    /// `target`, a contact or a group of the profile; a text to a contact carries the
+    /// receipts owed to it.
+    pub fn send_text(&self, target: Target, msg: u64, parts: u16) {
+        let _ = self.commands.send(Command::Text(target, msg, parts));
     }
 
     /// Recognises 1:1 items sent under `key` from now on; returns the sender's index.
@@ -400,6 +628,7 @@ impl TestClient {
             group: group.cloned(),
             body: body.to_vec(),
             epoch,
+            meta: Meta::raw(),
         }));
         id
     }
@@ -450,6 +679,7 @@ impl TestClient {
             .await
             .ok()
             .flatten()
+            .map(|(_, e)| e)
     }
 
     /// Waits up to `timeout` for an event `want` accepts, skipping the others.
@@ -464,7 +694,7 @@ impl TestClient {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut skipped = Vec::new();
         loop {
-            let e = tokio::time::timeout_at(deadline, self.events.recv())
+            let (_, e) = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
                 .map_err(|_| format!("timed out; saw {skipped:?}"))?
                 .ok_or_else(|| "client ended".to_owned())?;
@@ -479,6 +709,12 @@ impl TestClient {
 
     /// Every event that arrived so far.
     pub fn drain(&mut self) -> Vec<Event> {
+        self.drain_stamped().into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// Every event that arrived so far, each with the Unix milliseconds of the beat
+    /// that made it.
+    pub fn drain_stamped(&mut self) -> Vec<(u64, Event)> {
         let mut out = Vec::new();
         while let Ok(e) = self.events.try_recv() {
             out.push(e);
@@ -494,6 +730,14 @@ impl TestClient {
         )
     }
 
+    /// Bytes each way on the TCP connection so far (TLS records and handshake).
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.counts.bytes_in.load(Ordering::Relaxed),
+            self.counts.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+
     /// What the client knows now.
     pub fn status(&self) -> Status {
         self.status.lock().map(|s| *s).unwrap_or_default()
@@ -501,20 +745,14 @@ impl TestClient {
 
     /// Whether the client's connection task has ended.
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
     }
 }
 
 impl Drop for TestClient {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
-}
-
-fn core_home(core: &Core) -> hum_shared::CertFingerprint {
-    core.home_fingerprint()
-}
-
-fn core_tick(core: &Core) -> u64 {
-    core.current_tick()
 }

@@ -879,14 +879,36 @@ async fn the_curious_build_logs_what_each_role_sees() -> Res {
     let lines: Vec<&str> = text.lines().collect();
     let has = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
     assert!(
-        has(r#""role":"entry""#) > 5 && has(r#""slot_digest""#) > 5,
+        has(r#""role":"entry","ev":"slot""#) > 5,
         "{}",
         lines.iter().take(5).copied().collect::<Vec<_>>().join("\n")
     );
+    // The entry role: the connection and its address, every up and down cell, batches.
+    assert_eq!(has(r#""ev":"connect""#), 1, "{text}");
+    assert_eq!(has(&format!(r#""peer":"{}""#, ca.local_addr())), 1);
+    assert!(has(r#""ev":"item""#) > 5 && has(r#""ev":"batch""#) > 5);
+    // The mailbox role: a single relay knows the connection of each slot.
     assert_eq!(has(r#""kind":"local""#), 1, "{text}");
-    assert!(has(r#""kind":"dummy""#) > 5);
-    assert!(has(r#""tag_digest""#) > 10, "stream items are logged");
-    assert!(lines.iter().all(|l| l.starts_with('{') && l.ends_with('}')));
+    assert!(has(r#""kind":"dummy""#) > 5 && has(r#""request":"none","conn":1"#) > 5);
+    let deposit: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(r#""ev":"deposit""#))
+        .collect();
+    assert_eq!(deposit.len(), 1, "{text}");
+    assert!(deposit[0].contains(r#""via":"local""#) && deposit[0].contains(r#""answer":"stored""#));
+    // Its copy is streamed once, under the tag the deposit record names.
+    let tag = deposit[0]
+        .split(r#""tag":""#)
+        .nth(1)
+        .and_then(|t| t.get(..16))
+        .ok_or("no copy tag")?;
+    assert_eq!(has(&format!(r#""tag":"{tag}""#)), 2, "{text}");
+    assert!(has(r#""ev":"stream""#) > 10 && has(r#""tag":null"#) > 10);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with('{') && l.ends_with('}') && l.contains(r#""ms":"#))
+    );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

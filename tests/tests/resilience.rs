@@ -89,8 +89,14 @@ async fn a_full_mailbox_pushes_back_and_the_sender_retries() -> Result<()> {
         alice.say(alice_room, format!("f{i}")).await?;
     }
     // The relay refuses what does not fit; Alice keeps it queued and retries.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    ensure!(relay.stats().refused > 0, "the relay never pushed back");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while relay.stats().refused == 0 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never pushed back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Bob comes back: everything arrives, once, in order.
     let mut bob = Peer::reopen(dir.path(), "bob", &addr)?;
     let mut got = Vec::new();

@@ -38,7 +38,7 @@ pub(crate) const MAX_TEXT: usize = 64 * 1024;
 const RECEIPT_BATCH: usize = 40;
 /// Group envelopes kept for a second try when they do not open at once.
 const STASH_MAX: usize = 256;
-/// How long quitting waits for queued envelopes to reach a relay that is up.
+/// How long quitting waits for queued envelopes to reach a relay that is up or connecting.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
 const FULL_RETRY: Duration = Duration::from_secs(1);
@@ -885,9 +885,13 @@ impl Core {
         Ok(true)
     }
 
-    /// Whether nothing waits for a relay that is up (nothing more can leave before quitting).
+    /// Whether nothing waits for a relay that is up or still connecting (nothing more can
+    /// leave before quitting). A link that failed is not waited for; one that has not come
+    /// up yet, as right after the start, is.
     fn drained(&self) -> bool {
-        self.links.values().all(|l| !l.up || l.pump.is_idle())
+        self.links
+            .values()
+            .all(|l| matches!(l.state, LinkState::Down { .. }) || l.pump.is_idle())
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
@@ -129,10 +129,22 @@ impl Client {
         .await
     }
 
-    /// Sends `/quit` and waits for the process to end.
+    /// Waits for the process to end and checks that it ended well.
+    pub(crate) async fn exits(&mut self, limit: Duration, what: &str) -> Result<()> {
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                ensure!(status.success(), "{what}: exit status {status}");
+                Ok(())
+            }
+            Err(_) => bail!("{what}: still running after {limit:?}"),
+        }
+    }
+
+    /// Sends `/quit` and waits for the process to end, so that the next one on the same
+    /// profile finds it free.
     pub(crate) async fn quit(mut self) -> Result<()> {
         self.say("/quit").await?;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
-        Ok(())
+        self.exits(Duration::from_secs(30), "after /quit").await
     }
 }

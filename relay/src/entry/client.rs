@@ -16,6 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio_rustls::server::TlsStream;
 
 use super::ConnId;
+use crate::curious::or_null;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
 use crate::stats::{Ending, Stats};
@@ -85,6 +86,11 @@ impl ClientHandler {
         }
         let id = entry.register(peer);
         shared.stats.route.clients.fetch_add(1, Ordering::Relaxed);
+        shared
+            .curious
+            .record("entry", "connect", shared.now_tick(), || {
+                format!(r#""conn":{id},"peer":"{peer}""#)
+            });
         let mut conn = Conn {
             stream: tls,
             shared: Arc::clone(&shared),
@@ -99,6 +105,11 @@ impl ClientHandler {
         let ending = conn.run(&mut shutdown).await;
         entry.unregister(id);
         shared.stats.route.clients.fetch_sub(1, Ordering::Relaxed);
+        shared
+            .curious
+            .record("entry", "disconnect", shared.now_tick(), || {
+                format!(r#""conn":{id}"#)
+            });
         shared.stats.ended(ending);
         if ending == Ending::Shutdown {
             let _ = tokio::time::timeout(shared.config.tick, conn.stream.shutdown()).await;
@@ -158,11 +169,16 @@ impl Conn {
         for beat in self.sent_beat + 1..=t {
             let abs = shared.tick_base + beat;
             let cell = entry.down_cell(self.id, abs);
-            if abs.is_multiple_of(2) && shared.curious.on() {
-                shared.curious.line(|| {
+            if shared.curious.on() {
+                let (home, bucket) = entry
+                    .home_of(self.id)
+                    .map_or((None, 0), |(h, _, b)| (Some(h.to_string()), b));
+                shared.curious.record("entry", "item", abs, || {
                     format!(
-                        r#"{{"role":"entry","tick":{abs},"conn":{},"item_digest":"{}"}}"#,
+                        r#""conn":{},"home":{},"bucket":{bucket},"live":{},"item":"{}""#,
                         self.id,
+                        or_null(home),
+                        abs.is_multiple_of(2),
                         log_digest(cell.item.as_bytes())
                     )
                 });
@@ -206,17 +222,16 @@ impl Conn {
         }
         let cell = UpCell::decode(&self.inbuf[..]).map_err(|_| Ending::Garbage)?;
         let tick = shared.tick_base + self.sent_beat;
-        if shared.curious.on() {
-            shared.curious.line(|| {
-                format!(
-                    r#"{{"role":"entry","tick":{tick},"conn":{},"slot_digest":"{}","home":"{}","bucket":{}}}"#,
-                    self.id,
-                    log_digest(cell.slot.as_bytes()),
-                    cell.home,
-                    cell.bucket
-                )
-            });
-        }
+        shared.curious.record("entry", "slot", tick, || {
+            format!(
+                r#""conn":{},"home":"{}","epoch":{},"bucket":{},"slot":"{}""#,
+                self.id,
+                cell.home,
+                cell.epoch,
+                cell.bucket,
+                log_digest(cell.slot.as_bytes())
+            )
+        });
         if let Err(refusal) = entry.on_up(self.id, tick, cell) {
             let counter = match refusal {
                 hum_shared::route::Refusal::HomeFull => &shared.stats.route.refused_home_full,

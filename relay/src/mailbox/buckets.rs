@@ -246,19 +246,27 @@ impl Buckets {
 
     /// The live stream batch of the current epoch: every bucket's next item, or random
     /// bytes for a bucket with nothing queued.
+    #[cfg(test)]
     pub(crate) fn stream(&mut self) -> Vec<Item> {
+        self.stream_marked()
+            .into_iter()
+            .map(|i| i.unwrap_or_else(Item::random))
+            .collect()
+    }
+
+    /// As the stream batch, with `None` where a bucket has nothing queued (the batch
+    /// carries random bytes there).
+    pub(crate) fn stream_marked(&mut self) -> Vec<Option<Item>> {
         let epoch = self.current;
         let buckets = self.epoch_mut(epoch);
         buckets
             .iter_mut()
             .map(|b| {
                 loop {
-                    let Some(seq) = b.queue.pop() else {
-                        break Item::random();
-                    };
+                    let seq = b.queue.pop()?;
                     // Deleted or expired since it was queued: the next one.
                     if let Some(s) = b.items.get(&seq) {
-                        break s.item.clone();
+                        break Some(s.item.clone());
                     }
                 }
             })

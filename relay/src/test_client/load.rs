@@ -1,6 +1,19 @@
-//! A swarm of test clients for load runs (and, later, the full load generator): many
-//! clients from source addresses spread over 127.0.0.0/8, paired, each sending its
-//! partner a message every few ticks.
+//! Load runs of test clients. [`Swarm`]: many clients from source addresses spread over
+//! 127.0.0.0/8, paired, each sending its partner a message every few ticks (the figures
+//! at a fixed client count). [`run`]: the proof's load, a known world of users with
+//! contacts and groups, chatting with churn across epoch changes, writing the ground
+//! truth ([`Truth`]) and measuring latency, delivery, catch-up and bytes ([`Report`]).
+
+mod figures;
+pub mod procs;
+mod scenario;
+mod truth;
+mod world;
+
+pub use figures::{CatchUpRow, Percentiles, Report};
+pub use scenario::{LoadError, Progress, Spec, run};
+pub use truth::{SendRecord, To, Truth};
+pub use world::{Shape, Topology, User, World};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;

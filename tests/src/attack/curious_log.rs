@@ -142,6 +142,7 @@ pub struct CuriousLog {
     pub(crate) span_ms: Option<(f64, f64)>,
     lines: usize,
     skipped: usize,
+    dropped: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,6 +203,7 @@ struct RawRecord<'a> {
     #[serde(borrow)]
     found: Option<Cow<'a, str>>,
     ok: Option<bool>,
+    count: Option<u64>,
 }
 
 const KINDS: [&str; 5] = ["dummy", "local", "forward", "bad", "replay"];
@@ -232,6 +234,11 @@ impl CuriousLog {
         self.skipped
     }
 
+    /// Records the relay's log writer dropped (its last record says how many).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
     /// Whether the log holds entry-role records.
     pub fn has_entry(&self) -> bool {
         !(self.entry_slots.is_empty() && self.items.is_empty() && self.connects.is_empty())
@@ -256,6 +263,10 @@ impl CuriousLog {
         let entry = match at.need("role", raw.role.as_deref())? {
             "entry" => true,
             "mailbox" => false,
+            "relay" if ev == "dropped" => {
+                self.dropped += at.need("count", raw.count)?;
+                return Ok(());
+            }
             other => {
                 return Err(at.invalid("role", format!("is {other:?}, not entry or mailbox")));
             }
@@ -316,7 +327,10 @@ impl CuriousLog {
                 slot: at.hex("slot", r.slot.as_ref())?,
             }),
             "item" => {
-                at.hex("home", r.home.as_ref())?;
+                // Null before the client's first up cell named its home.
+                if r.home.is_some() {
+                    at.hex("home", r.home.as_ref())?;
+                }
                 at.need("bucket", r.bucket)?;
                 at.need("live", r.live)?;
                 self.items.push(EntryItem {
@@ -446,12 +460,15 @@ mod tests {
 {{"role":"mailbox","ev":"delete","tick":2,"ms":1160,"source":"{D}","bucket":5,"epoch":0,"tag":"{D}","ok":true}}
 {{"role":"mailbox","ev":"register","tick":2,"ms":1160,"future":1}}
 {{"role":"entry","ev":"disconnect","tick":9,"ms":1900,"conn":3}}
+{{"role":"entry","ev":"item","tick":9,"ms":1900,"conn":4,"home":null,"bucket":0,"live":true,"item":"{D}"}}
+{{"role":"relay","ev":"dropped","tick":0,"ms":2000,"count":17}}
 "#
         );
         let log = read(&text)?;
-        assert_eq!(log.lines(), 12);
+        assert_eq!(log.lines(), 14);
         assert_eq!(log.skipped(), 1);
-        assert_eq!((log.connects.len(), log.items.len()), (1, 1));
+        assert_eq!(log.dropped(), 17);
+        assert_eq!((log.connects.len(), log.items.len()), (1, 2));
         assert_eq!(log.entry_slots[0].bucket, 5);
         assert_eq!(log.entry_slots[0].slot, 0x0011_2233_4455_66aa);
         assert_eq!(log.deposits[0].copies.len(), 2);
@@ -461,7 +478,7 @@ mod tests {
         assert_eq!(log.span_ms, Some((1000.0, 1900.0)));
         let only_mailbox = CuriousLog::read(text.as_bytes(), RoleFilter::Mailbox)?;
         assert!(!only_mailbox.has_entry() && !only_mailbox.knows_connections());
-        assert_eq!(only_mailbox.skipped(), 6);
+        assert_eq!(only_mailbox.skipped(), 7);
         Ok(())
     }
 

@@ -133,7 +133,16 @@ fn score(s: &Score) -> anyhow::Result<()> {
     let log = match &s.log {
         None => None,
         Some(p) => {
-            Some(CuriousLog::read(open(p)?, filter).with_context(|| format!("{}", p.display()))?)
+            let log =
+                CuriousLog::read(open(p)?, filter).with_context(|| format!("{}", p.display()))?;
+            if log.dropped() > 0 {
+                eprintln!(
+                    "{}: the relay dropped {} records (its writer fell behind); the scores miss them",
+                    p.display(),
+                    log.dropped()
+                );
+            }
+            Some(log)
         }
     };
     let wire = match &s.observer {

@@ -1,14 +1,15 @@
-//! `hum-load`: the load generator. Starts hum-relay and the bare beat server (`hum-bare`)
-//! as child processes, one after the other, opens N TLS clients against each from source
-//! addresses spread over 127.0.0.0/8, keeps every client on the beat, has pairs exchange
-//! messages through the relay, and prints one JSON line with the figures of both and
-//! hum-relay's ratios to the bare server's (the ceiling on this machine).
+//! `hum-load hum1`: the hum/1 figures. Starts hum-relay and the bare beat server
+//! (`hum-bare`) as child processes, one after the other, opens N TLS clients against
+//! each from source addresses spread over 127.0.0.0/8, keeps every client on the beat,
+//! has pairs exchange hum/1 messages through the relay, and prints one JSON line with
+//! the figures of both and hum-relay's ratios to the bare server's (the ceiling on this
+//! machine). It goes when the hum/1 path goes.
 //!
 //! Delays are measured against the beat: cell `k` after the hello belongs to tick
 //! `hello.tick + k`, due at `t0 + tick × n`; `t0` is the earliest such phase seen over all
 //! clients, so a cell's delay is how much later than the best-served cell it came.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -16,16 +17,17 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use hum_relay::test_client::load::procs::{cpu_ticks, rss_kib};
+use hum_relay::test_client::load::source;
 use hum_shared::{Capability, CellWriter, Down, ENVELOPE_LEN, RelayAddr, Up, decode_cell};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-/// Load generator for hum-relay, against the bare beat server as the ceiling.
-#[derive(Debug, Parser)]
-struct Cli {
+/// hum/1 load against the bare beat server as the ceiling.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Cli {
     /// Number of clients (an even number: they talk in pairs).
     #[arg(long, default_value_t = 1000)]
     clients: usize,
@@ -70,10 +72,9 @@ enum Kind {
     Bare,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if cli.clients < 2 || cli.clients % 2 != 0 {
+/// Runs the hum/1 load.
+pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
+    if cli.clients < 2 || !cli.clients.is_multiple_of(2) {
         bail!("--clients must be an even number of at least 2");
     }
     let dir = match &cli.bin_dir {
@@ -317,17 +318,6 @@ fn cap(i: usize) -> Capability {
     Capability::from_bytes(c)
 }
 
-/// Source address for client `i`: spread over 127.0.0.0/8 so ports never run out.
-fn source(i: usize) -> IpAddr {
-    let i = i as u32;
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        1 + (i / 62_500) as u8,
-        ((i / 250) % 250) as u8,
-        (i % 250 + 1) as u8,
-    ))
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn client(
     i: usize,
@@ -462,29 +452,4 @@ async fn beat(
         }
         tls.write_all(&w.finish()).await?;
     }
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("bad VmRSS")?
-        .parse()?)
-}
-
-/// User plus system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = stat.rsplit_once(')').context("bad stat")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11).context("no utime")?.parse()?;
-    let stime: u64 = f.get(12).context("no stime")?.parse()?;
-    Ok(utime + stime)
 }
