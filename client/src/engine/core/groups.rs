@@ -875,7 +875,8 @@ impl Core {
                 let Some(rid) = self.room_of_group(&group) else {
                     return Ok(());
                 };
-                if self.group(rid)?.admin != from {
+                // Closed already (this profile left): the notice changes nothing.
+                if self.group(rid)?.admin != from || self.group(rid)?.closed {
                     return Ok(());
                 }
                 self.group_mut(rid)?.closed = true;

@@ -1795,3 +1795,43 @@ fn a_drop_right_after_a_relay_restart_still_sends_everything_again() -> TestResu
     assert_eq!(out.read, ["m0", "m1", "m2"]);
     Ok(())
 }
+
+/// A member who left is sent the admin's removal notice too (the admin removes whoever
+/// leaves): it closes nothing more and writes no second event into the history.
+#[test]
+fn the_removal_notice_after_leaving_adds_nothing() -> TestResult {
+    let mut fx = Fixture::new("left", options())?;
+    let mut alice = fx.peer("alice")?;
+    let state = GroupState::create();
+    alice.send(&mut fx, &group_invite(&alice, &state, Vec::new())?)?;
+    let (rid, _) = group_room(&mut fx)?;
+    fx.command(Command::GroupLeave { room: RoomId(rid) })?;
+    assert!(group_room(&mut fx)?.1.closed);
+    alice.send(
+        &mut fx,
+        &AppMessage::GroupRemoved {
+            uid: random_uid()?,
+            group: state.group_id(),
+        },
+    )?;
+    fx.events();
+    fx.command(Command::LoadHistory {
+        room: RoomId(rid),
+        before: None,
+        limit: 50,
+    })?;
+    let events: Vec<String> = fx
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::History { messages, .. } => Some(messages),
+            _ => None,
+        })
+        .ok_or("no history")?
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::Event)
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(events, ["alice added you", "you left the group"]);
+    Ok(())
+}
