@@ -144,6 +144,93 @@ pub struct LinkStatus {
     pub queued: u32,
 }
 
+/// What an [`Event::Error`] is about: one kind per variant of the engine's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The store failed or is damaged.
+    Store,
+    /// A cryptographic operation failed.
+    Crypto,
+    /// An invite code was refused (damaged, expired, forged, another version).
+    Invite,
+    /// A profile problem.
+    Profile,
+    /// The passphrase does not open the profile.
+    WrongPassphrase,
+    /// The profile is open in another process.
+    InUse,
+    /// The invite code is this profile's own.
+    OwnInvite,
+    /// The invite code is from a contact already known.
+    AlreadyContact,
+    /// The contact is in the group already.
+    AlreadyMember,
+    /// The invite code names an invalid relay.
+    InviteRelay,
+    /// No such room, contact, member, ...
+    NoSuch(What),
+    /// Only the group's admin can do that.
+    NotAdmin,
+    /// The room is closed.
+    Closed,
+    /// Nothing to send.
+    Empty,
+    /// The message is too long.
+    TooLong,
+    /// No relay is configured.
+    NoRelay,
+    /// A contact sent something against the rules; it was ignored.
+    Refused,
+    /// A relay link failed in a way waiting will not fix.
+    Link,
+    /// History rows do not open and were skipped.
+    Damaged,
+    /// A contact's invite code had been used by someone else.
+    InviteUsed,
+    /// An internal failure (encoding, randomness, a thread).
+    Internal,
+    /// The engine panicked.
+    Panicked,
+}
+
+/// What a command named that does not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum What {
+    /// A room.
+    Room,
+    /// A contact.
+    Contact,
+    /// A group member.
+    Member,
+    /// A group.
+    Group,
+    /// A contact's session.
+    Session,
+    /// An invite.
+    Invite,
+    /// A group's admin.
+    GroupAdmin,
+    /// The store's key slot.
+    KeySlot,
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Room => "room",
+            Self::Contact => "contact",
+            Self::Member => "member",
+            Self::Group => "group",
+            Self::Session => "session",
+            Self::Invite => "invite",
+            Self::GroupAdmin => "group admin",
+            Self::KeySlot => "key slot",
+        })
+    }
+}
+
 /// What a face asks the engine to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -322,7 +409,9 @@ pub enum Event {
     Notice(String),
     /// Something failed; `message` says what and what to do.
     Error {
-        /// What failed.
+        /// What kind of failure it is (the engine's error variant).
+        kind: ErrorKind,
+        /// What failed, in words for the user.
         message: String,
     },
     /// A room's members, this profile first.
@@ -337,4 +426,75 @@ pub enum Event {
         /// The ping's token.
         token: u64,
     },
+}
+
+/// A name as hum keeps and shows it: trimmed, without control characters (which could
+/// move the cursor or hide text on a terminal), and at most [`DisplayName::MAX_CHARS`]
+/// characters long. Made from anything typed or received; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// The longest name, in characters: a person's, a contact's or a group's.
+    pub const MAX_CHARS: usize = 64;
+
+    /// `raw` cleaned, or `None` when nothing is left of it.
+    #[must_use]
+    pub fn new(raw: &str) -> Option<Self> {
+        let clean = Self::clean(raw);
+        (!clean.is_empty()).then_some(Self(clean))
+    }
+
+    /// `raw` trimmed, without control characters, cut to [`Self::MAX_CHARS`] (possibly
+    /// empty).
+    #[must_use]
+    pub fn clean(raw: &str) -> String {
+        let cut: String = raw
+            .trim()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(Self::MAX_CHARS)
+            .collect();
+        cut.trim().to_owned()
+    }
+
+    /// The name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The name, as a `String`.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DisplayName;
+
+    #[test]
+    fn a_display_name_is_trimmed_cleaned_and_cut() {
+        assert_eq!(
+            DisplayName::new("  ada\u{1b}[2J lovelace \n").map(DisplayName::into_string),
+            Some("ada[2J lovelace".to_owned())
+        );
+        assert_eq!(DisplayName::new(" \u{7} \t"), None);
+        let long = "é".repeat(DisplayName::MAX_CHARS + 10);
+        assert_eq!(
+            DisplayName::clean(&long).chars().count(),
+            DisplayName::MAX_CHARS
+        );
+        // Cut first, then trimmed: no trailing space is left at the cut.
+        let spaced = format!("{} tail", "a".repeat(DisplayName::MAX_CHARS - 1));
+        assert!(!DisplayName::clean(&spaced).ends_with(' '));
+    }
 }

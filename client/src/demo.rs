@@ -11,7 +11,7 @@ use hum_shared::crypto::KdfParams;
 use tokio::sync::mpsc;
 
 use crate::api::{Command, Event, MessageKind, RoomId, RoomKind};
-use crate::engine::{self, EngineError, EngineHandle, ProfilePaths};
+use crate::engine::{self, EngineError, EngineHandle, ProfileError, ProfilePaths};
 
 /// The demo contact's name.
 pub const BOT: &str = "hum-guide";
@@ -44,7 +44,7 @@ pub async fn start(dir: &Path, you: &str) -> Result<Demo, EngineError> {
     config.max_lag = 600;
     let relay = hum_relay::Relay::bind(config)
         .await
-        .map_err(|e| EngineError::Profile(format!("the embedded relay did not start: {e}")))?
+        .map_err(ProfileError::DemoRelay)?
         .spawn();
     let addr = relay.address().to_string();
     // Both profiles are throwaway (a temporary folder, a known passphrase, deleted on
@@ -59,15 +59,13 @@ pub async fn start(dir: &Path, you: &str) -> Result<Demo, EngineError> {
     bot.commands
         .send(Command::CreateInvite)
         .await
-        .map_err(|_| EngineError::Profile("the demo contact stopped".into()))?;
+        .map_err(|_| ProfileError::DemoStopped("contact"))?;
     let code = loop {
         match tokio::time::timeout(Duration::from_secs(10), bot.events.recv()).await {
             Ok(Some(Event::Invite { code })) => break code,
             Ok(Some(_)) => {}
             _ => {
-                return Err(EngineError::Profile(
-                    "the demo contact made no invite".into(),
-                ));
+                return Err(ProfileError::DemoStopped("contact").into());
             }
         }
     };
@@ -78,7 +76,7 @@ pub async fn start(dir: &Path, you: &str) -> Result<Demo, EngineError> {
             name: Some(BOT.into()),
         })
         .await
-        .map_err(|_| EngineError::Profile("your engine stopped".into()))?;
+        .map_err(|_| ProfileError::DemoStopped("engine"))?;
     let bot_task = tokio::spawn(run_bot(bot.commands.clone(), bot.events));
     Ok(Demo {
         relay,

@@ -4,6 +4,7 @@
 //! tokio tasks; a face talks to it through [`EngineHandle`]'s channels only.
 
 mod core;
+mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -16,11 +17,14 @@ mod scratch;
 mod store;
 mod wire;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use hum_shared::RelayAddr;
 use tokio::sync::mpsc;
 
 use crate::api::{Command, Event};
+pub use error::{EngineError, Inconsistency, ProfileError, Refusal, StoreError};
 pub use profile::{
     ProfileConfig, ProfilePaths, ReplacementCost, Unlocked, create, create_with, seed_history,
     time_key_replacement, unlock, unlock_with,
@@ -28,62 +32,6 @@ pub use profile::{
 
 /// The longest text one message carries, in bytes; a longer one is refused.
 pub const MAX_TEXT_BYTES: usize = core::MAX_TEXT;
-
-/// Why the engine could not do something.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EngineError {
-    /// The store failed or is damaged.
-    #[error("store: {0}")]
-    Store(String),
-    /// The passphrase does not open the profile.
-    #[error("wrong passphrase")]
-    WrongPassphrase,
-    /// A profile problem (missing, exists, bad name, unreadable config).
-    #[error("profile: {0}")]
-    Profile(String),
-    /// The profile is open in another process (the TUI, `--plain`, or another copy): one
-    /// profile is used by one process at a time.
-    #[error("profile {profile} is in use by {}", lock::holder_text(.program, .pid))]
-    InUse {
-        /// The profile's name.
-        profile: String,
-        /// The holder's process id, when it recorded one.
-        pid: Option<u32>,
-        /// The holder's program name, when it recorded one.
-        program: Option<String>,
-    },
-    /// An invite code or contact problem, in words the user can act on.
-    #[error("{0}")]
-    Invite(String),
-    /// A cryptographic operation failed.
-    #[error("crypto: {0}")]
-    Crypto(String),
-    /// No such room, contact or member.
-    #[error("no such {0}")]
-    Unknown(&'static str),
-    /// Only the group's admin can do that.
-    #[error("only the group's creator can do that")]
-    NotAdmin,
-    /// The room is closed (left or removed).
-    #[error("you are no longer in that group")]
-    Closed,
-    /// Nothing to send.
-    #[error("nothing to send")]
-    Empty,
-    /// The message is too long.
-    #[error("message too long (at most {0} bytes)")]
-    TooLong(usize),
-    /// Encoding failed.
-    #[error("could not encode a message")]
-    Encode,
-    /// The system's random generator failed.
-    #[error("no randomness available")]
-    Random,
-    /// No relay is configured.
-    #[error("no relay: pass --relay hum://HOST:PORT#FINGERPRINT or set relay in the config file")]
-    NoRelay,
-}
 
 /// What drives the engine's state machine.
 #[derive(Debug)]
@@ -93,14 +41,17 @@ pub(crate) enum Input {
     /// An operation from a relay.
     Down {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// The operation.
         op: hum_shared::Down,
     },
     /// A link is on the beat.
     LinkUp {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
+        /// The link's connection, counted from 1: operations sent for an older one are
+        /// dropped.
+        conn: u64,
         /// The relay's tick at connect.
         tick: u64,
         /// The relay's tick length.
@@ -109,7 +60,7 @@ pub(crate) enum Input {
     /// A link is down.
     LinkDown {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// When the next attempt is.
         retry_in_ms: u64,
         /// Why, when waiting will not help (a wrong certificate fingerprint).
@@ -118,7 +69,7 @@ pub(crate) enum Input {
     /// Cell rates of a link over the last second.
     Rates {
         /// The relay's address.
-        relay: String,
+        relay: RelayAddr,
         /// Cells sent per second.
         up: u32,
         /// Cells received per second.
@@ -177,14 +128,135 @@ impl EngineJoin {
         let Some(t) = self.thread.take() else {
             return Ok(());
         };
-        tokio::task::spawn_blocking(move || {
-            t.join()
-                .unwrap_or(Err(EngineError::Store("the engine panicked".into())))
-        })
-        .await
-        .unwrap_or(Err(EngineError::Store(
-            "the engine could not be joined".into(),
-        )))
+        tokio::task::spawn_blocking(move || t.join().unwrap_or(Err(EngineError::Panicked)))
+            .await
+            .unwrap_or(Err(EngineError::Panicked))
+    }
+}
+
+/// One running link, as the runtime holds it.
+struct LinkTask {
+    ops: mpsc::Sender<link::LinkOp>,
+    control: tokio::sync::watch::Sender<link::LinkControl>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The thin runtime around the core, on the engine's thread: it reads the clock, hands
+/// the core its inputs, and carries out the effects it returns (events to the faces,
+/// operations to the links, links opened and stopped). It decides nothing.
+struct Runtime {
+    events: mpsc::UnboundedSender<Event>,
+    inputs: mpsc::UnboundedSender<Input>,
+    links: HashMap<RelayAddr, LinkTask>,
+}
+
+impl Runtime {
+    /// Runs the core until it stops.
+    fn run(
+        &mut self,
+        mut core: core::Core,
+        inputs: &mut mpsc::UnboundedReceiver<Input>,
+    ) -> Result<(), EngineError> {
+        let mut effects = Vec::new();
+        let started = core.start(core::Now::system(), &mut effects);
+        self.apply(&mut effects);
+        started?;
+        while let Some(input) = inputs.blocking_recv() {
+            let step = core.handle(input, core::Now::system(), &mut effects);
+            self.apply(&mut effects);
+            match step {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    tracing::error!(cause = %e, "the engine stopped");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, effects: &mut Vec<core::Effect>) {
+        for effect in effects.drain(..) {
+            match effect {
+                core::Effect::Emit(e) => {
+                    let _ = self.events.send(e);
+                }
+                core::Effect::OpenLink { relay } => self.open_link(relay),
+                core::Effect::Send { relay, conn, op } => {
+                    if let Some(l) = self.links.get(&relay) {
+                        // Waits while the link is a whole queue behind (a link that is
+                        // down drops what it gets at once); a link that is gone is gone.
+                        let _ = l.ops.blocking_send(link::LinkOp { conn, op });
+                    }
+                }
+                core::Effect::Reconnect { relay } => {
+                    if let Some(l) = self.links.get(&relay) {
+                        l.control.send_modify(|c| c.retries += 1);
+                    }
+                }
+                core::Effect::StopLinks => {
+                    for l in self.links.values() {
+                        l.control.send_modify(|c| c.stop = true);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a link on a thread of its own with its own small runtime, so the answer to
+    /// a beat never waits behind the UI, the engine or anything else the client is doing:
+    /// its timing must not tell whether the user is busy.
+    fn open_link(&mut self, relay: RelayAddr) {
+        if self.links.contains_key(&relay) {
+            return;
+        }
+        let (ops, ops_rx) = mpsc::channel(link::LINK_QUEUE);
+        let (control, control_rx) = tokio::sync::watch::channel(link::LinkControl::default());
+        let inputs = self.inputs.clone();
+        let name = relay.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hum-link".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(link::run(
+                        name,
+                        link::LinkOps::new(ops_rx),
+                        inputs,
+                        control_rx,
+                    )),
+                    Err(e) => tracing::error!(cause = %e, "a link runtime could not start"),
+                }
+            });
+        let thread = match spawned {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(cause = %e, "a link thread could not start");
+                None
+            }
+        };
+        self.links.insert(
+            relay,
+            LinkTask {
+                ops,
+                control,
+                thread,
+            },
+        );
+    }
+
+    /// Stops every link and waits for its thread.
+    fn stop_links(&mut self) {
+        for (_, mut l) in self.links.drain() {
+            l.control.send_modify(|c| c.stop = true);
+            drop(l.ops);
+            if let Some(t) = l.thread.take() {
+                let _ = t.join();
+            }
+        }
     }
 }
 
@@ -235,38 +307,20 @@ pub fn start_with(
     home_relay: &str,
     options: EngineOptions,
 ) -> Result<EngineHandle, EngineError> {
-    if home_relay.parse::<hum_shared::RelayAddr>().is_err() {
-        return Err(EngineError::NoRelay);
-    }
+    let home: RelayAddr = home_relay.parse().map_err(|_| EngineError::NoRelay)?;
     let rt = tokio::runtime::Handle::current();
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
     let (cmd_tx, mut cmd_rx) = mpsc::channel::<Command>(256);
     let (face_tx, face_rx) = mpsc::channel::<Event>(4096);
 
-    let links_tx = input_tx.clone();
-    // Each link runs on a thread of its own with its own small runtime, so the answer to a
-    // beat never waits behind the UI, the engine or anything else the client is doing:
-    // its timing must not tell whether the user is busy.
-    let spawn: core::LinkSpawner = Box::new(move |relay, queue, stop| {
-        let relay = relay.to_owned();
-        let inputs = links_tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("hum-link".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(link::run(relay, queue, inputs, stop)),
-                    Err(e) => tracing::error!(cause = %e, "a link runtime could not start"),
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(cause = %e, "a link thread could not start");
-        }
-    });
-    let mut core = core::Core::new(profile, home_relay.to_owned(), event_tx, spawn, options)?;
+    let now = core::Now::system();
+    let core = core::Core::new(profile, home, options, now)?;
+    let mut runtime = Runtime {
+        events: event_tx,
+        inputs: input_tx.clone(),
+        links: HashMap::new(),
+    };
 
     // Commands and a timer join the links' inputs.
     let cmd_inputs = input_tx.clone();
@@ -301,23 +355,38 @@ pub fn start_with(
     let thread = std::thread::Builder::new()
         .name("hum-engine".into())
         .spawn(move || -> Result<(), EngineError> {
-            core.start()?;
-            while let Some(input) = input_rx.blocking_recv() {
-                match core.handle(input) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(()),
-                    Err(e) => {
-                        tracing::error!(cause = %e, "the engine stopped");
-                        return Err(e);
-                    }
-                }
-            }
-            Ok(())
+            let result = runtime.run(core, &mut input_rx);
+            // Every link stops (told so, or its control gone with the runtime's), and is
+            // waited for: a quit returns once every link has closed its connection.
+            runtime.stop_links();
+            result
         })
-        .map_err(|e| EngineError::Store(format!("could not start the engine thread: {e}")))?;
+        .map_err(EngineError::Thread)?;
     Ok(EngineHandle {
         commands: cmd_tx,
         events: face_rx,
         thread: Some(thread),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panicked engine thread is told apart from a store failure.
+    #[tokio::test]
+    async fn a_panicked_engine_says_so() {
+        let thread = std::thread::spawn(|| -> Result<(), EngineError> {
+            std::panic::resume_unwind(Box::new("a bug"))
+        });
+        let join = EngineJoin {
+            thread: Some(thread),
+        };
+        let result = join.join().await;
+        assert!(matches!(result, Err(EngineError::Panicked)), "{result:?}");
+        assert_eq!(
+            result.err().map(|e| e.kind()),
+            Some(crate::api::ErrorKind::Panicked)
+        );
+    }
 }

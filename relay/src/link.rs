@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use hum_shared::Fingerprint;
+use hum_shared::CertFingerprint;
 use hum_shared::route::{
     AgreedLink, FRAME_HEADER_LEN, ForwardAnswers, ForwardBatch, InnerBlob, LINK_HELLO_LEN,
     LinkFrame, LinkHello, RelayId, RouteError, read_frame_header,
@@ -128,7 +128,7 @@ impl Links {
     }
 
     /// The peer whose certificate has this fingerprint.
-    pub(crate) fn by_fingerprint(&self, fp: &Fingerprint) -> Option<RelayId> {
+    pub(crate) fn by_fingerprint(&self, fp: &CertFingerprint) -> Option<RelayId> {
         self.peers
             .iter()
             .find(|p| p.peer.address.fingerprint == *fp)

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hum_shared::Fingerprint;
+use hum_shared::CertFingerprint;
 use hum_shared::route::{ALPN_HUM2, ALPN_LINK};
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
@@ -175,7 +175,7 @@ impl Connection {
                 let Some(cert) = cert else {
                     return;
                 };
-                let fp = Fingerprint::of_certificate(&cert);
+                let fp = CertFingerprint::of_certificate(&cert);
                 let Some(id) = self.shared.links.by_fingerprint(&fp) else {
                     return;
                 };

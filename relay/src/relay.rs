@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use hum_shared::route::{ALPN_LINK, RelayId};
-use hum_shared::{Fingerprint, RelayAddr, cover_cell};
+use hum_shared::{CertFingerprint, RelayAddr, cover_cell};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -19,7 +19,7 @@ use crate::mailbox::Mailbox;
 use crate::shutdown::Shutdown;
 use crate::state::Shared;
 use crate::stats::{Stats, StatsSnapshot};
-use crate::tls::{Identity, pinned_client_config};
+use crate::tls::{TlsIdentity, pinned_client_config};
 use crate::v1::mailbox::Store;
 use crate::{Config, RelayError, beat, link, listener, stats};
 
@@ -62,8 +62,8 @@ impl Relay {
     /// As [`Relay::bind`].
     pub async fn bind_on(config: Config, listener: TcpListener) -> Result<Self, RelayError> {
         config.validate()?;
-        let identity = Identity::load_or_create(config.state_dir.as_deref())?;
-        let peer_pins: Vec<Fingerprint> =
+        let identity = TlsIdentity::load_or_create(config.state_dir.as_deref())?;
+        let peer_pins: Vec<CertFingerprint> =
             config.peers.iter().map(|p| p.address.fingerprint).collect();
         let configs = Configs {
             hum1: identity.server_config()?,
@@ -180,7 +180,7 @@ impl Relay {
     }
 
     /// The certificate fingerprint clients pin.
-    pub fn fingerprint(&self) -> Fingerprint {
+    pub fn fingerprint(&self) -> CertFingerprint {
         self.address.fingerprint
     }
 
@@ -260,8 +260,8 @@ impl Relay {
 ///
 /// # Errors
 /// [`RelayError::State`] or [`RelayError::Certificate`].
-pub fn init_identity(dir: &std::path::Path) -> Result<Fingerprint, RelayError> {
-    Ok(Identity::load_or_create(Some(dir))?.fingerprint())
+pub fn init_identity(dir: &std::path::Path) -> Result<CertFingerprint, RelayError> {
+    Ok(TlsIdentity::load_or_create(Some(dir))?.fingerprint())
 }
 
 /// The counters, with what the mailbox role holds.

@@ -375,7 +375,7 @@ pub async fn connect_raw(entry: &RelayAddr) -> Result<(Stream, Hello), ClientErr
 pub async fn link_as(state: &std::path::Path, to: &RelayAddr) -> Result<Stream, ClientError> {
     let io = |e: String| ClientError::Io(e);
     let identity =
-        crate::tls::Identity::load_or_create(Some(state)).map_err(|e| io(e.to_string()))?;
+        crate::tls::TlsIdentity::load_or_create(Some(state)).map_err(|e| io(e.to_string()))?;
     let config = crate::tls::pinned_client_config(
         &to.fingerprint,
         hum_shared::route::ALPN_LINK,

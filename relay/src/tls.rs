@@ -9,7 +9,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use hum_shared::Fingerprint;
+use hum_shared::CertFingerprint;
 use hum_shared::route::{ALPN_HUM2, ALPN_LINK, RelayId};
 use rustls::DigitallySignedStruct;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -26,20 +26,20 @@ const KEY_FILE: &str = "relay-key.der";
 const CERT_FILE: &str = "relay-cert.der";
 
 /// The relay's certificate and key.
-pub(crate) struct Identity {
+pub(crate) struct TlsIdentity {
     pub(crate) cert: CertificateDer<'static>,
     key: PrivatePkcs8KeyDer<'static>,
 }
 
-impl std::fmt::Debug for Identity {
+impl std::fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity")
+        f.debug_struct("TlsIdentity")
             .field("fingerprint", &self.fingerprint())
             .finish_non_exhaustive()
     }
 }
 
-impl Identity {
+impl TlsIdentity {
     /// Reads the identity from `dir`, or makes one and stores it there; with no folder,
     /// makes one held in memory only.
     pub(crate) fn load_or_create(dir: Option<&Path>) -> Result<Self, RelayError> {
@@ -80,8 +80,8 @@ impl Identity {
     }
 
     /// The fingerprint clients pin.
-    pub(crate) fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of_certificate(&self.cert)
+    pub(crate) fn fingerprint(&self) -> CertFingerprint {
+        CertFingerprint::of_certificate(&self.cert)
     }
 
     /// The relay's id in hum/2 (from its fingerprint).
@@ -108,7 +108,7 @@ impl Identity {
     /// must present a certificate whose fingerprint the relays file pins.
     pub(crate) fn link_config(
         &self,
-        peers: Vec<Fingerprint>,
+        peers: Vec<CertFingerprint>,
     ) -> Result<Arc<ServerConfig>, RelayError> {
         self.server(ALPN_LINK, Some(Arc::new(Pinned::new(peers))))
     }
@@ -143,12 +143,12 @@ impl Identity {
 /// exactly the peer relays of the relays file on links.
 #[derive(Debug)]
 pub(crate) struct Pinned {
-    fingerprints: Vec<Fingerprint>,
+    fingerprints: Vec<CertFingerprint>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl Pinned {
-    pub(crate) fn new(fingerprints: Vec<Fingerprint>) -> Self {
+    pub(crate) fn new(fingerprints: Vec<CertFingerprint>) -> Self {
         Self {
             fingerprints,
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
@@ -158,7 +158,7 @@ impl Pinned {
     fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         if self
             .fingerprints
-            .contains(&Fingerprint::of_certificate(end_entity))
+            .contains(&CertFingerprint::of_certificate(end_entity))
         {
             Ok(())
         } else {
@@ -260,9 +260,9 @@ impl ClientCertVerifier for Pinned {
 /// A TLS 1.3 client configuration that pins `fingerprint`, offers `alpn`, and presents
 /// `identity`'s certificate when given (relay links).
 pub(crate) fn pinned_client_config(
-    fingerprint: &Fingerprint,
+    fingerprint: &CertFingerprint,
     alpn: &[u8],
-    identity: Option<&Identity>,
+    identity: Option<&TlsIdentity>,
 ) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)

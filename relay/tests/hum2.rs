@@ -423,7 +423,7 @@ async fn an_entry_relay_refuses_a_full_home_itself_as_home_and_an_unknown_home()
     let why = own.until(WAIT, ended).await?;
     assert!(why.contains("HomeIsEntry"), "{why}");
     let stranger = RelayAddr {
-        fingerprint: hum_shared::Fingerprint([3; 32]),
+        fingerprint: hum_shared::CertFingerprint([3; 32]),
         ..at_b.clone()
     };
     let mut lost = TestClient::connect(&at_a, &Card::new(stranger), &pins).await?;

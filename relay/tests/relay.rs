@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use hum_relay::{Clock, Config, Relay, RelayHandle, StatsSnapshot, TlsStream};
 use hum_shared::{
-    Capability, CellWriter, Down, ENVELOPE_LEN, Hello, MailboxId, Up, decode_cell, read_cell,
+    Capability, CellWriter, Down, ENVELOPE_LEN, HelloV1, MailboxId, Up, decode_cell, read_cell,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ async fn start(config: Config) -> Res<RelayHandle> {
 /// A well-behaved test client: a task answers every cell with one cell, sending what
 /// was queued (as much as fits) and passing on what arrives.
 struct Client {
-    hello: Hello,
+    hello: HelloV1,
     ops: mpsc::UnboundedSender<Up>,
     downs: mpsc::UnboundedReceiver<Down>,
     arrivals: Arc<Mutex<Vec<Instant>>>,

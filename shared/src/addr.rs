@@ -12,9 +12,9 @@ pub const RELAY_SCHEME: &str = "hum://";
 
 /// The SHA-256 of a relay's TLS certificate (DER), which clients pin.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 32]);
+pub struct CertFingerprint(pub [u8; 32]);
 
-impl Fingerprint {
+impl CertFingerprint {
     /// The fingerprint of a DER-encoded certificate.
     pub fn of_certificate(der: &[u8]) -> Self {
         let mut out = [0u8; 32];
@@ -26,7 +26,7 @@ impl Fingerprint {
     }
 }
 
-impl fmt::Display for Fingerprint {
+impl fmt::Display for CertFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.0 {
             write!(f, "{b:02x}")?;
@@ -35,13 +35,13 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-impl fmt::Debug for Fingerprint {
+impl fmt::Debug for CertFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
+        write!(f, "CertFingerprint({self})")
     }
 }
 
-impl FromStr for Fingerprint {
+impl FromStr for CertFingerprint {
     type Err = AddrError;
 
     /// Reads 64 hex digits (either case; colons between bytes, as openssl prints them,
@@ -88,7 +88,7 @@ pub struct RelayAddr {
     /// TCP port.
     pub port: u16,
     /// The pinned certificate fingerprint.
-    pub fingerprint: Fingerprint,
+    pub fingerprint: CertFingerprint,
 }
 
 impl RelayAddr {
@@ -207,7 +207,7 @@ mod tests {
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect::<Vec<_>>()
             .join(":");
-        assert_eq!(colons.parse::<Fingerprint>()?.to_string(), fp());
+        assert_eq!(colons.parse::<CertFingerprint>()?.to_string(), fp());
         Ok(())
     }
 
@@ -238,7 +238,7 @@ mod tests {
     fn fingerprint_is_sha256() {
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
         assert_eq!(
-            Fingerprint::of_certificate(b"abc").to_string(),
+            CertFingerprint::of_certificate(b"abc").to_string(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

@@ -102,7 +102,7 @@ const HELLO_MAGIC: &[u8; 8] = b"hum/1\0\0\0";
 /// What the relay announces when a client connects: the cell size and beat every cell
 /// after it follows (docs/PROTOCOL.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Hello {
+pub struct HelloV1 {
     /// Size of every cell, both directions.
     pub cell_size: usize,
     /// Length of one tick, in microseconds.
@@ -113,7 +113,7 @@ pub struct Hello {
     pub tick: u64,
 }
 
-impl Hello {
+impl HelloV1 {
     /// The hello's fixed-size encoding.
     pub fn encode(&self) -> [u8; HELLO_LEN] {
         let mut out = [0u8; HELLO_LEN];
@@ -159,19 +159,19 @@ mod tests {
 
     #[test]
     fn hello_round_trips_and_rejects_strangers() -> Result<(), CellError> {
-        let h = Hello {
+        let h = HelloV1 {
             cell_size: 1024,
             tick_micros: 100_000,
             ttl_secs: 7 * 86_400,
             tick: 42,
         };
-        assert_eq!(Hello::decode(&h.encode())?, h);
+        assert_eq!(HelloV1::decode(&h.encode())?, h);
         let mut bad = h.encode();
         bad[0] = b'H';
-        assert_eq!(Hello::decode(&bad), Err(CellError::BadHello));
-        let small = Hello { cell_size: 10, ..h };
+        assert_eq!(HelloV1::decode(&bad), Err(CellError::BadHello));
+        let small = HelloV1 { cell_size: 10, ..h };
         assert_eq!(
-            Hello::decode(&small.encode()),
+            HelloV1::decode(&small.encode()),
             Err(CellError::BadCellSize(10))
         );
         Ok(())

@@ -4,7 +4,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{CellError, HELLO_LEN, Hello};
+use crate::{CellError, HELLO_LEN, HelloV1};
 
 /// Errors of reading or writing cells over a stream.
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +64,10 @@ pub async fn write_cell<W: AsyncWrite + Unpin>(
 ///
 /// # Errors
 /// [`CellIoError::Closed`] on a short read, [`CellIoError::Cell`] for a bad hello.
-pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, CellIoError> {
+pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<HelloV1, CellIoError> {
     let mut b = [0u8; HELLO_LEN];
     r.read_exact(&mut b).await.map_err(closed_or_io)?;
-    Ok(Hello::decode(&b)?)
+    Ok(HelloV1::decode(&b)?)
 }
 
 /// Writes the relay's hello and flushes it.
@@ -76,7 +76,7 @@ pub async fn read_hello<R: AsyncRead + Unpin>(r: &mut R) -> Result<Hello, CellIo
 /// [`CellIoError::Io`] when the stream fails.
 pub async fn write_hello<W: AsyncWrite + Unpin>(
     w: &mut W,
-    hello: &Hello,
+    hello: &HelloV1,
 ) -> Result<(), CellIoError> {
     w.write_all(&hello.encode()).await.map_err(closed_or_io)?;
     w.flush().await.map_err(closed_or_io)?;
@@ -91,7 +91,7 @@ mod tests {
     #[tokio::test]
     async fn cells_cross_a_duplex_pipe() -> Result<(), CellIoError> {
         let (mut a, mut b) = tokio::io::duplex(4096);
-        let hello = Hello {
+        let hello = HelloV1 {
             cell_size: 1024,
             tick_micros: 1000,
             ttl_secs: 60,

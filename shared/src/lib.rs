@@ -25,13 +25,13 @@ mod io;
 pub mod route;
 mod split;
 
-pub use addr::{AddrError, Fingerprint, RELAY_SCHEME, RelayAddr};
+pub use addr::{AddrError, CertFingerprint, RELAY_SCHEME, RelayAddr};
 pub use cell::{
     CELL_VERSION, CellWriter, DEFAULT_CELL_SIZE, MAX_CELL_SIZE, MIN_CELL_SIZE, check_cell_size,
     cover_cell, decode_cell,
 };
 pub use error::{CellError, SplitError};
-pub use frame::{Capability, Down, ENVELOPE_LEN, HELLO_LEN, Hello, MailboxId, Up};
+pub use frame::{Capability, Down, ENVELOPE_LEN, HELLO_LEN, HelloV1, MailboxId, Up};
 #[cfg(feature = "tokio")]
 pub use io::{CellIoError, read_cell, read_hello, write_cell, write_hello};
 pub use split::{PART_HEADER_LEN, Reassembler, part_msg_id, parts_needed, split};

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use hum_shared::Fingerprint;
+use hum_shared::CertFingerprint;
 use hum_shared::crypto::{ENVELOPE_LEN, Envelope};
 use hum_shared::route::{
     ANSWER_LEN, CELL_LEN, CatchUp, Copy, CopyTag, DIRECTORY_CHUNK_LEN, Delete, DeliverySecret,
@@ -42,13 +42,13 @@ fn key(ring: &SlotKeyring, relay: RelayId, epoch: u32) -> Result<VerifiedSlotKey
 }
 
 /// A relay certificate and a small directory, made once (rcgen is slow in debug builds).
-fn relay() -> &'static (Vec<u8>, Vec<u8>, Fingerprint) {
-    static CERT: OnceLock<(Vec<u8>, Vec<u8>, Fingerprint)> = OnceLock::new();
+fn relay() -> &'static (Vec<u8>, Vec<u8>, CertFingerprint) {
+    static CERT: OnceLock<(Vec<u8>, Vec<u8>, CertFingerprint)> = OnceLock::new();
     CERT.get_or_init(|| {
         let made = rcgen::generate_simple_self_signed(vec!["hum-relay".to_owned()])
             .unwrap_or_else(|e| unreachable!("rcgen: {e}"));
         let cert = made.cert.der().to_vec();
-        let fp = Fingerprint::of_certificate(&cert);
+        let fp = CertFingerprint::of_certificate(&cert);
         (cert, made.signing_key.serialize_der(), fp)
     })
 }

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use hum_shared::Fingerprint;
+use hum_shared::CertFingerprint;
 use hum_shared::crypto::{ENVELOPE_LEN, GroupId, MemberId};
 use hum_shared::route::{
     CatchUp, Copy, DeliverySecret, Deposit, DepositOutcome, DepositReply, DetectionKey,
@@ -135,7 +135,7 @@ fn derivations_match_the_vectors() -> TestResult {
             .or_default() += 1;
         match get(&case, "kind")? {
             "relay-id" => {
-                let id = RelayId::of_fingerprint(&Fingerprint(arr(&case, "fingerprint")?));
+                let id = RelayId::of_fingerprint(&CertFingerprint(arr(&case, "fingerprint")?));
                 assert_eq!(to_hex(id.as_bytes()), get(&case, "relay_id")?, "{name}");
             }
             "delivery" => {
@@ -268,7 +268,7 @@ fn print_vectors() -> TestResult {
     println!("# hum/2 derivations and sealed formats (docs/PROTOCOL.md, hum/2 §H3-H4).");
     println!("# Inputs are byte patterns: pattern(n) is n, n+1, n+2, ... (mod 256).\n");
     for (i, fp) in [[0u8; 32], pattern(0x20)].iter().enumerate() {
-        let id = RelayId::of_fingerprint(&Fingerprint(*fp));
+        let id = RelayId::of_fingerprint(&CertFingerprint(*fp));
         println!("name = relay-id-{i}\nkind = relay-id");
         println!(
             "fingerprint = {}\nrelay_id = {}\n",

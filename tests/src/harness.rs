@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use hum::api::{Command, ContactId, Event, RoomId};
+use hum::api::{
+    Command, ContactId, Delivery, ErrorKind, Event, MessageId, MessageKind, MessageView, RoomId,
+    RoomSummary,
+};
 use hum::engine::ProfilePaths;
 use hum_shared::crypto::{KdfParams, KdfPolicy};
 use tokio::sync::mpsc;
@@ -40,6 +43,9 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// How long the helpers that wait for one step of a conversation wait.
+pub const STEP: Duration = Duration::from_secs(30);
 
 /// A relay configuration for tests: loopback, a free port, a short tick and a generous lag
 /// allowance (test machines are busy).
@@ -176,10 +182,139 @@ impl Peer {
         self.seen
             .iter()
             .filter_map(|e| match e {
-                Event::Error { message } => Some(message.clone()),
+                Event::Error { message, .. } => Some(message.clone()),
                 _ => None,
             })
             .collect()
+    }
+
+    /// Waits for the next error and returns its kind and text.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn next_error(&mut self, limit: Duration) -> Result<(ErrorKind, String)> {
+        self.wait(limit, "an error", |e| match e {
+            Event::Error { kind, message } => Some((*kind, message.clone())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends `text` to `room`.
+    ///
+    /// # Errors
+    /// When the engine is gone.
+    pub async fn say(&self, room: RoomId, text: impl Into<String>) -> Result<()> {
+        self.send(Command::Send {
+            room,
+            text: text.into(),
+        })
+        .await
+    }
+
+    /// Waits for the next message someone else wrote (a text, not a room event).
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn next_message(&mut self) -> Result<MessageView> {
+        self.wait(STEP, "a message", |e| match e {
+            Event::Message(m) if !m.from_me && m.kind == MessageKind::Text => Some(m.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits for the next text `sender` wrote, in any room, and returns it.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn next_text(&mut self, sender: &str) -> Result<String> {
+        self.wait(STEP, &format!("a text from {sender}"), |e| match e {
+            Event::Message(m)
+                if !m.from_me && m.kind == MessageKind::Text && m.sender == sender =>
+            {
+                Some(m.text.clone())
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends `text` to `room` and returns the id of the message as it is queued.
+    ///
+    /// # Errors
+    /// On timeout or when the engine is gone.
+    pub async fn say_queued(&mut self, room: RoomId, text: impl Into<String>) -> Result<MessageId> {
+        self.say(room, text).await?;
+        self.wait(STEP, "own message queued", |e| match e {
+            Event::Message(m)
+                if m.from_me && m.room == room && m.delivery == Some(Delivery::Queued) =>
+            {
+                Some(m.id)
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits until the message `id` reaches `state`.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn delivery(&mut self, id: MessageId, state: Delivery) -> Result<()> {
+        self.wait(STEP, &format!("{state}"), |e| {
+            matches!(e, Event::Delivery { id: i, state: s, .. } if *i == id && *s == state)
+                .then_some(())
+        })
+        .await
+    }
+
+    /// Waits until a message in `room` is delivered.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn delivered_in(&mut self, room: RoomId) -> Result<()> {
+        self.wait(STEP, "a delivery", |e| {
+            matches!(e, Event::Delivery { room: r, state: Delivery::Delivered, .. } if *r == room)
+                .then_some(())
+        })
+        .await
+    }
+
+    /// Waits for a room change `f` accepts and returns the room.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn room_where(
+        &mut self,
+        what: &str,
+        f: impl Fn(&RoomSummary) -> bool,
+    ) -> Result<RoomSummary> {
+        self.wait(STEP, what, |e| match e {
+            Event::Room(r) if f(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Loads the newest `limit` messages of `room`, oldest first.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn history(&mut self, room: RoomId, limit: u32) -> Result<Vec<MessageView>> {
+        self.send(Command::LoadHistory {
+            room,
+            before: None,
+            limit,
+        })
+        .await?;
+        self.wait(STEP, "the history", |e| match e {
+            Event::History {
+                room: r, messages, ..
+            } if *r == room => Some(messages.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// Makes an invite code.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use hum::api::{Command, Delivery, Event, MessageKind, RoomKind};
+use hum::api::{Command, Delivery, ErrorKind, Event, MessageKind, RoomKind, RoomSummary};
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -18,66 +18,25 @@ async fn one_to_one_with_receipts_and_long_messages() -> Result<()> {
     let mut bob = Peer::create(dir.path(), "bob", &addr)?;
     let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
 
-    bob.send(Command::Send {
-        room: bob_room,
-        text: "hi alice".into(),
-    })
-    .await?;
-    let id = bob
-        .wait(WAIT, "own message queued", |e| match e {
-            Event::Message(m) if m.from_me && m.delivery == Some(Delivery::Queued) => Some(m.id),
-            _ => None,
-        })
-        .await?;
-    let got = alice
-        .wait(WAIT, "bob's message", |e| match e {
-            Event::Message(m) if !m.from_me => Some(m.clone()),
-            _ => None,
-        })
-        .await?;
+    let id = bob.say_queued(bob_room, "hi alice").await?;
+    let got = alice.next_message().await?;
     ensure!(got.text == "hi alice" && got.sender == "bob" && got.room == alice_room);
-    bob.wait(WAIT, "sent", |e| {
-        matches!(e, Event::Delivery { id: i, state: Delivery::Sent, .. } if *i == id).then_some(())
-    })
-    .await?;
-    bob.wait(WAIT, "delivered", |e| {
-        matches!(e, Event::Delivery { id: i, state: Delivery::Delivered, .. } if *i == id)
-            .then_some(())
-    })
-    .await?;
+    bob.delivery(id, Delivery::Sent).await?;
+    bob.delivery(id, Delivery::Delivered).await?;
 
     // A long message is split into many parts and comes back whole.
     let long: String = (0..4000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect::<String>()
         + " ✓ 日本語";
-    alice
-        .send(Command::Send {
-            room: alice_room,
-            text: long.clone(),
-        })
-        .await?;
-    let got = bob
-        .wait(WAIT, "the long message", |e| match e {
-            Event::Message(m) if !m.from_me => Some(m.text.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(got == long, "long message differs");
+    alice.say(alice_room, long.clone()).await?;
+    ensure!(
+        bob.next_text("alice").await? == long,
+        "long message differs"
+    );
 
     // History pages come back from the store, oldest first.
-    bob.send(Command::LoadHistory {
-        room: bob_room,
-        before: None,
-        limit: 10,
-    })
-    .await?;
-    let page = bob
-        .wait(WAIT, "history", |e| match e {
-            Event::History { messages, .. } => Some(messages.clone()),
-            _ => None,
-        })
-        .await?;
+    let page = bob.history(bob_room, 10).await?;
     ensure!(page.len() == 2 && page[0].text == "hi alice" && page[1].text == long);
     alice.quit().await?;
     bob.quit().await?;
@@ -103,36 +62,30 @@ async fn bad_invite_codes_say_what_is_wrong() -> Result<()> {
         name: None,
     })
     .await?;
-    let msg = bob
-        .wait(WAIT, "an error", |e| match e {
-            Event::Error { message } => Some(message.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(msg.contains("damaged"), "unexpected error: {msg}");
+    let (kind, msg) = bob.next_error(WAIT).await?;
+    ensure!(
+        kind == ErrorKind::Invite && msg.contains("damaged"),
+        "unexpected error: {kind:?} {msg}"
+    );
     bob.send(Command::AcceptInvite {
         code: "hello".into(),
         name: None,
     })
     .await?;
-    let msg = bob
-        .wait(WAIT, "an error", |e| match e {
-            Event::Error { message } => Some(message.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(!msg.is_empty());
+    let (kind, msg) = bob.next_error(WAIT).await?;
+    ensure!(
+        kind == ErrorKind::Invite && !msg.is_empty(),
+        "{kind:?} {msg}"
+    );
     // Accepting one's own invite is refused with a reason.
     alice
         .send(Command::AcceptInvite { code, name: None })
         .await?;
-    let msg = alice
-        .wait(WAIT, "an error", |e| match e {
-            Event::Error { message } => Some(message.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(msg.contains("your own invite"), "unexpected error: {msg}");
+    let (kind, msg) = alice.next_error(WAIT).await?;
+    ensure!(
+        kind == ErrorKind::OwnInvite && msg.contains("your own invite"),
+        "unexpected error: {kind:?} {msg}"
+    );
     relay.shutdown().await;
     Ok(())
 }
@@ -152,50 +105,18 @@ async fn groups_add_talk_remove() -> Result<()> {
     } = trio("groups").await?;
 
     // Bob and Carol are not contacts of each other: their sender keys travel via Alice.
-    let text_from = |who: &'static str| {
-        move |e: &Event| match e {
-            Event::Message(m) if !m.from_me && m.kind == MessageKind::Text && m.sender == who => {
-                Some(m.text.clone())
-            }
-            _ => None,
-        }
-    };
     // Everyone talks at once, right after joining: an envelope that arrives before its
     // sender's key (still on its way through Alice) is kept and opened when the key comes.
-    carol
-        .send(Command::Send {
-            room: carol_group,
-            text: "carol here".into(),
-        })
-        .await?;
-    bob.send(Command::Send {
-        room: bob_group,
-        text: "bob here".into(),
-    })
-    .await?;
-    alice
-        .send(Command::Send {
-            room: group,
-            text: "hello group".into(),
-        })
-        .await?;
-    ensure!(bob.wait(WAIT, "alice in group", text_from("alice")).await? == "hello group");
-    ensure!(
-        carol
-            .wait(WAIT, "alice in group", text_from("alice"))
-            .await?
-            == "hello group"
-    );
-    ensure!(carol.wait(WAIT, "bob in group", text_from("bob")).await? == "bob here");
-    ensure!(alice.wait(WAIT, "bob in group", text_from("bob")).await? == "bob here");
-    ensure!(bob.wait(WAIT, "carol in group", text_from("carol")).await? == "carol here");
+    carol.say(carol_group, "carol here").await?;
+    bob.say(bob_group, "bob here").await?;
+    alice.say(group, "hello group").await?;
+    ensure!(bob.next_text("alice").await? == "hello group");
+    ensure!(carol.next_text("alice").await? == "hello group");
+    ensure!(carol.next_text("bob").await? == "bob here");
+    ensure!(alice.next_text("bob").await? == "bob here");
+    ensure!(bob.next_text("carol").await? == "carol here");
     // Alice's group message is delivered once both members have receipted it.
-    alice
-        .wait(WAIT, "group delivery", |e| {
-            matches!(e, Event::Delivery { room, state: Delivery::Delivered, .. } if *room == group)
-                .then_some(())
-        })
-        .await?;
+    alice.delivered_in(group).await?;
 
     // Remove Carol: she is told, and reads nothing sent afterwards.
     alice
@@ -205,35 +126,17 @@ async fn groups_add_talk_remove() -> Result<()> {
         })
         .await?;
     carol
-        .wait(WAIT, "removal", |e| match e {
-            Event::Room(r) if r.id == carol_group && r.closed => Some(()),
-            _ => None,
-        })
+        .room_where("removal", |r| r.id == carol_group && r.closed)
         .await?;
-    bob.wait(WAIT, "the new member list", |e| match e {
-        Event::Room(r) if r.id == bob_group && r.members.len() == 1 => Some(()),
-        _ => None,
+    bob.room_where("the new member list", |r| {
+        r.id == bob_group && r.members.len() == 1
     })
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    alice
-        .send(Command::Send {
-            room: group,
-            text: "after carol".into(),
-        })
-        .await?;
-    ensure!(bob.wait(WAIT, "after removal", text_from("alice")).await? == "after carol");
-    bob.send(Command::Send {
-        room: bob_group,
-        text: "bob after".into(),
-    })
-    .await?;
-    ensure!(
-        alice
-            .wait(WAIT, "bob after removal", text_from("bob"))
-            .await?
-            == "bob after"
-    );
+    alice.say(group, "after carol").await?;
+    ensure!(bob.next_text("alice").await? == "after carol");
+    bob.say(bob_group, "bob after").await?;
+    ensure!(alice.next_text("bob").await? == "bob after");
     let leaked = carol
         .wait(Duration::from_secs(2), "nothing", |e| match e {
             Event::Message(m)
@@ -262,23 +165,10 @@ async fn contacts_on_different_relays_talk_through_both() -> Result<()> {
     let mut alice = Peer::create(dir.path(), "alice", &relay_a.address().to_string())?;
     let mut bob = Peer::create(dir.path(), "bob", &relay_b.address().to_string())?;
     let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
-    let incoming = |e: &Event| match e {
-        Event::Message(m) if !m.from_me => Some(m.text.clone()),
-        _ => None,
-    };
-    alice
-        .send(Command::Send {
-            room: alice_room,
-            text: "to bob's relay".into(),
-        })
-        .await?;
-    ensure!(bob.wait(WAIT, "alice's message", incoming).await? == "to bob's relay");
-    bob.send(Command::Send {
-        room: bob_room,
-        text: "to alice's relay".into(),
-    })
-    .await?;
-    ensure!(alice.wait(WAIT, "bob's message", incoming).await? == "to alice's relay");
+    alice.say(alice_room, "to bob's relay").await?;
+    ensure!(bob.next_text("alice").await? == "to bob's relay");
+    bob.say(bob_room, "to alice's relay").await?;
+    ensure!(alice.next_text("bob").await? == "to alice's relay");
     // Each client keeps a link to both relays, and both relays stored envelopes.
     let (a, b) = (relay_a.stats(), relay_b.stats());
     ensure!(
@@ -311,16 +201,8 @@ async fn removing_a_silent_member_completes_delivery() -> Result<()> {
     } = trio("silent-member").await?;
     // Carol goes quiet for good; Alice writes.
     carol.quit().await?;
-    alice
-        .send(Command::Send {
-            room: group,
-            text: "anyone?".into(),
-        })
-        .await?;
-    bob.wait(WAIT, "the message", |e| {
-        matches!(e, Event::Message(m) if m.text == "anyone?").then_some(())
-    })
-    .await?;
+    alice.say(group, "anyone?").await?;
+    ensure!(bob.next_text("alice").await? == "anyone?");
     let delivered = |e: &Event| {
         matches!(e, Event::Delivery { room, state: Delivery::Delivered, .. } if *room == group)
             .then_some(())
@@ -343,9 +225,7 @@ async fn removing_a_silent_member_completes_delivery() -> Result<()> {
             contact: carol_id,
         })
         .await?;
-    alice
-        .wait(WAIT, "delivery after the removal", delivered)
-        .await?;
+    alice.delivered_in(group).await?;
     relay.shutdown().await;
     Ok(())
 }
@@ -377,11 +257,11 @@ async fn trio(tag: &str) -> Result<Trio> {
         .send(Command::CreateGroup { name: "ops".into() })
         .await?;
     let group = alice
-        .wait(WAIT, "the group", |e| match e {
-            Event::Room(r) if r.kind == RoomKind::Group && r.name == "ops" => Some(r.id),
-            _ => None,
+        .room_where("the group", |r| {
+            r.kind == RoomKind::Group && r.name == "ops"
         })
-        .await?;
+        .await?
+        .id;
     alice
         .send(Command::GroupAdd {
             room: group,
@@ -394,14 +274,10 @@ async fn trio(tag: &str) -> Result<Trio> {
             contact: carol_id,
         })
         .await?;
-    let joined = |e: &Event| match e {
-        Event::Room(r) if r.kind == RoomKind::Group && r.name == "ops" && r.members.len() == 2 => {
-            Some(r.id)
-        }
-        _ => None,
-    };
-    let bob_group = bob.wait(WAIT, "bob in the group", joined).await?;
-    let carol_group = carol.wait(WAIT, "carol in the group", joined).await?;
+    let joined =
+        |r: &RoomSummary| r.kind == RoomKind::Group && r.name == "ops" && r.members.len() == 2;
+    let bob_group = bob.room_where("bob in the group", joined).await?.id;
+    let carol_group = carol.room_where("carol in the group", joined).await?.id;
     Ok(Trio {
         _dir: dir,
         relay,
@@ -433,13 +309,11 @@ async fn members_leave_and_the_admin_renames() -> Result<()> {
         name: "mine".into(),
     })
     .await?;
-    let err = bob
-        .wait(WAIT, "an error", |e| match e {
-            Event::Error { message } => Some(message.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(err.contains("creator"), "unexpected error: {err}");
+    let (kind, err) = bob.next_error(WAIT).await?;
+    ensure!(
+        kind == ErrorKind::NotAdmin && err.contains("creator"),
+        "unexpected error: {kind:?} {err}"
+    );
     alice
         .send(Command::GroupRename {
             room: group,
@@ -447,72 +321,38 @@ async fn members_leave_and_the_admin_renames() -> Result<()> {
         })
         .await?;
     for (p, room) in [(&mut bob, bob_group), (&mut carol, carol_group)] {
-        p.wait(WAIT, "the new name", |e| match e {
-            Event::Room(r) if r.id == room && r.name == "ops-2" => Some(()),
-            _ => None,
-        })
-        .await?;
+        p.room_where("the new name", |r| r.id == room && r.name == "ops-2")
+            .await?;
     }
     // Bob leaves: his room closes, Alice and Carol see two members become one.
     bob.send(Command::GroupLeave { room: bob_group }).await?;
-    bob.wait(WAIT, "bob's room closed", |e| match e {
-        Event::Room(r) if r.id == bob_group && r.closed => Some(()),
-        _ => None,
-    })
-    .await?;
+    bob.room_where("bob's room closed", |r| r.id == bob_group && r.closed)
+        .await?;
     alice
-        .wait(WAIT, "alice sees bob gone", |e| match e {
-            Event::Room(r) if r.id == group && r.members == vec!["carol".to_owned()] => Some(()),
-            _ => None,
+        .room_where("alice sees bob gone", |r| {
+            r.id == group && r.members == ["carol"]
         })
         .await?;
     carol
-        .wait(WAIT, "carol sees bob gone", |e| match e {
-            Event::Room(r) if r.id == carol_group && r.members == vec!["alice".to_owned()] => {
-                Some(())
-            }
-            _ => None,
+        .room_where("carol sees bob gone", |r| {
+            r.id == carol_group && r.members == ["alice"]
         })
         .await?;
     // And the group goes on without him.
-    alice
-        .send(Command::Send {
-            room: group,
-            text: "after bob".into(),
-        })
-        .await?;
-    let got = carol
-        .wait(WAIT, "a message after bob left", |e| match e {
-            Event::Message(m) if !m.from_me && m.kind == MessageKind::Text => Some(m.text.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(got == "after bob");
+    alice.say(group, "after bob").await?;
+    ensure!(carol.next_message().await?.text == "after bob");
     relay.shutdown().await;
     Ok(())
 }
 
 /// The events in a room's history, oldest first.
 async fn events(p: &mut Peer, room: hum::api::RoomId) -> Result<Vec<String>> {
-    p.send(Command::LoadHistory {
-        room,
-        before: None,
-        limit: 100,
-    })
-    .await?;
-    p.wait(WAIT, "the history", |e| match e {
-        Event::History {
-            room: r, messages, ..
-        } if *r == room => Some(
-            messages
-                .iter()
-                .filter(|m| m.kind == MessageKind::Event)
-                .map(|m| m.text.clone())
-                .collect(),
-        ),
-        _ => None,
-    })
-    .await
+    Ok(p.history(room, 100)
+        .await?
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::Event)
+        .map(|m| m.text)
+        .collect())
 }
 
 async fn members(p: &mut Peer, room: hum::api::RoomId) -> Result<Vec<hum::api::MemberView>> {
@@ -582,25 +422,16 @@ async fn group_changes_are_in_the_history_and_members_are_listed() -> Result<()>
         })
         .await?;
     carol
-        .wait(WAIT, "carol removed", |e| match e {
-            Event::Room(r) if r.id == carol_group && r.closed => Some(()),
-            _ => None,
-        })
+        .room_where("carol removed", |r| r.id == carol_group && r.closed)
         .await?;
-    bob.wait(WAIT, "bob sees carol gone", |e| match e {
-        Event::Room(r) if r.id == bob_group && r.name == "ops-2" && r.members == ["alice"] => {
-            Some(())
-        }
-        _ => None,
+    bob.room_where("bob sees carol gone", |r| {
+        r.id == bob_group && r.name == "ops-2" && r.members == ["alice"]
     })
     .await?;
     bob.send(Command::GroupLeave { room: bob_group }).await?;
     alice
-        .wait(WAIT, "alice sees bob gone", |e| match e {
-            Event::Room(r) if r.id == group && r.name == "ops-2" && r.members.is_empty() => {
-                Some(())
-            }
-            _ => None,
+        .room_where("alice sees bob gone", |r| {
+            r.id == group && r.name == "ops-2" && r.members.is_empty()
         })
         .await?;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use hum::api::{Command, Event};
+use hum::api::{Command, ErrorKind, Event, What};
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -14,12 +14,8 @@ const TRIED: &str = "someone answered an invite code of yours that was already u
 /// Waits until `p` is told that alice's code had been used, and its contact is gone.
 async fn told_it_was_used(p: &mut Peer) -> Result<()> {
     let (cid, room) = p.contact("alice").await?;
-    let error = p
-        .wait(WAIT, "the used code", |e| match e {
-            Event::Error { message } => Some(message.clone()),
-            _ => None,
-        })
-        .await?;
+    let (kind, error) = p.next_error(WAIT).await?;
+    ensure!(kind == ErrorKind::InviteUsed, "{kind:?}: {error}");
     ensure!(
         error
             == "alice's invite code had already been used by someone else, so alice was not added: ask alice for a new code",
@@ -41,11 +37,10 @@ async fn told_it_was_used(p: &mut Peer) -> Result<()> {
         text: "anyone?".into(),
     })
     .await?;
-    p.wait(WAIT, "the refusal", |e| match e {
-        Event::Error { .. } => Some(()),
-        _ => None,
-    })
-    .await
+    let (kind, error) = p.next_error(WAIT).await?;
+    // The room's contact is gone: there is no one to write to.
+    ensure!(kind == ErrorKind::NoSuch(What::Room), "{kind:?}: {error}");
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,24 +77,13 @@ async fn a_used_invite_code_tells_later_acceptors_and_the_inviter() -> Result<()
         .await?;
 
     // Bob, who used it, is not told anything of the sort, and he and Alice talk.
-    bob.send(Command::Send {
-        room: bob_room,
-        text: "hi alice".into(),
-    })
-    .await?;
-    let got = alice
-        .wait(WAIT, "bob's message", |e| match e {
-            Event::Message(m) if m.room == alice_room && !m.from_me => Some(m.text.clone()),
-            _ => None,
-        })
-        .await?;
-    ensure!(got == "hi alice");
+    bob.say(bob_room, "hi alice").await?;
+    let got = alice.next_message().await?;
+    ensure!(got.room == alice_room && got.text == "hi alice", "{got:?}");
     ensure!(bob.errors().is_empty(), "bob: {:?}", bob.errors());
 
     // After a restart Alice still reads the used invite, and Dave is told too.
-    let mut events = alice.events;
-    alice.commands.send(Command::Quit).await?;
-    while tokio::time::timeout(WAIT, events.recv()).await?.is_some() {}
+    alice.quit().await?;
     let mut alice = Peer::reopen(dir.path(), "alice", &addr)?;
     let mut dave = Peer::create(dir.path(), "dave", &addr)?;
     dave.send(Command::AcceptInvite {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail, ensure};
-use hum::api::{Command, Event, LinkState};
+use hum::api::{Command, ErrorKind, Event, LinkState};
 use hum_tests::harness::{Peer, TempDir, relay_config};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -24,12 +24,8 @@ async fn a_wrong_fingerprint_is_shown_once_with_its_cause() -> Result<()> {
     let mut wrong = relay.address().clone();
     wrong.fingerprint.0[0] ^= 1;
     let mut alice = Peer::create(dir.path(), "alice", &wrong.to_string())?;
-    let shown = alice
-        .wait(Duration::from_secs(20), "the cause", |e| match e {
-            Event::Error { message } => Some(message.clone()),
-            _ => None,
-        })
-        .await?;
+    let (kind, shown) = alice.next_error(Duration::from_secs(20)).await?;
+    ensure!(kind == ErrorKind::Link, "{kind:?}: {shown}");
     ensure!(
         shown == format!("{CAUSE} (relay {})", wrong.host_port()),
         "{shown}"

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use hum::api::{Command, Event};
+use hum::api::{Delivery, Event};
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
 
 const TICK: Duration = Duration::from_millis(3);
@@ -24,12 +24,7 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
 
     const N: usize = 1000;
     for i in 0..N {
-        alice
-            .send(Command::Send {
-                room: alice_room,
-                text: format!("m{i:04}"),
-            })
-            .await?;
+        alice.say(alice_room, format!("m{i:04}")).await?;
     }
     let mut got: Vec<String> = Vec::with_capacity(N);
     let mut take = |e: &Event| match e {
@@ -89,15 +84,9 @@ async fn a_full_mailbox_pushes_back_and_the_sender_retries() -> Result<()> {
     let ((_, alice_room), _) = befriend(&mut alice, &mut bob).await?;
     // Bob goes away; Alice writes more than his mailbox holds.
     bob.quit().await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     const N: usize = 8;
     for i in 0..N {
-        alice
-            .send(Command::Send {
-                room: alice_room,
-                text: format!("f{i}"),
-            })
-            .await?;
+        alice.say(alice_room, format!("f{i}")).await?;
     }
     // The relay refuses what does not fit; Alice keeps it queued and retries.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -142,51 +131,13 @@ async fn a_message_the_relay_let_expire_is_sent_again() -> Result<()> {
     let ((_, alice_room), _) = befriend(&mut alice, &mut bob).await?;
     // Bob is away longer than the relay keeps anything.
     bob.quit().await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    alice
-        .send(Command::Send {
-            room: alice_room,
-            text: "still there?".into(),
-        })
-        .await?;
-    alice
-        .wait(Duration::from_secs(10), "stored", |e| {
-            matches!(
-                e,
-                Event::Delivery {
-                    state: hum::api::Delivery::Sent,
-                    ..
-                }
-            )
-            .then_some(())
-        })
-        .await?;
+    let id = alice.say_queued(alice_room, "still there?").await?;
+    alice.delivery(id, Delivery::Sent).await?;
     tokio::time::sleep(Duration::from_millis(1800)).await;
     // The relay has dropped it; Alice, with no receipt, deposits it again.
     let mut bob = Peer::reopen(dir.path(), "bob", &addr)?;
-    let got = bob
-        .wait(
-            Duration::from_secs(30),
-            "the message, sent again",
-            |e| match e {
-                Event::Message(m) if !m.from_me => Some(m.text.clone()),
-                _ => None,
-            },
-        )
-        .await?;
-    ensure!(got == "still there?");
-    alice
-        .wait(Duration::from_secs(10), "delivered", |e| {
-            matches!(
-                e,
-                Event::Delivery {
-                    state: hum::api::Delivery::Delivered,
-                    ..
-                }
-            )
-            .then_some(())
-        })
-        .await?;
+    ensure!(bob.next_text("alice").await? == "still there?");
+    alice.delivery(id, Delivery::Delivered).await?;
     relay.shutdown().await;
     Ok(())
 }

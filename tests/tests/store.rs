@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use hum::api::{Command, Delivery, Event, MessageView, RoomId, RoomKind, RoomSummary};
+use hum::api::{Delivery, Event, MessageView, RoomId, RoomKind, RoomSummary};
 use hum_shared::crypto::{KdfParams, StoreKey};
 use hum_tests::harness::{Peer, TempDir, relay_config};
 
@@ -79,19 +79,7 @@ async fn ready(p: &mut Peer) -> Result<(Vec<RoomSummary>, Vec<String>)> {
 }
 
 async fn history(p: &mut Peer, room: RoomId) -> Result<Vec<MessageView>> {
-    p.send(Command::LoadHistory {
-        room,
-        before: None,
-        limit: 50,
-    })
-    .await?;
-    p.wait(WAIT, "history", |e| match e {
-        Event::History {
-            room: r, messages, ..
-        } if *r == room => Some(messages.clone()),
-        _ => None,
-    })
-    .await
+    p.history(room, 50).await
 }
 
 fn room(rooms: &[RoomSummary], name: &str) -> Result<RoomId> {
@@ -100,13 +88,6 @@ fn room(rooms: &[RoomSummary], name: &str) -> Result<RoomId> {
         .find(|r| r.name == name)
         .map(|r| r.id)
         .with_context(|| format!("no room {name}"))
-}
-
-fn text_from(who: &'static str) -> impl FnMut(&Event) -> Option<String> {
-    move |e: &Event| match e {
-        Event::Message(m) if !m.from_me && m.sender == who => Some(m.text.clone()),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,47 +162,14 @@ async fn profiles_of_store_schema_1_migrate_and_talk_on() -> Result<()> {
     ensure!(history(&mut bob, bob_friends).await?.len() == 2);
     // Carol was away: the text queued for her in the old outbox arrives now.
     let mut carol = Peer::reopen(dir.path(), "carol", &addr)?;
-    ensure!(
-        carol
-            .wait(WAIT, "the queued text", text_from("alice"))
-            .await?
-            == "while you were away"
-    );
-    alice
-        .wait(WAIT, "the queued text delivered", |e| {
-            matches!(e, Event::Delivery { room, state: Delivery::Delivered, .. } if *room == to_carol)
-                .then_some(())
-        })
-        .await?;
+    ensure!(carol.next_text("alice").await? == "while you were away");
+    alice.delivered_in(to_carol).await?;
     // The sessions and the group's keys came through the migration.
-    alice
-        .send(Command::Send {
-            room: to_bob,
-            text: "after the move".into(),
-        })
-        .await?;
-    ensure!(
-        bob.wait(WAIT, "alice's new text", text_from("alice"))
-            .await?
-            == "after the move"
-    );
-    bob.send(Command::Send {
-        room: bob_friends,
-        text: "bob, migrated".into(),
-    })
-    .await?;
-    ensure!(
-        alice
-            .wait(WAIT, "bob in the group", text_from("bob"))
-            .await?
-            == "bob, migrated"
-    );
-    ensure!(
-        carol
-            .wait(WAIT, "bob in the group", text_from("bob"))
-            .await?
-            == "bob, migrated"
-    );
+    alice.say(to_bob, "after the move").await?;
+    ensure!(bob.next_text("alice").await? == "after the move");
+    bob.say(bob_friends, "bob, migrated").await?;
+    ensure!(alice.next_text("bob").await? == "bob, migrated");
+    ensure!(carol.next_text("bob").await? == "bob, migrated");
     alice.quit().await?;
     bob.quit().await?;
     carol.quit().await?;

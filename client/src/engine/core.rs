@@ -4,30 +4,31 @@
 //! transaction as the envelopes or history it produced, before anything leaves: a crash
 //! at any instant loses no message and never reuses a message key.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hum_shared::crypto::{
-    Capability, Envelope, GroupState, Identity, Invite, InviteSecret, MailboxId, PublicIdentity,
-    SenderKeyDistribution, Session, epoch_at, safety_number,
+    Capability, Envelope, Fingerprint, GroupId, GroupState, Identity, Invite, InviteSecret,
+    MailboxId, PublicIdentity, SenderKeyDistribution, Session, epoch_at, safety_number,
 };
-use hum_shared::{Down, Reassembler, Up, part_msg_id, split};
-use tokio::sync::mpsc::UnboundedSender;
+use hum_shared::{Down, Reassembler, RelayAddr, Up, part_msg_id, split};
 use zeroize::Zeroizing;
 
-use super::link::LinkControl;
 use super::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, MemberRecord, MessageRecord,
     Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
-use super::store::{Db, Store};
-use super::wire::{AppMessage, Hello, Member, StoredMessage, Uid};
-use super::{EngineError, Input};
+use super::store::{Db, ProfileStore};
+use super::wire::{AppMessage, ContactHello, Member, StoredMessage, Uid};
+use super::{EngineError, Inconsistency, Input, Refusal};
 use crate::api::{
-    Command, ContactId, Delivery, Event, LinkState, LinkStatus, MemberView, MessageId, MessageKind,
-    MessageView, RoomId, RoomKind, RoomSummary,
+    Command, ContactId, Delivery, DisplayName, Event, LinkState, LinkStatus, MemberView, MessageId,
+    MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
+use contacts::{Contact, Contacts};
+use outbox::{InFlight, Pump, Resends};
+use subscriptions::{Route, RouteKind, Subscriptions};
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
 const EPOCHS_BACK: u64 = 8;
@@ -35,8 +36,6 @@ const EPOCHS_BACK: u64 = 8;
 pub(crate) const MAX_TEXT: usize = 64 * 1024;
 /// Receipts carried by one receipt message.
 const RECEIPT_BATCH: usize = 40;
-/// How long a subscription to an old epoch's mailbox stays, to fetch what it holds.
-const DRAIN_TIME: Duration = Duration::from_secs(60);
 /// Group envelopes kept for a second try when they do not open at once.
 const STASH_MAX: usize = 256;
 /// How long quitting waits for queued envelopes to reach a relay that is up or connecting.
@@ -44,46 +43,95 @@ const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
 const FULL_RETRY: Duration = Duration::from_secs(1);
 
-/// Where a mailbox's envelopes go.
+/// The time an input is handled at. The core never reads a clock: waits are measured on
+/// `at` (monotonic), and what is written down or compared with other machines (message
+/// times, invite expiry, epochs, a relay's start) on `unix_micros`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RouteKind {
-    /// Answers to one of our invites.
-    Invite(i64),
-    /// Answers to one of our invites that was used already.
-    UsedInvite(i64),
-    /// The used notice of an invite we accepted, for that contact.
-    InviteCheck(i64),
-    /// A 1:1 session with a contact.
-    Direct(i64),
-    /// A group room.
-    Group(i64),
+pub(crate) struct Now {
+    /// The monotonic clock.
+    pub(crate) at: Instant,
+    /// The wall clock, in unix microseconds.
+    pub(crate) unix_micros: u128,
 }
 
-struct Route {
-    relay: String,
-    cap: Capability,
-    kind: RouteKind,
+impl Now {
+    /// The system's clocks, read once.
+    pub(crate) fn system() -> Self {
+        Self {
+            at: Instant::now(),
+            unix_micros: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0),
+        }
+    }
+
+    /// This time plus `d` on both clocks (a fake clock moving on).
+    #[cfg(test)]
+    pub(crate) fn after(self, d: Duration) -> Self {
+        Self {
+            at: self.at + d,
+            unix_micros: self.unix_micros + d.as_micros(),
+        }
+    }
+
+    pub(crate) fn secs(self) -> u64 {
+        u64::try_from(self.unix_micros / 1_000_000).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn millis(self) -> i64 {
+        i64::try_from(self.unix_micros / 1_000).unwrap_or(i64::MAX)
+    }
+}
+
+/// What the core asks the runtime around it to do: the core decides, the runtime (the
+/// engine thread in engine.rs, or a test) carries it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// Tell the faces.
+    Emit(Event),
+    /// Start a link to this relay (it reports back with [`Input::LinkUp`]).
+    OpenLink {
+        /// The relay's address.
+        relay: RelayAddr,
+    },
+    /// Put an operation into the link's next cells, if the link is still on connection
+    /// `conn` (an operation meant for an older connection is dropped by the link).
+    Send {
+        /// The relay's address.
+        relay: RelayAddr,
+        /// The connection it is meant for, from [`Input::LinkUp`].
+        conn: u64,
+        /// The operation.
+        op: Up,
+    },
+    /// A link that is down tries again now.
+    Reconnect {
+        /// The relay's address.
+        relay: RelayAddr,
+    },
+    /// Every link stops for good: the engine is quitting.
+    StopLinks,
+}
+
+/// The next outbox row the pump deposits.
+struct Deposit {
+    row: i64,
+    mailbox: [u8; 32],
     fanout: bool,
-    /// The epoch of a session or group mailbox (none for an invite's).
-    epoch: Option<u64>,
-    /// When it was subscribed.
-    since: Instant,
+    envelope: Vec<u8>,
 }
 
 /// One relay link as the engine sees it.
 pub(crate) struct LinkSlot {
-    /// Operations for the link task to put into its next cells.
-    pub(crate) queue: Arc<Mutex<VecDeque<Up>>>,
     up: bool,
+    /// The link's connection, from its last [`Input::LinkUp`].
+    conn: u64,
     /// When the relay started, estimated from its tick number at connect: a different
     /// start on reconnect means it restarted and lost what it held.
     relay_start: Option<u128>,
-    /// Outbox rows waiting to be deposited, in order.
-    pending: VecDeque<i64>,
-    /// The one deposit awaiting the relay's answer: tag, outbox row, mailbox.
-    inflight: Option<(u32, i64, [u8; 32])>,
-    /// Mailboxes the relay answered "full" for, and when to try them again.
-    blocked: HashMap<[u8; 32], Instant>,
+    /// What waits to be deposited there.
+    pump: Pump,
     /// The queued count last shown to the faces.
     shown_queued: usize,
     state: LinkState,
@@ -91,51 +139,39 @@ pub(crate) struct LinkSlot {
     /// The cause last shown as an error, so a link failing the same way again and again
     /// says it once.
     shown_cause: Option<String>,
-    control: Option<tokio::sync::watch::Sender<LinkControl>>,
-}
-
-/// Starts link tasks; the engine gives one to the core so tests can replace the network.
-pub(crate) type LinkSpawner = Box<
-    dyn FnMut(&str, Arc<Mutex<VecDeque<Up>>>, tokio::sync::watch::Receiver<LinkControl>) + Send,
->;
-
-struct Contact {
-    rec: ContactRecord,
-    public: PublicIdentity,
-    room: i64,
 }
 
 /// The engine's state.
 pub(crate) struct Core {
-    store: Store,
+    store: ProfileStore,
     me: Identity,
     my_name: String,
-    home: String,
-    contacts: HashMap<i64, Contact>,
+    home: RelayAddr,
+    contacts: Contacts,
     sessions: HashMap<i64, Session>,
     rooms: HashMap<i64, RoomRecord>,
     invites: HashMap<i64, InviteSecret>,
-    routes: HashMap<MailboxId, Route>,
+    routes: Subscriptions,
     /// Messages being reassembled, by room, sender and part size: a sender's parts of one
     /// format revision all have one size (docs/PROTOCOL.md §3.10), so parts kept from
     /// before an upgrade do not stand in the way of the sizes that come after.
     reassembly: HashMap<(i64, Vec<u8>, usize), Reassembler>,
-    links: HashMap<String, LinkSlot>,
+    links: HashMap<RelayAddr, LinkSlot>,
     tags: u32,
-    events: UnboundedSender<Event>,
-    spawn: LinkSpawner,
+    /// Effects of the input being handled, handed out when it is done.
+    out: RefCell<Vec<Effect>>,
+    /// The time of the input being handled.
+    now: Now,
     epoch: u64,
     /// Set by `Quit`: stop once the outbox has drained or at this deadline.
     quitting: Option<Instant>,
     /// Group envelopes that did not open yet (their sender's key may be on its way).
     stash: VecDeque<(i64, Envelope)>,
     options: super::EngineOptions,
-    /// Outbox rows stored by a relay and not yet receipted: when to deposit them again,
-    /// and the wait after that.
-    resend: HashMap<i64, (Instant, Duration)>,
-    /// Outbox rows a relay answered `Stored` for since the engine started (kept in memory
-    /// only: at start everything not yet receipted is deposited again anyway).
-    stored: HashSet<i64>,
+    /// Outbox rows a relay answered `Stored` for since the engine started, and when to
+    /// deposit them again without a receipt (kept in memory only: at start everything not
+    /// yet receipted is deposited again anyway).
+    resends: Resends,
     /// Our invites that have been used, still read to tell of later answers.
     used_invites: HashMap<i64, invites::UsedInvite>,
     /// Invites we accepted, by contact, until their inviter says who used them.
@@ -148,40 +184,6 @@ impl std::fmt::Debug for Core {
             .field("contacts", &self.contacts.len())
             .finish_non_exhaustive()
     }
-}
-
-/// A relay address as the faces show it: `host:port`.
-fn host_of(relay: &str) -> String {
-    relay
-        .strip_prefix("hum://")
-        .and_then(|r| r.split('#').next())
-        .unwrap_or(relay)
-        .to_owned()
-}
-
-fn now_secs() -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // Tests move the clock that invites expire by, instead of waiting for it.
-    #[cfg(test)]
-    let now = now + tests::clock_ahead();
-    now
-}
-
-fn now_micros() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros())
-        .unwrap_or(0)
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn random_uid() -> Result<Uid, EngineError> {
@@ -203,17 +205,13 @@ fn enc<T: serde::Serialize>(v: &T) -> Result<Zeroizing<Vec<u8>>, EngineError> {
         .map_err(|_| EngineError::Encode)
 }
 
-fn crypto(e: hum_shared::crypto::CryptoError) -> EngineError {
-    EngineError::Crypto(e.to_string())
-}
-
 pub(super) fn new_reassembler(part: usize) -> Reassembler {
     Reassembler::new(part, 4 * MAX_TEXT, 16, 2 * MAX_TEXT)
 }
 
 /// The result of sealing one application message, not yet committed.
 struct Sealed {
-    relay: String,
+    relay: RelayAddr,
     mailbox: MailboxId,
     fanout: bool,
     envelopes: Vec<Envelope>,
@@ -236,10 +234,9 @@ impl Core {
     /// Opens the engine on an unlocked store.
     pub(crate) fn new(
         profile: super::Unlocked,
-        home: String,
-        events: UnboundedSender<Event>,
-        spawn: LinkSpawner,
+        home: RelayAddr,
         options: super::EngineOptions,
+        now: Now,
     ) -> Result<Self, EngineError> {
         let super::Unlocked {
             store,
@@ -248,23 +245,22 @@ impl Core {
         } = profile;
         let mut core = Self {
             options,
-            resend: HashMap::new(),
-            stored: HashSet::new(),
+            resends: Resends::default(),
             store,
             me,
             my_name,
             home,
-            contacts: HashMap::new(),
+            contacts: Contacts::default(),
             sessions: HashMap::new(),
             rooms: HashMap::new(),
             invites: HashMap::new(),
-            routes: HashMap::new(),
+            routes: Subscriptions::default(),
             reassembly: HashMap::new(),
             links: HashMap::new(),
             tags: 0,
-            events,
-            spawn,
-            epoch: epoch_at(now_secs()),
+            out: RefCell::new(Vec::new()),
+            now,
+            epoch: epoch_at(now.secs()),
             quitting: None,
             stash: VecDeque::new(),
             used_invites: HashMap::new(),
@@ -280,7 +276,7 @@ impl Core {
         // Expired invites can never be answered: their secrets go.
         let mut expired = Vec::new();
         for (id, secret) in db.invites()? {
-            if secret.expires_at() > now_secs() {
+            if secret.expires_at() > self.now.secs() {
                 self.invites.insert(id, secret);
             } else {
                 expired.push(id);
@@ -288,13 +284,13 @@ impl Core {
         }
         self.rooms = db.rooms()?.into_iter().collect();
         for (id, rec) in db.contacts()? {
-            let public = PublicIdentity::from_bytes(&rec.identity).map_err(crypto)?;
+            let public = PublicIdentity::from_bytes(&rec.identity).map_err(EngineError::from)?;
             let room = self
                 .rooms
                 .iter()
                 .find(|(_, r)| r.contact == Some(id))
                 .map(|(&rid, _)| rid)
-                .ok_or_else(|| EngineError::Store("a contact has no room".into()))?;
+                .ok_or(Inconsistency::ContactWithoutRoom)?;
             self.contacts.insert(id, Contact { rec, public, room });
         }
         if let Some(r) = self
@@ -302,22 +298,16 @@ impl Core {
             .values()
             .find(|r| r.contact.is_some_and(|c| !self.contacts.contains_key(&c)))
         {
-            return Err(EngineError::Store(format!(
-                "the room {:?} names a contact that does not exist (damaged store)",
-                r.name
-            )));
+            return Err(Inconsistency::RoomWithoutContact(r.name.clone()).into());
         }
         for (cid, session) in db.sessions()? {
             // A session is bound to its contact's row; it must also be with that contact.
-            let contact = self.contacts.get(&cid).ok_or_else(|| {
-                EngineError::Store("a session has no contact (damaged store)".into())
-            })?;
+            let contact = self
+                .contacts
+                .get(&cid)
+                .ok_or(Inconsistency::SessionWithoutContact)?;
             if session.peer().fingerprint() != contact.public.fingerprint() {
-                return Err(EngineError::Store(format!(
-                    "the session stored for {} is with someone else: the store is damaged or \
-                     was tampered with",
-                    contact.rec.name
-                )));
+                return Err(Inconsistency::SessionWithSomeoneElse(contact.rec.name.clone()).into());
             }
             self.sessions.insert(cid, session);
         }
@@ -343,7 +333,14 @@ impl Core {
     }
 
     /// Announces the profile and connects every link.
-    pub(crate) fn start(&mut self) -> Result<(), EngineError> {
+    pub(crate) fn start(&mut self, now: Now, effects: &mut Vec<Effect>) -> Result<(), EngineError> {
+        self.now = now;
+        let started = self.started();
+        effects.append(self.out.get_mut());
+        started
+    }
+
+    fn started(&mut self) -> Result<(), EngineError> {
         let rooms = self.room_summaries();
         let contacts = self.contact_list();
         self.emit(Event::Ready {
@@ -359,7 +356,7 @@ impl Core {
         for (id, head) in self.store.db().outbox()? {
             self.ensure_link(&head.relay);
             if let Some(l) = self.links.get_mut(&head.relay) {
-                l.pending.push_back(id);
+                l.pump.push(id);
             }
         }
         self.pump_all()?;
@@ -367,12 +364,13 @@ impl Core {
     }
 
     fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
+        self.out.borrow_mut().push(Effect::Emit(e));
     }
 
-    fn error(&self, message: impl Into<String>) {
+    fn error(&self, e: &EngineError) {
         self.emit(Event::Error {
-            message: message.into(),
+            kind: e.kind(),
+            message: e.to_string(),
         });
     }
 
@@ -433,50 +431,47 @@ impl Core {
 
     // ----- links -------------------------------------------------------------------------
 
-    fn ensure_link(&mut self, relay: &str) {
+    fn ensure_link(&mut self, relay: &RelayAddr) {
         if self.links.contains_key(relay) {
             return;
         }
-        let queue = Arc::new(Mutex::new(VecDeque::new()));
-        let (control_tx, control_rx) = tokio::sync::watch::channel(LinkControl::default());
-        (self.spawn)(relay, queue.clone(), control_rx);
+        self.out.borrow_mut().push(Effect::OpenLink {
+            relay: relay.to_owned(),
+        });
         self.links.insert(
             relay.to_owned(),
             LinkSlot {
-                queue,
                 up: false,
+                conn: 0,
                 relay_start: None,
-                pending: VecDeque::new(),
-                inflight: None,
-                blocked: HashMap::new(),
+                pump: Pump::default(),
                 shown_queued: 0,
                 state: LinkState::Connecting,
                 rates: (0, 0),
                 shown_cause: None,
-                control: Some(control_tx),
             },
         );
         self.emit_link(relay);
     }
 
-    fn emit_link(&self, relay: &str) {
+    fn emit_link(&self, relay: &RelayAddr) {
         let Some(l) = self.links.get(relay) else {
             return;
         };
         self.emit(Event::Link(LinkStatus {
-            relay: host_of(relay),
+            relay: relay.host_port(),
             state: l.state,
             cells_up_per_sec: l.rates.0,
             cells_down_per_sec: l.rates.1,
-            queued: u32::try_from(l.pending.len()).unwrap_or(u32::MAX),
+            queued: u32::try_from(l.pump.len()).unwrap_or(u32::MAX),
         }));
     }
 
     /// Tells the faces when the number of envelopes waiting for a relay changed.
-    fn refresh_queued(&mut self, relay: &str) {
+    fn refresh_queued(&mut self, relay: &RelayAddr) {
         let changed = match self.links.get_mut(relay) {
-            Some(l) if l.shown_queued != l.pending.len() => {
-                l.shown_queued = l.pending.len();
+            Some(l) if l.shown_queued != l.pump.len() => {
+                l.shown_queued = l.pump.len();
                 true
             }
             _ => false,
@@ -486,24 +481,26 @@ impl Core {
         }
     }
 
-    fn push_op(&self, relay: &str, op: Up) {
-        if let Some(l) = self.links.get(relay)
-            && let Ok(mut q) = l.queue.lock()
-        {
-            q.push_back(op);
+    fn push_op(&self, relay: &RelayAddr, op: Up) {
+        if let Some(l) = self.links.get(relay) {
+            self.out.borrow_mut().push(Effect::Send {
+                relay: relay.to_owned(),
+                conn: l.conn,
+                op,
+            });
         }
     }
 
     fn subscribe(
         &mut self,
-        relay: &str,
+        relay: &RelayAddr,
         cap: Capability,
         kind: RouteKind,
         fanout: bool,
         epoch: Option<u64>,
     ) -> Result<(), EngineError> {
         let id = cap.mailbox_id();
-        if self.routes.contains_key(&id) {
+        if self.routes.contains(&id) {
             return Ok(());
         }
         self.ensure_link(relay);
@@ -521,17 +518,14 @@ impl Core {
                 },
             );
         }
-        self.routes.insert(
-            id,
-            Route {
-                relay: relay.to_owned(),
-                cap,
-                kind,
-                fanout,
-                epoch,
-                since: Instant::now(),
-            },
-        );
+        self.routes.add(Route {
+            relay: relay.to_owned(),
+            cap,
+            kind,
+            fanout,
+            epoch,
+            since: self.now.at,
+        });
         Ok(())
     }
 
@@ -540,18 +534,19 @@ impl Core {
     /// was deposited before we subscribed can be in an old one. Keeps the number of
     /// subscriptions per conversation small.
     fn prune_routes(&mut self) {
-        let cutoff = self.epoch.saturating_sub(1);
-        let old: Vec<MailboxId> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| r.epoch.is_some_and(|e| e < cutoff) && r.since.elapsed() > DRAIN_TIME)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in old {
-            if let Some(r) = self.routes.remove(&id) {
-                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
-            }
+        for r in self.routes.drop_drained(self.epoch, self.now.at) {
+            self.unsubscribe(&r);
         }
+    }
+
+    /// Tells the relay of `r` that its mailbox is no longer read.
+    fn unsubscribe(&self, r: &Route) {
+        self.push_op(
+            &r.relay,
+            Up::Unsubscribe {
+                mailbox: r.cap.mailbox_id(),
+            },
+        );
     }
 
     /// Forgets an invite: its secret leaves the store and its mailbox is no longer read.
@@ -560,19 +555,14 @@ impl Core {
         if let Some(secret) = self.invites.remove(&id)
             && let Some(r) = self.routes.remove(&secret.capability().mailbox_id())
         {
-            self.push_op(
-                &r.relay,
-                Up::Unsubscribe {
-                    mailbox: r.cap.mailbox_id(),
-                },
-            );
+            self.unsubscribe(&r);
         }
         Ok(())
     }
 
     /// Forgets the invites that expired: nobody can answer them any more.
     fn expire_invites(&mut self) -> Result<(), EngineError> {
-        let now = now_secs();
+        let now = self.now.secs();
         let expired: Vec<i64> = self
             .invites
             .iter()
@@ -624,7 +614,7 @@ impl Core {
                 if g.closed {
                     continue;
                 }
-                let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                let state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
                 groups.push((
                     rid,
                     g.relay.clone(),
@@ -643,7 +633,13 @@ impl Core {
         Ok(())
     }
 
-    fn on_link_up(&mut self, relay: &str, tick: u64, tick_micros: u32) -> Result<(), EngineError> {
+    fn on_link_up(
+        &mut self,
+        relay: &RelayAddr,
+        conn: u64,
+        tick: u64,
+        tick_micros: u32,
+    ) -> Result<(), EngineError> {
         let restarted = {
             let Some(l) = self.links.get_mut(relay) else {
                 return Ok(());
@@ -651,7 +647,7 @@ impl Core {
             // The relay's start in unix microseconds: tick number times tick length
             // before now. The same relay gives the same start at every connect.
             let age = u128::from(tick) * u128::from(tick_micros);
-            let start = now_micros().saturating_sub(age);
+            let start = self.now.unix_micros.saturating_sub(age);
             let restarted = l
                 .relay_start
                 .is_none_or(|prev| prev.abs_diff(start) > 2_000_000);
@@ -659,16 +655,14 @@ impl Core {
             l.up = true;
             l.state = LinkState::Up;
             l.shown_cause = None;
-            l.inflight = None;
-            if let Ok(mut q) = l.queue.lock() {
-                q.clear();
-            }
+            // What was sent for the previous connection is dropped by the link.
+            l.conn = conn;
             restarted
         };
         let mut subs = Vec::new();
-        for (id, r) in self.routes.iter().filter(|(_, r)| r.relay == relay) {
+        for r in self.routes.on_relay(relay) {
             let after = if r.fanout {
-                self.store.db().cursor(id.as_bytes())?
+                self.store.db().cursor(r.cap.mailbox_id().as_bytes())?
             } else {
                 0
             };
@@ -684,24 +678,29 @@ impl Core {
         // goes out again, in its original order. The receivers drop duplicates.
         let outbox = self.store.db().outbox()?;
         let ids: HashSet<i64> = outbox.iter().map(|(id, _)| *id).collect();
-        self.stored.retain(|id| ids.contains(id));
+        self.resends.keep_only(&ids);
         let rows: Vec<i64> = outbox
             .into_iter()
-            .filter(|(id, h)| h.relay == relay && (restarted || !self.stored.contains(id)))
+            .filter(|(id, h)| h.relay == *relay && (restarted || !self.resends.is_stored(*id)))
             .map(|(id, _)| id)
             .collect();
+        if restarted {
+            // Nothing of it is stored any more: should this connection drop before the
+            // relay answers again, the rows still go at the next one.
+            self.resends.unstore(&rows);
+        }
         if let Some(l) = self.links.get_mut(relay) {
-            l.pending = rows.into_iter().collect();
+            l.pump.restart_with(rows);
         }
         self.emit_link(relay);
         self.pump(relay)
     }
 
-    fn on_link_down(&mut self, relay: &str, retry_in_ms: u64, cause: Option<String>) {
+    fn on_link_down(&mut self, relay: &RelayAddr, retry_in_ms: u64, cause: Option<String>) {
         let mut show = None;
         if let Some(l) = self.links.get_mut(relay) {
             l.up = false;
-            l.inflight = None;
+            l.pump.lost();
             l.state = LinkState::Down { retry_in_ms };
             l.rates = (0, 0);
             if cause.is_some() && l.shown_cause != cause {
@@ -712,7 +711,10 @@ impl Core {
         self.emit_link(relay);
         if let Some(cause) = show {
             // The cause first: a one-line notice cut at the screen's edge keeps it.
-            self.error(format!("{cause} (relay {})", host_of(relay)));
+            self.error(&EngineError::Link {
+                relay: relay.host_port(),
+                cause,
+            });
         }
     }
 
@@ -723,15 +725,15 @@ impl Core {
             if l.up {
                 continue;
             }
-            if let Some(c) = &l.control {
-                c.send_modify(|c| c.retries += 1);
-            }
+            self.out.borrow_mut().push(Effect::Reconnect {
+                relay: relay.clone(),
+            });
             // Asked for, the answer is shown again even when it is the same.
             l.shown_cause = None;
             l.state = LinkState::Connecting;
             down.push(relay.clone());
         }
-        down.sort();
+        down.sort_by_key(ToString::to_string);
         if down.is_empty() {
             self.emit(Event::Notice("every relay link is up".into()));
         }
@@ -739,41 +741,30 @@ impl Core {
             self.emit_link(&relay);
             self.emit(Event::Notice(format!(
                 "reconnecting to {}",
-                host_of(&relay)
+                relay.host_port()
             )));
         }
     }
 
     /// Deposits again what a relay stored long ago without a receipt coming back.
     fn resend_due(&mut self) -> Result<(), EngineError> {
-        let now = Instant::now();
-        let due: Vec<i64> = self
-            .resend
-            .iter()
-            .filter(|(_, (at, _))| *at <= now)
-            .map(|(r, _)| *r)
-            .collect();
-        for row in due {
+        let now = self.now.at;
+        for row in self.resends.due(now) {
             let Some(relay) = self.store.db().outbox_head(row)?.map(|h| h.relay) else {
                 // Receipted meanwhile.
-                self.resend.remove(&row);
+                self.resends.done(row);
                 continue;
             };
-            if let Some((at, wait)) = self.resend.get_mut(&row) {
-                *wait = (*wait * 2).min(Duration::from_secs(86_400));
-                *at = now + *wait;
-            }
-            if let Some(l) = self.links.get_mut(&relay)
-                && !l.pending.contains(&row)
-            {
-                l.pending.push_back(row);
+            self.resends.resent(row, now);
+            if let Some(l) = self.links.get_mut(&relay) {
+                l.pump.push_once(row);
             }
         }
         Ok(())
     }
 
     fn pump_all(&mut self) -> Result<(), EngineError> {
-        let relays: Vec<String> = self.links.keys().cloned().collect();
+        let relays: Vec<RelayAddr> = self.links.keys().cloned().collect();
         for r in relays {
             self.pump(&r)?;
         }
@@ -783,16 +774,16 @@ impl Core {
     /// Hands the next outbox envelope to the link when nothing is in flight: one deposit
     /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
     /// the relay called full waits, without holding up the others.
-    fn pump(&mut self, relay: &str) -> Result<(), EngineError> {
-        let now = Instant::now();
-        let (rows, blocked): (Vec<i64>, HashMap<[u8; 32], Instant>) =
-            match self.links.get_mut(relay) {
-                Some(l) if l.up && l.inflight.is_none() => {
-                    l.blocked.retain(|_, t| *t > now);
-                    (l.pending.iter().copied().collect(), l.blocked.clone())
-                }
-                _ => return Ok(()),
-            };
+    fn pump(&mut self, relay: &RelayAddr) -> Result<(), EngineError> {
+        let now = self.now.at;
+        let Some(rows) = self
+            .links
+            .get_mut(relay)
+            .filter(|l| l.up)
+            .and_then(|l| l.pump.candidates(now))
+        else {
+            return Ok(());
+        };
         let mut gone = Vec::new();
         let mut chosen = None;
         for row in rows {
@@ -812,7 +803,7 @@ impl Core {
                 {
                     Some(g) => Some(
                         GroupState::from_bytes(&g.state)
-                            .map_err(crypto)?
+                            .map_err(EngineError::from)?
                             .mailbox(self.epoch),
                     ),
                     None => None,
@@ -820,28 +811,41 @@ impl Core {
                 None => None,
             };
             let mb = current.map_or(head.mailbox, |m| *m.as_bytes());
-            if blocked.contains_key(&mb) {
+            if self
+                .links
+                .get(relay)
+                .is_some_and(|l| l.pump.is_blocked(&mb))
+            {
                 continue;
             }
-            chosen = Some((row, mb, head.fanout, envelope));
+            chosen = Some(Deposit {
+                row,
+                mailbox: mb,
+                fanout: head.fanout,
+                envelope,
+            });
             break;
         }
         self.tags = self.tags.wrapping_add(1);
         let tag = self.tags;
         if let Some(l) = self.links.get_mut(relay) {
-            l.pending.retain(|r| !gone.contains(r));
-            if let Some((row, mb, _, _)) = &chosen {
-                l.inflight = Some((tag, *row, *mb));
+            l.pump.forget(&gone);
+            if let Some(d) = &chosen {
+                l.pump.sent(InFlight {
+                    tag,
+                    row: d.row,
+                    mailbox: d.mailbox,
+                });
             }
         }
-        if let Some((_, mb, fanout, envelope)) = chosen {
+        if let Some(d) = chosen {
             self.push_op(
                 relay,
                 Up::Deposit {
                     tag,
-                    mailbox: MailboxId::from_bytes(mb),
-                    fanout,
-                    envelope,
+                    mailbox: MailboxId::from_bytes(d.mailbox),
+                    fanout: d.fanout,
+                    envelope: d.envelope,
                 },
             );
         }
@@ -851,18 +855,31 @@ impl Core {
 
     // ----- input -------------------------------------------------------------------------
 
-    /// Handles one input. Returns `false` when the engine should stop.
-    pub(crate) fn handle(&mut self, input: Input) -> Result<bool, EngineError> {
+    /// Handles one input at `now`, adding what must be done to `effects`. Returns `false`
+    /// when the engine should stop (the links are told to stop in `effects`).
+    ///
+    /// # Errors
+    /// A store failure or damage; the engine stops. The effects of what was done before
+    /// the failure are in `effects` all the same.
+    pub(crate) fn handle(
+        &mut self,
+        input: Input,
+        now: Now,
+        effects: &mut Vec<Effect>,
+    ) -> Result<bool, EngineError> {
+        self.now = now;
+        let go_on = self.step(input);
+        effects.append(self.out.get_mut());
+        go_on
+    }
+
+    fn step(&mut self, input: Input) -> Result<bool, EngineError> {
         self.input(input)?;
         if self
             .quitting
-            .is_some_and(|deadline| Instant::now() >= deadline || self.drained())
+            .is_some_and(|deadline| self.now.at >= deadline || self.drained())
         {
-            for l in self.links.values_mut() {
-                if let Some(c) = l.control.take() {
-                    c.send_modify(|c| c.stop = true);
-                }
-            }
+            self.out.borrow_mut().push(Effect::StopLinks);
             return Ok(false);
         }
         Ok(true)
@@ -872,10 +889,9 @@ impl Core {
     /// leave before quitting). A link that failed is not waited for; one that has not come
     /// up yet, as right after the start, is.
     fn drained(&self) -> bool {
-        self.links.values().all(|l| {
-            matches!(l.state, LinkState::Down { .. })
-                || (l.pending.is_empty() && l.inflight.is_none())
-        })
+        self.links
+            .values()
+            .all(|l| matches!(l.state, LinkState::Down { .. }) || l.pump.is_idle())
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {
@@ -883,20 +899,21 @@ impl Core {
             Input::Command(Command::Quit) => {
                 self.flush_receipts()?;
                 if self.quitting.is_none() {
-                    self.quitting = Some(Instant::now() + QUIT_GRACE);
+                    self.quitting = Some(self.now.at + QUIT_GRACE);
                 }
             }
             Input::Command(c) => {
                 if let Err(e) = self.command(c) {
-                    self.error(e.to_string());
+                    self.error(&e);
                 }
             }
             Input::Down { relay, op } => self.down(&relay, op)?,
             Input::LinkUp {
                 relay,
+                conn,
                 tick,
                 tick_micros,
-            } => self.on_link_up(&relay, tick, tick_micros)?,
+            } => self.on_link_up(&relay, conn, tick, tick_micros)?,
             Input::LinkDown {
                 relay,
                 retry_in_ms,
@@ -912,7 +929,7 @@ impl Core {
             }
             Input::Timer => {
                 self.flush_receipts()?;
-                let epoch = epoch_at(now_secs());
+                let epoch = epoch_at(self.now.secs());
                 if epoch != self.epoch {
                     self.epoch = epoch;
                     self.subscribe_all()?;
@@ -922,13 +939,14 @@ impl Core {
                 self.expire_used_invites()?;
                 self.resend_due()?;
                 self.pump_all()?;
-                self.store.checkpoint_due(self.options.checkpoint_every)?;
+                self.store
+                    .checkpoint_due(self.options.checkpoint_every, self.now.at)?;
             }
         }
         Ok(())
     }
 
-    fn down(&mut self, relay: &str, op: Down) -> Result<(), EngineError> {
+    fn down(&mut self, relay: &RelayAddr, op: Down) -> Result<(), EngineError> {
         match op {
             Down::Deliver {
                 mailbox,
@@ -940,7 +958,7 @@ impl Core {
                 let Some(fanout) = self
                     .routes
                     .get(&mailbox)
-                    .filter(|r| r.relay == relay)
+                    .filter(|r| r.relay == *relay)
                     .map(|r| r.fanout)
                 else {
                     return Ok(());
@@ -952,26 +970,16 @@ impl Core {
                 self.push_op(relay, Up::Ack { mailbox, seq });
             }
             Down::Stored { tag } => {
-                let row = self.links.get_mut(relay).and_then(|l| match l.inflight {
-                    Some((t, r, _)) if t == tag => {
-                        l.inflight = None;
-                        l.pending.retain(|&p| p != r);
-                        Some(r)
-                    }
-                    _ => None,
-                });
+                let row = self.links.get_mut(relay).and_then(|l| l.pump.stored(tag));
                 if let Some(row) = row {
                     self.mark_stored(row)?;
                 }
                 self.pump(relay)?;
             }
             Down::Full { tag } => {
-                if let Some(l) = self.links.get_mut(relay)
-                    && let Some((t, _, mb)) = l.inflight
-                    && t == tag
-                {
-                    l.inflight = None;
-                    l.blocked.insert(mb, Instant::now() + FULL_RETRY);
+                let until = self.now.at + FULL_RETRY;
+                if let Some(l) = self.links.get_mut(relay) {
+                    l.pump.full(tag, until);
                 }
                 self.pump(relay)?;
             }
@@ -990,11 +998,8 @@ impl Core {
             self.store.tx(|db| db.delete_outbox(row))?;
             return Ok(());
         };
-        self.stored.insert(row);
-        let first = self.options.resend_after;
-        self.resend
-            .entry(row)
-            .or_insert((Instant::now() + first, first));
+        self.resends
+            .stored(row, self.now.at, self.options.resend_after);
         let room = match head.dest {
             Some(Dest::Contact(cid)) => self.contacts.get(&cid).map(|c| c.room),
             Some(Dest::Group(rid)) => Some(rid),
@@ -1003,12 +1008,12 @@ impl Core {
         let Some(room) = room else {
             return Ok(());
         };
-        let stored = &self.stored;
+        let resends = &self.resends;
         let changed = self.store.tx(|db| {
             if db
                 .outbox_ids_of(&uid)?
                 .iter()
-                .any(|id| !stored.contains(id))
+                .any(|id| !resends.is_stored(*id))
             {
                 return Ok(None);
             }
@@ -1047,7 +1052,7 @@ impl Core {
             Command::RenameContact { contact, name } => self.rename_contact(contact.0, name),
             Command::MarkRead { room } => {
                 let Some(r) = self.rooms.get(&room.0) else {
-                    return Err(EngineError::Unknown("room"));
+                    return Err(EngineError::NoSuch(What::Room));
                 };
                 if r.unread > 0 || r.mentions > 0 {
                     let mut rec = r.clone();
@@ -1113,7 +1118,7 @@ impl Core {
                 let c = self
                     .contacts
                     .get(&contact.0)
-                    .ok_or(EngineError::Unknown("contact"))?;
+                    .ok_or(EngineError::NoSuch(What::Contact))?;
                 let number = safety_number(&self.me.public(), &c.public);
                 self.emit(Event::SafetyNumber {
                     contact,
@@ -1142,10 +1147,7 @@ impl Core {
     /// Tells the faces that history rows were skipped because they do not open.
     fn report_damaged(&self, damaged: usize) {
         if damaged > 0 {
-            self.error(format!(
-                "store: {damaged} message(s) of this room do not open and were skipped: the \
-                 store is damaged or was tampered with"
-            ));
+            self.error(&EngineError::Damaged(damaged));
         }
     }
 
@@ -1153,12 +1155,12 @@ impl Core {
         let (invite, secret) = self
             .me
             .create_invite_with_nickname(
-                &self.home,
+                &self.home.to_string(),
                 Some(&self.my_name),
                 self.options.invite_ttl.as_secs().max(1),
-                now_secs(),
+                self.now.secs(),
             )
-            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+            .map_err(EngineError::from)?;
         let id = self.store.tx(|db| db.insert_invite(&secret))?;
         let cap = secret.capability().clone();
         self.invites.insert(id, secret);
@@ -1171,32 +1173,28 @@ impl Core {
     }
 
     fn accept_invite(&mut self, code: &str, name: Option<String>) -> Result<(), EngineError> {
-        let invite = Invite::decode(code.trim(), now_secs())
-            .map_err(|e| EngineError::Invite(e.to_string()))?;
+        let invite = Invite::decode(code.trim(), self.now.secs()).map_err(EngineError::from)?;
         let fp = *invite.inviter().fingerprint().as_bytes();
         if fp == *self.me.public().fingerprint().as_bytes() {
-            return Err(EngineError::Invite(
-                "that is your own invite code: give it to someone else".into(),
-            ));
+            return Err(EngineError::OwnInvite);
         }
         if self
             .contacts
             .values()
             .any(|c| *c.public.fingerprint().as_bytes() == fp)
         {
-            return Err(EngineError::Invite("you already have this contact".into()));
+            return Err(EngineError::AlreadyContact);
         }
-        let relay = invite.relay().to_owned();
-        if relay.parse::<hum_shared::RelayAddr>().is_err() {
-            return Err(EngineError::Invite(
-                "the invite's relay address is not valid".into(),
-            ));
-        }
-        let hello = enc(&Hello {
+        let relay: RelayAddr = invite
+            .relay()
+            .parse()
+            .map_err(|_| EngineError::InviteRelay)?;
+        let hello = enc(&ContactHello {
             name: self.my_name.clone(),
-            relay: self.home.clone(),
+            relay: self.home.to_string(),
         })?;
-        let (session, envelope) = Session::initiate(&self.me, &invite, &hello).map_err(crypto)?;
+        let (session, envelope) =
+            Session::initiate(&self.me, &invite, &hello).map_err(EngineError::from)?;
         let name = self.unique_name(
             name.or_else(|| invite.nickname().map(str::to_owned))
                 .unwrap_or_else(|| "contact".into()),
@@ -1208,7 +1206,7 @@ impl Core {
             dest: None,
             uid: None,
         };
-        let check = Self::check_record(code.trim(), &envelope);
+        let check = Self::check_record(code.trim(), &envelope, self.now.secs());
         let (cid, row) = self.add_contact(
             invite.inviter().clone(),
             name,
@@ -1223,10 +1221,10 @@ impl Core {
                 Ok(row)
             },
         )?;
-        self.watch_invite(cid, invite, envelope)?;
+        self.watch_invite(cid, invite, &relay, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
-            l.pending.push_back(row);
+            l.pump.push(row);
         }
         self.pump(&relay)
     }
@@ -1237,7 +1235,7 @@ impl Core {
         &mut self,
         public: PublicIdentity,
         name: String,
-        relay: String,
+        relay: RelayAddr,
         session: Session,
         extra: impl FnOnce(&Db<'_>, i64) -> Result<T, EngineError>,
     ) -> Result<(i64, T), EngineError> {
@@ -1300,7 +1298,7 @@ impl Core {
         if g.closed {
             return Ok(());
         }
-        let state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+        let state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
         let relay = g.relay.clone();
         let caps: Vec<(u64, Capability)> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
             .map(|e| (e, state.capability(e)))
@@ -1312,20 +1310,7 @@ impl Core {
     }
 
     fn unique_name(&self, base: String) -> String {
-        let base: String = base.chars().filter(|c| !c.is_control()).take(32).collect();
-        let base = if base.trim().is_empty() {
-            "contact".to_owned()
-        } else {
-            base.trim().replace(' ', "_")
-        };
-        let taken = |n: &str| self.contacts.values().any(|c| c.rec.name == n) || n == self.my_name;
-        if !taken(&base) {
-            return base;
-        }
-        (2..)
-            .map(|i| format!("{base}{i}"))
-            .find(|n| !taken(n))
-            .unwrap_or(base)
+        self.contacts.unique_name(&base, &self.my_name)
     }
 
     fn rename_contact(&mut self, cid: i64, name: String) -> Result<(), EngineError> {
@@ -1333,7 +1318,7 @@ impl Core {
         let c = self
             .contacts
             .get_mut(&cid)
-            .ok_or(EngineError::Unknown("contact"))?;
+            .ok_or(EngineError::NoSuch(What::Contact))?;
         let mut rec = c.rec.clone();
         rec.name = name.clone();
         let room = c.room;
@@ -1341,7 +1326,7 @@ impl Core {
             .rooms
             .get(&room)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         room_rec.name = name.clone();
         self.store.tx(|db| {
             db.put_contact(cid, &rec)?;
@@ -1378,9 +1363,12 @@ fn view(room: i64, id: i64, m: MessageRecord) -> MessageView {
     }
 }
 
+mod contacts;
 mod groups;
 mod invites;
+mod outbox;
 mod receive;
 mod send;
+mod subscriptions;
 #[cfg(test)]
 mod tests;

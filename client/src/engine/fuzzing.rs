@@ -15,7 +15,7 @@ use super::records::{
     ContactRecord, InboxRecord, InviteCheckRecord, MessageRecord, OutboxHead, PartRecord,
     ReceiptOut, RoomRecord, UsedInviteRecord,
 };
-use super::wire::{AppMessage, Hello};
+use super::wire::{AppMessage, ContactHello};
 
 /// Decodes `bytes` as `T` (postcard, as the store's `dec`); what decodes must re-encode
 /// canonically.
@@ -166,7 +166,7 @@ fn group_state(bytes: &[u8]) -> bool {
 /// endorsements, and a sender key applied to a group state (which must be left unchanged
 /// when refused).
 pub fn group_control(bytes: &[u8]) {
-    let _ = round_trip::<Hello>(bytes);
+    let _ = round_trip::<ContactHello>(bytes);
     if let Some(msg) = round_trip::<AppMessage>(bytes) {
         let encoded = postcard::to_stdvec(&msg).expect("a decoded message encodes");
         let again: AppMessage = postcard::from_bytes(&encoded).expect("it decodes again");

@@ -4,12 +4,11 @@
 //! engine queued, so the answer to a beat is written the moment the beat arrives and its
 //! timing never depends on what it carries.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hum_shared::{CellWriter, Down, RelayAddr, Up, decode_cell, read_cell, write_cell};
-use tokio::sync::{mpsc::UnboundedSender, watch};
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::watch;
 
 use super::Input;
 
@@ -26,24 +25,66 @@ const QUICK: Duration = Duration::from_secs(1);
 /// How long TCP, TLS and the hello may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the next cell from the queue: as many operations as fit, in order.
-pub(crate) fn build_cell(queue: &Mutex<VecDeque<Up>>, size: usize) -> Vec<u8> {
-    let Ok(mut w) = CellWriter::new(size) else {
-        return vec![0; size];
-    };
-    if let Ok(mut q) = queue.lock() {
-        while let Some(op) = q.front() {
-            if !w.fits(op) {
+/// How many operations wait for a link's cells at most: the engine waits when a link
+/// is this far behind (while a link is down it drops what it is sent at once).
+pub(crate) const LINK_QUEUE: usize = 4096;
+
+/// An operation for a link, meant for one of its connections.
+#[derive(Debug)]
+pub(crate) struct LinkOp {
+    /// The connection, as counted in [`Input::LinkUp`].
+    pub(crate) conn: u64,
+    /// The operation.
+    pub(crate) op: Up,
+}
+
+/// The operations a link takes from the engine: a bounded channel, and the one
+/// operation taken that did not fit into the last cell.
+pub(crate) struct LinkOps {
+    rx: mpsc::Receiver<LinkOp>,
+    held: Option<Up>,
+}
+
+impl LinkOps {
+    pub(crate) fn new(rx: mpsc::Receiver<LinkOp>) -> Self {
+        Self { rx, held: None }
+    }
+
+    /// The next operation for connection `conn`; those for earlier ones are dropped.
+    fn next(&mut self, conn: u64) -> Option<Up> {
+        if let Some(op) = self.held.take() {
+            return Some(op);
+        }
+        while let Ok(LinkOp { conn: c, op }) = self.rx.try_recv() {
+            if c == conn {
+                return Some(op);
+            }
+        }
+        None
+    }
+
+    /// Drops everything waiting: it was meant for a connection that is gone.
+    fn clear(&mut self) {
+        self.held = None;
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// Builds the next cell for connection `conn`: as many operations as fit, in order.
+    fn build_cell(&mut self, conn: u64, size: usize) -> Vec<u8> {
+        let Ok(mut w) = CellWriter::new(size) else {
+            return vec![0; size];
+        };
+        while let Some(op) = self.next(conn) {
+            if !w.fits(&op) {
+                self.held = Some(op);
                 break;
             }
-            if let Some(op) = q.pop_front()
-                && w.push(&op).is_err()
-            {
+            if w.push(&op).is_err() {
                 break;
             }
         }
+        w.finish()
     }
-    w.finish()
 }
 
 /// A uniformly random duration in [0, span), to the microsecond (zero when the system
@@ -134,24 +175,14 @@ pub(crate) struct LinkControl {
 
 /// Runs a link until told to stop, reconnecting with backoff.
 pub(crate) async fn run(
-    relay: String,
-    queue: Arc<Mutex<VecDeque<Up>>>,
+    relay: RelayAddr,
+    mut ops: LinkOps,
     inputs: UnboundedSender<Input>,
     mut control: watch::Receiver<LinkControl>,
 ) {
-    let addr: RelayAddr = match relay.parse() {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(cause = %e, "a relay address does not parse; the link stays down");
-            let _ = inputs.send(Input::LinkDown {
-                relay,
-                retry_in_ms: u64::MAX,
-                cause: Some(format!("the relay address does not parse: {e}")),
-            });
-            return;
-        }
-    };
+    let addr = relay.clone();
     let mut backoff = Backoff::new();
+    let mut conn = 0u64;
     loop {
         if control.borrow().stop {
             return;
@@ -167,6 +198,9 @@ pub(crate) async fn run(
                         return;
                     }
                 }
+                // Not connected: what the engine sends now is for a connection that is
+                // gone (it sends afresh when it hears the link is up).
+                Some(_) = ops.rx.recv() => {}
             }
         };
         let failure = match connected {
@@ -183,24 +217,27 @@ pub(crate) async fn run(
             }
             Ok(Ok((tls, hello))) => {
                 // Whatever was queued for the previous connection is stale: the engine
-                // queues afresh when it hears the link is up.
-                if let Ok(mut q) = queue.lock() {
-                    q.clear();
-                }
+                // queues afresh, for this connection, when it hears the link is up.
+                ops.clear();
+                conn += 1;
                 backoff = Backoff::new();
                 tracing::info!(relay = %addr.host_port(), "link up");
                 let _ = inputs.send(Input::LinkUp {
                     relay: relay.clone(),
+                    conn,
                     tick: hello.tick,
                     tick_micros: hello.tick_micros,
                 });
                 let tick = Duration::from_micros(u64::from(hello.tick_micros));
                 let cause = beat(
                     tls,
-                    hello.cell_size,
-                    tick,
-                    &relay,
-                    &queue,
+                    Beat {
+                        size: hello.cell_size,
+                        tick,
+                        relay: &relay,
+                        conn,
+                    },
+                    &mut ops,
                     &inputs,
                     &mut control,
                 )
@@ -221,29 +258,46 @@ pub(crate) async fn run(
             retry_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
             cause: failure.shown,
         });
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            changed = control.changed() => {
-                if changed.is_err() || control.borrow().stop {
-                    return;
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                changed = control.changed() => {
+                    if changed.is_err() || control.borrow().stop {
+                        return;
+                    }
+                    // Asked to reconnect: now, and with short waits again.
+                    backoff = Backoff::new();
+                    break;
                 }
-                // Asked to reconnect: now, and with short waits again.
-                backoff = Backoff::new();
+                Some(_) = ops.rx.recv() => {}
             }
         }
     }
 }
 
-async fn beat(
-    mut tls: hum_relay::TlsStream,
+/// One connection's beat.
+struct Beat<'a> {
     size: usize,
     tick: Duration,
-    relay: &str,
-    queue: &Mutex<VecDeque<Up>>,
+    relay: &'a RelayAddr,
+    conn: u64,
+}
+
+async fn beat(
+    mut tls: hum_relay::TlsStream,
+    Beat {
+        size,
+        tick,
+        relay,
+        conn,
+    }: Beat<'_>,
+    ops: &mut LinkOps,
     inputs: &UnboundedSender<Input>,
     control: &mut watch::Receiver<LinkControl>,
 ) -> String {
-    let mut next = build_cell(queue, size);
+    let mut next = ops.build_cell(conn, size);
     let mut buf = vec![0u8; size];
     // A relay that misses this many beats in a row is gone.
     let silence = (tick * 50).max(Duration::from_secs(5));
@@ -290,19 +344,19 @@ async fn beat(
             Ok(ops) => {
                 for op in ops {
                     let _ = inputs.send(Input::Down {
-                        relay: relay.to_owned(),
+                        relay: relay.clone(),
                         op,
                     });
                 }
             }
             Err(e) => return format!("the relay sent a bad cell: {e}"),
         }
-        next = build_cell(queue, size);
+        next = ops.build_cell(conn, size);
         if since.elapsed() >= Duration::from_secs(1) {
             let secs = since.elapsed().as_secs_f64();
             let rate = |n: u32| (f64::from(n) / secs).round() as u32;
             let _ = inputs.send(Input::Rates {
-                relay: relay.to_owned(),
+                relay: relay.clone(),
                 up: rate(cells),
                 down: rate(cells),
             });

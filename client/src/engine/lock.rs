@@ -35,7 +35,7 @@ impl ProfileLock {
     /// [`EngineError::Profile`] when the lock file cannot be opened.
     pub(crate) fn acquire(dir: &Path, name: &str) -> Result<Self, EngineError> {
         let path = dir.join(LOCK_FILE);
-        let io = |e: std::io::Error| EngineError::Profile(format!("{}: {e}", path.display()));
+        let io = |e: std::io::Error| super::profile::io_error(&path, e);
         let mut options = OpenOptions::new();
         // Not truncated on open: until the lock is ours, its contents are the holder's.
         options.read(true).write(true).create(true).truncate(false);
@@ -77,7 +77,7 @@ fn program_name() -> String {
 }
 
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    crate::api::DisplayName::clean(s)
 }
 
 /// Reads `pid \n program \n` as written by [`ProfileLock::acquire`]; anything else (a

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use hum_shared::crypto::{CryptoError, Identity, KdfParams, KdfPolicy, StoreKey};
 use serde::{Deserialize, Serialize};
 
-use super::EngineError;
 use super::lock::ProfileLock;
-use super::store::{Store, StoreFile, open, seal};
+use super::store::{ProfileStore, StoreFile, open, seal};
+use super::{EngineError, ProfileError, StoreError};
 
 /// Where one profile keeps its store and its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +49,7 @@ impl ProfilePaths {
                 .chars()
                 .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
         {
-            return Err(EngineError::Profile(format!(
-                "profile name {name:?} must be 1 to 64 letters, digits, '-' or '_'"
-            )));
+            return Err(ProfileError::BadName(name.to_owned()).into());
         }
         if let Some(home) = std::env::var_os("HUM_HOME") {
             let dir = PathBuf::from(home).join(name);
@@ -61,8 +59,7 @@ impl ProfilePaths {
                 dir,
             });
         }
-        let dirs = directories::ProjectDirs::from("", "", "hum")
-            .ok_or_else(|| EngineError::Profile("no home directory: set HUM_HOME".into()))?;
+        let dirs = directories::ProjectDirs::from("", "", "hum").ok_or(ProfileError::NoHome)?;
         Ok(Self {
             name: name.to_owned(),
             dir: dirs.data_dir().join(name),
@@ -102,10 +99,15 @@ impl ProfileConfig {
     /// [`EngineError::Profile`] when the file exists but is not valid.
     pub fn load(path: &Path) -> Result<Self, EngineError> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| EngineError::Profile(format!("{}: {e}", path.display()))),
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                ProfileError::Config {
+                    path: path.to_owned(),
+                    source: Box::new(e),
+                }
+                .into()
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(EngineError::Profile(format!("{}: {e}", path.display()))),
+            Err(e) => Err(io_error(path, e)),
         }
     }
 
@@ -114,19 +116,17 @@ impl ProfileConfig {
     /// # Errors
     /// [`EngineError::Profile`] when it cannot be written.
     pub fn save(&self, path: &Path) -> Result<(), EngineError> {
-        let text = toml::to_string(self).map_err(|e| EngineError::Profile(e.to_string()))?;
+        let text = toml::to_string(self).map_err(ProfileError::from)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| EngineError::Profile(format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
         }
-        std::fs::write(path, text)
-            .map_err(|e| EngineError::Profile(format!("{}: {e}", path.display())))
+        std::fs::write(path, text).map_err(|e| io_error(path, e))
     }
 }
 
 /// An open, unlocked profile.
 pub struct Unlocked {
-    pub(crate) store: Store,
+    pub(crate) store: ProfileStore,
     pub(crate) identity: Identity,
     pub(crate) name: String,
 }
@@ -167,13 +167,22 @@ fn build_kdf() -> (KdfParams, KdfPolicy) {
     (KdfParams::DEFAULT, KdfPolicy::Standard)
 }
 
+/// A file or folder of the profile failed.
+pub(super) fn io_error(path: &Path, source: std::io::Error) -> EngineError {
+    ProfileError::Io {
+        path: path.to_owned(),
+        source,
+    }
+    .into()
+}
+
 fn kdf_error(e: CryptoError) -> EngineError {
     match e {
         CryptoError::StoreOpenFailed => EngineError::WrongPassphrase,
         CryptoError::KdfParamsOutOfRange { .. } | CryptoError::Malformed => {
-            EngineError::Store(format!("the passphrase key slot is refused: {e}"))
+            StoreError::KeySlot(e).into()
         }
-        e => EngineError::Crypto(e.to_string()),
+        e => EngineError::Crypto(e),
     }
 }
 
@@ -204,26 +213,16 @@ pub fn create_with(
     params: KdfParams,
 ) -> Result<Unlocked, EngineError> {
     if paths.exists() {
-        return Err(EngineError::Profile(format!(
-            "a profile already exists in {}",
-            paths.dir.display()
-        )));
+        return Err(ProfileError::Exists(paths.dir.clone()).into());
     }
-    let display_name: String = display_name
-        .trim()
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(32)
-        .collect();
-    if display_name.is_empty() {
-        return Err(EngineError::Profile("the name must not be empty".into()));
-    }
+    let display_name = crate::api::DisplayName::new(display_name)
+        .ok_or(ProfileError::EmptyName)?
+        .into_string();
     let key = StoreKey::generate();
     let slot = key
         .wrap(passphrase, &params, KdfPolicy::InsecureForTests)
         .map_err(kdf_error)?;
-    std::fs::create_dir_all(&paths.dir)
-        .map_err(|e| EngineError::Profile(format!("{}: {e}", paths.dir.display())))?;
+    std::fs::create_dir_all(&paths.dir).map_err(|e| io_error(&paths.dir, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -278,10 +277,7 @@ pub fn unlock_with(
     policy: KdfPolicy,
 ) -> Result<Unlocked, EngineError> {
     if !paths.exists() {
-        return Err(EngineError::Profile(format!(
-            "no profile in {}",
-            paths.dir.display()
-        )));
+        return Err(ProfileError::Missing(paths.dir.clone()).into());
     }
     let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
     let mut store = StoreFile::open(&paths.store(), lock)?;
@@ -291,20 +287,18 @@ pub fn unlock_with(
     };
     let check = store
         .meta("check")?
-        .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
+        .ok_or(StoreError::Missing("check value"))?;
     if key.open(&check, b"check").is_err() {
         return Err(EngineError::WrongPassphrase);
     }
     let id = store
         .meta("identity")?
-        .ok_or_else(|| EngineError::Store("the store has no identity".into()))?;
+        .ok_or(StoreError::Missing("identity"))?;
     let id = open(&key, &id, "identity")?;
-    let identity = Identity::from_bytes(&id).map_err(|e| EngineError::Crypto(e.to_string()))?;
-    let name = store
-        .meta("name")?
-        .ok_or_else(|| EngineError::Store("the store has no name".into()))?;
+    let identity = Identity::from_bytes(&id).map_err(EngineError::from)?;
+    let name = store.meta("name")?.ok_or(StoreError::Missing("name"))?;
     let name = String::from_utf8(open(&key, &name, "name")?.to_vec())
-        .map_err(|_| EngineError::Store("bad name".into()))?;
+        .map_err(|_| StoreError::Missing("name"))?;
     Ok(Unlocked {
         store: store.unlock(key)?,
         identity,
@@ -323,18 +317,18 @@ fn migrate_legacy_key(
 ) -> Result<StoreKey, EngineError> {
     let salt = store
         .meta("salt")?
-        .ok_or_else(|| EngineError::Store("the store has no key slot and no salt".into()))?;
+        .ok_or(StoreError::Missing("key slot or salt"))?;
     let kdf = store
         .meta("kdf")?
-        .ok_or_else(|| EngineError::Store("the store has no KDF parameters".into()))?;
+        .ok_or(StoreError::Missing("KDF parameters"))?;
     let word = |i: usize| {
         kdf.get(i..i + 4)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map(u32::from_be_bytes)
-            .ok_or_else(|| EngineError::Store("bad KDF parameters".into()))
+            .ok_or(StoreError::Missing("KDF parameters"))
     };
     if kdf.len() != 8 {
-        return Err(EngineError::Store("bad KDF parameters".into()));
+        return Err(StoreError::Missing("KDF parameters").into());
     }
     let params = KdfParams {
         iterations: word(0)?,
@@ -343,7 +337,7 @@ fn migrate_legacy_key(
     let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, &params).map_err(kdf_error)?;
     let check = store
         .meta("check")?
-        .ok_or_else(|| EngineError::Store("the store has no check value".into()))?;
+        .ok_or(StoreError::Missing("check value"))?;
     if key.open(&check, b"check").is_err() {
         return Err(EngineError::WrongPassphrase);
     }
@@ -434,16 +428,15 @@ pub fn time_key_replacement(
     let relay = format!("hum://relay.example:7447#{}", "ab".repeat(32));
     let (invite, _) = peer
         .create_invite(&relay, 3600, 1_800_000_000)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
-    let invite = Invite::decode(&invite.encode(), 1_800_000_000)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
-    let (mut session, _) = Session::initiate(&profile.identity, &invite, b"figures")
-        .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        .map_err(EngineError::from)?;
+    let invite = Invite::decode(&invite.encode(), 1_800_000_000).map_err(EngineError::from)?;
+    let (mut session, _) =
+        Session::initiate(&profile.identity, &invite, b"figures").map_err(EngineError::from)?;
     let n = n.max(1);
-    let mut step = |store: &mut Store| -> Result<(), EngineError> {
+    let mut step = |store: &mut ProfileStore| -> Result<(), EngineError> {
         session
             .seal(b"one more message")
-            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+            .map_err(EngineError::from)?;
         store.tx(|db| db.put_session(1, &session))
     };
     let start = Instant::now();
@@ -466,6 +459,7 @@ pub fn time_key_replacement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::What;
     use crate::engine::records::RoomRecord;
     use crate::engine::scratch::Scratch;
 
@@ -484,7 +478,7 @@ mod tests {
     /// The store file of a closed profile, with its lock, for reading and changing its
     /// meta values.
     fn store_file(paths: &ProfilePaths) -> Result<StoreFile, EngineError> {
-        std::fs::create_dir_all(&paths.dir).map_err(|e| EngineError::Profile(e.to_string()))?;
+        std::fs::create_dir_all(&paths.dir).map_err(|e| io_error(&paths.dir, e))?;
         let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
         StoreFile::open(&paths.store(), lock)
     }
@@ -493,8 +487,8 @@ mod tests {
     fn slot_params(paths: &ProfilePaths) -> Result<KdfParams, EngineError> {
         let slot = store_file(paths)?
             .meta("key")?
-            .ok_or(EngineError::Unknown("slot"))?;
-        StoreKey::slot_params(&slot).map_err(|e| EngineError::Crypto(e.to_string()))
+            .ok_or(EngineError::NoSuch(What::KeySlot))?;
+        StoreKey::slot_params(&slot).map_err(EngineError::from)
     }
 
     /// A profile as hum wrote them before key slots (in store schema 2): the store key is
@@ -507,7 +501,7 @@ mod tests {
     ) -> Result<Identity, EngineError> {
         let salt = [5u8; 16];
         let key = StoreKey::derive_legacy_argon2i(passphrase, &salt, params)
-            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+            .map_err(EngineError::from)?;
         let identity = Identity::generate();
         let store = store_file(paths)?;
         store.set_meta("salt", &salt)?;
@@ -547,7 +541,9 @@ mod tests {
 
     fn set_slot_params(paths: &ProfilePaths, t: u32, m: u32) -> Result<(), EngineError> {
         let store = store_file(paths)?;
-        let mut slot = store.meta("key")?.ok_or(EngineError::Unknown("slot"))?;
+        let mut slot = store
+            .meta("key")?
+            .ok_or(EngineError::NoSuch(What::KeySlot))?;
         slot[2..6].copy_from_slice(&t.to_be_bytes());
         slot[6..10].copy_from_slice(&m.to_be_bytes());
         store.set_meta("key", &slot)
@@ -559,9 +555,10 @@ mod tests {
         let paths = ProfilePaths::in_dir("alice", dir.0.join("alice"));
         let first = create_with(&paths, "Alice", b"pw", KdfParams::INSECURE_FAST)?;
         // A second open while the first holds the profile is refused, naming the holder.
-        let err = match unlock(&paths, b"pw") {
-            Ok(_) => return Err(EngineError::Profile("the profile opened twice".into())),
-            Err(e) => e,
+        let second = unlock(&paths, b"pw").map(|_| ());
+        assert!(second.is_err(), "the profile opened twice");
+        let Err(err) = second else {
+            return Ok(());
         };
         let EngineError::InUse {
             profile,
@@ -602,10 +599,10 @@ mod tests {
         assert_eq!(opened.fingerprint(), fingerprint);
         assert_eq!(opened.name(), "ada");
         drop(opened);
-        assert_eq!(
+        assert!(matches!(
             unlock_with(&paths(&dir), b"wrong", FAST).map(|_| ()),
             Err(EngineError::WrongPassphrase)
-        );
+        ));
         Ok(())
     }
 
@@ -617,7 +614,12 @@ mod tests {
         drop(create_fast(&dir)?);
         let err = unlock_with(&paths(&dir), b"pw", KdfPolicy::Standard).map(|_| ());
         assert!(
-            matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
+            matches!(
+                &err,
+                Err(EngineError::Store(StoreError::KeySlot(
+                    CryptoError::KdfParamsOutOfRange { .. }
+                )))
+            ),
             "{err:?}"
         );
         Ok(())
@@ -632,14 +634,14 @@ mod tests {
         set_slot_params(&paths(&dir), 1, u32::MAX)?;
         let err = unlock_with(&paths(&dir), b"pw", FAST).map(|_| ());
         assert!(
-            matches!(&err, Err(EngineError::Store(m)) if m.contains("m = 4294967295 KiB")),
+            matches!(&err, Err(e @ EngineError::Store(StoreError::KeySlot(_))) if e.to_string().contains("m = 4294967295 KiB")),
             "{err:?}"
         );
         set_slot_params(&paths(&dir), 2, 8)?;
-        assert_eq!(
+        assert!(matches!(
             unlock_with(&paths(&dir), b"pw", FAST).map(|_| ()),
             Err(EngineError::WrongPassphrase)
-        );
+        ));
         set_slot_params(&paths(&dir), 1, 8)?;
         unlock_with(&paths(&dir), b"pw", FAST)?;
         Ok(())
@@ -653,10 +655,10 @@ mod tests {
         let paths = paths(&dir);
         let params = KdfParams::INSECURE_FAST;
         let identity = create_legacy(&paths, b"pw", &legacy_kdf(&params), &params)?;
-        assert_eq!(
+        assert!(matches!(
             unlock_with(&paths, b"wrong", FAST).map(|_| ()),
             Err(EngineError::WrongPassphrase)
-        );
+        ));
         let opened = unlock_with(&paths, b"pw", FAST)?;
         assert_eq!(opened.fingerprint(), identity.fingerprint().to_string());
         assert_eq!(opened.name(), "old");
@@ -724,10 +726,10 @@ mod tests {
         migrate_legacy_key(&mut file, b"test passphrase", FAST)?;
         drop(file);
         assert_eq!(schema(&paths)?, Some(1i64.to_be_bytes().to_vec()));
-        assert_eq!(
+        assert!(matches!(
             unlock_with(&paths, b"wrong", FAST).map(|_| ()),
             Err(EngineError::WrongPassphrase)
-        );
+        ));
         let bob = unlock_with(&paths, b"test passphrase", FAST)?;
         let mut rooms = room_names(&bob)?;
         rooms.sort();
@@ -764,7 +766,12 @@ mod tests {
         create_legacy(&paths, b"pw", &legacy_kdf(&huge), &params)?;
         let err = unlock_with(&paths, b"pw", FAST).map(|_| ());
         assert!(
-            matches!(&err, Err(EngineError::Store(m)) if m.contains("out of range")),
+            matches!(
+                &err,
+                Err(EngineError::Store(StoreError::KeySlot(
+                    CryptoError::KdfParamsOutOfRange { .. }
+                )))
+            ),
             "{err:?}"
         );
         let store = store_file(&paths)?;

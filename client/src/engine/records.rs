@@ -3,10 +3,43 @@
 //! Each is postcard-encoded and sealed as a whole with the store key, bound to its table,
 //! row and owner; the store's columns hold nothing else but row ids and keyed tags.
 
+use hum_shared::RelayAddr;
+use hum_shared::crypto::{Fingerprint, GroupId};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::wire::{StoredMessage, Uid};
+
+/// An identity fingerprint kept as its 32 bytes (the encoding a `[u8; 32]` has).
+pub(crate) mod fingerprint_bytes {
+    use hum_shared::crypto::Fingerprint;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(f: &Fingerprint, s: S) -> Result<S::Ok, S::Error> {
+        f.as_bytes().serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Fingerprint, D::Error> {
+        <[u8; 32]>::deserialize(d).map(Fingerprint::from_bytes)
+    }
+}
+
+/// A relay address kept as its text (`hum://host:port#fingerprint`), parsed once when the
+/// record is read: the encoding is the one a `String` has, so records written before
+/// read the same.
+pub(crate) mod relay_text {
+    use hum_shared::RelayAddr;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(a: &RelayAddr, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(a)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RelayAddr, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// A contact: who they are and where they receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +49,8 @@ pub(crate) struct ContactRecord {
     /// Their public identity bytes.
     pub(crate) identity: Vec<u8>,
     /// The relay they receive on.
-    pub(crate) relay: String,
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
 }
 
 /// A group member as this profile knows them.
@@ -25,7 +59,8 @@ pub(crate) struct MemberRecord {
     /// Their public identity bytes.
     pub(crate) identity: Vec<u8>,
     /// Their fingerprint.
-    pub(crate) fingerprint: [u8; 32],
+    #[serde(with = "fingerprint_bytes")]
+    pub(crate) fingerprint: Fingerprint,
     /// Display name.
     pub(crate) name: String,
     /// Sender-key ids they have used (one per generation).
@@ -36,13 +71,15 @@ pub(crate) struct MemberRecord {
 #[derive(Clone, Serialize, Deserialize)]
 pub(crate) struct GroupRecord {
     /// The group id.
-    pub(crate) id: [u8; 16],
+    pub(crate) id: GroupId,
     /// The sealed-sender-key state (`GroupState` bytes), wiped when replaced or dropped.
     pub(crate) state: Zeroizing<Vec<u8>>,
     /// The relay holding the group mailbox.
-    pub(crate) relay: String,
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
     /// The admin's identity fingerprint.
-    pub(crate) admin: [u8; 32],
+    #[serde(with = "fingerprint_bytes")]
+    pub(crate) admin: Fingerprint,
     /// Every member except this profile.
     pub(crate) members: Vec<MemberRecord>,
     /// Whether this profile left or was removed.
@@ -100,6 +137,20 @@ pub(crate) struct MessageRecord {
     pub(crate) body: StoredMessage,
 }
 
+impl MessageRecord {
+    /// A message someone else wrote, or an event of the room (`body.event`): no delivery
+    /// state, no receipts.
+    pub(crate) fn received(body: StoredMessage) -> Self {
+        Self {
+            from_me: false,
+            delivery: None,
+            receipts_needed: 0,
+            receipts: Vec::new(),
+            body,
+        }
+    }
+}
+
 /// Where an application message goes: a contact's session or a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) enum Dest {
@@ -114,7 +165,8 @@ pub(crate) enum Dest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct OutboxHead {
     /// The relay to deposit at.
-    pub(crate) relay: String,
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
     /// The mailbox it was sealed for (the current epoch's is used when it leaves).
     pub(crate) mailbox: [u8; 32],
     /// Whether the relay fans it out (group mailboxes).

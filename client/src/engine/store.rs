@@ -11,7 +11,7 @@
 //! The store runs with `synchronous=FULL` in WAL mode, so a committed transaction survives
 //! a crash at any instant, and with `secure_delete=ON`: replaced and deleted rows (used
 //! invite prekeys, old ratchet and sender-key states) are overwritten with zeros, and the
-//! engine truncates the WAL shortly after every change (see [`Store::checkpoint_due`]).
+//! engine truncates the WAL shortly after every change (see [`ProfileStore::checkpoint_due`]).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,13 +22,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
-use super::EngineError;
 use super::lock::ProfileLock;
 use super::records::{
     ContactRecord, Dest, InboxRecord, InviteCheckRecord, MessageRecord, Origin, OutboxHead,
     PartRecord, ReceiptOut, RoomRecord, UsedInviteRecord,
 };
 use super::wire::Uid;
+use super::{EngineError, Inconsistency, StoreError};
 
 mod migrate;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -36,7 +36,7 @@ pub(crate) use migrate::fuzz_v1_rows;
 
 /// Schema version written in `meta.schema`: 1 had metadata in plaintext columns, 2 seals
 /// every row whole.
-const SCHEMA: i64 = 2;
+pub(super) const SCHEMA: i64 = 2;
 
 /// The clear key-value table: schema version, the passphrase key slot (in a store made
 /// before key slots: salt and KDF parameters), and the sealed check value, identity and
@@ -141,7 +141,7 @@ fn row_aad(table: Table, id: &[u8], owner: &[u8]) -> Vec<u8> {
 }
 
 fn db(e: rusqlite::Error) -> EngineError {
-    EngineError::Store(e.to_string())
+    EngineError::from(e)
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Zeroizing<Vec<u8>>, EngineError> {
@@ -151,12 +151,7 @@ fn enc<T: Serialize>(v: &T) -> Result<Zeroizing<Vec<u8>>, EngineError> {
 }
 
 fn dec<T: DeserializeOwned>(b: &[u8], table: Table) -> Result<T, EngineError> {
-    postcard::from_bytes(b).map_err(|_| {
-        EngineError::Store(format!(
-            "a sealed {} row does not decode (damaged store)",
-            table.name()
-        ))
-    })
+    postcard::from_bytes(b).map_err(|_| StoreError::RowDoesNotDecode(table.name()).into())
 }
 
 /// Reads every row of `sql`, each made into a value by `f`.
@@ -198,9 +193,8 @@ fn schema_of(conn: &Connection) -> Result<Option<i64>, EngineError> {
         })
         .optional()
         .map_err(db)?;
-    let v = v.ok_or_else(|| EngineError::Store("the store has no schema version".into()))?;
-    let v = <[u8; 8]>::try_from(v.as_slice())
-        .map_err(|_| EngineError::Store("the store's schema version is damaged".into()))?;
+    let v = v.ok_or(StoreError::Missing("schema version"))?;
+    let v = <[u8; 8]>::try_from(v.as_slice()).map_err(|_| StoreError::Missing("schema version"))?;
     Ok(Some(i64::from_be_bytes(v)))
 }
 
@@ -245,10 +239,7 @@ impl StoreFile {
             }
         };
         if !(1..=SCHEMA).contains(&schema) {
-            return Err(EngineError::Store(format!(
-                "the store has schema version {schema}, newer than this hum knows ({SCHEMA}): \
-                 open it with a newer hum"
-            )));
+            return Err(StoreError::TooNew(schema).into());
         }
         Ok(Self { conn, schema, lock })
     }
@@ -293,7 +284,7 @@ impl StoreFile {
     /// # Errors
     /// [`EngineError::Store`] when a row of an older store does not open or decode (the
     /// store is left as it was).
-    pub(crate) fn unlock(self, key: StoreKey) -> Result<Store, EngineError> {
+    pub(crate) fn unlock(self, key: StoreKey) -> Result<ProfileStore, EngineError> {
         let Self {
             mut conn,
             schema,
@@ -302,7 +293,7 @@ impl StoreFile {
         if schema == 1 {
             migrate::from_v1(&mut conn, &key)?;
         }
-        let mut store = Store {
+        let mut store = ProfileStore {
             conn,
             key,
             last_checkpoint: Instant::now(),
@@ -325,9 +316,9 @@ fn set_meta(c: &Connection, key: &str, value: &[u8]) -> Result<(), EngineError> 
     Ok(())
 }
 
-/// The open, unlocked store, with the profile's lock: whoever holds a `Store` is the
+/// The open, unlocked store, with the profile's lock: whoever holds a `ProfileStore` is the
 /// only process using the profile.
-pub(crate) struct Store {
+pub(crate) struct ProfileStore {
     conn: Connection,
     key: StoreKey,
     /// When the WAL was last truncated.
@@ -338,13 +329,13 @@ pub(crate) struct Store {
     _lock: ProfileLock,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for ProfileStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Store(..)")
+        f.write_str("ProfileStore(..)")
     }
 }
 
-impl Store {
+impl ProfileStore {
     /// Runs `f` in one transaction: everything or nothing is written.
     pub(crate) fn tx<T>(
         &mut self,
@@ -369,15 +360,20 @@ impl Store {
     }
 
     /// Copies the WAL into the database file and truncates it to nothing, when something
-    /// was written since the last time and at least `every` has passed: what a write
+    /// was written since the last time and at least `every` has passed by `now`: what a write
     /// replaced or deleted (overwritten with zeros in the database file by
     /// `secure_delete`) then survives in neither file.
     ///
     /// # Errors
     /// [`EngineError::Store`] when the checkpoint fails.
-    pub(crate) fn checkpoint_due(&mut self, every: Duration) -> Result<(), EngineError> {
-        if self.dirty && self.last_checkpoint.elapsed() >= every {
+    pub(crate) fn checkpoint_due(
+        &mut self,
+        every: Duration,
+        now: Instant,
+    ) -> Result<(), EngineError> {
+        if self.dirty && now.saturating_duration_since(self.last_checkpoint) >= every {
             self.checkpoint()?;
+            self.last_checkpoint = now;
         }
         Ok(())
     }
@@ -393,7 +389,7 @@ impl Store {
     }
 }
 
-impl Drop for Store {
+impl Drop for ProfileStore {
     fn drop(&mut self) {
         if self.dirty
             && let Err(e) = self.checkpoint()
@@ -413,7 +409,7 @@ pub(crate) struct Page {
 }
 
 /// The store's rows, read and written through one connection (inside a transaction
-/// when it comes from [`Store::tx`]). Every row is sealed and opened here.
+/// when it comes from [`ProfileStore::tx`]). Every row is sealed and opened here.
 pub(crate) struct Db<'a> {
     conn: &'a Connection,
     key: &'a StoreKey,
@@ -425,7 +421,7 @@ impl Db<'_> {
     fn tag(&self, label: &[u8], data: &[u8]) -> Result<[u8; 32], EngineError> {
         self.key
             .tag(label, data)
-            .map_err(|_| EngineError::Store("tagging failed".into()))
+            .map_err(|_| StoreError::Seal.into())
     }
 
     fn seal(
@@ -437,7 +433,7 @@ impl Db<'_> {
     ) -> Result<Vec<u8>, EngineError> {
         self.key
             .seal(plain, &row_aad(table, id, owner))
-            .map_err(|_| EngineError::Store("sealing failed".into()))
+            .map_err(|_| StoreError::Seal.into())
     }
 
     fn open(
@@ -449,13 +445,7 @@ impl Db<'_> {
     ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
         self.key
             .open(sealed, &row_aad(table, id, owner))
-            .map_err(|_| {
-                EngineError::Store(format!(
-                    "a sealed {} row does not open where it is: the store is damaged or was \
-                     tampered with",
-                    table.name()
-                ))
-            })
+            .map_err(|_| StoreError::RowDoesNotOpen(table.name()).into())
     }
 
     fn seal_record<T: Serialize>(
@@ -505,10 +495,7 @@ impl Db<'_> {
             Table::Inbox => "UPDATE inbox SET sealed = ?1 WHERE id = ?2",
             Table::UsedInvites => "UPDATE used_invites SET sealed = ?1 WHERE id = ?2",
             Table::Sessions | Table::OutboxEnvelope | Table::Cursors | Table::InviteChecks => {
-                return Err(EngineError::Store(format!(
-                    "{} rows are not inserted this way",
-                    table.name()
-                )));
+                return Err(Inconsistency::NotInserted.into());
             }
         };
         self.conn.execute(update, params![sealed, id]).map_err(db)?;
@@ -516,7 +503,7 @@ impl Db<'_> {
     }
 
     fn inserted(id: Option<i64>) -> Result<i64, EngineError> {
-        id.ok_or_else(|| EngineError::Store("a row was not inserted".into()))
+        id.ok_or_else(|| Inconsistency::NotInserted.into())
     }
 
     // ----- contacts and sessions ---------------------------------------------------------
@@ -563,7 +550,7 @@ impl Db<'_> {
         .map(|(cid, s)| {
             let b = self.open(Table::Sessions, &cid.to_be_bytes(), &[], &s)?;
             let session = Session::from_bytes(&b)
-                .map_err(|_| EngineError::Store("a stored session does not decode".into()))?;
+                .map_err(|_| StoreError::RowDoesNotDecode(Table::Sessions.name()))?;
             Ok((cid, session))
         })
         .collect()
@@ -571,9 +558,7 @@ impl Db<'_> {
 
     /// Writes the session of contact `cid` (replacing the old state).
     pub(crate) fn put_session(&self, cid: i64, session: &Session) -> Result<(), EngineError> {
-        let plain = session
-            .to_bytes()
-            .map_err(|e| EngineError::Crypto(e.to_string()))?;
+        let plain = session.to_bytes().map_err(EngineError::from)?;
         let sealed = self.seal(Table::Sessions, &cid.to_be_bytes(), &[], &plain)?;
         self.conn
             .execute(
@@ -627,7 +612,7 @@ impl Db<'_> {
             .map(|(id, s)| {
                 let b = self.open(Table::Invites, &id.to_be_bytes(), &[], &s)?;
                 let secret = InviteSecret::from_bytes(&b)
-                    .map_err(|_| EngineError::Store("a stored invite does not decode".into()))?;
+                    .map_err(|_| StoreError::RowDoesNotDecode(Table::Invites.name()))?;
                 Ok((id, secret))
             })
             .collect()
@@ -1139,20 +1124,17 @@ impl Db<'_> {
 /// Seals a meta value for the row kind `aad` (the check value, identity and name).
 pub(crate) fn seal(key: &StoreKey, plain: &[u8], aad: &str) -> Result<Vec<u8>, EngineError> {
     key.seal(plain, aad.as_bytes())
-        .map_err(|_| EngineError::Store("sealing failed".into()))
+        .map_err(|_| StoreError::Seal.into())
 }
 
 /// Opens what [`seal`] sealed for the row kind `aad`, into a buffer wiped when dropped.
 pub(crate) fn open(
     key: &StoreKey,
     sealed: &[u8],
-    aad: &str,
+    aad: &'static str,
 ) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-    key.open(sealed, aad.as_bytes()).map_err(|_| {
-        EngineError::Store(format!(
-            "a sealed {aad} record does not open (wrong passphrase or damaged store)"
-        ))
-    })
+    key.open(sealed, aad.as_bytes())
+        .map_err(|_| StoreError::RecordDoesNotOpen(aad).into())
 }
 
 #[cfg(test)]

@@ -2,8 +2,9 @@
 //!
 //! Every application message is postcard-encoded, split into parts of the envelope's
 //! plaintext capacity (`hum_shared::split`), and each part sealed on its own. The first
-//! message of a session (the acceptor's [`Hello`]) travels alone in the handshake envelope.
+//! message of a session (the acceptor's [`ContactHello`]) travels alone in the handshake envelope.
 
+use hum_shared::crypto::GroupId;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -12,7 +13,7 @@ pub(crate) type Uid = [u8; 16];
 
 /// The acceptor's first words, sealed in the handshake envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Hello {
+pub(crate) struct ContactHello {
     /// The name the acceptor goes by.
     pub(crate) name: String,
     /// The relay where the acceptor receives, `hum://host:port#fingerprint`.
@@ -51,7 +52,7 @@ pub(crate) enum AppMessage {
         /// Unique id (for receipts and duplicates).
         uid: Uid,
         /// The group.
-        group: [u8; 16],
+        group: GroupId,
         /// Its name.
         name: String,
         /// The relay holding the group mailbox.
@@ -67,7 +68,7 @@ pub(crate) enum AppMessage {
         /// Unique id.
         uid: Uid,
         /// The group.
-        group: [u8; 16],
+        group: GroupId,
         /// Its name.
         name: String,
         /// Every member but the recipient, the admin included.
@@ -81,7 +82,7 @@ pub(crate) enum AppMessage {
         /// Unique id.
         uid: Uid,
         /// The group.
-        group: [u8; 16],
+        group: GroupId,
         /// The distribution.
         dist: Zeroizing<Vec<u8>>,
         /// Whose key it is, when forwarded.
@@ -97,14 +98,14 @@ pub(crate) enum AppMessage {
         /// Unique id.
         uid: Uid,
         /// The group.
-        group: [u8; 16],
+        group: GroupId,
     },
     /// Pairwise, member to admin: I leave.
     GroupLeave {
         /// Unique id.
         uid: Uid,
         /// The group.
-        group: [u8; 16],
+        group: GroupId,
     },
 }
 

@@ -7,7 +7,7 @@ use hum_shared::route::{
     CELL_LEN, Directory, DirectoryChunk, DownCell, Hello, Item, OpenedDeposit, RelayEntry, RelayId,
     Reply, Request, UpCell, log_digest, open_clear_slot,
 };
-use hum_shared::{Fingerprint, RelayAddr};
+use hum_shared::{CertFingerprint, RelayAddr};
 
 use super::core::{Core, Profile};
 use super::{Card, Event};
@@ -64,7 +64,7 @@ impl Bench {
         let home = RelayAddr {
             host: "127.0.0.1".to_owned(),
             port: 1,
-            fingerprint: Fingerprint::of_certificate(made.cert.der()),
+            fingerprint: CertFingerprint::of_certificate(made.cert.der()),
         };
         let id = RelayId::of_fingerprint(&home.fingerprint);
         let mut config = crate::Config::ephemeral(std::time::Duration::from_millis(20));

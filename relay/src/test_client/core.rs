@@ -630,7 +630,7 @@ impl Core {
     }
 
     /// The home relay's fingerprint.
-    pub(crate) fn home_fingerprint(&self) -> hum_shared::Fingerprint {
+    pub(crate) fn home_fingerprint(&self) -> hum_shared::CertFingerprint {
         self.p.me.home.fingerprint
     }
 
@@ -1052,7 +1052,7 @@ impl Core {
         Ok(seal_slot(&home_key, self.entry, t, d, request)?)
     }
 
-    fn pin(&self, id: &RelayId) -> Option<hum_shared::Fingerprint> {
+    fn pin(&self, id: &RelayId) -> Option<hum_shared::CertFingerprint> {
         self.p
             .pins
             .iter()

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hum_shared::{Fingerprint, Hello, RelayAddr, read_hello};
+use hum_shared::{CertFingerprint, HelloV1, RelayAddr, read_hello};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
@@ -14,7 +14,7 @@ use crate::{ALPN, ConnectError};
 pub type TlsStream = tokio_rustls::client::TlsStream<TcpStream>;
 
 /// A TLS 1.3 client configuration that pins `fingerprint` and offers ALPN `hum/1`.
-pub fn client_config(fingerprint: &Fingerprint) -> Arc<rustls::ClientConfig> {
+pub fn client_config(fingerprint: &CertFingerprint) -> Arc<rustls::ClientConfig> {
     crate::tls::pinned_client_config(fingerprint, ALPN, None)
 }
 
@@ -23,7 +23,7 @@ pub fn client_config(fingerprint: &Fingerprint) -> Arc<rustls::ClientConfig> {
 /// # Errors
 /// [`ConnectError`] when the relay is unreachable, presents another certificate, does
 /// not speak hum/1, or sends no valid hello.
-pub async fn connect(addr: &RelayAddr) -> Result<(TlsStream, Hello), ConnectError> {
+pub async fn connect(addr: &RelayAddr) -> Result<(TlsStream, HelloV1), ConnectError> {
     let tcp = TcpStream::connect(addr.host_port()).await?;
     connect_over(tcp, addr).await
 }
@@ -36,7 +36,7 @@ pub async fn connect(addr: &RelayAddr) -> Result<(TlsStream, Hello), ConnectErro
 pub async fn connect_over(
     tcp: TcpStream,
     addr: &RelayAddr,
-) -> Result<(TlsStream, Hello), ConnectError> {
+) -> Result<(TlsStream, HelloV1), ConnectError> {
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(addr.host.clone()).map_err(|_| ConnectError::Host)?;
     let connector = tokio_rustls::TlsConnector::from(client_config(&addr.fingerprint));

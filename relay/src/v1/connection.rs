@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 
-use hum_shared::{CellWriter, Down, HELLO_LEN, Hello, Up, decode_cell};
+use hum_shared::{CellWriter, Down, HELLO_LEN, HelloV1, Up, decode_cell};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
@@ -54,7 +54,7 @@ impl Handler {
         let config = &shared.config;
         let handshake = async {
             let tick = *ticks.borrow_and_update();
-            let hello = Hello {
+            let hello = HelloV1 {
                 cell_size: config.cell_size,
                 tick_micros: config.tick_micros(),
                 ttl_secs: config.ttl.as_secs(),

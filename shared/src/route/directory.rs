@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kdf::{self, L_DIRECTORY};
 use super::{MAX_BUCKETS, RelayId, RouteError, SlotKey, VerifiedSlotKey};
-use crate::{Fingerprint, RelayAddr};
+use crate::{CertFingerprint, RelayAddr};
 
 /// Bytes of directory carried by one down cell.
 pub const DIRECTORY_CHUNK_LEN: usize = 277;
@@ -101,7 +101,7 @@ impl RelayEntry {
     pub fn verified_slot_key(
         &self,
         epoch: u32,
-        pinned: &Fingerprint,
+        pinned: &CertFingerprint,
     ) -> Result<VerifiedSlotKey, RouteError> {
         self.slot_keys
             .iter()
@@ -118,7 +118,7 @@ impl RelayEntry {
                 max: MAX_CERTIFICATE_LEN,
             });
         }
-        if Fingerprint::of_certificate(&self.certificate) != self.address.fingerprint {
+        if CertFingerprint::of_certificate(&self.certificate) != self.address.fingerprint {
             return Err(RouteError::CertificateMismatch);
         }
         if self.buckets == 0 || self.buckets > MAX_BUCKETS {
@@ -363,7 +363,7 @@ pub(crate) mod tests {
 
     /// A directory of `n` relays, each with two signed slot keys; returns the pinned
     /// fingerprints too.
-    pub(crate) fn directory(n: usize) -> Result<(Directory, Vec<Fingerprint>), RouteError> {
+    pub(crate) fn directory(n: usize) -> Result<(Directory, Vec<CertFingerprint>), RouteError> {
         let mut relays = Vec::new();
         let mut pins = Vec::new();
         for i in 0..n {

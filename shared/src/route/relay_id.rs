@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::kdf::{self, L_RELAY_ID};
-use crate::Fingerprint;
+use crate::CertFingerprint;
 
 /// Length of a [`RelayId`] in bytes.
 pub const RELAY_ID_LEN: usize = 8;
@@ -18,7 +18,7 @@ pub struct RelayId([u8; RELAY_ID_LEN]);
 
 impl RelayId {
     /// The id of the relay whose certificate has `fingerprint`.
-    pub fn of_fingerprint(fingerprint: &Fingerprint) -> RelayId {
+    pub fn of_fingerprint(fingerprint: &CertFingerprint) -> RelayId {
         RelayId(kdf::take(&kdf::b2b(L_RELAY_ID, &[&fingerprint.0]), 0))
     }
 
@@ -51,10 +51,10 @@ mod tests {
 
     #[test]
     fn ids_differ_per_fingerprint_and_are_stable() {
-        let a = RelayId::of_fingerprint(&Fingerprint([1; 32]));
-        let b = RelayId::of_fingerprint(&Fingerprint([2; 32]));
+        let a = RelayId::of_fingerprint(&CertFingerprint([1; 32]));
+        let b = RelayId::of_fingerprint(&CertFingerprint([2; 32]));
         assert_ne!(a, b);
-        assert_eq!(a, RelayId::of_fingerprint(&Fingerprint([1; 32])));
+        assert_eq!(a, RelayId::of_fingerprint(&CertFingerprint([1; 32])));
         assert_eq!(RelayId::from_bytes(*a.as_bytes()), a);
         assert_eq!(a.to_string().len(), 16);
     }

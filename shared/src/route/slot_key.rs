@@ -9,7 +9,7 @@ use x25519_dalek::PublicKey;
 
 use super::kdf::{self, L_SLOT_KEY};
 use super::{RELAY_ID_LEN, RelayId, RouteError};
-use crate::Fingerprint;
+use crate::CertFingerprint;
 
 /// Largest DER encoding of an ECDSA P-256 signature.
 const MAX_SIGNATURE_LEN: usize = 72;
@@ -96,9 +96,9 @@ impl SlotKey {
     pub fn verify(
         &self,
         certificate: &[u8],
-        pinned: &Fingerprint,
+        pinned: &CertFingerprint,
     ) -> Result<VerifiedSlotKey, RouteError> {
-        if Fingerprint::of_certificate(certificate) != *pinned
+        if CertFingerprint::of_certificate(certificate) != *pinned
             || self.relay != RelayId::of_fingerprint(pinned)
         {
             return Err(RouteError::CertificateMismatch);
@@ -227,11 +227,11 @@ pub(crate) mod tests {
     use super::*;
 
     /// A relay identity as the relay makes it: rcgen's self-signed P-256 certificate.
-    pub(crate) fn relay_cert() -> (Vec<u8>, Vec<u8>, Fingerprint) {
+    pub(crate) fn relay_cert() -> (Vec<u8>, Vec<u8>, CertFingerprint) {
         let made = rcgen::generate_simple_self_signed(vec!["hum-relay".to_owned()])
             .expect("rcgen makes a certificate");
         let cert = made.cert.der().to_vec();
-        let fp = Fingerprint::of_certificate(&cert);
+        let fp = CertFingerprint::of_certificate(&cert);
         (cert, made.signing_key.serialize_der(), fp)
     }
 

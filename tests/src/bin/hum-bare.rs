@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hum_shared::{Fingerprint, Hello, RelayAddr, cover_cell};
+use hum_shared::{CertFingerprint, HelloV1, RelayAddr, cover_cell};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let tick = Duration::from_millis(cli.tick_ms.max(1));
     let made = rcgen::generate_simple_self_signed(vec!["hum-bare".to_owned()])?;
-    let fingerprint = Fingerprint::of_certificate(made.cert.der());
+    let fingerprint = CertFingerprint::of_certificate(made.cert.der());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
             tx.send_replace(u64::try_from(start.elapsed().as_nanos() / nanos).unwrap_or(0));
         }
     });
-    let hello_for = move |t| Hello {
+    let hello_for = move |t| HelloV1 {
         cell_size: cli.cell_size,
         tick_micros: u32::try_from(tick.as_micros()).unwrap_or(u32::MAX),
         ttl_secs: 0,
@@ -97,7 +97,7 @@ async fn serve(
     acceptor: TlsAcceptor,
     mut ticks: watch::Receiver<u64>,
     cover: Arc<[u8]>,
-    hello_for: impl Fn(u64) -> Hello,
+    hello_for: impl Fn(u64) -> HelloV1,
 ) -> std::io::Result<()> {
     tcp.set_nodelay(true)?;
     let mut tls = acceptor.accept(tcp).await?;

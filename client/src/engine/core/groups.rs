@@ -1,6 +1,5 @@
 //! Groups, run by their admin (docs/PROTOCOL.md §5.4).
 
-use super::receive::settle_receipts;
 use super::*;
 
 //
@@ -10,8 +9,16 @@ use super::*;
 // mailbox and header key), and every remaining member answers with a fresh sender key.
 
 impl Core {
-    pub(super) fn my_fp(&self) -> [u8; 32] {
-        *self.me.public().fingerprint().as_bytes()
+    pub(super) fn my_fp(&self) -> Fingerprint {
+        self.me.public().fingerprint()
+    }
+
+    /// Contact `cid`'s identity fingerprint.
+    pub(super) fn contact_fp(&self, cid: i64) -> Result<Fingerprint, EngineError> {
+        self.contacts
+            .get(&cid)
+            .map(|c| c.public.fingerprint())
+            .ok_or(EngineError::NoSuch(What::Contact))
     }
 
     /// Writes an event into a room's history (a member added or gone, a rename) and shows
@@ -23,23 +30,17 @@ impl Core {
         text: String,
     ) -> Result<(), EngineError> {
         let uid = random_uid()?;
-        let sent_at = now_millis();
-        let rec = MessageRecord {
-            from_me: false,
-            delivery: None,
-            receipts_needed: 0,
-            receipts: Vec::new(),
-            body: StoredMessage {
-                sender: actor.to_owned(),
-                text: text.clone(),
-                sent_at,
-                uid,
-                event: true,
-            },
-        };
+        let sent_at = self.now.millis();
+        let rec = MessageRecord::received(StoredMessage {
+            sender: actor.to_owned(),
+            text: text.clone(),
+            sent_at,
+            uid,
+            event: true,
+        });
         let id = self.store.tx(|db| {
             db.insert_message(rid, &rec)?
-                .ok_or_else(|| EngineError::Store("a message id was used twice".into()))
+                .ok_or(Inconsistency::MessageIdTwice.into())
         })?;
         self.emit(Event::Message(MessageView {
             id: MessageId(id),
@@ -69,7 +70,10 @@ impl Core {
 
     /// A room's members, this profile first, for `/members`.
     pub(super) fn members_of(&self, rid: i64) -> Result<Vec<MemberView>, EngineError> {
-        let room = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let room = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         let me = self.me.public();
         let mut out = vec![MemberView {
             name: self.my_name.clone(),
@@ -83,7 +87,7 @@ impl Core {
                 for m in &g.members {
                     let fingerprint = PublicIdentity::from_bytes(&m.identity)
                         .map(|p| p.fingerprint().to_string())
-                        .map_err(crypto)?;
+                        .map_err(EngineError::from)?;
                     out.push(MemberView {
                         name: self.member_name(m),
                         fingerprint,
@@ -94,7 +98,7 @@ impl Core {
                 }
             }
             None => {
-                if let Some((&cid, c)) = self.contacts.iter().find(|(_, c)| c.room == rid) {
+                if let Some((cid, c)) = self.contacts.in_room(rid) {
                     out.push(MemberView {
                         name: c.rec.name.clone(),
                         fingerprint: c.public.fingerprint().to_string(),
@@ -115,7 +119,7 @@ impl Core {
         }
     }
 
-    pub(super) fn room_of_group(&self, group: &[u8; 16]) -> Option<i64> {
+    pub(super) fn room_of_group(&self, group: &GroupId) -> Option<i64> {
         self.rooms
             .iter()
             .find(|(_, r)| r.group.as_ref().is_some_and(|g| &g.id == group))
@@ -129,7 +133,10 @@ impl Core {
     }
 
     pub(super) fn save_room(&mut self, rid: i64) -> Result<(), EngineError> {
-        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let rec = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         self.store.tx(|db| db.put_room(rid, rec))
     }
 
@@ -137,14 +144,14 @@ impl Core {
         self.rooms
             .get(&rid)
             .map(|r| r.name.clone())
-            .ok_or(EngineError::Unknown("room"))
+            .ok_or(EngineError::NoSuch(What::Room))
     }
 
     pub(super) fn group_mut(&mut self, rid: i64) -> Result<&mut GroupRecord, EngineError> {
         self.rooms
             .get_mut(&rid)
             .and_then(|r| r.group.as_mut())
-            .ok_or(EngineError::Unknown("group"))
+            .ok_or(EngineError::NoSuch(What::Group))
     }
 
     pub(super) fn require_admin(&self, rid: i64) -> Result<(), EngineError> {
@@ -161,7 +168,7 @@ impl Core {
     pub(super) fn members_except(
         &self,
         rid: i64,
-        except: Option<&[u8; 32]>,
+        except: Option<&Fingerprint>,
     ) -> Result<Vec<Member>, EngineError> {
         let g = self.group(rid)?;
         let mut out = vec![];
@@ -182,7 +189,7 @@ impl Core {
         Ok(out)
     }
 
-    pub(super) fn member_contacts(&self, rid: i64) -> Result<Vec<(i64, [u8; 32])>, EngineError> {
+    pub(super) fn member_contacts(&self, rid: i64) -> Result<Vec<(i64, Fingerprint)>, EngineError> {
         Ok(self
             .group(rid)?
             .members
@@ -195,21 +202,15 @@ impl Core {
     }
 
     pub(super) fn create_group(&mut self, name: String) -> Result<(), EngineError> {
-        let name: String = name
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        if name.is_empty() {
-            return Err(EngineError::Empty);
-        }
+        let name = DisplayName::new(&name)
+            .ok_or(EngineError::Empty)?
+            .into_string();
         let state = GroupState::create();
         let rec = RoomRecord {
             name: name.clone(),
             group: Some(GroupRecord {
-                id: *state.group_id().as_bytes(),
-                state: state.to_bytes().map_err(crypto)?,
+                id: state.group_id(),
+                state: state.to_bytes().map_err(EngineError::from)?,
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
@@ -232,8 +233,8 @@ impl Core {
         let c = self
             .contacts
             .get(&cid)
-            .ok_or(EngineError::Unknown("contact"))?;
-        let fp = *c.public.fingerprint().as_bytes();
+            .ok_or(EngineError::NoSuch(What::Contact))?;
+        let fp = c.public.fingerprint();
         let member = MemberRecord {
             identity: c.public.to_bytes().to_vec(),
             fingerprint: fp,
@@ -242,22 +243,21 @@ impl Core {
         };
         let g = self.group(rid)?;
         if g.members.iter().any(|m| m.fingerprint == fp) {
-            return Err(EngineError::Invite(format!(
-                "{} is already a member",
-                member.name
-            )));
+            return Err(EngineError::AlreadyMember {
+                name: member.name.clone(),
+            });
         }
         // A newcomer starts on a new generation: with the old group secret it could
         // derive the mailboxes of the last week and read their headers.
-        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-        let dist = state.rotate().map_err(crypto)?;
+        let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let dist = state.rotate().map_err(EngineError::from)?;
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
             group: g.id,
             name: self.room_name(rid)?,
-            relay: g.relay.clone(),
+            relay: g.relay.to_string(),
             members: self.members_except(rid, None)?,
-            dist: dist.to_bytes().map_err(crypto)?,
+            dist: dist.to_bytes().map_err(EngineError::from)?,
         };
         let added = member.name.clone();
         self.change_group(rid, |core| {
@@ -266,9 +266,13 @@ impl Core {
                 m.senders.clear();
             }
             g.members.push(member);
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
             let mut msgs = vec![(Dest::Contact(cid), invite)];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), Some(&fp))?);
+            msgs.extend(core.updates(
+                rid,
+                Some(dist.to_bytes().map_err(EngineError::from)?),
+                Some(&fp),
+            )?);
             Ok(msgs)
         })?;
         self.subscribe_group(rid)?;
@@ -283,7 +287,7 @@ impl Core {
         &self,
         rid: i64,
         dist: Option<zeroize::Zeroizing<Vec<u8>>>,
-        skip: Option<&[u8; 32]>,
+        skip: Option<&Fingerprint>,
     ) -> Result<Vec<(Dest, AppMessage)>, EngineError> {
         let group = self.group(rid)?.id;
         let name = self.room_name(rid)?;
@@ -317,7 +321,7 @@ impl Core {
             .rooms
             .get(&rid)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         let sessions = self.sessions.clone();
         let result = change(self).and_then(|msgs| self.send_batch(rid, &msgs));
         if result.is_err() {
@@ -343,7 +347,10 @@ impl Core {
             let room = self.advanced_room(&s)?;
             sealed.push((s, room, msg.uid()));
         }
-        let rec = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let rec = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         let ids = self.store.tx(|db| {
             db.put_room(rid, rec)?;
             sealed
@@ -372,27 +379,21 @@ impl Core {
         left: bool,
     ) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let fp = *self
-            .contacts
-            .get(&cid)
-            .ok_or(EngineError::Unknown("contact"))?
-            .public
-            .fingerprint()
-            .as_bytes();
+        let fp = self.contact_fp(cid)?;
         let g = self.group(rid)?;
         if !g.members.iter().any(|m| m.fingerprint == fp) {
-            return Err(EngineError::Unknown("member"));
+            return Err(EngineError::NoSuch(What::Member));
         }
         let group = g.id;
-        let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
-        let dist = state.rotate().map_err(crypto)?;
+        let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let dist = state.rotate().map_err(EngineError::from)?;
         self.change_group(rid, |core| {
             let g = core.group_mut(rid)?;
             g.members.retain(|m| m.fingerprint != fp);
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -400,7 +401,11 @@ impl Core {
                     group,
                 },
             )];
-            msgs.extend(core.updates(rid, Some(dist.to_bytes().map_err(crypto)?), None)?);
+            msgs.extend(core.updates(
+                rid,
+                Some(dist.to_bytes().map_err(EngineError::from)?),
+                None,
+            )?);
             Ok(msgs)
         })?;
         self.forgive_receipts(rid, &fp)?;
@@ -423,7 +428,11 @@ impl Core {
     /// A removed member will not receipt what they had not yet: messages waiting for
     /// their receipt now wait for one fewer, and those complete become delivered. The
     /// messages still waiting are those with envelopes in the outbox.
-    pub(super) fn forgive_receipts(&mut self, rid: i64, fp: &[u8; 32]) -> Result<(), EngineError> {
+    pub(super) fn forgive_receipts(
+        &mut self,
+        rid: i64,
+        fp: &Fingerprint,
+    ) -> Result<(), EngineError> {
         let mut waiting: Vec<Uid> = Vec::new();
         for (_, head) in self.store.db().outbox()? {
             if let (Some(Dest::Group(r)), Some(uid)) = (head.dest, head.uid)
@@ -433,28 +442,19 @@ impl Core {
                 waiting.push(uid);
             }
         }
-        let delivered = self.store.tx(|db| {
-            let mut delivered = Vec::new();
-            for uid in &waiting {
-                let Some((id, mut rec)) = db.message_by_uid(rid, uid)? else {
-                    continue;
-                };
-                if !rec.from_me
-                    || rec.delivery == Some(DeliveryState::Delivered)
-                    || rec.receipts.contains(fp)
-                    || rec.receipts_needed == 0
-                {
-                    continue;
-                }
-                rec.receipts_needed -= 1;
-                if settle_receipts(db, rid, id, &mut rec)? {
-                    delivered.push(id);
-                }
-            }
-            Ok(delivered)
-        })?;
-        self.emit_delivered(rid, &delivered);
-        Ok(())
+        self.count_receipts(rid, &waiting, |_, _, found| {
+            Ok(found
+                .filter(|(_, rec)| {
+                    rec.from_me
+                        && rec.delivery != Some(DeliveryState::Delivered)
+                        && !rec.receipts.contains(fp.as_bytes())
+                        && rec.receipts_needed > 0
+                })
+                .map(|(id, mut rec)| {
+                    rec.receipts_needed -= 1;
+                    (id, rec)
+                }))
+        })
     }
 
     pub(super) fn group_leave(&mut self, rid: i64) -> Result<(), EngineError> {
@@ -477,7 +477,7 @@ impl Core {
         } else {
             let admin = self
                 .contact_by_fp(&g.admin)
-                .ok_or(EngineError::Unknown("group admin"))?;
+                .ok_or(EngineError::NoSuch(What::GroupAdmin))?;
             msgs.push((
                 Dest::Contact(admin),
                 AppMessage::GroupLeave {
@@ -504,15 +504,9 @@ impl Core {
 
     pub(super) fn group_rename(&mut self, rid: i64, name: String) -> Result<(), EngineError> {
         self.require_admin(rid)?;
-        let name: String = name
-            .trim()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect();
-        if name.is_empty() {
-            return Err(EngineError::Empty);
-        }
+        let name = DisplayName::new(&name)
+            .ok_or(EngineError::Empty)?
+            .into_string();
         let old = self
             .rooms
             .get(&rid)
@@ -541,7 +535,7 @@ impl Core {
             .iter()
             .filter_map(|m| {
                 let public = PublicIdentity::from_bytes(&m.identity).ok()?;
-                let fingerprint = *public.fingerprint().as_bytes();
+                let fingerprint = public.fingerprint();
                 if fingerprint == me {
                     return None;
                 }
@@ -550,12 +544,7 @@ impl Core {
                     .find(|o| o.fingerprint == fingerprint)
                     .map(|o| o.senders.clone())
                     .unwrap_or_default();
-                let name: String = m
-                    .name
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(32)
-                    .collect();
+                let name = DisplayName::clean(&m.name);
                 Some(MemberRecord {
                     identity: m.identity.clone(),
                     fingerprint,
@@ -569,7 +558,7 @@ impl Core {
     pub(super) fn record_sender(
         &mut self,
         rid: i64,
-        fp: &[u8; 32],
+        fp: &Fingerprint,
         dist: &SenderKeyDistribution,
     ) -> Result<(), EngineError> {
         let id = *dist.member_id().as_bytes();
@@ -590,7 +579,7 @@ impl Core {
     pub(super) fn apply_distribution(
         &mut self,
         rid: i64,
-        origin: &[u8; 32],
+        origin: &Fingerprint,
         dist: &SenderKeyDistribution,
         may_rekey: bool,
     ) -> Result<Option<SenderKeyDistribution>, EngineError> {
@@ -603,13 +592,11 @@ impl Core {
             .iter()
             .any(|m| &m.fingerprint != origin && m.senders.contains(&id))
         {
-            return Err(EngineError::Crypto(
-                "a sender key claims another member's id".into(),
-            ));
+            return Err(EngineError::Refused(Refusal::ForeignSenderId));
         }
-        let mut state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
-        let owner = hum_shared::crypto::Fingerprint::from_bytes(*origin);
-        let rekeyed = match state.process_distribution(dist, &owner) {
+        let mut state =
+            GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
+        let rekeyed = match state.process_distribution(dist, origin) {
             Ok(r) => r,
             // A key of a generation already replaced (sent before the member learned of a
             // rotation): nothing to do, the member sends its new one.
@@ -617,20 +604,18 @@ impl Core {
                 tracing::debug!("a sender key of an older generation was ignored");
                 return Ok(None);
             }
-            Err(e) => return Err(crypto(e)),
+            Err(e) => return Err(e.into()),
         };
         // Only the admin starts a new generation; anyone else's attempt changes nothing.
         if rekeyed.is_some() && !may_rekey {
-            return Err(EngineError::Crypto(
-                "a member tried to re-key the group".into(),
-            ));
+            return Err(EngineError::Refused(Refusal::RekeyByMember));
         }
         if rekeyed.is_some() {
             for m in &mut self.group_mut(rid)?.members {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes().map_err(crypto)?;
+        self.group_mut(rid)?.state = state.to_bytes().map_err(EngineError::from)?;
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -643,17 +628,17 @@ impl Core {
     /// Our own sender key for a group, endorsed with our identity key.
     pub(super) fn own_key(
         &self,
-        group: [u8; 16],
+        group: GroupId,
         dist: &SenderKeyDistribution,
-        target: Option<[u8; 32]>,
+        target: Option<Fingerprint>,
     ) -> Result<AppMessage, EngineError> {
         Ok(AppMessage::GroupKey {
             uid: random_uid()?,
             group,
-            dist: dist.to_bytes().map_err(crypto)?,
+            dist: dist.to_bytes().map_err(EngineError::from)?,
             origin: None,
-            target,
-            endorsement: dist.endorse(&self.me).map_err(crypto)?.to_vec(),
+            target: target.map(|t| *t.as_bytes()),
+            endorsement: dist.endorse(&self.me).map_err(EngineError::from)?.to_vec(),
         })
     }
 
@@ -661,7 +646,7 @@ impl Core {
     pub(super) fn check_endorsed(
         &self,
         rid: i64,
-        fp: &[u8; 32],
+        fp: &Fingerprint,
         dist: &SenderKeyDistribution,
         endorsement: &[u8],
     ) -> Result<(), EngineError> {
@@ -670,21 +655,14 @@ impl Core {
             .members
             .iter()
             .find(|m| &m.fingerprint == fp)
-            .ok_or(EngineError::Unknown("member"))?;
-        let public = PublicIdentity::from_bytes(&member.identity).map_err(crypto)?;
-        dist.check_endorsement(&public, endorsement).map_err(|_| {
-            EngineError::Crypto("a sender key is not endorsed by the member it names".into())
-        })
+            .ok_or(EngineError::NoSuch(What::Member))?;
+        let public = PublicIdentity::from_bytes(&member.identity).map_err(EngineError::from)?;
+        dist.check_endorsement(&public, endorsement)
+            .map_err(|_| EngineError::Refused(Refusal::UnendorsedSenderKey))
     }
 
     pub(super) fn group_control(&mut self, cid: i64, msg: AppMessage) -> Result<(), EngineError> {
-        let from = *self
-            .contacts
-            .get(&cid)
-            .ok_or(EngineError::Unknown("contact"))?
-            .public
-            .fingerprint()
-            .as_bytes();
+        let from = self.contact_fp(cid)?;
         match msg {
             AppMessage::GroupInvite {
                 group,
@@ -705,37 +683,31 @@ impl Core {
                     if g.admin != from {
                         let room = self.rooms.get(&rid).map(|r| r.name.clone());
                         let who = self.contacts.get(&cid).map(|c| c.rec.name.clone());
-                        return Err(EngineError::Invite(format!(
-                            "{} invited you back to the group {}, which only its admin can \
-                             do: ignored",
-                            who.unwrap_or_default(),
-                            room.unwrap_or_default()
-                        )));
+                        return Err(EngineError::Refused(Refusal::InviteBack {
+                            who: who.unwrap_or_default(),
+                            room: room.unwrap_or_default(),
+                        }));
                     }
                 }
-                if relay.parse::<hum_shared::RelayAddr>().is_err() {
-                    return Err(EngineError::Invite(
-                        "a group invite names an invalid relay".into(),
-                    ));
-                }
-                let dist = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
-                let admin = hum_shared::crypto::Fingerprint::from_bytes(from);
-                let state = GroupState::from_distribution(&dist, &admin).map_err(crypto)?;
-                if state.group_id().as_bytes() != &group {
-                    return Err(EngineError::Crypto(
-                        "a group invite does not match its key".into(),
-                    ));
+                let relay: RelayAddr = relay
+                    .parse()
+                    .map_err(|_| EngineError::Refused(Refusal::GroupRelay))?;
+                let dist = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
+                let state =
+                    GroupState::from_distribution(&dist, &from).map_err(EngineError::from)?;
+                if state.group_id() != group {
+                    return Err(EngineError::Refused(Refusal::GroupKeyMismatch));
                 }
                 let mut list = self.members_from(&members, &[]);
                 if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
                     admin.senders.push(*dist.member_id().as_bytes());
                 }
-                let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let name = DisplayName::clean(&name);
                 let rec = RoomRecord {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes().map_err(crypto)?,
+                        state: state.to_bytes().map_err(EngineError::from)?,
                         relay,
                         admin: from,
                         members: list,
@@ -787,7 +759,7 @@ impl Core {
                 }
                 let old = self.group(rid)?.members.clone();
                 let list = self.members_from(&members, &old);
-                let newcomers: Vec<[u8; 32]> = list
+                let newcomers: Vec<Fingerprint> = list
                     .iter()
                     .filter(|m| !old.iter().any(|o| o.fingerprint == m.fingerprint))
                     .map(|m| m.fingerprint)
@@ -797,7 +769,7 @@ impl Core {
                     .get(&cid)
                     .map(|c| c.rec.name.clone())
                     .unwrap_or_default();
-                let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+                let name = DisplayName::clean(&name);
                 let mut events: Vec<String> = list
                     .iter()
                     .filter(|m| newcomers.contains(&m.fingerprint))
@@ -822,13 +794,14 @@ impl Core {
                 self.group_mut(rid)?.members = list;
                 self.save_room(rid)?;
                 if let Some(d) = dist {
-                    let d = SenderKeyDistribution::from_bytes(&d).map_err(crypto)?;
+                    let d = SenderKeyDistribution::from_bytes(&d).map_err(EngineError::from)?;
                     if let Some(mine) = self.apply_distribution(rid, &from, &d, true)? {
                         let msg = self.own_key(group, &mine, None)?;
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 } else {
-                    let state = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                    let state = GroupState::from_bytes(&self.group(rid)?.state)
+                        .map_err(EngineError::from)?;
                     for n in newcomers {
                         let msg = self.own_key(group, &state.distribution(), Some(n))?;
                         self.send_app(Dest::Contact(cid), &msg)?;
@@ -852,8 +825,9 @@ impl Core {
                     return Ok(());
                 };
                 let admin = self.group(rid)?.admin;
-                let d = SenderKeyDistribution::from_bytes(&dist).map_err(crypto)?;
-                let current = GroupState::from_bytes(&self.group(rid)?.state).map_err(crypto)?;
+                let d = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
+                let current =
+                    GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
                 if d.generation() < current.generation() {
                     // Sent before its owner learned of a rotation: neither taken nor
                     // forwarded; the owner sends its new key.
@@ -872,21 +846,23 @@ impl Core {
                     self.check_endorsed(rid, &from, &d, &endorsement)?;
                     let _ = self.apply_distribution(rid, &from, &d, false)?;
                     for (mcid, fp) in self.member_contacts(rid)? {
-                        if fp == from || target.is_some_and(|t| t != fp) {
+                        if fp == from || target.is_some_and(|t| t != *fp.as_bytes()) {
                             continue;
                         }
                         let msg = AppMessage::GroupKey {
                             uid: random_uid()?,
                             group,
                             dist: dist.clone(),
-                            origin: Some(from),
+                            origin: Some(*from.as_bytes()),
                             target: None,
                             endorsement: endorsement.clone(),
                         };
                         self.send_app(Dest::Contact(mcid), &msg)?;
                     }
                 } else if from == admin {
-                    let Some(o) = origin else { return Ok(()) };
+                    let Some(o) = origin.map(Fingerprint::from_bytes) else {
+                        return Ok(());
+                    };
                     self.check_endorsed(rid, &o, &d, &endorsement)?;
                     if let Some(mine) = self.apply_distribution(rid, &o, &d, false)? {
                         let msg = self.own_key(group, &mine, None)?;
@@ -899,7 +875,8 @@ impl Core {
                 let Some(rid) = self.room_of_group(&group) else {
                     return Ok(());
                 };
-                if self.group(rid)?.admin != from {
+                // Closed already (this profile left): the notice changes nothing.
+                if self.group(rid)?.admin != from || self.group(rid)?.closed {
                     return Ok(());
                 }
                 self.group_mut(rid)?.closed = true;

@@ -54,7 +54,7 @@ fn answer_key(env: &Envelope) -> [u8; 32] {
 impl Core {
     /// Loads the used invites and the invites we watch; the expired ones go.
     pub(super) fn load_invite_state(&mut self) -> Result<(), EngineError> {
-        let now = now_secs();
+        let now = self.now.secs();
         let db = self.store.db();
         let mut expired = Vec::new();
         for (id, rec) in db.used_invites()? {
@@ -111,12 +111,14 @@ impl Core {
         for (id, cap) in used {
             self.subscribe(&home, cap, RouteKind::UsedInvite(id), false, None)?;
         }
-        let checks: Vec<(i64, String, Capability)> = self
+        let checks: Vec<(i64, RelayAddr, Capability)> = self
             .checks
             .iter()
             .filter_map(|(&cid, c)| {
                 let cap = c.invite.used_capability().ok()?;
-                Some((cid, c.invite.relay().to_owned(), cap))
+                // Checked when the invite was accepted.
+                let relay = c.invite.relay().parse::<RelayAddr>().ok()?;
+                Some((cid, relay, cap))
             })
             .collect();
         for (cid, relay, cap) in checks {
@@ -126,10 +128,10 @@ impl Core {
     }
 
     /// The record of an invite we accept now with `answer`.
-    pub(super) fn check_record(code: &str, answer: &Envelope) -> InviteCheckRecord {
+    pub(super) fn check_record(code: &str, answer: &Envelope, now: u64) -> InviteCheckRecord {
         InviteCheckRecord {
             code: code.chars().filter(|c| !c.is_whitespace()).collect(),
-            accepted_at: now_secs(),
+            accepted_at: now,
             answer: answer.as_bytes().to_vec(),
         }
     }
@@ -139,12 +141,12 @@ impl Core {
         &mut self,
         cid: i64,
         invite: Invite,
+        relay: &RelayAddr,
         answer: Envelope,
     ) -> Result<(), EngineError> {
-        let cap = invite.used_capability().map_err(crypto)?;
-        let relay = invite.relay().to_owned();
+        let cap = invite.used_capability().map_err(EngineError::from)?;
         self.checks.insert(cid, Check { invite, answer });
-        self.subscribe(&relay, cap, RouteKind::InviteCheck(cid), true, None)
+        self.subscribe(relay, cap, RouteKind::InviteCheck(cid), true, None)
     }
 
     /// Prepares what using up invite `id` with the answer `env` writes.
@@ -152,9 +154,15 @@ impl Core {
         let secret = self
             .invites
             .get(&id)
-            .ok_or(EngineError::Unknown("invite"))?;
-        let notice = self.me.invite_used_notice(secret, env).map_err(crypto)?;
-        let notice_mailbox = secret.used_capability().map_err(crypto)?.mailbox_id();
+            .ok_or(EngineError::NoSuch(What::Invite))?;
+        let notice = self
+            .me
+            .invite_used_notice(secret, env)
+            .map_err(EngineError::from)?;
+        let notice_mailbox = secret
+            .used_capability()
+            .map_err(EngineError::from)?
+            .mailbox_id();
         Ok(Used {
             rec: UsedInviteRecord {
                 capability: *secret.capability().expose_secret(),
@@ -182,11 +190,8 @@ impl Core {
         used: Used,
         notice_row: i64,
     ) -> Result<(), EngineError> {
-        for r in self.routes.values_mut() {
-            if r.kind == RouteKind::Invite(id) {
-                r.kind = RouteKind::UsedInvite(used_id);
-            }
-        }
+        self.routes
+            .rekind(RouteKind::Invite(id), RouteKind::UsedInvite(used_id));
         self.used_invites.insert(
             used_id,
             UsedInvite {
@@ -198,7 +203,7 @@ impl Core {
         let relay = used.notice_head.relay.clone();
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
-            l.pending.push_back(notice_row);
+            l.pump.push(notice_row);
         }
         self.pump(&relay)
     }
@@ -206,7 +211,7 @@ impl Core {
     /// Forgets the used invites that expired: nobody can answer them any more, so their
     /// mailboxes are no longer read and their records go.
     pub(super) fn expire_used_invites(&mut self) -> Result<(), EngineError> {
-        let now = now_secs();
+        let now = self.now.secs();
         let expired: Vec<i64> = self
             .used_invites
             .iter()
@@ -245,16 +250,8 @@ impl Core {
 
     /// Stops reading every mailbox routed to `kind`.
     fn unsubscribe_kind(&mut self, kind: RouteKind) {
-        let gone: Vec<MailboxId> = self
-            .routes
-            .iter()
-            .filter(|(_, r)| r.kind == kind)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in gone {
-            if let Some(r) = self.routes.remove(&id) {
-                self.push_op(&r.relay, Up::Unsubscribe { mailbox: id });
-            }
+        for r in self.routes.remove_kind(kind) {
+            self.unsubscribe(&r);
         }
     }
 
@@ -294,7 +291,7 @@ impl Core {
             .rooms
             .get(&room)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         room_rec.contact = None;
         self.store.tx(|db| {
             db.forget_contact(cid)?;
@@ -315,9 +312,7 @@ impl Core {
             &name,
             format!("the invite code had already been used by someone else: {name} never got your request"),
         );
-        self.error(format!(
-            "{name}'s invite code had already been used by someone else, so {name} was not added: ask {name} for a new code"
-        ));
+        self.error(&EngineError::InviteUsed { name });
         Ok(())
     }
 }

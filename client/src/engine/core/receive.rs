@@ -71,7 +71,7 @@ impl Core {
                 let Ok(g) = self.group(rid) else {
                     return Ok(());
                 };
-                let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
                 match state.open(&env) {
                     Ok((member, part)) => self.on_part(
                         Origin::Group {
@@ -108,7 +108,7 @@ impl Core {
             let Ok(g) = self.group(rid) else {
                 return Ok(());
             };
-            let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+            let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
             match state.open(&env) {
                 Ok((member, part)) => {
                     let origin = Origin::Group {
@@ -127,7 +127,7 @@ impl Core {
         let Some(secret) = self.invites.get(&id) else {
             return Ok(());
         };
-        if secret.expires_at() <= now_secs() {
+        if secret.expires_at() <= self.now.secs() {
             // Too late: whoever answers now may have found the code after its time.
             self.forget_invite(id)?;
             self.emit(Event::Notice(
@@ -139,13 +139,13 @@ impl Core {
             tracing::debug!("an invite answer did not open");
             return Ok(());
         };
-        let Ok(hello) = postcard::from_bytes::<Hello>(&first) else {
+        let Ok(hello) = postcard::from_bytes::<ContactHello>(&first) else {
             return Ok(());
         };
-        if hello.relay.parse::<hum_shared::RelayAddr>().is_err() {
-            self.error("a contact answered an invite with an invalid relay address; ignored");
+        let Ok(relay) = hello.relay.parse::<RelayAddr>() else {
+            self.error(&EngineError::Refused(Refusal::AnswerRelay));
             return Ok(());
-        }
+        };
         let fp = *who.fingerprint().as_bytes();
         if self
             .contacts
@@ -160,7 +160,7 @@ impl Core {
         // used invite's) until the invite expires.
         let used = self.prepare_used(id, env)?;
         let (_, (used_id, notice_row)) =
-            self.add_contact(who, name.clone(), hello.relay, session, |db, _| {
+            self.add_contact(who, name.clone(), relay, session, |db, _| {
                 db.delete_invite(id)?;
                 used.write(db)
             })?;
@@ -184,7 +184,7 @@ impl Core {
                 self.contacts
                     .get(cid)
                     .map(|c| c.room)
-                    .ok_or(EngineError::Unknown("contact"))?,
+                    .ok_or(EngineError::NoSuch(What::Contact))?,
                 cid.to_be_bytes().to_vec(),
             ),
             Origin::Group { room, member } => (*room, member.to_vec()),
@@ -225,8 +225,7 @@ impl Core {
             let rec = PartRecord {
                 room,
                 sender: sender.clone(),
-                msg_id: part_msg_id(part)
-                    .map_err(|_| EngineError::Store("a kept part has no header".into()))?,
+                msg_id: part_msg_id(part).map_err(|_| Inconsistency::BadPart)?,
                 idx: u16::from_be_bytes([
                     part.get(8).copied().unwrap_or(0),
                     part.get(9).copied().unwrap_or(0),
@@ -274,19 +273,13 @@ impl Core {
         let mut inbox = None;
         if let AppMessage::Text { uid, sent_at, text } = &msg {
             let sender_name = self.sender_name(&origin);
-            let rec = MessageRecord {
-                from_me: false,
-                delivery: None,
-                receipts_needed: 0,
-                receipts: Vec::new(),
-                body: StoredMessage {
-                    sender: sender_name.clone(),
-                    text: text.clone(),
-                    sent_at: *sent_at,
-                    uid: *uid,
-                    event: false,
-                },
-            };
+            let rec = MessageRecord::received(StoredMessage {
+                sender: sender_name.clone(),
+                text: text.clone(),
+                sent_at: *sent_at,
+                uid: *uid,
+                event: false,
+            });
             let mention = text.to_lowercase().contains(&self.my_name.to_lowercase());
             let mut room_rec = match &state_room {
                 Some((_, r)) => r.clone(),
@@ -294,7 +287,7 @@ impl Core {
                     .rooms
                     .get(&room)
                     .cloned()
-                    .ok_or(EngineError::Unknown("room"))?,
+                    .ok_or(EngineError::NoSuch(What::Room))?,
             };
             let inserted = self.store.tx(|db| {
                 finish(db)?;
@@ -346,7 +339,7 @@ impl Core {
             self.emit_room(room);
         }
         if let Err(e) = self.app_effects(&origin, msg) {
-            self.error(e.to_string());
+            self.error(&e);
         }
         if let Some(id) = inbox {
             self.store.tx(|db| db.delete_inbox(id))?;
@@ -361,7 +354,7 @@ impl Core {
             if let Some(msg) = msg
                 && let Err(e) = self.app_effects(&rec.origin, msg)
             {
-                self.error(e.to_string());
+                self.error(&e);
             }
             self.store.tx(|db| db.delete_inbox(id))?;
         }
@@ -379,7 +372,7 @@ impl Core {
         if let Some((rid, state)) = group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
         }
         Ok(())
     }
@@ -403,18 +396,13 @@ impl Core {
         }
     }
 
-    pub(super) fn contact_name_of(&self, fp: &[u8; 32]) -> Option<String> {
-        self.contacts
-            .values()
-            .find(|c| c.public.fingerprint().as_bytes() == fp)
-            .map(|c| c.rec.name.clone())
+    pub(super) fn contact_name_of(&self, fp: &Fingerprint) -> Option<String> {
+        let id = self.contacts.by_fingerprint(fp)?;
+        self.contacts.get(&id).map(|c| c.rec.name.clone())
     }
 
-    pub(super) fn contact_by_fp(&self, fp: &[u8; 32]) -> Option<i64> {
-        self.contacts
-            .iter()
-            .find(|(_, c)| c.public.fingerprint().as_bytes() == fp)
-            .map(|(&id, _)| id)
+    pub(super) fn contact_by_fp(&self, fp: &Fingerprint) -> Option<i64> {
+        self.contacts.by_fingerprint(fp)
     }
 
     /// Who a receipt counts for: the contact's fingerprint, or the group member's (by
@@ -429,7 +417,7 @@ impl Core {
                 self.group(*room)
                     .ok()
                     .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
-                    .map_or(*member, |m| m.fingerprint),
+                    .map_or(*member, |m| *m.fingerprint.as_bytes()),
             ),
         }
     }
@@ -463,20 +451,41 @@ impl Core {
         else {
             return Ok(());
         };
+        self.count_receipts(room, uids, |db, uid, found| {
+            let Some((id, mut rec)) = found.filter(|(_, m)| m.from_me) else {
+                // Control messages have no history row: their receipt ends their resends.
+                db.delete_outbox_of(uid)?;
+                return Ok(None);
+            };
+            if rec.delivery == Some(DeliveryState::Delivered) || rec.receipts.contains(&member) {
+                return Ok(None);
+            }
+            rec.receipts.push(member);
+            Ok(Some((id, rec)))
+        })
+    }
+
+    /// Counts receipts for this profile's messages `uids` in `room`, in one transaction:
+    /// `count` is given each message's row (when there is one) and returns the record to
+    /// write, or `None` when nothing changes. A message with every receipt it waits for
+    /// becomes delivered, and the faces are told.
+    pub(super) fn count_receipts(
+        &mut self,
+        room: i64,
+        uids: &[Uid],
+        mut count: impl FnMut(
+            &Db<'_>,
+            &Uid,
+            Option<(i64, MessageRecord)>,
+        ) -> Result<Option<(i64, MessageRecord)>, EngineError>,
+    ) -> Result<(), EngineError> {
         let delivered = self.store.tx(|db| {
             let mut delivered = Vec::new();
             for uid in uids {
-                let Some((id, mut rec)) = db.message_by_uid(room, uid)?.filter(|(_, m)| m.from_me)
-                else {
-                    // Control messages have no history row: their receipt ends their resends.
-                    db.delete_outbox_of(uid)?;
+                let found = db.message_by_uid(room, uid)?;
+                let Some((id, mut rec)) = count(db, uid, found)? else {
                     continue;
                 };
-                if rec.delivery == Some(DeliveryState::Delivered) || rec.receipts.contains(&member)
-                {
-                    continue;
-                }
-                rec.receipts.push(member);
                 if settle_receipts(db, room, id, &mut rec)? {
                     delivered.push(id);
                 }

@@ -11,7 +11,7 @@ fn plain_parts(
     capacity: usize,
 ) -> Result<Vec<Zeroizing<Vec<u8>>>, EngineError> {
     Ok(split(msg_id, bytes, capacity)
-        .map_err(|e| EngineError::Crypto(e.to_string()))?
+        .map_err(EngineError::from)?
         .into_iter()
         .map(Zeroizing::new)
         .collect())
@@ -27,18 +27,18 @@ impl Core {
                 let c = self
                     .contacts
                     .get(&cid)
-                    .ok_or(EngineError::Unknown("contact"))?;
+                    .ok_or(EngineError::NoSuch(What::Contact))?;
                 let mut s = self
                     .sessions
                     .get(&cid)
                     .cloned()
-                    .ok_or(EngineError::Unknown("session"))?;
+                    .ok_or(EngineError::NoSuch(What::Session))?;
                 let parts = plain_parts(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)?;
                 let envelopes = parts
                     .iter()
                     .map(|p| s.seal(p))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(crypto)?;
+                    .map_err(EngineError::from)?;
                 Ok(Sealed {
                     relay: c.rec.relay.clone(),
                     mailbox: s.send_mailbox(self.epoch),
@@ -53,7 +53,7 @@ impl Core {
                 if g.closed {
                     return Err(EngineError::Closed);
                 }
-                let mut state = GroupState::from_bytes(&g.state).map_err(crypto)?;
+                let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
                 let parts = plain_parts(
                     msg_id,
                     &bytes,
@@ -63,7 +63,7 @@ impl Core {
                     .iter()
                     .map(|p| state.seal(p))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(crypto)?;
+                    .map_err(EngineError::from)?;
                 Ok(Sealed {
                     relay: g.relay.clone(),
                     mailbox: state.mailbox(self.epoch),
@@ -80,7 +80,7 @@ impl Core {
         self.rooms
             .get(&rid)
             .and_then(|r| r.group.as_ref())
-            .ok_or(EngineError::Unknown("group"))
+            .ok_or(EngineError::NoSuch(What::Group))
     }
 
     /// The record of the group room whose state a [`Sealed`] advanced, with that state.
@@ -104,9 +104,9 @@ impl Core {
             .rooms
             .get(&rid)
             .cloned()
-            .ok_or(EngineError::Unknown("room"))?;
+            .ok_or(EngineError::NoSuch(What::Room))?;
         if let Some(g) = rec.group.as_mut() {
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
         }
         Ok(rec)
     }
@@ -158,11 +158,13 @@ impl Core {
         if let Some((rid, state)) = s.group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().map_err(crypto)?;
+            g.state = state.to_bytes().map_err(EngineError::from)?;
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {
-            l.pending.extend(ids);
+            for id in ids {
+                l.pump.push(id);
+            }
         }
         self.emit_link(&s.relay);
         self.pump(&s.relay)
@@ -188,7 +190,7 @@ impl Core {
         }
         let dest = self.dest_of(rid)?;
         let uid = random_uid()?;
-        let sent_at = now_millis();
+        let sent_at = self.now.millis();
         let msg = AppMessage::Text {
             uid,
             sent_at,
@@ -216,7 +218,7 @@ impl Core {
         let (mid, ids) = self.store.tx(|db| {
             let mid = db
                 .insert_message(rid, &rec)?
-                .ok_or_else(|| EngineError::Store("a message id was used twice".into()))?;
+                .ok_or(Inconsistency::MessageIdTwice)?;
             Ok((mid, Self::write_sealed(db, &s, Some(&uid), room.as_ref())?))
         })?;
         self.emit(Event::Message(MessageView {
@@ -233,15 +235,17 @@ impl Core {
     }
 
     pub(super) fn dest_of(&self, rid: i64) -> Result<Dest, EngineError> {
-        let room = self.rooms.get(&rid).ok_or(EngineError::Unknown("room"))?;
+        let room = self
+            .rooms
+            .get(&rid)
+            .ok_or(EngineError::NoSuch(What::Room))?;
         if room.group.is_some() {
             return Ok(Dest::Group(rid));
         }
         self.contacts
-            .iter()
-            .find(|(_, c)| c.room == rid)
-            .map(|(&cid, _)| Dest::Contact(cid))
-            .ok_or(EngineError::Unknown("room"))
+            .in_room(rid)
+            .map(|(cid, _)| Dest::Contact(cid))
+            .ok_or(EngineError::NoSuch(What::Room))
     }
 
     /// Seals the receipts waiting in the store, in batches per room, into the outbox.

@@ -16,12 +16,12 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::{Db, ROWS_SQL, SCHEMA, Table, db, dec, id_blobs, rows, set_meta};
-use crate::engine::EngineError;
 use crate::engine::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, InviteCheckRecord, MemberRecord,
     MessageRecord, Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord, UsedInviteRecord,
 };
 use crate::engine::wire::StoredMessage;
+use crate::engine::{EngineError, StoreError};
 
 /// Schema 1's tables, children first.
 const V1_TABLES: [&str; 11] = [
@@ -51,10 +51,12 @@ struct UsedInviteV1 {
 /// Schema 1's group state record.
 #[derive(Deserialize)]
 struct GroupV1 {
-    id: [u8; 16],
+    id: hum_shared::crypto::GroupId,
     state: Zeroizing<Vec<u8>>,
-    relay: String,
-    admin: [u8; 32],
+    #[serde(with = "crate::engine::records::relay_text")]
+    relay: hum_shared::RelayAddr,
+    #[serde(with = "crate::engine::records::fingerprint_bytes")]
+    admin: hum_shared::crypto::Fingerprint,
     members: Vec<MemberRecord>,
     closed: bool,
 }
@@ -110,17 +112,17 @@ pub(crate) fn fuzz_v1_rows(
     (room, used, StoredMessage::decode(bytes))
 }
 
-fn open_v1(key: &StoreKey, sealed: &[u8], kind: &str) -> Result<Zeroizing<Vec<u8>>, EngineError> {
-    key.open(sealed, kind.as_bytes()).map_err(|_| {
-        EngineError::Store(format!(
-            "a {kind} row of the old store does not open: the store is damaged"
-        ))
-    })
+fn open_v1(
+    key: &StoreKey,
+    sealed: &[u8],
+    kind: &'static str,
+) -> Result<Zeroizing<Vec<u8>>, EngineError> {
+    key.open(sealed, kind.as_bytes())
+        .map_err(|_| StoreError::OldRow(kind).into())
 }
 
-fn array<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], EngineError> {
-    <[u8; N]>::try_from(b)
-        .map_err(|_| EngineError::Store(format!("an old store row has a bad {what}")))
+fn array<const N: usize>(b: &[u8], what: &'static str) -> Result<[u8; N], EngineError> {
+    <[u8; N]>::try_from(b).map_err(|_| StoreError::OldRow(what).into())
 }
 
 /// Whether the store has table `name`.
@@ -204,21 +206,36 @@ fn contacts(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
+    /// A schema 1 room row.
+    struct Row {
+        id: i64,
+        contact: Option<i64>,
+        sealed: Vec<u8>,
+        unread: i64,
+        mentions: i64,
+    }
     let rows = rows(
         d.conn,
         "SELECT id, contact, sealed, unread, mentions FROM v1_rooms",
         [],
         |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
+            Ok(Row {
+                id: r.get(0)?,
+                contact: r.get(1)?,
+                sealed: r.get(2)?,
+                unread: r.get(3)?,
+                mentions: r.get(4)?,
+            })
         },
     )?;
-    for (id, contact, s, unread, mentions) in rows {
+    for Row {
+        id,
+        contact,
+        sealed: s,
+        unread,
+        mentions,
+    } in rows
+    {
         let old: RoomV1 = dec(&open_v1(d.key, &s, "room")?, Table::Rooms)?;
         let rec = old.into_record(contact, unread, mentions);
         let sealed = d.seal_record(Table::Rooms, id, &[], &rec)?;
@@ -233,30 +250,43 @@ fn rooms(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn messages(d: &Db<'_>) -> Result<(), EngineError> {
-    type Row = (i64, i64, bool, Option<i64>, i64, Vec<u8>);
+    /// A schema 1 message row.
+    struct Row {
+        id: i64,
+        room: i64,
+        from_me: bool,
+        delivery: Option<i64>,
+        needed: i64,
+        sealed: Vec<u8>,
+    }
     let rows: Vec<Row> = rows(
         d.conn,
         "SELECT id, room, from_me, delivery, receipts_needed, sealed FROM v1_messages
              ORDER BY id",
         [],
         |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get::<_, i64>(2)? != 0,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
+            Ok(Row {
+                id: r.get(0)?,
+                room: r.get(1)?,
+                from_me: r.get::<_, i64>(2)? != 0,
+                delivery: r.get(3)?,
+                needed: r.get(4)?,
+                sealed: r.get(5)?,
+            })
         },
     )?;
-    for (id, room, from_me, delivery, needed, s) in rows {
+    for Row {
+        id,
+        room,
+        from_me,
+        delivery,
+        needed,
+        sealed: s,
+    } in rows
+    {
         // Of either layout: with the event flag, or from before events were kept.
-        let body = StoredMessage::decode(&open_v1(d.key, &s, "message")?).ok_or_else(|| {
-            EngineError::Store(
-                "a message row of the old store does not decode (damaged store)".into(),
-            )
-        })?;
+        let body = StoredMessage::decode(&open_v1(d.key, &s, "message")?)
+            .ok_or(StoreError::OldRow("message"))?;
         let receipts = id_blobs(
             d.conn,
             "SELECT message, member FROM v1_receipts WHERE message = ?1",
@@ -290,38 +320,49 @@ fn messages(d: &Db<'_>) -> Result<(), EngineError> {
 }
 
 fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
-    type Row = (
-        i64,
-        Option<Vec<u8>>,
-        String,
-        Vec<u8>,
-        bool,
-        Vec<u8>,
-        Option<i64>,
-        Option<i64>,
-    );
+    /// A schema 1 outbox row.
+    struct Row {
+        id: i64,
+        uid: Option<Vec<u8>>,
+        relay: String,
+        mailbox: Vec<u8>,
+        fanout: bool,
+        envelope: Vec<u8>,
+        contact: Option<i64>,
+        room: Option<i64>,
+    }
     let rows: Vec<Row> = rows(
         d.conn,
         "SELECT id, uid, relay, mailbox, fanout, envelope, contact, room FROM v1_outbox
              ORDER BY id",
         [],
         |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get::<_, i64>(4)? != 0,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            Ok(Row {
+                id: r.get(0)?,
+                uid: r.get(1)?,
+                relay: r.get(2)?,
+                mailbox: r.get(3)?,
+                fanout: r.get::<_, i64>(4)? != 0,
+                envelope: r.get(5)?,
+                contact: r.get(6)?,
+                room: r.get(7)?,
+            })
         },
     )?;
-    for (id, uid, relay, mailbox, fanout, envelope, contact, room) in rows {
+    for Row {
+        id,
+        uid,
+        relay,
+        mailbox,
+        fanout,
+        envelope,
+        contact,
+        room,
+    } in rows
+    {
         let uid = uid.map(|u| array::<16>(&u, "message id")).transpose()?;
         let head = OutboxHead {
-            relay,
+            relay: relay.parse().map_err(|_| StoreError::OldRow("relay"))?,
             mailbox: array::<32>(&mailbox, "mailbox")?,
             fanout,
             dest: match (contact, room) {
@@ -351,19 +392,41 @@ fn outbox(d: &Db<'_>) -> Result<(), EngineError> {
 
 /// Parts, receipts to send, the inbox and the cursors: rows with no id anything refers to.
 fn rest(d: &Db<'_>) -> Result<(), EngineError> {
-    type Part = (i64, Vec<u8>, i64, i64, Vec<u8>);
+    /// A schema 1 part row.
+    struct Part {
+        room: i64,
+        sender: Vec<u8>,
+        msg_id: i64,
+        idx: i64,
+        sealed: Vec<u8>,
+    }
     let parts: Vec<Part> = rows(
         d.conn,
         "SELECT room, sender, msg_id, idx, sealed FROM v1_parts ORDER BY rowid",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        |r| {
+            Ok(Part {
+                room: r.get(0)?,
+                sender: r.get(1)?,
+                msg_id: r.get(2)?,
+                idx: r.get(3)?,
+                sealed: r.get(4)?,
+            })
+        },
     )?;
-    for (room, sender, msg_id, idx, s) in parts {
+    for Part {
+        room,
+        sender,
+        msg_id,
+        idx,
+        sealed: s,
+    } in parts
+    {
         d.insert_part(&PartRecord {
             room,
             sender,
             msg_id: u64::from_be_bytes(msg_id.to_be_bytes()),
-            idx: u16::try_from(idx).map_err(|_| EngineError::Store("a bad part index".into()))?,
+            idx: u16::try_from(idx).map_err(|_| StoreError::OldRow("part index"))?,
             part: open_v1(d.key, &s, "part")?,
         })?;
     }
@@ -387,14 +450,33 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
         })?;
     }
 
-    type Inbox = (Option<i64>, Option<i64>, Option<Vec<u8>>, Vec<u8>);
+    /// A schema 1 inbox row.
+    struct Inbox {
+        contact: Option<i64>,
+        room: Option<i64>,
+        member: Option<Vec<u8>>,
+        sealed: Vec<u8>,
+    }
     let inbox: Vec<Inbox> = rows(
         d.conn,
         "SELECT contact, room, member, sealed FROM v1_inbox ORDER BY id",
         [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| {
+            Ok(Inbox {
+                contact: r.get(0)?,
+                room: r.get(1)?,
+                member: r.get(2)?,
+                sealed: r.get(3)?,
+            })
+        },
     )?;
-    for (contact, room, member, s) in inbox {
+    for Inbox {
+        contact,
+        room,
+        member,
+        sealed: s,
+    } in inbox
+    {
         let origin = match (contact, room, member) {
             (Some(c), _, _) => Origin::Contact(c),
             (None, Some(room), Some(m)) => Origin::Group {

@@ -9,16 +9,17 @@ use crate::engine::records::{
 };
 use crate::engine::scratch::Scratch;
 use crate::engine::wire::StoredMessage;
+use hum_shared::crypto::Fingerprint;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// The same store key on every call (a store made before key slots derived it this way).
 fn key() -> Result<StoreKey, EngineError> {
     StoreKey::derive_legacy_argon2i(b"pw", &[7; 16], &KdfParams::INSECURE_FAST)
-        .map_err(|e| EngineError::Crypto(e.to_string()))
+        .map_err(EngineError::from)
 }
 
-fn open_store(dir: &Scratch) -> Result<Store, EngineError> {
+fn open_store(dir: &Scratch) -> Result<ProfileStore, EngineError> {
     let lock = ProfileLock::acquire(&dir.0, "t")?;
     StoreFile::open(&dir.0.join("store.db"), lock)?.unlock(key()?)
 }
@@ -27,14 +28,18 @@ fn open_store(dir: &Scratch) -> Result<Store, EngineError> {
 fn session() -> Result<(Session, Identity), Box<dyn std::error::Error>> {
     let me = Identity::generate();
     let peer = Identity::generate();
-    let (invite, _) = peer.create_invite(&relay(), 3600, 1_800_000_000)?;
+    let (invite, _) = peer.create_invite(&relay().to_string(), 3600, 1_800_000_000)?;
     let invite = Invite::decode(&invite.encode(), 1_800_000_000)?;
     let (s, _) = Session::initiate(&me, &invite, b"hello")?;
     Ok((s, peer))
 }
 
-fn relay() -> String {
-    format!("hum://relay.example.net:7447#{}", "ab".repeat(32))
+fn relay() -> hum_shared::RelayAddr {
+    hum_shared::RelayAddr {
+        host: "relay.example.net".into(),
+        port: 7447,
+        fingerprint: hum_shared::CertFingerprint([0xab; 32]),
+    }
 }
 
 fn contact(name: &str, peer: &Identity) -> ContactRecord {
@@ -205,7 +210,8 @@ fn what_the_rows_hold_is_nowhere_in_clear() -> TestResult {
     let (bob_session, bob) = session()?;
     let fingerprint = *bob.public().fingerprint().as_bytes();
     let mailbox = [0x5a; 32];
-    let (invite, _) = Identity::generate().create_invite(&relay(), 3600, 1_800_000_000)?;
+    let (invite, _) =
+        Identity::generate().create_invite(&relay().to_string(), 3600, 1_800_000_000)?;
     let code = invite.encode();
     let expires_at = 4_012_345_678_u64;
     {
@@ -430,7 +436,8 @@ struct GroupV1 {
 fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::error::Error>> {
     let (s, bob) = session()?;
     let fp = *bob.public().fingerprint().as_bytes();
-    let (_, invite) = Identity::generate().create_invite(&relay(), 3600, 4_000_000_000)?;
+    let (_, invite) =
+        Identity::generate().create_invite(&relay().to_string(), 3600, 4_000_000_000)?;
     let group = hum_shared::crypto::GroupState::create();
     let mailbox = [0x6b; 32];
     let c = Connection::open(dir.0.join("store.db"))?;
@@ -458,11 +465,11 @@ fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::
         group: Some(GroupV1 {
             id: *group.group_id().as_bytes(),
             state: group.to_bytes()?.to_vec(),
-            relay: relay(),
+            relay: relay().to_string(),
             admin: [1; 32],
             members: vec![MemberRecord {
                 identity: bob.public().to_bytes().to_vec(),
-                fingerprint: fp,
+                fingerprint: Fingerprint::from_bytes(fp),
                 name: "bob".into(),
                 senders: vec![[2; 32]],
             }],
@@ -508,7 +515,12 @@ fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::
     c.execute("INSERT INTO receipts VALUES (1, ?1)", [&fp[..]])?;
     c.execute(
         "INSERT INTO outbox VALUES (4, ?1, ?2, ?3, 1, ?4, 1, NULL, 2)",
-        params![&[3_u8; 16][..], relay(), &mailbox[..], &[0x77_u8; 64][..]],
+        params![
+            &[3_u8; 16][..],
+            relay().to_string(),
+            &mailbox[..],
+            &[0x77_u8; 64][..]
+        ],
     )?;
     c.execute(
         "INSERT INTO parts VALUES (2, ?1, 11, 0, ?2)",
@@ -828,10 +840,10 @@ fn a_room_record_comes_back_as_written() -> TestResult {
     let rec = RoomRecord {
         name: "g".into(),
         group: Some(GroupRecord {
-            id: *group.group_id().as_bytes(),
+            id: group.group_id(),
             state: group.to_bytes()?,
             relay: relay(),
-            admin: [9; 32],
+            admin: Fingerprint::from_bytes([9; 32]),
             members: Vec::new(),
             closed: true,
         }),
@@ -848,7 +860,11 @@ fn a_room_record_comes_back_as_written() -> TestResult {
     let g = got.group.as_ref().ok_or("no group")?;
     assert_eq!(
         (g.admin, g.closed, &g.state[..]),
-        ([9; 32], true, &group.to_bytes()?[..])
+        (
+            Fingerprint::from_bytes([9; 32]),
+            true,
+            &group.to_bytes()?[..]
+        )
     );
     Ok(())
 }
@@ -861,7 +877,8 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
     let dir = Scratch::new("fuzz-rows");
     let (bob_session, bob) = session()?;
     let fingerprint = *bob.public().fingerprint().as_bytes();
-    let (invite, secret) = Identity::generate().create_invite(&relay(), 3600, 1_800_000_000)?;
+    let (invite, secret) =
+        Identity::generate().create_invite(&relay().to_string(), 3600, 1_800_000_000)?;
     let group = hum_shared::crypto::GroupState::create();
     let mailbox = [0x5a; 32];
     let mut store = open_store(&dir)?;
@@ -884,15 +901,13 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
         )?;
         let r = db.insert_room(&RoomRecord {
             group: Some(GroupRecord {
-                id: *group.group_id().as_bytes(),
-                state: group
-                    .to_bytes()
-                    .map_err(|e| EngineError::Crypto(e.to_string()))?,
+                id: group.group_id(),
+                state: group.to_bytes().map_err(EngineError::from)?,
                 relay: relay(),
-                admin: fingerprint,
+                admin: Fingerprint::from_bytes(fingerprint),
                 members: vec![MemberRecord {
                     identity: bob.public().to_bytes().to_vec(),
-                    fingerprint,
+                    fingerprint: Fingerprint::from_bytes(fingerprint),
                     name: "bob".into(),
                     senders: vec![[3; 32]],
                 }],
@@ -912,7 +927,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             group
                 .clone()
                 .seal(b"hi")
-                .map_err(|e| EngineError::Crypto(e.to_string()))?
+                .map_err(EngineError::from)?
                 .as_bytes(),
         )?;
         db.insert_part(&PartRecord {

@@ -346,7 +346,7 @@ fn a_group_text_is_one_deposit_per_destination_relay_with_a_copy_per_member_ther
     let other = RelayAddr {
         host: "127.0.0.1".to_owned(),
         port: 2,
-        fingerprint: hum_shared::Fingerprint([9; 32]),
+        fingerprint: hum_shared::CertFingerprint([9; 32]),
     };
     let key = GroupTagKey::derive(
         &hum_shared::crypto::GroupId::from_bytes([3; 16]),

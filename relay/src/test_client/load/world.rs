@@ -173,13 +173,13 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hum_shared::Fingerprint;
+    use hum_shared::CertFingerprint;
 
     fn relay(b: u8) -> RelayAddr {
         RelayAddr {
             host: "127.0.0.1".to_owned(),
             port: u16::from(b),
-            fingerprint: Fingerprint([b; 32]),
+            fingerprint: CertFingerprint([b; 32]),
         }
     }
 
