@@ -88,6 +88,8 @@ struct State {
     homes: HashMap<RelayId, Home>,
     directory: Directory,
     chunks: Arc<Vec<DirectoryChunk>>,
+    /// The last tick whose batches were taken.
+    batched: Option<u64>,
 }
 
 /// The entry role of one relay.
@@ -148,6 +150,7 @@ impl Entry {
                 homes,
                 directory,
                 chunks,
+                batched: None,
             }),
         }
     }
@@ -284,10 +287,16 @@ impl Entry {
     }
 
     /// Half a tick into `tick`: the slots of every home relay whose link is up, taken
-    /// out of the clients' state.
+    /// out of the clients' state. Once per tick: a beat that runs late can fire twice in
+    /// one tick, and a second batch of a tick would hold no client's slot, only overfill
+    /// the home relay's replay guard for that tick (every slot of it refused as bad).
     pub(crate) fn take_batches(&self, tick: u64) -> Vec<BatchJob> {
         let mut guard = self.lock();
         let s = &mut *guard;
+        if s.batched.is_some_and(|b| b >= tick) {
+            return Vec::new();
+        }
+        s.batched = Some(tick);
         let mut jobs: HashMap<RelayId, BatchJob> = HashMap::new();
         for (&id, home) in &s.homes {
             if !home.up {
@@ -501,5 +510,40 @@ fn random_cell(chunk: DirectoryChunk) -> DownCell {
         answer: random::answer(),
         item: Item::random(),
         chunk,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hum_shared::CertFingerprint;
+
+    #[test]
+    fn batches_are_taken_once_per_tick_however_often_the_half_tick_fires() {
+        let home = RelayAddr {
+            host: "127.0.0.1".to_owned(),
+            port: 1,
+            fingerprint: CertFingerprint([2; 32]),
+        };
+        let home_id = RelayId::of_fingerprint(&home.fingerprint);
+        let entry = Entry::new(
+            RelayId::of_fingerprint(&CertFingerprint([1; 32])),
+            false,
+            vec![(home, 4)],
+        );
+        entry.link_up(home_id, Vec::new());
+        let jobs = |t| {
+            entry
+                .take_batches(t)
+                .iter()
+                .map(|j| (j.home, j.tick))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(jobs(7), [(home_id, 7)]);
+        // Late: the half tick of 7 fired once 8 had begun, then 8's own on time.
+        assert_eq!(jobs(8), [(home_id, 8)]);
+        assert!(jobs(8).is_empty());
+        assert!(jobs(7).is_empty());
+        assert_eq!(jobs(9), [(home_id, 9)]);
     }
 }

@@ -17,6 +17,9 @@ type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 const TICK: Duration = Duration::from_millis(20);
 /// Long enough for a few round trips even on a loaded machine.
 const WAIT: Duration = Duration::from_secs(5);
+/// The tick of tests that count frames per tick over a window: long enough that a
+/// loaded machine's scheduling delays stay a small part of every tick.
+const RATE_TICK: Duration = Duration::from_millis(100);
 
 fn config(tick: Duration) -> Config {
     let mut c = Config::ephemeral(tick);
@@ -122,6 +125,24 @@ fn stored(id: u64) -> impl FnMut(&Event) -> Option<()> {
     move |e| matches!(e, Event::Stored { id: i } if *i == id).then_some(())
 }
 
+/// Sends `body` and waits until it is stored. Returns how many attempts came back
+/// `Unknown` (an answer lost on a loaded machine: the client deposits again, and the
+/// lost attempt may have been stored too), so a test can count what a relay holds.
+async fn deliver(c: &mut TestClient, to: &Card, key: &TagKey, body: &[u8]) -> Res<u64> {
+    let id = c.send(to, key, body);
+    let mut lost = 0;
+    c.until(WAIT, |e| match e {
+        Event::Stored { id: i } if *i == id => Some(()),
+        Event::Unknown { id: i } if *i == id => {
+            lost += 1;
+            None
+        }
+        _ => None,
+    })
+    .await?;
+    Ok(lost)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_single_relay_delivers_one_to_one_and_to_a_group_one_cell_per_tick_each_way() -> Res {
     let relay = single(config(TICK)).await?;
@@ -199,7 +220,10 @@ async fn two_relays(
     let b = mesh
         .start(1, Role::Both, &[(0, Role::Both, capacity)], base)
         .await?;
-    // Both links up, and each entry role has the other's directory entry.
+    // Both links up, each entry role has the other's directory entry, and each home
+    // has opened batches padded with dummies sealed to its key (before an entry relay
+    // has the key it pads with random bytes, which count as bad slots).
+    let keyed = 3 * u64::from(capacity);
     let deadline = tokio::time::Instant::now() + WAIT;
     while a.stats().route.links_up < 1
         || b.stats().route.links_up < 1
@@ -209,6 +233,8 @@ async fn two_relays(
         || b.links()
             .iter()
             .any(|l| l.received.keys().all(|k| k.0 != 6))
+        || a.stats().route.slots_dummy < keyed
+        || b.stats().route.slots_dummy < keyed
     {
         if tokio::time::Instant::now() > deadline {
             return Err(format!(
@@ -226,6 +252,12 @@ async fn two_relays(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_relay_mesh_delivers_between_contacts_homed_at_different_relays() -> Res {
     let (mesh, a, b) = two_relays("deliver", &config(TICK), 8).await?;
+    let bad = |r: &RelayHandle| {
+        let s = r.stats().route;
+        s.slots_bad + s.inner_bad
+    };
+    let bad_before = bad(&a) + bad(&b);
+    let at_start = (a.stats().route, b.stats().route);
     let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
     let pins = [at_a.clone(), at_b.clone()];
     // Alice and Carol enter at A and are homed at B; Bob enters at B, homed at A.
@@ -246,24 +278,31 @@ async fn a_two_relay_mesh_delivers_between_contacts_homed_at_different_relays() 
     ca.expect_from(&ba);
     cc.expect_from(&ac);
     // Alice to Bob: home B forwards to A, whose stream reaches B's entry role.
-    let id = ca.send(&bob, &ab, b"to bob");
-    ca.until(WAIT, stored(id)).await?;
+    let mut lost = deliver(&mut ca, &bob, &ab, b"to bob").await?;
     assert_eq!(cb.until(WAIT, received).await?.1, b"to bob");
     // Bob to Alice, the other way round.
-    let id = cb.send(&alice, &ba, b"to alice");
-    cb.until(WAIT, stored(id)).await?;
+    lost += deliver(&mut cb, &alice, &ba, b"to alice").await?;
     assert_eq!(ca.until(WAIT, received).await?.1, b"to alice");
+    let lost_forwards = lost;
     // Alice to Carol: both homed at B, a local deposit there.
-    let id = ca.send(&carol, &ac, b"to carol");
-    ca.until(WAIT, stored(id)).await?;
+    lost += deliver(&mut ca, &carol, &ac, b"to carol").await?;
     assert_eq!(cc.until(WAIT, received).await?.1, b"to carol");
+    // One store per message, and one more at most per attempt whose answer was lost.
     let (sa, sb) = (a.stats().route, b.stats().route);
-    assert_eq!(sa.stored + sb.stored, 3, "{sa:?} {sb:?}");
-    assert_eq!(sb.forwarded + sa.forwarded, 2);
+    let stored = sa.stored + sb.stored;
+    assert!(
+        (3..=3 + lost).contains(&stored),
+        "{lost} lost: {sa:?} {sb:?}"
+    );
+    let forwarded = sb.forwarded + sa.forwarded;
+    assert!(
+        (2..=2 + lost_forwards).contains(&forwarded),
+        "{lost_forwards} lost: {sa:?} {sb:?}"
+    );
     assert_eq!(
-        sa.slots_bad + sb.slots_bad + sa.inner_bad + sb.inner_bad,
-        0,
-        "{sa:?} {sb:?}"
+        bad(&a) + bad(&b),
+        bad_before,
+        "{sa:?} {sb:?} at the start {at_start:?}"
     );
     a.shutdown().await;
     b.shutdown().await;
@@ -271,11 +310,15 @@ async fn a_two_relay_mesh_delivers_between_contacts_homed_at_different_relays() 
 }
 
 /// Frames per tick and the set of frame sizes of each kind, over `ticks` ticks of
-/// relay `r`'s link(s).
-async fn link_window(r: &RelayHandle, ticks: u32) -> (Vec<(u8, f64)>, Vec<(u8, Vec<usize>)>) {
+/// relay `r`'s link(s), whose tick is `tick`.
+async fn link_window(
+    r: &RelayHandle,
+    tick: Duration,
+    ticks: u32,
+) -> (Vec<(u8, f64)>, Vec<(u8, Vec<usize>)>) {
     let before = r.links();
     let t0 = r.tick();
-    tokio::time::sleep(TICK * ticks).await;
+    tokio::time::sleep(tick * ticks).await;
     let after = r.links();
     let elapsed = (r.tick() - t0).max(1) as f64;
     let mut rates = std::collections::BTreeMap::<u8, u64>::new();
@@ -303,14 +346,14 @@ async fn link_window(r: &RelayHandle, ticks: u32) -> (Vec<(u8, f64)>, Vec<(u8, V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_batches_keep_their_size_and_rate_whoever_is_connected_and_whatever_they_do() -> Res {
-    let (mesh, a, b) = two_relays("batches", &config(TICK), 8).await?;
+    let (mesh, a, b) = two_relays("batches", &config(RATE_TICK), 8).await?;
     let (at_a, at_b) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
     let pins = [at_a.clone(), at_b.clone()];
     // Idle: one client, nothing sent.
     let first = Card::new(at_b.clone());
     let mut c0 = TestClient::connect(&at_a, &first, &pins).await?;
     ready(&mut c0).await?;
-    let (idle_rates, idle_sizes) = link_window(&a, 40).await;
+    let (idle_rates, idle_sizes) = link_window(&a, RATE_TICK, 40).await;
     // Busy: six clients at both entries, every one sending all the time.
     let mut cards = vec![first];
     let mut clients = vec![c0];
@@ -332,8 +375,8 @@ async fn link_batches_keep_their_size_and_rate_whoever_is_connected_and_whatever
             c.send(&cards[(i + n + 1) % cards.len()], &key, b"busy");
         }
     }
-    tokio::time::sleep(TICK * 5).await;
-    let (busy_rates, busy_sizes) = link_window(&a, 40).await;
+    tokio::time::sleep(RATE_TICK * 5).await;
+    let (busy_rates, busy_sizes) = link_window(&a, RATE_TICK, 40).await;
     assert_eq!(idle_sizes, busy_sizes, "frame sizes moved with activity");
     assert_eq!(
         idle_rates.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -392,9 +435,17 @@ async fn keeps_beat(c: &TestClient, r: &RelayHandle, ticks: u32) -> Res {
     let (i0, o0) = c.cells();
     let t0 = r.tick();
     tokio::time::sleep(TICK * ticks).await;
-    let (i1, o1) = c.cells();
     let n = r.tick() - t0;
-    if (i1 - i0).abs_diff(n) > 2 || (o1 - o0).abs_diff(i1 - i0) > 1 || c.is_finished() {
+    // The client's own task may be behind on a loaded machine: give it time to read
+    // and answer what the relay sent over those ticks, then count.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while c.cells().0 - i0 + 2 < n && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(TICK).await;
+    }
+    let (i1, o1) = c.cells();
+    // At least one cell per tick of the window; at most one per tick gone by since.
+    let (got, since) = (i1 - i0, r.tick() - t0);
+    if got + 2 < n || got > since + 2 || (o1 - o0).abs_diff(got) > 1 || c.is_finished() {
         return Err(format!(
             "beat slipped: {} in, {} out over {n} ticks",
             i1 - i0,
@@ -736,26 +787,32 @@ async fn messages_cross_epoch_changes_and_old_slot_keys_are_erased() -> Res {
     Ok(())
 }
 
+/// An entry relay (0) and a mailbox relay (1), each the other's peer, capacity 4.
+async fn entry_and_mailbox(name: &str, base: &Config) -> Res<(Mesh, RelayHandle, RelayHandle)> {
+    let mut mesh = Mesh::new(name, 2).await?;
+    let e = mesh
+        .start(0, Role::Entry, &[(1, Role::Mailbox, 4)], base)
+        .await?;
+    let m = mesh
+        .start(1, Role::Mailbox, &[(0, Role::Entry, 4)], base)
+        .await?;
+    Ok((mesh, e, m))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_mailbox_relay_has_lost_what_it_held_and_senders_deposit_again() -> Res {
     let mut base = config(TICK);
     base.max_backoff = Duration::from_millis(300);
-    let mut mesh = Mesh::new("restart", 2).await?;
-    let e = mesh
-        .start(0, Role::Entry, &[(1, Role::Mailbox, 4)], &base)
-        .await?;
-    let m = mesh
-        .start(1, Role::Mailbox, &[(0, Role::Entry, 4)], &base)
-        .await?;
+    let (mut mesh, e, m) = entry_and_mailbox("restart", &base).await?;
     let (at_e, at_m) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
     let pins = [at_m.clone()];
     let (alice, bob) = (Card::new(at_m.clone()), Card::new(at_m.clone()));
     let mut ca = TestClient::connect(&at_e, &alice, &pins).await?;
     ready(&mut ca).await?;
     let key = TagKey::generate();
-    let id = ca.send(&bob, &key, b"before");
-    ca.until(WAIT, stored(id)).await?;
-    assert_eq!(m.held().items, 1);
+    let lost = deliver(&mut ca, &bob, &key, b"before").await?;
+    let held = u64::try_from(m.held().items)?;
+    assert!((1..=1 + lost).contains(&held), "{held} items, {lost} lost");
     m.shutdown().await;
     // While it is down, a deposit gets no answer and stays in the outbox.
     let id = ca.send(&bob, &key, b"during");
@@ -769,10 +826,19 @@ async fn a_restarted_mailbox_relay_has_lost_what_it_held_and_senders_deposit_aga
         .await?;
     // Back, empty; the kept deposit lands on its own, and the sender re-deposits the one
     // the restart lost.
-    ca.until(Duration::from_secs(8), stored(id)).await?;
-    let again = ca.send(&bob, &key, b"before");
-    ca.until(WAIT, stored(again)).await?;
-    assert_eq!(m.held().items, 2);
+    let mut lost = 0;
+    ca.until(Duration::from_secs(8), |e| match e {
+        Event::Stored { id: i } if *i == id => Some(()),
+        Event::Unknown { id: i } if *i == id => {
+            lost += 1;
+            None
+        }
+        _ => None,
+    })
+    .await?;
+    lost += deliver(&mut ca, &bob, &key, b"before").await?;
+    let held = u64::try_from(m.held().items)?;
+    assert!((2..=2 + lost).contains(&held), "{held} items, {lost} lost");
     let mut cb = TestClient::connect(&at_e, &bob, &pins).await?;
     ready(&mut cb).await?;
     cb.expect_from(&key);
@@ -787,7 +853,10 @@ async fn a_restarted_mailbox_relay_has_lost_what_it_held_and_senders_deposit_aga
         _ => None,
     })
     .await?;
+    // A deposit whose answer was lost is there twice, under two tags: the chat client
+    // drops the copy by its message id, here by its body.
     got.sort();
+    got.dedup();
     assert_eq!(got, vec![b"before".to_vec(), b"during".to_vec()]);
     e.shutdown().await;
     m.shutdown().await;
@@ -798,13 +867,7 @@ async fn a_restarted_mailbox_relay_has_lost_what_it_held_and_senders_deposit_aga
 async fn a_seized_entry_relay_yields_addresses_and_buckets_a_mailbox_relay_sealed_items_only() -> Res
 {
     let base = config(TICK);
-    let mut mesh = Mesh::new("seize", 2).await?;
-    let e = mesh
-        .start(0, Role::Entry, &[(1, Role::Mailbox, 4)], &base)
-        .await?;
-    let m = mesh
-        .start(1, Role::Mailbox, &[(0, Role::Entry, 4)], &base)
-        .await?;
+    let (mesh, e, m) = entry_and_mailbox("seize", &base).await?;
     let (at_e, at_m) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
     let pins = [at_m.clone()];
     let (alice, bob) = (Card::new(at_m.clone()), Card::new(at_m.clone()));
@@ -818,9 +881,9 @@ async fn a_seized_entry_relay_yields_addresses_and_buckets_a_mailbox_relay_seale
     ready(&mut cb).await?;
     let key = TagKey::generate();
     cb.expect_from(&key);
+    let mut lost = 0;
     for i in 0..3u8 {
-        let id = ca.send(&bob, &key, &[i]);
-        ca.until(WAIT, stored(id)).await?;
+        lost += deliver(&mut ca, &bob, &key, &[i]).await?;
     }
     cb.until(WAIT, received).await?;
     // The entry relay: the clients' addresses, arrival, home and bucket; no items.
@@ -843,7 +906,11 @@ async fn a_seized_entry_relay_yields_addresses_and_buckets_a_mailbox_relay_seale
     // The mailbox relay: sealed items and its keys; no client at all.
     let held = m.held();
     assert!(held.clients.is_empty());
-    assert_eq!(held.items, 3);
+    assert!(
+        (3..=3 + lost).contains(&u64::try_from(held.items)?),
+        "{} items for 3 messages, {lost} answers lost",
+        held.items
+    );
     assert_eq!(m.stats().route.clients, 0);
     // On disk, for both: the TLS key and certificate, nothing else.
     for dir in &mesh.dirs {
@@ -853,6 +920,79 @@ async fn a_seized_entry_relay_yields_addresses_and_buckets_a_mailbox_relay_seale
         names.sort();
         assert_eq!(names, ["relay-cert.der", "relay-key.der"]);
     }
+    e.shutdown().await;
+    m.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_up_cell_read_after_the_next_down_cell_is_taken_for_the_tick_it_answers() -> Res {
+    use hum_shared::route::{CELL_LEN, Request, SlotDeposit, UpCell, seal_slot};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let base = config(TICK);
+    let (mesh, e, m) = entry_and_mailbox("late", &base).await?;
+    let (at_e, at_m) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let (mut raw, hello) = loop {
+        let (raw, hello) = hum_relay::test_client::connect_raw(&at_e).await?;
+        if hello
+            .directory
+            .entry(&m.id())
+            .is_some_and(|r| !r.slot_keys.is_empty())
+        {
+            break (raw, hello);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("the entry relay never listed the mailbox relay".into());
+        }
+        drop(raw);
+        tokio::time::sleep(TICK).await;
+    };
+    let home = hello
+        .directory
+        .entry(&m.id())
+        .ok_or("no directory entry")?
+        .clone();
+    // A good dummy slot, sealed for the down cell of tick `t`.
+    let up = |t: u64| -> Res<Box<[u8; CELL_LEN]>> {
+        let (epoch, _) = home.clock_after(t - hello.directory.tick);
+        let key = home.verified_slot_key(epoch, &at_m.fingerprint)?;
+        let (slot, _) = seal_slot(&key, hello.relay, t, SlotDeposit::Dummy, &Request::None)?;
+        Ok(UpCell {
+            home: m.id(),
+            epoch,
+            bucket: 0,
+            slot,
+        }
+        .encode())
+    };
+    // A client one cell behind, as a loaded machine makes it: it answers each down cell
+    // only once the next one is in, so the entry relay reads every up cell after it sent
+    // the following down cell. Each still answers its own tick: too late for that tick's
+    // batch, it is never put in the next one, where it would not open.
+    // Before it had the key, the entry relay padded with random bytes (bad slots).
+    stats_until(&m, "batches padded with sealed dummies", |s| {
+        s.slots_dummy >= 3 * 4
+    })
+    .await?;
+    let before = m.stats().route;
+    let mut cell = vec![0u8; CELL_LEN];
+    raw.read_exact(&mut cell).await?;
+    for owed in hello.tick + 1..=hello.tick + 30 {
+        raw.read_exact(&mut cell).await?;
+        raw.write_all(&up(owed)?[..]).await?;
+        raw.flush().await?;
+    }
+    stats_until(&m, "the batches of those ticks opened", |s| {
+        s.slots_opened >= before.slots_opened + 4 * 30
+    })
+    .await?;
+    let s = m.stats().route;
+    assert_eq!(
+        s.slots_bad, before.slots_bad,
+        "late up cells opened for the wrong tick: {s:?}"
+    );
+    assert_eq!(e.stats().route.clients, 1, "the late client was dropped");
     e.shutdown().await;
     m.shutdown().await;
     Ok(())

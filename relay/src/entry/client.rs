@@ -45,6 +45,9 @@ struct Conn {
     id: ConnId,
     /// The last beat (relative) a cell was sent for.
     sent_beat: u64,
+    /// The beat (relative) of the down cell the last up cell answered: up cells answer
+    /// down cells one for one and in order, whenever the relay gets to read them.
+    answered_beat: u64,
     sent: u64,
     received: u64,
     inbuf: Box<[u8; CELL_LEN]>,
@@ -97,6 +100,7 @@ impl ClientHandler {
             ticks,
             id,
             sent_beat: beat,
+            answered_beat: beat,
             sent: 0,
             received: 0,
             inbuf: Box::new([0; CELL_LEN]),
@@ -221,7 +225,11 @@ impl Conn {
             return Err(Ending::Flood);
         }
         let cell = UpCell::decode(&self.inbuf[..]).map_err(|_| Ending::Garbage)?;
-        let tick = shared.tick_base + self.sent_beat;
+        // Not the last beat sent: a cell read after the next down cell went out (a late
+        // client, or this task late to read) still answers its own tick's down cell, and
+        // its slot is sealed for that tick.
+        self.answered_beat += 1;
+        let tick = shared.tick_base + self.answered_beat;
         shared.curious.record("entry", "slot", tick, || {
             format!(
                 r#""conn":{},"home":"{}","epoch":{},"bucket":{},"slot":"{}""#,
