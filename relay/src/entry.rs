@@ -25,6 +25,10 @@ use hum_shared::route::{
 
 use crate::random;
 
+/// How many even ticks' live batches a home keeps for late connection tasks (a task
+/// more than `max_lag` ticks behind is dropped anyway).
+const LIVE_KEPT: usize = 4;
+
 /// A client's connection number (for the entry role's own bookkeeping only).
 pub(crate) type ConnId = u64;
 
@@ -52,7 +56,9 @@ struct Home {
     up: bool,
     clients: usize,
     streams: VecDeque<Arc<StreamBatch>>,
-    live: Option<Arc<StreamBatch>>,
+    /// The live batches of the last few even ticks, newest last: a connection task that
+    /// sends its owed cells late still gives each cell its own tick's item.
+    live: VecDeque<(u64, Arc<StreamBatch>)>,
     /// Batches in flight: tick and which client sits at each position.
     pending: VecDeque<(u64, Vec<Option<ConnId>>)>,
 }
@@ -90,6 +96,8 @@ struct State {
     chunks: Arc<Vec<DirectoryChunk>>,
     /// The last tick whose batches were taken.
     batched: Option<u64>,
+    /// The last tick started.
+    started: Option<u64>,
 }
 
 /// The entry role of one relay.
@@ -129,7 +137,7 @@ impl Entry {
                     up: false,
                     clients: 0,
                     streams: VecDeque::new(),
-                    live: None,
+                    live: VecDeque::new(),
                     pending: VecDeque::new(),
                 };
                 (id, home)
@@ -151,6 +159,7 @@ impl Entry {
                 directory,
                 chunks,
                 batched: None,
+                started: None,
             }),
         }
     }
@@ -260,7 +269,7 @@ impl Entry {
             client
                 .home
                 .and_then(|(home, _, bucket)| {
-                    let live = s.homes.get(&home)?.live.as_ref()?;
+                    let (_, live) = s.homes.get(&home)?.live.iter().find(|(t, _)| *t == tick)?;
                     live.items.get(usize::from(bucket)).cloned()
                 })
                 .unwrap_or_else(Item::random)
@@ -274,15 +283,27 @@ impl Entry {
         }
     }
 
-    /// The start of tick `tick`: on even ticks every home relay's next stream batch
-    /// becomes the live one.
+    /// The start of tick `tick`: on each even tick every home relay's next stream batch
+    /// becomes that tick's live one. A late beat that skipped ticks starts the even
+    /// ones it skipped too, so the stream keeps its pace and every owed cell its item.
     pub(crate) fn tick_start(&self, tick: u64) {
-        if !tick.is_multiple_of(2) {
-            return;
-        }
-        let mut s = self.lock();
-        for home in s.homes.values_mut() {
-            home.live = home.streams.pop_front();
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let first = match s.started {
+            Some(last) if last >= tick => return,
+            Some(last) => (last + 1).max(tick.saturating_sub(2 * LIVE_KEPT as u64)),
+            None => tick,
+        };
+        s.started = Some(tick);
+        for t in (first..=tick).filter(|t| t.is_multiple_of(2)) {
+            for home in s.homes.values_mut() {
+                if let Some(batch) = home.streams.pop_front() {
+                    home.live.push_back((t, batch));
+                }
+                while home.live.len() > LIVE_KEPT {
+                    home.live.pop_front();
+                }
+            }
         }
     }
 
@@ -416,7 +437,7 @@ impl Entry {
             h.up = false;
             h.pending.clear();
             h.streams.clear();
-            h.live = None;
+            h.live.clear();
         }
     }
 
@@ -545,5 +566,60 @@ mod tests {
         assert!(jobs(8).is_empty());
         assert!(jobs(7).is_empty());
         assert_eq!(jobs(9), [(home_id, 9)]);
+    }
+
+    #[test]
+    fn a_late_cell_gets_the_live_item_of_its_own_tick_and_skipped_ticks_keep_the_pace() {
+        let home = RelayAddr {
+            host: "127.0.0.1".to_owned(),
+            port: 1,
+            fingerprint: CertFingerprint([2; 32]),
+        };
+        let home_id = RelayId::of_fingerprint(&home.fingerprint);
+        let entry = Entry::new(
+            RelayId::of_fingerprint(&CertFingerprint([1; 32])),
+            false,
+            vec![(home, 4)],
+        );
+        entry.link_up(home_id, Vec::new());
+        let conn = entry.register(SocketAddr::from(([127, 0, 0, 1], 9)));
+        let up = UpCell {
+            home: home_id,
+            epoch: 0,
+            bucket: 1,
+            slot: Slot::random(),
+        };
+        assert!(entry.on_up(conn, 9, up).is_ok());
+        let batches: Vec<Arc<StreamBatch>> = (0..3u64)
+            .map(|tick| {
+                Arc::new(StreamBatch {
+                    tick,
+                    epoch: 0,
+                    items: vec![Item::random(), Item::random()],
+                })
+            })
+            .collect();
+        // The stream queues at most two batches ahead.
+        entry.on_stream(home_id, Arc::clone(&batches[0]));
+        entry.on_stream(home_id, Arc::clone(&batches[1]));
+        entry.tick_start(10);
+        entry.on_stream(home_id, Arc::clone(&batches[2]));
+        entry.tick_start(11);
+        // A late beat: 12 and 13 were never published, 14 is.
+        entry.tick_start(14);
+        // The connection task sends its owed cells only now, each for its own tick.
+        let item = |t| entry.down_cell(conn, t).item;
+        assert!(
+            item(10) == batches[0].items[1],
+            "tick 10 has the first batch"
+        );
+        assert!(
+            item(12) == batches[1].items[1],
+            "the skipped tick 12 has the second"
+        );
+        assert!(item(14) == batches[2].items[1], "tick 14 has the third");
+        // A tick no batch was started for gets random bytes, not another tick's item.
+        let other = item(16);
+        assert!(batches.iter().all(|b| b.items[1] != other));
     }
 }
