@@ -65,7 +65,11 @@ pub(crate) async fn run(shared: Arc<Shared>, ticks: watch::Sender<u64>, mut shut
                 }
             }
             _ = half.tick(), if shared.entry.is_some() => {
-                send_batches(&shared, shared.now_tick());
+                // The tick whose half has passed last, not the tick it is now: a half
+                // tick run late, after the next tick began, still sends its own tick's
+                // slots (those of the next tick have not come in yet).
+                let n = start.elapsed().as_nanos().saturating_sub(tick_nanos / 2) / tick_nanos;
+                send_batches(&shared, shared.tick_base + u64::try_from(n).unwrap_or(u64::MAX));
             }
         }
     }

@@ -25,9 +25,9 @@ use hum_shared::route::{
 
 use crate::random;
 
-/// How many even ticks' live batches a home keeps for late connection tasks (a task
-/// more than `max_lag` ticks behind is dropped anyway).
-const LIVE_KEPT: usize = 4;
+/// How many even ticks' live batches a home keeps for late connection tasks: enough for
+/// a task as far behind as the default `max_lag` (30 ticks) allows before it is dropped.
+const LIVE_KEPT: usize = 16;
 
 /// A client's connection number (for the entry role's own bookkeeping only).
 pub(crate) type ConnId = u64;
