@@ -539,8 +539,8 @@ mod tests {
     use super::*;
     use hum_shared::CertFingerprint;
 
-    #[test]
-    fn batches_are_taken_once_per_tick_however_often_the_half_tick_fires() {
+    /// An entry role with one home relay of capacity 4, its link up.
+    fn one_home() -> (Entry, RelayId) {
         let home = RelayAddr {
             host: "127.0.0.1".to_owned(),
             port: 1,
@@ -553,6 +553,12 @@ mod tests {
             vec![(home, 4)],
         );
         entry.link_up(home_id, Vec::new());
+        (entry, home_id)
+    }
+
+    #[test]
+    fn batches_are_taken_once_per_tick_however_often_the_half_tick_fires() {
+        let (entry, home_id) = one_home();
         let jobs = |t| {
             entry
                 .take_batches(t)
@@ -570,18 +576,7 @@ mod tests {
 
     #[test]
     fn a_late_cell_gets_the_live_item_of_its_own_tick_and_skipped_ticks_keep_the_pace() {
-        let home = RelayAddr {
-            host: "127.0.0.1".to_owned(),
-            port: 1,
-            fingerprint: CertFingerprint([2; 32]),
-        };
-        let home_id = RelayId::of_fingerprint(&home.fingerprint);
-        let entry = Entry::new(
-            RelayId::of_fingerprint(&CertFingerprint([1; 32])),
-            false,
-            vec![(home, 4)],
-        );
-        entry.link_up(home_id, Vec::new());
+        let (entry, home_id) = one_home();
         let conn = entry.register(SocketAddr::from(([127, 0, 0, 1], 9)));
         let up = UpCell {
             home: home_id,
