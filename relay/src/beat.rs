@@ -41,6 +41,11 @@ pub(crate) async fn run(shared: Arc<Shared>, ticks: watch::Sender<u64>, mut shut
     let mut last_sweep = 0;
     let tick_nanos = tick.as_nanos().max(1);
     let hum2 = shared.entry.is_some() || shared.mailbox.is_some();
+    // The beat whose start, delayed by `offset` nanoseconds, has passed last.
+    let beat_at = |offset: u128| {
+        u64::try_from(start.elapsed().as_nanos().saturating_sub(offset) / tick_nanos)
+            .unwrap_or(u64::MAX)
+    };
     loop {
         tokio::select! {
             biased;
@@ -48,8 +53,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ticks: watch::Sender<u64>, mut shut
             _ = interval.tick() => {
                 // From the time it is, not the deadline that fired: a late beat
                 // publishes the tick it is really at.
-                let n = u64::try_from(start.elapsed().as_nanos() / tick_nanos)
-                    .unwrap_or(u64::MAX);
+                let n = beat_at(0);
                 shared.beat.store(n, Ordering::Relaxed);
                 if hum2 {
                     tick_start(&shared, shared.tick_base + n);
@@ -68,8 +72,7 @@ pub(crate) async fn run(shared: Arc<Shared>, ticks: watch::Sender<u64>, mut shut
                 // The tick whose half has passed last, not the tick it is now: a half
                 // tick run late, after the next tick began, still sends its own tick's
                 // slots (those of the next tick have not come in yet).
-                let n = start.elapsed().as_nanos().saturating_sub(tick_nanos / 2) / tick_nanos;
-                send_batches(&shared, shared.tick_base + u64::try_from(n).unwrap_or(u64::MAX));
+                send_batches(&shared, shared.tick_base + beat_at(tick_nanos / 2));
             }
         }
     }
