@@ -291,7 +291,7 @@ impl Core {
             .rooms
             .get(&room)
             .cloned()
-            .ok_or(EngineError::NoSuch(What::Room))?;
+            .ok_or(Inconsistency::RoomMissing)?;
         room_rec.contact = None;
         self.store.tx(|db| {
             db.forget_contact(cid)?;
