@@ -96,6 +96,15 @@ impl Mesh {
         })
     }
 
+    /// The listener of relay `i`, to start it in another runtime (a relay on a thread of
+    /// its own: [`crate::harness::relay_on_own_thread_with`]).
+    ///
+    /// # Errors
+    /// When the port cannot be bound again.
+    pub async fn std_listener(&mut self, i: usize) -> Result<std::net::TcpListener> {
+        Ok(self.listener(i).await?.into_std()?)
+    }
+
     /// Starts relay `i` with `role` and the given peers, in this runtime.
     ///
     /// # Errors
