@@ -954,7 +954,7 @@ impl Session {
         let (request, catch_up) = match self.catch_ups.start(t) {
             Some(job) => (
                 Request::CatchUp(CatchUp {
-                    bucket,
+                    bucket: self.bucket(job.epoch).unwrap_or(bucket),
                     epoch: job.epoch,
                     detect: self.me.secret.detection_key(job.epoch),
                     after: job.after,

@@ -42,5 +42,4 @@ impl Deletes {
             self.owed.push(Owed { due: t, delete });
         }
     }
-
 }

@@ -40,7 +40,6 @@ impl TagTable {
         self.epochs.get(&epoch).copied()
     }
 
-
     /// Holds exactly the `wanted` (epoch, bucket) pairs: drops the others, builds the new
     /// ones for every sender in `senders`.
     pub(super) fn reconcile<'a>(
