@@ -449,6 +449,8 @@ pub(crate) struct Core {
     session: Session,
     /// Each route sender's place in the profile's senders.
     senders: HashMap<SenderId, usize>,
+    /// The ids the test client gave its loops in flight, by seed digest.
+    loops: HashMap<String, u64>,
     pub(crate) events: Vec<Event>,
 }
 
@@ -478,6 +480,7 @@ impl Core {
             p: profile,
             session,
             senders,
+            loops: HashMap::new(),
             events: Vec::new(),
         };
         core.hand_over();
@@ -658,19 +661,36 @@ impl Core {
                     seed,
                     payload,
                     slot,
-                } => Event::Deposited {
-                    id: self.p.own_id(),
-                    kind: SendKind::Loop,
-                    target: Target::Own,
-                    msg: 0,
-                    part: 0,
-                    parts: 1,
-                    acks: 0,
-                    seed,
-                    payload,
-                    slot,
-                    tick,
-                },
+                } => {
+                    let id = self.p.own_id();
+                    self.loops.insert(seed.clone(), id);
+                    Event::Deposited {
+                        id,
+                        kind: SendKind::Loop,
+                        target: Target::Own,
+                        msg: 0,
+                        part: 0,
+                        parts: 1,
+                        acks: 0,
+                        seed,
+                        payload,
+                        slot,
+                        tick,
+                    }
+                }
+                SessionEvent::LoopAnswered { seed, outcome } => {
+                    let Some(id) = self.loops.remove(&seed) else {
+                        continue;
+                    };
+                    match outcome {
+                        hum_shared::route::DepositOutcome::Stored => Event::Stored { id },
+                        hum_shared::route::DepositOutcome::Full => Event::Full { id },
+                        hum_shared::route::DepositOutcome::Retry { epoch } => {
+                            Event::Retry { id, epoch }
+                        }
+                        _ => Event::Unknown { id },
+                    }
+                }
                 SessionEvent::Stored { id } => {
                     self.p.metas.remove(&id.0);
                     Event::Stored { id: id.0 }

@@ -263,6 +263,13 @@ pub enum SessionEvent {
         /// Digest of the sealed slot.
         slot: String,
     },
+    /// The answer to one of this client's loops (a lost loop is not sent again).
+    LoopAnswered {
+        /// Digest of its tag seed.
+        seed: String,
+        /// What the relay said (`Unknown` when no answer opened).
+        outcome: DepositOutcome,
+    },
     /// One of this client's loops came back (dropped).
     LoopReturned {
         /// Digest of its tag seed.
@@ -329,6 +336,8 @@ struct InFlight {
     keys: ReplyKeys,
     deposit: Option<Queued>,
     catch_up: bool,
+    /// The seed digest of a loop it carries.
+    loop_seed: Option<String>,
 }
 
 /// What the up cell of a deposit reports once it is handed out.
@@ -854,10 +863,18 @@ impl Session {
         let Some(q) = f.deposit else {
             return;
         };
+        let outcome = answer.map_or(DepositOutcome::Unknown, |a| a.deposit);
         let Some(id) = q.id() else {
+            if let Some(seed) = f.loop_seed {
+                let outcome = match outcome {
+                    DepositOutcome::None => DepositOutcome::Unknown,
+                    o => o,
+                };
+                self.events
+                    .push(SessionEvent::LoopAnswered { seed, outcome });
+            }
             return;
         };
-        let outcome = answer.map_or(DepositOutcome::Unknown, |a| a.deposit);
         match outcome {
             DepositOutcome::Stored => self.events.push(SessionEvent::Stored { id }),
             DepositOutcome::Full => {
@@ -884,11 +901,21 @@ impl Session {
         if f.catch_up {
             self.catch_ups.unstart();
         }
-        if let Some(q) = f.deposit
-            && let Some(id) = q.id()
-        {
-            self.events.push(SessionEvent::Unknown { id });
-            self.requeue(q);
+        if let Some(q) = f.deposit {
+            match q.id() {
+                Some(id) => {
+                    self.events.push(SessionEvent::Unknown { id });
+                    self.requeue(q);
+                }
+                None => {
+                    if let Some(seed) = f.loop_seed {
+                        self.events.push(SessionEvent::LoopAnswered {
+                            seed,
+                            outcome: DepositOutcome::Unknown,
+                        });
+                    }
+                }
+            }
         }
     }
 
@@ -913,7 +940,10 @@ impl Session {
 
     /// Hands a prepared cell out: its slot is in flight from now on.
     fn commit(&mut self, p: Prepared) -> Box<[u8; CELL_LEN]> {
-        if let Some(f) = p.in_flight {
+        if let Some(mut f) = p.in_flight {
+            if let Some(n) = p.note.as_ref().filter(|n| n.id.is_none()) {
+                f.loop_seed = Some(n.seed.clone());
+            }
             self.in_flight.insert(p.tick, f);
         }
         if let Some(n) = p.note {
@@ -1012,6 +1042,7 @@ impl Session {
                 keys,
                 deposit: queued,
                 catch_up,
+                loop_seed: None,
             }),
             note,
             slot: slot_digest,

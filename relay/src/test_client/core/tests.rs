@@ -420,7 +420,8 @@ fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
     // 20 parts stream while B is away, then B is back for the last 25 or so.
     bench.run(40)?;
     let b = bench.join(away);
-    bench.run(300)?;
+    // Long enough for a late catch-up (a page takes 32 ticks).
+    bench.run(600)?;
     let after = received(&bench.events(b));
     let live_after = after.iter().filter(|g| g.tick < bench.tick() - 200).count();
     assert!(live_after > 20, "later parts came live first: {live_after}");
@@ -461,7 +462,8 @@ fn a_tag_table_rebuilt_after_later_parts_came_live_still_knows_the_missed_ones()
     // A new sender: B's tag tables are built again, after its counter for A moved on
     // past the parts it missed.
     core(&mut bench, b)?.expect(TagKey::generate(), Unwrap::Mine);
-    bench.run(300)?;
+    // Long enough for a late catch-up (a page takes 32 ticks).
+    bench.run(600)?;
     let mut parts: Vec<u16> = before
         .iter()
         .chain(&live)

@@ -972,6 +972,22 @@ fn loops_leave_at_their_rate_into_my_own_bucket_and_come_back_unreported() -> Re
         .filter(|e| matches!(e, SessionEvent::LoopReturned { .. }))
         .count();
     assert!((12..=50).contains(&looped), "about 30 loops: {looped}");
+    let stored = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                SessionEvent::LoopAnswered {
+                    outcome: DepositOutcome::Stored,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(
+        stored + 1 >= looped,
+        "{stored} of {looped} loops answered stored"
+    );
     assert!(back + 2 >= looped, "{back} of {looped} came back");
     assert!(received(&events).is_empty(), "loops are not messages");
     let bucket = me.secret.bucket(relay.epoch(), BUCKETS)?;
