@@ -23,7 +23,7 @@ const RATE_TICK: Duration = Duration::from_millis(100);
 
 fn config(tick: Duration) -> Config {
     let mut c = Config::ephemeral(tick);
-    c.buckets = 8;
+    c.buckets = hum_relay::BucketCount::Fixed(8);
     c.max_lag = 50;
     c
 }

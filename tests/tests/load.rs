@@ -48,7 +48,7 @@ async fn mesh(dir: &Path) -> Res<Mesh> {
         let mut c = Config::ephemeral(TICK);
         c.role = roles[i];
         c.state_dir = Some(dir.join(format!("relay-{i}")));
-        c.buckets = 8;
+        c.buckets = hum_relay::BucketCount::Fixed(8);
         c.epoch_ticks = EPOCH_TICKS;
         c.max_lag = 100;
         c.peers = (0..roles.len())

@@ -123,7 +123,7 @@ fn options(cli: &Cli, dir: &Path, name: &str) -> RelayOptions {
         bin: dir.join("hum-relay"),
         dir: std::env::temp_dir().join(format!("hum2-load-{}-{name}", std::process::id())),
         tick: Duration::from_millis(cli.tick_ms),
-        buckets: hum_relay::DEFAULT_BUCKETS,
+        buckets: hum_relay::BucketCount::Auto,
         epoch_ticks: hum_relay::DEFAULT_EPOCH_TICKS,
         capacity: u16::try_from(cli.clients + 16).unwrap_or(u16::MAX),
         max_clients: cli.clients + 16,

@@ -12,6 +12,7 @@ use tokio::net::TcpSocket;
 use tokio::process::{Child, Command};
 
 use super::world::Topology;
+use crate::{BucketCount, auto_buckets};
 
 /// Why relays could not be started or read.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +153,19 @@ impl Layout {
         }
     }
 
+    /// The bucket count the mailbox relays of this layout announce with options `o`:
+    /// every mailbox relay here links to its entry relays with `o.capacity`, and the
+    /// single relay holds `o.max_clients`.
+    pub fn bucket_count(self, o: &RelayOptions) -> u16 {
+        match o.buckets {
+            BucketCount::Fixed(n) => n,
+            BucketCount::Auto => auto_buckets(match self {
+                Layout::Single => o.max_clients,
+                _ => usize::from(o.capacity),
+            }),
+        }
+    }
+
     /// Which relays link, as (index, index).
     fn links(self) -> &'static [(usize, usize)] {
         match self {
@@ -171,8 +185,8 @@ pub struct RelayOptions {
     pub dir: PathBuf,
     /// Tick length.
     pub tick: Duration,
-    /// Buckets per epoch.
-    pub buckets: u16,
+    /// Buckets per epoch (`Auto`: what the relays derive from their capacity).
+    pub buckets: BucketCount,
     /// Ticks per epoch.
     pub epoch_ticks: u32,
     /// Slots per tick on every link.
