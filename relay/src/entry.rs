@@ -146,6 +146,7 @@ impl Entry {
         let directory = Directory {
             tick: 0,
             single,
+            clients: 0,
             relays: Vec::new(),
         };
         let chunks = Arc::new(directory.chunks().unwrap_or_default());
@@ -443,7 +444,9 @@ impl Entry {
 
     /// A directory update from `home` at our tick `tick`: keys are checked against the
     /// certificate the link presented and the fingerprint pinned in the relays file.
-    /// Returns whether the directory changed.
+    /// The directory is made afresh when the update changed something or the number of
+    /// connected clients moved since it was made (updates come every few ticks, so the
+    /// count the clients see is that recent). Returns whether the directory changed.
     pub(crate) fn on_directory(&self, home: RelayId, update: DirectoryUpdate, tick: u64) -> bool {
         let mut guard = self.lock();
         let s = &mut *guard;
@@ -467,7 +470,8 @@ impl Entry {
                 && u.buckets == update.buckets
                 && u.epoch_ticks == update.epoch_ticks
                 && u.flag_bits == update.flag_bits
-        }) && predicted == Some((update.epoch, update.tick_in_epoch));
+        }) && predicted == Some((update.epoch, update.tick_in_epoch))
+            && s.directory.clients == connected(s.clients.len());
         h.keys = keys;
         h.update = Some((update, tick));
         if !same {
@@ -500,6 +504,7 @@ impl Entry {
         let directory = Directory {
             tick,
             single: self.single,
+            clients: connected(s.clients.len()),
             relays,
         };
         match directory.chunks() {
@@ -523,6 +528,11 @@ impl Entry {
             })
             .collect()
     }
+}
+
+/// The connected clients, as the directory counts them.
+fn connected(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// A down cell of random bytes, for a client the role no longer knows.

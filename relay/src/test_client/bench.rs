@@ -75,6 +75,7 @@ impl Bench {
         let directory = Directory {
             tick: START,
             single: true,
+            clients: 0,
             relays: vec![RelayEntry {
                 address: home.clone(),
                 certificate: made.cert.der().to_vec(),
