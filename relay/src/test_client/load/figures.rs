@@ -93,8 +93,10 @@ pub struct Report {
     /// Epoch catch-ups completed.
     pub caught_up: usize,
     /// Ticks from a single-part text's deposit to its recipient, when the sender had no
-    /// backlog, the recipient was online from the deposit on, and it came live.
+    /// backlog, the recipient was online from the deposit on, and it came live (1:1).
     pub latency: Vec<f64>,
+    /// The same for single-part group texts, per member.
+    pub latency_group: Vec<f64>,
     /// Ticks from queueing any text to its recipient having it whole, live.
     pub latency_queued: Vec<f64>,
     /// (recipient-texts whole, recipient-texts) of the main phase.
@@ -145,6 +147,7 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lat = self.latency();
+        let group = Percentiles::of(self.latency_group.clone());
         let q = self.latency_queued();
         writeln!(
             f,
@@ -191,6 +194,11 @@ impl fmt::Display for Report {
             f,
             "| latency, single-part text without backlog to a recipient online, live (ticks) | p50 {:.1}, p99 {:.1}, max {:.1} (n = {}) |",
             lat.p50, lat.p99, lat.max, lat.n
+        )?;
+        writeln!(
+            f,
+            "| the same, group texts, per member (ticks) | p50 {:.1}, p99 {:.1}, max {:.1} (n = {}) |",
+            group.p50, group.p99, group.max, group.n
         )?;
         writeln!(
             f,

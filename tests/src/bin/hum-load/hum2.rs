@@ -227,6 +227,10 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         "hum-load run: layout {:?}, seed {}, scale {} (epoch, sessions and absences divided by it)",
         cli.layout, cli.seed, cli.scale
     );
+    println!(
+        "buckets per mailbox relay: {} ({}), link capacity {}",
+        spec.buckets, cli.buckets, options.capacity
+    );
     print!("{report}");
     let lat = report.latency();
     println!(
