@@ -85,6 +85,9 @@ pub(crate) struct BatchJob {
     /// The relay's slot key of its current epoch (none: no update yet, or single).
     pub(crate) key: Option<VerifiedSlotKey>,
     pub(crate) slots: Vec<(ConnId, Slot)>,
+    /// Clients homed there whose up cell for this tick had not come (a dummy takes its
+    /// place: a client, or a load generator, that falls behind).
+    pub(crate) missing: usize,
 }
 
 #[derive(Debug)]
@@ -335,6 +338,7 @@ impl Entry {
                     capacity: home.capacity,
                     key,
                     slots: Vec::new(),
+                    missing: 0,
                 },
             );
         }
@@ -350,8 +354,12 @@ impl Entry {
                         job.slots.push((conn, slot));
                     }
                 }
-                // Not this tick's: it would not open anyway.
-                _ => {}
+                // None, or not this tick's (it would not open anyway).
+                _ => {
+                    if let Some(job) = jobs.get_mut(&home) {
+                        job.missing += 1;
+                    }
+                }
             }
         }
         jobs.into_values().collect()
@@ -582,6 +590,38 @@ mod tests {
         assert!(jobs(8).is_empty());
         assert!(jobs(7).is_empty());
         assert_eq!(jobs(9), [(home_id, 9)]);
+    }
+
+    #[test]
+    fn a_batch_counts_the_clients_whose_slot_had_not_come() {
+        let (entry, home_id) = one_home();
+        let conns: Vec<ConnId> = (0..3)
+            .map(|i| entry.register(SocketAddr::from(([127, 0, 0, 1], 9 + i))))
+            .collect();
+        let up = || UpCell {
+            home: home_id,
+            epoch: 0,
+            bucket: 1,
+            slot: Slot::random(),
+        };
+        for &c in &conns {
+            assert!(entry.on_up(c, 4, up()).is_ok());
+        }
+        let counts = |t| {
+            entry
+                .take_batches(t)
+                .iter()
+                .map(|j| (j.slots.len(), j.missing))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(4), [(3, 0)]);
+        // Tick 5: one client on time, one a tick late (its slot of 4 again), one silent.
+        assert!(entry.on_up(conns[0], 5, up()).is_ok());
+        assert!(entry.on_up(conns[1], 4, up()).is_ok());
+        assert_eq!(counts(5), [(1, 2)]);
+        // A client that never named a home is not counted.
+        entry.register(SocketAddr::from(([127, 0, 0, 1], 20)));
+        assert_eq!(counts(6), [(0, 3)]);
     }
 
     #[test]

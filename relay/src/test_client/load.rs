@@ -10,7 +10,7 @@ mod scenario;
 mod truth;
 mod world;
 
-pub use figures::{CatchUpRow, Percentiles, Report};
+pub use figures::{CatchUpRow, KeptUp, Percentiles, Report};
 pub use scenario::{LoadError, Progress, Spec, run};
 pub use truth::{SendRecord, To, Truth};
 pub use world::{Shape, Topology, User, World};
@@ -42,6 +42,7 @@ pub struct Swarm {
     /// Their cards.
     pub cards: Vec<Card>,
     keys: Vec<TagKey>,
+    sent: u64,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -90,6 +91,7 @@ impl Swarm {
             clients,
             cards,
             keys,
+            sent: 0,
         })
     }
 
@@ -102,8 +104,14 @@ impl Swarm {
                 let to = self.cards[i ^ 1].clone();
                 let key = self.keys[i].clone();
                 self.clients[i].send(&to, &key, &round.to_be_bytes());
+                self.sent += 1;
             }
         }
+    }
+
+    /// Messages sent so far, across the swarm.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Messages received so far, across the swarm (drains the events).

@@ -180,6 +180,7 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         max_clients: cli.users + 64,
         max_lag: 50,
         curious: !cli.no_curious,
+        stats_every: Duration::from_secs(1),
     };
     spec.buckets = layout.bucket_count(&options);
     let relays = Relays::start(layout, &options).await?;
@@ -220,9 +221,15 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
     let result = run(&spec, &relays.topology, &mut truth, &progress).await;
     progress.phase.store(3, Ordering::Relaxed);
     truth.finish()?;
+    let missing: u64 = relays
+        .procs
+        .iter()
+        .map(|p| p.slots_missing.load(Ordering::Relaxed))
+        .sum();
     relays.stop().await;
     let report = result?;
     let (usage, client_ticks, most) = sampler.await.unwrap_or_default();
+
     println!(
         "hum-load run: layout {:?}, seed {}, scale {} (epoch, sessions and absences divided by it)",
         cli.layout, cli.seed, cli.scale
@@ -232,6 +239,10 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         spec.buckets, cli.buckets, options.capacity
     );
     print!("{report}");
+    println!(
+        "slots missing at the entry relay when its batch left (late or never sent; the whole run): {missing}, against {client_ticks:.0} client-ticks in the main phase ({:.2}%)",
+        100.0 * missing as f64 / client_ticks.max(1.0)
+    );
     let lat = report.latency();
     println!(
         "| target: latency p99 at most 4 ticks plus network | {} |",
