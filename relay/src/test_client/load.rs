@@ -4,12 +4,14 @@
 //! contacts and groups, chatting with churn across epoch changes, writing the ground
 //! truth ([`Truth`]) and measuring latency, delivery, catch-up and bytes ([`Report`]).
 
+mod away;
 mod figures;
 pub mod procs;
 mod scenario;
 mod truth;
 mod world;
 
+pub use away::{AwayReport, AwaySpec, away};
 pub use figures::{CatchUpRow, KeptUp, Percentiles, Report};
 pub use scenario::{LoadError, Progress, Spec, run};
 pub use truth::{SendRecord, To, Truth};
