@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use hum_relay::BucketCount;
 use hum_relay::test_client::load::procs::{Layout, RelayOptions, Relays, bare, cpu_ticks, rss_kib};
 use hum_relay::test_client::load::{KeptUp, Swarm};
 
@@ -34,6 +35,12 @@ struct Cli {
     /// Each client sends its partner a message every this many ticks.
     #[arg(long, default_value_t = 10)]
     every: u64,
+    /// Buckets per epoch at the mailbox relays: a count, or auto (the relays' default,
+    /// from the link capacity). The default 64: a message per client every 10 ticks is
+    /// about twelve times the proof's load per user, which auto's 32 users a bucket
+    /// cannot stream.
+    #[arg(long, default_value = "64")]
+    buckets: BucketCount,
     /// Folder holding hum-relay and hum-bare (default: beside this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
@@ -136,7 +143,7 @@ fn options(cli: &Cli, dir: &Path, name: &str) -> RelayOptions {
         bin: dir.join("hum-relay"),
         dir: std::env::temp_dir().join(format!("hum2-load-{}-{name}", std::process::id())),
         tick: Duration::from_millis(cli.tick_ms),
-        buckets: hum_relay::BucketCount::Auto,
+        buckets: cli.buckets,
         epoch_ticks: hum_relay::DEFAULT_EPOCH_TICKS,
         capacity: u16::try_from(cli.clients + 16).unwrap_or(u16::MAX),
         max_clients: cli.clients + 16,
@@ -244,9 +251,8 @@ async fn main() -> anyhow::Result<()> {
     }
     if kept_c.fell_behind() || kept_m.fell_behind() {
         println!(
-            "generator fell behind: figures withheld (a run is withheld when more than {:.0}% of its clients' slots missed their batch or fewer than {:.0}% of its messages arrived; try a longer --tick-ms or fewer --clients)",
-            KeptUp::MISSING_MAX * 100.0,
-            KeptUp::DELIVERED_MIN * 100.0
+            "generator fell behind: figures withheld (a run is withheld when more than {:.0}% of its clients' slots missed their batch; try a longer --tick-ms or fewer --clients)",
+            KeptUp::MISSING_MAX * 100.0
         );
     }
     Ok(())

@@ -233,8 +233,10 @@ impl fmt::Display for Report {
 
 /// Whether a load generator kept up with a run: the slots its clients owed that had not
 /// come when the entry relay's batch left (the entry relay pads with dummies it seals
-/// itself, so CPU figures would measure the generator falling behind), and the messages
-/// it sent against those delivered.
+/// itself, so CPU figures would measure the generator falling behind); and, to read
+/// beside them, the messages it sent against those delivered (fewer arrive when the
+/// buckets' streams are at capacity too, which is the relays' doing, not the
+/// generator's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeptUp {
     /// Slots owed: clients times ticks measured.
@@ -251,15 +253,11 @@ impl KeptUp {
     /// The largest share of slots that may miss their batch before the figures of a run
     /// are withheld.
     pub const MISSING_MAX: f64 = 0.01;
-    /// The smallest share of messages that must be delivered.
-    pub const DELIVERED_MIN: f64 = 0.95;
 
-    /// Whether the generator fell behind: too many slots missing, or too few messages
-    /// delivered.
+    /// Whether the generator fell behind: more than [`KeptUp::MISSING_MAX`] of the
+    /// slots missing.
     pub fn fell_behind(&self) -> bool {
-        let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        share(self.missing, self.slots) > Self::MISSING_MAX
-            || (self.sent > 0 && share(self.delivered, self.sent) < Self::DELIVERED_MIN)
+        self.slots > 0 && self.missing as f64 / self.slots as f64 > Self::MISSING_MAX
     }
 }
 
@@ -282,7 +280,7 @@ mod tests {
     use super::{KeptUp, Percentiles};
 
     #[test]
-    fn a_generator_that_drops_slots_or_messages_fell_behind() {
+    fn a_generator_whose_slots_miss_their_batch_fell_behind() {
         let ok = KeptUp {
             slots: 30_000,
             missing: 300,
@@ -291,18 +289,18 @@ mod tests {
         };
         assert!(!ok.fell_behind());
         assert!(KeptUp { missing: 301, ..ok }.fell_behind());
+        // Few delivered with every slot on time: the streams, not the generator.
         assert!(
-            KeptUp {
-                delivered: 2_849,
+            !KeptUp {
+                delivered: 169,
                 ..ok
             }
             .fell_behind()
         );
-        // The 100 ms run of RELAY.md: the mesh delivered 169 of about 3,000.
         assert!(
-            KeptUp {
+            !KeptUp {
+                slots: 0,
                 missing: 0,
-                delivered: 169,
                 ..ok
             }
             .fell_behind()
