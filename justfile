@@ -73,6 +73,15 @@ load USERS="500" SCALE="12" DIR="/tmp/hum-load" LAYOUT="mesh" TICK="100":
         --tick-ms {{TICK}} --relay-bin "{{DIR}}/hum-relay-curious" --out "{{DIR}}/{{LAYOUT}}" \
         | tee "{{DIR}}/{{LAYOUT}}/figures.md"
 
+# A day's catch-up, measured (docs/RELAY.md, "A day away"): one user away for EPOCHS
+# epoch changes of EPOCH_TICKS ticks, its contacts writing in 8 of them; prints the time
+# from its reconnect to the last message. DELAY is the client's mean wait before each
+# epoch's catch-up, in seconds.
+away EPOCHS="24" EPOCH_TICKS="60" DELAY="20":
+    cargo build --release -p hum-relay -p hum-tests --bins
+    target/release/hum-load away --epochs-away {{EPOCHS}} --epoch-ticks {{EPOCH_TICKS}} \
+        --catch-up-delay-secs {{DELAY}} --out /tmp/hum-away
+
 # The proof of issue 12: the load over a mesh and over a single relay (the positive
 # control: hum/1's view), then the attack program on the entry relay's log, each
 # mailbox relay's log and the single relay's log, each against its run's ground truth.

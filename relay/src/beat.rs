@@ -132,6 +132,7 @@ fn send_batches(shared: &Arc<Shared>, tick: u64) {
         return;
     };
     for job in entry.take_batches(tick) {
+        Stats::add(&shared.stats.route.slots_missing, job.missing as u64);
         let shared = Arc::clone(shared);
         tokio::task::spawn_blocking(move || {
             if job.home == shared.id {
@@ -155,6 +156,7 @@ fn remote_batch(shared: &Shared, job: BatchJob) {
         capacity,
         key,
         slots,
+        ..
     } = job;
     let mut order: Vec<(Option<ConnId>, Slot)> =
         slots.into_iter().map(|(c, s)| (Some(c), s)).collect();

@@ -14,8 +14,11 @@ pub const DEFAULT_PORT: u16 = 7667;
 pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
 /// How long an unacknowledged envelope is kept by default: 7 days.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// hum/2: buckets per epoch of a mailbox relay by default (docs/RELAY.md).
-pub const DEFAULT_BUCKETS: u16 = 64;
+/// hum/2: users a bucket is sized for when the bucket count is [`BucketCount::Auto`]
+/// (docs/RELAY.md, "Buckets": a bucket streams one item every second tick, five a second
+/// at 100 ms, so 32 users a bucket leave each about 0.16 items a second, twice the peak
+/// the proof's load measured, and keep each bucket's anonymity set at 32 or more).
+pub const USERS_PER_BUCKET: usize = 32;
 /// hum/2: ticks per epoch by default: one hour at 100 ms.
 pub const DEFAULT_EPOCH_TICKS: u32 = 36_000;
 
@@ -62,8 +65,9 @@ pub struct Config {
     pub role: Role,
     /// hum/2: the other relays of the mesh (none: the single relay, if `role` is both).
     pub peers: Vec<Peer>,
-    /// hum/2 mailbox role: buckets per epoch (1 to 256).
-    pub buckets: u16,
+    /// hum/2 mailbox role: buckets per epoch, or `Auto` to size them from the users the
+    /// relay may hold ([`Config::bucket_count`]).
+    pub buckets: BucketCount,
     /// hum/2 mailbox role: ticks per epoch.
     pub epoch_ticks: u32,
     /// hum/2 mailbox role: bits of each flag compared in catch-up (1 to 8).
@@ -107,7 +111,7 @@ impl Default for Config {
             clock: Clock::system(),
             role: Role::Both,
             peers: Vec::new(),
-            buckets: DEFAULT_BUCKETS,
+            buckets: BucketCount::Auto,
             epoch_ticks: DEFAULT_EPOCH_TICKS,
             flag_bits: 8,
             bucket_quota: 4096,
@@ -159,7 +163,9 @@ impl Config {
         if self.max_lag < 2 {
             return bad("max lag must be at least 2 ticks");
         }
-        if self.buckets == 0 || self.buckets > hum_shared::route::MAX_BUCKETS {
+        if let BucketCount::Fixed(n) = self.buckets
+            && (n == 0 || n > hum_shared::route::MAX_BUCKETS)
+        {
             return bad("buckets must be 1 to 256");
         }
         if self.epoch_ticks < 4 {
@@ -189,8 +195,129 @@ impl Config {
         self.role == Role::Both && self.peers.is_empty()
     }
 
+    /// The users this relay may hold as a mailbox relay: the single relay, its clients;
+    /// otherwise the capacity of its links to relays that face clients (a mesh entry
+    /// relay refuses a client that names it as home, so its own clients are homed
+    /// elsewhere).
+    pub fn homed_capacity(&self) -> usize {
+        if self.is_single() {
+            return self.max_clients;
+        }
+        self.peers
+            .iter()
+            .filter(|p| p.role.is_entry())
+            .map(|p| usize::from(p.capacity))
+            .sum()
+    }
+
+    /// The buckets per epoch this relay announces: the fixed count, or for `Auto`
+    /// [`auto_buckets`] of [`Config::homed_capacity`].
+    pub fn bucket_count(&self) -> u16 {
+        match self.buckets {
+            BucketCount::Fixed(n) => n,
+            BucketCount::Auto => auto_buckets(self.homed_capacity()),
+        }
+    }
+
     /// The tick in microseconds, as the hello announces it.
     pub(crate) fn tick_micros(&self) -> u32 {
         u32::try_from(self.tick.as_micros()).unwrap_or(u32::MAX)
+    }
+}
+
+/// hum/2 mailbox role: how many buckets an epoch has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BucketCount {
+    /// One bucket per [`USERS_PER_BUCKET`] users the relay may hold, 1 to 256
+    /// ([`auto_buckets`]).
+    #[default]
+    Auto,
+    /// Exactly this many (1 to 256).
+    Fixed(u16),
+}
+
+impl std::str::FromStr for BucketCount {
+    type Err = String;
+
+    /// `auto` or a count from 1 to 256.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "auto" {
+            return Ok(BucketCount::Auto);
+        }
+        match s.parse::<u16>() {
+            Ok(n) if (1..=hum_shared::route::MAX_BUCKETS).contains(&n) => Ok(BucketCount::Fixed(n)),
+            _ => Err(format!("{s:?} is not a bucket count (auto, or 1 to 256)")),
+        }
+    }
+}
+
+impl std::fmt::Display for BucketCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BucketCount::Auto => f.write_str("auto"),
+            BucketCount::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The bucket count for `users` users: `ceil(users / USERS_PER_BUCKET)`, at least 1 and
+/// at most 256.
+///
+/// ```
+/// assert_eq!(hum_relay::auto_buckets(282), 9);
+/// assert_eq!(hum_relay::auto_buckets(0), 1);
+/// assert_eq!(hum_relay::auto_buckets(10_000), 256);
+/// ```
+pub fn auto_buckets(users: usize) -> u16 {
+    let n = users.div_ceil(USERS_PER_BUCKET).max(1);
+    u16::try_from(n)
+        .unwrap_or(u16::MAX)
+        .min(hum_shared::route::MAX_BUCKETS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hum_shared::RelayAddr;
+
+    fn peer(role: Role, capacity: u16, port: u16) -> Result<Peer, String> {
+        let addr: RelayAddr = format!("hum://127.0.0.1:{port}#{}", "a".repeat(64))
+            .parse()
+            .map_err(|e| format!("{e:?}"))?;
+        Ok(Peer::new(addr, role, capacity))
+    }
+
+    #[test]
+    fn auto_buckets_follow_the_users_a_relay_may_hold() -> Result<(), String> {
+        // The single relay: its own clients.
+        let mut c = Config::default();
+        assert_eq!(c.buckets, BucketCount::Auto);
+        c.max_clients = 500;
+        assert_eq!(c.bucket_count(), 16);
+        c.max_clients = 10_000;
+        assert_eq!(c.bucket_count(), 256);
+        // A mailbox relay: the capacity of its links to relays facing clients, not of
+        // those to other mailbox relays.
+        c.role = Role::Mailbox;
+        c.peers = vec![
+            peer(Role::Entry, 282, 1)?,
+            peer(Role::Mailbox, 282, 2)?,
+            peer(Role::Both, 100, 3)?,
+        ];
+        assert_eq!(c.homed_capacity(), 382);
+        assert_eq!(c.bucket_count(), 12);
+        c.validate().map_err(|e| e.to_string())?;
+        // An explicit count stays.
+        c.buckets = BucketCount::Fixed(8);
+        assert_eq!(c.bucket_count(), 8);
+        c.buckets = BucketCount::Fixed(257);
+        assert!(c.validate().is_err());
+        assert_eq!("auto".parse::<BucketCount>(), Ok(BucketCount::Auto));
+        assert_eq!("64".parse::<BucketCount>(), Ok(BucketCount::Fixed(64)));
+        assert!("0".parse::<BucketCount>().is_err());
+        assert!("257".parse::<BucketCount>().is_err());
+        assert!("many".parse::<BucketCount>().is_err());
+        Ok(())
     }
 }

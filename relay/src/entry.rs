@@ -28,6 +28,15 @@ use crate::random;
 /// How many even ticks' live batches a home keeps for late connection tasks: enough for
 /// a task as far behind as the default `max_lag` (30 ticks) allows before it is dropped.
 const LIVE_KEPT: usize = 16;
+/// A directory made afresh only because the client count moved waits this many whole
+/// rounds of its chunks since the last one, and at least [`COUNT_EVERY_MIN`] ticks: a
+/// client puts the directory together from one chunk a tick, and one that changed in
+/// mid-round is read only once every chunk has come round again, so a count that moved
+/// every few ticks would keep every client from reading a new directory (slot keys
+/// included) at all.
+const COUNT_EVERY_ROUNDS: u64 = 4;
+/// The fewest ticks between two directories made only for the client count.
+const COUNT_EVERY_MIN: u64 = 50;
 
 /// A client's connection number (for the entry role's own bookkeeping only).
 pub(crate) type ConnId = u64;
@@ -85,6 +94,9 @@ pub(crate) struct BatchJob {
     /// The relay's slot key of its current epoch (none: no update yet, or single).
     pub(crate) key: Option<VerifiedSlotKey>,
     pub(crate) slots: Vec<(ConnId, Slot)>,
+    /// Clients homed there whose up cell for this tick had not come (a dummy takes its
+    /// place: a client, or a load generator, that falls behind).
+    pub(crate) missing: usize,
 }
 
 #[derive(Debug)]
@@ -146,6 +158,7 @@ impl Entry {
         let directory = Directory {
             tick: 0,
             single,
+            clients: 0,
             relays: Vec::new(),
         };
         let chunks = Arc::new(directory.chunks().unwrap_or_default());
@@ -334,6 +347,7 @@ impl Entry {
                     capacity: home.capacity,
                     key,
                     slots: Vec::new(),
+                    missing: 0,
                 },
             );
         }
@@ -349,8 +363,12 @@ impl Entry {
                         job.slots.push((conn, slot));
                     }
                 }
-                // Not this tick's: it would not open anyway.
-                _ => {}
+                // None, or not this tick's (it would not open anyway).
+                _ => {
+                    if let Some(job) = jobs.get_mut(&home) {
+                        job.missing += 1;
+                    }
+                }
             }
         }
         jobs.into_values().collect()
@@ -443,7 +461,9 @@ impl Entry {
 
     /// A directory update from `home` at our tick `tick`: keys are checked against the
     /// certificate the link presented and the fingerprint pinned in the relays file.
-    /// Returns whether the directory changed.
+    /// The directory is made afresh when the update changed something, or when the
+    /// number of connected clients moved and the directory is old enough that every
+    /// client has read it ([`COUNT_EVERY_ROUNDS`]). Returns whether it changed.
     pub(crate) fn on_directory(&self, home: RelayId, update: DirectoryUpdate, tick: u64) -> bool {
         let mut guard = self.lock();
         let s = &mut *guard;
@@ -462,12 +482,16 @@ impl Entry {
             tracing::warn!("a mailbox relay announced a slot key that does not verify");
         }
         let predicted = h.clock_at(tick);
+        let count_every = (COUNT_EVERY_ROUNDS * s.chunks.len() as u64).max(COUNT_EVERY_MIN);
+        let recount = s.directory.clients != connected(s.clients.len())
+            && tick >= s.directory.tick.saturating_add(count_every);
         let same = h.update.as_ref().is_some_and(|(u, _)| {
             u.slot_keys == update.slot_keys
                 && u.buckets == update.buckets
                 && u.epoch_ticks == update.epoch_ticks
                 && u.flag_bits == update.flag_bits
-        }) && predicted == Some((update.epoch, update.tick_in_epoch));
+        }) && predicted == Some((update.epoch, update.tick_in_epoch))
+            && !recount;
         h.keys = keys;
         h.update = Some((update, tick));
         if !same {
@@ -500,6 +524,7 @@ impl Entry {
         let directory = Directory {
             tick,
             single: self.single,
+            clients: connected(s.clients.len()),
             relays,
         };
         match directory.chunks() {
@@ -523,6 +548,11 @@ impl Entry {
             })
             .collect()
     }
+}
+
+/// The connected clients, as the directory counts them.
+fn connected(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// A down cell of random bytes, for a client the role no longer knows.
@@ -572,6 +602,83 @@ mod tests {
         assert!(jobs(8).is_empty());
         assert!(jobs(7).is_empty());
         assert_eq!(jobs(9), [(home_id, 9)]);
+    }
+
+    #[test]
+    fn the_client_count_refreshes_the_directory_only_once_clients_could_read_it()
+    -> Result<(), rcgen::Error> {
+        let made = rcgen::generate_simple_self_signed(vec!["hum-relay".to_owned()])?;
+        let cert = made.cert.der().to_vec();
+        let home = RelayAddr {
+            host: "127.0.0.1".to_owned(),
+            port: 1,
+            fingerprint: CertFingerprint::of_certificate(&cert),
+        };
+        let home_id = RelayId::of_fingerprint(&home.fingerprint);
+        let entry = Entry::new(
+            RelayId::of_fingerprint(&CertFingerprint([1; 32])),
+            false,
+            vec![(home, 8)],
+        );
+        entry.link_up(home_id, cert);
+        // The mailbox relay's update, the same every time but for its clock.
+        let update = |tick: u64| DirectoryUpdate {
+            tick,
+            epoch: 0,
+            tick_in_epoch: u32::try_from(tick).unwrap_or(0),
+            epoch_ticks: 100_000,
+            buckets: 8,
+            flag_bits: 8,
+            slot_keys: Vec::new(),
+        };
+        let clients = || entry.hello(0, 1, 1).directory.clients;
+        let peer = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        entry.register(peer(1));
+        assert!(entry.on_directory(home_id, update(10), 10));
+        assert_eq!(clients(), 1);
+        // Clients come and go every few ticks: the directory stays as every client is
+        // putting it together, and takes the new count once it is old enough.
+        for (i, t) in (20..60).step_by(10).enumerate() {
+            entry.register(peer(2 + i as u16));
+            assert!(!entry.on_directory(home_id, update(t), t), "tick {t}");
+            assert_eq!(clients(), 1);
+        }
+        assert!(entry.on_directory(home_id, update(60), 60));
+        assert_eq!(clients(), 5);
+        assert!(!entry.on_directory(home_id, update(200), 200));
+        Ok(())
+    }
+
+    #[test]
+    fn a_batch_counts_the_clients_whose_slot_had_not_come() {
+        let (entry, home_id) = one_home();
+        let conns: Vec<ConnId> = (0..3)
+            .map(|i| entry.register(SocketAddr::from(([127, 0, 0, 1], 9 + i))))
+            .collect();
+        let up = || UpCell {
+            home: home_id,
+            epoch: 0,
+            bucket: 1,
+            slot: Slot::random(),
+        };
+        for &c in &conns {
+            assert!(entry.on_up(c, 4, up()).is_ok());
+        }
+        let counts = |t| {
+            entry
+                .take_batches(t)
+                .iter()
+                .map(|j| (j.slots.len(), j.missing))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(counts(4), [(3, 0)]);
+        // Tick 5: one client on time, one a tick late (its slot of 4 again), one silent.
+        assert!(entry.on_up(conns[0], 5, up()).is_ok());
+        assert!(entry.on_up(conns[1], 4, up()).is_ok());
+        assert_eq!(counts(5), [(1, 2)]);
+        // A client that never named a home is not counted.
+        entry.register(SocketAddr::from(([127, 0, 0, 1], 20)));
+        assert_eq!(counts(6), [(0, 3)]);
     }
 
     #[test]

@@ -47,7 +47,8 @@ mod v1;
 
 pub use clock::Clock;
 pub use config::{
-    Config, DEFAULT_BUCKETS, DEFAULT_EPOCH_TICKS, DEFAULT_PORT, DEFAULT_TICK, DEFAULT_TTL,
+    BucketCount, Config, DEFAULT_EPOCH_TICKS, DEFAULT_PORT, DEFAULT_TICK, DEFAULT_TTL,
+    USERS_PER_BUCKET, auto_buckets,
 };
 pub use entry::HeldClient;
 pub use error::{ConnectError, RelayError};

@@ -332,7 +332,7 @@ pub(crate) async fn run<S>(
         tick: shared.now_tick(),
         capacity: p.peer.capacity,
         buckets: if config.role.is_mailbox() {
-            config.buckets
+            config.bucket_count()
         } else {
             0
         },

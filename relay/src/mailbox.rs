@@ -98,7 +98,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Mailbox {
     pub(crate) fn new(config: &Config, id: RelayId, pkcs8: &[u8], per_tick: usize) -> Self {
         let limits = Limits {
-            buckets: config.buckets,
+            buckets: config.bucket_count(),
             bucket_quota: config.bucket_quota,
             item_quota: config.item_quota,
             source_cap: config.source_cap,
@@ -108,7 +108,7 @@ impl Mailbox {
         Self {
             id,
             epoch_ticks: config.epoch_ticks,
-            buckets_per_epoch: config.buckets,
+            buckets_per_epoch: config.bucket_count(),
             flag_bits: config.flag_bits,
             clock: config.clock.clone(),
             pkcs8: Zeroizing::new(pkcs8.to_vec()),

@@ -56,9 +56,11 @@ struct Cli {
     /// pinned address, role and link capacity (docs/RELAY.md).
     #[arg(long)]
     peers: Option<PathBuf>,
-    /// hum/2 mailbox role: buckets per epoch (1 to 256).
-    #[arg(long, default_value_t = hum_relay::DEFAULT_BUCKETS)]
-    buckets: u16,
+    /// hum/2 mailbox role: buckets per epoch, 1 to 256, or auto: one per 32 users the
+    /// relay may hold (its clients if single, else its links' capacity from relays
+    /// facing clients).
+    #[arg(long, default_value = "auto")]
+    buckets: hum_relay::BucketCount,
     /// hum/2 mailbox role: ticks per epoch (36000: an hour at 100 ms).
     #[arg(long, default_value_t = hum_relay::DEFAULT_EPOCH_TICKS)]
     epoch_ticks: u32,

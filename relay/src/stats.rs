@@ -51,6 +51,9 @@ route_counters! {
     batches_sent,
     /// Entry: padding slots sealed.
     dummies_sealed,
+    /// Entry: clients whose up cell for a tick had not come when its batch left (a
+    /// dummy took the place; the client, or a load generator, fell behind).
+    slots_missing,
     /// Entry: reply batches that did not come back in time.
     replies_missing,
     /// Home: slots opened.
@@ -246,6 +249,7 @@ pub(crate) async fn log_every(
             stored = now.route.stored - last.route.stored,
             full = now.route.full - last.route.full,
             slots_dropped = bad_slots(&now.route) - bad_slots(&last.route),
+            slots_missing = now.route.slots_missing - last.route.slots_missing,
             links_closed = closed_links(&now.route) - closed_links(&last.route),
             refused = refusals(&now.route) - refusals(&last.route),
             "stats"

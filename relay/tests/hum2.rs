@@ -23,7 +23,7 @@ const RATE_TICK: Duration = Duration::from_millis(100);
 
 fn config(tick: Duration) -> Config {
     let mut c = Config::ephemeral(tick);
-    c.buckets = 8;
+    c.buckets = hum_relay::BucketCount::Fixed(8);
     c.max_lag = 50;
     c
 }
@@ -1052,5 +1052,61 @@ async fn the_curious_build_logs_what_each_role_sees() -> Res {
             .all(|l| l.starts_with('{') && l.ends_with('}') && l.contains(r#""ms":"#))
     );
     std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Connects raw to `entry` until a hello's directory counts `clients` (a raw connection
+/// open when the directory is made counts too, so a few tries may be needed); returns
+/// that directory.
+async fn directory_counting(entry: &RelayAddr, clients: u32) -> Res<hum_shared::route::Directory> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (stream, hello) = hum_relay::test_client::connect_raw(entry).await?;
+        drop(stream);
+        if hello.directory.clients == clients {
+            return Ok(hello.directory);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "the directory counts {} clients, not {clients}",
+                hello.directory.clients
+            )
+            .into());
+        }
+        tokio::time::sleep(TICK * 3).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_counts_the_entry_relays_clients_and_buckets_follow_the_capacity() -> Res {
+    let mut base = config(TICK);
+    base.buckets = hum_relay::BucketCount::Auto;
+    let mut mesh = Mesh::new("count", 2).await?;
+    let e = mesh
+        .start(0, Role::Entry, &[(1, Role::Mailbox, 100)], &base)
+        .await?;
+    let m = mesh
+        .start(1, Role::Mailbox, &[(0, Role::Entry, 100)], &base)
+        .await?;
+    let (at_e, at_m) = (mesh.addrs[0].clone(), mesh.addrs[1].clone());
+    let pins = [at_m.clone()];
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = TestClient::connect(&at_e, &Card::new(at_m.clone()), &pins).await?;
+        ready(&mut c).await?;
+        clients.push(c);
+    }
+    let dir = directory_counting(&at_e, 3).await?;
+    // 100 users a tick may be homed at the mailbox relay: 4 buckets of 32 at most.
+    assert_eq!(
+        dir.relays.iter().map(|r| r.buckets).collect::<Vec<_>>(),
+        [4]
+    );
+    for c in clients.drain(..2) {
+        c.close().await?;
+    }
+    directory_counting(&at_e, 1).await?;
+    e.shutdown().await;
+    m.shutdown().await;
     Ok(())
 }

@@ -471,7 +471,7 @@ proptest! {
             tick_in_epoch: 3,
             slot_keys: vec![SlotKeyPair::generate(9).announce(id, pkcs8)?],
         };
-        let dir = Directory { tick, single, relays: vec![entry; n] };
+        let dir = Directory { tick, single, clients: n as u32, relays: vec![entry; n] };
         prop_assert_eq!(Directory::decode(&dir.encode()?)?, dir.clone());
         let hello = Hello {
             tick_micros: 100_000,

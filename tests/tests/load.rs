@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hum_relay::test_client::load::{Progress, Shape, Spec, Topology, Truth, run};
+use hum_relay::test_client::load::{AwaySpec, Progress, Shape, Spec, Topology, Truth, away, run};
 use hum_relay::{Config, Peer, Relay, RelayHandle, Role};
 use hum_shared::RelayAddr;
 use hum_tests::load_logs::joins;
@@ -25,8 +25,9 @@ struct Mesh {
     topology: Topology,
 }
 
-/// One entry relay (0) and two mailbox relays (1, 2), every pair linked.
-async fn mesh(dir: &Path) -> Res<Mesh> {
+/// One entry relay (0) and two mailbox relays (1, 2), every pair linked, epochs of
+/// `epoch_ticks`.
+async fn mesh(dir: &Path, epoch_ticks: u32) -> Res<Mesh> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let roles = [Role::Entry, Role::Mailbox, Role::Mailbox];
@@ -48,8 +49,8 @@ async fn mesh(dir: &Path) -> Res<Mesh> {
         let mut c = Config::ephemeral(TICK);
         c.role = roles[i];
         c.state_dir = Some(dir.join(format!("relay-{i}")));
-        c.buckets = 8;
-        c.epoch_ticks = EPOCH_TICKS;
+        c.buckets = hum_relay::BucketCount::Fixed(8);
+        c.epoch_ticks = epoch_ticks;
         c.max_lag = 100;
         c.peers = (0..roles.len())
             .filter(|&j| j != i)
@@ -108,7 +109,7 @@ fn spec() -> Spec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proofs_load_runs_end_to_end_and_its_ground_truth_joins_the_relays_logs() -> Res {
     let dir = std::env::temp_dir().join(format!("hum-load-test-{}", std::process::id()));
-    let m = mesh(&dir).await?;
+    let m = mesh(&dir, EPOCH_TICKS).await?;
     let truth_path = dir.join("truth.jsonl");
     let mut truth = Truth::new(std::io::BufWriter::new(std::fs::File::create(&truth_path)?));
     let progress = Progress::default();
@@ -179,5 +180,37 @@ async fn the_proofs_load_runs_end_to_end_and_its_ground_truth_joins_the_relays_l
     if std::env::var("HUM_LOAD_DEBUG").is_err() {
         std::fs::remove_dir_all(&m.dir)?;
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_back_after_missing_epochs_gets_every_message_and_the_time_is_measured() -> Res {
+    let dir = std::env::temp_dir().join(format!("hum-away-test-{}", std::process::id()));
+    // Epochs of one second: four epoch changes away, mail in three of them.
+    let m = mesh(&dir, 20).await?;
+    let spec = AwaySpec {
+        tick: TICK,
+        epoch_ticks: 20,
+        epochs_away: 4,
+        senders: 3,
+        epochs_with_mail: 3,
+        per_epoch: 2,
+        catch_up_delay: Duration::from_millis(200),
+        timeout: Duration::from_secs(30),
+        seed: 3,
+    };
+    let report = away(&spec, &m.topology).await?;
+    for h in m.handles {
+        h.shutdown().await;
+    }
+    eprintln!("{report}");
+    assert!(report.missed >= 4, "{report:?}");
+    assert_eq!((report.messages, report.epochs), (6, 3), "{report:?}");
+    // Everything came, by catch-up (the live stream of those epochs had gone by), and
+    // the time to the last message is the figure.
+    assert_eq!((report.received, report.by_catch_up), (6, 6), "{report:?}");
+    let ticks = report.to_last_ticks.ok_or("no time to the last message")?;
+    assert!(ticks > 0.0 && report.to_last.is_some(), "{report:?}");
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

@@ -23,13 +23,19 @@ struct Stored {
     expires: Instant,
 }
 
-/// The live queue of one bucket: deposits with one copy (1:1 chat) before those with
-/// several (groups), and within each class round robin over the sources (the peer
-/// relays the deposits came through), first in first out within a source.
+/// The live queue of one bucket, in two kinds: deposits with one copy (1:1 chat,
+/// receipts, loops) and copies of deposits with several (groups). The kinds take turns
+/// whenever both have items waiting, one-copy first, so neither starves the other: a
+/// backlog of one kind delays an item of the other by at most one item. Within a kind,
+/// round robin over the sources (the peer relays the deposits came through), first in
+/// first out within a source. (Part counts are inside the sealed envelope: the relay
+/// cannot put one-part messages first, only one-copy deposits.)
 #[derive(Debug, Default)]
 struct Queue {
     classes: [Vec<(RelayId, VecDeque<u64>)>; 2],
     turn: [usize; 2],
+    /// The kind that was served last.
+    last: Option<usize>,
 }
 
 impl Queue {
@@ -43,10 +49,20 @@ impl Queue {
 
     /// The next sequence number to stream, by the order above.
     fn pop(&mut self) -> Option<u64> {
-        for (class, sources) in self.classes.iter_mut().enumerate() {
-            if sources.is_empty() {
-                continue;
+        let order = if self.last == Some(0) { [1, 0] } else { [0, 1] };
+        for class in order {
+            if let Some(seq) = self.pop_class(class) {
+                self.last = Some(class);
+                return Some(seq);
             }
+        }
+        None
+    }
+
+    /// The next sequence number of one kind: its sources in turn.
+    fn pop_class(&mut self, class: usize) -> Option<u64> {
+        let sources = &mut self.classes[class];
+        while !sources.is_empty() {
             let i = self.turn[class] % sources.len();
             let seq = sources[i].1.pop_front();
             if sources[i].1.is_empty() {
@@ -468,8 +484,59 @@ mod tests {
         assert_eq!(s.counts(), BucketCounts::default());
     }
 
+    /// The tags bucket `bucket` streams in its next `n` batches.
+    fn streamed(s: &mut Buckets, bucket: usize, n: usize) -> Vec<CopyTag> {
+        (0..n).map(|_| s.stream()[bucket].tag()).collect()
+    }
+
     #[test]
-    fn the_stream_puts_one_copy_deposits_first_and_takes_sources_in_turn() {
+    fn neither_kind_starves_the_other_in_a_bucket() {
+        let mut s = Buckets::new(Limits {
+            source_cap: 100,
+            bucket_quota: 100,
+            item_quota: 200,
+            ..limits()
+        });
+        let now = Instant::now();
+        s.set_tick(0, 0);
+        let k = TagKey::generate();
+        let tag = |d: &Deposit| d.seed().copy_tag(0);
+        // A backlog of twenty 1:1 items, then three group messages (copies in buckets 0
+        // and 1): each group copy waits behind one 1:1 item at most, not behind all 20.
+        let one: Vec<Deposit> = (0..20).map(|n| deposit(0, &[(0, 1)], &k, n)).collect();
+        let groups: Vec<Deposit> = (20..23)
+            .map(|n| deposit(0, &[(0, 1), (1, 2)], &k, n))
+            .collect();
+        for d in one.iter().chain(&groups) {
+            assert_eq!(s.deposit(A, d, now, 1), DepositOutcome::Stored);
+        }
+        let order = streamed(&mut s, 0, 23);
+        let at = |d: &Deposit| order.iter().position(|t| *t == tag(d));
+        assert_eq!(
+            groups.iter().map(at).collect::<Vec<_>>(),
+            [Some(1), Some(3), Some(5)]
+        );
+        // The 1:1 items keep their order among themselves.
+        let ones: Vec<usize> = one.iter().filter_map(at).collect();
+        assert_eq!(ones.len(), 20);
+        assert!(ones.windows(2).all(|w| w[0] < w[1]));
+        // And the reverse: a 1:1 item behind a backlog of group copies goes next.
+        s.set_tick(2, 0);
+        let tag2 = |d: &Deposit| d.seed().copy_tag(2);
+        let many: Vec<Deposit> = (30..50)
+            .map(|n| deposit(0, &[(2, 1), (3, 2)], &k, n))
+            .collect();
+        for d in &many {
+            assert_eq!(s.deposit(B, d, now, 1), DepositOutcome::Stored);
+        }
+        assert_eq!(streamed(&mut s, 2, 2), [tag2(&many[0]), tag2(&many[1])]);
+        let late = deposit(0, &[(2, 1)], &k, 50);
+        assert_eq!(s.deposit(B, &late, now, 1), DepositOutcome::Stored);
+        assert_eq!(streamed(&mut s, 2, 2), [tag2(&late), tag2(&many[2])]);
+    }
+
+    #[test]
+    fn the_stream_takes_kinds_and_sources_in_turn() {
         let mut s = Buckets::new(Limits {
             source_cap: 10,
             bucket_quota: 10,
@@ -486,8 +553,9 @@ mod tests {
             assert_eq!(s.deposit(src, d, now, 1), DepositOutcome::Stored);
         }
         let tag = |d: &Deposit| d.seed().copy_tag(0);
-        let order: Vec<CopyTag> = (0..5).map(|_| s.stream()[0].tag()).collect();
-        assert_eq!(order[..4], [tag(&a1), tag(&b1), tag(&a2), tag(&group)]);
+        let order = streamed(&mut s, 0, 5);
+        // One-copy first, then the kinds in turn; within one kind the sources in turn.
+        assert_eq!(order[..4], [tag(&a1), tag(&group), tag(&b1), tag(&a2)]);
         // Nothing left: random bytes, not a repeat.
         assert!(![tag(&a1), tag(&a2), tag(&b1), tag(&group)].contains(&order[4]));
     }

@@ -69,12 +69,13 @@ impl Bench {
         let id = RelayId::of_fingerprint(&home.fingerprint);
         let mut config = crate::Config::ephemeral(std::time::Duration::from_millis(20));
         config.epoch_ticks = EPOCH_TICKS;
-        config.buckets = BUCKETS;
+        config.buckets = crate::BucketCount::Fixed(BUCKETS);
         let mailbox = Mailbox::new(&config, id, &made.signing_key.serialize_der(), 64);
         mailbox.on_tick(START);
         let directory = Directory {
             tick: START,
             single: true,
+            clients: 0,
             relays: vec![RelayEntry {
                 address: home.clone(),
                 certificate: made.cert.der().to_vec(),

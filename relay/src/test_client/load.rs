@@ -4,13 +4,15 @@
 //! contacts and groups, chatting with churn across epoch changes, writing the ground
 //! truth ([`Truth`]) and measuring latency, delivery, catch-up and bytes ([`Report`]).
 
+mod away;
 mod figures;
 pub mod procs;
 mod scenario;
 mod truth;
 mod world;
 
-pub use figures::{CatchUpRow, Percentiles, Report};
+pub use away::{AwayReport, AwaySpec, away};
+pub use figures::{CatchUpRow, KeptUp, Percentiles, Report};
 pub use scenario::{LoadError, Progress, Spec, run};
 pub use truth::{SendRecord, To, Truth};
 pub use world::{Shape, Topology, User, World};
@@ -42,6 +44,7 @@ pub struct Swarm {
     /// Their cards.
     pub cards: Vec<Card>,
     keys: Vec<TagKey>,
+    sent: u64,
 }
 
 impl std::fmt::Debug for Swarm {
@@ -90,6 +93,7 @@ impl Swarm {
             clients,
             cards,
             keys,
+            sent: 0,
         })
     }
 
@@ -102,8 +106,14 @@ impl Swarm {
                 let to = self.cards[i ^ 1].clone();
                 let key = self.keys[i].clone();
                 self.clients[i].send(&to, &key, &round.to_be_bytes());
+                self.sent += 1;
             }
         }
+    }
+
+    /// Messages sent so far, across the swarm.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Messages received so far, across the swarm (drains the events).

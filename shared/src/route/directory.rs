@@ -30,6 +30,9 @@ pub struct Directory {
     pub tick: u64,
     /// The entry relay has no peers: it is the single relay, entry and home at once.
     pub single: bool,
+    /// The clients connected to the entry relay when it made this directory: the
+    /// anonymity set its clients' slots hide in (the same number for every client).
+    pub clients: u32,
     /// The mailbox relays the entry relay links to.
     pub relays: Vec<RelayEntry>,
 }
@@ -59,6 +62,7 @@ pub struct RelayEntry {
 struct WireDirectory {
     tick: u64,
     single: bool,
+    clients: u32,
     relays: Vec<WireEntry>,
 }
 
@@ -151,6 +155,7 @@ impl Directory {
         let wire = WireDirectory {
             tick: self.tick,
             single: self.single,
+            clients: self.clients,
             relays: self
                 .relays
                 .iter()
@@ -222,6 +227,7 @@ impl Directory {
         let dir = Directory {
             tick: wire.tick,
             single: wire.single,
+            clients: wire.clients,
             relays,
         };
         dir.check()?;
@@ -394,6 +400,7 @@ pub(crate) mod tests {
             Directory {
                 tick: 1_000,
                 single: false,
+                clients: 57,
                 relays,
             },
             pins,
@@ -405,6 +412,7 @@ pub(crate) mod tests {
         let (dir, pins) = directory(3)?;
         let back = Directory::decode(&dir.encode()?)?;
         assert_eq!(back, dir);
+        assert_eq!(back.clients, 57);
         let e = back
             .entry(&dir.relays[1].id())
             .ok_or(RouteError::Internal)?;
@@ -467,6 +475,7 @@ pub(crate) mod tests {
         // A new directory arrives in mid-round: nothing until every chunk came again.
         let mut newer = dir.clone();
         newer.tick += 1;
+        newer.clients += 1;
         let new_chunks = newer.chunks()?;
         assert_eq!(new_chunks.len(), chunks.len());
         // The last chunk holds the stream's check, which always changes.

@@ -93,8 +93,10 @@ pub struct Report {
     /// Epoch catch-ups completed.
     pub caught_up: usize,
     /// Ticks from a single-part text's deposit to its recipient, when the sender had no
-    /// backlog, the recipient was online from the deposit on, and it came live.
+    /// backlog, the recipient was online from the deposit on, and it came live (1:1).
     pub latency: Vec<f64>,
+    /// The same for single-part group texts, per member.
+    pub latency_group: Vec<f64>,
     /// Ticks from queueing any text to its recipient having it whole, live.
     pub latency_queued: Vec<f64>,
     /// (recipient-texts whole, recipient-texts) of the main phase.
@@ -145,6 +147,7 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lat = self.latency();
+        let group = Percentiles::of(self.latency_group.clone());
         let q = self.latency_queued();
         writeln!(
             f,
@@ -194,6 +197,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "| the same, group texts, per member (ticks) | p50 {:.1}, p99 {:.1}, max {:.1} (n = {}) |",
+            group.p50, group.p99, group.max, group.n
+        )?;
+        writeln!(
+            f,
             "| queued to whole, any text, live (ticks) | p50 {:.1}, p99 {:.1}, max {:.1} (n = {}) |",
             q.p50, q.p99, q.max, q.n
         )?;
@@ -223,9 +231,85 @@ impl fmt::Display for Report {
     }
 }
 
+/// Whether a load generator kept up with a run: the slots its clients owed that had not
+/// come when the entry relay's batch left (the entry relay pads with dummies it seals
+/// itself, so CPU figures would measure the generator falling behind); and, to read
+/// beside them, the messages it sent against those delivered (fewer arrive when the
+/// buckets' streams are at capacity too, which is the relays' doing, not the
+/// generator's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptUp {
+    /// Slots owed: clients times ticks measured.
+    pub slots: u64,
+    /// Of those, missing at the entry relay (late or never sent).
+    pub missing: u64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages delivered.
+    pub delivered: u64,
+}
+
+impl KeptUp {
+    /// The largest share of slots that may miss their batch before the figures of a run
+    /// are withheld.
+    pub const MISSING_MAX: f64 = 0.01;
+
+    /// Whether the generator fell behind: more than [`KeptUp::MISSING_MAX`] of the
+    /// slots missing.
+    pub fn fell_behind(&self) -> bool {
+        self.slots > 0 && self.missing as f64 / self.slots as f64 > Self::MISSING_MAX
+    }
+}
+
+impl fmt::Display for KeptUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "late or dropped slots {} of {} ({:.2}%), delivered {} of {} sent",
+            self.missing,
+            self.slots,
+            100.0 * self.missing as f64 / self.slots.max(1) as f64,
+            self.delivered,
+            self.sent
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Percentiles;
+    use super::{KeptUp, Percentiles};
+
+    #[test]
+    fn a_generator_whose_slots_miss_their_batch_fell_behind() {
+        let ok = KeptUp {
+            slots: 30_000,
+            missing: 300,
+            sent: 3_000,
+            delivered: 2_900,
+        };
+        assert!(!ok.fell_behind());
+        assert!(KeptUp { missing: 301, ..ok }.fell_behind());
+        // Few delivered with every slot on time: the streams, not the generator.
+        assert!(
+            !KeptUp {
+                delivered: 169,
+                ..ok
+            }
+            .fell_behind()
+        );
+        assert!(
+            !KeptUp {
+                slots: 0,
+                missing: 0,
+                ..ok
+            }
+            .fell_behind()
+        );
+        assert_eq!(
+            ok.to_string(),
+            "late or dropped slots 300 of 30000 (1.00%), delivered 2900 of 3000 sent"
+        );
+    }
 
     #[test]
     fn percentiles_by_nearest_rank() {

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hum_shared::RelayAddr;
@@ -12,6 +14,7 @@ use tokio::net::TcpSocket;
 use tokio::process::{Child, Command};
 
 use super::world::Topology;
+use crate::{BucketCount, auto_buckets};
 
 /// Why relays could not be started or read.
 #[derive(Debug, thiserror::Error)]
@@ -84,10 +87,18 @@ pub fn free_port() -> Result<u16, ProcError> {
 /// # Errors
 /// [`ProcError`] when it does not start or prints no address.
 pub async fn spawn(bin: &Path, args: &[String]) -> Result<(Child, RelayAddr), ProcError> {
+    spawn_with(bin, args, Stdio::null()).await
+}
+
+async fn spawn_with(
+    bin: &Path,
+    args: &[String],
+    stderr: Stdio,
+) -> Result<(Child, RelayAddr), ProcError> {
     let mut child = Command::new(bin)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .map_err(io(format!("start {}", bin.display())))?;
@@ -105,6 +116,40 @@ pub async fn spawn(bin: &Path, args: &[String]) -> Result<(Child, RelayAddr), Pr
         .parse()
         .map_err(|_| ProcError::Unexpected(format!("{} printed no address", bin.display())))?;
     Ok((child, addr))
+}
+
+/// Reads a relay's log until it closes, adding up the `slots_missing` of its stats
+/// lines into `missing`.
+async fn count_missing(stderr: tokio::process::ChildStderr, missing: Arc<AtomicU64>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(n) = field(&line, "slots_missing") {
+            missing.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The value of `name=N` in a log line, colours or not.
+fn field(line: &str, name: &str) -> Option<u64> {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI colour: ESC [ ... m.
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain.split_whitespace().find_map(|w| {
+        w.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+    })
 }
 
 /// Asks a process to stop (SIGTERM), and kills it if it has not within `grace`.
@@ -152,6 +197,19 @@ impl Layout {
         }
     }
 
+    /// The bucket count the mailbox relays of this layout announce with options `o`:
+    /// every mailbox relay here links to its entry relays with `o.capacity`, and the
+    /// single relay holds `o.max_clients`.
+    pub fn bucket_count(self, o: &RelayOptions) -> u16 {
+        match o.buckets {
+            BucketCount::Fixed(n) => n,
+            BucketCount::Auto => auto_buckets(match self {
+                Layout::Single => o.max_clients,
+                _ => usize::from(o.capacity),
+            }),
+        }
+    }
+
     /// Which relays link, as (index, index).
     fn links(self) -> &'static [(usize, usize)] {
         match self {
@@ -171,8 +229,8 @@ pub struct RelayOptions {
     pub dir: PathBuf,
     /// Tick length.
     pub tick: Duration,
-    /// Buckets per epoch.
-    pub buckets: u16,
+    /// Buckets per epoch (`Auto`: what the relays derive from their capacity).
+    pub buckets: BucketCount,
     /// Ticks per epoch.
     pub epoch_ticks: u32,
     /// Slots per tick on every link.
@@ -183,6 +241,9 @@ pub struct RelayOptions {
     pub max_lag: u64,
     /// Write a curious log per relay (the binary must be a curious build).
     pub curious: bool,
+    /// How often each relay writes its stats line (zero: never), from which
+    /// [`RelayProc::slots_missing`] is counted.
+    pub stats_every: Duration,
 }
 
 /// One running relay.
@@ -198,6 +259,9 @@ pub struct RelayProc {
     pub pid: u32,
     /// Its curious log, if written.
     pub log: Option<PathBuf>,
+    /// Entry role: slots of its clients that had not come when their batch left, as its
+    /// stats lines said so far (every [`RelayOptions::stats_every`]).
+    pub slots_missing: Arc<AtomicU64>,
     child: Child,
 }
 
@@ -257,7 +321,7 @@ impl Relays {
                 "--role".into(),
                 (*role).to_owned(),
                 "--stats-every".into(),
-                "0".into(),
+                format!("{}ms", o.stats_every.as_millis()),
                 "--tick".into(),
                 format!("{}us", o.tick.as_micros()),
                 "--buckets".into(),
@@ -282,7 +346,11 @@ impl Relays {
                 args.push("--curious-log".into());
                 args.push(log.to_string_lossy().into_owned());
             }
-            let (child, addr) = spawn(&o.bin, &args).await?;
+            let (mut child, addr) = spawn_with(&o.bin, &args, Stdio::piped()).await?;
+            let slots_missing = Arc::new(AtomicU64::new(0));
+            if let Some(stderr) = child.stderr.take() {
+                tokio::spawn(count_missing(stderr, Arc::clone(&slots_missing)));
+            }
             let pid = child
                 .id()
                 .ok_or_else(|| ProcError::Unexpected(format!("{name} exited at once")))?;
@@ -292,6 +360,7 @@ impl Relays {
                 addr,
                 pid,
                 log,
+                slots_missing,
                 child,
             });
         }
@@ -376,4 +445,19 @@ pub async fn bare(
         (cpu1 - cpu0) as f64 * 1e4 / client_ticks.max(1.0),
         loaded.saturating_sub(before) as f64 / clients.max(1) as f64,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    #[test]
+    fn a_stats_field_is_read_with_or_without_colours() {
+        let plain = "2026-12-02T02:00:00Z  INFO hum_relay::stats: stats clients=3 slots_missing=17 refused=0";
+        assert_eq!(field(plain, "slots_missing"), Some(17));
+        let coloured = "\u{1b}[2m2026\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \u{1b}[3mslots_missing\u{1b}[0m\u{1b}[2m=\u{1b}[0m4 \u{1b}[3mrefused\u{1b}[0m\u{1b}[2m=\u{1b}[0m0";
+        assert_eq!(field(coloured, "slots_missing"), Some(4));
+        assert_eq!(field(plain, "missing"), None);
+        assert_eq!(field("relay listening", "slots_missing"), None);
+    }
 }

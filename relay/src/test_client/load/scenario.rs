@@ -189,6 +189,8 @@ struct Message {
     queued: u64,
     backlog_free: bool,
     main: bool,
+    /// Sent to a group.
+    group: bool,
     /// Whether any of its parts was deposited.
     left: bool,
     /// Recipient: parts got, all live, when whole.
@@ -699,6 +701,7 @@ impl<W: Write> Run<'_, W> {
                 queued: now,
                 backlog_free,
                 main: self.phase == 1,
+                group: matches!(target, Target::Group(_)),
                 left: false,
                 got: recipients
                     .into_iter()
@@ -900,9 +903,12 @@ impl<W: Write> Run<'_, W> {
             if let (1, true, Some(left)) = (m.parts, m.backlog_free, left)
                 && online(left)
             {
-                self.report
-                    .latency
-                    .push(ms.saturating_sub(left) as f64 / tick_ms);
+                let ticks = ms.saturating_sub(left) as f64 / tick_ms;
+                if m.group {
+                    self.report.latency_group.push(ticks);
+                } else {
+                    self.report.latency.push(ticks);
+                }
             }
             self.report
                 .latency_queued

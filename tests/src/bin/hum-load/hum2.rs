@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
+use hum_relay::BucketCount;
 use hum_relay::test_client::load::procs::{Layout, RelayOptions, Relays, bare, cpu_ticks, rss_kib};
 use hum_relay::test_client::load::{Percentiles, Progress, Spec, Truth, run};
 use hum_tests::load_logs::{joins, queue_delay};
@@ -34,9 +35,10 @@ pub(crate) struct Cli {
     /// Length of the main phase, in epochs.
     #[arg(long, default_value_t = 2.2)]
     epochs: f64,
-    /// Buckets per epoch at each mailbox relay.
-    #[arg(long, default_value_t = 8)]
-    buckets: u16,
+    /// Buckets per epoch at each mailbox relay: auto (the relays' default, one per 32
+    /// users a relay may hold, from the link capacity) or a count from 1 to 256.
+    #[arg(long, default_value = "auto")]
+    buckets: BucketCount,
     /// Seed of the world and of every behaviour.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -140,7 +142,6 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
     }
     spec.run = tick * u32::try_from((f64::from(spec.epoch_ticks) * cli.epochs) as u64)?;
     spec.seed = cli.seed;
-    spec.buckets = cli.buckets;
     spec.settle = Duration::from_secs(cli.settle_secs);
     let layout = match cli.layout {
         LayoutArg::Mesh => Layout::Mesh,
@@ -173,13 +174,15 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         bin: relay_bin,
         dir: cli.out.clone(),
         tick,
-        buckets: spec.buckets,
+        buckets: cli.buckets,
         epoch_ticks: spec.epoch_ticks,
         capacity: u16::try_from(cli.users.div_ceil(homes) + 32)?,
         max_clients: cli.users + 64,
         max_lag: 50,
         curious: !cli.no_curious,
+        stats_every: Duration::from_secs(1),
     };
+    spec.buckets = layout.bucket_count(&options);
     let relays = Relays::start(layout, &options).await?;
     let names: Vec<(&'static str, &'static str, Option<PathBuf>)> = relays
         .procs
@@ -218,14 +221,28 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
     let result = run(&spec, &relays.topology, &mut truth, &progress).await;
     progress.phase.store(3, Ordering::Relaxed);
     truth.finish()?;
+    let missing: u64 = relays
+        .procs
+        .iter()
+        .map(|p| p.slots_missing.load(Ordering::Relaxed))
+        .sum();
     relays.stop().await;
     let report = result?;
     let (usage, client_ticks, most) = sampler.await.unwrap_or_default();
+
     println!(
         "hum-load run: layout {:?}, seed {}, scale {} (epoch, sessions and absences divided by it)",
         cli.layout, cli.seed, cli.scale
     );
+    println!(
+        "buckets per mailbox relay: {} ({}), link capacity {}",
+        spec.buckets, cli.buckets, options.capacity
+    );
     print!("{report}");
+    println!(
+        "slots missing at the entry relay when its batch left (late or never sent; the whole run): {missing}, against {client_ticks:.0} client-ticks in the main phase ({:.2}%)",
+        100.0 * missing as f64 / client_ticks.max(1.0)
+    );
     let lat = report.latency();
     println!(
         "| target: latency p99 at most 4 ticks plus network | {} |",
