@@ -640,7 +640,7 @@ impl Session {
             single: self.directory.single,
             home_epoch,
             bucket: home_epoch.and_then(|e| self.bucket(e)),
-            clients: None,
+            clients: Some(self.directory.clients),
             outbox: self.outbox.len()
                 + self
                     .in_flight

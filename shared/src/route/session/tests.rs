@@ -95,6 +95,7 @@ impl Relay {
             directory: Directory {
                 tick: START,
                 single: false,
+                clients: 0,
                 relays: Vec::new(),
             },
             stored: Vec::new(),
@@ -124,6 +125,7 @@ impl Relay {
         self.directory = Directory {
             tick: self.tick,
             single: false,
+            clients: 57,
             relays: vec![RelayEntry {
                 address: self.addr.clone(),
                 certificate: self.cert.clone(),
@@ -730,6 +732,8 @@ fn an_epoch_change_owes_the_previous_epoch_and_messages_go_on() -> Res {
     assert_eq!(got.len(), 1);
     let status = relay.session(b).status();
     assert_eq!(status.home_epoch, Some(11));
+    // The anonymity set is the entry relay's word for it, from its directory.
+    assert_eq!(status.clients, Some(57));
     assert_eq!(status.bucket, Some(bob.secret.bucket(11, BUCKETS)?));
     assert_eq!(relay.seats[b].bucket, bob.secret.bucket(11, BUCKETS)?);
     Ok(())
