@@ -260,14 +260,71 @@ impl Runtime {
     }
 }
 
-/// Starts the engine on an unlocked profile, with `home_relay` as the relay it receives
-/// on. Must be called inside a tokio runtime.
+/// Where a profile connects and where it receives (docs/RELAY.md, roles): one
+/// connection, to the entry relay, carries everything; the home relay holds the profile's
+/// buckets. A single relay is both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relays {
+    /// The relay the client connects to.
+    pub entry: RelayAddr,
+    /// The relay that holds what others send this profile.
+    pub home: RelayAddr,
+}
+
+impl Relays {
+    /// One relay as entry and home (`--relay`, the embedded relay, the demo).
+    pub fn single(relay: RelayAddr) -> Self {
+        Self {
+            entry: relay.clone(),
+            home: relay,
+        }
+    }
+
+    /// From a configuration: `relay` alone (a single relay), or `entry` and `home` (a
+    /// mesh). `Ok(None)` when nothing is configured.
+    ///
+    /// # Errors
+    /// [`EngineError::RelayConfig`] for an address that does not parse, `relay` given
+    /// with `entry` or `home`, or one of `entry` and `home` without the other.
+    pub fn from_config(
+        relay: Option<&str>,
+        entry: Option<&str>,
+        home: Option<&str>,
+    ) -> Result<Option<Self>, EngineError> {
+        let parse = |which: &'static str, a: &str| {
+            a.parse::<RelayAddr>()
+                .map_err(|e| EngineError::RelayConfig(format!("{which}: {e}")))
+        };
+        match (relay, entry, home) {
+            (None, None, None) => Ok(None),
+            (Some(r), None, None) => Ok(Some(Self::single(parse("relay", r)?))),
+            (None, Some(e), Some(h)) => Ok(Some(Self {
+                entry: parse("entry", e)?,
+                home: parse("home", h)?,
+            })),
+            (Some(_), _, _) => Err(EngineError::RelayConfig(
+                "relay names a single relay; give it alone, or entry and home instead".into(),
+            )),
+            (None, Some(_), None) | (None, None, Some(_)) => Err(EngineError::RelayConfig(
+                "entry and home go together: the relay you connect to and the one you receive on"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Whether entry and home are the same relay (which must then be a single relay).
+    pub fn is_single(&self) -> bool {
+        self.entry == self.home
+    }
+}
+
+/// Starts the engine on an unlocked profile, connecting to `relays.entry` and receiving
+/// on `relays.home`. Must be called inside a tokio runtime.
 ///
 /// # Errors
-/// [`EngineError::NoRelay`] when `home_relay` is not a relay address; store errors while
-/// loading.
-pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, EngineError> {
-    start_with(profile, home_relay, EngineOptions::default())
+/// Store errors while loading.
+pub fn start(profile: Unlocked, relays: Relays) -> Result<EngineHandle, EngineError> {
+    start_with(profile, relays, EngineOptions::default())
 }
 
 /// How the engine behaves where the defaults may not suit (tests shorten the waits).
@@ -304,10 +361,9 @@ impl Default for EngineOptions {
 /// As [`start`].
 pub fn start_with(
     profile: Unlocked,
-    home_relay: &str,
+    relays: Relays,
     options: EngineOptions,
 ) -> Result<EngineHandle, EngineError> {
-    let home: RelayAddr = home_relay.parse().map_err(|_| EngineError::NoRelay)?;
     let rt = tokio::runtime::Handle::current();
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
@@ -315,7 +371,7 @@ pub fn start_with(
     let (face_tx, face_rx) = mpsc::channel::<Event>(4096);
 
     let now = core::Now::system();
-    let core = core::Core::new(profile, home, options, now)?;
+    let core = core::Core::new(profile, relays, options, now)?;
     let mut runtime = Runtime {
         events: event_tx,
         inputs: input_tx.clone(),
@@ -372,6 +428,42 @@ pub fn start_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const A: &str =
+        "hum://127.0.0.1:7667#0000000000000000000000000000000000000000000000000000000000000000";
+    const B: &str =
+        "hum://127.0.0.1:7668#1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// `relay` alone is a single relay, `entry` with `home` a mesh; anything else says
+    /// what is wrong.
+    #[test]
+    fn relays_come_from_relay_or_from_entry_and_home() -> Result<(), EngineError> {
+        assert_eq!(Relays::from_config(None, None, None)?, None);
+        let single = Relays::from_config(Some(A), None, None)?.ok_or(EngineError::NoRelay)?;
+        assert!(single.is_single());
+        assert_eq!(single.entry.to_string(), A);
+        let mesh = Relays::from_config(None, Some(A), Some(B))?.ok_or(EngineError::NoRelay)?;
+        assert!(!mesh.is_single());
+        assert_eq!(
+            (mesh.entry.to_string(), mesh.home.to_string()),
+            (A.into(), B.into())
+        );
+        for (r, e, h) in [
+            (Some(A), Some(A), None),
+            (Some(A), None, Some(B)),
+            (None, Some(A), None),
+            (None, None, Some(B)),
+            (None, Some("nonsense"), Some(B)),
+            (Some("hum://x"), None, None),
+        ] {
+            let err = Relays::from_config(r, e, h);
+            assert!(
+                matches!(err, Err(EngineError::RelayConfig(_))),
+                "{r:?} {e:?} {h:?}: {err:?}"
+            );
+        }
+        Ok(())
+    }
 
     /// A panicked engine thread is told apart from a store failure.
     #[tokio::test]

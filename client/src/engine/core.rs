@@ -9,15 +9,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hum_shared::crypto::{
-    Capability, Envelope, Fingerprint, GroupId, GroupState, Identity, Invite, InviteSecret,
-    MailboxId, PublicIdentity, SenderKeyDistribution, Session, epoch_at, safety_number,
+    Capability, Envelope, Fingerprint, GroupId, GroupState, Identity, Invite, InviteHome,
+    InviteSecret, MailboxId, PublicIdentity, SenderKeyDistribution, Session, epoch_at,
+    safety_number,
 };
+use hum_shared::route::DeliverySecret;
 use hum_shared::{Down, Reassembler, RelayAddr, Up, part_msg_id, split};
 use zeroize::Zeroizing;
 
 use super::records::{
-    ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, MemberRecord, MessageRecord,
-    Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
+    ContactRecord, DeliveryState, Dest, GroupRecord, HomeRecord, InboxRecord, MemberRecord,
+    MessageRecord, Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
 use super::store::{Db, ProfileStore};
 use super::wire::{AppMessage, ContactHello, Member, StoredMessage, Uid};
@@ -27,6 +29,7 @@ use crate::api::{
     MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
 use contacts::{Contact, Contacts};
+use homes::Homes;
 use outbox::{InFlight, Pump, Resends};
 use subscriptions::{Route, RouteKind, Subscriptions};
 
@@ -146,7 +149,14 @@ pub(crate) struct Core {
     store: ProfileStore,
     me: Identity,
     my_name: String,
+    /// The relay this profile receives on (its home relay).
     home: RelayAddr,
+    /// The relay this profile connects to (the home relay itself for a single relay).
+    entry: RelayAddr,
+    /// This profile's delivery secret.
+    delivery: DeliverySecret,
+    /// Where contacts and group members receive.
+    homes: Homes,
     contacts: Contacts,
     sessions: HashMap<i64, Session>,
     rooms: HashMap<i64, RoomRecord>,
@@ -234,7 +244,7 @@ impl Core {
     /// Opens the engine on an unlocked store.
     pub(crate) fn new(
         profile: super::Unlocked,
-        home: RelayAddr,
+        relays: super::Relays,
         options: super::EngineOptions,
         now: Now,
     ) -> Result<Self, EngineError> {
@@ -242,7 +252,9 @@ impl Core {
             store,
             identity: me,
             name: my_name,
+            delivery,
         } = profile;
+        let super::Relays { entry, home } = relays;
         let mut core = Self {
             options,
             resends: Resends::default(),
@@ -250,6 +262,9 @@ impl Core {
             me,
             my_name,
             home,
+            entry,
+            delivery,
+            homes: Homes::default(),
             contacts: Contacts::default(),
             sessions: HashMap::new(),
             rooms: HashMap::new(),
@@ -267,6 +282,7 @@ impl Core {
             checks: HashMap::new(),
         };
         core.load()?;
+        core.load_homes()?;
         core.load_invite_state()?;
         Ok(core)
     }
@@ -1152,10 +1168,17 @@ impl Core {
     }
 
     fn create_invite(&mut self) -> Result<(), EngineError> {
+        let home = self.home.to_string();
+        // A mesh client suggests its own entry relay; a single relay is entry and home.
+        let entry = (self.entry != self.home).then(|| self.entry.to_string());
         let (invite, secret) = self
             .me
-            .create_invite_with_nickname(
-                &self.home.to_string(),
+            .create_invite_with(
+                &InviteHome {
+                    relay: &home,
+                    entry: entry.as_deref(),
+                    delivery: &self.delivery,
+                },
                 Some(&self.my_name),
                 self.options.invite_ttl.as_secs().max(1),
                 self.now.secs(),
@@ -1192,6 +1215,7 @@ impl Core {
         let hello = enc(&ContactHello {
             name: self.my_name.clone(),
             relay: self.home.to_string(),
+            delivery: Zeroizing::new(*self.delivery.expose_secret()),
         })?;
         let (session, envelope) =
             Session::initiate(&self.me, &invite, &hello).map_err(EngineError::from)?;
@@ -1207,6 +1231,8 @@ impl Core {
             uid: None,
         };
         let check = Self::check_record(code.trim(), &envelope, self.now.secs());
+        let person = invite.inviter().fingerprint();
+        let home = HomeRecord::new(relay.clone(), invite.delivery_secret());
         let (cid, row) = self.add_contact(
             invite.inviter().clone(),
             name,
@@ -1218,9 +1244,11 @@ impl Core {
                 // it. The invite is watched until its inviter says which answer used it.
                 let row = db.insert_outbox(&head, envelope.as_bytes())?;
                 db.put_invite_check(cid, &check)?;
+                db.put_home(&person, &home)?;
                 Ok(row)
             },
         )?;
+        self.homes.insert(person, home);
         self.watch_invite(cid, invite, &relay, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
@@ -1365,6 +1393,7 @@ fn view(room: i64, id: i64, m: MessageRecord) -> MessageView {
 
 mod contacts;
 mod groups;
+mod homes;
 mod invites;
 mod outbox;
 mod receive;

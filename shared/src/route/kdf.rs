@@ -23,6 +23,7 @@ pub(crate) const L_TAG: &[u8] = b"hum/2 tag";
 pub(crate) const L_SEED: &[u8] = b"hum/2 seed";
 pub(crate) const L_GROUP_TAG: &[u8] = b"hum/2 group tag";
 pub(crate) const L_LOOP: &[u8] = b"hum/2 loop";
+pub(crate) const L_INVITE_TAG: &[u8] = b"hum/2 invite tag";
 pub(crate) const L_COPY_TAG: &[u8] = b"hum/2 copy tag";
 pub(crate) const L_REWRAP: &[u8] = b"hum/2 rewrap";
 pub(crate) const L_FLAG: &[u8] = b"hum/2 flag";

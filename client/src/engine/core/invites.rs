@@ -293,10 +293,14 @@ impl Core {
             .cloned()
             .ok_or(EngineError::NoSuch(What::Room))?;
         room_rec.contact = None;
+        // Where they receive goes too: they never became a contact, nor a member anywhere.
+        let person = c.public.fingerprint();
         self.store.tx(|db| {
             db.forget_contact(cid)?;
+            db.delete_home(&person)?;
             db.put_room(room, &room_rec)
         })?;
+        self.homes.remove(&person);
         self.rooms.insert(room, room_rec);
         self.stop_watching(cid);
         self.contacts.remove(&cid);

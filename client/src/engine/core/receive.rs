@@ -159,11 +159,15 @@ impl Core {
         // goes to whoever else answers the same code, and its mailbox is still read (as a
         // used invite's) until the invite expires.
         let used = self.prepare_used(id, env)?;
+        let person = who.fingerprint();
+        let home = HomeRecord::new(relay.clone(), &DeliverySecret::from_bytes(*hello.delivery));
         let (_, (used_id, notice_row)) =
             self.add_contact(who, name.clone(), relay, session, |db, _| {
                 db.delete_invite(id)?;
+                db.put_home(&person, &home)?;
                 used.write(db)
             })?;
+        self.homes.insert(person, home);
         self.invites.remove(&id);
         self.invite_used(id, used_id, used, notice_row)?;
         self.emit(Event::Notice(format!("{name} accepted your invite")));

@@ -34,6 +34,24 @@ fn peer_relay() -> RelayAddr {
     addr("peer.relay.test", 0xef)
 }
 
+/// The delivery secret a test peer called `name` says it has.
+fn peer_delivery(name: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (o, b) in out.iter_mut().zip(name.bytes().cycle()) {
+        *o = b;
+    }
+    out
+}
+
+/// The hello of a test peer called `name`, homed at the peer relay.
+fn hello(name: &str) -> ContactHello {
+    ContactHello {
+        name: name.into(),
+        relay: peer_relay().to_string(),
+        delivery: Zeroizing::new(peer_delivery(name)),
+    }
+}
+
 /// One engine core on a fake relay and a fake clock: the test is the runtime, carrying
 /// out the core's effects itself.
 struct Fixture {
@@ -82,7 +100,12 @@ impl Fixture {
     }
 
     fn start(&mut self, unlocked: crate::engine::Unlocked) -> Result<(), EngineError> {
-        let mut core = Core::new(unlocked, home(), self.options, self.now)?;
+        let mut core = Core::new(
+            unlocked,
+            crate::engine::Relays::single(home()),
+            self.options,
+            self.now,
+        )?;
         let mut effects = Vec::new();
         let started = core.start(self.now, &mut effects);
         self.core = Some(core);
@@ -265,10 +288,7 @@ impl Fixture {
         let code = self.invite_code()?;
         let peer = Identity::generate();
         let invite = Invite::decode(&code, self.now.secs())?;
-        let hello = enc(&ContactHello {
-            name: name.into(),
-            relay: peer_relay().to_string(),
-        })?;
+        let hello = enc(&hello(name))?;
         let (session, envelope) = Session::initiate(&peer, &invite, &hello)?;
         self.deliver(invite.mailbox(), &envelope)?;
         let cid = self
@@ -379,6 +399,10 @@ impl Peer {
         Member {
             identity: self.id.public().to_bytes().to_vec(),
             name: name.into(),
+            home: Some(crate::engine::wire::MemberHome {
+                relay: peer_relay().to_string(),
+                delivery: Zeroizing::new(peer_delivery(name)),
+            }),
         }
     }
 }
@@ -410,10 +434,7 @@ fn a_used_prekey_and_replaced_sessions_leave_the_files_within_the_checkpoint_bou
     assert_eq!(invite_rows.len(), 1);
     let invite = Invite::decode(&code, fx.now.secs())?;
     let bob_id = Identity::generate();
-    let hello = enc(&ContactHello {
-        name: "bob".into(),
-        relay: peer_relay().to_string(),
-    })?;
+    let hello = enc(&hello("bob"))?;
     let (session, envelope) = Session::initiate(&bob_id, &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
     let first_session = raw_blobs(&fx.store_file(), "SELECT sealed FROM sessions")?;
@@ -548,10 +569,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
     // The acceptor read the code while it was valid; the answer comes after its expiry.
     let invite = Invite::decode(&code, created)?;
     fx.pass(invite.expires_at());
-    let hello = enc(&ContactHello {
-        name: "late".into(),
-        relay: peer_relay().to_string(),
-    })?;
+    let hello = enc(&hello("late"))?;
     let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
     let events = fx.events();
@@ -815,10 +833,7 @@ fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
     )?;
     let code = fx.invite_code()?;
     let invite = Invite::decode(&code, fx.now.secs())?;
-    let hello = enc(&ContactHello {
-        name: "bob".into(),
-        relay: peer_relay().to_string(),
-    })?;
+    let hello = enc(&hello("bob"))?;
     let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
     assert!(raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?.is_empty());
@@ -1833,5 +1848,116 @@ fn the_removal_notice_after_leaving_adds_nothing() -> TestResult {
         .map(|m| m.text)
         .collect();
     assert_eq!(events, ["alice added you", "you left the group"]);
+    Ok(())
+}
+
+/// Where each side receives travels with the invite and the hello: the code names this
+/// profile's home relay and delivery secret, an answer's hello gives the acceptor's, an
+/// accepted code the inviter's, and all of them are kept across a restart.
+#[test]
+fn invites_and_hellos_say_where_each_side_receives() -> TestResult {
+    let mut fx = Fixture::new("homes", options())?;
+    let code = fx.invite_code()?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
+    assert_eq!(invite.relay(), home().to_string());
+    // A single relay suggests no other entry.
+    assert_eq!(invite.entry(), None);
+    assert_eq!(invite.delivery_secret(), &fx.core()?.delivery);
+
+    let bob = fx.peer("bob")?;
+    let bob_fp = bob.id.public().fingerprint();
+    let carol = Identity::generate();
+    let (carol_invite, _, _, _) = accept(&mut fx, &carol, "carol")?;
+    let carol_fp = carol.public().fingerprint();
+    let mine = fx.core()?.delivery.clone();
+    fx.reopen()?;
+    let core = fx.core()?;
+    assert_eq!(core.delivery, mine, "the delivery secret changed on reopen");
+    let bob_home = core.homes.get(&bob_fp).ok_or("bob's home was not kept")?;
+    assert_eq!(
+        (&bob_home.relay, *bob_home.delivery),
+        (&peer_relay(), peer_delivery("bob"))
+    );
+    let carol_home = core
+        .homes
+        .get(&carol_fp)
+        .ok_or("carol's home was not kept")?;
+    assert_eq!(carol_home.relay, home());
+    assert_eq!(
+        &*carol_home.delivery,
+        carol_invite.delivery_secret().expose_secret()
+    );
+    Ok(())
+}
+
+/// A group's member list carries every member's home: the admin's own and those it
+/// knows, so a member learns where the members it has no contact with receive.
+#[test]
+fn member_lists_carry_each_members_home() -> TestResult {
+    let mut fx = Fixture::new("member-homes", options())?;
+    let mut alice = fx.peer("alice")?;
+    let dave = Peer {
+        id: Identity::generate(),
+        ..fx.peer("placeholder")?
+    };
+    let dave_fp = dave.id.public().fingerprint();
+    let state = GroupState::create();
+    let invite = group_invite(&alice, &state, vec![dave.as_member("dave")])?;
+    alice.send(&mut fx, &invite)?;
+    let dave_home = fx
+        .core()?
+        .homes
+        .get(&dave_fp)
+        .ok_or("dave's home unknown")?;
+    assert_eq!(*dave_home.delivery, peer_delivery("dave"));
+    // A member list does not override what a contact said of itself.
+    let alice_fp = alice.id.public().fingerprint();
+    assert_eq!(
+        fx.core()?.homes.get(&alice_fp).map(|h| *h.delivery),
+        Some(peer_delivery("alice"))
+    );
+
+    // As an admin, this profile's invites name its own home and the members'.
+    let mut bob = fx.peer("bob")?;
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let rid = fx
+        .core()?
+        .rooms
+        .iter()
+        .find(|(_, r)| r.name == "team")
+        .map(|(&id, _)| id)
+        .ok_or("no team room")?;
+    fx.command(Command::GroupAdd {
+        room: RoomId(rid),
+        contact: ContactId(alice.cid),
+    })?;
+    fx.command(Command::GroupAdd {
+        room: RoomId(rid),
+        contact: ContactId(bob.cid),
+    })?;
+    let members = bob
+        .receive(&mut fx)?
+        .into_iter()
+        .find_map(|m| match m {
+            AppMessage::GroupInvite { members, .. } => Some(members),
+            _ => None,
+        })
+        .ok_or("bob got no invite")?;
+    let me = fx.core()?.me.public().to_bytes().to_vec();
+    let mine = members
+        .iter()
+        .find(|m| m.identity == me)
+        .and_then(|m| m.home.clone())
+        .ok_or("the admin named no home of its own")?;
+    assert_eq!(mine.relay, home().to_string());
+    assert_eq!(&*mine.delivery, fx.core()?.delivery.expose_secret());
+    let alices = members
+        .iter()
+        .find(|m| m.identity == alice.id.public().to_bytes().to_vec())
+        .and_then(|m| m.home.clone())
+        .ok_or("alice's home missing")?;
+    assert_eq!(*alices.delivery, peer_delivery("alice"));
     Ok(())
 }
