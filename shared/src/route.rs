@@ -66,6 +66,7 @@ mod relay_id;
 mod replay_guard;
 mod reply;
 mod request;
+pub mod session;
 mod slot;
 mod slot_key;
 mod slot_key_pair;

@@ -1,0 +1,106 @@
+//! The tag table: every copy tag the client may receive, by (epoch, bucket) wanted, with
+//! the sender and counter it stands for. Recognising an item is one hash lookup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+
+use super::SenderId;
+use super::state::Ledger;
+use crate::route::{CopyTag, TagKey};
+
+/// Counters kept ready per sender and epoch past the first one not seen (and, below it,
+/// every counter not seen yet: an attempt may come after a later one, as when a client
+/// back from an absence gets the end of a text live before its catch-up brings the start).
+pub(super) const WINDOW: u64 = 64;
+
+/// What a tag stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub(super) sender: SenderId,
+    pub(super) epoch: u32,
+    pub(super) n: u64,
+}
+
+/// The table.
+#[derive(Default)]
+pub(super) struct TagTable {
+    tags: HashMap<CopyTag, Entry>,
+    /// The epochs held, with the client's bucket in each.
+    epochs: BTreeMap<u32, u16>,
+}
+
+impl TagTable {
+    /// What `tag` stands for, if it is one of ours.
+    pub(super) fn get(&self, tag: &CopyTag) -> Option<Entry> {
+        self.tags.get(tag).copied()
+    }
+
+    /// The client's bucket in `epoch`, if the table holds that epoch.
+    pub(super) fn bucket(&self, epoch: u32) -> Option<u16> {
+        self.epochs.get(&epoch).copied()
+    }
+
+    /// Holds exactly the `wanted` (epoch, bucket) pairs: drops the others, builds the new
+    /// ones for every sender in `senders`.
+    pub(super) fn reconcile<'a>(
+        &mut self,
+        wanted: &[(u32, u16)],
+        senders: impl Iterator<Item = (SenderId, &'a TagKey)> + Clone,
+        ledger: &Ledger,
+    ) {
+        let stale: Vec<u32> = self
+            .epochs
+            .iter()
+            .filter(|(e, b)| !wanted.contains(&(**e, **b)))
+            .map(|(e, _)| *e)
+            .collect();
+        if !stale.is_empty() {
+            self.epochs.retain(|e, _| !stale.contains(e));
+            self.tags.retain(|_, v| !stale.contains(&v.epoch));
+        }
+        for &(epoch, bucket) in wanted {
+            if self.epochs.contains_key(&epoch) {
+                continue;
+            }
+            self.epochs.insert(epoch, bucket);
+            for (sender, key) in senders.clone() {
+                let next = ledger.window(sender, epoch);
+                self.add(ledger, sender, key, epoch, 0..next + WINDOW);
+            }
+        }
+    }
+
+    /// A new sender: its tags in every epoch held.
+    pub(super) fn add_sender(&mut self, ledger: &Ledger, sender: SenderId, key: &TagKey) {
+        let epochs: Vec<u32> = self.epochs.keys().copied().collect();
+        for epoch in epochs {
+            let next = ledger.window(sender, epoch);
+            self.add(ledger, sender, key, epoch, 0..next + WINDOW);
+        }
+    }
+
+    /// A sender no longer expected.
+    pub(super) fn forget(&mut self, sender: SenderId) {
+        self.tags.retain(|_, v| v.sender != sender);
+    }
+
+    /// Adds `sender`'s tags of `counters` in `epoch`, but those already seen.
+    pub(super) fn add(
+        &mut self,
+        ledger: &Ledger,
+        sender: SenderId,
+        key: &TagKey,
+        epoch: u32,
+        counters: Range<u64>,
+    ) {
+        let Some(&bucket) = self.epochs.get(&epoch) else {
+            return;
+        };
+        for n in counters {
+            let tag = key.secret(epoch, n).seed().copy_tag(bucket);
+            if !ledger.seen(&tag) {
+                self.tags.insert(tag, Entry { sender, epoch, n });
+            }
+        }
+    }
+}

@@ -1,0 +1,1001 @@
+//! Tests of the session against a relay made of `route`'s relay-side functions (the home
+//! relay opens each slot with `open_slot`, stores copies with `Deposit::bucket_copies`,
+//! answers with `SlotReplier::seal`; the entry relay's down cells are `DownCell::encode`),
+//! with no sockets and no clock: one call is one tick.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::*;
+use crate::route::slot_key::tests::relay_cert;
+use crate::route::{
+    CopyTag, DepositReply, DirectoryChunk, OpenedDeposit, Reply, RequestOutcome, SlotKeyring,
+    TagSeed, flag_matches, open_slot,
+};
+
+type Error = Box<dyn std::error::Error>;
+type Res = Result<(), Error>;
+/// Seeds of a session's deposits, and its state after.
+type Sent = (Vec<[u8; 32]>, SessionState);
+
+const EPOCH_TICKS: u32 = 400;
+const BUCKETS: u16 = 8;
+/// The first tick: early in epoch 10.
+const START: u64 = 10 * EPOCH_TICKS as u64 + 10;
+
+/// How the relay answers deposits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Store,
+    Full,
+    /// No answer: random bytes where it should be.
+    Silent,
+}
+
+/// What the relay saw in one slot.
+#[derive(Debug, Clone)]
+struct Seen {
+    tick: u64,
+    seat: usize,
+    slot: Vec<u8>,
+    /// The deposit's seed and copies.
+    deposit: Option<(TagSeed, Vec<Copy>)>,
+    request: Request,
+}
+
+/// An item stored in a bucket.
+struct Stored {
+    epoch: u32,
+    bucket: u16,
+    seq: u64,
+    item: Item,
+    flags: Vec<u8>,
+    seed: TagSeed,
+}
+
+struct Seat {
+    session: Session,
+    replies: HashMap<u64, Reply>,
+    bucket: u16,
+    events: Vec<SessionEvent>,
+}
+
+/// One relay in both roles, with an entry relay in front of it on the same clock.
+struct Relay {
+    id: RelayId,
+    entry: RelayId,
+    cert: Vec<u8>,
+    pkcs8: Vec<u8>,
+    addr: RelayAddr,
+    ring: SlotKeyring,
+    tick: u64,
+    chunks: Vec<DirectoryChunk>,
+    directory: Directory,
+    stored: Vec<Stored>,
+    next_seq: u64,
+    live: HashMap<(u32, u16), VecDeque<Item>>,
+    seats: Vec<Seat>,
+    mode: Mode,
+    seen: Vec<Seen>,
+    deleted: Vec<CopyTag>,
+}
+
+impl Relay {
+    fn new() -> Result<Relay, Box<dyn std::error::Error>> {
+        let (cert, pkcs8, fp) = relay_cert();
+        let addr: RelayAddr = format!("hum://127.0.0.1:7000#{fp}").parse()?;
+        let mut r = Relay {
+            id: RelayId::of_fingerprint(&fp),
+            entry: RelayId::from_bytes([9; 8]),
+            cert,
+            pkcs8,
+            addr,
+            ring: SlotKeyring::new(),
+            tick: START,
+            chunks: Vec::new(),
+            directory: Directory {
+                tick: START,
+                single: false,
+                relays: Vec::new(),
+            },
+            stored: Vec::new(),
+            next_seq: 1,
+            live: HashMap::new(),
+            seats: Vec::new(),
+            mode: Mode::Store,
+            seen: Vec::new(),
+            deleted: Vec::new(),
+        };
+        r.rekey()?;
+        Ok(r)
+    }
+
+    fn epoch(&self) -> u32 {
+        (self.tick / u64::from(EPOCH_TICKS)) as u32
+    }
+
+    /// The keys of the current and next epoch, announced in a new directory.
+    fn rekey(&mut self) -> Result<(), RouteError> {
+        self.ring.advance(self.epoch());
+        let slot_keys = [self.epoch(), self.epoch() + 1]
+            .iter()
+            .filter_map(|&e| self.ring.by_epoch(e))
+            .map(|k| k.announce(self.id, &self.pkcs8))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.directory = Directory {
+            tick: self.tick,
+            single: false,
+            relays: vec![RelayEntry {
+                address: self.addr.clone(),
+                certificate: self.cert.clone(),
+                buckets: BUCKETS,
+                epoch_ticks: EPOCH_TICKS,
+                flag_bits: 8,
+                epoch: self.epoch(),
+                tick_in_epoch: (self.tick % u64::from(EPOCH_TICKS)) as u32,
+                slot_keys,
+            }],
+        };
+        self.chunks = self.directory.chunks()?;
+        Ok(())
+    }
+
+    fn card(&self) -> Card {
+        Card::new(self.addr.clone())
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            tick_micros: 100_000,
+            ttl_secs: 3_600,
+            tick: self.tick,
+            relay: self.entry,
+            directory: self.directory.clone(),
+        }
+    }
+
+    fn join(&mut self, me: Card, behaviour: Behaviour, state: SessionState) -> usize {
+        let session = Session::new(me, Vec::new(), behaviour, state, self.hello(), system_rng());
+        self.seats.push(Seat {
+            session,
+            replies: HashMap::new(),
+            bucket: 0,
+            events: Vec::new(),
+        });
+        self.seats.len() - 1
+    }
+
+    fn leave(&mut self, seat: usize) -> (SessionState, Vec<Outgoing>) {
+        self.seats.remove(seat).session.into_parts()
+    }
+
+    fn session(&mut self, seat: usize) -> &mut Session {
+        &mut self.seats[seat].session
+    }
+
+    fn events(&mut self, seat: usize) -> Vec<SessionEvent> {
+        std::mem::take(&mut self.seats[seat].events)
+    }
+
+    /// One tick: every seat gets its down cell, answers with its up cell and prepares
+    /// the next.
+    fn step(&mut self) -> Res {
+        let before = self.epoch();
+        self.tick += 1;
+        let t = self.tick;
+        if self.epoch() != before {
+            self.rekey()?;
+        }
+        let chunk = self.chunks[(t % self.chunks.len() as u64) as usize].clone();
+        // The live stream: each bucket's next item, the same for every client in it.
+        let epoch = self.epoch();
+        let stream: Vec<Item> = (0..BUCKETS)
+            .map(|b| {
+                self.live
+                    .get_mut(&(epoch, b))
+                    .filter(|_| t.is_multiple_of(2))
+                    .and_then(VecDeque::pop_front)
+                    .unwrap_or_else(Item::random)
+            })
+            .collect();
+        let mut ups = Vec::new();
+        for (i, seat) in self.seats.iter_mut().enumerate() {
+            let reply = seat.replies.remove(&(t - 2));
+            let item = if t.is_multiple_of(2) {
+                stream[usize::from(seat.bucket)].clone()
+            } else {
+                reply.as_ref().map_or_else(Item::random, |r| r.item.clone())
+            };
+            let down = DownCell {
+                answer: reply.map_or_else(crate::crypto::kdf::random, |r| r.answer),
+                item,
+                chunk: chunk.clone(),
+            };
+            seat.session.on_down(&down.encode()[..])?;
+            let up = seat.session.up_cell();
+            seat.session.prepare();
+            seat.events.extend(seat.session.events());
+            ups.push((i, up));
+        }
+        for (i, up) in ups {
+            self.take(i, t, &up[..])?;
+        }
+        // Copies streamed in the next even tick are those stored by now.
+        Ok(())
+    }
+
+    fn steps(&mut self, n: usize) -> Res {
+        for _ in 0..n {
+            self.step()?;
+        }
+        Ok(())
+    }
+
+    /// The home relay's side of one up cell.
+    fn take(&mut self, seat: usize, t: u64, up: &[u8]) -> Res {
+        let up = UpCell::decode(up)?;
+        self.seats[seat].bucket = up.bucket;
+        let opened = open_slot(&self.ring, self.entry, t, &up.slot)?;
+        let mut seen = Seen {
+            tick: t,
+            seat,
+            slot: up.slot.as_bytes().to_vec(),
+            deposit: None,
+            request: opened.request.clone(),
+        };
+        let outcome = match &opened.deposit {
+            OpenedDeposit::Dummy => DepositOutcome::None,
+            OpenedDeposit::Local(d) => {
+                seen.deposit = Some((d.seed().clone(), d.copies().to_vec()));
+                match self.mode {
+                    Mode::Store => {
+                        for c in d.bucket_copies() {
+                            self.live
+                                .entry((d.epoch(), c.bucket))
+                                .or_default()
+                                .push_back(c.item.clone());
+                            self.stored.push(Stored {
+                                epoch: d.epoch(),
+                                bucket: c.bucket,
+                                seq: self.next_seq,
+                                item: c.item,
+                                flags: c.flags,
+                                seed: d.seed().clone(),
+                            });
+                            self.next_seq += 1;
+                        }
+                        DepositOutcome::Stored
+                    }
+                    Mode::Full | Mode::Silent => DepositOutcome::Full,
+                }
+            }
+            OpenedDeposit::Forward { .. } => DepositOutcome::Unknown,
+        };
+        let (request_outcome, item) = match &opened.request {
+            Request::CatchUp(c) => {
+                let matches: Vec<&Stored> = self
+                    .stored
+                    .iter()
+                    .filter(|s| s.epoch == c.epoch && s.bucket == c.bucket && s.seq > c.after)
+                    .filter(|s| flag_matches(&c.detect, &s.item.tag(), &s.flags, 0xff))
+                    .collect();
+                let found = matches.first().map(|s| (s.seq, s.item.clone()));
+                let next_after = found.as_ref().map_or(self.next_seq, |(q, _)| *q);
+                (
+                    RequestOutcome::CatchUp {
+                        found: found.is_some(),
+                        next_after,
+                        more: matches.len() > 1,
+                    },
+                    found.map(|(_, i)| i),
+                )
+            }
+            Request::Delete(d) => {
+                if let Some(at) = self.stored.iter().position(|s| {
+                    s.epoch == d.epoch
+                        && s.bucket == d.bucket
+                        && s.item.tag() == d.tag
+                        && s.seed.is_proven_by(&d.proof)
+                }) {
+                    self.deleted.push(self.stored.remove(at).item.tag());
+                }
+                (RequestOutcome::None, None)
+            }
+            Request::None => (RequestOutcome::None, None),
+        };
+        self.seen.push(seen);
+        let reply = opened.replier.seal(
+            &DepositReply::Outcome(outcome),
+            &request_outcome,
+            item.as_ref(),
+        );
+        if self.mode != Mode::Silent {
+            self.seats[seat].replies.insert(t, reply);
+        }
+        Ok(())
+    }
+
+    /// The slots of `seat` the relay saw.
+    fn slots_of(&self, seat: usize) -> Vec<&Seen> {
+        self.seen.iter().filter(|s| s.seat == seat).collect()
+    }
+}
+
+fn envelope(byte: u8) -> Envelope {
+    Envelope::from_bytes(&[byte; crate::ENVELOPE_LEN]).expect("896 bytes")
+}
+
+fn to_one(id: u64, to: &Card, key: &TagKey, byte: u8) -> Outgoing {
+    Outgoing {
+        id: DepositId(id),
+        to: vec![to.clone()],
+        key: key.clone(),
+        group: None,
+        envelope: envelope(byte),
+    }
+}
+
+fn received(events: &[SessionEvent]) -> Vec<(SenderId, u8, Via)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Received {
+                sender,
+                envelope,
+                via,
+                ..
+            } => Some((*sender, envelope.as_bytes()[0], *via)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn deposited_seeds(events: &[SessionEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Deposited { seed, .. } => Some(seed.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn one_slot_per_tick_whatever_is_queued_and_a_message_arrives() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let from_alice = relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(20)?;
+    for i in 0..30 {
+        relay.session(a).queue(to_one(i, &bob, &key, i as u8));
+    }
+    relay.steps(80)?;
+    let slots = relay.slots_of(a);
+    assert_eq!(slots.len(), 100, "one slot per tick");
+    let ticks: Vec<u64> = slots.iter().map(|s| s.tick).collect();
+    assert_eq!(ticks, (START + 1..=START + 100).collect::<Vec<_>>());
+    let real: Vec<&&Seen> = slots.iter().filter(|s| s.deposit.is_some()).collect();
+    assert_eq!(real.len(), 30, "every queued message once, nothing more");
+    assert!(
+        real.iter().all(|s| s.tick > START + 20),
+        "nothing real before anything was queued"
+    );
+    let got = received(&relay.events(b));
+    assert_eq!(got.len(), 30, "{got:?}");
+    assert!(
+        got.iter()
+            .all(|(s, _, v)| *s == from_alice && *v == Via::Live)
+    );
+    let mut bytes: Vec<u8> = got.iter().map(|g| g.1).collect();
+    bytes.sort_unstable();
+    assert_eq!(bytes, (0..30).collect::<Vec<u8>>());
+    let events = relay.events(a);
+    let stored = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Stored { .. }))
+        .count();
+    assert_eq!(stored, 30);
+    assert_eq!(relay.session(a).status().outbox, 0);
+    Ok(())
+}
+
+#[test]
+fn the_up_cell_is_sealed_in_prepare_not_when_it_is_handed_out() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    relay.steps(3)?;
+    relay.session(a).queue(to_one(1, &bob, &key, 1));
+    // The cell of the next tick was sealed before the message came: it leaves one later.
+    relay.step()?;
+    assert!(
+        relay
+            .slots_of(a)
+            .last()
+            .is_some_and(|s| s.deposit.is_none())
+    );
+    let s = relay.session(a);
+    let before = s.seals();
+    // The next tick by hand: the down cell and the up cell seal nothing, prepare one.
+    let t = relay.tick + 1;
+    relay.tick = t;
+    let chunk = relay.chunks[(t % relay.chunks.len() as u64) as usize].clone();
+    let down = DownCell {
+        answer: crate::crypto::kdf::random(),
+        item: Item::random(),
+        chunk,
+    };
+    let s = relay.session(a);
+    s.on_down(&down.encode()[..])?;
+    assert_eq!(s.seals(), before, "reading a down cell seals nothing");
+    let first = s.up_cell();
+    assert_eq!(
+        s.seals(),
+        before,
+        "the cell handed out was sealed beforehand"
+    );
+    assert_eq!(s.up_cell(), first, "asked twice, the same cell");
+    s.prepare();
+    assert_eq!(s.seals(), before + 1, "prepare seals the next tick's cell");
+    s.prepare();
+    assert_eq!(s.seals(), before + 1, "once");
+    relay.take(a, t, &first[..])?;
+    // The slot's associated data names the tick it answers, so the relay opened it.
+    assert!(
+        relay
+            .slots_of(a)
+            .last()
+            .is_some_and(|s| s.deposit.is_some())
+    );
+    Ok(())
+}
+
+#[test]
+fn full_and_lost_answers_requeue_with_a_fresh_tag_and_no_slot_repeats() -> Res {
+    for mode in [Mode::Full, Mode::Silent] {
+        let mut relay = Relay::new()?;
+        let (alice, bob) = (relay.card(), relay.card());
+        let key = TagKey::generate();
+        let a = relay.join(alice, Behaviour::default(), SessionState::new());
+        relay.steps(4)?;
+        relay.mode = mode;
+        relay.session(a).queue(to_one(7, &bob, &key, 7));
+        relay.steps(60)?;
+        relay.mode = Mode::Store;
+        relay.steps(20)?;
+        let events = relay.events(a);
+        let refused = events
+            .iter()
+            .filter(|e| match mode {
+                Mode::Full => matches!(e, SessionEvent::Full { id } if id.0 == 7),
+                _ => matches!(e, SessionEvent::Unknown { id } if id.0 == 7),
+            })
+            .count();
+        let attempts = relay
+            .slots_of(a)
+            .iter()
+            .filter(|s| s.deposit.is_some())
+            .count();
+        assert!(refused >= 5, "{mode:?}: {refused} refusals");
+        assert_eq!(
+            attempts,
+            refused + 1,
+            "{mode:?}: re-queued after each, then stored"
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| matches!(e, SessionEvent::Stored { id } if id.0 == 7))
+                .count(),
+            1
+        );
+        let seeds: Vec<[u8; 32]> = relay
+            .slots_of(a)
+            .iter()
+            .filter_map(|s| s.deposit.as_ref().map(|d| *d.0.as_bytes()))
+            .collect();
+        let distinct: HashSet<_> = seeds.iter().collect();
+        assert_eq!(distinct.len(), seeds.len(), "a fresh tag seed per attempt");
+        assert_eq!(deposited_seeds(&events).len(), seeds.len());
+        let slots: HashSet<&Vec<u8>> = relay.slots_of(a).iter().map(|s| &s.slot).collect();
+        assert_eq!(slots.len(), relay.slots_of(a).len(), "no slot bytes twice");
+        // Each retry waited a few ticks after its answer (two ticks after its slot).
+        let ticks: Vec<u64> = relay
+            .slots_of(a)
+            .iter()
+            .filter(|s| s.deposit.is_some())
+            .map(|s| s.tick)
+            .collect();
+        let gaps: HashSet<u64> = ticks.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().all(|g| (4..=10).contains(g)), "{gaps:?}");
+        assert!(gaps.len() > 1, "the wait is jittered: {gaps:?}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_garbage_answer_reads_as_unknown_and_bad_cells_end_the_session() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    relay.steps(2)?;
+    relay.session(a).queue(to_one(3, &bob, &key, 3));
+    relay.mode = Mode::Silent;
+    relay.steps(6)?;
+    assert!(
+        relay
+            .events(a)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Unknown { id } if id.0 == 3))
+    );
+    let s = relay.session(a);
+    assert!(matches!(
+        s.on_down(&[2u8; 100]),
+        Err(SessionError::BadCell(_))
+    ));
+    let mut cell = DownCell {
+        answer: [0; crate::route::ANSWER_LEN],
+        item: Item::random(),
+        chunk: relay.chunks[0].clone(),
+    }
+    .encode();
+    cell[1002] = 0; // chunk count 0
+    let s = relay.session(a);
+    assert!(matches!(
+        s.on_down(&cell[..]),
+        Err(SessionError::BadCell(_))
+    ));
+    assert_eq!(
+        s.on_down(&Refusal::HomeFull.encode()[..]),
+        Err(SessionError::Refused(Refusal::HomeFull))
+    );
+    Ok(())
+}
+
+#[test]
+fn group_copies_are_padded_to_the_class_with_random_buckets() -> Res {
+    let mut relay = Relay::new()?;
+    let speaker = relay.card();
+    let key = TagKey::generate();
+    let group = GroupTagKey::derive(&crate::crypto::GroupId::from_bytes([2; 16]), &[3; 32], 0)?;
+    let a = relay.join(speaker, Behaviour::default(), SessionState::new());
+    relay.steps(2)?;
+    let sizes = [1usize, 2, 3, 5, 9, 17, 33, 64];
+    for (i, &n) in sizes.iter().enumerate() {
+        let members: Vec<Card> = (0..n).map(|_| relay.card()).collect();
+        for part in Session::split_by_relay(&members) {
+            relay.session(a).queue(Outgoing {
+                id: DepositId(i as u64),
+                to: part,
+                key: key.clone(),
+                group: Some(group.clone()),
+                envelope: envelope(1),
+            });
+        }
+    }
+    relay.steps(30)?;
+    let copies: Vec<Vec<Copy>> = relay
+        .slots_of(a)
+        .iter()
+        .filter_map(|s| s.deposit.as_ref().map(|d| d.1.clone()))
+        .collect();
+    let counts: Vec<usize> = copies.iter().map(Vec::len).collect();
+    assert_eq!(counts, vec![2, 2, 4, 8, 16, 32, 64, 64]);
+    // The padding draws buckets at random: across the deposits every bucket appears.
+    let buckets: HashSet<u16> = copies.iter().flatten().map(|c| c.bucket).collect();
+    assert_eq!(buckets.len(), usize::from(BUCKETS));
+    let one_to_one = relay.card();
+    relay.session(a).queue(to_one(99, &one_to_one, &key, 1));
+    relay.steps(4)?;
+    let last = relay
+        .slots_of(a)
+        .into_iter()
+        .rev()
+        .find_map(|s| s.deposit.clone());
+    assert_eq!(
+        last.map(|d| d.1.len()),
+        Some(1),
+        "a 1:1 deposit has one copy"
+    );
+    assert_eq!(
+        Session::split_by_relay(&(0..65).map(|_| relay.card()).collect::<Vec<_>>())
+            .iter()
+            .map(Vec::len)
+            .collect::<Vec<_>>(),
+        vec![64, 1]
+    );
+    Ok(())
+}
+
+/// The catch-up requests `seat` sent: (tick, epoch).
+fn catch_ups(relay: &Relay, seat: usize) -> Vec<(u64, u32)> {
+    relay
+        .slots_of(seat)
+        .iter()
+        .filter_map(|s| match &s.request {
+            Request::CatchUp(c) => Some((s.tick, c.epoch)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn after_an_absence_every_missed_epoch_is_caught_up_in_pages_of_8_on_odd_ticks() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    relay.steps(2)?;
+    // Ten items for Bob in epoch 8, while he was away.
+    for i in 0..10 {
+        relay
+            .session(a)
+            .queue_for_epoch(to_one(i, &bob, &key, i as u8), 8);
+    }
+    relay.steps(30)?;
+    let behaviour = Behaviour {
+        catch_up_delay: 30.0,
+        ..Behaviour::default()
+    };
+    let mut state = SessionState::new();
+    state.set_last_epoch(7);
+    let b = relay.join(bob.clone(), behaviour, state.clone());
+    // Another user away as long (not Bob himself: his deletes would take items away).
+    let twin = relay.join(relay.card(), behaviour, state);
+    for seat in [b, twin] {
+        relay.session(seat).expect(key.clone(), Unwrap::Mine);
+    }
+    // Up to the end of epoch 10 (its change would owe epoch 10 once more).
+    relay.steps(350)?;
+    assert_eq!(relay.epoch(), 10);
+    let asked = catch_ups(&relay, b);
+    assert!(asked.iter().all(|(t, _)| t % 2 == 1), "odd ticks only");
+    let mut per_epoch: BTreeMap<u32, usize> = BTreeMap::new();
+    for (_, e) in &asked {
+        *per_epoch.entry(*e).or_default() += 1;
+    }
+    // Epoch 8 held ten matches: a second page, since the first ended with more to come.
+    assert_eq!(
+        per_epoch,
+        BTreeMap::from([(7, 8), (8, 16), (9, 8), (10, 8)]),
+        "{asked:?}"
+    );
+    // One epoch at a time: each epoch's requests are contiguous.
+    let order: Vec<u32> = asked.iter().map(|a| a.1).collect();
+    let mut runs = order.clone();
+    runs.dedup();
+    assert_eq!(runs.len(), 4, "{order:?}");
+    let events = relay.events(b);
+    let mut got: Vec<u8> = received(&events)
+        .iter()
+        .filter(|r| r.2 == Via::CatchUp)
+        .map(|r| r.1)
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..10).collect::<Vec<u8>>());
+    let caught: HashSet<u32> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::CaughtUp { epoch } => Some(*epoch),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(caught, HashSet::from([7, 8, 9, 10]));
+    // Each epoch waited its own random delay: the twin, with the same absence, started
+    // its epochs at other ticks.
+    let starts = |asked: &[(u64, u32)]| -> BTreeMap<u32, u64> {
+        let mut s = BTreeMap::new();
+        for &(t, e) in asked {
+            s.entry(e).or_insert(t);
+        }
+        s
+    };
+    assert_ne!(starts(&asked), starts(&catch_ups(&relay, twin)));
+    assert!(relay.session(b).state().catch_ups_owed().is_empty());
+    Ok(())
+}
+
+#[test]
+fn an_epoch_change_owes_the_previous_epoch_and_messages_go_on() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    let to_change = EPOCH_TICKS as u64 * 11 - relay.tick;
+    relay.steps(to_change as usize - 1)?;
+    assert_eq!(relay.session(b).status().home_epoch, Some(10));
+    assert!(
+        catch_ups(&relay, b).is_empty(),
+        "nothing owed before the change"
+    );
+    relay.steps(2)?;
+    relay.session(a).queue(to_one(1, &bob, &key, 1));
+    relay.steps(60)?;
+    let events = relay.events(b);
+    assert!(events.contains(&SessionEvent::EpochChanged {
+        relay: relay.id,
+        epoch: 11
+    }));
+    assert!(events.contains(&SessionEvent::CaughtUp { epoch: 10 }));
+    let asked = catch_ups(&relay, b);
+    assert_eq!(asked.len(), 8);
+    assert!(asked.iter().all(|&(t, e)| e == 10 && t % 2 == 1));
+    let got = received(&events);
+    assert_eq!(got.len(), 1);
+    let status = relay.session(b).status();
+    assert_eq!(status.home_epoch, Some(11));
+    assert_eq!(status.bucket, Some(bob.secret.bucket(11, BUCKETS)?));
+    assert_eq!(relay.seats[b].bucket, bob.secret.bucket(11, BUCKETS)?);
+    Ok(())
+}
+
+#[test]
+fn deletes_go_for_my_items_only_in_even_ticks_with_their_proof() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let (key, member) = (TagKey::generate(), TagKey::generate());
+    let group = GroupTagKey::derive(&crate::crypto::GroupId::from_bytes([2; 16]), &[3; 32], 0)?;
+    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let behaviour = Behaviour {
+        delete_delay: 10.0,
+        ..Behaviour::default()
+    };
+    let b = relay.join(bob.clone(), behaviour, SessionState::new());
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay
+        .session(b)
+        .expect(member.clone(), Unwrap::Group(group.clone()));
+    for i in 0..3 {
+        relay.session(a).queue(to_one(i, &bob, &key, 1));
+        relay.session(a).queue(Outgoing {
+            id: DepositId(10 + i),
+            to: vec![bob.clone()],
+            key: member.clone(),
+            group: Some(group.clone()),
+            envelope: envelope(2),
+        });
+    }
+    relay.steps(150)?;
+    let got = received(&relay.events(b));
+    assert_eq!(got.len(), 6, "{got:?}");
+    let deletes: Vec<u64> = relay
+        .slots_of(b)
+        .iter()
+        .filter(|s| matches!(s.request, Request::Delete(_)))
+        .map(|s| s.tick)
+        .collect();
+    assert_eq!(deletes.len(), 3, "one per 1:1 item, none for group copies");
+    assert!(deletes.iter().all(|t| t % 2 == 0), "even ticks only");
+    // Every delete proved itself, and the relay removed exactly the 1:1 copies.
+    let bucket = bob.secret.bucket(10, BUCKETS)?;
+    let mine: HashSet<CopyTag> = (0..3)
+        .map(|n| key.secret(10, n).seed().copy_tag(bucket))
+        .collect();
+    assert_eq!(relay.deleted.iter().copied().collect::<HashSet<_>>(), mine);
+    Ok(())
+}
+
+#[test]
+fn the_tag_table_takes_counters_out_of_order_in_its_window_and_drops_duplicates() -> Res {
+    let mut relay = Relay::new()?;
+    let bob = relay.card();
+    let key = TagKey::generate();
+    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let sender = relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(2)?;
+    let epoch = relay.epoch();
+    let bucket = bob.secret.bucket(epoch, BUCKETS)?;
+    let item = |n: u64| {
+        let seed = key.secret(epoch, n).seed();
+        let payload = bob.secret.wrap_key(epoch).wrap(&envelope(n as u8));
+        Item::rewrap(&seed, bucket, &payload)
+    };
+    // 130 is beyond the window when it first comes (counters up to 40 seen: 104 is the
+    // last tag kept); after 100 the window has slid past it.
+    for n in [5, 2, 40, 5, 130, 100, 130, 131] {
+        relay
+            .live
+            .entry((epoch, bucket))
+            .or_default()
+            .push_back(item(n));
+    }
+    relay.steps(20)?;
+    let events = relay.events(b);
+    let got: Vec<u8> = received(&events).iter().map(|r| r.1).collect();
+    // 130 unknown at first (dropped as not ours), known once 100 moved the window.
+    assert_eq!(got, vec![5, 2, 40, 100, 130, 131]);
+    assert!(received(&events).iter().all(|r| r.0 == sender));
+    let duplicates = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Duplicate))
+        .count();
+    assert_eq!(duplicates, 1, "5 again");
+    Ok(())
+}
+
+/// The seeds of the deposits `seat` made, in order.
+fn seeds_of(relay: &Relay, seat: usize) -> Vec<[u8; 32]> {
+    relay
+        .slots_of(seat)
+        .iter()
+        .filter_map(|s| s.deposit.as_ref().map(|d| *d.0.as_bytes()))
+        .collect()
+}
+
+/// Alice sends Bob `n` messages in a session from `state`; returns her seeds and the
+/// state after.
+fn send_session(
+    relay: &mut Relay,
+    (alice, bob): (&Card, &Card),
+    key: &TagKey,
+    state: SessionState,
+    n: u64,
+) -> Result<Sent, Error> {
+    let a = relay.join(alice.clone(), Behaviour::default(), state);
+    for i in 0..n {
+        relay.session(a).queue(to_one(i, bob, key, i as u8));
+    }
+    relay.steps(n as usize + 10)?;
+    let seeds = seeds_of(relay, a);
+    let (state, left) = relay.leave(a);
+    assert!(left.is_empty(), "everything stored");
+    relay.seen.retain(|s| s.seat != a);
+    Ok((seeds, state))
+}
+
+#[test]
+fn counters_are_never_used_twice_across_sessions_even_from_a_stale_state() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(2)?;
+    // A first session, snapshotted early (as a crash would find it).
+    let a = relay.join(alice.clone(), Behaviour::default(), SessionState::new());
+    for i in 0..40u64 {
+        relay.session(a).queue(to_one(i, &bob, &key, i as u8));
+    }
+    let mut stale = None;
+    let mut deposits = 0;
+    let mut gaps = vec![0usize];
+    for _ in 0..50 {
+        relay.step()?;
+        for e in relay.events(a) {
+            match e {
+                SessionEvent::Deposited { .. } => {
+                    deposits += 1;
+                    if let Some(g) = gaps.last_mut() {
+                        *g += 1;
+                    }
+                }
+                SessionEvent::StateChanged => {
+                    gaps.push(0);
+                    if deposits >= 4 && stale.is_none() {
+                        stale = Some(relay.session(a).state());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        gaps.iter().all(|&g| g <= 16),
+        "saved at least every 16 attempts: {gaps:?}"
+    );
+    let first = seeds_of(&relay, a);
+    assert_eq!(first.len(), 40);
+    let (state, left) = relay.leave(a);
+    assert!(left.is_empty());
+    relay.seen.clear();
+    let stale = stale.ok_or("no snapshot")?;
+    // The stale snapshot was taken within 16 attempts: restarting from it must not
+    // make any of the 40 attempts again.
+    let epoch = relay.epoch();
+    let stale_bytes = stale.to_bytes()?;
+    for (name, from) in [
+        ("the state at the end", state),
+        ("a stale snapshot", SessionState::from_bytes(&stale_bytes)?),
+    ] {
+        let (seeds, _) = send_session(&mut relay, (&alice, &bob), &key, from, 10)?;
+        assert_eq!(seeds.len(), 10);
+        let reused: Vec<_> = seeds.iter().filter(|s| first.contains(s)).collect();
+        assert!(reused.is_empty(), "{name}: {} seeds reused", reused.len());
+    }
+    assert!(
+        (0..40).all(|n| first.contains(key.secret(epoch, n).seed().as_bytes())),
+        "the first session used counters 0..40"
+    );
+    // And Bob, whose window is 64 wide, recognised every attempt of every session.
+    relay.steps(80)?;
+    let got = received(&relay.events(b));
+    assert_eq!(
+        got.len(),
+        60,
+        "40 + 10 + 10 (the stale restart's re-sends are new)"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_restarted_session_skips_its_counters_32_ahead_and_keeps_its_senders() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let (key, other) = (TagKey::generate(), TagKey::generate());
+    relay.steps(2)?;
+    let (first, state) = send_session(&mut relay, (&alice, &bob), &key, SessionState::new(), 5)?;
+    let epoch = relay.epoch();
+    let counters = |seeds: &[[u8; 32]]| -> Vec<u64> {
+        seeds
+            .iter()
+            .filter_map(|s| (0..200).find(|&n| key.secret(epoch, n).seed().as_bytes() == s))
+            .collect()
+    };
+    assert_eq!(counters(&first), vec![0, 1, 2, 3, 4]);
+    let (second, _) = send_session(&mut relay, (&alice, &bob), &key, state, 3)?;
+    assert_eq!(counters(&second), vec![37, 38, 39]);
+    // Sender ids are the state's: the same key gets the same id in the next session.
+    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let k1 = relay.session(b).expect(key.clone(), Unwrap::Mine);
+    let k2 = relay.session(b).expect(other.clone(), Unwrap::Mine);
+    assert_ne!(k1, k2);
+    let (state, _) = relay.leave(b);
+    let b = relay.join(bob, Behaviour::default(), state);
+    assert_eq!(relay.session(b).expect(other, Unwrap::Mine), k2);
+    assert_eq!(relay.session(b).expect(key, Unwrap::Mine), k1);
+    Ok(())
+}
+
+#[test]
+fn loops_leave_at_their_rate_into_my_own_bucket_and_come_back_unreported() -> Res {
+    let mut relay = Relay::new()?;
+    let me = relay.card();
+    let behaviour = Behaviour {
+        loop_every: Some(10.0),
+        ..Behaviour::default()
+    };
+    let a = relay.join(me.clone(), behaviour, SessionState::new());
+    relay.steps(300)?;
+    let events = relay.events(a);
+    let looped = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Looped { .. }))
+        .count();
+    let back = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::LoopReturned { .. }))
+        .count();
+    assert!((12..=50).contains(&looped), "about 30 loops: {looped}");
+    assert!(back + 2 >= looped, "{back} of {looped} came back");
+    assert!(received(&events).is_empty(), "loops are not messages");
+    let bucket = me.secret.bucket(relay.epoch(), BUCKETS)?;
+    let copies: Vec<Vec<Copy>> = relay
+        .slots_of(a)
+        .iter()
+        .filter_map(|s| s.deposit.as_ref().map(|d| d.1.clone()))
+        .collect();
+    assert_eq!(copies.len(), looped);
+    assert!(copies.iter().all(|c| c.len() == 1 && c[0].bucket == bucket));
+    // Loops are 1:1 items to myself: each is deleted once it came back.
+    let deletes = relay
+        .slots_of(a)
+        .iter()
+        .filter(|s| matches!(s.request, Request::Delete(_)))
+        .count();
+    assert!(
+        deletes + 2 >= back,
+        "{deletes} deletes for {back} loops back"
+    );
+    assert_eq!(
+        relay.session(a).status().outbox,
+        0,
+        "loops are not the caller's"
+    );
+    Ok(())
+}
