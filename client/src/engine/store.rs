@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hum_shared::crypto::{Fingerprint, InviteSecret, Session, StoreKey};
+use hum_shared::route::session::SessionState;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -1175,6 +1176,35 @@ impl Db<'_> {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    /// The hum/2 route session's state as last saved (send counters, receive windows,
+    /// catch-ups owed), or a fresh one.
+    #[allow(dead_code)] // read by the core once it runs the hum/2 link
+    pub(crate) fn route_state(&self) -> Result<SessionState, EngineError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'route state'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some(sealed) = sealed else {
+            return Ok(SessionState::new());
+        };
+        let plain = open(self.key, &sealed, "route state")?;
+        SessionState::from_bytes(&plain)
+            .map_err(|_| StoreError::RowDoesNotDecode("route state").into())
+    }
+
+    /// Saves the route session's state (replacing the last one).
+    #[allow(dead_code)] // written by the core once it runs the hum/2 link
+    pub(crate) fn put_route_state(&self, state: &SessionState) -> Result<(), EngineError> {
+        let plain = Zeroizing::new(state.to_bytes().map_err(|_| EngineError::Encode)?);
+        let sealed = seal(self.key, &plain, "route state")?;
+        set_meta(self.conn, "route state", &sealed)
     }
 
     /// Forgets where `person` receives.

@@ -1153,3 +1153,35 @@ fn homes_are_sealed_per_person() -> TestResult {
     assert_eq!(store.db().home(&bob)?, None);
     Ok(())
 }
+
+/// The route session's state is kept sealed in the meta table: a fresh store has a fresh
+/// one, a saved one reads back as saved, and its bytes are nowhere in clear.
+#[test]
+fn the_route_state_is_kept_sealed() -> TestResult {
+    let dir = Scratch::new("route-state");
+    let mut store = open_store(&dir)?;
+    let fresh = store.db().route_state()?;
+    assert_eq!(fresh.last_epoch(), None);
+    let mut state = SessionState::new();
+    state.set_last_epoch(0x5eed_5eed);
+    store.tx(|db| db.put_route_state(&state))?;
+    assert_eq!(store.db().route_state()?.last_epoch(), Some(0x5eed_5eed));
+    let raw = Connection::open(dir.0.join("store.db"))?;
+    let value: Vec<u8> = raw.query_row(
+        "SELECT value FROM meta WHERE key = 'route state'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert!(
+        !value
+            .windows(4)
+            .any(|w| w == 0x5eed_5eed_u32.to_be_bytes() || w == 0x5eed_5eed_u32.to_le_bytes())
+    );
+    // Damaged, it says so instead of starting over (a fresh state would reuse counters).
+    raw.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'route state'",
+        [&value[..value.len() - 1]],
+    )?;
+    assert!(store.db().route_state().is_err());
+    Ok(())
+}
