@@ -141,8 +141,32 @@ impl EngineJoin {
 /// One running link, as the runtime holds it.
 struct LinkTask {
     ops: mpsc::Sender<link::LinkOp>,
+    /// Operations the link's channel had no room for yet, oldest first: the engine never
+    /// waits on a link, and nothing is dropped while the link lives.
+    waiting: std::collections::VecDeque<link::LinkOp>,
     control: tokio::sync::watch::Sender<link::LinkControl>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LinkTask {
+    /// Hands the link what its channel has room for, in order. What does not fit waits
+    /// for the next input (the timer brings one every 250 ms); a link that is gone takes
+    /// nothing more.
+    fn flush(&mut self) {
+        while let Some(op) = self.waiting.pop_front() {
+            match self.ops.try_send(op) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(op)) => {
+                    self.waiting.push_front(op);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.waiting.clear();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// The thin runtime around the core, on the engine's thread: it reads the clock, hands
@@ -181,6 +205,13 @@ impl Runtime {
     }
 
     fn apply(&mut self, effects: &mut Vec<core::Effect>) {
+        self.apply_effects(effects);
+        for l in self.links.values_mut() {
+            l.flush();
+        }
+    }
+
+    fn apply_effects(&mut self, effects: &mut Vec<core::Effect>) {
         for effect in effects.drain(..) {
             match effect {
                 core::Effect::Emit(e) => {
@@ -188,10 +219,8 @@ impl Runtime {
                 }
                 core::Effect::OpenLink { relay } => self.open_link(relay),
                 core::Effect::Send { relay, conn, op } => {
-                    if let Some(l) = self.links.get(&relay) {
-                        // Waits while the link is a whole queue behind (a link that is
-                        // down drops what it gets at once); a link that is gone is gone.
-                        let _ = l.ops.blocking_send(link::LinkOp { conn, op });
+                    if let Some(l) = self.links.get_mut(&relay) {
+                        l.waiting.push_back(link::LinkOp { conn, op });
                     }
                 }
                 core::Effect::Reconnect { relay } => {
@@ -246,6 +275,7 @@ impl Runtime {
             relay,
             LinkTask {
                 ops,
+                waiting: std::collections::VecDeque::new(),
                 control,
                 thread,
             },
@@ -467,6 +497,53 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    /// A link whose channel is full holds the engine up no longer: what does not fit
+    /// waits, in order, and goes as the link takes what it has.
+    #[test]
+    fn operations_a_full_link_has_no_room_for_wait_in_order() {
+        let (ops, mut rx) = mpsc::channel(2);
+        let (control, _control_rx) = tokio::sync::watch::channel(link::LinkControl::default());
+        let mut l = LinkTask {
+            ops,
+            waiting: std::collections::VecDeque::new(),
+            control,
+            thread: None,
+        };
+        let op = |after: u64| link::LinkOp {
+            conn: 1,
+            op: hum_shared::Up::Subscribe {
+                capability: hum_shared::crypto::Capability::from_bytes([7; 32]),
+                after,
+            },
+        };
+        let after = |o: link::LinkOp| match o.op {
+            hum_shared::Up::Subscribe { after, .. } => after,
+            _ => u64::MAX,
+        };
+        l.waiting.extend((0..5).map(op));
+        l.flush();
+        assert_eq!(l.waiting.len(), 3);
+        let mut got = Vec::new();
+        while let Ok(o) = rx.try_recv() {
+            got.push(after(o));
+        }
+        l.flush();
+        while let Ok(o) = rx.try_recv() {
+            got.push(after(o));
+        }
+        l.flush();
+        while let Ok(o) = rx.try_recv() {
+            got.push(after(o));
+        }
+        assert_eq!(got, vec![0, 1, 2, 3, 4]);
+        assert!(l.waiting.is_empty());
+        // A link that is gone takes nothing more, and nothing piles up for it.
+        drop(rx);
+        l.waiting.extend((0..3).map(op));
+        l.flush();
+        assert!(l.waiting.is_empty());
     }
 
     /// A panicked engine thread is told apart from a store failure.

@@ -432,6 +432,18 @@ impl Drop for OwnThreadRelay {
 pub fn relay_on_own_thread(
     config: hum_relay::Config,
 ) -> Result<(OwnThreadRelay, hum_shared::RelayAddr)> {
+    relay_on_own_thread_with(config, None)
+}
+
+/// Like [`relay_on_own_thread`], listening on `listener` when one is given (a port bound
+/// before the relay starts, as a mesh's relays need).
+///
+/// # Errors
+/// When the thread, the runtime or the relay cannot start.
+pub fn relay_on_own_thread_with(
+    config: hum_relay::Config,
+    listener: Option<std::net::TcpListener>,
+) -> Result<(OwnThreadRelay, hum_shared::RelayAddr)> {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -449,7 +461,12 @@ pub fn relay_on_own_thread(
                 }
             };
             rt.block_on(async move {
-                match hum_relay::Relay::bind(config).await {
+                let bound = match listener.map(tokio::net::TcpListener::from_std) {
+                    Some(Ok(l)) => hum_relay::Relay::bind_on(config, l).await,
+                    Some(Err(e)) => Err(hum_relay::RelayError::Io(e)),
+                    None => hum_relay::Relay::bind(config).await,
+                };
+                match bound {
                     Ok(relay) => {
                         let handle = relay.spawn();
                         let _ = addr_tx.send(Ok(handle.address().clone()));

@@ -6,4 +6,5 @@
 pub mod attack;
 pub mod harness;
 pub mod load_logs;
+pub mod mesh;
 pub mod observer;

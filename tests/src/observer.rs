@@ -1,5 +1,6 @@
-//! The observer: a recording TCP proxy that sees what a network observer sees between one
-//! client and the relay: the size and time of every TLS record, in both directions.
+//! The observer: a recording TCP proxy that sees what a network observer sees on one path
+//! (a client and its relay, or two relays): when each connection opens, and the size and
+//! time of every TLS record on every connection, in both directions.
 //!
 //! It does not decrypt anything; it parses only the 5-byte TLS record headers.
 
@@ -41,6 +42,8 @@ pub struct Observer {
     /// Where clients connect instead of the relay.
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Record>>>,
+    opened: Arc<Mutex<Vec<f64>>>,
+    start: Instant,
 }
 
 impl Observer {
@@ -52,12 +55,19 @@ impl Observer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let log = Arc::new(Mutex::new(Vec::new()));
+        let opened = Arc::new(Mutex::new(Vec::new()));
         let start = Instant::now();
         let l = log.clone();
+        let o = opened.clone();
         tokio::spawn(async move {
             let mut conn = 0u32;
             while let Ok((client, _)) = listener.accept().await {
+                // Every connection counts, even one the upstream refuses.
+                if let Ok(mut o) = o.lock() {
+                    o.push(start.elapsed().as_secs_f64());
+                }
                 let Ok(server) = TcpStream::connect(upstream).await else {
+                    conn += 1;
                     continue;
                 };
                 let _ = client.set_nodelay(true);
@@ -69,7 +79,12 @@ impl Observer {
                 conn += 1;
             }
         });
-        Ok(Self { addr, log })
+        Ok(Self {
+            addr,
+            log,
+            opened,
+            start,
+        })
     }
 
     /// Like [`Observer::start`], on a thread with a runtime of its own (so the observer's
@@ -109,7 +124,13 @@ impl Observer {
 
     /// Seconds since the proxy started.
     pub fn now(&self) -> f64 {
-        self.records().last().map(|r| r.at).unwrap_or(0.0)
+        self.start.elapsed().as_secs_f64()
+    }
+
+    /// When each connection through the proxy opened (seconds since it started), in the
+    /// order they came: connection `i` of the records opened at `opened()[i]`.
+    pub fn opened(&self) -> Vec<f64> {
+        self.opened.lock().map(|o| o.clone()).unwrap_or_default()
     }
 }
 
@@ -206,9 +227,66 @@ pub fn ks_critical(alpha: f64, n: usize, m: usize) -> f64 {
     (-(alpha / 2.0).ln() / 2.0).sqrt() * ((n + m) / (n * m)).sqrt()
 }
 
+/// The `p`-quantile of `v` (nearest rank; 0 for an empty sample).
+pub fn quantile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let at = ((v.len() as f64 - 1.0) * p.clamp(0.0, 1.0)).round() as usize;
+    v.get(at).copied().unwrap_or(0.0)
+}
+
+/// A minimum-delay test: the probability, under the hypothesis that `a` and `b` come from
+/// one distribution, of a difference between their low ends (1st percentiles) at least
+/// as large as the one seen, by a permutation test with `rounds` shuffles. An observer
+/// that times answers looks at their low end: there the network's noise is smallest, and
+/// work the sender does only when it has something to send shows as a shift.
+pub fn min_delay_p(a: &[f64], b: &[f64], rounds: usize, seed: u64) -> f64 {
+    const LOW: f64 = 0.01;
+    if a.is_empty() || b.is_empty() {
+        return 1.0;
+    }
+    let seen = (quantile(a, LOW) - quantile(b, LOW)).abs();
+    let mut pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    // xorshift64*: a fixed seed keeps the test repeatable.
+    let mut x = seed | 1;
+    let mut next = move || {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut as_large = 0usize;
+    for _ in 0..rounds {
+        for i in (1..pooled.len()).rev() {
+            let j = (next() % (i as u64 + 1)) as usize;
+            pooled.swap(i, j);
+        }
+        let (pa, pb) = pooled.split_at(a.len());
+        if (quantile(pa, LOW) - quantile(pb, LOW)).abs() >= seen {
+            as_large += 1;
+        }
+    }
+    (as_large as f64 + 1.0) / (rounds as f64 + 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_minimum_delay_test_sees_a_shifted_low_end_and_not_equal_samples() {
+        // The same spread of delays, one of them 50 us later at its low end only (work
+        // done before some answers), and one drawn again from the same distribution.
+        let base: Vec<f64> = (0..2000)
+            .map(|i| 1e-3 + f64::from(i % 997) * 1e-6)
+            .collect();
+        let same: Vec<f64> = (0..2000)
+            .map(|i| 1e-3 + f64::from((i * 7 + 3) % 997) * 1e-6)
+            .collect();
+        let shifted: Vec<f64> = base.iter().map(|d| d.max(1.05e-3)).collect();
+        assert!(min_delay_p(&base, &same, 500, 7) > 0.05);
+        assert!(min_delay_p(&base, &shifted, 500, 7) < 0.01);
+    }
 
     #[test]
     fn ks_separates_different_samples_and_not_equal_ones() {

@@ -21,7 +21,7 @@ use super::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, HomeRecord, InboxRecord, MemberRecord,
     MessageRecord, Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
-use super::store::{Db, ProfileStore};
+use super::store::{AddedContact, Db, NewContact, ProfileStore, RenamedContact};
 use super::wire::{AppMessage, ContactHello, Member, StoredMessage, Uid};
 use super::{EngineError, Inconsistency, Input, Refusal};
 use crate::api::{
@@ -630,7 +630,7 @@ impl Core {
                 if g.closed {
                     continue;
                 }
-                let state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+                let state = g.state.clone();
                 groups.push((
                     rid,
                     g.relay.clone(),
@@ -817,11 +817,7 @@ impl Core {
                 }
                 Some(Dest::Group(rid)) => match self.rooms.get(&rid).and_then(|r| r.group.as_ref())
                 {
-                    Some(g) => Some(
-                        GroupState::from_bytes(&g.state)
-                            .map_err(EngineError::from)?
-                            .mailbox(self.epoch),
-                    ),
+                    Some(g) => Some(g.state.clone().mailbox(self.epoch)),
                     None => None,
                 },
                 None => None,
@@ -1272,20 +1268,27 @@ impl Core {
             identity: public.to_bytes().to_vec(),
             relay,
         };
-        let mut room_rec = RoomRecord {
+        let room = RoomRecord {
             name: name.clone(),
             group: None,
             contact: None,
             unread: 0,
             mentions: 0,
         };
-        let (cid, rid, out) = self.store.tx(|db| {
-            let cid = db.insert_contact(&rec)?;
-            db.put_session(cid, &session)?;
-            room_rec.contact = Some(cid);
-            let rid = db.insert_room(&room_rec)?;
-            Ok((cid, rid, extra(db, cid)?))
+        let (added, out) = self.store.tx(|db| {
+            let added = db.add_contact(&NewContact {
+                contact: &rec,
+                session: &session,
+                room: &room,
+            })?;
+            let out = extra(db, added.contact)?;
+            Ok((added, out))
         })?;
+        let AddedContact {
+            contact: cid,
+            room: rid,
+            room_record: room_rec,
+        } = added;
         self.contacts.insert(
             cid,
             Contact {
@@ -1326,7 +1329,7 @@ impl Core {
         if g.closed {
             return Ok(());
         }
-        let state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let state = g.state.clone();
         let relay = g.relay.clone();
         let caps: Vec<(u64, Capability)> = (self.epoch.saturating_sub(1)..=self.epoch + 1)
             .map(|e| (e, state.capability(e)))
@@ -1357,8 +1360,12 @@ impl Core {
             .ok_or(EngineError::NoSuch(What::Room))?;
         room_rec.name = name.clone();
         self.store.tx(|db| {
-            db.put_contact(cid, &rec)?;
-            db.put_room(room, &room_rec)
+            db.rename_contact(&RenamedContact {
+                contact: cid,
+                record: &rec,
+                room,
+                room_record: &room_rec,
+            })
         })?;
         if let Some(c) = self.contacts.get_mut(&cid) {
             c.rec = rec;

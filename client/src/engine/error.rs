@@ -308,6 +308,12 @@ pub enum Inconsistency {
     /// A kept part of a long message is malformed.
     #[error("a kept part is malformed")]
     BadPart,
+    /// Something received names a contact the engine does not hold.
+    #[error("a received message names a contact that is not loaded")]
+    ContactMissing,
+    /// A contact's or message's room is not held by the engine.
+    #[error("a room the engine refers to is not loaded")]
+    RoomMissing,
 }
 
 impl From<Inconsistency> for EngineError {

@@ -141,7 +141,11 @@ pub fn stored_rows(bytes: &[u8]) -> Vec<&'static str> {
 /// identities of its members.
 fn room_record(room: &RoomRecord) {
     if let Some(group) = &room.group {
-        group_state(&group.state);
+        let encoded = group
+            .state
+            .to_bytes()
+            .expect("a decoded group state encodes");
+        group_state(&encoded);
         for m in &group.members {
             let _ = PublicIdentity::from_bytes(&m.identity);
         }

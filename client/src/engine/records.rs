@@ -4,7 +4,7 @@
 //! row and owner; the store's columns hold nothing else but row ids and keyed tags.
 
 use hum_shared::RelayAddr;
-use hum_shared::crypto::{Fingerprint, GroupId};
+use hum_shared::crypto::{Fingerprint, GroupId, GroupState, MemberId};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -38,6 +38,25 @@ pub(crate) mod relay_text {
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RelayAddr, D::Error> {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A group's sender-key state kept as its encoding (`GroupState::to_bytes`), in the
+/// encoding a byte vector has, so records written before read the same; decoded once, when
+/// the record is read.
+pub(crate) mod group_state_bytes {
+    use hum_shared::crypto::GroupState;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    pub(crate) fn serialize<S: Serializer>(g: &GroupState, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = g.to_bytes().map_err(serde::ser::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<GroupState, D::Error> {
+        let bytes = Zeroizing::new(Vec::<u8>::deserialize(d)?);
+        GroupState::from_bytes(&bytes).map_err(serde::de::Error::custom)
     }
 }
 
@@ -93,7 +112,7 @@ pub(crate) struct MemberRecord {
     /// Display name.
     pub(crate) name: String,
     /// Sender-key ids they have used (one per generation).
-    pub(crate) senders: Vec<[u8; 32]>,
+    pub(crate) senders: Vec<MemberId>,
 }
 
 /// A group room's state.
@@ -101,8 +120,10 @@ pub(crate) struct MemberRecord {
 pub(crate) struct GroupRecord {
     /// The group id.
     pub(crate) id: GroupId,
-    /// The sealed-sender-key state (`GroupState` bytes), wiped when replaced or dropped.
-    pub(crate) state: Zeroizing<Vec<u8>>,
+    /// The sender-key state, parsed once when the record is read and wiped when replaced
+    /// or dropped.
+    #[serde(with = "group_state_bytes")]
+    pub(crate) state: GroupState,
     /// The relay holding the group mailbox.
     #[serde(with = "relay_text")]
     pub(crate) relay: RelayAddr,
@@ -216,7 +237,7 @@ pub(crate) enum Origin {
         /// The room.
         room: i64,
         /// The member's sender-key id.
-        member: [u8; 32],
+        member: MemberId,
     },
 }
 

@@ -422,6 +422,38 @@ pub(crate) struct Page {
     pub(crate) damaged: usize,
 }
 
+/// What [`Db::add_contact`] writes.
+pub(crate) struct NewContact<'a> {
+    /// The contact.
+    pub(crate) contact: &'a ContactRecord,
+    /// Its first session.
+    pub(crate) session: &'a Session,
+    /// Its 1:1 room (its `contact` is set to the new contact).
+    pub(crate) room: &'a RoomRecord,
+}
+
+/// What [`Db::add_contact`] wrote.
+pub(crate) struct AddedContact {
+    /// The contact's id.
+    pub(crate) contact: i64,
+    /// Its room's id.
+    pub(crate) room: i64,
+    /// Its room as stored.
+    pub(crate) room_record: RoomRecord,
+}
+
+/// What [`Db::rename_contact`] writes.
+pub(crate) struct RenamedContact<'a> {
+    /// The contact's id.
+    pub(crate) contact: i64,
+    /// Its record under the new name.
+    pub(crate) record: &'a ContactRecord,
+    /// Its room's id.
+    pub(crate) room: i64,
+    /// Its room under the new name.
+    pub(crate) room_record: &'a RoomRecord,
+}
+
 /// The store's rows, read and written through one connection (inside a transaction
 /// when it comes from [`ProfileStore::tx`]). Every row is sealed and opened here.
 pub(crate) struct Db<'a> {
@@ -543,6 +575,27 @@ impl Db<'_> {
             &[],
             rec,
         )?)
+    }
+
+    /// A new contact with its first session and its 1:1 room (which comes to name it):
+    /// the rows of an accepted or answered invite.
+    pub(crate) fn add_contact(&self, new: &NewContact<'_>) -> Result<AddedContact, EngineError> {
+        let contact = self.insert_contact(new.contact)?;
+        self.put_session(contact, new.session)?;
+        let mut room = new.room.clone();
+        room.contact = Some(contact);
+        let room_id = self.insert_room(&room)?;
+        Ok(AddedContact {
+            contact,
+            room: room_id,
+            room_record: room,
+        })
+    }
+
+    /// A contact renamed, and its 1:1 room with it.
+    pub(crate) fn rename_contact(&self, renamed: &RenamedContact<'_>) -> Result<(), EngineError> {
+        self.put_contact(renamed.contact, renamed.record)?;
+        self.put_room(renamed.room, renamed.room_record)
     }
 
     /// Rewrites a contact.

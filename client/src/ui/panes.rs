@@ -123,10 +123,15 @@ fn leaves(node: &Node, out: &mut Vec<usize>) {
 }
 
 fn split_rect(area: Rect, dir: SplitDir, percent: u16) -> (Rect, Rect) {
+    // The first part takes `percent` of the length along the split, at least one cell and
+    // at most all but one.
+    let cut = |len: u16| {
+        let n = (u32::from(len) * u32::from(percent) / 100) as u16;
+        n.clamp(1.min(len), len.saturating_sub(1).max(1))
+    };
     match dir {
         SplitDir::Stacked => {
-            let h = (u32::from(area.height) * u32::from(percent) / 100) as u16;
-            let h = h.clamp(1.min(area.height), area.height.saturating_sub(1).max(1));
+            let h = cut(area.height);
             (
                 Rect { height: h, ..area },
                 Rect {
@@ -137,8 +142,7 @@ fn split_rect(area: Rect, dir: SplitDir, percent: u16) -> (Rect, Rect) {
             )
         }
         SplitDir::SideBySide => {
-            let w = (u32::from(area.width) * u32::from(percent) / 100) as u16;
-            let w = w.clamp(1.min(area.width), area.width.saturating_sub(1).max(1));
+            let w = cut(area.width);
             (
                 Rect { width: w, ..area },
                 Rect {

@@ -155,6 +155,14 @@ pub(super) fn mention_ranges(text: &str, me: &str) -> Vec<(usize, usize)> {
 }
 
 /// A row of message text as spans: the mentions of `me` (when given) stand out.
+/// The delivery glyph after a message's last row.
+fn push_glyph(spans: &mut Vec<Span<'static>>, glyph: Option<(&'static str, Role)>, t: &Theme) {
+    if let Some((g, role)) = glyph {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(g, t.style(role)));
+    }
+}
+
 fn body_spans(row: String, style: Style, me: Option<&str>, mention: Style) -> Vec<Span<'static>> {
     let ranges = me.map(|me| mention_ranges(&row, me)).unwrap_or_default();
     if ranges.is_empty() {
@@ -260,12 +268,7 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
             }
             spans.push(Span::styled(" │ ", t.style(Role::Dim)));
             spans.extend(body_spans(row, text_style, me, mention_style));
-            if i == last
-                && let Some((g, role)) = glyph
-            {
-                spans.push(Span::raw(" "));
-                spans.push(Span::styled(g, t.style(role)));
-            }
+            push_glyph(&mut spans, glyph.filter(|_| i == last), t);
             out.push(Line::from(spans));
         }
     } else {
@@ -289,12 +292,7 @@ pub(super) fn message_rows(m: &MessageView, ctx: &RowCtx<'_>) -> Vec<Line<'stati
                 spans.push(Span::raw("  "));
             }
             spans.extend(body_spans(row, text_style, me, mention_style));
-            if i == last
-                && let Some((g, role)) = glyph
-            {
-                spans.push(Span::raw(" "));
-                spans.push(Span::styled(g, t.style(role)));
-            }
+            push_glyph(&mut spans, glyph.filter(|_| i == last), t);
             out.push(Line::from(spans));
         }
     }

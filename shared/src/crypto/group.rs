@@ -77,6 +77,11 @@ impl std::fmt::Debug for GroupId {
 pub struct MemberId([u8; 32]);
 
 impl MemberId {
+    /// The id with these bytes (as kept by a store).
+    pub fn from_bytes(bytes: [u8; 32]) -> MemberId {
+        MemberId(bytes)
+    }
+
     /// The verifying key's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

@@ -212,7 +212,7 @@ impl Core {
             name: name.clone(),
             group: Some(GroupRecord {
                 id: state.group_id(),
-                state: state.to_bytes().map_err(EngineError::from)?,
+                state,
                 relay: self.home.clone(),
                 admin: self.my_fp(),
                 members: Vec::new(),
@@ -251,7 +251,7 @@ impl Core {
         }
         // A newcomer starts on a new generation: with the old group secret it could
         // derive the mailboxes of the last week and read their headers.
-        let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let mut state = g.state.clone();
         let dist = state.rotate().map_err(EngineError::from)?;
         let invite = AppMessage::GroupInvite {
             uid: random_uid()?,
@@ -268,7 +268,7 @@ impl Core {
                 m.senders.clear();
             }
             g.members.push(member);
-            g.state = state.to_bytes().map_err(EngineError::from)?;
+            g.state = state;
             let mut msgs = vec![(Dest::Contact(cid), invite)];
             msgs.extend(core.updates(
                 rid,
@@ -387,7 +387,7 @@ impl Core {
             return Err(EngineError::NoSuch(What::Member));
         }
         let group = g.id;
-        let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+        let mut state = g.state.clone();
         let dist = state.rotate().map_err(EngineError::from)?;
         self.change_group(rid, |core| {
             let g = core.group_mut(rid)?;
@@ -395,7 +395,7 @@ impl Core {
             for m in &mut g.members {
                 m.senders.clear();
             }
-            g.state = state.to_bytes().map_err(EngineError::from)?;
+            g.state = state;
             let mut msgs = vec![(
                 Dest::Contact(cid),
                 AppMessage::GroupRemoved {
@@ -563,7 +563,7 @@ impl Core {
         fp: &Fingerprint,
         dist: &SenderKeyDistribution,
     ) -> Result<(), EngineError> {
-        let id = *dist.member_id().as_bytes();
+        let id = dist.member_id();
         if let Some(m) = self
             .group_mut(rid)?
             .members
@@ -587,7 +587,7 @@ impl Core {
     ) -> Result<Option<SenderKeyDistribution>, EngineError> {
         // A sender key already known as another member's is refused: a member must not
         // pass its messages off as someone else's.
-        let id = *dist.member_id().as_bytes();
+        let id = dist.member_id();
         if self
             .group(rid)?
             .members
@@ -596,8 +596,7 @@ impl Core {
         {
             return Err(EngineError::Refused(Refusal::ForeignSenderId));
         }
-        let mut state =
-            GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
+        let mut state = self.group(rid)?.state.clone();
         let rekeyed = match state.process_distribution(dist, origin) {
             Ok(r) => r,
             // A key of a generation already replaced (sent before the member learned of a
@@ -617,7 +616,7 @@ impl Core {
                 m.senders.clear();
             }
         }
-        self.group_mut(rid)?.state = state.to_bytes().map_err(EngineError::from)?;
+        self.group_mut(rid)?.state = state;
         self.record_sender(rid, origin, dist)?;
         self.save_room(rid)?;
         if rekeyed.is_some() {
@@ -703,14 +702,15 @@ impl Core {
                 self.learn_homes(&members)?;
                 let mut list = self.members_from(&members, &[]);
                 if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
-                    admin.senders.push(*dist.member_id().as_bytes());
+                    admin.senders.push(dist.member_id());
                 }
                 let name = DisplayName::clean(&name);
+                let mine = state.distribution();
                 let rec = RoomRecord {
                     name: name.clone(),
                     group: Some(GroupRecord {
                         id: group,
-                        state: state.to_bytes().map_err(EngineError::from)?,
+                        state,
                         relay,
                         admin: from,
                         members: list,
@@ -720,7 +720,6 @@ impl Core {
                     unread: 0,
                     mentions: 0,
                 };
-                let mine = state.distribution();
                 let rid = match existing {
                     Some(rid) => {
                         if let Some(r) = self.rooms.get_mut(&rid) {
@@ -804,8 +803,7 @@ impl Core {
                         self.send_app(Dest::Contact(cid), &msg)?;
                     }
                 } else {
-                    let state = GroupState::from_bytes(&self.group(rid)?.state)
-                        .map_err(EngineError::from)?;
+                    let state = self.group(rid)?.state.clone();
                     for n in newcomers {
                         let msg = self.own_key(group, &state.distribution(), Some(n))?;
                         self.send_app(Dest::Contact(cid), &msg)?;
@@ -830,8 +828,7 @@ impl Core {
                 };
                 let admin = self.group(rid)?.admin;
                 let d = SenderKeyDistribution::from_bytes(&dist).map_err(EngineError::from)?;
-                let current =
-                    GroupState::from_bytes(&self.group(rid)?.state).map_err(EngineError::from)?;
+                let current = self.group(rid)?.state.clone();
                 if d.generation() < current.generation() {
                     // Sent before its owner learned of a rotation: neither taken nor
                     // forwarded; the owner sends its new key.

@@ -291,7 +291,7 @@ impl Core {
             .rooms
             .get(&room)
             .cloned()
-            .ok_or(EngineError::NoSuch(What::Room))?;
+            .ok_or(Inconsistency::RoomMissing)?;
         room_rec.contact = None;
         // Where they receive goes too: they never became a contact, nor a member anywhere.
         let person = c.public.fingerprint();

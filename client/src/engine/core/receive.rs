@@ -71,13 +71,10 @@ impl Core {
                 let Ok(g) = self.group(rid) else {
                     return Ok(());
                 };
-                let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+                let mut state = g.state.clone();
                 match state.open(&env) {
                     Ok((member, part)) => self.on_part(
-                        Origin::Group {
-                            room: rid,
-                            member: *member.as_bytes(),
-                        },
+                        Origin::Group { room: rid, member },
                         &Zeroizing::new(part),
                         None,
                         Some((rid, state)),
@@ -108,13 +105,10 @@ impl Core {
             let Ok(g) = self.group(rid) else {
                 return Ok(());
             };
-            let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+            let mut state = g.state.clone();
             match state.open(&env) {
                 Ok((member, part)) => {
-                    let origin = Origin::Group {
-                        room: rid,
-                        member: *member.as_bytes(),
-                    };
+                    let origin = Origin::Group { room: rid, member };
                     self.on_part(origin, &Zeroizing::new(part), None, Some((rid, state)))?;
                 }
                 Err(_) => self.stash.push_back((rid, env)),
@@ -188,10 +182,10 @@ impl Core {
                 self.contacts
                     .get(cid)
                     .map(|c| c.room)
-                    .ok_or(EngineError::NoSuch(What::Contact))?,
+                    .ok_or(Inconsistency::ContactMissing)?,
                 cid.to_be_bytes().to_vec(),
             ),
-            Origin::Group { room, member } => (*room, member.to_vec()),
+            Origin::Group { room, member } => (*room, member.as_bytes().to_vec()),
         };
         // The advanced key state: the session, or the group room with its new state.
         let state_room = match &group {
@@ -291,7 +285,7 @@ impl Core {
                     .rooms
                     .get(&room)
                     .cloned()
-                    .ok_or(EngineError::NoSuch(What::Room))?,
+                    .ok_or(Inconsistency::RoomMissing)?,
             };
             let inserted = self.store.tx(|db| {
                 finish(db)?;
@@ -376,7 +370,7 @@ impl Core {
         if let Some((rid, state)) = group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().map_err(EngineError::from)?;
+            g.state = state;
         }
         Ok(())
     }
@@ -421,7 +415,7 @@ impl Core {
                 self.group(*room)
                     .ok()
                     .and_then(|g| g.members.iter().find(|m| m.senders.contains(member)))
-                    .map_or(*member, |m| *m.fingerprint.as_bytes()),
+                    .map_or(*member.as_bytes(), |m| *m.fingerprint.as_bytes()),
             ),
         }
     }

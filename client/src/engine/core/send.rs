@@ -53,7 +53,7 @@ impl Core {
                 if g.closed {
                     return Err(EngineError::Closed);
                 }
-                let mut state = GroupState::from_bytes(&g.state).map_err(EngineError::from)?;
+                let mut state = g.state.clone();
                 let parts = plain_parts(
                     msg_id,
                     &bytes,
@@ -106,7 +106,7 @@ impl Core {
             .cloned()
             .ok_or(EngineError::NoSuch(What::Room))?;
         if let Some(g) = rec.group.as_mut() {
-            g.state = state.to_bytes().map_err(EngineError::from)?;
+            g.state = state.clone();
         }
         Ok(rec)
     }
@@ -158,7 +158,7 @@ impl Core {
         if let Some((rid, state)) = s.group
             && let Some(g) = self.rooms.get_mut(&rid).and_then(|r| r.group.as_mut())
         {
-            g.state = state.to_bytes().map_err(EngineError::from)?;
+            g.state = state;
         }
         self.ensure_link(&s.relay);
         if let Some(l) = self.links.get_mut(&s.relay) {

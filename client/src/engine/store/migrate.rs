@@ -10,7 +10,7 @@
 //! `invite_checks`, and history messages that carry an `event` flag; older ones have
 //! neither, and their messages decode without the flag.
 
-use hum_shared::crypto::StoreKey;
+use hum_shared::crypto::{MemberId, StoreKey};
 use rusqlite::{Connection, params};
 use serde::Deserialize;
 use zeroize::Zeroizing;
@@ -52,7 +52,8 @@ struct UsedInviteV1 {
 #[derive(Deserialize)]
 struct GroupV1 {
     id: hum_shared::crypto::GroupId,
-    state: Zeroizing<Vec<u8>>,
+    #[serde(with = "crate::engine::records::group_state_bytes")]
+    state: hum_shared::crypto::GroupState,
     #[serde(with = "crate::engine::records::relay_text")]
     relay: hum_shared::RelayAddr,
     #[serde(with = "crate::engine::records::fingerprint_bytes")]
@@ -481,7 +482,7 @@ fn rest(d: &Db<'_>) -> Result<(), EngineError> {
             (Some(c), _, _) => Origin::Contact(c),
             (None, Some(room), Some(m)) => Origin::Group {
                 room,
-                member: array::<32>(&m, "member")?,
+                member: MemberId::from_bytes(array::<32>(&m, "member")?),
             },
             _ => continue,
         };

@@ -257,7 +257,7 @@ fn what_the_rows_hold_is_nowhere_in_clear() -> TestResult {
             db.insert_inbox(&InboxRecord {
                 origin: Origin::Group {
                     room: r,
-                    member: fingerprint,
+                    member: hum_shared::crypto::MemberId::from_bytes(fingerprint),
                 },
                 payload: Zeroizing::new(vec![0x55; 40]),
             })?;
@@ -472,7 +472,7 @@ fn write_v1(dir: &Scratch, key: &StoreKey) -> Result<Vec<Vec<u8>>, Box<dyn std::
                 identity: bob.public().to_bytes().to_vec(),
                 fingerprint: Fingerprint::from_bytes(fp),
                 name: "bob".into(),
-                senders: vec![[2; 32]],
+                senders: vec![hum_shared::crypto::MemberId::from_bytes([2; 32])],
             }],
             closed: false,
         }),
@@ -656,7 +656,7 @@ fn a_schema_1_store_migrates_every_table_and_leaves_nothing_in_clear() -> TestRe
     );
     let g = rooms[1].1.group.as_ref().ok_or("no group")?;
     assert_eq!((g.members.len(), g.closed), (1, false));
-    hum_shared::crypto::GroupState::from_bytes(&g.state)?;
+    assert_eq!(g.state.generation(), 0);
     assert_eq!(db.invites()?.len(), 1);
     let page = db.page(1, None, 10)?;
     assert_eq!(page.damaged, 0);
@@ -842,7 +842,7 @@ fn a_room_record_comes_back_as_written() -> TestResult {
         name: "g".into(),
         group: Some(GroupRecord {
             id: group.group_id(),
-            state: group.to_bytes()?,
+            state: group.clone(),
             relay: relay(),
             admin: Fingerprint::from_bytes([9; 32]),
             members: Vec::new(),
@@ -860,7 +860,7 @@ fn a_room_record_comes_back_as_written() -> TestResult {
     assert_eq!((got.unread, got.mentions, got.contact), (3, 2, None));
     let g = got.group.as_ref().ok_or("no group")?;
     assert_eq!(
-        (g.admin, g.closed, &g.state[..]),
+        (g.admin, g.closed, &g.state.to_bytes()?[..]),
         (
             Fingerprint::from_bytes([9; 32]),
             true,
@@ -903,14 +903,14 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
         let r = db.insert_room(&RoomRecord {
             group: Some(GroupRecord {
                 id: group.group_id(),
-                state: group.to_bytes().map_err(EngineError::from)?,
+                state: group.clone(),
                 relay: relay(),
                 admin: Fingerprint::from_bytes(fingerprint),
                 members: vec![MemberRecord {
                     identity: bob.public().to_bytes().to_vec(),
                     fingerprint: Fingerprint::from_bytes(fingerprint),
                     name: "bob".into(),
-                    senders: vec![[3; 32]],
+                    senders: vec![hum_shared::crypto::MemberId::from_bytes([3; 32])],
                 }],
                 closed: false,
             }),
@@ -1092,8 +1092,61 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
     }
     // The room's group state, as the engine reads it out of the room.
     let room = room.ok_or("no room")?;
-    let state = &room.group.as_ref().ok_or("no group")?.state;
-    assert!(crate::engine::fuzzing::stored_rows(state).contains(&"group state"));
+    let state = room.group.as_ref().ok_or("no group")?.state.to_bytes()?;
+    assert!(crate::engine::fuzzing::stored_rows(&state).contains(&"group state"));
+    Ok(())
+}
+
+#[test]
+fn adding_and_renaming_a_contact_writes_its_contact_session_and_room_together() -> TestResult {
+    let dir = Scratch::new("add-contact");
+    let mut store = open_store(&dir)?;
+    let (bob_session, bob) = session()?;
+    let rec = contact("bob", &bob);
+    let added = store.tx(|db| {
+        db.add_contact(&NewContact {
+            contact: &rec,
+            session: &bob_session,
+            room: &room("bob", None),
+        })
+    })?;
+    assert_eq!(added.room_record.contact, Some(added.contact));
+    let rooms = store.db().rooms()?;
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(
+        (rooms[0].0, rooms[0].1.contact),
+        (added.room, Some(added.contact))
+    );
+    let sessions = store.db().sessions()?;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0].0, added.contact);
+    // A failing transaction leaves neither half behind.
+    let failed: Result<(), EngineError> = store.tx(|db| {
+        db.add_contact(&NewContact {
+            contact: &contact("carol", &bob),
+            session: &bob_session,
+            room: &room("carol", None),
+        })?;
+        Err(Inconsistency::NotInserted.into())
+    });
+    assert!(failed.is_err());
+    assert_eq!(store.db().contacts()?.len(), 1);
+    assert_eq!(store.db().rooms()?.len(), 1);
+
+    let mut renamed = rec.clone();
+    renamed.name = "robert".into();
+    let mut renamed_room = added.room_record.clone();
+    renamed_room.name = "robert".into();
+    store.tx(|db| {
+        db.rename_contact(&RenamedContact {
+            contact: added.contact,
+            record: &renamed,
+            room: added.room,
+            room_record: &renamed_room,
+        })
+    })?;
+    assert_eq!(store.db().contacts()?[0].1.name, "robert");
+    assert_eq!(store.db().rooms()?[0].1.name, "robert");
     Ok(())
 }
 
