@@ -34,9 +34,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hum_shared::RelayAddr;
+use hum_shared::route::session::Unwrap;
 use hum_shared::route::{
-    ALPN_HUM2, CELL_LEN, DeliverySecret, GroupTagKey, HELLO_HEADER_LEN, Hello, Refusal, RouteError,
-    TagKey,
+    ALPN_HUM2, CELL_LEN, GroupTagKey, HELLO_HEADER_LEN, Hello, Refusal, RouteError, TagKey,
 };
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -44,37 +44,12 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use self::core::{Behaviour, MAX_BODY, Origin, Profile, SendKind, Target, padded_parts};
-use self::core::{Core, Meta, Outgoing, Unwrap};
+pub use self::core::{Behaviour, MAX_BODY, Origin, Profile, SendKind, Target};
+use self::core::{Core, Meta, Outgoing};
 pub use self::rng::Rng;
+pub use hum_shared::route::session::padded_parts;
 
-/// What a contact knows of a user: the delivery secret and the home relay.
-#[derive(Debug, Clone)]
-pub struct Card {
-    /// The user's delivery secret.
-    pub secret: DeliverySecret,
-    /// The user's home relay, pinned.
-    pub home: RelayAddr,
-}
-
-impl Card {
-    /// A new user homed at `home`.
-    pub fn new(home: RelayAddr) -> Self {
-        Self {
-            secret: DeliverySecret::generate(),
-            home,
-        }
-    }
-}
-
-/// How an item reached the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Via {
-    /// The live bucket stream (even ticks).
-    Live,
-    /// A catch-up reply item (odd ticks).
-    CatchUp,
-}
+pub use hum_shared::route::session::{Card, Via};
 
 /// What the client saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -533,16 +508,21 @@ impl TestClient {
                     break Err(ClientError::Io(e.to_string()));
                 }
                 c.cells_out.fetch_add(1, Ordering::Relaxed);
+                // The next tick's cell is sealed now, so writing it costs the same
+                // whatever it holds.
+                core.prepare();
+                let ms = unix_ms();
+                for e in core.events.drain(..) {
+                    let _ = events_tx.send((ms, e));
+                }
                 if let Ok(mut s) = st.lock() {
-                    let epoch = core.epoch_at(&hum_shared::route::RelayId::of_fingerprint(
-                        &core.home_fingerprint(),
-                    ));
+                    let now = core.status();
                     *s = Status {
-                        tick: core.current_tick(),
-                        epoch: epoch.unwrap_or(0),
-                        bucket: epoch.and_then(|e| core.bucket(e)).unwrap_or(0),
-                        single: core.single(),
-                        outbox: core.outbox_len(),
+                        tick: now.tick,
+                        epoch: now.home_epoch.unwrap_or(0),
+                        bucket: now.bucket.unwrap_or(0),
+                        single: now.single,
+                        outbox: now.outbox,
                     };
                 }
             };
@@ -652,16 +632,7 @@ impl TestClient {
         group: &GroupTagKey,
         body: &[u8],
     ) -> Vec<u64> {
-        let mut by_relay: Vec<Vec<Card>> = Vec::new();
-        for c in to {
-            match by_relay
-                .iter_mut()
-                .find(|g| g[0].home.fingerprint == c.home.fingerprint)
-            {
-                Some(g) => g.push(c.clone()),
-                None => by_relay.push(vec![c.clone()]),
-            }
-        }
+        let by_relay = hum_shared::route::session::Session::split_by_relay(to);
         by_relay
             .into_iter()
             .map(|members| self.queue(members, key, Some(group), body, None))

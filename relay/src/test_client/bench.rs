@@ -16,7 +16,7 @@ use crate::mailbox::Mailbox;
 use crate::stats::RouteStats;
 
 /// Ticks per epoch on the bench.
-pub(super) const EPOCH_TICKS: u32 = 100;
+pub(super) const EPOCH_TICKS: u32 = 200;
 /// Buckets on the bench.
 pub(super) const BUCKETS: u16 = 8;
 /// The bench's first tick: the start of epoch 10.
@@ -190,6 +190,7 @@ impl Bench {
                 chunk: chunk.clone(),
             };
             let up = core.on_down(&down.encode()[..])?;
+            core.prepare();
             seat.events.append(&mut core.events);
             let up = UpCell::decode(&up[..CELL_LEN])?;
             seat.bucket = up.bucket;

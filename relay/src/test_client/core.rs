@@ -2,31 +2,25 @@
 //! (each up cell). No I/O, no clock: the runner feeds it, one down cell per tick, and
 //! every delay is counted in those ticks.
 //!
-//! What a user keeps between sessions is its [`Profile`]: contacts, groups, the outbox,
-//! tag counters, what it has seen, the catch-ups it owes. A session is a [`Core`] made
-//! from a profile and an entry relay's hello; when the session ends the profile comes
-//! back out, with whatever was in flight returned to the outbox.
+//! The route (slots, tags, answers, catch-up, loops, deletes, epochs) is
+//! `hum_shared::route::session`; what is the test client's own is its message framing
+//! ([`Meta`] inside each envelope), receipts, texts in parts, and the [`Profile`] a user
+//! keeps between sessions: contacts, groups, the outbox, the session state. A session is
+//! a [`Core`] made from a profile and an entry relay's hello; when the session ends the
+//! profile comes back out, with whatever was in flight returned to the outbox.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use hum_shared::RelayAddr;
 use hum_shared::crypto::Envelope;
-use hum_shared::route::{
-    CatchUp, Copy, CopyTag, Deposit, DepositOutcome, Directory, DirectoryReassembler, DownCell,
-    GroupTagKey, Hello, Item, Refusal, RelayEntry, RelayId, ReplyKeys, Request, RequestOutcome,
-    SlotDeposit, TagKey, UpCell, WrapKey, log_digest, seal_clear_slot, seal_slot,
+use hum_shared::route::session::{
+    self, DepositId, SenderId, Session, SessionEvent, SessionState, Unwrap, padded_parts,
 };
+use hum_shared::route::{GroupTagKey, Hello, TagKey};
 
 use super::rng::Rng;
-use super::{Card, ClientError, Event, Via};
+use super::{Card, ClientError, Event};
 
-/// Tags a receiver keeps ready per sender and epoch past the last counter seen (and,
-/// below it, every counter not seen yet: an attempt that comes after a later one, as
-/// when a client back from an absence gets the end of a text live before its catch-up
-/// brings the start).
-const WINDOW: u64 = 64;
-/// Catch-up requests per epoch, whatever they find.
-const PAGES: u32 = 8;
 /// Bytes before a message's body in the envelope: length (2), kind (1), message (8),
 /// part (2), parts (2), receipt count (1).
 const HEADER: usize = 16;
@@ -106,7 +100,8 @@ pub struct Behaviour {
     /// Mean ticks between loop deposits (a Poisson process); `None`: no loops.
     pub loop_every: Option<f64>,
     /// Mean ticks before a receipt goes out on its own (exponential), unless a text to
-    /// that contact carries it first.
+    /// that contact carries it first; also the mean delay before a received 1:1 item is
+    /// deleted at its relay.
     pub receipt_delay: f64,
     /// Mean ticks before each epoch's catch-up starts (exponential, one draw per epoch).
     pub catch_up_delay: f64,
@@ -123,33 +118,12 @@ impl Default for Behaviour {
     }
 }
 
-/// The part classes a message's part count is padded to: 1, 4, 16, then multiples of 16.
-pub fn padded_parts(parts: u16) -> u16 {
-    match parts {
-        0 | 1 => 1,
-        2..=4 => 4,
-        5..=16 => 16,
-        n => n.div_ceil(16).saturating_mul(16),
-    }
-}
-
-/// How a receiver unwraps what a sender wrapped.
-#[derive(Clone)]
-pub(crate) enum Unwrap {
-    /// Under the receiver's own wrap key (1:1).
-    Mine,
-    /// Under the group's wrap key.
-    Group(GroupTagKey),
-}
-
-/// One sender whose items this client recognises.
+/// How a receiver unwraps what a sender wrapped, and who it is to the profile.
 #[derive(Clone)]
 struct Inbound {
     key: TagKey,
     unwrap: Unwrap,
     from: Origin,
-    /// Per epoch, the first counter not yet seen.
-    next: HashMap<u32, u64>,
 }
 
 /// What a deposit says about itself, inside the envelope and in the ground truth.
@@ -176,7 +150,7 @@ impl Meta {
     }
 }
 
-/// A message waiting in the outbox: one deposit for one destination relay.
+/// A message the runner hands the client: one deposit for one destination relay.
 #[derive(Clone)]
 pub(crate) struct Outgoing {
     pub(crate) id: u64,
@@ -186,23 +160,6 @@ pub(crate) struct Outgoing {
     pub(crate) body: Vec<u8>,
     pub(crate) epoch: Option<u32>,
     pub(crate) meta: Meta,
-}
-
-struct InFlight {
-    keys: ReplyKeys,
-    message: Option<Outgoing>,
-    catch_up: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct CatchUpJob {
-    epoch: u32,
-    /// The tick from which it may start.
-    due: u64,
-    after: u64,
-    asked: u32,
-    more: bool,
-    in_flight: bool,
 }
 
 /// A contact: its card, our tag key towards it, the receipts we owe it.
@@ -231,18 +188,19 @@ pub struct Profile {
     pins: Vec<RelayAddr>,
     behaviour: Behaviour,
     rng: Rng,
-    outbox: VecDeque<Outgoing>,
-    counters: HashMap<([u8; 32], u32), u64>,
+    /// Deposits not yet handed to a session (between sessions: all not yet stored, those
+    /// that were in flight first).
+    outbox: VecDeque<session::Outgoing>,
+    /// What each deposit not yet stored carries, by id.
+    metas: HashMap<u64, Meta>,
     inbound: Vec<Inbound>,
     contacts: Vec<Contact>,
     groups: Vec<Group>,
-    seen: HashSet<CopyTag>,
     /// Parts of texts received, per sender and message, to receipt whole messages and
     /// drop a part that comes twice under two tags.
     parts: HashMap<(usize, u64), HashSet<u16>>,
-    catch_ups: VecDeque<CatchUpJob>,
-    /// The home relay's epoch at the last cell of any session.
-    last_epoch: Option<u32>,
+    /// The route session's state.
+    state: SessionState,
     next_own: u64,
 }
 
@@ -260,27 +218,20 @@ impl Profile {
     /// A new user with card `me` that pins `pins` (every relay it may deposit to),
     /// behaving as `behaviour`, its delays drawn from `rng`.
     pub fn new(me: Card, pins: Vec<RelayAddr>, behaviour: Behaviour, rng: Rng) -> Self {
-        let mut p = Self {
+        Self {
             me,
             pins,
             behaviour,
             rng,
             outbox: VecDeque::new(),
-            counters: HashMap::new(),
+            metas: HashMap::new(),
             inbound: Vec::new(),
             contacts: Vec::new(),
             groups: Vec::new(),
-            seen: HashSet::new(),
             parts: HashMap::new(),
-            catch_ups: VecDeque::new(),
-            last_epoch: None,
+            state: SessionState::new(),
             next_own: 0,
-        };
-        if behaviour.loop_every.is_some() {
-            let key = p.me.secret.loop_tag_key();
-            p.expect(key, Unwrap::Mine, Origin::Own);
         }
-        p
     }
 
     /// The user's card.
@@ -323,12 +274,12 @@ impl Profile {
     /// Says the user was last online in its home relay's `epoch`, so its next session
     /// catches up from there.
     pub fn set_last_epoch(&mut self, epoch: u32) {
-        self.last_epoch = Some(epoch);
+        self.state.set_last_epoch(epoch);
     }
 
     /// The home relay's epoch at the last cell the user saw.
     pub fn last_epoch(&self) -> Option<u32> {
-        self.last_epoch
+        self.state.last_epoch()
     }
 
     /// Messages waiting in the outbox.
@@ -338,27 +289,36 @@ impl Profile {
 
     /// Epochs whose catch-up is owed or under way.
     pub fn catch_ups_owed(&self) -> Vec<u32> {
-        self.catch_ups.iter().map(|j| j.epoch).collect()
+        self.state.catch_ups_owed()
     }
 
-    /// Senders recognised so far (contacts, group members, own loops).
+    /// Senders recognised so far (contacts, group members, raw senders).
     pub(crate) fn senders(&self) -> usize {
         self.inbound.len()
     }
 
     fn expect(&mut self, key: TagKey, unwrap: Unwrap, from: Origin) -> usize {
-        self.inbound.push(Inbound {
-            key,
-            unwrap,
-            from,
-            next: HashMap::new(),
-        });
+        self.inbound.push(Inbound { key, unwrap, from });
         self.inbound.len() - 1
     }
 
     fn own_id(&mut self) -> u64 {
         self.next_own += 1;
         OWN_IDS | self.next_own
+    }
+
+    /// Puts a deposit in the outbox, framed with its meta.
+    fn push(&mut self, m: Outgoing) -> Result<(), ClientError> {
+        let envelope = frame(&m.meta, &m.body)?;
+        self.metas.insert(m.id, m.meta);
+        self.outbox.push_back(session::Outgoing {
+            id: DepositId(m.id),
+            to: m.to,
+            key: m.key,
+            group: m.group,
+            envelope,
+        });
+        Ok(())
     }
 
     /// Queues text `msg` of `parts` parts (padded to its class) to `target`, a contact
@@ -389,16 +349,7 @@ impl Profile {
                 };
                 // One deposit per destination relay, with a copy per member homed there,
                 // the relays in random order.
-                let mut by_relay: Vec<Vec<Card>> = Vec::new();
-                for c in &group.members {
-                    match by_relay
-                        .iter_mut()
-                        .find(|r| r[0].home.fingerprint == c.home.fingerprint)
-                    {
-                        Some(r) => r.push(c.clone()),
-                        None => by_relay.push(vec![c.clone()]),
-                    }
-                }
+                let mut by_relay = Session::split_by_relay(&group.members);
                 let (send, key) = (group.send.clone(), group.key.clone());
                 self.rng.shuffle(&mut by_relay);
                 let dests = by_relay
@@ -420,7 +371,8 @@ impl Profile {
                     acks: std::mem::take(&mut acks),
                 };
                 let id = self.own_id();
-                self.outbox.push_back(Outgoing {
+                // A text's envelope is its header only: it always frames.
+                let _ = self.push(Outgoing {
                     id,
                     to: to.clone(),
                     key: key.clone(),
@@ -434,8 +386,7 @@ impl Profile {
         padded
     }
 
-    /// Receipts whose time has come go out on their own; a loop, when the Poisson
-    /// process says so.
+    /// Receipts whose time has come go out on their own.
     fn on_tick(&mut self, tick: u64) {
         for c in 0..self.contacts.len() {
             let contact = &mut self.contacts[c];
@@ -451,7 +402,7 @@ impl Profile {
             };
             let (to, key) = (contact.card.clone(), contact.send.clone());
             let id = self.own_id();
-            self.outbox.push_back(Outgoing {
+            let _ = self.push(Outgoing {
                 id,
                 to: vec![to],
                 key,
@@ -468,59 +419,6 @@ impl Profile {
                 },
             });
         }
-        if let Some(every) = self.behaviour.loop_every
-            && every > 0.0
-            && self.rng.chance(1.0 / every)
-        {
-            let id = self.own_id();
-            let mut body = vec![0u8; MAX_BODY];
-            body.iter_mut().for_each(|b| *b = self.rng.next_u64() as u8);
-            self.outbox.push_back(Outgoing {
-                id,
-                to: vec![self.me.clone()],
-                key: self.me.secret.loop_tag_key(),
-                group: None,
-                body,
-                epoch: None,
-                meta: Meta {
-                    kind: SendKind::Loop,
-                    target: Target::Own,
-                    msg: 0,
-                    part: 0,
-                    parts: 1,
-                    acks: Vec::new(),
-                },
-            });
-        }
-    }
-
-    /// Owes a catch-up of `epoch` from `due + delay` on (once per epoch).
-    fn owe_catch_up(&mut self, epoch: u32, from: u64, delay: bool) {
-        if self.catch_ups.iter().any(|j| j.epoch == epoch) {
-            return;
-        }
-        let wait = if delay {
-            self.rng.exp(self.behaviour.catch_up_delay).round() as u64
-        } else {
-            0
-        };
-        let job = CatchUpJob {
-            epoch,
-            due: from + wait,
-            after: 0,
-            asked: 0,
-            more: true,
-            in_flight: false,
-        };
-        // In order of due tick, behind a job already under way.
-        let started = usize::from(self.catch_ups.front().is_some_and(|j| j.asked > 0));
-        let at = self
-            .catch_ups
-            .iter()
-            .skip(started)
-            .position(|j| j.due > job.due)
-            .map_or(self.catch_ups.len(), |p| p + started);
-        self.catch_ups.insert(at, job);
     }
 
     /// A text part (or receipt) came whole from `inbound`: `true` if it is new.
@@ -530,8 +428,8 @@ impl Profile {
             return false;
         }
         let whole = got.len() >= usize::from(meta.parts);
-        if let (true, SendKind::Text, Origin::Contact(c)) =
-            (whole, meta.kind, self.inbound[inbound].from)
+        if let (true, SendKind::Text, Some(Origin::Contact(c))) =
+            (whole, meta.kind, self.inbound.get(inbound).map(|i| i.from))
         {
             let delay = self.rng.exp(self.behaviour.receipt_delay).round() as u64;
             if let Some(contact) = self.contacts.get_mut(c) {
@@ -545,558 +443,253 @@ impl Profile {
     }
 }
 
-/// The tags a receiver looks items up by, for one epoch and bucket: sender and counter.
-struct Table {
-    epoch: u32,
-    bucket: u16,
-    senders: usize,
-    tags: HashMap<CopyTag, (usize, u64)>,
-}
-
-impl Table {
-    fn add(&mut self, p: &Profile, i: usize, counters: std::ops::Range<u64>) {
-        Self::add_to(&mut self.tags, p, i, self.epoch, self.bucket, counters);
-    }
-
-    /// Adds sender `i`'s tags of `counters`, but those already seen.
-    fn add_to(
-        tags: &mut HashMap<CopyTag, (usize, u64)>,
-        p: &Profile,
-        i: usize,
-        epoch: u32,
-        bucket: u16,
-        counters: std::ops::Range<u64>,
-    ) {
-        let key = &p.inbound[i].key;
-        for n in counters {
-            let tag = key.secret(epoch, n).seed().copy_tag(bucket);
-            if !p.seen.contains(&tag) {
-                tags.insert(tag, (i, n));
-            }
-        }
-    }
-}
-
-/// The test client's state in one session.
+/// The test client's state in one session: its profile around a route session.
 pub(crate) struct Core {
     p: Profile,
-    home_id: RelayId,
-    entry: RelayId,
-    tick: u64,
-    directory: Directory,
-    reassembler: DirectoryReassembler,
-    in_flight: HashMap<u64, InFlight>,
-    /// One table per (epoch, bucket) wanted: the tags of every sender's attempts.
-    tables: Vec<Table>,
-    /// Whether the missed epochs were owed (once the home relay's epoch is known).
-    resumed: bool,
+    session: Session,
+    /// Each route sender's place in the profile's senders.
+    senders: HashMap<SenderId, usize>,
     pub(crate) events: Vec<Event>,
 }
 
 impl Core {
     /// A session of `profile`, after the entry relay's hello.
-    pub(crate) fn new(profile: Profile, hello: Hello) -> Self {
-        let home_id = RelayId::of_fingerprint(&profile.me.home.fingerprint);
-        Self {
+    pub(crate) fn new(mut profile: Profile, hello: Hello) -> Self {
+        let behaviour = session::Behaviour {
+            loop_every: profile.behaviour.loop_every,
+            catch_up_delay: profile.behaviour.catch_up_delay,
+            delete_delay: profile.behaviour.receipt_delay,
+        };
+        let state = std::mem::take(&mut profile.state);
+        let mut session = Session::new(
+            profile.me.clone(),
+            profile.pins.clone(),
+            behaviour,
+            state,
+            hello,
+            session::system_rng(),
+        );
+        let mut senders = HashMap::new();
+        for (i, inbound) in profile.inbound.iter().enumerate() {
+            let id = session.expect(inbound.key.clone(), inbound.unwrap.clone());
+            senders.insert(id, i);
+        }
+        let mut core = Self {
             p: profile,
-            home_id,
-            entry: hello.relay,
-            tick: hello.tick,
-            directory: hello.directory,
-            reassembler: DirectoryReassembler::new(),
-            in_flight: HashMap::new(),
-            tables: Vec::new(),
-            resumed: false,
+            session,
+            senders,
             events: Vec::new(),
+        };
+        core.hand_over();
+        core
+    }
+
+    /// The profile's new deposits go to the session's outbox.
+    fn hand_over(&mut self) {
+        while let Some(m) = self.p.outbox.pop_front() {
+            self.session.queue(m);
         }
     }
 
     /// The session ends: what was in flight goes back to the front of the outbox (an
     /// answer may have been lost; the receiver drops a part it already has).
-    pub(crate) fn into_profile(mut self) -> Profile {
-        let mut ticks: Vec<u64> = self.in_flight.keys().copied().collect();
-        ticks.sort_unstable();
-        for t in ticks.into_iter().rev() {
-            if let Some(f) = self.in_flight.remove(&t)
-                && let Some(m) = f.message
-            {
-                self.p.outbox.push_front(m);
-            }
-        }
-        for j in &mut self.p.catch_ups {
-            j.in_flight = false;
-        }
-        self.p
+    pub(crate) fn into_profile(self) -> Profile {
+        let Core { mut p, session, .. } = self;
+        let (state, outbox) = session.into_parts();
+        p.state = state;
+        let waiting = std::mem::take(&mut p.outbox);
+        p.outbox = outbox.into_iter().chain(waiting).collect();
+        p
     }
 
-    /// The home relay's fingerprint.
-    pub(crate) fn home_fingerprint(&self) -> hum_shared::CertFingerprint {
-        self.p.me.home.fingerprint
+    /// What the route session knows now.
+    pub(crate) fn status(&self) -> session::Status {
+        self.session.status()
     }
 
-    /// The tick of the last down cell.
-    pub(crate) fn current_tick(&self) -> u64 {
-        self.tick
-    }
-
-    /// Whether the entry relay is a single relay.
-    pub(crate) fn single(&self) -> bool {
-        self.directory.single
-    }
-
-    fn entry_of(&self, id: &RelayId) -> Option<&RelayEntry> {
-        self.directory.entry(id)
-    }
-
-    /// `relay`'s epoch at the current tick.
-    pub(crate) fn epoch_at(&self, relay: &RelayId) -> Option<u32> {
-        let e = self.entry_of(relay)?;
-        Some(
-            e.clock_after(self.tick.saturating_sub(self.directory.tick))
-                .0,
-        )
-    }
-
-    /// This client's bucket at its home relay in `epoch`.
-    pub(crate) fn bucket(&self, epoch: u32) -> Option<u16> {
-        let e = self.entry_of(&self.home_id)?;
-        self.p.me.secret.bucket(epoch, e.buckets).ok()
+    /// The home relay's epoch now.
+    #[cfg(test)]
+    pub(crate) fn epoch(&self) -> Option<u32> {
+        self.session.status().home_epoch
     }
 
     pub(crate) fn expect(&mut self, key: TagKey, unwrap: Unwrap) -> usize {
-        self.p.expect(key, unwrap, Origin::Raw)
+        let i = self.p.expect(key.clone(), unwrap.clone(), Origin::Raw);
+        let id = self.session.expect(key, unwrap);
+        self.senders.insert(id, i);
+        i
     }
 
     pub(crate) fn queue(&mut self, m: Outgoing) {
-        self.p.outbox.push_back(m);
+        let (id, epoch) = (m.id, m.epoch);
+        if let Err(e) = self.p.push(m) {
+            self.events.push(Event::Unsendable {
+                id,
+                why: e.to_string(),
+            });
+            return;
+        }
+        match (epoch, self.p.outbox.pop_back()) {
+            (Some(e), Some(m)) => self.session.queue_for_epoch(m, e),
+            (None, Some(m)) => self.session.queue(m),
+            (_, None) => {}
+        }
     }
 
     pub(crate) fn queue_text(&mut self, target: Target, msg: u64, parts: u16) -> u16 {
-        self.p.queue_text(target, msg, parts)
+        let n = self.p.queue_text(target, msg, parts);
+        self.hand_over();
+        n
     }
 
     /// Catches up `epoch` as soon as the catch-ups before it are done.
     pub(crate) fn catch_up(&mut self, epoch: u32) {
-        self.p.owe_catch_up(epoch, self.tick, false);
+        self.session.catch_up(epoch);
     }
 
-    pub(crate) fn outbox_len(&self) -> usize {
-        self.p.outbox.len()
-            + self
-                .in_flight
-                .values()
-                .filter(|f| f.message.is_some())
-                .count()
-    }
-
-    /// The epochs whose tags the table holds: the home relay's current and previous one,
-    /// and every epoch being caught up.
-    fn wanted(&self) -> Vec<(u32, u16, usize)> {
-        let Some(now) = self.epoch_at(&self.home_id) else {
-            return Vec::new();
-        };
-        let mut epochs = vec![now, now.saturating_sub(1)];
-        epochs.extend(self.p.catch_ups.iter().map(|c| c.epoch));
-        epochs.sort_unstable();
-        epochs.dedup();
-        epochs
-            .into_iter()
-            .filter_map(|e| self.bucket(e).map(|b| (e, b, self.p.inbound.len())))
-            .collect()
-    }
-
-    /// Keeps one tag table per wanted (epoch, bucket, senders): the tables of epochs no
-    /// longer wanted go, a new one is built (an epoch change builds one epoch's, not all).
-    fn refresh_table(&mut self) {
-        let wanted = self.wanted();
-        self.tables
-            .retain(|t| wanted.contains(&(t.epoch, t.bucket, t.senders)));
-        for &(epoch, bucket, senders) in &wanted {
-            if self.tables.iter().any(|t| t.epoch == epoch) {
-                continue;
-            }
-            let mut table = Table {
-                epoch,
-                bucket,
-                senders,
-                tags: HashMap::new(),
-            };
-            for i in 0..self.p.inbound.len() {
-                let next = self.p.inbound[i].next.get(&epoch).copied().unwrap_or(0);
-                table.add(&self.p, i, 0..next + WINDOW);
-            }
-            self.tables.push(table);
-        }
-    }
-
-    /// Recognises an item by its tag; a match is unwrapped and reported once.
-    fn recognise(&mut self, item: &Item, via: Via) {
-        let tag = item.tag();
-        let Some((t, (i, n))) = self
-            .tables
-            .iter()
-            .enumerate()
-            .find_map(|(t, table)| table.tags.get(&tag).map(|&v| (t, v)))
-        else {
-            return;
-        };
-        let epoch = self.tables[t].epoch;
-        if !self.p.seen.insert(tag) {
-            self.events.push(Event::Duplicate);
-            return;
-        }
-        let Some(bucket) = self.bucket(epoch) else {
-            return;
-        };
-        let inbound = &self.p.inbound[i];
-        let seed = inbound.key.secret(epoch, n).seed();
-        let Ok(wrapped) = item.unwrap(&seed, bucket) else {
-            return;
-        };
-        let wrap: WrapKey = match &inbound.unwrap {
-            Unwrap::Mine => self.p.me.secret.wrap_key(epoch),
-            Unwrap::Group(g) => g.wrap_key(epoch),
-        };
-        let from = inbound.from;
-        let (meta, body) = parse(&wrap.unwrap(&wrapped), from);
-        // Slide this sender's window past the counter just seen.
-        let next = self.p.inbound[i].next.get(&epoch).copied().unwrap_or(0);
-        if n + 1 > next {
-            self.p.inbound[i].next.insert(epoch, n + 1);
-            let table = &mut self.tables[t];
-            Table::add_to(
-                &mut table.tags,
-                &self.p,
-                i,
-                epoch,
-                bucket,
-                next + WINDOW..n + 1 + WINDOW,
-            );
-        }
-        let fresh = match meta.kind {
-            SendKind::Raw | SendKind::Loop => true,
-            SendKind::Text | SendKind::Receipt => self.p.note_part(i, &meta, self.tick),
-        };
-        self.events.push(Event::Received {
-            sender: i,
-            body,
-            via,
-            epoch,
-            from,
-            kind: meta.kind,
-            msg: meta.msg,
-            part: meta.part,
-            parts: meta.parts,
-            acks: meta.acks,
-            seed: log_digest(seed.as_bytes()),
-            tick: self.tick,
-            again: !fresh,
-        });
-    }
-
-    /// Takes the down cell of the next tick and returns the up cell that answers it.
+    /// Takes the down cell of the next tick and returns the up cell that answers it
+    /// (sealed beforehand: call [`Core::prepare`] once it is written).
     pub(crate) fn on_down(
         &mut self,
         bytes: &[u8],
     ) -> Result<Box<[u8; hum_shared::route::CELL_LEN]>, ClientError> {
-        if let Some(r) = Refusal::decode(bytes) {
-            return Err(ClientError::Refused(r));
-        }
-        self.tick += 1;
-        let t = self.tick;
-        let cell = DownCell::decode(bytes).map_err(|_| ClientError::BadCell)?;
-        if let Ok(Some(dir)) = self.reassembler.push(&cell.chunk) {
-            self.directory = dir;
-        }
-        self.epochs(t);
+        self.session.on_down(bytes).map_err(|e| match e {
+            session::SessionError::Refused(r) => ClientError::Refused(r),
+            _ => ClientError::BadCell,
+        })?;
+        self.translate();
+        let t = self.session.status().tick;
         self.p.on_tick(t);
-        self.refresh_table();
-        let answered = self.in_flight.remove(&(t.wrapping_sub(2)));
-        if let Some(f) = answered {
-            self.answer(&f, &cell.answer);
-            if t % 2 == 1 {
-                let item = f.keys.open_item(&cell.item);
-                self.recognise(&item, Via::CatchUp);
-            }
-        }
-        if t.is_multiple_of(2) {
-            self.recognise(&cell.item, Via::Live);
-        }
-        self.in_flight.retain(|&k, _| k + 2 >= t);
-        self.up(t)
+        self.hand_over();
+        let up = self.session.up_cell();
+        self.translate();
+        Ok(up)
     }
 
-    /// Owes the catch-ups the home relay's clock calls for: at an epoch change the epoch
-    /// that ended (every client does this, online or not); in a session after an
-    /// absence, every epoch since the last one seen, the current one included.
-    fn epochs(&mut self, t: u64) {
-        let Some(now) = self.epoch_at(&self.home_id) else {
-            return;
-        };
-        match self.p.last_epoch {
-            Some(last) if !self.resumed => {
-                for e in last..=now {
-                    self.p.owe_catch_up(e, t, true);
+    /// Seals the next tick's up cell (right after this one was written).
+    pub(crate) fn prepare(&mut self) {
+        self.session.prepare();
+        self.translate();
+    }
+
+    /// The route's events, in the test client's terms.
+    fn translate(&mut self) {
+        let events: Vec<SessionEvent> = self.session.events().collect();
+        for e in events {
+            let out = match e {
+                SessionEvent::Received {
+                    sender,
+                    envelope,
+                    epoch,
+                    via,
+                    tick,
+                    seed,
+                } => {
+                    let Some(&i) = self.senders.get(&sender) else {
+                        continue;
+                    };
+                    let from = self.p.inbound.get(i).map_or(Origin::Raw, |b| b.from);
+                    let (meta, body) = parse(&envelope, from);
+                    let fresh = match meta.kind {
+                        SendKind::Raw | SendKind::Loop => true,
+                        SendKind::Text | SendKind::Receipt => self.p.note_part(i, &meta, tick),
+                    };
+                    Event::Received {
+                        sender: i,
+                        body,
+                        via,
+                        epoch,
+                        from,
+                        kind: meta.kind,
+                        msg: meta.msg,
+                        part: meta.part,
+                        parts: meta.parts,
+                        acks: meta.acks,
+                        seed,
+                        tick,
+                        again: !fresh,
+                    }
                 }
-            }
-            Some(prev) if now > prev => {
-                self.p.owe_catch_up(prev, t, true);
-            }
-            _ => {}
-        }
-        self.resumed = true;
-        self.p.last_epoch = Some(now);
-    }
-
-    fn answer(&mut self, f: &InFlight, sealed: &[u8; hum_shared::route::ANSWER_LEN]) {
-        let answer = f.keys.open_answer(sealed).unwrap_or_default();
-        if f.catch_up
-            && let RequestOutcome::CatchUp {
-                next_after, more, ..
-            } = answer.request
-            && let Some(job) = self.p.catch_ups.front_mut()
-        {
-            job.after = next_after;
-            job.more = more;
-            job.asked += 1;
-            job.in_flight = false;
-            if job.asked >= PAGES && !job.more {
-                let epoch = job.epoch;
-                self.p.catch_ups.pop_front();
-                self.events.push(Event::CaughtUp { epoch });
-            }
-        } else if f.catch_up
-            && let Some(job) = self.p.catch_ups.front_mut()
-        {
-            // The answer was lost: ask the same page again.
-            job.in_flight = false;
-        }
-        let Some(m) = &f.message else {
-            return;
-        };
-        let id = m.id;
-        match answer.deposit {
-            DepositOutcome::Stored => self.events.push(Event::Stored { id }),
-            DepositOutcome::Full => {
-                self.events.push(Event::Full { id });
-                self.p.outbox.push_back(m.clone());
-            }
-            DepositOutcome::Retry { epoch } => {
-                self.events.push(Event::Retry { id, epoch });
-                let mut again = m.clone();
-                again.epoch = None;
-                self.p.outbox.push_back(again);
-            }
-            DepositOutcome::None | DepositOutcome::Unknown => {
-                self.events.push(Event::Unknown { id });
-                self.p.outbox.push_back(m.clone());
-            }
-        }
-    }
-
-    fn request(&mut self, t: u64) -> Request {
-        if t.is_multiple_of(2) {
-            return Request::None;
-        }
-        let Some(job) = self.p.catch_ups.front().copied() else {
-            return Request::None;
-        };
-        if job.in_flight || job.due > t {
-            return Request::None;
-        }
-        let Some(bucket) = self.bucket(job.epoch) else {
-            return Request::None;
-        };
-        if let Some(j) = self.p.catch_ups.front_mut() {
-            j.in_flight = true;
-        }
-        Request::CatchUp(CatchUp {
-            bucket,
-            epoch: job.epoch,
-            detect: self.p.me.secret.detection_key(job.epoch),
-            after: job.after,
-        })
-    }
-
-    fn up(&mut self, t: u64) -> Result<Box<[u8; hum_shared::route::CELL_LEN]>, ClientError> {
-        let known = self
-            .epoch_at(&self.home_id)
-            .and_then(|e| Some((e, self.bucket(e)?)));
-        let Some((home_epoch, bucket)) = known else {
-            // The directory does not list the home relay yet: keep the beat with a slot
-            // of random bytes until it does.
-            return Ok(UpCell {
-                home: self.home_id,
-                epoch: 0,
-                bucket: 0,
-                slot: hum_shared::route::Slot::random(),
-            }
-            .encode());
-        };
-        let request = self.request(t);
-        let catch_up = matches!(request, Request::CatchUp(_));
-        let message = self.p.outbox.pop_front();
-        let deposit = match &message {
-            Some(m) => match self.deposit(m) {
-                Ok(d) => Some(d),
-                Err(err) => {
-                    self.events.push(Event::Unsendable {
-                        id: m.id,
-                        why: err.to_string(),
-                    });
-                    None
+                SessionEvent::LoopReturned {
+                    seed,
+                    epoch,
+                    tick,
+                    via,
+                } => Event::Received {
+                    sender: usize::MAX,
+                    body: Vec::new(),
+                    via,
+                    epoch,
+                    from: Origin::Own,
+                    kind: SendKind::Loop,
+                    msg: 0,
+                    part: 0,
+                    parts: 1,
+                    acks: Vec::new(),
+                    seed,
+                    tick,
+                    again: false,
+                },
+                SessionEvent::Duplicate => Event::Duplicate,
+                SessionEvent::Deposited {
+                    id,
+                    tick,
+                    seed,
+                    payload,
+                    slot,
+                } => {
+                    let meta = self.p.metas.get(&id.0).cloned().unwrap_or_else(Meta::raw);
+                    Event::Deposited {
+                        id: id.0,
+                        kind: meta.kind,
+                        target: meta.target,
+                        msg: meta.msg,
+                        part: meta.part,
+                        parts: meta.parts,
+                        acks: meta.acks.len(),
+                        seed,
+                        payload,
+                        slot,
+                        tick,
+                    }
                 }
-            },
-            None => None,
-        };
-        let message = message.filter(|_| deposit.is_some());
-        let dest = message
-            .as_ref()
-            .and_then(|m| m.to.first())
-            .map(|c| RelayId::of_fingerprint(&c.home.fingerprint));
-        let sealed = if self.single() {
-            let d = match &deposit {
-                Some(d) => SlotDeposit::Local(d),
-                None => SlotDeposit::Dummy,
+                SessionEvent::Looped {
+                    tick,
+                    seed,
+                    payload,
+                    slot,
+                } => Event::Deposited {
+                    id: self.p.own_id(),
+                    kind: SendKind::Loop,
+                    target: Target::Own,
+                    msg: 0,
+                    part: 0,
+                    parts: 1,
+                    acks: 0,
+                    seed,
+                    payload,
+                    slot,
+                    tick,
+                },
+                SessionEvent::Stored { id } => {
+                    self.p.metas.remove(&id.0);
+                    Event::Stored { id: id.0 }
+                }
+                SessionEvent::Full { id } => Event::Full { id: id.0 },
+                SessionEvent::Retry { id, epoch } => Event::Retry { id: id.0, epoch },
+                SessionEvent::Unknown { id } => Event::Unknown { id: id.0 },
+                SessionEvent::Unsendable { id, why } => {
+                    self.p.metas.remove(&id.0);
+                    Event::Unsendable {
+                        id: id.0,
+                        why: why.to_string(),
+                    }
+                }
+                SessionEvent::CaughtUp { epoch } => Event::CaughtUp { epoch },
+                _ => continue,
             };
-            seal_clear_slot(self.home_id, d, &request).map_err(ClientError::from)
-        } else {
-            self.seal(t, deposit.as_ref(), dest, &request)
-        };
-        let (slot, keys) = match sealed {
-            Ok(s) => s,
-            Err(err) => {
-                // No key to seal to (yet): keep the beat with random bytes, keep the
-                // message for a later slot, and the catch-up page for a later request.
-                if let Some(m) = message {
-                    self.events.push(Event::Unsendable {
-                        id: m.id,
-                        why: err.to_string(),
-                    });
-                    self.p.outbox.push_back(m);
-                }
-                if catch_up && let Some(j) = self.p.catch_ups.front_mut() {
-                    j.in_flight = false;
-                }
-                return Ok(UpCell {
-                    home: self.home_id,
-                    epoch: home_epoch,
-                    bucket,
-                    slot: hum_shared::route::Slot::random(),
-                }
-                .encode());
-            }
-        };
-        if let (Some(m), Some(d)) = (&message, &deposit) {
-            self.events.push(Event::Deposited {
-                id: m.id,
-                kind: m.meta.kind,
-                target: m.meta.target,
-                msg: m.meta.msg,
-                part: m.meta.part,
-                parts: m.meta.parts,
-                acks: m.meta.acks.len(),
-                seed: log_digest(d.seed().as_bytes()),
-                payload: log_digest(d.payload().as_bytes()),
-                slot: log_digest(slot.as_bytes()),
-                tick: t,
-            });
+            self.events.push(out);
         }
-        self.in_flight.insert(
-            t,
-            InFlight {
-                keys,
-                message,
-                catch_up,
-            },
-        );
-        Ok(UpCell {
-            home: self.home_id,
-            epoch: home_epoch,
-            bucket,
-            slot,
-        }
-        .encode())
-    }
-
-    /// Seals a slot to the home relay, forwarding `deposit` to `dest` when that is
-    /// another relay.
-    fn seal(
-        &self,
-        t: u64,
-        deposit: Option<&Deposit>,
-        dest: Option<RelayId>,
-        request: &Request,
-    ) -> Result<(hum_shared::route::Slot, ReplyKeys), ClientError> {
-        let home_epoch = self.epoch_at(&self.home_id).ok_or(ClientError::NoHome)?;
-        let home_key = self
-            .entry_of(&self.home_id)
-            .ok_or(ClientError::NoHome)?
-            .verified_slot_key(home_epoch, &self.p.me.home.fingerprint)?;
-        let dest_key;
-        let d = match (deposit, dest) {
-            (Some(d), Some(dest)) if dest == self.home_id => SlotDeposit::Local(d),
-            (Some(d), Some(dest)) => {
-                let pin = self.pin(&dest).ok_or(ClientError::NoHome)?;
-                dest_key = self
-                    .entry_of(&dest)
-                    .ok_or(ClientError::NoHome)?
-                    .verified_slot_key(d.epoch(), &pin)?;
-                SlotDeposit::Forward {
-                    dest: &dest_key,
-                    deposit: d,
-                }
-            }
-            _ => SlotDeposit::Dummy,
-        };
-        Ok(seal_slot(&home_key, self.entry, t, d, request)?)
-    }
-
-    fn pin(&self, id: &RelayId) -> Option<hum_shared::CertFingerprint> {
-        self.p
-            .pins
-            .iter()
-            .chain(std::iter::once(&self.p.me.home))
-            .find(|a| RelayId::of_fingerprint(&a.fingerprint) == *id)
-            .map(|a| a.fingerprint)
-    }
-
-    /// The deposit of one attempt: a fresh counter (so a fresh tag seed), each
-    /// recipient's bucket and flag in the destination's epoch, the body wrapped anew.
-    fn deposit(&mut self, m: &Outgoing) -> Result<Deposit, ClientError> {
-        let dest =
-            m.to.first()
-                .map(|c| RelayId::of_fingerprint(&c.home.fingerprint))
-                .ok_or(ClientError::NoHome)?;
-        let entry = self.entry_of(&dest).ok_or(ClientError::NoHome)?;
-        let buckets = entry.buckets;
-        let epoch = match m.epoch {
-            Some(e) => e,
-            None => self.epoch_at(&dest).ok_or(ClientError::NoHome)?,
-        };
-        let counter = self
-            .p
-            .counters
-            .entry((*m.key.expose_secret(), epoch))
-            .or_insert(0);
-        let n = *counter;
-        *counter += 1;
-        let seed = m.key.secret(epoch, n).seed();
-        let copies =
-            m.to.iter()
-                .map(|c| {
-                    let bucket = c.secret.bucket(epoch, buckets)?;
-                    let flag = c.secret.detection_key(epoch).flag(&seed.copy_tag(bucket));
-                    Ok(Copy { bucket, flag })
-                })
-                .collect::<Result<Vec<_>, hum_shared::route::RouteError>>()?;
-        let envelope = frame(&m.meta, &m.body)?;
-        let wrap = match (&m.group, m.to.first()) {
-            (Some(g), _) => g.wrap_key(epoch),
-            (None, Some(c)) => c.secret.wrap_key(epoch),
-            (None, None) => return Err(ClientError::NoHome),
-        };
-        Ok(Deposit::new(epoch, &copies, seed, wrap.wrap(&envelope))?)
     }
 }
 

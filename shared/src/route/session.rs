@@ -267,6 +267,8 @@ pub enum SessionEvent {
     LoopReturned {
         /// Digest of its tag seed.
         seed: String,
+        /// The home relay's epoch it was deposited for.
+        epoch: u32,
         /// The entry tick of the down cell that carried it.
         tick: u64,
         /// How it came.
@@ -831,6 +833,7 @@ impl Session {
         self.events.push(if entry.sender == LOOP {
             SessionEvent::LoopReturned {
                 seed,
+                epoch: entry.epoch,
                 tick: self.tick,
                 via,
             }
