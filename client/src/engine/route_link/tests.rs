@@ -355,6 +355,18 @@ async fn a_mesh_relay_as_entry_and_home_is_refused_with_a_reason() -> Res {
     Ok(())
 }
 
+/// Waits until `c` received the envelopes numbered `range`.
+async fn received_all(c: &mut Client, range: std::ops::Range<u8>) -> Res {
+    for i in range {
+        let env = envelope(i)?;
+        c.until(|r| {
+            matches!(r, RouteReport::Received { envelope, .. } if *envelope == env).then_some(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// The last state a client's link reported.
 fn last_state(c: &Client) -> Option<SessionState> {
     c.seen.iter().rev().find_map(|r| match r {
@@ -400,13 +412,7 @@ async fn a_restarted_client_never_reuses_a_counter() -> Res {
     for i in 0..20u8 {
         send(&a, i)?.await?;
     }
-    for i in 0..20u8 {
-        let env = envelope(i)?;
-        b.until(|r| {
-            matches!(r, RouteReport::Received { envelope, .. } if *envelope == env).then_some(())
-        })
-        .await?;
-    }
+    received_all(&mut b, 0..20).await?;
     a.until(|r| matches!(r, RouteReport::Stored(DepositId(19))).then_some(()))
         .await?;
     // A stops; its last reported state is what a store would hold (or one older by a
@@ -432,13 +438,7 @@ async fn a_restarted_client_never_reuses_a_counter() -> Res {
     for i in 20..30u8 {
         send(&again, i)?.await?;
     }
-    for i in 20..30u8 {
-        let env = envelope(i)?;
-        b.until(|r| {
-            matches!(r, RouteReport::Received { envelope, .. } if *envelope == env).then_some(())
-        })
-        .await?;
-    }
+    received_all(&mut b, 20..30).await?;
     let received = b
         .seen
         .iter()
