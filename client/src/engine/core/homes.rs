@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use hum_shared::RelayAddr;
 use hum_shared::crypto::Fingerprint;
 use hum_shared::route::DeliverySecret;
+use hum_shared::route::session::{Card, DepositId, Outgoing, Unwrap};
 use zeroize::Zeroizing;
 
 use super::Core;
 use crate::engine::EngineError;
 use crate::engine::records::HomeRecord;
+use crate::engine::route_link::RouteOp;
 use crate::engine::wire::{Member, MemberHome};
 
 /// The homes known, by identity fingerprint.
@@ -109,5 +111,102 @@ impl Core {
             relay: self.home.to_string(),
             delivery: Zeroizing::new(*self.delivery.expose_secret()),
         }
+    }
+}
+
+/// Whom the core expects items from on hum/2, as the link names them
+/// ([`Expected`](crate::engine::route_link::Expected)): the kind in the top byte, the row
+/// id below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // the core's hum/2 delivery takes these next
+pub(crate) enum Sender {
+    /// A contact, by id.
+    Contact(i64),
+    /// The answer to one of our invites, by invite id.
+    Invite(i64),
+}
+
+#[allow(dead_code)] // the core's hum/2 delivery takes these next
+impl Sender {
+    const CONTACT: u64 = 1 << 56;
+    const INVITE: u64 = 2 << 56;
+    const ID: u64 = (1 << 56) - 1;
+
+    /// The link's name for it.
+    pub(crate) fn expected(self) -> crate::engine::route_link::Expected {
+        let (kind, id) = match self {
+            Self::Contact(id) => (Self::CONTACT, id),
+            Self::Invite(id) => (Self::INVITE, id),
+        };
+        crate::engine::route_link::Expected(kind | (u64::try_from(id).unwrap_or(0) & Self::ID))
+    }
+
+    /// The sender a link's name stands for.
+    pub(crate) fn of(e: crate::engine::route_link::Expected) -> Option<Sender> {
+        let id = i64::try_from(e.0 & Self::ID).ok()?;
+        match e.0 & !Self::ID {
+            Self::CONTACT => Some(Self::Contact(id)),
+            Self::INVITE => Some(Self::Invite(id)),
+            _ => None,
+        }
+    }
+}
+
+#[allow(dead_code)] // the core's hum/2 delivery takes these next
+impl Core {
+    /// This profile as its contacts know it.
+    pub(super) fn my_card(&self) -> Card {
+        Card {
+            secret: self.delivery.clone(),
+            home: self.home.clone(),
+        }
+    }
+
+    /// Where `person` receives, as a deposit names it.
+    pub(super) fn card_of(&self, person: &Fingerprint) -> Option<Card> {
+        self.homes.get(person).map(|h| Card {
+            secret: DeliverySecret::from_bytes(*h.delivery),
+            home: h.relay.clone(),
+        })
+    }
+
+    /// What the hum/2 link must recognise: every contact's sending direction and every
+    /// open invite's answer.
+    pub(super) fn route_expectations(&self) -> Vec<RouteOp> {
+        let mut ops: Vec<RouteOp> = self
+            .sessions
+            .iter()
+            .map(|(&cid, s)| RouteOp::Expect {
+                who: Sender::Contact(cid).expected(),
+                key: s.receive_tag_key(),
+                unwrap: Unwrap::Mine,
+            })
+            .collect();
+        ops.extend(self.invites.iter().map(|(&id, secret)| RouteOp::Expect {
+            who: Sender::Invite(id).expected(),
+            key: secret.tag_key(),
+            unwrap: Unwrap::Mine,
+        }));
+        ops
+    }
+
+    /// A deposit of `envelope` for contact `cid`, under this side's tag key of their
+    /// session; `None` while it is not known where they receive.
+    pub(super) fn outgoing_to_contact(
+        &self,
+        cid: i64,
+        id: DepositId,
+        envelope: hum_shared::crypto::Envelope,
+    ) -> Option<Outgoing> {
+        let contact = self.contacts.get(&cid)?;
+        let card = self.card_of(&contact.public.fingerprint())?;
+        let key = self.sessions.get(&cid)?.send_tag_key();
+        Some(Outgoing {
+            id,
+            to: vec![card],
+            key,
+            group: None,
+            envelope,
+        })
     }
 }

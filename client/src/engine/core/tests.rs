@@ -1961,3 +1961,52 @@ fn member_lists_carry_each_members_home() -> TestResult {
     assert_eq!(*alices.delivery, peer_delivery("alice"));
     Ok(())
 }
+
+/// What the hum/2 link will be told follows from what the core keeps: each contact's
+/// sending direction and each open invite's answer are expected under the tag keys the
+/// other side sends with, and a deposit for a contact goes to its home under this side's.
+#[test]
+fn route_expectations_and_deposits_pair_with_the_other_side() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::RouteOp;
+    let mut fx = Fixture::new("route-ops", options())?;
+    let bob = fx.peer("bob")?;
+    let code = fx.invite_code()?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
+    let core = fx.core()?;
+    let expected: Vec<(Option<Sender>, hum_shared::route::TagKey)> = core
+        .route_expectations()
+        .into_iter()
+        .filter_map(|op| match op {
+            RouteOp::Expect { who, key, .. } => Some((Sender::of(who), key)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|(s, k)| *s == Some(Sender::Contact(bob.cid)) && *k == bob.session.send_tag_key()),
+        "bob's direction is not expected"
+    );
+    assert!(
+        expected
+            .iter()
+            .any(|(s, k)| matches!(s, Some(Sender::Invite(_))) && k == invite.tag_key()),
+        "the open invite's answer is not expected"
+    );
+    let envelope = Envelope::from_bytes(&[9; hum_shared::crypto::ENVELOPE_LEN])?;
+    let out = core
+        .outgoing_to_contact(bob.cid, hum_shared::route::session::DepositId(1), envelope)
+        .ok_or("no deposit for bob")?;
+    assert_eq!(out.key, bob.session.receive_tag_key());
+    assert_eq!(out.to.len(), 1);
+    assert_eq!(out.to[0].home, peer_relay());
+    assert_eq!(out.to[0].secret.expose_secret(), &peer_delivery("bob"));
+    assert_eq!(core.my_card().secret, core.delivery);
+    // The link's names stand for what they were made from, and nothing else.
+    for s in [Sender::Contact(7), Sender::Invite(7), Sender::Contact(0)] {
+        assert_eq!(Sender::of(s.expected()), Some(s));
+    }
+    assert_eq!(Sender::of(crate::engine::route_link::Expected(7)), None);
+    Ok(())
+}
