@@ -12,9 +12,6 @@ mod link;
 mod lock;
 mod profile;
 mod records;
-// The hum/2 link, tested on its own against real relays; the core moves onto it next,
-// and hum/1's link goes.
-#[allow(dead_code)]
 mod route_link;
 #[cfg(test)]
 mod scratch;
@@ -79,6 +76,8 @@ pub(crate) enum Input {
         /// Cells received per second.
         down: u32,
     },
+    /// A report of the hum/2 link.
+    Route(route_link::RouteReport),
     /// A periodic nudge: flush receipts, retry, roll epochs.
     Timer,
 }
@@ -169,6 +168,32 @@ impl LinkTask {
     }
 }
 
+/// The hum/2 link as the runtime holds it.
+struct RouteTask {
+    link: route_link::RouteLink,
+    /// Operations its channel had no room for yet, oldest first (as [`LinkTask`]'s).
+    waiting: std::collections::VecDeque<route_link::RouteOp>,
+}
+
+impl RouteTask {
+    /// Hands the link what its channel has room for, in order.
+    fn flush(&mut self) {
+        while let Some(op) = self.waiting.pop_front() {
+            match self.link.ops.try_send(op) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(op)) => {
+                    self.waiting.push_front(op);
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.waiting.clear();
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// The thin runtime around the core, on the engine's thread: it reads the clock, hands
 /// the core its inputs, and carries out the effects it returns (events to the faces,
 /// operations to the links, links opened and stopped). It decides nothing.
@@ -176,6 +201,7 @@ struct Runtime {
     events: mpsc::UnboundedSender<Event>,
     inputs: mpsc::UnboundedSender<Input>,
     links: HashMap<RelayAddr, LinkTask>,
+    route: Option<RouteTask>,
 }
 
 impl Runtime {
@@ -209,6 +235,9 @@ impl Runtime {
         for l in self.links.values_mut() {
             l.flush();
         }
+        if let Some(r) = &mut self.route {
+            r.flush();
+        }
     }
 
     fn apply_effects(&mut self, effects: &mut Vec<core::Effect>) {
@@ -231,6 +260,15 @@ impl Runtime {
                 core::Effect::StopLinks => {
                     for l in self.links.values() {
                         l.control.send_modify(|c| c.stop = true);
+                    }
+                    if let Some(r) = &self.route {
+                        r.link.control.send_modify(|c| c.stop = true);
+                    }
+                }
+                core::Effect::OpenRoute(setup) => self.open_route(*setup),
+                core::Effect::Route(op) => {
+                    if let Some(r) = &mut self.route {
+                        r.waiting.push_back(op);
                     }
                 }
             }
@@ -282,8 +320,29 @@ impl Runtime {
         );
     }
 
+    /// Starts the hum/2 link on a thread of its own; its reports come back as inputs.
+    fn open_route(&mut self, setup: route_link::RouteSetup) {
+        if self.route.is_some() {
+            return;
+        }
+        let inputs = self.inputs.clone();
+        let reports = route_link::Reports::new(move |r| inputs.send(Input::Route(r)).is_ok());
+        match route_link::RouteLink::spawn(setup, reports) {
+            Ok(link) => {
+                self.route = Some(RouteTask {
+                    link,
+                    waiting: std::collections::VecDeque::new(),
+                });
+            }
+            Err(e) => tracing::error!(cause = %e, "the hum/2 link thread could not start"),
+        }
+    }
+
     /// Stops every link and waits for its thread.
     fn stop_links(&mut self) {
+        if let Some(mut r) = self.route.take() {
+            r.link.stop();
+        }
         for (_, mut l) in self.links.drain() {
             l.control.send_modify(|c| c.stop = true);
             drop(l.ops);
@@ -377,6 +436,10 @@ pub struct EngineOptions {
     /// How long an invite code this profile makes stays valid. An answer that arrives
     /// later is refused, and the invite's secret is deleted once it expires.
     pub invite_ttl: Duration,
+    /// Whether the engine also runs the hum/2 link (one connection to the entry relay,
+    /// docs/ENGINE.md) beside hum/1's links, which still carry the messages while the
+    /// core moves onto it.
+    pub route_link: bool,
 }
 
 impl Default for EngineOptions {
@@ -385,6 +448,7 @@ impl Default for EngineOptions {
             resend_after: Duration::from_secs(600),
             checkpoint_every: Duration::from_secs(1),
             invite_ttl: Duration::from_secs(7 * 86_400),
+            route_link: false,
         }
     }
 }
@@ -410,6 +474,7 @@ pub fn start_with(
         events: event_tx,
         inputs: input_tx.clone(),
         links: HashMap::new(),
+        route: None,
     };
 
     // Commands and a timer join the links' inputs.

@@ -21,6 +21,7 @@ use super::records::{
     ContactRecord, DeliveryState, Dest, GroupRecord, HomeRecord, InboxRecord, MemberRecord,
     MessageRecord, Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
+use super::route_link::{RouteOp, RouteSetup};
 use super::store::{AddedContact, Db, NewContact, ProfileStore, RenamedContact};
 use super::wire::{AppMessage, ContactHello, Member, StoredMessage, Uid};
 use super::{EngineError, Inconsistency, Input, Refusal};
@@ -89,7 +90,7 @@ impl Now {
 
 /// What the core asks the runtime around it to do: the core decides, the runtime (the
 /// engine thread in engine.rs, or a test) carries it out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Effect {
     /// Tell the faces.
     Emit(Event),
@@ -115,6 +116,11 @@ pub(crate) enum Effect {
     },
     /// Every link stops for good: the engine is quitting.
     StopLinks,
+    /// Start the hum/2 link (it reports back with [`Input::Route`]).
+    OpenRoute(Box<RouteSetup>),
+    /// Tell the hum/2 link this. What it was told outlives its connections, so nothing is
+    /// told again after a reconnect.
+    Route(RouteOp),
 }
 
 /// The next outbox row the pump deposits.
@@ -186,6 +192,19 @@ pub(crate) struct Core {
     used_invites: HashMap<i64, invites::UsedInvite>,
     /// Invites we accepted, by contact, until their inviter says who used them.
     checks: HashMap<i64, invites::Check>,
+    /// The hum/2 link as the core knows it, once opened.
+    route: Option<RouteView>,
+}
+
+/// The hum/2 link as the core knows it.
+#[derive(Debug, Default)]
+pub(crate) struct RouteView {
+    /// On the entry relay's beat.
+    up: bool,
+    /// The entry relay is a single relay (it can see who talks to whom).
+    single: bool,
+    /// The link's last status.
+    status: Option<hum_shared::route::session::Status>,
 }
 
 impl std::fmt::Debug for Core {
@@ -280,6 +299,7 @@ impl Core {
             stash: VecDeque::new(),
             used_invites: HashMap::new(),
             checks: HashMap::new(),
+            route: None,
         };
         core.load()?;
         core.load_homes()?;
@@ -367,6 +387,9 @@ impl Core {
         self.replay_inbox()?;
         let home = self.home.clone();
         self.ensure_link(&home);
+        if self.options.route_link {
+            self.open_route()?;
+        }
         self.subscribe_all()?;
         // Everything not yet receipted goes out again: we cannot know what the relay kept.
         for (id, head) in self.store.db().outbox()? {
@@ -568,6 +591,9 @@ impl Core {
     /// Forgets an invite: its secret leaves the store and its mailbox is no longer read.
     fn forget_invite(&mut self, id: i64) -> Result<(), EngineError> {
         self.store.tx(|db| db.delete_invite(id))?;
+        if self.invites.contains_key(&id) {
+            self.route_op(RouteOp::Forget(homes::Sender::Invite(id).expected()));
+        }
         if let Some(secret) = self.invites.remove(&id)
             && let Some(r) = self.routes.remove(&secret.capability().mailbox_id())
         {
@@ -939,6 +965,7 @@ impl Core {
                     self.emit_link(&relay);
                 }
             }
+            Input::Route(r) => self.on_route(r)?,
             Input::Timer => {
                 self.flush_receipts()?;
                 let epoch = epoch_at(self.now.secs());
@@ -1183,6 +1210,7 @@ impl Core {
         let id = self.store.tx(|db| db.insert_invite(&secret))?;
         let cap = secret.capability().clone();
         self.invites.insert(id, secret);
+        self.expect_invite(id);
         let home = self.home.clone();
         self.subscribe(&home, cap, RouteKind::Invite(id), false, None)?;
         self.emit(Event::Invite {
@@ -1300,6 +1328,7 @@ impl Core {
         self.sessions.insert(cid, session);
         self.rooms.insert(rid, room_rec);
         self.subscribe_session(cid)?;
+        self.expect_contact(cid);
         self.emit(Event::Contact {
             id: ContactId(cid),
             name,
@@ -1404,6 +1433,7 @@ mod homes;
 mod invites;
 mod outbox;
 mod receive;
+mod route;
 mod send;
 mod subscriptions;
 #[cfg(test)]

@@ -1233,7 +1233,6 @@ impl Db<'_> {
 
     /// The hum/2 route session's state as last saved (send counters, receive windows,
     /// catch-ups owed), or a fresh one.
-    #[allow(dead_code)] // read by the core once it runs the hum/2 link
     pub(crate) fn route_state(&self) -> Result<SessionState, EngineError> {
         let sealed: Option<Vec<u8>> = self
             .conn
@@ -1253,7 +1252,6 @@ impl Db<'_> {
     }
 
     /// Saves the route session's state (replacing the last one).
-    #[allow(dead_code)] // written by the core once it runs the hum/2 link
     pub(crate) fn put_route_state(&self, state: &SessionState) -> Result<(), EngineError> {
         let plain = Zeroizing::new(state.to_bytes().map_err(|_| EngineError::Encode)?);
         let sealed = seal(self.key, &plain, "route state")?;

@@ -68,6 +68,10 @@ struct Fixture {
     auto: bool,
     /// Whether the core told its links to stop.
     stopped: bool,
+    /// The hum/2 links the core opened, as set up (one at most per start).
+    routes: Vec<crate::engine::route_link::RouteSetup>,
+    /// What the hum/2 link was told, oldest first.
+    route_ops: Vec<crate::engine::route_link::RouteOp>,
     /// What was deposited and not yet taken by a peer: mailbox, envelope.
     deposits: Vec<(MailboxId, Vec<u8>)>,
     seq: u64,
@@ -89,6 +93,8 @@ impl Fixture {
             links: HashMap::new(),
             auto: true,
             stopped: false,
+            routes: Vec::new(),
+            route_ops: Vec::new(),
             deposits: Vec::new(),
             seq: 0,
             paths,
@@ -120,6 +126,8 @@ impl Fixture {
         self.core = None;
         self.links.clear();
         self.sent.clear();
+        self.routes.clear();
+        self.route_ops.clear();
         let unlocked = crate::engine::unlock_with(&self.paths, b"pw", KdfPolicy::InsecureForTests)?;
         self.start(unlocked)
     }
@@ -144,6 +152,8 @@ impl Fixture {
                 }
                 Effect::Reconnect { .. } => {}
                 Effect::StopLinks => self.stopped = true,
+                Effect::OpenRoute(setup) => self.routes.push(*setup),
+                Effect::Route(op) => self.route_ops.push(op),
             }
         }
     }
@@ -2008,5 +2018,95 @@ fn route_expectations_and_deposits_pair_with_the_other_side() -> TestResult {
         assert_eq!(Sender::of(s.expected()), Some(s));
     }
     assert_eq!(Sender::of(crate::engine::route_link::Expected(7)), None);
+    Ok(())
+}
+
+/// With the hum/2 link on, the core opens one link, to the entry relay, its session
+/// starting from the stored route state, and tells it every contact and open invite to
+/// expect, and each new one as it comes; an invite forgotten is forgotten by the link. A
+/// state the link reports is stored at once, and the next start begins from it.
+#[test]
+fn the_route_link_starts_from_the_stored_state_and_expects_everyone() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::{RouteOp, RouteReport};
+    let mut fx = Fixture::new(
+        "route-open",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    assert_eq!(fx.routes.len(), 1);
+    assert_eq!(fx.routes[0].relays.entry, home());
+    assert_eq!(fx.routes[0].state.last_epoch(), None);
+    let bob = fx.peer("bob")?;
+    let expected = |ops: &[RouteOp]| -> Vec<Option<Sender>> {
+        ops.iter()
+            .filter_map(|op| match op {
+                RouteOp::Expect { who, .. } => Some(Sender::of(*who)),
+                _ => None,
+            })
+            .collect()
+    };
+    // The invite bob answered, then bob himself, as each came.
+    let told = expected(&fx.route_ops);
+    assert!(told.contains(&Some(Sender::Contact(bob.cid))), "{told:?}");
+    assert!(
+        told.iter().any(|s| matches!(s, Some(Sender::Invite(_)))),
+        "{told:?}"
+    );
+    let key = fx.route_ops.iter().find_map(|op| match op {
+        RouteOp::Expect { who, key, .. } if Sender::of(*who) == Some(Sender::Contact(bob.cid)) => {
+            Some(key.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(key, Some(bob.session.send_tag_key()));
+
+    let mut state = hum_shared::route::session::SessionState::new();
+    state.set_last_epoch(7);
+    fx.input(Input::Route(RouteReport::State(state)))?;
+    fx.command(Command::CreateInvite)?;
+    let open = fx
+        .core()?
+        .invites
+        .keys()
+        .copied()
+        .max()
+        .ok_or("no invite")?;
+    fx.reopen()?;
+    assert_eq!(fx.routes.len(), 1, "one link per start");
+    assert_eq!(fx.routes[0].state.last_epoch(), Some(7));
+    let told = expected(&fx.route_ops);
+    assert!(told.contains(&Some(Sender::Contact(bob.cid))), "{told:?}");
+    assert!(told.contains(&Some(Sender::Invite(open))), "{told:?}");
+
+    // An expired invite is forgotten by the link too.
+    let expires = fx
+        .core()?
+        .invites
+        .get(&open)
+        .map(|s| s.expires_at())
+        .ok_or("gone")?;
+    fx.route_ops.clear();
+    fx.pass(expires);
+    fx.input(Input::Timer)?;
+    assert!(
+        fx.route_ops.iter().any(
+            |op| matches!(op, RouteOp::Forget(w) if Sender::of(*w) == Some(Sender::Invite(open)))
+        ),
+        "{:?}",
+        fx.route_ops
+    );
+    Ok(())
+}
+
+/// Without the hum/2 link (hum/1 still carries the messages), none is opened.
+#[test]
+fn no_route_link_unless_asked_for() -> TestResult {
+    let mut fx = Fixture::new("route-off", options())?;
+    fx.peer("bob")?;
+    assert!(fx.routes.is_empty());
+    assert!(fx.route_ops.is_empty());
     Ok(())
 }

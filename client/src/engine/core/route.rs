@@ -1,0 +1,91 @@
+//! The core's side of the hum/2 link: opening it from the stored route state, telling it
+//! whom to expect, and keeping what it reports.
+
+use hum_shared::route::session::Behaviour;
+
+use super::homes::Sender;
+use super::{Core, Effect, RouteView};
+use crate::engine::EngineError;
+use crate::engine::route_link::{RouteOp, RouteReport, RouteSetup};
+
+impl Core {
+    /// Opens the hum/2 link to the entry relay, its session starting from the state the
+    /// last one left, and tells it every sender to expect.
+    pub(super) fn open_route(&mut self) -> Result<(), EngineError> {
+        if self.route.is_some() {
+            return Ok(());
+        }
+        let state = self.store.db().route_state()?;
+        let setup = RouteSetup {
+            relays: crate::engine::Relays {
+                entry: self.entry.clone(),
+                home: self.home.clone(),
+            },
+            me: self.my_card(),
+            behaviour: Behaviour::default(),
+            state,
+        };
+        self.out
+            .borrow_mut()
+            .push(Effect::OpenRoute(Box::new(setup)));
+        self.route = Some(RouteView::default());
+        for op in self.route_expectations() {
+            self.route_op(op);
+        }
+        Ok(())
+    }
+
+    /// Tells the hum/2 link `op`, when it runs.
+    pub(super) fn route_op(&self, op: RouteOp) {
+        if self.route.is_some() {
+            self.out.borrow_mut().push(Effect::Route(op));
+        }
+    }
+
+    /// Expects contact `cid`'s items on the hum/2 link.
+    pub(super) fn expect_contact(&self, cid: i64) {
+        if let Some(s) = self.sessions.get(&cid) {
+            self.route_op(RouteOp::Expect {
+                who: Sender::Contact(cid).expected(),
+                key: s.receive_tag_key(),
+                unwrap: hum_shared::route::session::Unwrap::Mine,
+            });
+        }
+    }
+
+    /// Expects the answer to invite `id` on the hum/2 link.
+    pub(super) fn expect_invite(&self, id: i64) {
+        if let Some(secret) = self.invites.get(&id) {
+            self.route_op(RouteOp::Expect {
+                who: Sender::Invite(id).expected(),
+                key: secret.tag_key(),
+                unwrap: hum_shared::route::session::Unwrap::Mine,
+            });
+        }
+    }
+
+    /// Takes a report of the hum/2 link.
+    pub(super) fn on_route(&mut self, report: RouteReport) -> Result<(), EngineError> {
+        let Some(route) = self.route.as_mut() else {
+            return Ok(());
+        };
+        match report {
+            RouteReport::Up { single, .. } => {
+                route.up = true;
+                route.single = single;
+            }
+            RouteReport::Down { .. } => route.up = false,
+            RouteReport::Status { status, .. } => route.status = Some(status),
+            // Saved as it comes: a session started from it never reuses a counter.
+            RouteReport::State(state) => self.store.tx(|db| db.put_route_state(&state))?,
+            // Deliveries still travel over hum/1's links.
+            RouteReport::Received { .. }
+            | RouteReport::Deposited { .. }
+            | RouteReport::Stored(_)
+            | RouteReport::Again(_)
+            | RouteReport::Unsendable { .. }
+            | RouteReport::CaughtUp(_) => {}
+        }
+        Ok(())
+    }
+}
