@@ -43,6 +43,17 @@ impl Core {
         let Ok(env) = Envelope::from_bytes(envelope) else {
             return Ok(());
         };
+        self.open_and_apply(kind, env)
+    }
+
+    /// Opens an envelope that came for `kind` (an invite's answer, a contact's session, a
+    /// group) and applies what it holds. One that does not open changes nothing: a
+    /// duplicate (its message key is spent) or not for us.
+    pub(super) fn open_and_apply(
+        &mut self,
+        kind: RouteKind,
+        env: Envelope,
+    ) -> Result<(), EngineError> {
         match kind {
             RouteKind::Invite(id) => self.invite_answered(id, &env),
             RouteKind::UsedInvite(id) => {

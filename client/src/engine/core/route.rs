@@ -1,9 +1,11 @@
 //! The core's side of the hum/2 link: opening it from the stored route state, telling it
-//! whom to expect, and keeping what it reports.
+//! whom to expect, and keeping what it reports. What it receives is opened and applied
+//! as what hum/1 delivers (`receive.rs`).
 
 use hum_shared::route::session::Behaviour;
 
 use super::homes::Sender;
+use super::subscriptions::RouteKind;
 use super::{Core, Effect, RouteView};
 use crate::engine::EngineError;
 use crate::engine::route_link::{RouteOp, RouteReport, RouteSetup};
@@ -78,9 +80,16 @@ impl Core {
             RouteReport::Status { status, .. } => route.status = Some(status),
             // Saved as it comes: a session started from it never reuses a counter.
             RouteReport::State(state) => self.store.tx(|db| db.put_route_state(&state))?,
-            // Deliveries still travel over hum/1's links.
-            RouteReport::Received { .. }
-            | RouteReport::Deposited { .. }
+            RouteReport::Received { who, envelope, .. } => {
+                let kind = match Sender::of(who) {
+                    Some(Sender::Contact(cid)) => RouteKind::Direct(cid),
+                    Some(Sender::Invite(id)) => RouteKind::Invite(id),
+                    None => return Ok(()),
+                };
+                self.open_and_apply(kind, envelope)?;
+            }
+            // Deposits still travel over hum/1's links.
+            RouteReport::Deposited { .. }
             | RouteReport::Stored(_)
             | RouteReport::Again(_)
             | RouteReport::Unsendable { .. }

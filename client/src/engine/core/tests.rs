@@ -2110,3 +2110,80 @@ fn no_route_link_unless_asked_for() -> TestResult {
     assert!(fx.route_ops.is_empty());
     Ok(())
 }
+
+/// What the hum/2 link receives is opened and applied as what hum/1 delivers: an invite's
+/// answer makes a contact, the contact's texts appear, one that comes twice is shown once,
+/// and an item under a name the core never gave changes nothing.
+#[test]
+fn items_the_route_link_receives_are_opened_and_applied() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::{Expected, RouteReport};
+    let mut fx = Fixture::new(
+        "route-receive",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let received = |who: Expected, envelope: Envelope| {
+        Input::Route(RouteReport::Received {
+            who,
+            envelope,
+            tick: 0,
+        })
+    };
+    let code = fx.invite_code()?;
+    let id = fx
+        .core()?
+        .invites
+        .keys()
+        .copied()
+        .max()
+        .ok_or("no invite")?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
+    let peer = Identity::generate();
+    let (mut session, answer) = Session::initiate(&peer, &invite, &enc(&hello("carol"))?)?;
+    fx.input(received(Sender::Invite(id).expected(), answer))?;
+    let cid = fx
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Contact { id, name } if name == "carol" => Some(id.0),
+            _ => None,
+        })
+        .ok_or("carol did not become a contact")?;
+
+    let msg = AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: fx.now.millis(),
+        text: "over hum/2".into(),
+    };
+    let parts = split(random_u64()?, &enc(&msg)?, Session::PLAINTEXT_CAPACITY)?;
+    let envelopes: Vec<Envelope> = parts
+        .iter()
+        .map(|p| session.seal(p))
+        .collect::<Result<_, _>>()?;
+    // A name the core never gave, then the real sender, then the same again.
+    for e in &envelopes {
+        fx.input(received(Expected(u64::MAX), e.clone()))?;
+    }
+    assert!(
+        !fx.events().iter().any(|e| matches!(e, Event::Message(_))),
+        "an unknown sender's item was applied"
+    );
+    for _ in 0..2 {
+        for e in &envelopes {
+            fx.input(received(Sender::Contact(cid).expected(), e.clone()))?;
+        }
+    }
+    let shown: Vec<String> = fx
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown, ["over hum/2"]);
+    Ok(())
+}
