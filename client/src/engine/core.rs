@@ -31,7 +31,7 @@ use crate::api::{
 };
 use contacts::{Contact, Contacts};
 use homes::Homes;
-use outbox::{InFlight, Pump, Resends};
+use outbox::{InFlight, Pump, Resends, RoutePump};
 use subscriptions::{Route, RouteKind, Subscriptions};
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
@@ -194,6 +194,8 @@ pub(crate) struct Core {
     checks: HashMap<i64, invites::Check>,
     /// The hum/2 link as the core knows it, once opened.
     route: Option<RouteView>,
+    /// What the hum/2 link deposits: contacts' rows, when it runs.
+    route_pump: RoutePump,
 }
 
 /// The hum/2 link as the core knows it.
@@ -300,6 +302,7 @@ impl Core {
             used_invites: HashMap::new(),
             checks: HashMap::new(),
             route: None,
+            route_pump: RoutePump::default(),
         };
         core.load()?;
         core.load_homes()?;
@@ -798,6 +801,7 @@ impl Core {
                 continue;
             };
             self.resends.resent(row, now);
+            self.route_pump.resend(row);
             if let Some(l) = self.links.get_mut(&relay) {
                 l.pump.push_once(row);
             }
@@ -817,6 +821,7 @@ impl Core {
     /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
     /// the relay called full waits, without holding up the others.
     fn pump(&mut self, relay: &RelayAddr) -> Result<(), EngineError> {
+        self.pump_route()?;
         let now = self.now.at;
         let Some(rows) = self
             .links
@@ -834,6 +839,11 @@ impl Core {
                 gone.push(row);
                 continue;
             };
+            if self.routed(&head) {
+                // The hum/2 link deposits it.
+                gone.push(row);
+                continue;
+            }
             // Into the current epoch's mailbox, whenever it was sealed: the receiver reads
             // the current epochs, so a message that waited days in the outbox still lands
             // where it is read.
@@ -927,9 +937,15 @@ impl Core {
     /// leave before quitting). A link that failed is not waited for; one that has not come
     /// up yet, as right after the start, is.
     fn drained(&self) -> bool {
-        self.links
-            .values()
-            .all(|l| matches!(l.state, LinkState::Down { .. }) || l.pump.is_idle())
+        let route_drained = self
+            .route
+            .as_ref()
+            .is_none_or(|r| !r.up || self.route_pump.is_idle());
+        route_drained
+            && self
+                .links
+                .values()
+                .all(|l| matches!(l.state, LinkState::Down { .. }) || l.pump.is_idle())
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {

@@ -118,7 +118,6 @@ impl Core {
 /// ([`Expected`](crate::engine::route_link::Expected)): the kind in the top byte, the row
 /// id below it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // the core's hum/2 delivery takes these next
 pub(crate) enum Sender {
     /// A contact, by id.
     Contact(i64),
@@ -126,7 +125,6 @@ pub(crate) enum Sender {
     Invite(i64),
 }
 
-#[allow(dead_code)] // the core's hum/2 delivery takes these next
 impl Sender {
     const CONTACT: u64 = 1 << 56;
     const INVITE: u64 = 2 << 56;
@@ -152,7 +150,6 @@ impl Sender {
     }
 }
 
-#[allow(dead_code)] // the core's hum/2 delivery takes these next
 impl Core {
     /// This profile as its contacts know it.
     pub(super) fn my_card(&self) -> Card {

@@ -8,6 +8,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use hum_shared::route::session::DepositId;
+
 /// The longest wait between two re-sends of one message.
 const RESEND_MAX: Duration = Duration::from_secs(86_400);
 
@@ -159,6 +161,60 @@ impl Resends {
     /// `row` left the outbox: no more re-sends.
     pub(super) fn done(&mut self, row: i64) {
         self.due.remove(&row);
+    }
+}
+
+/// The deposits handed to the hum/2 link: at most one in flight per contact, so a
+/// contact gets this side's envelopes in the order they were sealed (the session retries
+/// a deposit that came back by itself, ahead of what was queued after it).
+#[derive(Debug, Default)]
+pub(super) struct RoutePump {
+    /// The last deposit id given (each attempt gets a fresh one).
+    last: u64,
+    /// Deposits not yet stored: outbox row and contact.
+    in_flight: HashMap<DepositId, (i64, i64)>,
+    /// Stored rows whose re-send is due (no receipt came).
+    again: HashSet<i64>,
+}
+
+impl RoutePump {
+    /// Whether a deposit for contact `cid` is in flight.
+    pub(super) fn busy(&self, cid: i64) -> bool {
+        self.in_flight.values().any(|(_, c)| *c == cid)
+    }
+
+    /// Whether `row` is in flight.
+    pub(super) fn has(&self, row: i64) -> bool {
+        self.in_flight.values().any(|(r, _)| *r == row)
+    }
+
+    /// Whether `row` is due again although it was stored.
+    pub(super) fn is_due_again(&self, row: i64) -> bool {
+        self.again.contains(&row)
+    }
+
+    /// `row` goes again although it was stored.
+    pub(super) fn resend(&mut self, row: i64) {
+        self.again.insert(row);
+    }
+
+    /// `row`, for contact `cid`, is handed to the link under the returned id.
+    pub(super) fn sent(&mut self, row: i64, cid: i64) -> DepositId {
+        self.last += 1;
+        self.again.remove(&row);
+        let id = DepositId(self.last);
+        self.in_flight.insert(id, (row, cid));
+        id
+    }
+
+    /// Deposit `id` is over (stored, or it cannot be sent): its row, if it was ours.
+    pub(super) fn done(&mut self, id: DepositId) -> Option<i64> {
+        self.in_flight.remove(&id).map(|(row, _)| row)
+    }
+
+    /// Whether nothing is in flight.
+    pub(super) fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
     }
 }
 

@@ -5,8 +5,10 @@
 use hum_shared::route::session::Behaviour;
 
 use super::homes::Sender;
+use hum_shared::crypto::Envelope;
+
 use super::subscriptions::RouteKind;
-use super::{Core, Effect, RouteView};
+use super::{Core, Dest, Effect, OutboxHead, RouteView};
 use crate::engine::EngineError;
 use crate::engine::route_link::{RouteOp, RouteReport, RouteSetup};
 
@@ -88,12 +90,64 @@ impl Core {
                 };
                 self.open_and_apply(kind, envelope)?;
             }
-            // Deposits still travel over hum/1's links.
-            RouteReport::Deposited { .. }
-            | RouteReport::Stored(_)
-            | RouteReport::Again(_)
-            | RouteReport::Unsendable { .. }
-            | RouteReport::CaughtUp(_) => {}
+            RouteReport::Stored(id) => {
+                if let Some(row) = self.route_pump.done(id) {
+                    self.mark_stored(row)?;
+                }
+                self.pump_route()?;
+            }
+            RouteReport::Unsendable { id, why } => {
+                // Its relay is not in the directory now: it waits for the re-send.
+                if let Some(row) = self.route_pump.done(id) {
+                    tracing::info!(%why, "a deposit cannot be sent now");
+                    self.resends
+                        .stored(row, self.now.at, self.options.resend_after);
+                }
+                self.pump_route()?;
+            }
+            // The session sends it again by itself.
+            RouteReport::Again(_) | RouteReport::Deposited { .. } | RouteReport::CaughtUp(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the hum/2 link deposits this outbox row (a contact's message) rather than
+    /// hum/1's links.
+    pub(super) fn routed(&self, head: &OutboxHead) -> bool {
+        self.route.is_some() && matches!(head.dest, Some(Dest::Contact(_)))
+    }
+
+    /// Hands the hum/2 link the next outbox row of every contact with nothing in flight,
+    /// oldest first: a fresh attempt each time (the session makes its tag and wrap). A row
+    /// already stored goes again only when its re-send is due.
+    pub(super) fn pump_route(&mut self) -> Result<(), EngineError> {
+        if self.route.is_none() {
+            return Ok(());
+        }
+        for (row, head) in self.store.db().outbox()? {
+            let Some(Dest::Contact(cid)) = head.dest else {
+                continue;
+            };
+            if self.route_pump.has(row)
+                || self.route_pump.busy(cid)
+                || (self.resends.is_stored(row) && !self.route_pump.is_due_again(row))
+            {
+                continue;
+            }
+            let Some((_, bytes)) = self.store.db().outbox_entry(row)? else {
+                continue;
+            };
+            let Ok(envelope) = Envelope::from_bytes(&bytes) else {
+                continue;
+            };
+            let id = self.route_pump.sent(row, cid);
+            match self.outgoing_to_contact(cid, id, envelope) {
+                Some(out) => self.route_op(RouteOp::Queue(out)),
+                // Where they receive is not known (yet): nothing leaves for them.
+                None => {
+                    self.route_pump.done(id);
+                }
+            }
         }
         Ok(())
     }

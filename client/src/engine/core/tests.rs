@@ -2187,3 +2187,100 @@ fn items_the_route_link_receives_are_opened_and_applied() -> TestResult {
     assert_eq!(shown, ["over hum/2"]);
     Ok(())
 }
+
+/// A route-link fixture's deposits queued on the hum/2 link since the last call, taken.
+fn take_queued(fx: &mut Fixture) -> Vec<hum_shared::route::session::Outgoing> {
+    use crate::engine::route_link::RouteOp;
+    let (queued, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut fx.route_ops)
+        .into_iter()
+        .partition(|op| matches!(op, RouteOp::Queue(_)));
+    fx.route_ops = rest;
+    queued
+        .into_iter()
+        .filter_map(|op| match op {
+            RouteOp::Queue(out) => Some(out),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With the hum/2 link, a contact's messages leave through it, not through hum/1's: to
+/// the contact's home under this side's tag key, one in flight per contact and in order,
+/// each sent once stored; a stored one without a receipt goes again (a fresh attempt)
+/// after the re-send wait, and after a restart what was not receipted goes again.
+#[test]
+fn a_contacts_messages_leave_through_the_route_link_one_at_a_time() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let after = Duration::from_secs(600);
+    let mut fx = Fixture::new(
+        "route-send",
+        EngineOptions {
+            route_link: true,
+            resend_after: after,
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    fx.events();
+    let hum1 = fx.deposits.len();
+    say(&mut fx, room, "one")?;
+    say(&mut fx, room, "two")?;
+    assert_eq!(
+        fx.deposits.len(),
+        hum1,
+        "a contact's message went over hum/1"
+    );
+    let mut got = Vec::new();
+    let mut open = |bob: &mut Peer, out: &hum_shared::route::session::Outgoing| -> TestResult {
+        assert_eq!(out.key, bob.session.receive_tag_key());
+        assert_eq!(out.to[0].home, peer_relay());
+        let part = bob.session.open(&out.envelope)?;
+        if let Some((_, payload)) = bob.reassembler.insert(&part)? {
+            got.push(postcard::from_bytes::<AppMessage>(&payload)?);
+        }
+        Ok(())
+    };
+    let first = take_queued(&mut fx);
+    assert_eq!(first.len(), 1, "one in flight per contact");
+    open(&mut bob, &first[0])?;
+    fx.input(Input::Route(RouteReport::Again(first[0].id)))?;
+    assert!(
+        take_queued(&mut fx).is_empty(),
+        "the session retries by itself"
+    );
+    fx.input(Input::Route(RouteReport::Stored(first[0].id)))?;
+    assert!(
+        fx.events().iter().any(|e| matches!(
+            e,
+            Event::Delivery {
+                state: Delivery::Sent,
+                ..
+            }
+        )),
+        "a stored message is sent"
+    );
+    let second = take_queued(&mut fx);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].id, first[0].id);
+    open(&mut bob, &second[0])?;
+    fx.input(Input::Route(RouteReport::Stored(second[0].id)))?;
+    assert_eq!(texts(&got), ["one", "two"]);
+    assert!(take_queued(&mut fx).is_empty());
+
+    // No receipt: both go again after the wait, one at a time, as fresh attempts.
+    fx.wait(after + Duration::from_secs(1));
+    fx.input(Input::Timer)?;
+    let again = take_queued(&mut fx);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].id != first[0].id && again[0].id != second[0].id);
+    assert_eq!(again[0].envelope, first[0].envelope);
+
+    // A restart sends what was not receipted again, from the first.
+    fx.reopen()?;
+    let restarted = take_queued(&mut fx);
+    assert_eq!(restarted.len(), 1);
+    assert_eq!(restarted[0].envelope, first[0].envelope);
+    Ok(())
+}
