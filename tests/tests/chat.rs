@@ -470,3 +470,33 @@ async fn group_changes_are_in_the_history_and_members_are_listed() -> Result<()>
     relay.shutdown().await;
     Ok(())
 }
+
+/// With the hum/2 link on, two contacts on a single relay talk through it: texts both
+/// ways, each sent once stored and delivered once its receipt (itself a message through
+/// the link) comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_talk_over_the_hum2_link() -> Result<()> {
+    let dir = TempDir::new("hum2-chat")?;
+    let relay = hum_relay::Relay::bind(relay_config(Duration::from_millis(20)))
+        .await?
+        .spawn();
+    let addr = relay.address().to_string();
+    let options = hum::engine::EngineOptions {
+        route_link: true,
+        ..Default::default()
+    };
+    let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;
+    let mut bob = Peer::create_with(dir.path(), "bob", &addr, options)?;
+    let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
+    let id = bob.say_queued(bob_room, "over hum/2").await?;
+    ensure!(alice.next_text("bob").await? == "over hum/2");
+    bob.delivery(id, Delivery::Sent).await?;
+    bob.delivery(id, Delivery::Delivered).await?;
+    let id = alice.say_queued(alice_room, "and back").await?;
+    ensure!(bob.next_text("alice").await? == "and back");
+    alice.delivery(id, Delivery::Delivered).await?;
+    alice.quit().await?;
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}
