@@ -440,6 +440,9 @@ pub struct EngineOptions {
     /// docs/ENGINE.md) beside hum/1's links, which still carry the messages while the
     /// core moves onto it.
     pub route_link: bool,
+    /// With the hum/2 link: the mean of the random wait (exponential) before a contact's
+    /// receipts leave, unless a text to them takes them along sooner.
+    pub receipt_delay: Duration,
 }
 
 impl Default for EngineOptions {
@@ -449,6 +452,7 @@ impl Default for EngineOptions {
             checkpoint_every: Duration::from_secs(1),
             invite_ttl: Duration::from_secs(7 * 86_400),
             route_link: false,
+            receipt_delay: Duration::from_secs(30),
         }
     }
 }

@@ -483,6 +483,7 @@ async fn contacts_talk_over_the_hum2_link() -> Result<()> {
     let addr = relay.address().to_string();
     let options = hum::engine::EngineOptions {
         route_link: true,
+        receipt_delay: Duration::from_millis(100),
         ..Default::default()
     };
     let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;

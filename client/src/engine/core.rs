@@ -196,6 +196,9 @@ pub(crate) struct Core {
     route: Option<RouteView>,
     /// What the hum/2 link deposits: contacts' rows, when it runs.
     route_pump: RoutePump,
+    /// When each contact's waiting receipts leave, with the hum/2 link: a random delay
+    /// after the first of them, or with the next text to that contact.
+    receipts_due: HashMap<i64, Instant>,
 }
 
 /// The hum/2 link as the core knows it.
@@ -303,6 +306,7 @@ impl Core {
             checks: HashMap::new(),
             route: None,
             route_pump: RoutePump::default(),
+            receipts_due: HashMap::new(),
         };
         core.load()?;
         core.load_homes()?;
@@ -951,7 +955,7 @@ impl Core {
     fn input(&mut self, input: Input) -> Result<(), EngineError> {
         match input {
             Input::Command(Command::Quit) => {
-                self.flush_receipts()?;
+                self.flush_receipts(true)?;
                 if self.quitting.is_none() {
                     self.quitting = Some(self.now.at + QUIT_GRACE);
                 }
@@ -983,7 +987,7 @@ impl Core {
             }
             Input::Route(r) => self.on_route(r)?,
             Input::Timer => {
-                self.flush_receipts()?;
+                self.flush_receipts(false)?;
                 let epoch = epoch_at(self.now.secs());
                 if epoch != self.epoch {
                     self.epoch = epoch;

@@ -2284,3 +2284,91 @@ fn a_contacts_messages_leave_through_the_route_link_one_at_a_time() -> TestResul
     assert_eq!(restarted[0].envelope, first[0].envelope);
     Ok(())
 }
+
+/// With the hum/2 link, a receipt does not leave the moment its message arrives: it waits
+/// a random time (here a mean of a minute), or leaves with the next text to that contact,
+/// just ahead of it.
+#[test]
+fn receipts_wait_a_random_time_or_go_with_the_next_text() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-receipts",
+        EngineOptions {
+            route_link: true,
+            receipt_delay: Duration::from_secs(60),
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    let cid = bob.cid;
+    // Bob's texts come through the hum/2 link.
+    let from_bob =
+        |fx: &mut Fixture, bob: &mut Peer, text: &str| -> Result<Uid, Box<dyn std::error::Error>> {
+            let uid = random_uid()?;
+            let msg = AppMessage::Text {
+                uid,
+                sent_at: fx.now.millis(),
+                text: text.into(),
+            };
+            for part in split(random_u64()?, &enc(&msg)?, Session::PLAINTEXT_CAPACITY)? {
+                let envelope = bob.session.seal(&part)?;
+                fx.input(Input::Route(RouteReport::Received {
+                    who: Sender::Contact(cid).expected(),
+                    envelope,
+                    tick: 0,
+                }))?;
+            }
+            Ok(uid)
+        };
+    let opened = |bob: &mut Peer,
+                  out: &hum_shared::route::session::Outgoing|
+     -> Result<Option<AppMessage>, Box<dyn std::error::Error>> {
+        let part = bob.session.open(&out.envelope)?;
+        Ok(match bob.reassembler.insert(&part)? {
+            Some((_, payload)) => Some(postcard::from_bytes(&payload)?),
+            None => None,
+        })
+    };
+    take_queued(&mut fx);
+    let first = from_bob(&mut fx, &mut bob, "hello")?;
+    fx.input(Input::Timer)?;
+    assert!(take_queued(&mut fx).is_empty(), "a receipt left at once");
+    // Within the hour (a mean of a minute), it leaves.
+    let mut queued = Vec::new();
+    for _ in 0..3600 {
+        fx.wait(Duration::from_secs(1));
+        fx.input(Input::Timer)?;
+        queued = take_queued(&mut fx);
+        if !queued.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(queued.len(), 1, "the receipt never left");
+    match opened(&mut bob, &queued[0])? {
+        Some(AppMessage::Receipt { uids }) => assert_eq!(uids, [first]),
+        other => return Err(format!("not a receipt: {other:?}").into()),
+    }
+    fx.input(Input::Route(RouteReport::Stored(queued[0].id)))?;
+
+    // A second text's receipt rides ahead of the reply.
+    let second = from_bob(&mut fx, &mut bob, "again")?;
+    fx.input(Input::Timer)?;
+    assert!(take_queued(&mut fx).is_empty(), "a receipt left at once");
+    say(&mut fx, room, "reply")?;
+    let ahead = take_queued(&mut fx);
+    assert_eq!(ahead.len(), 1);
+    match opened(&mut bob, &ahead[0])? {
+        Some(AppMessage::Receipt { uids }) => assert_eq!(uids, [second]),
+        other => return Err(format!("not a receipt: {other:?}").into()),
+    }
+    fx.input(Input::Route(RouteReport::Stored(ahead[0].id)))?;
+    let reply = take_queued(&mut fx);
+    assert_eq!(reply.len(), 1);
+    match opened(&mut bob, &reply[0])? {
+        Some(AppMessage::Text { text, .. }) => assert_eq!(text, "reply"),
+        other => return Err(format!("not the reply: {other:?}").into()),
+    }
+    Ok(())
+}
