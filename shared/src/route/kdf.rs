@@ -22,6 +22,7 @@ pub(crate) const L_DETECT: &[u8] = b"hum/2 detect";
 pub(crate) const L_TAG: &[u8] = b"hum/2 tag";
 pub(crate) const L_SEED: &[u8] = b"hum/2 seed";
 pub(crate) const L_GROUP_TAG: &[u8] = b"hum/2 group tag";
+pub(crate) const L_GROUP_SPEAKER: &[u8] = b"hum/2 group speaker";
 pub(crate) const L_LOOP: &[u8] = b"hum/2 loop";
 pub(crate) const L_INVITE_TAG: &[u8] = b"hum/2 invite tag";
 pub(crate) const L_COPY_TAG: &[u8] = b"hum/2 copy tag";

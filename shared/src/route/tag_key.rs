@@ -2,7 +2,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::kdf::{self, L_GROUP_TAG, L_GROUP_WRAP, L_TAG};
+use super::kdf::{self, L_GROUP_SPEAKER, L_GROUP_TAG, L_GROUP_WRAP, L_TAG};
 use super::{RouteError, TagSecret, WrapKey};
 use crate::crypto::{GroupId, MemberId};
 
@@ -82,6 +82,14 @@ impl GroupTagKey {
         ))
     }
 
+    /// The tag key `member` speaks under in this generation: `B2b256("hum/2 group
+    /// speaker"; TK || member id)`. A speaker's attempts take their tag secrets from it
+    /// as any direction's do ([`TagKey::secret`]), so a route session counts them like
+    /// a contact's; every member derives it from the speaker's member id.
+    pub fn speaker(&self, member: &MemberId) -> TagKey {
+        TagKey(kdf::b2b(L_GROUP_SPEAKER, &[&self.0, member.as_bytes()]))
+    }
+
     /// The wrap key of the group's deposits in `epoch`: `B2b256("hum/2 group wrap"; TK ||
     /// e)` (one deposit reaches several members, so it cannot be wrapped per recipient).
     pub fn wrap_key(&self, epoch: u32) -> WrapKey {
@@ -114,6 +122,11 @@ mod tests {
         assert_ne!(sa.expose_secret(), g.secret(&bob, 5, 0).expose_secret());
         assert_ne!(sa.expose_secret(), g1.secret(&alice, 5, 0).expose_secret());
         assert_ne!(g.wrap_key(5).expose_secret(), g.wrap_key(6).expose_secret());
+        // Each speaker has a key of its own, per generation, that nobody else's equals.
+        assert!(g.speaker(&alice) != g.speaker(&bob));
+        assert!(g.speaker(&alice) != g1.speaker(&alice));
+        assert_eq!(g.speaker(&alice), g.clone().speaker(&alice));
+        assert!(g.speaker(&alice).secret(5, 0) != sa);
         assert_eq!(format!("{g:?} {tk:?}"), "GroupTagKey(..) TagKey(..)");
         Ok(())
     }
