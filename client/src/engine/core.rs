@@ -199,6 +199,8 @@ pub(crate) struct Core {
     /// When each contact's waiting receipts leave, with the hum/2 link: a random delay
     /// after the first of them, or with the next text to that contact.
     receipts_due: HashMap<i64, Instant>,
+    /// Each group's generation and members the hum/2 link was told to expect.
+    group_routes: HashMap<i64, (u32, Vec<hum_shared::crypto::MemberId>)>,
 }
 
 /// The hum/2 link as the core knows it.
@@ -307,6 +309,7 @@ impl Core {
             route: None,
             route_pump: RoutePump::default(),
             receipts_due: HashMap::new(),
+            group_routes: HashMap::new(),
         };
         core.load()?;
         core.load_homes()?;
@@ -927,6 +930,7 @@ impl Core {
 
     fn step(&mut self, input: Input) -> Result<bool, EngineError> {
         self.input(input)?;
+        self.sync_group_routes();
         if self
             .quitting
             .is_some_and(|deadline| self.now.at >= deadline || self.drained())

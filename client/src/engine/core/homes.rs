@@ -123,11 +123,19 @@ pub(crate) enum Sender {
     Contact(i64),
     /// The answer to one of our invites, by invite id.
     Invite(i64),
+    /// A member of a group, by room id and place in the group state's member list.
+    Member {
+        /// The group's room.
+        room: i64,
+        /// The member's place.
+        index: u16,
+    },
 }
 
 impl Sender {
     const CONTACT: u64 = 1 << 56;
     const INVITE: u64 = 2 << 56;
+    const MEMBER: u64 = 3 << 56;
     const ID: u64 = (1 << 56) - 1;
 
     /// The link's name for it.
@@ -135,6 +143,10 @@ impl Sender {
         let (kind, id) = match self {
             Self::Contact(id) => (Self::CONTACT, id),
             Self::Invite(id) => (Self::INVITE, id),
+            Self::Member { room, index } => (
+                Self::MEMBER,
+                (room & 0xff_ffff_ffff) << 16 | i64::from(index),
+            ),
         };
         crate::engine::route_link::Expected(kind | (u64::try_from(id).unwrap_or(0) & Self::ID))
     }
@@ -145,6 +157,10 @@ impl Sender {
         match e.0 & !Self::ID {
             Self::CONTACT => Some(Self::Contact(id)),
             Self::INVITE => Some(Self::Invite(id)),
+            Self::MEMBER => Some(Self::Member {
+                room: id >> 16,
+                index: u16::try_from(id & 0xffff).ok()?,
+            }),
             _ => None,
         }
     }

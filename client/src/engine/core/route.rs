@@ -2,15 +2,17 @@
 //! whom to expect, and keeping what it reports. What it receives is opened and applied
 //! as what hum/1 delivers (`receive.rs`).
 
-use hum_shared::route::session::Behaviour;
+use std::collections::HashMap;
+
+use hum_shared::crypto::{Envelope, MemberId};
+use hum_shared::route::session::{Behaviour, Card, Outgoing, Session, Unwrap};
+use hum_shared::route::{GroupTagKey, TagKey};
 
 use super::homes::Sender;
-use hum_shared::crypto::Envelope;
-
 use super::subscriptions::RouteKind;
 use super::{Core, Dest, Effect, OutboxHead, RouteView};
 use crate::engine::EngineError;
-use crate::engine::route_link::{RouteOp, RouteReport, RouteSetup};
+use crate::engine::route_link::{Expected, RouteOp, RouteReport, RouteSetup};
 
 impl Core {
     /// Opens the hum/2 link to the entry relay, its session starting from the state the
@@ -36,6 +38,7 @@ impl Core {
         for op in self.route_expectations() {
             self.route_op(op);
         }
+        self.sync_group_routes();
         Ok(())
     }
 
@@ -52,7 +55,7 @@ impl Core {
             self.route_op(RouteOp::Expect {
                 who: Sender::Contact(cid).expected(),
                 key: s.receive_tag_key(),
-                unwrap: hum_shared::route::session::Unwrap::Mine,
+                unwrap: Unwrap::Mine,
             });
         }
     }
@@ -63,7 +66,7 @@ impl Core {
             self.route_op(RouteOp::Expect {
                 who: Sender::Invite(id).expected(),
                 key: secret.tag_key(),
-                unwrap: hum_shared::route::session::Unwrap::Mine,
+                unwrap: Unwrap::Mine,
             });
         }
     }
@@ -86,6 +89,7 @@ impl Core {
                 let kind = match Sender::of(who) {
                     Some(Sender::Contact(cid)) => RouteKind::Direct(cid),
                     Some(Sender::Invite(id)) => RouteKind::Invite(id),
+                    Some(Sender::Member { room, .. }) => RouteKind::Group(room),
                     None => return Ok(()),
                 };
                 self.open_and_apply(kind, envelope)?;
@@ -111,25 +115,25 @@ impl Core {
         Ok(())
     }
 
-    /// Whether the hum/2 link deposits this outbox row (a contact's message) rather than
-    /// hum/1's links.
+    /// Whether the hum/2 link deposits this outbox row (a contact's or a group's message)
+    /// rather than hum/1's links.
     pub(super) fn routed(&self, head: &OutboxHead) -> bool {
-        self.route.is_some() && matches!(head.dest, Some(Dest::Contact(_)))
+        self.route.is_some() && head.dest.is_some()
     }
 
-    /// Hands the hum/2 link the next outbox row of every contact with nothing in flight,
-    /// oldest first: a fresh attempt each time (the session makes its tag and wrap). A row
-    /// already stored goes again only when its re-send is due.
+    /// Hands the hum/2 link the next outbox row of every contact and group with nothing
+    /// in flight, oldest first: a fresh attempt each time (the session makes its tag and
+    /// wrap). A row already stored goes again only when its re-send is due.
     pub(super) fn pump_route(&mut self) -> Result<(), EngineError> {
         if self.route.is_none() {
             return Ok(());
         }
         for (row, head) in self.store.db().outbox()? {
-            let Some(Dest::Contact(cid)) = head.dest else {
+            let Some(dest) = head.dest else {
                 continue;
             };
             if self.route_pump.has(row)
-                || self.route_pump.busy(cid)
+                || self.route_pump.busy(dest)
                 || (self.resends.is_stored(row) && !self.route_pump.is_due_again(row))
             {
                 continue;
@@ -140,15 +144,113 @@ impl Core {
             let Ok(envelope) = Envelope::from_bytes(&bytes) else {
                 continue;
             };
-            let id = self.route_pump.sent(row, cid);
-            match self.outgoing_to_contact(cid, id, envelope) {
-                Some(out) => self.route_op(RouteOp::Queue(out)),
-                // Where they receive is not known (yet): nothing leaves for them.
-                None => {
-                    self.route_pump.done(id);
+            match dest {
+                Dest::Contact(cid) => {
+                    let id = self.route_pump.sent(row, dest);
+                    match self.outgoing_to_contact(cid, id, envelope) {
+                        Some(out) => self.route_op(RouteOp::Queue(out)),
+                        // Where they receive is not known (yet): nothing leaves for them.
+                        None => {
+                            self.route_pump.done(id);
+                        }
+                    }
+                }
+                Dest::Group(rid) => {
+                    let Some((key, group, cards)) = self.group_deposit(rid) else {
+                        continue;
+                    };
+                    if cards.is_empty() {
+                        // Nobody else in the group: nothing to deposit.
+                        self.mark_stored(row)?;
+                        continue;
+                    }
+                    for to in Session::split_by_relay(&cards) {
+                        let id = self.route_pump.sent(row, dest);
+                        self.route_op(RouteOp::Queue(Outgoing {
+                            id,
+                            to,
+                            key: key.clone(),
+                            group: Some(group.clone()),
+                            envelope: envelope.clone(),
+                        }));
+                    }
                 }
             }
         }
         Ok(())
     }
+
+    /// What a deposit into group `rid` is made with: this member's speaker tag key, the
+    /// group's tag key, and where each other member whose home is known receives.
+    fn group_deposit(&self, rid: i64) -> Option<(TagKey, GroupTagKey, Vec<Card>)> {
+        let g = self.rooms.get(&rid)?.group.as_ref()?;
+        let group = g.state.tag_key().ok()?;
+        let key = group.speaker(&g.state.sender().member_id());
+        let cards = g
+            .members
+            .iter()
+            .filter_map(|m| self.card_of(&m.fingerprint))
+            .collect();
+        Some((key, group, cards))
+    }
+
+    /// Tells the hum/2 link each open group's members to expect under their speaker tag
+    /// keys of the current generation, when the members or the generation changed since
+    /// it was last told; a group closed or gone is forgotten.
+    pub(super) fn sync_group_routes(&mut self) {
+        if self.route.is_none() {
+            return;
+        }
+        let mut want: HashMap<i64, (u32, Vec<MemberId>)> = HashMap::new();
+        for (&rid, room) in &self.rooms {
+            if let Some(g) = &room.group
+                && !g.closed
+            {
+                want.insert(rid, (g.state.generation(), g.state.members()));
+            }
+        }
+        let stale: Vec<i64> = self
+            .group_routes
+            .iter()
+            .filter(|(rid, had)| want.get(rid) != Some(*had))
+            .map(|(rid, _)| *rid)
+            .collect();
+        for rid in stale {
+            if let Some((_, members)) = self.group_routes.remove(&rid) {
+                for i in 0..members.len() {
+                    self.route_op(RouteOp::Forget(member_name(rid, i)));
+                }
+            }
+        }
+        for (rid, (generation, members)) in want {
+            if self.group_routes.contains_key(&rid) {
+                continue;
+            }
+            let Some(group) = self
+                .rooms
+                .get(&rid)
+                .and_then(|r| r.group.as_ref())
+                .and_then(|g| g.state.tag_key().ok())
+            else {
+                continue;
+            };
+            for (i, m) in members.iter().enumerate() {
+                self.route_op(RouteOp::Expect {
+                    who: member_name(rid, i),
+                    key: group.speaker(m),
+                    unwrap: Unwrap::Group(group.clone()),
+                });
+            }
+            self.group_routes.insert(rid, (generation, members));
+        }
+    }
+}
+
+/// The link's name for the `i`th member of group `rid` as last told.
+fn member_name(rid: i64, i: usize) -> Expected {
+    Sender::Member {
+        room: rid,
+        index: u16::try_from(i).unwrap_or(u16::MAX),
+    }
+    .expected()
 }

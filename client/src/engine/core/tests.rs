@@ -2372,3 +2372,96 @@ fn receipts_wait_a_random_time_or_go_with_the_next_text() -> TestResult {
     }
     Ok(())
 }
+
+/// With the hum/2 link, a group's members are expected under their speaker tag keys, and
+/// a group text leaves as one deposit per destination relay of the members, under this
+/// member's speaker tag key, wrapped for the group; it is sent once every deposit is
+/// stored. A member's text through the link is opened and shown.
+#[test]
+fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::{RouteOp, RouteReport};
+    let mut fx = Fixture::new(
+        "route-group",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut alice = fx.peer("alice")?;
+    let bob = fx.peer("bob")?;
+    let mut state = GroupState::create();
+    let invite = group_invite(&alice, &state, vec![bob.as_member("bob")])?;
+    alice.send(&mut fx, &invite)?;
+    let (rid, g) = group_room(&mut fx)?;
+    let group = state.tag_key()?;
+    let alices_key = group.speaker(&state.sender().member_id());
+    let who = fx
+        .route_ops
+        .iter()
+        .find_map(|op| match op {
+            RouteOp::Expect {
+                who,
+                key,
+                unwrap: hum_shared::route::session::Unwrap::Group(k),
+            } if *key == alices_key && *k == group => Some(*who),
+            _ => None,
+        })
+        .ok_or("alice is not expected under her speaker key")?;
+    assert!(matches!(Sender::of(who), Some(Sender::Member { room, .. }) if room == rid));
+
+    take_queued(&mut fx);
+    fx.events();
+    say(&mut fx, RoomId(rid), "hi all")?;
+    let deposits: Vec<_> = take_queued(&mut fx)
+        .into_iter()
+        .filter(|o| o.group.is_some())
+        .collect();
+    // Alice and Bob are both homed at the peer relay: one deposit for both.
+    assert_eq!(deposits.len(), 1);
+    let d = &deposits[0];
+    assert_eq!(d.group.as_ref(), Some(&group));
+    assert_eq!(d.key, group.speaker(&g.state.sender().member_id()));
+    let mut homes: Vec<[u8; 32]> = d.to.iter().map(|c| *c.secret.expose_secret()).collect();
+    homes.sort_unstable();
+    let mut want = [peer_delivery("alice"), peer_delivery("bob")];
+    want.sort_unstable();
+    assert_eq!(homes, want);
+    fx.input(Input::Route(RouteReport::Stored(d.id)))?;
+    assert!(
+        fx.events().iter().any(|e| matches!(
+            e,
+            Event::Delivery {
+                state: Delivery::Sent,
+                ..
+            }
+        )),
+        "a stored group text is sent"
+    );
+
+    let msg = AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: fx.now.millis(),
+        text: "from alice, over hum/2".into(),
+    };
+    let parts = split(
+        random_u64()?,
+        &enc(&msg)?,
+        hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
+    )?;
+    for p in parts {
+        let envelope = state.seal(&p)?;
+        fx.input(Input::Route(RouteReport::Received {
+            who,
+            envelope,
+            tick: 0,
+        }))?;
+    }
+    assert!(
+        fx.events()
+            .iter()
+            .any(|e| matches!(e, Event::Message(m) if m.text == "from alice, over hum/2")),
+        "alice's group text was not shown"
+    );
+    Ok(())
+}
