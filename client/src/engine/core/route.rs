@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use hum_shared::crypto::{Envelope, MemberId};
+use hum_shared::crypto::{Envelope, Fingerprint};
 use hum_shared::route::session::{Behaviour, Card, Outgoing, Session, Unwrap};
 use hum_shared::route::{GroupTagKey, TagKey};
 
@@ -185,7 +185,7 @@ impl Core {
     fn group_deposit(&self, rid: i64) -> Option<(TagKey, GroupTagKey, Vec<Card>)> {
         let g = self.rooms.get(&rid)?.group.as_ref()?;
         let group = g.state.tag_key().ok()?;
-        let key = group.speaker(&g.state.sender().member_id());
+        let key = group.speaker(self.me.public().fingerprint().as_bytes());
         let cards = g
             .members
             .iter()
@@ -194,19 +194,20 @@ impl Core {
         Some((key, group, cards))
     }
 
-    /// Tells the hum/2 link each open group's members to expect under their speaker tag
-    /// keys of the current generation, when the members or the generation changed since
+    /// Tells the hum/2 link each open group's members (from the member list) to expect
+    /// under their speaker tag keys of the current generation, when the members or the generation changed since
     /// it was last told; a group closed or gone is forgotten.
     pub(super) fn sync_group_routes(&mut self) {
         if self.route.is_none() {
             return;
         }
-        let mut want: HashMap<i64, (u32, Vec<MemberId>)> = HashMap::new();
+        let mut want: HashMap<i64, (u32, Vec<Fingerprint>)> = HashMap::new();
         for (&rid, room) in &self.rooms {
             if let Some(g) = &room.group
                 && !g.closed
             {
-                want.insert(rid, (g.state.generation(), g.state.members()));
+                let members = g.members.iter().map(|m| m.fingerprint).collect();
+                want.insert(rid, (g.state.generation(), members));
             }
         }
         let stale: Vec<i64> = self
@@ -237,7 +238,7 @@ impl Core {
             for (i, m) in members.iter().enumerate() {
                 self.route_op(RouteOp::Expect {
                     who: member_name(rid, i),
-                    key: group.speaker(m),
+                    key: group.speaker(m.as_bytes()),
                     unwrap: Unwrap::Group(group.clone()),
                 });
             }
