@@ -846,7 +846,7 @@ impl Core {
                 gone.push(row);
                 continue;
             };
-            if self.routed(&head) {
+            if self.routed(&head, &envelope) {
                 // The hum/2 link deposits it.
                 gone.push(row);
                 continue;

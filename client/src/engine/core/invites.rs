@@ -22,8 +22,8 @@ pub(super) struct UsedInvite {
 
 /// An invite we accepted, watched until its inviter says which answer used it.
 pub(super) struct Check {
-    invite: Invite,
-    answer: Envelope,
+    pub(super) invite: Invite,
+    pub(super) answer: Envelope,
 }
 
 /// What using up an invite writes, prepared outside the transaction.

@@ -115,25 +115,32 @@ impl Core {
         Ok(())
     }
 
-    /// Whether the hum/2 link deposits this outbox row (a contact's or a group's message)
-    /// rather than hum/1's links.
-    pub(super) fn routed(&self, head: &OutboxHead) -> bool {
-        self.route.is_some() && head.dest.is_some()
+    /// Whether the hum/2 link deposits this outbox row rather than hum/1's links: a
+    /// contact's or a group's message, or the answer to an invite this profile accepted.
+    pub(super) fn routed(&self, head: &OutboxHead, envelope: &[u8]) -> bool {
+        self.route.is_some() && (head.dest.is_some() || self.answer_to(envelope).is_some())
+    }
+
+    /// The contact whose invite `envelope` answers (our handshake to them), while we watch
+    /// that invite.
+    fn answer_to(&self, envelope: &[u8]) -> Option<i64> {
+        self.checks
+            .iter()
+            .find(|(_, c)| c.answer.as_bytes()[..] == *envelope)
+            .map(|(&cid, _)| cid)
     }
 
     /// Hands the hum/2 link the next outbox row of every contact and group with nothing
     /// in flight, oldest first: a fresh attempt each time (the session makes its tag and
-    /// wrap). A row already stored goes again only when its re-send is due.
+    /// wrap). A row already stored goes again only when its re-send is due. A handshake
+    /// counts as its contact's, so it leaves before the first message to them.
     pub(super) fn pump_route(&mut self) -> Result<(), EngineError> {
         if self.route.is_none() {
             return Ok(());
         }
         for (row, head) in self.store.db().outbox()? {
-            let Some(dest) = head.dest else {
-                continue;
-            };
             if self.route_pump.has(row)
-                || self.route_pump.busy(dest)
+                || head.dest.is_some_and(|d| self.route_pump.busy(d))
                 || (self.resends.is_stored(row) && !self.route_pump.is_due_again(row))
             {
                 continue;
@@ -141,11 +148,29 @@ impl Core {
             let Some((_, bytes)) = self.store.db().outbox_entry(row)? else {
                 continue;
             };
+            let (dest, answer) = match head.dest {
+                Some(d) => (d, None),
+                None => match self.answer_to(&bytes) {
+                    Some(cid) => (Dest::Contact(cid), Some(cid)),
+                    // Not ours to deposit (an invite's notice): hum/1's.
+                    None => continue,
+                },
+            };
+            if self.route_pump.busy(dest) {
+                continue;
+            }
             let Ok(envelope) = Envelope::from_bytes(&bytes) else {
                 continue;
             };
-            match dest {
-                Dest::Contact(cid) => {
+            match (dest, answer) {
+                (Dest::Contact(cid), Some(_)) => {
+                    let Some(out) = self.invite_answer(cid, envelope) else {
+                        continue;
+                    };
+                    let id = self.route_pump.sent(row, dest);
+                    self.route_op(RouteOp::Queue(Outgoing { id, ..out }));
+                }
+                (Dest::Contact(cid), None) => {
                     let id = self.route_pump.sent(row, dest);
                     match self.outgoing_to_contact(cid, id, envelope) {
                         Some(out) => self.route_op(RouteOp::Queue(out)),
@@ -155,7 +180,7 @@ impl Core {
                         }
                     }
                 }
-                Dest::Group(rid) => {
+                (Dest::Group(rid), _) => {
                     let Some((key, group, cards)) = self.group_deposit(rid) else {
                         continue;
                     };
@@ -178,6 +203,21 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// The handshake to contact `cid` as a deposit: to the inviter's home, under the tag
+    /// key its invite carried (its id is set by the caller).
+    fn invite_answer(&self, cid: i64, envelope: Envelope) -> Option<Outgoing> {
+        let check = self.checks.get(&cid)?;
+        let contact = self.contacts.get(&cid)?;
+        let card = self.card_of(&contact.public.fingerprint())?;
+        Some(Outgoing {
+            id: hum_shared::route::session::DepositId(0),
+            to: vec![card],
+            key: check.invite.tag_key().clone(),
+            group: None,
+            envelope,
+        })
     }
 
     /// What a deposit into group `rid` is made with: this member's speaker tag key, the

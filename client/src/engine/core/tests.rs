@@ -2475,3 +2475,50 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
     );
     Ok(())
 }
+
+/// With the hum/2 link, the answer to an accepted invite leaves through it, to the
+/// inviter's home under the tag key the invite carried, and a text to the new contact
+/// waits until it is stored: the inviter knows the contact before its first message.
+#[test]
+fn an_invite_answer_leaves_through_the_route_link_before_any_text() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-answer",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let inviter = Identity::generate();
+    let (invite, _secret) = inviter.create_invite(&home().to_string(), 3600, fx.now.secs())?;
+    take_queued(&mut fx);
+    let hum1 = fx.deposits.len();
+    fx.command(Command::AcceptInvite {
+        code: invite.encode(),
+        name: Some("dora".into()),
+    })?;
+    assert_eq!(fx.deposits.len(), hum1, "the answer went over hum/1");
+    let cid = fx
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Contact { id, name } if name == "dora" => Some(id.0),
+            _ => None,
+        })
+        .ok_or("no contact")?;
+    let room = RoomId(fx.room_of(cid)?);
+    say(&mut fx, room, "first text")?;
+    let answer = take_queued(&mut fx);
+    assert_eq!(answer.len(), 1, "the text did not wait for the answer");
+    assert_eq!(&answer[0].key, invite.tag_key());
+    assert_eq!(answer[0].to[0].home, home());
+    assert_eq!(
+        answer[0].to[0].secret.expose_secret(),
+        invite.delivery_secret().expose_secret()
+    );
+    fx.input(Input::Route(RouteReport::Stored(answer[0].id)))?;
+    let text = take_queued(&mut fx);
+    assert_eq!(text.len(), 1);
+    assert_ne!(&text[0].key, invite.tag_key());
+    Ok(())
+}
