@@ -10,9 +10,12 @@ use hum_shared::route::{GroupTagKey, TagKey};
 
 use super::homes::Sender;
 use super::subscriptions::RouteKind;
-use super::{Core, Dest, Effect, OutboxHead, RouteView};
+use super::{Core, Dest, Effect, Event, OutboxHead, RouteView};
 use crate::engine::EngineError;
 use crate::engine::route_link::{Expected, RouteOp, RouteReport, RouteSetup};
+
+/// What a face is told when the entry relay is a single relay.
+pub(super) const SINGLE_RELAY: &str = "single relay: it can see who you talk to";
 
 impl Core {
     /// Opens the hum/2 link to the entry relay, its session starting from the state the
@@ -79,7 +82,12 @@ impl Core {
         match report {
             RouteReport::Up { single, .. } => {
                 route.up = true;
+                let told = route.single;
                 route.single = single;
+                if single && !told {
+                    // Said once: a single relay sees both ends of every conversation.
+                    self.emit(Event::Notice(SINGLE_RELAY.into()));
+                }
             }
             RouteReport::Down { .. } => route.up = false,
             RouteReport::Status { status, .. } => route.status = Some(status),

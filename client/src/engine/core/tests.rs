@@ -2063,6 +2063,21 @@ fn the_route_link_starts_from_the_stored_state_and_expects_everyone() -> TestRes
     });
     assert_eq!(key, Some(bob.session.send_tag_key()));
 
+    // A single relay is named for what it is, once.
+    fx.events();
+    for _ in 0..2 {
+        fx.input(Input::Route(RouteReport::Up {
+            single: true,
+            tick_micros: 1_000,
+        }))?;
+    }
+    let said: Vec<Event> = fx
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Notice(n) if n == super::route::SINGLE_RELAY))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+
     let mut state = hum_shared::route::session::SessionState::new();
     state.set_last_epoch(7);
     fx.input(Input::Route(RouteReport::State(state)))?;
