@@ -152,17 +152,23 @@ impl LinkTask {
     /// for the next input (the timer brings one every 250 ms); a link that is gone takes
     /// nothing more.
     fn flush(&mut self) {
-        while let Some(op) = self.waiting.pop_front() {
-            match self.ops.try_send(op) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(op)) => {
-                    self.waiting.push_front(op);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.waiting.clear();
-                    return;
-                }
+        flush_waiting(&mut self.waiting, &self.ops);
+    }
+}
+
+/// Hands `ops` what its channel has room for from `waiting`, in order; what does not fit
+/// stays first in line, and nothing piles up for a channel that is closed.
+fn flush_waiting<T>(waiting: &mut std::collections::VecDeque<T>, ops: &mpsc::Sender<T>) {
+    while let Some(op) = waiting.pop_front() {
+        match ops.try_send(op) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(op)) => {
+                waiting.push_front(op);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                waiting.clear();
+                return;
             }
         }
     }
@@ -178,19 +184,7 @@ struct RouteTask {
 impl RouteTask {
     /// Hands the link what its channel has room for, in order.
     fn flush(&mut self) {
-        while let Some(op) = self.waiting.pop_front() {
-            match self.link.ops.try_send(op) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(op)) => {
-                    self.waiting.push_front(op);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.waiting.clear();
-                    return;
-                }
-            }
-        }
+        flush_waiting(&mut self.waiting, &self.link.ops);
     }
 }
 
