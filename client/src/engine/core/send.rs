@@ -9,8 +9,18 @@ fn plain_parts(
     msg_id: u64,
     bytes: &[u8],
     capacity: usize,
+    pad: bool,
 ) -> Result<Vec<Zeroizing<Vec<u8>>>, EngineError> {
-    Ok(split(msg_id, bytes, capacity)
+    let mut bytes = Zeroizing::new(bytes.to_vec());
+    if pad {
+        // Zeros after the message to fill 1, 4, 16 or a multiple of 16 parts: how many
+        // deposits a message takes tells little of its length. The decoder stops at the
+        // message's end.
+        let parts = hum_shared::parts_needed(bytes.len(), capacity).map_err(EngineError::from)?;
+        let padded = usize::from(hum_shared::route::session::padded_parts(parts));
+        bytes.resize(padded * (capacity - hum_shared::PART_HEADER_LEN), 0);
+    }
+    Ok(split(msg_id, &bytes, capacity)
         .map_err(EngineError::from)?
         .into_iter()
         .map(Zeroizing::new)
@@ -41,7 +51,12 @@ impl Core {
                     .get(&cid)
                     .cloned()
                     .ok_or(EngineError::NoSuch(What::Session))?;
-                let parts = plain_parts(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)?;
+                let parts = plain_parts(
+                    msg_id,
+                    &bytes,
+                    Session::PLAINTEXT_CAPACITY,
+                    self.route.is_some(),
+                )?;
                 let envelopes = parts
                     .iter()
                     .map(|p| s.seal(p))
@@ -66,6 +81,7 @@ impl Core {
                     msg_id,
                     &bytes,
                     hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
+                    self.route.is_some(),
                 )?;
                 let envelopes = parts
                     .iter()

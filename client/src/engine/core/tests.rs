@@ -2537,3 +2537,45 @@ fn an_invite_answer_leaves_through_the_route_link_before_any_text() -> TestResul
     assert_ne!(&text[0].key, invite.tag_key());
     Ok(())
 }
+
+/// With the hum/2 link, a message's part count is padded to 1, 4 or 16 parts: a text two
+/// parts long leaves as four deposits, and comes out whole.
+#[test]
+fn part_counts_are_padded_on_the_route_link() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-pad",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    let check = |fx: &mut Fixture,
+                 bob: &mut Peer,
+                 text: &str|
+     -> Result<usize, Box<dyn std::error::Error>> {
+        say(fx, room, text)?;
+        let mut deposits = 0;
+        for _ in 0..64 {
+            let queued = take_queued(fx);
+            let Some(out) = queued.first() else {
+                break;
+            };
+            deposits += queued.len();
+            let part = bob.session.open(&out.envelope)?;
+            if let Some((_, payload)) = bob.reassembler.insert(&part)? {
+                let msg: AppMessage = postcard::from_bytes(&payload)?;
+                assert_eq!(texts(&[msg]), [text]);
+            }
+            fx.input(Input::Route(RouteReport::Stored(out.id)))?;
+        }
+        Ok(deposits)
+    };
+    assert_eq!(check(&mut fx, &mut bob, "short")?, 1);
+    let long = "x".repeat(Session::PLAINTEXT_CAPACITY + 100);
+    assert_eq!(check(&mut fx, &mut bob, &long)?, 4);
+    Ok(())
+}
