@@ -46,15 +46,15 @@ pub async fn start(dir: &Path, you: &str) -> Result<Demo, EngineError> {
         .await
         .map_err(ProfileError::DemoRelay)?
         .spawn();
-    let addr = relay.address().to_string();
+    let relays = engine::Relays::single(relay.address().clone());
     // Both profiles are throwaway (a temporary folder, a known passphrase, deleted on
     // exit), so they use the fast test KDF; no build of hum ever opens them again.
     let bot_paths = ProfilePaths::in_dir(BOT, dir.join(BOT));
     let bot_profile = engine::create_with(&bot_paths, BOT, b"demo", KdfParams::INSECURE_FAST)?;
-    let mut bot = engine::start(bot_profile, &addr)?;
+    let mut bot = engine::start(bot_profile, relays.clone())?;
     let me_paths = ProfilePaths::in_dir("you", dir.join("you"));
     let me_profile = engine::create_with(&me_paths, you, b"demo", KdfParams::INSECURE_FAST)?;
-    let engine = engine::start(me_profile, &addr)?;
+    let engine = engine::start(me_profile, relays)?;
 
     bot.commands
         .send(Command::CreateInvite)

@@ -12,6 +12,7 @@ mod link;
 mod lock;
 mod profile;
 mod records;
+mod route_link;
 #[cfg(test)]
 mod scratch;
 mod store;
@@ -75,6 +76,8 @@ pub(crate) enum Input {
         /// Cells received per second.
         down: u32,
     },
+    /// A report of the hum/2 link.
+    Route(route_link::RouteReport),
     /// A periodic nudge: flush receipts, retry, roll epochs.
     Timer,
 }
@@ -149,19 +152,39 @@ impl LinkTask {
     /// for the next input (the timer brings one every 250 ms); a link that is gone takes
     /// nothing more.
     fn flush(&mut self) {
-        while let Some(op) = self.waiting.pop_front() {
-            match self.ops.try_send(op) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(op)) => {
-                    self.waiting.push_front(op);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.waiting.clear();
-                    return;
-                }
+        flush_waiting(&mut self.waiting, &self.ops);
+    }
+}
+
+/// Hands `ops` what its channel has room for from `waiting`, in order; what does not fit
+/// stays first in line, and nothing piles up for a channel that is closed.
+fn flush_waiting<T>(waiting: &mut std::collections::VecDeque<T>, ops: &mpsc::Sender<T>) {
+    while let Some(op) = waiting.pop_front() {
+        match ops.try_send(op) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(op)) => {
+                waiting.push_front(op);
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                waiting.clear();
+                return;
             }
         }
+    }
+}
+
+/// The hum/2 link as the runtime holds it.
+struct RouteTask {
+    link: route_link::RouteLink,
+    /// Operations its channel had no room for yet, oldest first (as [`LinkTask`]'s).
+    waiting: std::collections::VecDeque<route_link::RouteOp>,
+}
+
+impl RouteTask {
+    /// Hands the link what its channel has room for, in order.
+    fn flush(&mut self) {
+        flush_waiting(&mut self.waiting, &self.link.ops);
     }
 }
 
@@ -172,6 +195,7 @@ struct Runtime {
     events: mpsc::UnboundedSender<Event>,
     inputs: mpsc::UnboundedSender<Input>,
     links: HashMap<RelayAddr, LinkTask>,
+    route: Option<RouteTask>,
 }
 
 impl Runtime {
@@ -205,6 +229,9 @@ impl Runtime {
         for l in self.links.values_mut() {
             l.flush();
         }
+        if let Some(r) = &mut self.route {
+            r.flush();
+        }
     }
 
     fn apply_effects(&mut self, effects: &mut Vec<core::Effect>) {
@@ -227,6 +254,15 @@ impl Runtime {
                 core::Effect::StopLinks => {
                     for l in self.links.values() {
                         l.control.send_modify(|c| c.stop = true);
+                    }
+                    if let Some(r) = &self.route {
+                        r.link.control.send_modify(|c| c.stop = true);
+                    }
+                }
+                core::Effect::OpenRoute(setup) => self.open_route(*setup),
+                core::Effect::Route(op) => {
+                    if let Some(r) = &mut self.route {
+                        r.waiting.push_back(op);
                     }
                 }
             }
@@ -278,8 +314,29 @@ impl Runtime {
         );
     }
 
+    /// Starts the hum/2 link on a thread of its own; its reports come back as inputs.
+    fn open_route(&mut self, setup: route_link::RouteSetup) {
+        if self.route.is_some() {
+            return;
+        }
+        let inputs = self.inputs.clone();
+        let reports = route_link::Reports::new(move |r| inputs.send(Input::Route(r)).is_ok());
+        match route_link::RouteLink::spawn(setup, reports) {
+            Ok(link) => {
+                self.route = Some(RouteTask {
+                    link,
+                    waiting: std::collections::VecDeque::new(),
+                });
+            }
+            Err(e) => tracing::error!(cause = %e, "the hum/2 link thread could not start"),
+        }
+    }
+
     /// Stops every link and waits for its thread.
     fn stop_links(&mut self) {
+        if let Some(mut r) = self.route.take() {
+            r.link.stop();
+        }
         for (_, mut l) in self.links.drain() {
             l.control.send_modify(|c| c.stop = true);
             drop(l.ops);
@@ -290,14 +347,71 @@ impl Runtime {
     }
 }
 
-/// Starts the engine on an unlocked profile, with `home_relay` as the relay it receives
-/// on. Must be called inside a tokio runtime.
+/// Where a profile connects and where it receives (docs/RELAY.md, roles): one
+/// connection, to the entry relay, carries everything; the home relay holds the profile's
+/// buckets. A single relay is both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relays {
+    /// The relay the client connects to.
+    pub entry: RelayAddr,
+    /// The relay that holds what others send this profile.
+    pub home: RelayAddr,
+}
+
+impl Relays {
+    /// One relay as entry and home (`--relay`, the embedded relay, the demo).
+    pub fn single(relay: RelayAddr) -> Self {
+        Self {
+            entry: relay.clone(),
+            home: relay,
+        }
+    }
+
+    /// From a configuration: `relay` alone (a single relay), or `entry` and `home` (a
+    /// mesh). `Ok(None)` when nothing is configured.
+    ///
+    /// # Errors
+    /// [`EngineError::RelayConfig`] for an address that does not parse, `relay` given
+    /// with `entry` or `home`, or one of `entry` and `home` without the other.
+    pub fn from_config(
+        relay: Option<&str>,
+        entry: Option<&str>,
+        home: Option<&str>,
+    ) -> Result<Option<Self>, EngineError> {
+        let parse = |which: &'static str, a: &str| {
+            a.parse::<RelayAddr>()
+                .map_err(|e| EngineError::RelayConfig(format!("{which}: {e}")))
+        };
+        match (relay, entry, home) {
+            (None, None, None) => Ok(None),
+            (Some(r), None, None) => Ok(Some(Self::single(parse("relay", r)?))),
+            (None, Some(e), Some(h)) => Ok(Some(Self {
+                entry: parse("entry", e)?,
+                home: parse("home", h)?,
+            })),
+            (Some(_), _, _) => Err(EngineError::RelayConfig(
+                "relay names a single relay; give it alone, or entry and home instead".into(),
+            )),
+            (None, Some(_), None) | (None, None, Some(_)) => Err(EngineError::RelayConfig(
+                "entry and home go together: the relay you connect to and the one you receive on"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Whether entry and home are the same relay (which must then be a single relay).
+    pub fn is_single(&self) -> bool {
+        self.entry == self.home
+    }
+}
+
+/// Starts the engine on an unlocked profile, connecting to `relays.entry` and receiving
+/// on `relays.home`. Must be called inside a tokio runtime.
 ///
 /// # Errors
-/// [`EngineError::NoRelay`] when `home_relay` is not a relay address; store errors while
-/// loading.
-pub fn start(profile: Unlocked, home_relay: &str) -> Result<EngineHandle, EngineError> {
-    start_with(profile, home_relay, EngineOptions::default())
+/// Store errors while loading.
+pub fn start(profile: Unlocked, relays: Relays) -> Result<EngineHandle, EngineError> {
+    start_with(profile, relays, EngineOptions::default())
 }
 
 /// How the engine behaves where the defaults may not suit (tests shorten the waits).
@@ -316,6 +430,13 @@ pub struct EngineOptions {
     /// How long an invite code this profile makes stays valid. An answer that arrives
     /// later is refused, and the invite's secret is deleted once it expires.
     pub invite_ttl: Duration,
+    /// Whether the engine also runs the hum/2 link (one connection to the entry relay,
+    /// docs/ENGINE.md) beside hum/1's links, which still carry the messages while the
+    /// core moves onto it.
+    pub route_link: bool,
+    /// With the hum/2 link: the mean of the random wait (exponential) before a contact's
+    /// receipts leave, unless a text to them takes them along sooner.
+    pub receipt_delay: Duration,
 }
 
 impl Default for EngineOptions {
@@ -324,6 +445,8 @@ impl Default for EngineOptions {
             resend_after: Duration::from_secs(600),
             checkpoint_every: Duration::from_secs(1),
             invite_ttl: Duration::from_secs(7 * 86_400),
+            route_link: false,
+            receipt_delay: Duration::from_secs(30),
         }
     }
 }
@@ -334,10 +457,9 @@ impl Default for EngineOptions {
 /// As [`start`].
 pub fn start_with(
     profile: Unlocked,
-    home_relay: &str,
+    relays: Relays,
     options: EngineOptions,
 ) -> Result<EngineHandle, EngineError> {
-    let home: RelayAddr = home_relay.parse().map_err(|_| EngineError::NoRelay)?;
     let rt = tokio::runtime::Handle::current();
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<Input>();
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
@@ -345,11 +467,12 @@ pub fn start_with(
     let (face_tx, face_rx) = mpsc::channel::<Event>(4096);
 
     let now = core::Now::system();
-    let core = core::Core::new(profile, home, options, now)?;
+    let core = core::Core::new(profile, relays, options, now)?;
     let mut runtime = Runtime {
         events: event_tx,
         inputs: input_tx.clone(),
         links: HashMap::new(),
+        route: None,
     };
 
     // Commands and a timer join the links' inputs.
@@ -402,6 +525,42 @@ pub fn start_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const A: &str =
+        "hum://127.0.0.1:7667#0000000000000000000000000000000000000000000000000000000000000000";
+    const B: &str =
+        "hum://127.0.0.1:7668#1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// `relay` alone is a single relay, `entry` with `home` a mesh; anything else says
+    /// what is wrong.
+    #[test]
+    fn relays_come_from_relay_or_from_entry_and_home() -> Result<(), EngineError> {
+        assert_eq!(Relays::from_config(None, None, None)?, None);
+        let single = Relays::from_config(Some(A), None, None)?.ok_or(EngineError::NoRelay)?;
+        assert!(single.is_single());
+        assert_eq!(single.entry.to_string(), A);
+        let mesh = Relays::from_config(None, Some(A), Some(B))?.ok_or(EngineError::NoRelay)?;
+        assert!(!mesh.is_single());
+        assert_eq!(
+            (mesh.entry.to_string(), mesh.home.to_string()),
+            (A.into(), B.into())
+        );
+        for (r, e, h) in [
+            (Some(A), Some(A), None),
+            (Some(A), None, Some(B)),
+            (None, Some(A), None),
+            (None, None, Some(B)),
+            (None, Some("nonsense"), Some(B)),
+            (Some("hum://x"), None, None),
+        ] {
+            let err = Relays::from_config(r, e, h);
+            assert!(
+                matches!(err, Err(EngineError::RelayConfig(_))),
+                "{r:?} {e:?} {h:?}: {err:?}"
+            );
+        }
+        Ok(())
+    }
 
     /// A link whose channel is full holds the engine up no longer: what does not fit
     /// waits, in order, and goes as the link takes what it has.

@@ -16,9 +16,17 @@ struct Cli {
     /// The profile to open (one identity per profile).
     #[arg(long, env = "HUM_PROFILE", default_value = "default")]
     profile: String,
-    /// The home relay, hum://HOST:PORT#FINGERPRINT (remembered in the profile's config).
-    #[arg(long, env = "HUM_RELAY")]
+    /// A single relay, entry and home at once, hum://HOST:PORT#FINGERPRINT (remembered in
+    /// the profile's config). It can see who you talk to; a mesh (--entry, --home) cannot.
+    #[arg(long, env = "HUM_RELAY", conflicts_with_all = ["entry", "home"])]
     relay: Option<String>,
+    /// The relay to connect to, in a mesh (with --home; remembered in the config).
+    #[arg(long, env = "HUM_ENTRY", requires = "home")]
+    entry: Option<String>,
+    /// The relay that holds what others send you, in a mesh (with --entry; remembered in
+    /// the config).
+    #[arg(long, env = "HUM_HOME_RELAY", requires = "entry")]
+    home: Option<String>,
     /// Line mode on stdin/stdout, for scripts, screen readers and tests (docs/PLAIN.md).
     #[arg(long)]
     plain: bool,
@@ -38,6 +46,35 @@ struct Cli {
     /// Log level for the log file (error, warn, info, debug, trace).
     #[arg(long, env = "HUM_LOG", default_value = "info")]
     log: tracing::Level,
+}
+
+/// The relays of the command line, remembered in the profile's config, or else the
+/// config's.
+fn configured_relays(
+    cli: &Cli,
+    paths: &ProfilePaths,
+    config: &mut ProfileConfig,
+) -> Result<Option<engine::Relays>> {
+    if cli.relay.is_none() && cli.entry.is_none() && cli.home.is_none() {
+        return Ok(engine::Relays::from_config(
+            config.relay.as_deref(),
+            config.entry.as_deref(),
+            config.home.as_deref(),
+        )?);
+    }
+    let relays = engine::Relays::from_config(
+        cli.relay.as_deref(),
+        cli.entry.as_deref(),
+        cli.home.as_deref(),
+    )?;
+    let (relay, entry, home) = (cli.relay.clone(), cli.entry.clone(), cli.home.clone());
+    if (&config.relay, &config.entry, &config.home) != (&relay, &entry, &home) {
+        config.relay = relay;
+        config.entry = entry;
+        config.home = home;
+        config.save(&paths.config)?;
+    }
+    Ok(relays)
 }
 
 fn passphrase(cli: &Cli) -> Result<Option<Zeroizing<String>>> {
@@ -153,22 +190,15 @@ async fn run(tz: i64) -> Result<()> {
             engine::create(&paths, &name, pass.as_bytes())?
         };
         let mut embedded = None;
-        let relay = match (&cli.relay, &config.relay, cli.embedded_relay) {
-            (_, _, true) => {
-                let e = embedded_relay(&paths).await?;
-                let a = e.relay.address().to_string();
-                embedded = Some(e);
-                a
-            }
-            (Some(r), _, _) => r.clone(),
-            (None, Some(r), _) => r.clone(),
-            (None, None, false) => return Err(EngineError::NoRelay.into()),
+        let relays = if cli.embedded_relay {
+            let e = embedded_relay(&paths).await?;
+            let relays = engine::Relays::single(e.relay.address().clone());
+            embedded = Some(e);
+            relays
+        } else {
+            configured_relays(&cli, &paths, &mut config)?.ok_or(EngineError::NoRelay)?
         };
-        if config.relay.as_deref() != Some(relay.as_str()) && cli.relay.is_some() {
-            config.relay = Some(relay.clone());
-            config.save(&paths.config)?;
-        }
-        let handle = engine::start(profile, &relay)?;
+        let handle = engine::start(profile, relays)?;
         let options = hum::plain::PlainOptions {
             notices: embedded.iter().map(|e| e.notice.clone()).collect(),
             ..Default::default()
@@ -322,28 +352,26 @@ async fn tui(
         engine::create(&paths, &name, p.as_bytes())?
     };
     let mut embedded = None;
-    let relay = match (&cli.relay, &config.relay, cli.embedded_relay) {
-        (Some(r), _, false) => {
-            if config.relay.as_deref() != Some(r.as_str()) {
-                config.relay = Some(r.clone());
-                config.save(&paths.config)?;
-            }
-            r.clone()
-        }
-        (None, Some(r), false) => r.clone(),
-        _ => {
+    let configured = if cli.embedded_relay {
+        None
+    } else {
+        configured_relays(&cli, &paths, &mut config)?
+    };
+    let relays = match configured {
+        Some(relays) => relays,
+        None => {
             // No relay yet: one on loopback inside this process, so one machine works at once.
             let e = embedded_relay(&paths).await?;
-            let a = e.relay.address().to_string();
+            let relays = engine::Relays::single(e.relay.address().clone());
             opts.demo_hint = Some(format!(
                 "No relay configured: {}. Friends elsewhere need a relay they can reach: see `just relay`.",
                 e.notice
             ));
             embedded = Some(e);
-            a
+            relays
         }
     };
-    let (commands, events, join) = engine::start(profile, &relay)?.split();
+    let (commands, events, join) = engine::start(profile, relays)?.split();
     let result = run_tui_with(commands, events, opts).await;
     let _ = join.join().await;
     if let Some(e) = embedded {

@@ -366,12 +366,12 @@ impl Stage {
     }
 }
 
-/// The rows of the invite code on a screen: from the row that starts with `hum1-`, the
+/// The rows of the invite code on a screen: from the row that starts with `hum2-`, the
 /// rows made of nothing but the code's characters.
 fn code_rows(rows: &[String]) -> Result<Vec<String>> {
     let first = rows
         .iter()
-        .position(|r| r.starts_with("hum1-"))
+        .position(|r| r.starts_with("hum2-"))
         .context("no invite code on screen")?;
     let code_char = |c: char| c.is_ascii_alphanumeric() || c == '-';
     Ok(rows[first..]

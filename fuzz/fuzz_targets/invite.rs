@@ -1,13 +1,15 @@
 //! Decodes arbitrary text as an invite code, and arbitrary bytes as an invite's payload
 //! behind a valid prefix and checksum (so the layout parser, the identity and prekey
-//! checks and the signature check see them), and fuzzer-chosen fields signed by a
+//! checks and the signature check see them), and fuzzer-chosen fields (relays, delivery
+//! secret, nickname) signed by a
 //! fixture identity, with a byte of the code changed or not. Nothing may panic; whatever
 //! decodes re-encodes to a code that decodes to the same invite.
 #![no_main]
 
 use std::sync::OnceLock;
 
-use hum_shared::crypto::{Identity, Invite};
+use hum_shared::crypto::{Identity, Invite, InviteHome};
+use hum_shared::route::DeliverySecret;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -20,6 +22,8 @@ enum Input<'a> {
     /// A real invite with the fuzzer's fields, its code changed at one character or not.
     Signed {
         relay: &'a str,
+        entry: Option<&'a str>,
+        delivery: [u8; 32],
         nickname: Option<&'a str>,
         ttl: u64,
         now: u64,
@@ -43,18 +47,26 @@ fuzz_target!(|input: Input<'_>| {
     match input {
         Input::Text(text) => {
             check(text, 0);
+            check(&format!("hum2-{text}"), 0);
             check(&format!("hum1-{text}"), 0);
         }
         Input::Payload(payload) => check(&Invite::fuzz_code(payload), 0),
         Input::Signed {
             relay,
+            entry,
+            delivery,
             nickname,
             ttl,
             now,
             edit,
         } => {
-            let Ok((invite, _)) = inviter().create_invite_with_nickname(relay, nickname, ttl, now)
-            else {
+            let delivery = DeliverySecret::from_bytes(delivery);
+            let home = InviteHome {
+                relay,
+                entry,
+                delivery: &delivery,
+            };
+            let Ok((invite, _)) = inviter().create_invite_with(&home, nickname, ttl, now) else {
                 return;
             };
             let code = invite.encode();

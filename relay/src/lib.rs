@@ -56,5 +56,5 @@ pub use link::LinkSnapshot;
 pub use peers::{Peer, Role, load_peers};
 pub use relay::{Held, Relay, RelayHandle, init_identity};
 pub use stats::{RouteSnapshot, StatsSnapshot};
-pub use tls::ALPN;
+pub use tls::{ALPN, client_config_hum2};
 pub use v1::connect::{TlsStream, client_config, connect, connect_over};

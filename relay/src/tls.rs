@@ -257,6 +257,12 @@ impl ClientCertVerifier for Pinned {
     }
 }
 
+/// A hum/2 client's TLS 1.3 configuration: pins `fingerprint`, offers ALPN `hum/2`, no
+/// client certificate, no resumption.
+pub fn client_config_hum2(fingerprint: &CertFingerprint) -> Arc<rustls::ClientConfig> {
+    pinned_client_config(fingerprint, ALPN_HUM2, None)
+}
+
 /// A TLS 1.3 client configuration that pins `fingerprint`, offers `alpn`, and presents
 /// `identity`'s certificate when given (relay links).
 pub(crate) fn pinned_client_config(

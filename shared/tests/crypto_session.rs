@@ -31,6 +31,16 @@ fn pair() -> Result<Pair, Box<dyn std::error::Error>> {
     Ok(Pair { alice, bob, a, b })
 }
 
+/// Each direction has its own hum/2 tag key, the same on both sides.
+#[test]
+fn tag_keys_pair_up_per_direction() -> TestResult {
+    let Pair { a, b, .. } = pair()?;
+    assert_eq!(a.send_tag_key(), b.receive_tag_key());
+    assert_eq!(b.send_tag_key(), a.receive_tag_key());
+    assert_ne!(a.send_tag_key(), a.receive_tag_key());
+    Ok(())
+}
+
 #[test]
 fn handshake_and_both_directions() -> TestResult {
     let Pair {

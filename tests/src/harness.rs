@@ -121,7 +121,8 @@ impl Peer {
         relay: &str,
         options: hum::engine::EngineOptions,
     ) -> Result<Self> {
-        let (commands, events, join) = hum::engine::start_with(unlocked, relay, options)?.split();
+        let relays = hum::engine::Relays::single(relay.parse()?);
+        let (commands, events, join) = hum::engine::start_with(unlocked, relays, options)?.split();
         Ok(Self {
             name: name.to_owned(),
             paths,

@@ -245,12 +245,16 @@ struct Trio {
 }
 
 async fn trio(tag: &str) -> Result<Trio> {
+    trio_with(tag, TICK, hum::engine::EngineOptions::default()).await
+}
+
+async fn trio_with(tag: &str, tick: Duration, options: hum::engine::EngineOptions) -> Result<Trio> {
     let dir = TempDir::new(tag)?;
-    let relay = hum_relay::Relay::bind(relay_config(TICK)).await?.spawn();
+    let relay = hum_relay::Relay::bind(relay_config(tick)).await?.spawn();
     let addr = relay.address().to_string();
-    let mut alice = Peer::create(dir.path(), "alice", &addr)?;
-    let mut bob = Peer::create(dir.path(), "bob", &addr)?;
-    let mut carol = Peer::create(dir.path(), "carol", &addr)?;
+    let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;
+    let mut bob = Peer::create_with(dir.path(), "bob", &addr, options)?;
+    let mut carol = Peer::create_with(dir.path(), "carol", &addr, options)?;
     let ((bob_id, _), _) = befriend(&mut alice, &mut bob).await?;
     let ((carol_id, _), _) = befriend(&mut alice, &mut carol).await?;
     alice
@@ -467,6 +471,74 @@ async fn group_changes_are_in_the_history_and_members_are_listed() -> Result<()>
         ],
         "{got:?}"
     );
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// With the hum/2 link on, two contacts on a single relay talk through it: texts both
+/// ways, each sent once stored and delivered once its receipt (itself a message through
+/// the link) comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_talk_over_the_hum2_link() -> Result<()> {
+    let dir = TempDir::new("hum2-chat")?;
+    let relay = hum_relay::Relay::bind(relay_config(Duration::from_millis(20)))
+        .await?
+        .spawn();
+    let addr = relay.address().to_string();
+    let options = hum::engine::EngineOptions {
+        route_link: true,
+        receipt_delay: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;
+    let mut bob = Peer::create_with(dir.path(), "bob", &addr, options)?;
+    let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
+    let id = bob.say_queued(bob_room, "over hum/2").await?;
+    ensure!(alice.next_text("bob").await? == "over hum/2");
+    bob.delivery(id, Delivery::Sent).await?;
+    bob.delivery(id, Delivery::Delivered).await?;
+    let id = alice.say_queued(alice_room, "and back").await?;
+    ensure!(bob.next_text("alice").await? == "and back");
+    alice.delivery(id, Delivery::Delivered).await?;
+    alice.quit().await?;
+    bob.quit().await?;
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// With the hum/2 link on, a group of three on a single relay talks through it: everyone
+/// at once right after joining, each text read by both others, the admin's delivered once
+/// both members receipted it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_talk_over_the_hum2_link() -> Result<()> {
+    let options = hum::engine::EngineOptions {
+        route_link: true,
+        receipt_delay: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let Trio {
+        relay,
+        mut alice,
+        mut bob,
+        mut carol,
+        group,
+        bob_group,
+        carol_group,
+        ..
+    } = trio_with("hum2-groups", Duration::from_millis(20), options).await?;
+    carol.say(carol_group, "carol here").await?;
+    bob.say(bob_group, "bob here").await?;
+    alice.say(group, "hello group").await?;
+    ensure!(bob.next_text("alice").await? == "hello group");
+    ensure!(carol.next_text("alice").await? == "hello group");
+    ensure!(carol.next_text("bob").await? == "bob here");
+    ensure!(alice.next_text("bob").await? == "bob here");
+    ensure!(bob.next_text("carol").await? == "carol here");
+    ensure!(alice.next_text("carol").await? == "carol here");
+    alice.delivered_in(group).await?;
+    for p in [&alice, &bob, &carol] {
+        ensure!(p.errors().is_empty(), "{}: {:?}", p.name, p.errors());
+    }
     relay.shutdown().await;
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use hum_shared::crypto::{Invite, InviteError};
 
-/// The code's characters after `hum1-` (Crockford base32, either case).
+/// The code's characters after `hum2-` (Crockford base32, either case).
 fn code_char(c: char) -> bool {
     c.is_ascii_digit()
         || (c.is_ascii_alphabetic() && !matches!(c.to_ascii_lowercase(), 'i' | 'l' | 'o' | 'u'))

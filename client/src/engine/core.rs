@@ -9,16 +9,19 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hum_shared::crypto::{
-    Capability, Envelope, Fingerprint, GroupId, GroupState, Identity, Invite, InviteSecret,
-    MailboxId, PublicIdentity, SenderKeyDistribution, Session, epoch_at, safety_number,
+    Capability, Envelope, Fingerprint, GroupId, GroupState, Identity, Invite, InviteHome,
+    InviteSecret, MailboxId, PublicIdentity, SenderKeyDistribution, Session, epoch_at,
+    safety_number,
 };
+use hum_shared::route::DeliverySecret;
 use hum_shared::{Down, Reassembler, RelayAddr, Up, part_msg_id, split};
 use zeroize::Zeroizing;
 
 use super::records::{
-    ContactRecord, DeliveryState, Dest, GroupRecord, InboxRecord, MemberRecord, MessageRecord,
-    Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
+    ContactRecord, DeliveryState, Dest, GroupRecord, HomeRecord, InboxRecord, MemberRecord,
+    MessageRecord, Origin, OutboxHead, PartRecord, ReceiptOut, RoomRecord,
 };
+use super::route_link::{RouteOp, RouteSetup};
 use super::store::{AddedContact, Db, NewContact, ProfileStore, RenamedContact};
 use super::wire::{AppMessage, ContactHello, Member, StoredMessage, Uid};
 use super::{EngineError, Inconsistency, Input, Refusal};
@@ -27,7 +30,8 @@ use crate::api::{
     MessageKind, MessageView, RoomId, RoomKind, RoomSummary, What,
 };
 use contacts::{Contact, Contacts};
-use outbox::{InFlight, Pump, Resends};
+use homes::Homes;
+use outbox::{InFlight, Pump, Resends, RoutePump};
 use subscriptions::{Route, RouteKind, Subscriptions};
 
 /// Epochs of mailboxes to keep fetching: the relay keeps envelopes a week.
@@ -86,7 +90,7 @@ impl Now {
 
 /// What the core asks the runtime around it to do: the core decides, the runtime (the
 /// engine thread in engine.rs, or a test) carries it out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Effect {
     /// Tell the faces.
     Emit(Event),
@@ -112,6 +116,11 @@ pub(crate) enum Effect {
     },
     /// Every link stops for good: the engine is quitting.
     StopLinks,
+    /// Start the hum/2 link (it reports back with [`Input::Route`]).
+    OpenRoute(Box<RouteSetup>),
+    /// Tell the hum/2 link this. What it was told outlives its connections, so nothing is
+    /// told again after a reconnect.
+    Route(RouteOp),
 }
 
 /// The next outbox row the pump deposits.
@@ -146,7 +155,14 @@ pub(crate) struct Core {
     store: ProfileStore,
     me: Identity,
     my_name: String,
+    /// The relay this profile receives on (its home relay).
     home: RelayAddr,
+    /// The relay this profile connects to (the home relay itself for a single relay).
+    entry: RelayAddr,
+    /// This profile's delivery secret.
+    delivery: DeliverySecret,
+    /// Where contacts and group members receive.
+    homes: Homes,
     contacts: Contacts,
     sessions: HashMap<i64, Session>,
     rooms: HashMap<i64, RoomRecord>,
@@ -176,6 +192,26 @@ pub(crate) struct Core {
     used_invites: HashMap<i64, invites::UsedInvite>,
     /// Invites we accepted, by contact, until their inviter says who used them.
     checks: HashMap<i64, invites::Check>,
+    /// The hum/2 link as the core knows it, once opened.
+    route: Option<RouteView>,
+    /// What the hum/2 link deposits: contacts' rows, when it runs.
+    route_pump: RoutePump,
+    /// When each contact's waiting receipts leave, with the hum/2 link: a random delay
+    /// after the first of them, or with the next text to that contact.
+    receipts_due: HashMap<i64, Instant>,
+    /// Each group's generation and members the hum/2 link was told to expect.
+    group_routes: HashMap<i64, (u32, Vec<Fingerprint>)>,
+}
+
+/// The hum/2 link as the core knows it.
+#[derive(Debug, Default)]
+pub(crate) struct RouteView {
+    /// On the entry relay's beat.
+    up: bool,
+    /// The entry relay is a single relay (it can see who talks to whom).
+    single: bool,
+    /// The link's last status.
+    status: Option<hum_shared::route::session::Status>,
 }
 
 impl std::fmt::Debug for Core {
@@ -234,7 +270,7 @@ impl Core {
     /// Opens the engine on an unlocked store.
     pub(crate) fn new(
         profile: super::Unlocked,
-        home: RelayAddr,
+        relays: super::Relays,
         options: super::EngineOptions,
         now: Now,
     ) -> Result<Self, EngineError> {
@@ -242,7 +278,9 @@ impl Core {
             store,
             identity: me,
             name: my_name,
+            delivery,
         } = profile;
+        let super::Relays { entry, home } = relays;
         let mut core = Self {
             options,
             resends: Resends::default(),
@@ -250,6 +288,9 @@ impl Core {
             me,
             my_name,
             home,
+            entry,
+            delivery,
+            homes: Homes::default(),
             contacts: Contacts::default(),
             sessions: HashMap::new(),
             rooms: HashMap::new(),
@@ -265,8 +306,13 @@ impl Core {
             stash: VecDeque::new(),
             used_invites: HashMap::new(),
             checks: HashMap::new(),
+            route: None,
+            route_pump: RoutePump::default(),
+            receipts_due: HashMap::new(),
+            group_routes: HashMap::new(),
         };
         core.load()?;
+        core.load_homes()?;
         core.load_invite_state()?;
         Ok(core)
     }
@@ -351,6 +397,9 @@ impl Core {
         self.replay_inbox()?;
         let home = self.home.clone();
         self.ensure_link(&home);
+        if self.options.route_link {
+            self.open_route()?;
+        }
         self.subscribe_all()?;
         // Everything not yet receipted goes out again: we cannot know what the relay kept.
         for (id, head) in self.store.db().outbox()? {
@@ -552,6 +601,9 @@ impl Core {
     /// Forgets an invite: its secret leaves the store and its mailbox is no longer read.
     fn forget_invite(&mut self, id: i64) -> Result<(), EngineError> {
         self.store.tx(|db| db.delete_invite(id))?;
+        if self.invites.contains_key(&id) {
+            self.route_op(RouteOp::Forget(homes::Sender::Invite(id).expected()));
+        }
         if let Some(secret) = self.invites.remove(&id)
             && let Some(r) = self.routes.remove(&secret.capability().mailbox_id())
         {
@@ -756,6 +808,7 @@ impl Core {
                 continue;
             };
             self.resends.resent(row, now);
+            self.route_pump.resend(row);
             if let Some(l) = self.links.get_mut(&relay) {
                 l.pump.push_once(row);
             }
@@ -775,6 +828,7 @@ impl Core {
     /// at a time per relay keeps every sender's envelopes in order at the relay. A mailbox
     /// the relay called full waits, without holding up the others.
     fn pump(&mut self, relay: &RelayAddr) -> Result<(), EngineError> {
+        self.pump_route()?;
         let now = self.now.at;
         let Some(rows) = self
             .links
@@ -792,6 +846,11 @@ impl Core {
                 gone.push(row);
                 continue;
             };
+            if self.routed(&head, &envelope) {
+                // The hum/2 link deposits it.
+                gone.push(row);
+                continue;
+            }
             // Into the current epoch's mailbox, whenever it was sealed: the receiver reads
             // the current epochs, so a message that waited days in the outbox still lands
             // where it is read.
@@ -871,6 +930,7 @@ impl Core {
 
     fn step(&mut self, input: Input) -> Result<bool, EngineError> {
         self.input(input)?;
+        self.sync_group_routes();
         if self
             .quitting
             .is_some_and(|deadline| self.now.at >= deadline || self.drained())
@@ -885,15 +945,21 @@ impl Core {
     /// leave before quitting). A link that failed is not waited for; one that has not come
     /// up yet, as right after the start, is.
     fn drained(&self) -> bool {
-        self.links
-            .values()
-            .all(|l| matches!(l.state, LinkState::Down { .. }) || l.pump.is_idle())
+        let route_drained = self
+            .route
+            .as_ref()
+            .is_none_or(|r| !r.up || self.route_pump.is_idle());
+        route_drained
+            && self
+                .links
+                .values()
+                .all(|l| matches!(l.state, LinkState::Down { .. }) || l.pump.is_idle())
     }
 
     fn input(&mut self, input: Input) -> Result<(), EngineError> {
         match input {
             Input::Command(Command::Quit) => {
-                self.flush_receipts()?;
+                self.flush_receipts(true)?;
                 if self.quitting.is_none() {
                     self.quitting = Some(self.now.at + QUIT_GRACE);
                 }
@@ -923,8 +989,9 @@ impl Core {
                     self.emit_link(&relay);
                 }
             }
+            Input::Route(r) => self.on_route(r)?,
             Input::Timer => {
-                self.flush_receipts()?;
+                self.flush_receipts(false)?;
                 let epoch = epoch_at(self.now.secs());
                 if epoch != self.epoch {
                     self.epoch = epoch;
@@ -1148,10 +1215,17 @@ impl Core {
     }
 
     fn create_invite(&mut self) -> Result<(), EngineError> {
+        let home = self.home.to_string();
+        // A mesh client suggests its own entry relay; a single relay is entry and home.
+        let entry = (self.entry != self.home).then(|| self.entry.to_string());
         let (invite, secret) = self
             .me
-            .create_invite_with_nickname(
-                &self.home.to_string(),
+            .create_invite_with(
+                &InviteHome {
+                    relay: &home,
+                    entry: entry.as_deref(),
+                    delivery: &self.delivery,
+                },
                 Some(&self.my_name),
                 self.options.invite_ttl.as_secs().max(1),
                 self.now.secs(),
@@ -1160,6 +1234,7 @@ impl Core {
         let id = self.store.tx(|db| db.insert_invite(&secret))?;
         let cap = secret.capability().clone();
         self.invites.insert(id, secret);
+        self.expect_invite(id);
         let home = self.home.clone();
         self.subscribe(&home, cap, RouteKind::Invite(id), false, None)?;
         self.emit(Event::Invite {
@@ -1188,6 +1263,7 @@ impl Core {
         let hello = enc(&ContactHello {
             name: self.my_name.clone(),
             relay: self.home.to_string(),
+            delivery: Zeroizing::new(*self.delivery.expose_secret()),
         })?;
         let (session, envelope) =
             Session::initiate(&self.me, &invite, &hello).map_err(EngineError::from)?;
@@ -1203,6 +1279,8 @@ impl Core {
             uid: None,
         };
         let check = Self::check_record(code.trim(), &envelope, self.now.secs());
+        let person = invite.inviter().fingerprint();
+        let home = HomeRecord::new(relay.clone(), invite.delivery_secret());
         let (cid, row) = self.add_contact(
             invite.inviter().clone(),
             name,
@@ -1214,9 +1292,11 @@ impl Core {
                 // it. The invite is watched until its inviter says which answer used it.
                 let row = db.insert_outbox(&head, envelope.as_bytes())?;
                 db.put_invite_check(cid, &check)?;
+                db.put_home(&person, &home)?;
                 Ok(row)
             },
         )?;
+        self.homes.insert(person, home);
         self.watch_invite(cid, invite, &relay, envelope)?;
         self.ensure_link(&relay);
         if let Some(l) = self.links.get_mut(&relay) {
@@ -1272,6 +1352,7 @@ impl Core {
         self.sessions.insert(cid, session);
         self.rooms.insert(rid, room_rec);
         self.subscribe_session(cid)?;
+        self.expect_contact(cid);
         self.emit(Event::Contact {
             id: ContactId(cid),
             name,
@@ -1372,9 +1453,11 @@ fn view(room: i64, id: i64, m: MessageRecord) -> MessageView {
 
 mod contacts;
 mod groups;
+mod homes;
 mod invites;
 mod outbox;
 mod receive;
+mod route;
 mod send;
 mod subscriptions;
 #[cfg(test)]

@@ -72,8 +72,13 @@ pub enum EngineError {
     #[error("message too long (at most {0} bytes)")]
     TooLong(usize),
     /// No relay is configured.
-    #[error("no relay: pass --relay hum://HOST:PORT#FINGERPRINT or set relay in the config file")]
+    #[error(
+        "no relay: pass --relay hum://HOST:PORT#FINGERPRINT (or --entry and --home for a mesh), or set them in the config file"
+    )]
     NoRelay,
+    /// The relay configuration does not hold together.
+    #[error("relay configuration: {0}")]
+    RelayConfig(String),
     /// A contact sent something that breaks the group's or the invite's rules; it was
     /// ignored.
     #[error("{0}")]
@@ -139,7 +144,7 @@ impl EngineError {
             Self::Closed => ErrorKind::Closed,
             Self::Empty => ErrorKind::Empty,
             Self::TooLong(_) => ErrorKind::TooLong,
-            Self::NoRelay => ErrorKind::NoRelay,
+            Self::NoRelay | Self::RelayConfig(_) => ErrorKind::NoRelay,
             Self::Refused(_) => ErrorKind::Refused,
             Self::Link { .. } => ErrorKind::Link,
             Self::Damaged(_) => ErrorKind::Damaged,

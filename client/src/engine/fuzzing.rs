@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::records::{
-    ContactRecord, InboxRecord, InviteCheckRecord, MessageRecord, OutboxHead, PartRecord,
-    ReceiptOut, RoomRecord, UsedInviteRecord,
+    ContactRecord, HomeRecord, InboxRecord, InviteCheckRecord, MessageRecord, OutboxHead,
+    PartRecord, ReceiptOut, RoomRecord, UsedInviteRecord,
 };
 use super::wire::{AppMessage, ContactHello};
 
@@ -33,7 +33,7 @@ fn round_trip<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 /// these are the records of every table: contacts, rooms (with their group state and
 /// members), history messages, outbox heads and envelopes, parts (and the split header
 /// inside), receipts to send, inbox entries (and the message inside), used and watched
-/// invites, mailbox cursors, sessions and invite secrets; the meta values: the identity
+/// invites, mailbox cursors, homes, sessions and invite secrets; the meta values: the identity
 /// and the key slot; and the rows of a schema 1 store as its migration reads them.
 pub fn stored_rows(bytes: &[u8]) -> Vec<&'static str> {
     let mut decoded = Vec::new();
@@ -78,6 +78,7 @@ pub fn stored_rows(bytes: &[u8]) -> Vec<&'static str> {
     }
     saw("invite check", check.is_some());
     saw("cursor", round_trip::<u64>(bytes).is_some());
+    saw("home", round_trip::<HomeRecord>(bytes).is_some());
     let envelope = Envelope::from_bytes(bytes);
     if let Ok(envelope) = &envelope {
         assert_eq!(envelope.as_bytes()[..], *bytes);

@@ -89,7 +89,7 @@ impl LinkOps {
 
 /// A uniformly random duration in [0, span), to the microsecond (zero when the system
 /// has no randomness).
-fn random_below(span: Duration) -> Duration {
+pub(super) fn random_below(span: Duration) -> Duration {
     let span = u64::try_from(span.as_micros()).unwrap_or(u64::MAX);
     if span == 0 {
         return Duration::ZERO;
@@ -102,7 +102,7 @@ fn random_below(span: Duration) -> Duration {
 }
 
 /// A uniformly random wait in [0, tick / 4).
-fn answer_jitter(tick: Duration) -> Duration {
+pub(super) fn answer_jitter(tick: Duration) -> Duration {
     random_below(tick / 4)
 }
 
@@ -139,19 +139,23 @@ impl Failure {
 /// failures, each drawn at random between half and all of it so that the clients of a
 /// relay that restarts do not all come back at the same instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Backoff {
+pub(super) struct Backoff {
     next: Duration,
 }
 
 impl Backoff {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             next: FIRST_BACKOFF,
         }
     }
 
     /// The wait after a failed attempt, given a random duration in [0, wait / 2].
-    fn wait(&mut self, quick: bool, random: impl FnOnce(Duration) -> Duration) -> Duration {
+    pub(super) fn wait(
+        &mut self,
+        quick: bool,
+        random: impl FnOnce(Duration) -> Duration,
+    ) -> Duration {
         let cap = if quick {
             QUICK_MAX_BACKOFF
         } else {

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use hum_shared::crypto::{CryptoError, Identity, KdfParams, KdfPolicy, StoreKey};
+use hum_shared::route::DeliverySecret;
 use serde::{Deserialize, Serialize};
 
 use super::lock::ProfileLock;
@@ -82,8 +83,12 @@ impl ProfilePaths {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProfileConfig {
-    /// The home relay, `hum://HOST:PORT#FINGERPRINT`.
+    /// A single relay, entry and home at once, `hum://HOST:PORT#FINGERPRINT`.
     pub relay: Option<String>,
+    /// In a mesh: the relay to connect to (with `home`).
+    pub entry: Option<String>,
+    /// In a mesh: the relay that holds what others send this profile (with `entry`).
+    pub home: Option<String>,
     /// The TUI theme's name.
     pub theme: Option<String>,
     /// Ring the terminal bell on a mention.
@@ -129,6 +134,8 @@ pub struct Unlocked {
     pub(crate) store: ProfileStore,
     pub(crate) identity: Identity,
     pub(crate) name: String,
+    /// The delivery secret contacts find this profile's buckets with (hum/2).
+    pub(crate) delivery: DeliverySecret,
 }
 
 impl std::fmt::Debug for Unlocked {
@@ -230,20 +237,24 @@ pub fn create_with(
     }
     let lock = ProfileLock::acquire(&paths.dir, &paths.name)?;
     let identity = Identity::generate();
+    let delivery = DeliverySecret::generate();
     let mut store = StoreFile::open(&paths.store(), lock)?;
     let check = seal(&key, CHECK, "check")?;
     let sealed_identity = seal(&key, &identity.to_bytes(), "identity")?;
     let name = seal(&key, display_name.as_bytes(), "name")?;
+    let sealed_delivery = seal(&key, delivery.expose_secret(), "delivery")?;
     store.set_metas(&[
         ("key", &slot),
         ("check", &check),
         ("identity", &sealed_identity),
         ("name", &name),
+        ("delivery", &sealed_delivery),
     ])?;
     Ok(Unlocked {
         store: store.unlock(key)?,
         identity,
         name: display_name,
+        delivery,
     })
 }
 
@@ -299,11 +310,27 @@ pub fn unlock_with(
     let name = store.meta("name")?.ok_or(StoreError::Missing("name"))?;
     let name = String::from_utf8(open(&key, &name, "name")?.to_vec())
         .map_err(|_| StoreError::Missing("name"))?;
+    let delivery = delivery_secret(&mut store, &key)?;
     Ok(Unlocked {
         store: store.unlock(key)?,
         identity,
         name,
+        delivery,
     })
+}
+
+/// The profile's delivery secret; a profile made before hum/2 gets one on its first open.
+fn delivery_secret(store: &mut StoreFile, key: &StoreKey) -> Result<DeliverySecret, EngineError> {
+    if let Some(sealed) = store.meta("delivery")? {
+        let bytes = open(key, &sealed, "delivery")?;
+        let bytes =
+            <[u8; 32]>::try_from(&bytes[..]).map_err(|_| StoreError::Missing("delivery secret"))?;
+        return Ok(DeliverySecret::from_bytes(bytes));
+    }
+    let delivery = DeliverySecret::generate();
+    let sealed = seal(key, delivery.expose_secret(), "delivery")?;
+    store.set_metas(&[("delivery", &sealed)])?;
+    Ok(delivery)
 }
 
 /// Opens the store key of a profile made before key slots (`salt` and `kdf` in the meta
@@ -547,6 +574,29 @@ mod tests {
         slot[2..6].copy_from_slice(&t.to_be_bytes());
         slot[6..10].copy_from_slice(&m.to_be_bytes());
         store.set_meta("key", &slot)
+    }
+
+    /// A profile keeps one delivery secret; one made before hum/2 gets its own on first
+    /// open, and keeps that one.
+    #[test]
+    fn the_delivery_secret_is_made_once_and_kept() -> Result<(), EngineError> {
+        let dir = Scratch::new("delivery");
+        let made = create_fast(&dir)?.delivery.clone();
+        let again = unlock_with(&paths(&dir), b"pw", FAST)?.delivery.clone();
+        assert_eq!(made, again);
+        // It is sealed: its bytes are nowhere in the store file.
+        let file = std::fs::read(paths(&dir).store()).map_err(|e| io_error(&paths(&dir).dir, e))?;
+        assert!(!file.windows(32).any(|w| w == made.expose_secret()));
+
+        let old = ProfilePaths::in_dir("old", dir.0.join("old"));
+        let params = KdfParams::INSECURE_FAST;
+        create_legacy(&old, b"pw", &legacy_kdf(&params), &params)?;
+        assert_eq!(store_file(&old)?.meta("delivery")?, None);
+        let first = unlock_with(&old, b"pw", FAST)?.delivery.clone();
+        let second = unlock_with(&old, b"pw", FAST)?.delivery.clone();
+        assert_eq!(first, second);
+        assert_ne!(first, made);
+        Ok(())
     }
 
     #[test]

@@ -72,6 +72,35 @@ pub(crate) struct ContactRecord {
     pub(crate) relay: RelayAddr,
 }
 
+/// Where a person (a contact, a group member) receives on hum/2: the relay holding their
+/// buckets and their delivery secret. One per person, whatever rooms they are in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct HomeRecord {
+    /// Their home relay.
+    #[serde(with = "relay_text")]
+    pub(crate) relay: RelayAddr,
+    /// Their delivery secret, wiped when dropped.
+    pub(crate) delivery: Zeroizing<[u8; 32]>,
+}
+
+impl HomeRecord {
+    /// A home from a relay address and a delivery secret.
+    pub(crate) fn new(relay: RelayAddr, delivery: &hum_shared::route::DeliverySecret) -> Self {
+        Self {
+            relay,
+            delivery: Zeroizing::new(*delivery.expose_secret()),
+        }
+    }
+}
+
+impl std::fmt::Debug for HomeRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HomeRecord")
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A group member as this profile knows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MemberRecord {

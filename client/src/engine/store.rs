@@ -16,7 +16,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hum_shared::crypto::{InviteSecret, Session, StoreKey};
+use hum_shared::crypto::{Fingerprint, InviteSecret, Session, StoreKey};
+use hum_shared::route::session::SessionState;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,8 +25,8 @@ use zeroize::Zeroizing;
 
 use super::lock::ProfileLock;
 use super::records::{
-    ContactRecord, Dest, InboxRecord, InviteCheckRecord, MessageRecord, Origin, OutboxHead,
-    PartRecord, ReceiptOut, RoomRecord, UsedInviteRecord,
+    ContactRecord, Dest, HomeRecord, InboxRecord, InviteCheckRecord, MessageRecord, Origin,
+    OutboxHead, PartRecord, ReceiptOut, RoomRecord, UsedInviteRecord,
 };
 use super::wire::Uid;
 use super::{EngineError, Inconsistency, StoreError};
@@ -78,6 +79,12 @@ CREATE TABLE used_invites (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
 CREATE TABLE invite_checks (contact INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
 ";
 
+/// Where people receive on hum/2, by a keyed tag of their identity fingerprint. Made at
+/// open when missing, so a store of schema 2 from before hum/2 gains it without a
+/// migration (an older hum ignores it).
+const HOMES_SQL: &str =
+    "CREATE TABLE IF NOT EXISTS homes (person BLOB PRIMARY KEY, sealed BLOB NOT NULL);";
+
 /// The tables whose rows are sealed, as their associated data names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Table {
@@ -94,6 +101,7 @@ enum Table {
     Cursors,
     UsedInvites,
     InviteChecks,
+    Homes,
 }
 
 impl Table {
@@ -112,6 +120,7 @@ impl Table {
             Self::Cursors => "cursors",
             Self::UsedInvites => "used_invites",
             Self::InviteChecks => "invite_checks",
+            Self::Homes => "homes",
         }
     }
 }
@@ -125,6 +134,7 @@ mod label {
     pub(super) const PART_MESSAGE: &[u8] = b"part message";
     pub(super) const PART: &[u8] = b"part";
     pub(super) const CURSOR: &[u8] = b"cursor mailbox";
+    pub(super) const HOME: &[u8] = b"home person";
 }
 
 /// The associated data of a sealed row: table, row id and owner.
@@ -241,6 +251,9 @@ impl StoreFile {
         if !(1..=SCHEMA).contains(&schema) {
             return Err(StoreError::TooNew(schema).into());
         }
+        if schema == SCHEMA {
+            conn.execute_batch(HOMES_SQL).map_err(db)?;
+        }
         Ok(Self { conn, schema, lock })
     }
 
@@ -292,6 +305,7 @@ impl StoreFile {
         } = self;
         if schema == 1 {
             migrate::from_v1(&mut conn, &key)?;
+            conn.execute_batch(HOMES_SQL).map_err(db)?;
         }
         let mut store = ProfileStore {
             conn,
@@ -526,7 +540,11 @@ impl Db<'_> {
             Table::ReceiptsOut => "UPDATE receipts_out SET sealed = ?1 WHERE id = ?2",
             Table::Inbox => "UPDATE inbox SET sealed = ?1 WHERE id = ?2",
             Table::UsedInvites => "UPDATE used_invites SET sealed = ?1 WHERE id = ?2",
-            Table::Sessions | Table::OutboxEnvelope | Table::Cursors | Table::InviteChecks => {
+            Table::Sessions
+            | Table::OutboxEnvelope
+            | Table::Cursors
+            | Table::InviteChecks
+            | Table::Homes => {
                 return Err(Inconsistency::NotInserted.into());
             }
         };
@@ -1169,6 +1187,82 @@ impl Db<'_> {
                  ON CONFLICT(mailbox) DO UPDATE SET sealed = excluded.sealed",
                 params![&tag[..], sealed],
             )
+            .map_err(db)?;
+        Ok(())
+    }
+}
+
+impl Db<'_> {
+    // ----- homes -------------------------------------------------------------------------
+
+    /// Where the person with identity fingerprint `person` receives, if known.
+    pub(crate) fn home(&self, person: &Fingerprint) -> Result<Option<HomeRecord>, EngineError> {
+        let tag = self.tag(label::HOME, person.as_bytes())?;
+        let s: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT sealed FROM homes WHERE person = ?1",
+                [&tag[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        match s {
+            None => Ok(None),
+            Some(s) => dec(&self.open(Table::Homes, &tag, &[], &s)?, Table::Homes).map(Some),
+        }
+    }
+
+    /// Writes where `person` receives (replacing what was known).
+    pub(crate) fn put_home(
+        &self,
+        person: &Fingerprint,
+        rec: &HomeRecord,
+    ) -> Result<(), EngineError> {
+        let tag = self.tag(label::HOME, person.as_bytes())?;
+        let sealed = self.seal(Table::Homes, &tag, &[], &enc(rec)?)?;
+        self.conn
+            .execute(
+                "INSERT INTO homes (person, sealed) VALUES (?1, ?2)
+                 ON CONFLICT(person) DO UPDATE SET sealed = excluded.sealed",
+                params![&tag[..], sealed],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// The hum/2 route session's state as last saved (send counters, receive windows,
+    /// catch-ups owed), or a fresh one.
+    pub(crate) fn route_state(&self) -> Result<SessionState, EngineError> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'route state'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        let Some(sealed) = sealed else {
+            return Ok(SessionState::new());
+        };
+        let plain = open(self.key, &sealed, "route state")?;
+        SessionState::from_bytes(&plain)
+            .map_err(|_| StoreError::RowDoesNotDecode("route state").into())
+    }
+
+    /// Saves the route session's state (replacing the last one).
+    pub(crate) fn put_route_state(&self, state: &SessionState) -> Result<(), EngineError> {
+        let plain = Zeroizing::new(state.to_bytes().map_err(|_| EngineError::Encode)?);
+        let sealed = seal(self.key, &plain, "route state")?;
+        set_meta(self.conn, "route state", &sealed)
+    }
+
+    /// Forgets where `person` receives.
+    pub(crate) fn delete_home(&self, person: &Fingerprint) -> Result<(), EngineError> {
+        let tag = self.tag(label::HOME, person.as_bytes())?;
+        self.conn
+            .execute("DELETE FROM homes WHERE person = ?1", [&tag[..]])
             .map_err(db)?;
         Ok(())
     }

@@ -12,12 +12,42 @@ use zeroize::Zeroizing;
 pub(crate) type Uid = [u8; 16];
 
 /// The acceptor's first words, sealed in the handshake envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ContactHello {
     /// The name the acceptor goes by.
     pub(crate) name: String,
-    /// The relay where the acceptor receives, `hum://host:port#fingerprint`.
+    /// The relay where the acceptor receives (its home relay),
+    /// `hum://host:port#fingerprint`.
     pub(crate) relay: String,
+    /// The acceptor's delivery secret (hum/2), wiped when dropped.
+    pub(crate) delivery: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ContactHello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactHello")
+            .field("name", &self.name)
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a group member receives, as the admin describes it: home relay and delivery
+/// secret, so that whoever speaks can compute each member's bucket and flag.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct MemberHome {
+    /// The member's home relay, `hum://host:port#fingerprint`.
+    pub(crate) relay: String,
+    /// The member's delivery secret, wiped when dropped.
+    pub(crate) delivery: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for MemberHome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberHome")
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A member of a group as the group's admin describes it.
@@ -27,6 +57,9 @@ pub(crate) struct Member {
     pub(crate) identity: Vec<u8>,
     /// The name the admin knows the member by.
     pub(crate) name: String,
+    /// Where the member receives, when the admin knows (a contact made before hum/2 may
+    /// not have said).
+    pub(crate) home: Option<MemberHome>,
 }
 
 /// Application messages. Sender keys inside them are zeroized on drop, and `Debug` names

@@ -433,6 +433,20 @@ impl GroupState {
             .expect("HKDF and BLAKE2b with fixed sizes cannot fail")
     }
 
+    /// The group's hum/2 tag key of the current generation (docs/PROTOCOL.md, hum/2
+    /// §H3.4): every member derives the same, and it changes with every rotation.
+    ///
+    /// # Errors
+    /// [`CryptoError::Internal`] if the KDF fails.
+    pub fn tag_key(&self) -> Result<crate::route::GroupTagKey, CryptoError> {
+        crate::route::GroupTagKey::derive(
+            &GroupId(self.group_id),
+            &self.group_secret,
+            self.generation,
+        )
+        .map_err(|_| CryptoError::Internal)
+    }
+
     /// The group mailbox of `epoch`, where every member deposits and fetches.
     pub fn mailbox(&self, epoch: u64) -> MailboxId {
         self.capability(epoch).mailbox_id()
@@ -818,6 +832,22 @@ mod tests {
         state.me.chain_key = *next_ck;
         state.me.iteration += 1;
         Ok(Envelope::from_array(out))
+    }
+
+    /// Every member of a generation has the group's tag key; a new generation has another.
+    #[test]
+    fn members_share_the_tag_key_of_their_generation() -> Result<(), CryptoError> {
+        let alice = Identity::generate();
+        let mut admin = GroupState::create();
+        let member = GroupState::from_distribution(&admin.distribution(), &fp(&alice))?;
+        assert!(admin.tag_key()? == member.tag_key()?);
+        let before = admin.tag_key()?;
+        let dist = admin.rotate()?;
+        assert!(admin.tag_key()? != before);
+        let mut member = member;
+        member.process_distribution(&dist, &fp(&alice))?;
+        assert!(member.tag_key()? == admin.tag_key()?);
+        Ok(())
     }
 
     /// Group envelopes sealed before body nonces (revision 1) and left in an outbox open

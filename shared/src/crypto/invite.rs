@@ -8,17 +8,22 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::identity::{Identity, PublicIdentity};
 use super::kdf::{self, L_INVITE_CHECKSUM, L_INVITE_SIG};
 use super::mailbox::{Capability, MailboxId};
+use crate::route::{DeliverySecret, TagKey};
 
-/// The invite format this build writes and reads.
-const INVITE_VERSION: u8 = 1;
+/// The invite format this build writes and reads (2: hum/2's delivery secret, tag key and
+/// suggested entry relay).
+const INVITE_VERSION: u8 = 2;
 /// Text prefix before the version digits.
 const PREFIX: &str = "hum";
 /// Base32 alphabet (Crockford's: no i, l, o, u).
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 /// Checksum length in bytes.
 const CHECKSUM_LEN: usize = 5;
-/// Fixed part of the payload: version, expiry, identity, prekey, mailbox.
-const FIXED_LEN: usize = 1 + 8 + PublicIdentity::LEN + 32 + 32;
+/// Fixed part of the payload: version, expiry, identity, prekey, mailbox, tag key,
+/// delivery secret.
+const FIXED_LEN: usize = 1 + 8 + PublicIdentity::LEN + 32 + 32 + 32 + 32;
+/// The variable fields: home relay, suggested entry relay, nickname.
+const FIELDS: usize = 3;
 /// Longest relay address or nickname.
 const MAX_FIELD: usize = 255;
 
@@ -45,7 +50,7 @@ pub enum Damage {
 impl std::fmt::Display for Damage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Damage::MissingPrefix => f.write_str("it does not start with \"hum1-\""),
+            Damage::MissingPrefix => f.write_str("it does not start with \"hum2-\""),
             Damage::InvalidCharacter {
                 position,
                 character,
@@ -76,11 +81,15 @@ pub enum InviteError {
     /// identity it names.
     #[error("invite code is forged: its signature does not verify. Do not use it")]
     Forged,
-    /// The code was written by a different version of hum.
+    /// The code was written by a newer version of hum.
     #[error(
-        "invite code has version {0}, this hum reads version 1. Update hum or ask for a new code"
+        "invite code has version {0}, this hum reads version 2. Update hum or ask for a new code"
     )]
     UnsupportedVersion(u8),
+    /// The code was written by an older hum, whose invites do not say where the inviter
+    /// receives on hum/2.
+    #[error("invite code was made by an older hum: ask for a new code")]
+    Outdated(u8),
     /// The code decodes but its contents are invalid (for example a prekey of small
     /// order), or a field given to create one is too long.
     #[error("invite code is malformed. Ask for a new one")]
@@ -104,20 +113,36 @@ fn utc_date(secs: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
 }
 
-/// An invite, as decoded from a code: relay address, the inviter's identity, a signed one-time
-/// prekey and a one-time mailbox to answer in.
+/// An invite, as decoded from a code: the inviter's home relay and a suggested entry
+/// relay, the inviter's identity and delivery secret, a signed one-time prekey, the
+/// invite's one-time mailbox id and the tag key of the answer.
 ///
 /// Only [`Invite::decode`] and [`Identity::create_invite`] make one, so a value of this type
 /// always carries a verified signature.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Invite {
     relay: String,
+    entry: Option<String>,
     inviter: PublicIdentity,
     prekey: [u8; 32],
     mailbox: MailboxId,
+    tag_key: TagKey,
+    delivery: DeliverySecret,
     expires_at: u64,
     nickname: Option<String>,
     signature: [u8; 64],
+}
+
+/// Where the inviter receives, for [`Identity::create_invite_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct InviteHome<'a> {
+    /// The inviter's home relay, `hum://host:port#fingerprint`.
+    pub relay: &'a str,
+    /// An entry relay the acceptor may use (`None`: the home relay is a single relay, or
+    /// the acceptor chooses).
+    pub entry: Option<&'a str>,
+    /// The inviter's delivery secret (docs/PROTOCOL.md, hum/2 §H3.3).
+    pub delivery: &'a DeliverySecret,
 }
 
 /// The inviter's secret half of an invite: the one-time prekey secret and the capability of
@@ -134,6 +159,11 @@ impl InviteSecret {
     /// The capability that fetches answers from the invite's one-time mailbox.
     pub fn capability(&self) -> &Capability {
         &self.capability
+    }
+
+    /// The tag key the answer's deposit is tagged with (the invite carries it).
+    pub fn tag_key(&self) -> TagKey {
+        invite_tag_key(&self.capability)
     }
 
     /// When the invite expires (unix seconds); delete the secret after that.
@@ -177,12 +207,23 @@ impl std::fmt::Debug for InviteSecret {
     }
 }
 
+/// The tag key of an invite's answer: `B2b256("hum/2 invite tag"; C)` of the invite's
+/// random capability, so the inviter keeps nothing more than the capability.
+fn invite_tag_key(capability: &Capability) -> TagKey {
+    TagKey::from_bytes(crate::route::kdf::b2b(
+        crate::route::kdf::L_INVITE_TAG,
+        &[capability.expose_secret()],
+    ))
+}
+
 impl Identity {
     /// Makes an invite valid for `ttl_secs` from `now_unix`, with a fresh one-time prekey and
     /// mailbox. Returns the invite to share and the secret to keep.
     ///
     /// `relay` is the relay address with its certificate fingerprint,
-    /// `hum://host:port#fingerprint`.
+    /// `hum://host:port#fingerprint`. The invite carries a fresh delivery secret, which
+    /// suits an identity that keeps none (tests, tools); a profile uses
+    /// [`Identity::create_invite_with`] with its own.
     ///
     /// # Errors
     /// [`InviteError::Malformed`] if `relay` is longer than 255 bytes.
@@ -206,7 +247,33 @@ impl Identity {
         ttl_secs: u64,
         now_unix: u64,
     ) -> Result<(Invite, InviteSecret), InviteError> {
-        if relay.len() > MAX_FIELD || nickname.is_some_and(|n| n.len() > MAX_FIELD) {
+        let delivery = DeliverySecret::generate();
+        let home = InviteHome {
+            relay,
+            entry: None,
+            delivery: &delivery,
+        };
+        self.create_invite_with(&home, nickname, ttl_secs, now_unix)
+    }
+
+    /// Makes an invite naming where the inviter receives (`home`), with an optional
+    /// nickname hint, valid for `ttl_secs` from `now_unix`.
+    ///
+    /// # Errors
+    /// [`InviteError::Malformed`] if a relay address or `nickname` is longer than 255
+    /// bytes.
+    pub fn create_invite_with(
+        &self,
+        home: &InviteHome<'_>,
+        nickname: Option<&str>,
+        ttl_secs: u64,
+        now_unix: u64,
+    ) -> Result<(Invite, InviteSecret), InviteError> {
+        let relay = home.relay;
+        if relay.len() > MAX_FIELD
+            || nickname.is_some_and(|n| n.len() > MAX_FIELD)
+            || home.entry.is_some_and(|e| e.len() > MAX_FIELD)
+        {
             return Err(InviteError::Malformed);
         }
         let prekey_secret = StaticSecret::random_from_rng(&mut kdf::rng());
@@ -214,9 +281,13 @@ impl Identity {
         let expires_at = now_unix.saturating_add(ttl_secs);
         let mut invite = Invite {
             relay: relay.to_owned(),
+            // An empty entry is written as none, as an empty nickname is.
+            entry: home.entry.filter(|e| !e.is_empty()).map(str::to_owned),
             inviter: self.public(),
             prekey: PublicKey::from(&prekey_secret).to_bytes(),
             mailbox: capability.mailbox_id(),
+            tag_key: invite_tag_key(&capability),
+            delivery: home.delivery.clone(),
             expires_at,
             // An empty nickname is written as no nickname; say so here too, so the invite
             // is the one its code decodes to.
@@ -235,9 +306,24 @@ impl Identity {
 }
 
 impl Invite {
-    /// The relay address, `hum://host:port#fingerprint`.
+    /// The inviter's home relay, `hum://host:port#fingerprint`.
     pub fn relay(&self) -> &str {
         &self.relay
+    }
+
+    /// The entry relay the inviter suggests, if any.
+    pub fn entry(&self) -> Option<&str> {
+        self.entry.as_deref()
+    }
+
+    /// The inviter's delivery secret: its bucket, wrap and detection keys follow from it.
+    pub fn delivery_secret(&self) -> &DeliverySecret {
+        &self.delivery
+    }
+
+    /// The tag key of the answer's deposit.
+    pub fn tag_key(&self) -> &TagKey {
+        &self.tag_key
     }
 
     /// Who made the invite.
@@ -272,7 +358,13 @@ impl Invite {
         out.extend_from_slice(&self.inviter.to_bytes());
         out.extend_from_slice(&self.prekey);
         out.extend_from_slice(self.mailbox.as_bytes());
-        for field in [Some(self.relay.as_str()), self.nickname.as_deref()] {
+        out.extend_from_slice(self.tag_key.expose_secret());
+        out.extend_from_slice(self.delivery.expose_secret());
+        for field in [
+            Some(self.relay.as_str()),
+            self.entry.as_deref(),
+            self.nickname.as_deref(),
+        ] {
             let field = field.unwrap_or("");
             // Lengths are checked at creation and at parsing.
             out.push(u8::try_from(field.len()).unwrap_or(u8::MAX));
@@ -281,7 +373,7 @@ impl Invite {
         out
     }
 
-    /// Encodes as text: `hum1-` followed by Crockford base32 of the signed payload and a
+    /// Encodes as text: `hum2-` followed by Crockford base32 of the signed payload and a
     /// 5-byte BLAKE2b checksum.
     pub fn encode(&self) -> String {
         let mut payload = self.unsigned_bytes();
@@ -321,6 +413,7 @@ impl std::fmt::Debug for Invite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Invite")
             .field("relay", &self.relay)
+            .field("entry", &self.entry)
             .field("inviter", &self.inviter)
             .field("expires_at", &self.expires_at)
             .field("nickname", &self.nickname)
@@ -379,9 +472,7 @@ fn decode_payload(code: &str) -> Result<Vec<u8>, InviteError> {
     let version: u8 = version
         .parse()
         .map_err(|_| InviteError::Damaged(Damage::MissingPrefix))?;
-    if version != INVITE_VERSION {
-        return Err(InviteError::UnsupportedVersion(version));
-    }
+    check_version(version)?;
     let offset = PREFIX.len() + rest.len() - body.len();
     let mut data = Vec::with_capacity(body.len() * 5 / 8);
     let (mut acc, mut bits) = (0u32, 0u32);
@@ -397,7 +488,7 @@ fn decode_payload(code: &str) -> Result<Vec<u8>, InviteError> {
             data.push(((acc >> bits) & 0xFF) as u8);
         }
     }
-    if data.len() < FIXED_LEN + 2 + 64 + CHECKSUM_LEN {
+    if data.len() < FIXED_LEN + FIELDS + 64 + CHECKSUM_LEN {
         return Err(InviteError::Damaged(Damage::Truncated));
     }
     let (payload, sum) = data.split_at(data.len() - CHECKSUM_LEN);
@@ -407,12 +498,20 @@ fn decode_payload(code: &str) -> Result<Vec<u8>, InviteError> {
     Ok(payload.to_vec())
 }
 
+/// An older code says so (it cannot be used: it names no delivery secret), a newer one
+/// asks for an update.
+fn check_version(version: u8) -> Result<(), InviteError> {
+    match version {
+        INVITE_VERSION => Ok(()),
+        v if v < INVITE_VERSION => Err(InviteError::Outdated(v)),
+        v => Err(InviteError::UnsupportedVersion(v)),
+    }
+}
+
 fn parse_payload(payload: &[u8]) -> Result<Invite, InviteError> {
     let m = |_| InviteError::Malformed;
     let version = *payload.first().ok_or(InviteError::Malformed)?;
-    if version != INVITE_VERSION {
-        return Err(InviteError::UnsupportedVersion(version));
-    }
+    check_version(version)?;
     let expires_at = u64::from_be_bytes(kdf::array_at::<8>(payload, 1).map_err(m)?);
     let inviter = PublicIdentity::from_bytes(
         payload
@@ -427,9 +526,14 @@ fn parse_payload(payload: &[u8]) -> Result<Invite, InviteError> {
     }
     let mailbox =
         MailboxId::from_bytes(kdf::array_at::<32>(payload, 41 + PublicIdentity::LEN).map_err(m)?);
+    let tag_key =
+        TagKey::from_bytes(kdf::array_at::<32>(payload, 73 + PublicIdentity::LEN).map_err(m)?);
+    let delivery = DeliverySecret::from_bytes(
+        kdf::array_at::<32>(payload, 105 + PublicIdentity::LEN).map_err(m)?,
+    );
     let mut at = FIXED_LEN;
-    let mut fields = Vec::with_capacity(2);
-    for _ in 0..2 {
+    let mut fields = Vec::with_capacity(FIELDS);
+    for _ in 0..FIELDS {
         let len = usize::from(*payload.get(at).ok_or(InviteError::Malformed)?);
         let bytes = payload
             .get(at + 1..at + 1 + len)
@@ -449,12 +553,16 @@ fn parse_payload(payload: &[u8]) -> Result<Invite, InviteError> {
     )
     .map_err(|_| InviteError::Forged)?;
     let nickname = fields.pop().filter(|n| !n.is_empty());
+    let entry = fields.pop().filter(|e| !e.is_empty());
     let relay = fields.pop().ok_or(InviteError::Malformed)?;
     Ok(Invite {
         relay,
+        entry,
         inviter,
         prekey,
         mailbox,
+        tag_key,
+        delivery,
         expires_at,
         nickname,
         signature,
@@ -478,11 +586,12 @@ mod tests {
     #[test]
     fn round_trip() -> Result<(), InviteError> {
         let (id, invite, code) = fresh()?;
-        assert!(code.starts_with("hum1-"));
+        assert!(code.starts_with("hum2-"));
         let back = Invite::decode(&code, NOW + 1)?;
         assert_eq!(back, invite);
         assert_eq!(back.inviter(), &id.public());
         assert_eq!(back.relay(), RELAY);
+        assert_eq!(back.entry(), None);
         assert_eq!(back.nickname(), Some("ada"));
         // Tolerates upper case and line breaks.
         let wrapped: String = code
@@ -598,10 +707,72 @@ mod tests {
     #[test]
     fn unsupported_version() -> Result<(), InviteError> {
         let (_, _, code) = fresh()?;
-        let v2 = code.replacen("hum1-", "hum2-", 1);
+        let v3 = code.replacen("hum2-", "hum3-", 1);
         assert_eq!(
-            Invite::decode(&v2, NOW),
-            Err(InviteError::UnsupportedVersion(2))
+            Invite::decode(&v3, NOW),
+            Err(InviteError::UnsupportedVersion(3))
+        );
+        Ok(())
+    }
+
+    /// The home and entry relays, the delivery secret and the answer's tag key travel in
+    /// the code; the inviter derives the same tag key from what it keeps.
+    #[test]
+    fn the_code_says_where_the_inviter_receives() -> Result<(), InviteError> {
+        let id = Identity::generate();
+        let delivery = DeliverySecret::generate();
+        let home = InviteHome {
+            relay: RELAY,
+            entry: Some("hum://entry.example:7447#fedcba9876543210"),
+            delivery: &delivery,
+        };
+        let (invite, secret) = id.create_invite_with(&home, None, 3600, NOW)?;
+        let back = Invite::decode(&invite.encode(), NOW)?;
+        assert_eq!(back.relay(), RELAY);
+        assert_eq!(back.entry(), home.entry);
+        assert_eq!(back.delivery_secret(), &delivery);
+        assert_eq!(back.tag_key(), &secret.tag_key());
+        assert_eq!(back.nickname(), None);
+        // Another invite of the same identity has another tag key.
+        let (other, _) = id.create_invite_with(&home, None, 3600, NOW)?;
+        assert_ne!(other.tag_key(), back.tag_key());
+        let long = "x".repeat(300);
+        let too_long = InviteHome {
+            entry: Some(&long),
+            ..home
+        };
+        assert_eq!(
+            id.create_invite_with(&too_long, None, 3600, NOW).err(),
+            Some(InviteError::Malformed)
+        );
+        Ok(())
+    }
+
+    /// A code of the first format (hum/1 only) is refused with a clear error, even when
+    /// its checksum and signature are good.
+    #[test]
+    fn an_older_code_asks_for_a_new_one() -> Result<(), InviteError> {
+        let id = Identity::generate();
+        let (invite, _) = id.create_invite(RELAY, 3600, NOW)?;
+        // The first format's payload: no tag key, no delivery secret, no entry relay.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&invite.expires_at.to_be_bytes());
+        v1.extend_from_slice(&invite.inviter.to_bytes());
+        v1.extend_from_slice(&invite.prekey);
+        v1.extend_from_slice(invite.mailbox.as_bytes());
+        for field in [RELAY, ""] {
+            v1.push(u8::try_from(field.len()).map_err(|_| InviteError::Malformed)?);
+            v1.extend_from_slice(field.as_bytes());
+        }
+        let signature = id.sign(&[L_INVITE_SIG, &v1].concat()).to_bytes();
+        v1.extend_from_slice(&signature);
+        let old = encode_payload(1, &v1);
+        assert!(old.starts_with("hum1-"));
+        let err = Invite::decode(&old, NOW);
+        assert_eq!(err, Err(InviteError::Outdated(1)));
+        assert_eq!(
+            err.err().map(|e| e.to_string()).as_deref(),
+            Some("invite code was made by an older hum: ask for a new code")
         );
         Ok(())
     }
@@ -613,7 +784,7 @@ mod tests {
         payload.extend_from_slice(&invite.signature);
         payload.extend_from_slice(b"trailing");
         assert_eq!(
-            Invite::decode(&encode_payload(1, &payload), NOW),
+            Invite::decode(&encode_payload(INVITE_VERSION, &payload), NOW),
             Err(InviteError::Malformed)
         );
         assert!(
@@ -670,7 +841,7 @@ mod tests {
             #[test]
             fn arbitrary_text_never_panics(text in "\\PC{0,600}") {
                 let _ = Invite::decode(&text, NOW);
-                let _ = Invite::decode(&format!("hum1-{text}"), NOW);
+                let _ = Invite::decode(&format!("hum2-{text}"), NOW);
             }
         }
     }

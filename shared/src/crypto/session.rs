@@ -220,6 +220,17 @@ impl Session {
             .mailbox_id()
     }
 
+    /// The tag key of what this side sends (hum/2, docs/PROTOCOL.md §H3.4): the X3DH
+    /// mailbox secret of this direction. Equals the peer's [`Session::receive_tag_key`].
+    pub fn send_tag_key(&self) -> crate::route::TagKey {
+        crate::route::TagKey::from_bytes(self.state.send_mailbox)
+    }
+
+    /// The tag key of what the peer sends: the X3DH mailbox secret of that direction.
+    pub fn receive_tag_key(&self) -> crate::route::TagKey {
+        crate::route::TagKey::from_bytes(self.state.recv_mailbox)
+    }
+
     /// Serializes the whole state for the (sealed) store.
     ///
     /// # Errors

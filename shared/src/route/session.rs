@@ -471,6 +471,14 @@ impl Session {
         sender
     }
 
+    /// Pins `relay` too: the home relay of a contact learnt after the session started
+    /// (a deposit goes only to a relay whose fingerprint the user pinned).
+    pub fn add_pin(&mut self, relay: RelayAddr) {
+        if !self.pins.contains(&relay) {
+            self.pins.push(relay);
+        }
+    }
+
     /// Stops recognising `sender`'s items, and forgets how far they were seen.
     pub fn forget(&mut self, sender: SenderId) {
         if sender == LOOP {

@@ -2,7 +2,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::kdf::{self, L_GROUP_TAG, L_GROUP_WRAP, L_TAG};
+use super::kdf::{self, L_GROUP_SPEAKER, L_GROUP_TAG, L_GROUP_WRAP, L_TAG};
 use super::{RouteError, TagSecret, WrapKey};
 use crate::crypto::{GroupId, MemberId};
 
@@ -82,6 +82,16 @@ impl GroupTagKey {
         ))
     }
 
+    /// The tag key a member speaks under in this generation: `B2b256("hum/2 group
+    /// speaker"; TK || identity fingerprint)`. Every member derives each other member's
+    /// from the member list alone, before that member's sender key has come, so nothing a
+    /// new member says is missed. A speaker's attempts take their tag secrets from it as
+    /// any direction's do ([`TagKey::secret`]), so a route session counts them like a
+    /// contact's.
+    pub fn speaker(&self, fingerprint: &[u8; 32]) -> TagKey {
+        TagKey(kdf::b2b(L_GROUP_SPEAKER, &[&self.0, fingerprint]))
+    }
+
     /// The wrap key of the group's deposits in `epoch`: `B2b256("hum/2 group wrap"; TK ||
     /// e)` (one deposit reaches several members, so it cannot be wrapped per recipient).
     pub fn wrap_key(&self, epoch: u32) -> WrapKey {
@@ -114,6 +124,11 @@ mod tests {
         assert_ne!(sa.expose_secret(), g.secret(&bob, 5, 0).expose_secret());
         assert_ne!(sa.expose_secret(), g1.secret(&alice, 5, 0).expose_secret());
         assert_ne!(g.wrap_key(5).expose_secret(), g.wrap_key(6).expose_secret());
+        // Each speaker has a key of its own, per generation, that nobody else's equals.
+        let (a, b) = ([7u8; 32], [8u8; 32]);
+        assert!(g.speaker(&a) != g.speaker(&b));
+        assert!(g.speaker(&a) != g1.speaker(&a));
+        assert_eq!(g.speaker(&a), g.clone().speaker(&a));
         assert_eq!(format!("{g:?} {tk:?}"), "GroupTagKey(..) TagKey(..)");
         Ok(())
     }

@@ -43,7 +43,10 @@ async fn history(n: usize) -> Result<()> {
     let rss_before = rss_kib("self")?;
     let start = Instant::now();
     let profile = hum::engine::unlock_with(&paths, b"pass", KdfPolicy::InsecureForTests)?;
-    let engine = hum::engine::start(profile, &relay.address().to_string())?;
+    let engine = hum::engine::start(
+        profile,
+        hum::engine::Relays::single(relay.address().clone()),
+    )?;
     let (commands, mut events, join) = engine.split();
     let room = loop {
         match events.recv().await {

@@ -116,6 +116,7 @@ impl Core {
         Member {
             identity: self.me.public().to_bytes().to_vec(),
             name: self.my_name.clone(),
+            home: Some(self.my_home()),
         }
     }
 
@@ -180,6 +181,7 @@ impl Core {
                 out.push(Member {
                     identity: m.identity.clone(),
                     name: m.name.clone(),
+                    home: self.member_home(&m.fingerprint),
                 });
             }
         }
@@ -697,6 +699,7 @@ impl Core {
                 if state.group_id() != group {
                     return Err(EngineError::Refused(Refusal::GroupKeyMismatch));
                 }
+                self.learn_homes(&members)?;
                 let mut list = self.members_from(&members, &[]);
                 if let Some(admin) = list.iter_mut().find(|m| m.fingerprint == from) {
                     admin.senders.push(dist.member_id());
@@ -756,6 +759,7 @@ impl Core {
                 if self.group(rid)?.admin != from || self.group(rid)?.closed {
                     return Ok(());
                 }
+                self.learn_homes(&members)?;
                 let old = self.group(rid)?.members.clone();
                 let list = self.members_from(&members, &old);
                 let newcomers: Vec<Fingerprint> = list

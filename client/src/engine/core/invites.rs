@@ -22,8 +22,8 @@ pub(super) struct UsedInvite {
 
 /// An invite we accepted, watched until its inviter says which answer used it.
 pub(super) struct Check {
-    invite: Invite,
-    answer: Envelope,
+    pub(super) invite: Invite,
+    pub(super) answer: Envelope,
 }
 
 /// What using up an invite writes, prepared outside the transaction.
@@ -293,10 +293,14 @@ impl Core {
             .cloned()
             .ok_or(Inconsistency::RoomMissing)?;
         room_rec.contact = None;
+        // Where they receive goes too: they never became a contact, nor a member anywhere.
+        let person = c.public.fingerprint();
         self.store.tx(|db| {
             db.forget_contact(cid)?;
+            db.delete_home(&person)?;
             db.put_room(room, &room_rec)
         })?;
+        self.homes.remove(&person);
         self.rooms.insert(room, room_rec);
         self.stop_watching(cid);
         self.contacts.remove(&cid);

@@ -8,6 +8,10 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use hum_shared::route::session::DepositId;
+
+use crate::engine::records::Dest;
+
 /// The longest wait between two re-sends of one message.
 const RESEND_MAX: Duration = Duration::from_secs(86_400);
 
@@ -159,6 +163,63 @@ impl Resends {
     /// `row` left the outbox: no more re-sends.
     pub(super) fn done(&mut self, row: i64) {
         self.due.remove(&row);
+    }
+}
+
+/// The deposits handed to the hum/2 link: at most one outbox row in flight per contact or
+/// group, so each gets this side's envelopes in the order they were sealed (the session
+/// retries a deposit that came back by itself, ahead of what was queued after it). A group
+/// row is one deposit per destination relay of its members.
+#[derive(Debug, Default)]
+pub(super) struct RoutePump {
+    /// The last deposit id given (each attempt gets a fresh one).
+    last: u64,
+    /// Deposits not yet stored: outbox row and where it goes.
+    in_flight: HashMap<DepositId, (i64, Dest)>,
+    /// Stored rows whose re-send is due (no receipt came).
+    again: HashSet<i64>,
+}
+
+impl RoutePump {
+    /// Whether a deposit for `dest` is in flight.
+    pub(super) fn busy(&self, dest: Dest) -> bool {
+        self.in_flight.values().any(|(_, d)| *d == dest)
+    }
+
+    /// Whether `row` is in flight.
+    pub(super) fn has(&self, row: i64) -> bool {
+        self.in_flight.values().any(|(r, _)| *r == row)
+    }
+
+    /// Whether `row` is due again although it was stored.
+    pub(super) fn is_due_again(&self, row: i64) -> bool {
+        self.again.contains(&row)
+    }
+
+    /// `row` goes again although it was stored.
+    pub(super) fn resend(&mut self, row: i64) {
+        self.again.insert(row);
+    }
+
+    /// One deposit of `row`, for `dest`, is handed to the link under the returned id.
+    pub(super) fn sent(&mut self, row: i64, dest: Dest) -> DepositId {
+        self.last += 1;
+        self.again.remove(&row);
+        let id = DepositId(self.last);
+        self.in_flight.insert(id, (row, dest));
+        id
+    }
+
+    /// Deposit `id` is over (stored, or it cannot be sent): its row, if it was ours and
+    /// none of the row's other deposits is still in flight.
+    pub(super) fn done(&mut self, id: DepositId) -> Option<i64> {
+        let (row, _) = self.in_flight.remove(&id)?;
+        (!self.has(row)).then_some(row)
+    }
+
+    /// Whether nothing is in flight.
+    pub(super) fn is_idle(&self) -> bool {
+        self.in_flight.is_empty()
     }
 }
 

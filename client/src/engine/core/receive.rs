@@ -43,6 +43,17 @@ impl Core {
         let Ok(env) = Envelope::from_bytes(envelope) else {
             return Ok(());
         };
+        self.open_and_apply(kind, env)
+    }
+
+    /// Opens an envelope that came for `kind` (an invite's answer, a contact's session, a
+    /// group) and applies what it holds. One that does not open changes nothing: a
+    /// duplicate (its message key is spent) or not for us.
+    pub(super) fn open_and_apply(
+        &mut self,
+        kind: RouteKind,
+        env: Envelope,
+    ) -> Result<(), EngineError> {
         match kind {
             RouteKind::Invite(id) => self.invite_answered(id, &env),
             RouteKind::UsedInvite(id) => {
@@ -153,11 +164,15 @@ impl Core {
         // goes to whoever else answers the same code, and its mailbox is still read (as a
         // used invite's) until the invite expires.
         let used = self.prepare_used(id, env)?;
+        let person = who.fingerprint();
+        let home = HomeRecord::new(relay.clone(), &DeliverySecret::from_bytes(*hello.delivery));
         let (_, (used_id, notice_row)) =
             self.add_contact(who, name.clone(), relay, session, |db, _| {
                 db.delete_invite(id)?;
+                db.put_home(&person, &home)?;
                 used.write(db)
             })?;
+        self.homes.insert(person, home);
         self.invites.remove(&id);
         self.invite_used(id, used_id, used, notice_row)?;
         self.emit(Event::Notice(format!("{name} accepted your invite")));

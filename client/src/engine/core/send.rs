@@ -9,12 +9,30 @@ fn plain_parts(
     msg_id: u64,
     bytes: &[u8],
     capacity: usize,
+    pad: bool,
 ) -> Result<Vec<Zeroizing<Vec<u8>>>, EngineError> {
-    Ok(split(msg_id, bytes, capacity)
+    let mut bytes = Zeroizing::new(bytes.to_vec());
+    if pad {
+        // Zeros after the message to fill 1, 4, 16 or a multiple of 16 parts: how many
+        // deposits a message takes tells little of its length. The decoder stops at the
+        // message's end.
+        let parts = hum_shared::parts_needed(bytes.len(), capacity).map_err(EngineError::from)?;
+        let padded = usize::from(hum_shared::route::session::padded_parts(parts));
+        bytes.resize(padded * (capacity - hum_shared::PART_HEADER_LEN), 0);
+    }
+    Ok(split(msg_id, &bytes, capacity)
         .map_err(EngineError::from)?
         .into_iter()
         .map(Zeroizing::new)
         .collect())
+}
+
+/// A random wait, exponential with mean `mean`.
+fn exponential(mean: Duration) -> Result<Duration, EngineError> {
+    // In (0, 1]: never the logarithm of zero.
+    let u = (random_u64()? >> 11) as f64 + 1.0;
+    let u = u / (1u64 << 53) as f64;
+    Ok(mean.mul_f64(-u.ln()))
 }
 
 impl Core {
@@ -33,7 +51,12 @@ impl Core {
                     .get(&cid)
                     .cloned()
                     .ok_or(EngineError::NoSuch(What::Session))?;
-                let parts = plain_parts(msg_id, &bytes, Session::PLAINTEXT_CAPACITY)?;
+                let parts = plain_parts(
+                    msg_id,
+                    &bytes,
+                    Session::PLAINTEXT_CAPACITY,
+                    self.route.is_some(),
+                )?;
                 let envelopes = parts
                     .iter()
                     .map(|p| s.seal(p))
@@ -58,6 +81,7 @@ impl Core {
                     msg_id,
                     &bytes,
                     hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
+                    self.route.is_some(),
                 )?;
                 let envelopes = parts
                     .iter()
@@ -189,6 +213,11 @@ impl Core {
             return Err(EngineError::TooLong(MAX_TEXT));
         }
         let dest = self.dest_of(rid)?;
+        if let Dest::Contact(cid) = dest
+            && self.route.is_some()
+        {
+            self.flush_receipts_of(cid)?;
+        }
         let uid = random_uid()?;
         let sent_at = self.now.millis();
         let msg = AppMessage::Text {
@@ -248,11 +277,58 @@ impl Core {
             .ok_or(EngineError::NoSuch(What::Room))
     }
 
-    /// Seals the receipts waiting in the store, in batches per room, into the outbox.
-    pub(super) fn flush_receipts(&mut self) -> Result<(), EngineError> {
+    /// Whether contact `cid`'s receipts leave now. With the hum/2 link they wait a random
+    /// time after the first (exponential, mean `EngineOptions::receipt_delay`), so when
+    /// a receipt leaves does not tell when its message arrived; `now` (quitting, a text to
+    /// them) sends them at once.
+    fn receipts_leave(&mut self, cid: i64, now: bool) -> Result<bool, EngineError> {
+        if self.route.is_none() || now {
+            self.receipts_due.remove(&cid);
+            return Ok(true);
+        }
+        let at = match self.receipts_due.get(&cid) {
+            Some(at) => *at,
+            None => {
+                let at = self.now.at + exponential(self.options.receipt_delay)?;
+                self.receipts_due.insert(cid, at);
+                at
+            }
+        };
+        if self.now.at < at {
+            return Ok(false);
+        }
+        self.receipts_due.remove(&cid);
+        Ok(true)
+    }
+
+    /// Seals the receipts waiting in the store, in batches per room, into the outbox:
+    /// those that are due, or `all` of them.
+    pub(super) fn flush_receipts(&mut self, all: bool) -> Result<(), EngineError> {
+        self.flush_receipts_where(|_| true, all)
+    }
+
+    /// Seals contact `cid`'s waiting receipts now (its next message carries them along).
+    pub(super) fn flush_receipts_of(&mut self, cid: i64) -> Result<(), EngineError> {
+        self.flush_receipts_where(|d| d == Dest::Contact(cid), true)
+    }
+
+    fn flush_receipts_where(
+        &mut self,
+        pick: impl Fn(Dest) -> bool,
+        all: bool,
+    ) -> Result<(), EngineError> {
         let rows = self.store.db().receipts_out(400)?;
         let mut by_dest: Vec<(Dest, Vec<(i64, Uid)>)> = Vec::new();
         for (id, ReceiptOut { dest, uid }) in rows {
+            if !pick(dest) {
+                continue;
+            }
+            if let Dest::Contact(cid) = dest
+                && !by_dest.iter().any(|(d, _)| *d == dest)
+                && !self.receipts_leave(cid, all)?
+            {
+                continue;
+            }
             match by_dest.iter_mut().find(|(d, _)| *d == dest) {
                 Some((_, v)) => v.push((id, uid)),
                 None => by_dest.push((dest, vec![(id, uid)])),

@@ -34,6 +34,24 @@ fn peer_relay() -> RelayAddr {
     addr("peer.relay.test", 0xef)
 }
 
+/// The delivery secret a test peer called `name` says it has.
+fn peer_delivery(name: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (o, b) in out.iter_mut().zip(name.bytes().cycle()) {
+        *o = b;
+    }
+    out
+}
+
+/// The hello of a test peer called `name`, homed at the peer relay.
+fn hello(name: &str) -> ContactHello {
+    ContactHello {
+        name: name.into(),
+        relay: peer_relay().to_string(),
+        delivery: Zeroizing::new(peer_delivery(name)),
+    }
+}
+
 /// One engine core on a fake relay and a fake clock: the test is the runtime, carrying
 /// out the core's effects itself.
 struct Fixture {
@@ -50,6 +68,10 @@ struct Fixture {
     auto: bool,
     /// Whether the core told its links to stop.
     stopped: bool,
+    /// The hum/2 links the core opened, as set up (one at most per start).
+    routes: Vec<crate::engine::route_link::RouteSetup>,
+    /// What the hum/2 link was told, oldest first.
+    route_ops: Vec<crate::engine::route_link::RouteOp>,
     /// What was deposited and not yet taken by a peer: mailbox, envelope.
     deposits: Vec<(MailboxId, Vec<u8>)>,
     seq: u64,
@@ -71,6 +93,8 @@ impl Fixture {
             links: HashMap::new(),
             auto: true,
             stopped: false,
+            routes: Vec::new(),
+            route_ops: Vec::new(),
             deposits: Vec::new(),
             seq: 0,
             paths,
@@ -82,7 +106,12 @@ impl Fixture {
     }
 
     fn start(&mut self, unlocked: crate::engine::Unlocked) -> Result<(), EngineError> {
-        let mut core = Core::new(unlocked, home(), self.options, self.now)?;
+        let mut core = Core::new(
+            unlocked,
+            crate::engine::Relays::single(home()),
+            self.options,
+            self.now,
+        )?;
         let mut effects = Vec::new();
         let started = core.start(self.now, &mut effects);
         self.core = Some(core);
@@ -97,6 +126,8 @@ impl Fixture {
         self.core = None;
         self.links.clear();
         self.sent.clear();
+        self.routes.clear();
+        self.route_ops.clear();
         let unlocked = crate::engine::unlock_with(&self.paths, b"pw", KdfPolicy::InsecureForTests)?;
         self.start(unlocked)
     }
@@ -121,6 +152,8 @@ impl Fixture {
                 }
                 Effect::Reconnect { .. } => {}
                 Effect::StopLinks => self.stopped = true,
+                Effect::OpenRoute(setup) => self.routes.push(*setup),
+                Effect::Route(op) => self.route_ops.push(op),
             }
         }
     }
@@ -265,10 +298,7 @@ impl Fixture {
         let code = self.invite_code()?;
         let peer = Identity::generate();
         let invite = Invite::decode(&code, self.now.secs())?;
-        let hello = enc(&ContactHello {
-            name: name.into(),
-            relay: peer_relay().to_string(),
-        })?;
+        let hello = enc(&hello(name))?;
         let (session, envelope) = Session::initiate(&peer, &invite, &hello)?;
         self.deliver(invite.mailbox(), &envelope)?;
         let cid = self
@@ -379,6 +409,10 @@ impl Peer {
         Member {
             identity: self.id.public().to_bytes().to_vec(),
             name: name.into(),
+            home: Some(crate::engine::wire::MemberHome {
+                relay: peer_relay().to_string(),
+                delivery: Zeroizing::new(peer_delivery(name)),
+            }),
         }
     }
 }
@@ -410,10 +444,7 @@ fn a_used_prekey_and_replaced_sessions_leave_the_files_within_the_checkpoint_bou
     assert_eq!(invite_rows.len(), 1);
     let invite = Invite::decode(&code, fx.now.secs())?;
     let bob_id = Identity::generate();
-    let hello = enc(&ContactHello {
-        name: "bob".into(),
-        relay: peer_relay().to_string(),
-    })?;
+    let hello = enc(&hello("bob"))?;
     let (session, envelope) = Session::initiate(&bob_id, &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
     let first_session = raw_blobs(&fx.store_file(), "SELECT sealed FROM sessions")?;
@@ -548,10 +579,7 @@ fn an_invite_answered_after_it_expired_is_refused_and_expired_ones_are_forgotten
     // The acceptor read the code while it was valid; the answer comes after its expiry.
     let invite = Invite::decode(&code, created)?;
     fx.pass(invite.expires_at());
-    let hello = enc(&ContactHello {
-        name: "late".into(),
-        relay: peer_relay().to_string(),
-    })?;
+    let hello = enc(&hello("late"))?;
     let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
     let events = fx.events();
@@ -815,10 +843,7 @@ fn a_used_invite_is_kept_sealed_and_forgotten_when_it_expires() -> TestResult {
     )?;
     let code = fx.invite_code()?;
     let invite = Invite::decode(&code, fx.now.secs())?;
-    let hello = enc(&ContactHello {
-        name: "bob".into(),
-        relay: peer_relay().to_string(),
-    })?;
+    let hello = enc(&hello("bob"))?;
     let (_, envelope) = Session::initiate(&Identity::generate(), &invite, &hello)?;
     fx.deliver(invite.mailbox(), &envelope)?;
     assert!(raw_blobs(&fx.store_file(), "SELECT sealed FROM invites")?.is_empty());
@@ -1833,5 +1858,724 @@ fn the_removal_notice_after_leaving_adds_nothing() -> TestResult {
         .map(|m| m.text)
         .collect();
     assert_eq!(events, ["alice added you", "you left the group"]);
+    Ok(())
+}
+
+/// Where each side receives travels with the invite and the hello: the code names this
+/// profile's home relay and delivery secret, an answer's hello gives the acceptor's, an
+/// accepted code the inviter's, and all of them are kept across a restart.
+#[test]
+fn invites_and_hellos_say_where_each_side_receives() -> TestResult {
+    let mut fx = Fixture::new("homes", options())?;
+    let code = fx.invite_code()?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
+    assert_eq!(invite.relay(), home().to_string());
+    // A single relay suggests no other entry.
+    assert_eq!(invite.entry(), None);
+    assert_eq!(invite.delivery_secret(), &fx.core()?.delivery);
+
+    let bob = fx.peer("bob")?;
+    let bob_fp = bob.id.public().fingerprint();
+    let carol = Identity::generate();
+    let (carol_invite, _, _, _) = accept(&mut fx, &carol, "carol")?;
+    let carol_fp = carol.public().fingerprint();
+    let mine = fx.core()?.delivery.clone();
+    fx.reopen()?;
+    let core = fx.core()?;
+    assert_eq!(core.delivery, mine, "the delivery secret changed on reopen");
+    let bob_home = core.homes.get(&bob_fp).ok_or("bob's home was not kept")?;
+    assert_eq!(
+        (&bob_home.relay, *bob_home.delivery),
+        (&peer_relay(), peer_delivery("bob"))
+    );
+    let carol_home = core
+        .homes
+        .get(&carol_fp)
+        .ok_or("carol's home was not kept")?;
+    assert_eq!(carol_home.relay, home());
+    assert_eq!(
+        &*carol_home.delivery,
+        carol_invite.delivery_secret().expose_secret()
+    );
+    Ok(())
+}
+
+/// A group's member list carries every member's home: the admin's own and those it
+/// knows, so a member learns where the members it has no contact with receive.
+#[test]
+fn member_lists_carry_each_members_home() -> TestResult {
+    let mut fx = Fixture::new("member-homes", options())?;
+    let mut alice = fx.peer("alice")?;
+    let dave = Peer {
+        id: Identity::generate(),
+        ..fx.peer("placeholder")?
+    };
+    let dave_fp = dave.id.public().fingerprint();
+    let state = GroupState::create();
+    let invite = group_invite(&alice, &state, vec![dave.as_member("dave")])?;
+    alice.send(&mut fx, &invite)?;
+    let dave_home = fx
+        .core()?
+        .homes
+        .get(&dave_fp)
+        .ok_or("dave's home unknown")?;
+    assert_eq!(*dave_home.delivery, peer_delivery("dave"));
+    // A member list does not override what a contact said of itself.
+    let alice_fp = alice.id.public().fingerprint();
+    assert_eq!(
+        fx.core()?.homes.get(&alice_fp).map(|h| *h.delivery),
+        Some(peer_delivery("alice"))
+    );
+
+    // As an admin, this profile's invites name its own home and the members'.
+    let mut bob = fx.peer("bob")?;
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let rid = fx
+        .core()?
+        .rooms
+        .iter()
+        .find(|(_, r)| r.name == "team")
+        .map(|(&id, _)| id)
+        .ok_or("no team room")?;
+    fx.command(Command::GroupAdd {
+        room: RoomId(rid),
+        contact: ContactId(alice.cid),
+    })?;
+    fx.command(Command::GroupAdd {
+        room: RoomId(rid),
+        contact: ContactId(bob.cid),
+    })?;
+    let members = bob
+        .receive(&mut fx)?
+        .into_iter()
+        .find_map(|m| match m {
+            AppMessage::GroupInvite { members, .. } => Some(members),
+            _ => None,
+        })
+        .ok_or("bob got no invite")?;
+    let me = fx.core()?.me.public().to_bytes().to_vec();
+    let mine = members
+        .iter()
+        .find(|m| m.identity == me)
+        .and_then(|m| m.home.clone())
+        .ok_or("the admin named no home of its own")?;
+    assert_eq!(mine.relay, home().to_string());
+    assert_eq!(&*mine.delivery, fx.core()?.delivery.expose_secret());
+    let alices = members
+        .iter()
+        .find(|m| m.identity == alice.id.public().to_bytes().to_vec())
+        .and_then(|m| m.home.clone())
+        .ok_or("alice's home missing")?;
+    assert_eq!(*alices.delivery, peer_delivery("alice"));
+    Ok(())
+}
+
+/// What the hum/2 link will be told follows from what the core keeps: each contact's
+/// sending direction and each open invite's answer are expected under the tag keys the
+/// other side sends with, and a deposit for a contact goes to its home under this side's.
+#[test]
+fn route_expectations_and_deposits_pair_with_the_other_side() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::RouteOp;
+    let mut fx = Fixture::new("route-ops", options())?;
+    let bob = fx.peer("bob")?;
+    let code = fx.invite_code()?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
+    let core = fx.core()?;
+    let expected: Vec<(Option<Sender>, hum_shared::route::TagKey)> = core
+        .route_expectations()
+        .into_iter()
+        .filter_map(|op| match op {
+            RouteOp::Expect { who, key, .. } => Some((Sender::of(who), key)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|(s, k)| *s == Some(Sender::Contact(bob.cid)) && *k == bob.session.send_tag_key()),
+        "bob's direction is not expected"
+    );
+    assert!(
+        expected
+            .iter()
+            .any(|(s, k)| matches!(s, Some(Sender::Invite(_))) && k == invite.tag_key()),
+        "the open invite's answer is not expected"
+    );
+    let envelope = Envelope::from_bytes(&[9; hum_shared::crypto::ENVELOPE_LEN])?;
+    let out = core
+        .outgoing_to_contact(bob.cid, hum_shared::route::session::DepositId(1), envelope)
+        .ok_or("no deposit for bob")?;
+    assert_eq!(out.key, bob.session.receive_tag_key());
+    assert_eq!(out.to.len(), 1);
+    assert_eq!(out.to[0].home, peer_relay());
+    assert_eq!(out.to[0].secret.expose_secret(), &peer_delivery("bob"));
+    assert_eq!(core.my_card().secret, core.delivery);
+    // The link's names stand for what they were made from, and nothing else.
+    for s in [Sender::Contact(7), Sender::Invite(7), Sender::Contact(0)] {
+        assert_eq!(Sender::of(s.expected()), Some(s));
+    }
+    assert_eq!(Sender::of(crate::engine::route_link::Expected(7)), None);
+    Ok(())
+}
+
+/// With the hum/2 link on, the core opens one link, to the entry relay, its session
+/// starting from the stored route state, and tells it every contact and open invite to
+/// expect, and each new one as it comes; an invite forgotten is forgotten by the link. A
+/// state the link reports is stored at once, and the next start begins from it.
+#[test]
+fn the_route_link_starts_from_the_stored_state_and_expects_everyone() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::{RouteOp, RouteReport};
+    let mut fx = Fixture::new(
+        "route-open",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    assert_eq!(fx.routes.len(), 1);
+    assert_eq!(fx.routes[0].relays.entry, home());
+    assert_eq!(fx.routes[0].state.last_epoch(), None);
+    let bob = fx.peer("bob")?;
+    let expected = |ops: &[RouteOp]| -> Vec<Option<Sender>> {
+        ops.iter()
+            .filter_map(|op| match op {
+                RouteOp::Expect { who, .. } => Some(Sender::of(*who)),
+                _ => None,
+            })
+            .collect()
+    };
+    // The invite bob answered, then bob himself, as each came.
+    let told = expected(&fx.route_ops);
+    assert!(told.contains(&Some(Sender::Contact(bob.cid))), "{told:?}");
+    assert!(
+        told.iter().any(|s| matches!(s, Some(Sender::Invite(_)))),
+        "{told:?}"
+    );
+    let key = fx.route_ops.iter().find_map(|op| match op {
+        RouteOp::Expect { who, key, .. } if Sender::of(*who) == Some(Sender::Contact(bob.cid)) => {
+            Some(key.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(key, Some(bob.session.send_tag_key()));
+
+    // A single relay is named for what it is, once.
+    fx.events();
+    for _ in 0..2 {
+        fx.input(Input::Route(RouteReport::Up {
+            single: true,
+            tick_micros: 1_000,
+        }))?;
+    }
+    let said: Vec<Event> = fx
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Notice(n) if n == super::route::SINGLE_RELAY))
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+
+    let mut state = hum_shared::route::session::SessionState::new();
+    state.set_last_epoch(7);
+    fx.input(Input::Route(RouteReport::State(state)))?;
+    fx.command(Command::CreateInvite)?;
+    let open = fx
+        .core()?
+        .invites
+        .keys()
+        .copied()
+        .max()
+        .ok_or("no invite")?;
+    fx.reopen()?;
+    assert_eq!(fx.routes.len(), 1, "one link per start");
+    assert_eq!(fx.routes[0].state.last_epoch(), Some(7));
+    let told = expected(&fx.route_ops);
+    assert!(told.contains(&Some(Sender::Contact(bob.cid))), "{told:?}");
+    assert!(told.contains(&Some(Sender::Invite(open))), "{told:?}");
+
+    // An expired invite is forgotten by the link too.
+    let expires = fx
+        .core()?
+        .invites
+        .get(&open)
+        .map(|s| s.expires_at())
+        .ok_or("gone")?;
+    fx.route_ops.clear();
+    fx.pass(expires);
+    fx.input(Input::Timer)?;
+    assert!(
+        fx.route_ops.iter().any(
+            |op| matches!(op, RouteOp::Forget(w) if Sender::of(*w) == Some(Sender::Invite(open)))
+        ),
+        "{:?}",
+        fx.route_ops
+    );
+    Ok(())
+}
+
+/// Without the hum/2 link (hum/1 still carries the messages), none is opened.
+#[test]
+fn no_route_link_unless_asked_for() -> TestResult {
+    let mut fx = Fixture::new("route-off", options())?;
+    fx.peer("bob")?;
+    assert!(fx.routes.is_empty());
+    assert!(fx.route_ops.is_empty());
+    Ok(())
+}
+
+/// What the hum/2 link receives is opened and applied as what hum/1 delivers: an invite's
+/// answer makes a contact, the contact's texts appear, one that comes twice is shown once,
+/// and an item under a name the core never gave changes nothing.
+#[test]
+fn items_the_route_link_receives_are_opened_and_applied() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::{Expected, RouteReport};
+    let mut fx = Fixture::new(
+        "route-receive",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let received = |who: Expected, envelope: Envelope| {
+        Input::Route(RouteReport::Received {
+            who,
+            envelope,
+            tick: 0,
+        })
+    };
+    let code = fx.invite_code()?;
+    let id = fx
+        .core()?
+        .invites
+        .keys()
+        .copied()
+        .max()
+        .ok_or("no invite")?;
+    let invite = Invite::decode(&code, fx.now.secs())?;
+    let peer = Identity::generate();
+    let (mut session, answer) = Session::initiate(&peer, &invite, &enc(&hello("carol"))?)?;
+    fx.input(received(Sender::Invite(id).expected(), answer))?;
+    let cid = fx
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Contact { id, name } if name == "carol" => Some(id.0),
+            _ => None,
+        })
+        .ok_or("carol did not become a contact")?;
+
+    let msg = AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: fx.now.millis(),
+        text: "over hum/2".into(),
+    };
+    let parts = split(random_u64()?, &enc(&msg)?, Session::PLAINTEXT_CAPACITY)?;
+    let envelopes: Vec<Envelope> = parts
+        .iter()
+        .map(|p| session.seal(p))
+        .collect::<Result<_, _>>()?;
+    // A name the core never gave, then the real sender, then the same again.
+    for e in &envelopes {
+        fx.input(received(Expected(u64::MAX), e.clone()))?;
+    }
+    assert!(
+        !fx.events().iter().any(|e| matches!(e, Event::Message(_))),
+        "an unknown sender's item was applied"
+    );
+    for _ in 0..2 {
+        for e in &envelopes {
+            fx.input(received(Sender::Contact(cid).expected(), e.clone()))?;
+        }
+    }
+    let shown: Vec<String> = fx
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown, ["over hum/2"]);
+    Ok(())
+}
+
+/// A route-link fixture's deposits queued on the hum/2 link since the last call, taken.
+fn take_queued(fx: &mut Fixture) -> Vec<hum_shared::route::session::Outgoing> {
+    use crate::engine::route_link::RouteOp;
+    let (queued, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut fx.route_ops)
+        .into_iter()
+        .partition(|op| matches!(op, RouteOp::Queue(_)));
+    fx.route_ops = rest;
+    queued
+        .into_iter()
+        .filter_map(|op| match op {
+            RouteOp::Queue(out) => Some(out),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With the hum/2 link, a contact's messages leave through it, not through hum/1's: to
+/// the contact's home under this side's tag key, one in flight per contact and in order,
+/// each sent once stored; a stored one without a receipt goes again (a fresh attempt)
+/// after the re-send wait, and after a restart what was not receipted goes again.
+#[test]
+fn a_contacts_messages_leave_through_the_route_link_one_at_a_time() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let after = Duration::from_secs(600);
+    let mut fx = Fixture::new(
+        "route-send",
+        EngineOptions {
+            route_link: true,
+            resend_after: after,
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    fx.events();
+    let hum1 = fx.deposits.len();
+    say(&mut fx, room, "one")?;
+    say(&mut fx, room, "two")?;
+    assert_eq!(
+        fx.deposits.len(),
+        hum1,
+        "a contact's message went over hum/1"
+    );
+    let mut got = Vec::new();
+    let mut open = |bob: &mut Peer, out: &hum_shared::route::session::Outgoing| -> TestResult {
+        assert_eq!(out.key, bob.session.receive_tag_key());
+        assert_eq!(out.to[0].home, peer_relay());
+        let part = bob.session.open(&out.envelope)?;
+        if let Some((_, payload)) = bob.reassembler.insert(&part)? {
+            got.push(postcard::from_bytes::<AppMessage>(&payload)?);
+        }
+        Ok(())
+    };
+    let first = take_queued(&mut fx);
+    assert_eq!(first.len(), 1, "one in flight per contact");
+    open(&mut bob, &first[0])?;
+    fx.input(Input::Route(RouteReport::Again(first[0].id)))?;
+    assert!(
+        take_queued(&mut fx).is_empty(),
+        "the session retries by itself"
+    );
+    fx.input(Input::Route(RouteReport::Stored(first[0].id)))?;
+    assert!(
+        fx.events().iter().any(|e| matches!(
+            e,
+            Event::Delivery {
+                state: Delivery::Sent,
+                ..
+            }
+        )),
+        "a stored message is sent"
+    );
+    let second = take_queued(&mut fx);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].id, first[0].id);
+    open(&mut bob, &second[0])?;
+    fx.input(Input::Route(RouteReport::Stored(second[0].id)))?;
+    assert_eq!(texts(&got), ["one", "two"]);
+    assert!(take_queued(&mut fx).is_empty());
+
+    // No receipt: both go again after the wait, one at a time, as fresh attempts.
+    fx.wait(after + Duration::from_secs(1));
+    fx.input(Input::Timer)?;
+    let again = take_queued(&mut fx);
+    assert_eq!(again.len(), 1);
+    assert!(again[0].id != first[0].id && again[0].id != second[0].id);
+    assert_eq!(again[0].envelope, first[0].envelope);
+
+    // A restart sends what was not receipted again, from the first.
+    fx.reopen()?;
+    let restarted = take_queued(&mut fx);
+    assert_eq!(restarted.len(), 1);
+    assert_eq!(restarted[0].envelope, first[0].envelope);
+    Ok(())
+}
+
+/// With the hum/2 link, a receipt does not leave the moment its message arrives: it waits
+/// a random time (here a mean of a minute), or leaves with the next text to that contact,
+/// just ahead of it.
+#[test]
+fn receipts_wait_a_random_time_or_go_with_the_next_text() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-receipts",
+        EngineOptions {
+            route_link: true,
+            receipt_delay: Duration::from_secs(60),
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    let cid = bob.cid;
+    // Bob's texts come through the hum/2 link.
+    let from_bob =
+        |fx: &mut Fixture, bob: &mut Peer, text: &str| -> Result<Uid, Box<dyn std::error::Error>> {
+            let uid = random_uid()?;
+            let msg = AppMessage::Text {
+                uid,
+                sent_at: fx.now.millis(),
+                text: text.into(),
+            };
+            for part in split(random_u64()?, &enc(&msg)?, Session::PLAINTEXT_CAPACITY)? {
+                let envelope = bob.session.seal(&part)?;
+                fx.input(Input::Route(RouteReport::Received {
+                    who: Sender::Contact(cid).expected(),
+                    envelope,
+                    tick: 0,
+                }))?;
+            }
+            Ok(uid)
+        };
+    let opened = |bob: &mut Peer,
+                  out: &hum_shared::route::session::Outgoing|
+     -> Result<Option<AppMessage>, Box<dyn std::error::Error>> {
+        let part = bob.session.open(&out.envelope)?;
+        Ok(match bob.reassembler.insert(&part)? {
+            Some((_, payload)) => Some(postcard::from_bytes(&payload)?),
+            None => None,
+        })
+    };
+    take_queued(&mut fx);
+    let first = from_bob(&mut fx, &mut bob, "hello")?;
+    fx.input(Input::Timer)?;
+    assert!(take_queued(&mut fx).is_empty(), "a receipt left at once");
+    // Within the hour (a mean of a minute), it leaves.
+    let mut queued = Vec::new();
+    for _ in 0..3600 {
+        fx.wait(Duration::from_secs(1));
+        fx.input(Input::Timer)?;
+        queued = take_queued(&mut fx);
+        if !queued.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(queued.len(), 1, "the receipt never left");
+    match opened(&mut bob, &queued[0])? {
+        Some(AppMessage::Receipt { uids }) => assert_eq!(uids, [first]),
+        other => return Err(format!("not a receipt: {other:?}").into()),
+    }
+    fx.input(Input::Route(RouteReport::Stored(queued[0].id)))?;
+
+    // A second text's receipt rides ahead of the reply.
+    let second = from_bob(&mut fx, &mut bob, "again")?;
+    fx.input(Input::Timer)?;
+    assert!(take_queued(&mut fx).is_empty(), "a receipt left at once");
+    say(&mut fx, room, "reply")?;
+    let ahead = take_queued(&mut fx);
+    assert_eq!(ahead.len(), 1);
+    match opened(&mut bob, &ahead[0])? {
+        Some(AppMessage::Receipt { uids }) => assert_eq!(uids, [second]),
+        other => return Err(format!("not a receipt: {other:?}").into()),
+    }
+    fx.input(Input::Route(RouteReport::Stored(ahead[0].id)))?;
+    let reply = take_queued(&mut fx);
+    assert_eq!(reply.len(), 1);
+    match opened(&mut bob, &reply[0])? {
+        Some(AppMessage::Text { text, .. }) => assert_eq!(text, "reply"),
+        other => return Err(format!("not the reply: {other:?}").into()),
+    }
+    Ok(())
+}
+
+/// With the hum/2 link, a group's members are expected under their speaker tag keys (from
+/// the member list, before their sender keys come), and
+/// a group text leaves as one deposit per destination relay of the members, under this
+/// member's speaker tag key, wrapped for the group; it is sent once every deposit is
+/// stored. A member's text through the link is opened and shown.
+#[test]
+fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
+    use super::homes::Sender;
+    use crate::engine::route_link::{RouteOp, RouteReport};
+    let mut fx = Fixture::new(
+        "route-group",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut alice = fx.peer("alice")?;
+    let bob = fx.peer("bob")?;
+    let mut state = GroupState::create();
+    let invite = group_invite(&alice, &state, vec![bob.as_member("bob")])?;
+    alice.send(&mut fx, &invite)?;
+    let (rid, _) = group_room(&mut fx)?;
+    let group = state.tag_key()?;
+    // Bob, whose sender key has not come yet, is expected from the member list alone.
+    let bobs_key = group.speaker(bob.id.public().fingerprint().as_bytes());
+    assert!(
+        fx.route_ops
+            .iter()
+            .any(|op| matches!(op, RouteOp::Expect { key, .. } if *key == bobs_key)),
+        "bob is not expected before his sender key comes"
+    );
+    let alices_key = group.speaker(alice.id.public().fingerprint().as_bytes());
+    let who = fx
+        .route_ops
+        .iter()
+        .find_map(|op| match op {
+            RouteOp::Expect {
+                who,
+                key,
+                unwrap: hum_shared::route::session::Unwrap::Group(k),
+            } if *key == alices_key && *k == group => Some(*who),
+            _ => None,
+        })
+        .ok_or("alice is not expected under her speaker key")?;
+    assert!(matches!(Sender::of(who), Some(Sender::Member { room, .. }) if room == rid));
+
+    take_queued(&mut fx);
+    fx.events();
+    say(&mut fx, RoomId(rid), "hi all")?;
+    let deposits: Vec<_> = take_queued(&mut fx)
+        .into_iter()
+        .filter(|o| o.group.is_some())
+        .collect();
+    // Alice and Bob are both homed at the peer relay: one deposit for both.
+    assert_eq!(deposits.len(), 1);
+    let d = &deposits[0];
+    assert_eq!(d.group.as_ref(), Some(&group));
+    let me = fx.core()?.me.public().fingerprint();
+    assert_eq!(d.key, group.speaker(me.as_bytes()));
+    let mut homes: Vec<[u8; 32]> = d.to.iter().map(|c| *c.secret.expose_secret()).collect();
+    homes.sort_unstable();
+    let mut want = [peer_delivery("alice"), peer_delivery("bob")];
+    want.sort_unstable();
+    assert_eq!(homes, want);
+    fx.input(Input::Route(RouteReport::Stored(d.id)))?;
+    assert!(
+        fx.events().iter().any(|e| matches!(
+            e,
+            Event::Delivery {
+                state: Delivery::Sent,
+                ..
+            }
+        )),
+        "a stored group text is sent"
+    );
+
+    let msg = AppMessage::Text {
+        uid: random_uid()?,
+        sent_at: fx.now.millis(),
+        text: "from alice, over hum/2".into(),
+    };
+    let parts = split(
+        random_u64()?,
+        &enc(&msg)?,
+        hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
+    )?;
+    for p in parts {
+        let envelope = state.seal(&p)?;
+        fx.input(Input::Route(RouteReport::Received {
+            who,
+            envelope,
+            tick: 0,
+        }))?;
+    }
+    assert!(
+        fx.events()
+            .iter()
+            .any(|e| matches!(e, Event::Message(m) if m.text == "from alice, over hum/2")),
+        "alice's group text was not shown"
+    );
+    Ok(())
+}
+
+/// With the hum/2 link, the answer to an accepted invite leaves through it, to the
+/// inviter's home under the tag key the invite carried, and a text to the new contact
+/// waits until it is stored: the inviter knows the contact before its first message.
+#[test]
+fn an_invite_answer_leaves_through_the_route_link_before_any_text() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-answer",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let inviter = Identity::generate();
+    let (invite, _secret) = inviter.create_invite(&home().to_string(), 3600, fx.now.secs())?;
+    take_queued(&mut fx);
+    let hum1 = fx.deposits.len();
+    fx.command(Command::AcceptInvite {
+        code: invite.encode(),
+        name: Some("dora".into()),
+    })?;
+    assert_eq!(fx.deposits.len(), hum1, "the answer went over hum/1");
+    let cid = fx
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Contact { id, name } if name == "dora" => Some(id.0),
+            _ => None,
+        })
+        .ok_or("no contact")?;
+    let room = RoomId(fx.room_of(cid)?);
+    say(&mut fx, room, "first text")?;
+    let answer = take_queued(&mut fx);
+    assert_eq!(answer.len(), 1, "the text did not wait for the answer");
+    assert_eq!(&answer[0].key, invite.tag_key());
+    assert_eq!(answer[0].to[0].home, home());
+    assert_eq!(
+        answer[0].to[0].secret.expose_secret(),
+        invite.delivery_secret().expose_secret()
+    );
+    fx.input(Input::Route(RouteReport::Stored(answer[0].id)))?;
+    let text = take_queued(&mut fx);
+    assert_eq!(text.len(), 1);
+    assert_ne!(&text[0].key, invite.tag_key());
+    Ok(())
+}
+
+/// With the hum/2 link, a message's part count is padded to 1, 4 or 16 parts: a text two
+/// parts long leaves as four deposits, and comes out whole.
+#[test]
+fn part_counts_are_padded_on_the_route_link() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-pad",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    let check = |fx: &mut Fixture,
+                 bob: &mut Peer,
+                 text: &str|
+     -> Result<usize, Box<dyn std::error::Error>> {
+        say(fx, room, text)?;
+        let mut deposits = 0;
+        for _ in 0..64 {
+            let queued = take_queued(fx);
+            let Some(out) = queued.first() else {
+                break;
+            };
+            deposits += queued.len();
+            let part = bob.session.open(&out.envelope)?;
+            if let Some((_, payload)) = bob.reassembler.insert(&part)? {
+                let msg: AppMessage = postcard::from_bytes(&payload)?;
+                assert_eq!(texts(&[msg]), [text]);
+            }
+            fx.input(Input::Route(RouteReport::Stored(out.id)))?;
+        }
+        Ok(deposits)
+    };
+    assert_eq!(check(&mut fx, &mut bob, "short")?, 1);
+    let long = "x".repeat(Session::PLAINTEXT_CAPACITY + 100);
+    assert_eq!(check(&mut fx, &mut bob, &long)?, 4);
     Ok(())
 }

@@ -90,6 +90,7 @@ const SCHEMA_2: &[(&str, &[&str])] = &[
     ("cursors", &["mailbox", "sealed"]),
     ("used_invites", &["id", "sealed"]),
     ("invite_checks", &["contact", "sealed"]),
+    ("homes", &["person", "sealed"]),
     ("meta", &["key", "value"]),
 ];
 
@@ -946,11 +947,20 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             uid: [1; 16],
         })?;
         db.set_cursor(&mailbox, 1_700_000_000_123_456)?;
+        db.put_home(
+            &Fingerprint::from_bytes(fingerprint),
+            &HomeRecord::new(
+                "hum://h:1#0000000000000000000000000000000000000000000000000000000000000000"
+                    .parse()
+                    .map_err(|_| EngineError::NoRelay)?,
+                &hum_shared::route::DeliverySecret::from_bytes([0x66; 32]),
+            ),
+        )?;
         Ok(r)
     })?;
     /// Table, row id column, sealed column, what binds it, owner, the record it holds.
     type Fed<'a> = (&'a str, &'a str, &'a str, Table, &'a [u8], &'a str);
-    let tables: [Fed<'_>; 13] = [
+    let tables: [Fed<'_>; 14] = [
         ("contacts", "id", "sealed", Table::Contacts, &[], "contact"),
         (
             "sessions",
@@ -1027,6 +1037,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             &[],
             "invite check",
         ),
+        ("homes", "person", "sealed", Table::Homes, &[], "home"),
     ];
     let d = store.db();
     let mut room = None;
@@ -1136,5 +1147,94 @@ fn adding_and_renaming_a_contact_writes_its_contact_session_and_room_together() 
     })?;
     assert_eq!(store.db().contacts()?[0].1.name, "robert");
     assert_eq!(store.db().rooms()?[0].1.name, "robert");
+    Ok(())
+}
+
+/// Where a person receives is kept sealed under a keyed tag of their fingerprint: read
+/// back for that person only, nothing of it in clear, and a row swapped with another
+/// person's does not open.
+#[test]
+fn homes_are_sealed_per_person() -> TestResult {
+    let dir = Scratch::new("homes");
+    let mut store = open_store(&dir)?;
+    let bob = Identity::generate().fingerprint();
+    let carol = Identity::generate().fingerprint();
+    let relay: hum_shared::RelayAddr =
+        "hum://127.0.0.1:7667#0000000000000000000000000000000000000000000000000000000000000000"
+            .parse()?;
+    let bobs = HomeRecord::new(
+        relay.clone(),
+        &hum_shared::route::DeliverySecret::from_bytes([0xb0; 32]),
+    );
+    let carols = HomeRecord::new(
+        relay,
+        &hum_shared::route::DeliverySecret::from_bytes([0xca; 32]),
+    );
+    store.tx(|db| {
+        db.put_home(&bob, &bobs)?;
+        db.put_home(&carol, &carols)
+    })?;
+    assert_eq!(store.db().home(&bob)?, Some(bobs.clone()));
+    assert_eq!(store.db().home(&carol)?, Some(carols));
+    let raw = Connection::open(dir.0.join("store.db"))?;
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = {
+        let mut st = raw.prepare("SELECT person, sealed FROM homes")?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    assert_eq!(rows.len(), 2);
+    for (person, sealed) in &rows {
+        assert_ne!(&person[..], bob.as_bytes());
+        assert!(
+            !sealed
+                .windows(32)
+                .any(|w| w == [0xb0; 32] || w == [0xca; 32])
+        );
+    }
+    // Bob's sealed row under Carol's tag does not open.
+    let (first, second) = (&rows[0], &rows[1]);
+    raw.execute(
+        "UPDATE homes SET sealed = ?1 WHERE person = ?2",
+        params![first.1, second.0],
+    )?;
+    let refused = [bob, carol]
+        .iter()
+        .filter(|p| store.db().home(p).is_err())
+        .count();
+    assert_eq!(refused, 1, "a home moved to another person opened");
+    store.tx(|db| db.delete_home(&bob))?;
+    assert_eq!(store.db().home(&bob)?, None);
+    Ok(())
+}
+
+/// The route session's state is kept sealed in the meta table: a fresh store has a fresh
+/// one, a saved one reads back as saved, and its bytes are nowhere in clear.
+#[test]
+fn the_route_state_is_kept_sealed() -> TestResult {
+    let dir = Scratch::new("route-state");
+    let mut store = open_store(&dir)?;
+    let fresh = store.db().route_state()?;
+    assert_eq!(fresh.last_epoch(), None);
+    let mut state = SessionState::new();
+    state.set_last_epoch(0x5eed_5eed);
+    store.tx(|db| db.put_route_state(&state))?;
+    assert_eq!(store.db().route_state()?.last_epoch(), Some(0x5eed_5eed));
+    let raw = Connection::open(dir.0.join("store.db"))?;
+    let value: Vec<u8> = raw.query_row(
+        "SELECT value FROM meta WHERE key = 'route state'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert!(
+        !value
+            .windows(4)
+            .any(|w| w == 0x5eed_5eed_u32.to_be_bytes() || w == 0x5eed_5eed_u32.to_le_bytes())
+    );
+    // Damaged, it says so instead of starting over (a fresh state would reuse counters).
+    raw.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'route state'",
+        [&value[..value.len() - 1]],
+    )?;
+    assert!(store.db().route_state().is_err());
     Ok(())
 }

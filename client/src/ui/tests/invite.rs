@@ -34,7 +34,7 @@ fn a_code_copied_as_rows_and_pasted_after_accept_is_one_code() {
         typed(&mut a, "/accept ");
         drive(&mut a, Action::Paste(rows(&code, w) + "\n"));
         assert!(a.overlay.is_none(), "no paste guard: {:?}", a.overlay);
-        assert!(a.input_text().starts_with("/accept hum1-"));
+        assert!(a.input_text().starts_with("/accept hum2-"));
         let cmds = drive(&mut a, key(KeyCode::Enter));
         assert_eq!(
             cmds,
@@ -93,7 +93,7 @@ fn a_code_pasted_alone_is_offered_for_accepting_never_sent()
     // No: the text comes back to the input; Enter asks again and sends nothing.
     drive(&mut a, Action::Paste(rows(&code, 120)));
     assert!(drive(&mut a, key(KeyCode::Char('n'))).is_empty());
-    assert!(a.input_text().starts_with("hum1-"));
+    assert!(a.input_text().starts_with("hum2-"));
     assert!(drive(&mut a, key(KeyCode::Enter)).is_empty());
     assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
     // Typed (or pasted without bracketed paste) and Enter: asked too, never a message.
@@ -134,7 +134,7 @@ fn the_invite_window_shows_the_code_in_plain_rows_and_wraps_it_as_one_line()
         let screen: Vec<&str> = s.lines().map(|l| l.trim_matches('"')).collect();
         let first = screen
             .iter()
-            .position(|l| l.starts_with("hum1-"))
+            .position(|l| l.starts_with("hum2-"))
             .ok_or("no code on screen")?;
         let n = code.len().div_ceil(usize::from(w));
         let copied: String = screen[first..first + n]

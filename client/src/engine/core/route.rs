@@ -1,0 +1,305 @@
+//! The core's side of the hum/2 link: opening it from the stored route state, telling it
+//! whom to expect, and keeping what it reports. What it receives is opened and applied
+//! as what hum/1 delivers (`receive.rs`).
+
+use std::collections::HashMap;
+
+use hum_shared::crypto::{Envelope, Fingerprint};
+use hum_shared::route::session::{Behaviour, Card, Outgoing, Session, Unwrap};
+use hum_shared::route::{GroupTagKey, TagKey};
+
+use super::homes::Sender;
+use super::subscriptions::RouteKind;
+use super::{Core, Dest, Effect, Event, OutboxHead, RouteView};
+use crate::engine::EngineError;
+use crate::engine::route_link::{Expected, RouteOp, RouteReport, RouteSetup};
+
+/// What a face is told when the entry relay is a single relay.
+pub(super) const SINGLE_RELAY: &str = "single relay: it can see who you talk to";
+
+impl Core {
+    /// Opens the hum/2 link to the entry relay, its session starting from the state the
+    /// last one left, and tells it every sender to expect.
+    pub(super) fn open_route(&mut self) -> Result<(), EngineError> {
+        if self.route.is_some() {
+            return Ok(());
+        }
+        let state = self.store.db().route_state()?;
+        let setup = RouteSetup {
+            relays: crate::engine::Relays {
+                entry: self.entry.clone(),
+                home: self.home.clone(),
+            },
+            me: self.my_card(),
+            behaviour: Behaviour::default(),
+            state,
+        };
+        self.out
+            .borrow_mut()
+            .push(Effect::OpenRoute(Box::new(setup)));
+        self.route = Some(RouteView::default());
+        for op in self.route_expectations() {
+            self.route_op(op);
+        }
+        self.sync_group_routes();
+        Ok(())
+    }
+
+    /// Tells the hum/2 link `op`, when it runs.
+    pub(super) fn route_op(&self, op: RouteOp) {
+        if self.route.is_some() {
+            self.out.borrow_mut().push(Effect::Route(op));
+        }
+    }
+
+    /// Expects contact `cid`'s items on the hum/2 link.
+    pub(super) fn expect_contact(&self, cid: i64) {
+        if let Some(s) = self.sessions.get(&cid) {
+            self.route_op(RouteOp::Expect {
+                who: Sender::Contact(cid).expected(),
+                key: s.receive_tag_key(),
+                unwrap: Unwrap::Mine,
+            });
+        }
+    }
+
+    /// Expects the answer to invite `id` on the hum/2 link.
+    pub(super) fn expect_invite(&self, id: i64) {
+        if let Some(secret) = self.invites.get(&id) {
+            self.route_op(RouteOp::Expect {
+                who: Sender::Invite(id).expected(),
+                key: secret.tag_key(),
+                unwrap: Unwrap::Mine,
+            });
+        }
+    }
+
+    /// Takes a report of the hum/2 link.
+    pub(super) fn on_route(&mut self, report: RouteReport) -> Result<(), EngineError> {
+        let Some(route) = self.route.as_mut() else {
+            return Ok(());
+        };
+        match report {
+            RouteReport::Up { single, .. } => {
+                route.up = true;
+                let told = route.single;
+                route.single = single;
+                if single && !told {
+                    // Said once: a single relay sees both ends of every conversation.
+                    self.emit(Event::Notice(SINGLE_RELAY.into()));
+                }
+            }
+            RouteReport::Down { .. } => route.up = false,
+            RouteReport::Status { status, .. } => route.status = Some(status),
+            // Saved as it comes: a session started from it never reuses a counter.
+            RouteReport::State(state) => self.store.tx(|db| db.put_route_state(&state))?,
+            RouteReport::Received { who, envelope, .. } => {
+                let kind = match Sender::of(who) {
+                    Some(Sender::Contact(cid)) => RouteKind::Direct(cid),
+                    Some(Sender::Invite(id)) => RouteKind::Invite(id),
+                    Some(Sender::Member { room, .. }) => RouteKind::Group(room),
+                    None => return Ok(()),
+                };
+                self.open_and_apply(kind, envelope)?;
+            }
+            RouteReport::Stored(id) => {
+                if let Some(row) = self.route_pump.done(id) {
+                    self.mark_stored(row)?;
+                }
+                self.pump_route()?;
+            }
+            RouteReport::Unsendable { id, why } => {
+                // Its relay is not in the directory now: it waits for the re-send.
+                if let Some(row) = self.route_pump.done(id) {
+                    tracing::info!(%why, "a deposit cannot be sent now");
+                    self.resends
+                        .stored(row, self.now.at, self.options.resend_after);
+                }
+                self.pump_route()?;
+            }
+            // The session sends it again by itself.
+            RouteReport::Again(_) | RouteReport::Deposited { .. } | RouteReport::CaughtUp(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Whether the hum/2 link deposits this outbox row rather than hum/1's links: a
+    /// contact's or a group's message, or the answer to an invite this profile accepted.
+    pub(super) fn routed(&self, head: &OutboxHead, envelope: &[u8]) -> bool {
+        self.route.is_some() && (head.dest.is_some() || self.answer_to(envelope).is_some())
+    }
+
+    /// The contact whose invite `envelope` answers (our handshake to them), while we watch
+    /// that invite.
+    fn answer_to(&self, envelope: &[u8]) -> Option<i64> {
+        self.checks
+            .iter()
+            .find(|(_, c)| c.answer.as_bytes()[..] == *envelope)
+            .map(|(&cid, _)| cid)
+    }
+
+    /// Hands the hum/2 link the next outbox row of every contact and group with nothing
+    /// in flight, oldest first: a fresh attempt each time (the session makes its tag and
+    /// wrap). A row already stored goes again only when its re-send is due. A handshake
+    /// counts as its contact's, so it leaves before the first message to them.
+    pub(super) fn pump_route(&mut self) -> Result<(), EngineError> {
+        if self.route.is_none() {
+            return Ok(());
+        }
+        for (row, head) in self.store.db().outbox()? {
+            if self.route_pump.has(row)
+                || head.dest.is_some_and(|d| self.route_pump.busy(d))
+                || (self.resends.is_stored(row) && !self.route_pump.is_due_again(row))
+            {
+                continue;
+            }
+            let Some((_, bytes)) = self.store.db().outbox_entry(row)? else {
+                continue;
+            };
+            let (dest, answer) = match head.dest {
+                Some(d) => (d, None),
+                None => match self.answer_to(&bytes) {
+                    Some(cid) => (Dest::Contact(cid), Some(cid)),
+                    // Not ours to deposit (an invite's notice): hum/1's.
+                    None => continue,
+                },
+            };
+            if self.route_pump.busy(dest) {
+                continue;
+            }
+            let Ok(envelope) = Envelope::from_bytes(&bytes) else {
+                continue;
+            };
+            match (dest, answer) {
+                (Dest::Contact(cid), Some(_)) => {
+                    let Some(out) = self.invite_answer(cid, envelope) else {
+                        continue;
+                    };
+                    let id = self.route_pump.sent(row, dest);
+                    self.route_op(RouteOp::Queue(Outgoing { id, ..out }));
+                }
+                (Dest::Contact(cid), None) => {
+                    let id = self.route_pump.sent(row, dest);
+                    match self.outgoing_to_contact(cid, id, envelope) {
+                        Some(out) => self.route_op(RouteOp::Queue(out)),
+                        // Where they receive is not known (yet): nothing leaves for them.
+                        None => {
+                            self.route_pump.done(id);
+                        }
+                    }
+                }
+                (Dest::Group(rid), _) => {
+                    let Some((key, group, cards)) = self.group_deposit(rid) else {
+                        continue;
+                    };
+                    if cards.is_empty() {
+                        // Nobody else in the group: nothing to deposit.
+                        self.mark_stored(row)?;
+                        continue;
+                    }
+                    for to in Session::split_by_relay(&cards) {
+                        let id = self.route_pump.sent(row, dest);
+                        self.route_op(RouteOp::Queue(Outgoing {
+                            id,
+                            to,
+                            key: key.clone(),
+                            group: Some(group.clone()),
+                            envelope: envelope.clone(),
+                        }));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The handshake to contact `cid` as a deposit: to the inviter's home, under the tag
+    /// key its invite carried (its id is set by the caller).
+    fn invite_answer(&self, cid: i64, envelope: Envelope) -> Option<Outgoing> {
+        let check = self.checks.get(&cid)?;
+        let contact = self.contacts.get(&cid)?;
+        let card = self.card_of(&contact.public.fingerprint())?;
+        Some(Outgoing {
+            id: hum_shared::route::session::DepositId(0),
+            to: vec![card],
+            key: check.invite.tag_key().clone(),
+            group: None,
+            envelope,
+        })
+    }
+
+    /// What a deposit into group `rid` is made with: this member's speaker tag key, the
+    /// group's tag key, and where each other member whose home is known receives.
+    fn group_deposit(&self, rid: i64) -> Option<(TagKey, GroupTagKey, Vec<Card>)> {
+        let g = self.rooms.get(&rid)?.group.as_ref()?;
+        let group = g.state.tag_key().ok()?;
+        let key = group.speaker(self.me.public().fingerprint().as_bytes());
+        let cards = g
+            .members
+            .iter()
+            .filter_map(|m| self.card_of(&m.fingerprint))
+            .collect();
+        Some((key, group, cards))
+    }
+
+    /// Tells the hum/2 link each open group's members (from the member list) to expect
+    /// under their speaker tag keys of the current generation, when the members or the generation changed since
+    /// it was last told; a group closed or gone is forgotten.
+    pub(super) fn sync_group_routes(&mut self) {
+        if self.route.is_none() {
+            return;
+        }
+        let mut want: HashMap<i64, (u32, Vec<Fingerprint>)> = HashMap::new();
+        for (&rid, room) in &self.rooms {
+            if let Some(g) = &room.group
+                && !g.closed
+            {
+                let members = g.members.iter().map(|m| m.fingerprint).collect();
+                want.insert(rid, (g.state.generation(), members));
+            }
+        }
+        let stale: Vec<i64> = self
+            .group_routes
+            .iter()
+            .filter(|(rid, had)| want.get(rid) != Some(*had))
+            .map(|(rid, _)| *rid)
+            .collect();
+        for rid in stale {
+            if let Some((_, members)) = self.group_routes.remove(&rid) {
+                for i in 0..members.len() {
+                    self.route_op(RouteOp::Forget(member_name(rid, i)));
+                }
+            }
+        }
+        for (rid, (generation, members)) in want {
+            if self.group_routes.contains_key(&rid) {
+                continue;
+            }
+            let Some(group) = self
+                .rooms
+                .get(&rid)
+                .and_then(|r| r.group.as_ref())
+                .and_then(|g| g.state.tag_key().ok())
+            else {
+                continue;
+            };
+            for (i, m) in members.iter().enumerate() {
+                self.route_op(RouteOp::Expect {
+                    who: member_name(rid, i),
+                    key: group.speaker(m.as_bytes()),
+                    unwrap: Unwrap::Group(group.clone()),
+                });
+            }
+            self.group_routes.insert(rid, (generation, members));
+        }
+    }
+}
+
+/// The link's name for the `i`th member of group `rid` as last told.
+fn member_name(rid: i64, i: usize) -> Expected {
+    Sender::Member {
+        room: rid,
+        index: u16::try_from(i).unwrap_or(u16::MAX),
+    }
+    .expected()
+}
