@@ -170,6 +170,7 @@ fn an_entry_relay_must_be_single_to_be_home_too() {
     let dir = |single| Directory {
         tick: 0,
         single,
+        clients: 0,
         relays: Vec::new(),
     };
     let single = Relays::single(a.clone());
