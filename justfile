@@ -100,8 +100,9 @@ proof USERS="500" SCALE="20" DIR="/tmp/hum-proof" TICK="100":
     } | tee "{{DIR}}/attack.md"
 
 # What a network observer sees: run the observer test and print its statistics.
-observe:
+observe CELLS="10000":
     cargo test -p hum-tests --test observer -- --nocapture
+    HUM_OBSERVE_CELLS={{CELLS}} cargo test --release -p hum-tests --test observer_hum2 -- --ignored --nocapture
 
 # Fuzz one target on the stable toolchain, installing cargo-fuzz when it is missing:
 # just fuzz cell|envelope|invite|stored_rows|group_control [libFuzzer options]

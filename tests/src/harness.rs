@@ -114,6 +114,28 @@ impl Peer {
         Self::run(name, paths, unlocked, relay, options)
     }
 
+    /// Creates a profile in `dir` and starts its engine with the hum/2 link on, entering
+    /// at `entry` and homed at `home` (a mesh's two relays).
+    ///
+    /// # Errors
+    /// When the profile or engine cannot start.
+    pub fn create_mesh(
+        dir: &Path,
+        name: &str,
+        entry: &hum_shared::RelayAddr,
+        home: &hum_shared::RelayAddr,
+        options: hum::engine::EngineOptions,
+    ) -> Result<Self> {
+        let paths = ProfilePaths::in_dir(name, dir.join(name));
+        let unlocked =
+            hum::engine::create_with(&paths, name, b"test passphrase", KdfParams::INSECURE_FAST)?;
+        let relays = hum::engine::Relays {
+            entry: entry.clone(),
+            home: home.clone(),
+        };
+        Self::start(name, paths, unlocked, relays, options)
+    }
+
     fn run(
         name: &str,
         paths: ProfilePaths,
@@ -122,6 +144,16 @@ impl Peer {
         options: hum::engine::EngineOptions,
     ) -> Result<Self> {
         let relays = hum::engine::Relays::single(relay.parse()?);
+        Self::start(name, paths, unlocked, relays, options)
+    }
+
+    fn start(
+        name: &str,
+        paths: ProfilePaths,
+        unlocked: hum::engine::Unlocked,
+        relays: hum::engine::Relays,
+        options: hum::engine::EngineOptions,
+    ) -> Result<Self> {
         let (commands, events, join) = hum::engine::start_with(unlocked, relays, options)?.split();
         Ok(Self {
             name: name.to_owned(),
