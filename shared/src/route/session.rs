@@ -685,7 +685,11 @@ impl Session {
                     .and_then(Queued::into_outgoing),
             );
         }
-        let state = self.state();
+        // The session is over: its counters are exact, so the next session from this
+        // state goes on from them (a reconnect costs no window; a crash, found with an
+        // older snapshot, still skips ahead).
+        let mut state = self.state();
+        state.mark_exact();
         let outbox = std::mem::take(&mut self.outbox);
         out.extend(outbox.into_outgoing());
         (state, out)

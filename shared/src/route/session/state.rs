@@ -75,7 +75,9 @@ pub struct SessionState {
     seen: Vec<SeenState>,
     catch_ups: Vec<Job>,
     last_epoch: Option<u32>,
-    /// A session ran from (or into) this state: its counters are skipped on restore.
+    /// A snapshot of a running session (what a crash leaves): its counters may be behind
+    /// the attempts made, so they are skipped on restore. A state a session handed back
+    /// when it ended ([`super::Session::into_parts`]) is exact, and restores as it is.
     used: bool,
 }
 
@@ -95,6 +97,12 @@ impl SessionState {
     /// The state of a user that never ran a session.
     pub fn new() -> SessionState {
         SessionState::default()
+    }
+
+    /// Says the counters are exact (the session that held them ended), so a restore
+    /// skips nothing.
+    pub(super) fn mark_exact(&mut self) {
+        self.used = false;
     }
 
     /// The home relay's epoch at the last down cell of any session.
