@@ -227,6 +227,34 @@ pub fn ks_critical(alpha: f64, n: usize, m: usize) -> f64 {
     (-(alpha / 2.0).ln() / 2.0).sqrt() * ((n + m) / (n * m)).sqrt()
 }
 
+/// Gaps between consecutive records going `dir` within [from, to) (seconds).
+pub fn gaps(records: &[Record], dir: Direction, from: f64, to: f64) -> Vec<f64> {
+    let times: Vec<f64> = records
+        .iter()
+        .filter(|r| r.direction == dir && r.at >= from && r.at < to)
+        .map(|r| r.at)
+        .collect();
+    times.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Delay from each downstream record to the upstream record that answers it, within
+/// [from, to) (seconds).
+pub fn answer_delays(records: &[Record], from: f64, to: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut last_down: Option<f64> = None;
+    for r in records.iter().filter(|r| r.at >= from && r.at < to) {
+        match r.direction {
+            Direction::Down => last_down = Some(r.at),
+            Direction::Up => {
+                if let Some(d) = last_down.take() {
+                    out.push(r.at - d);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The `p`-quantile of `v` (nearest rank; 0 for an empty sample).
 pub fn quantile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();

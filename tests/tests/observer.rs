@@ -7,38 +7,13 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use hum::api::{Command, Event};
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
-use hum_tests::observer::{Direction, Observer, Record, ks_critical, ks_statistic};
+use hum_tests::observer::{
+    Direction, Observer, Record, answer_delays, gaps, ks_critical, ks_statistic,
+};
 
 const TICK: Duration = Duration::from_millis(10);
 const PHASE: Duration = Duration::from_secs(3);
 const ALPHA: f64 = 0.001;
-
-/// Gaps between consecutive records going `dir` within [from, to).
-fn gaps(records: &[Record], dir: Direction, from: f64, to: f64) -> Vec<f64> {
-    let times: Vec<f64> = records
-        .iter()
-        .filter(|r| r.direction == dir && r.at >= from && r.at < to)
-        .map(|r| r.at)
-        .collect();
-    times.windows(2).map(|w| w[1] - w[0]).collect()
-}
-
-/// Delay from each downstream record to the upstream record that answers it.
-fn answer_delays(records: &[Record], from: f64, to: f64) -> Vec<f64> {
-    let mut out = Vec::new();
-    let mut last_down: Option<f64> = None;
-    for r in records.iter().filter(|r| r.at >= from && r.at < to) {
-        match r.direction {
-            Direction::Down => last_down = Some(r.at),
-            Direction::Up => {
-                if let Some(d) = last_down.take() {
-                    out.push(r.at - d);
-                }
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn idle_and_chatty_look_the_same_on_the_wire() -> Result<()> {

@@ -22,7 +22,8 @@ use hum_relay::Role;
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config, relay_on_own_thread_with};
 use hum_tests::mesh::Mesh;
 use hum_tests::observer::{
-    Direction, Observer, Record, ks_critical, ks_statistic, min_delay_p, quantile,
+    Direction, Observer, Record, answer_delays, gaps, ks_critical, ks_statistic, min_delay_p,
+    quantile,
 };
 
 const TICK: Duration = Duration::from_millis(10);
@@ -35,33 +36,6 @@ fn cells_per_phase() -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_CELLS)
         .max(300)
-}
-
-/// Gaps between consecutive records going `dir` within [from, to).
-fn gaps(records: &[Record], dir: Direction, from: f64, to: f64) -> Vec<f64> {
-    let times: Vec<f64> = records
-        .iter()
-        .filter(|r| r.direction == dir && r.at >= from && r.at < to)
-        .map(|r| r.at)
-        .collect();
-    times.windows(2).map(|w| w[1] - w[0]).collect()
-}
-
-/// Delay from each downstream record to the upstream record that answers it.
-fn answer_delays(records: &[Record], from: f64, to: f64) -> Vec<f64> {
-    let mut out = Vec::new();
-    let mut last_down: Option<f64> = None;
-    for r in records.iter().filter(|r| r.at >= from && r.at < to) {
-        match r.direction {
-            Direction::Down => last_down = Some(r.at),
-            Direction::Up => {
-                if let Some(d) = last_down.take() {
-                    out.push(r.at - d);
-                }
-            }
-        }
-    }
-    out
 }
 
 fn sizes(records: &[&Record]) -> Vec<usize> {
