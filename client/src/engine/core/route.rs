@@ -197,7 +197,11 @@ impl Core {
                         self.mark_stored(row)?;
                         continue;
                     }
-                    for to in Session::split_by_relay(&cards) {
+                    // One deposit per destination relay, in a random order (HUM2 4.3):
+                    // the order of the member list says nothing on the wire.
+                    let mut by_relay = Session::split_by_relay(&cards);
+                    shuffle(&mut by_relay)?;
+                    for to in by_relay {
                         let id = self.route_pump.sent(row, dest);
                         self.route_op(RouteOp::Queue(Outgoing {
                             id,
@@ -302,4 +306,37 @@ fn member_name(rid: i64, i: usize) -> Expected {
         index: u16::try_from(i).unwrap_or(u16::MAX),
     }
     .expected()
+}
+
+/// Shuffles `items` (Fisher-Yates) with the system's CSPRNG.
+fn shuffle<T>(items: &mut [T]) -> Result<(), EngineError> {
+    for i in (1..items.len()).rev() {
+        let mut b = [0u8; 8];
+        getrandom::fill(&mut b).map_err(|_| EngineError::Random)?;
+        let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod shuffle_tests {
+    use super::shuffle;
+
+    /// Each shuffle is a permutation, and the destination relays of a group do not keep
+    /// their member-list order: over 200 shuffles of 8, every one comes first at times.
+    #[test]
+    fn group_deposits_leave_in_a_random_order() -> Result<(), crate::engine::EngineError> {
+        let mut first = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut v: Vec<u8> = (0..8).collect();
+            shuffle(&mut v)?;
+            let mut sorted = v.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..8).collect::<Vec<u8>>());
+            first.insert(v[0]);
+        }
+        assert_eq!(first.len(), 8);
+        Ok(())
+    }
 }
