@@ -255,6 +255,33 @@ pub fn answer_delays(records: &[Record], from: f64, to: f64) -> Vec<f64> {
     out
 }
 
+/// The timing samples an observer compares between two phases of one connection, each
+/// phase as [from, to): upstream gaps, downstream gaps and answer delays, named, with the
+/// first phase's samples and the second's.
+pub fn timing_samples(
+    records: &[Record],
+    (a_from, a_to): (f64, f64),
+    (b_from, b_to): (f64, f64),
+) -> [(&'static str, Vec<f64>, Vec<f64>); 3] {
+    [
+        (
+            "upstream gaps",
+            gaps(records, Direction::Up, a_from, a_to),
+            gaps(records, Direction::Up, b_from, b_to),
+        ),
+        (
+            "downstream gaps",
+            gaps(records, Direction::Down, a_from, a_to),
+            gaps(records, Direction::Down, b_from, b_to),
+        ),
+        (
+            "answer delays",
+            answer_delays(records, a_from, a_to),
+            answer_delays(records, b_from, b_to),
+        ),
+    ]
+}
+
 /// The `p`-quantile of `v` (nearest rank; 0 for an empty sample).
 pub fn quantile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();

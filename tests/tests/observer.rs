@@ -7,9 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use hum::api::{Command, Event};
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
-use hum_tests::observer::{
-    Direction, Observer, Record, answer_delays, gaps, ks_critical, ks_statistic,
-};
+use hum_tests::observer::{Direction, Observer, Record, ks_critical, ks_statistic, timing_samples};
 
 const TICK: Duration = Duration::from_millis(10);
 const PHASE: Duration = Duration::from_secs(3);
@@ -132,23 +130,9 @@ async fn observe() -> Result<()> {
 
     // Timing: the gaps between upstream records, and the client's answer delays.
     let mut failures = Vec::new();
-    for (what, idle, chatty) in [
-        (
-            "upstream gaps",
-            gaps(&records, Direction::Up, idle_from, idle_to),
-            gaps(&records, Direction::Up, chatty_from, chatty_to),
-        ),
-        (
-            "downstream gaps",
-            gaps(&records, Direction::Down, idle_from, idle_to),
-            gaps(&records, Direction::Down, chatty_from, chatty_to),
-        ),
-        (
-            "answer delays",
-            answer_delays(&records, idle_from, idle_to),
-            answer_delays(&records, chatty_from, chatty_to),
-        ),
-    ] {
+    for (what, idle, chatty) in
+        timing_samples(&records, (idle_from, idle_to), (chatty_from, chatty_to))
+    {
         let d = ks_statistic(&idle, &chatty);
         let crit = ks_critical(ALPHA, idle.len(), chatty.len());
         let q = |v: &[f64], p: f64| {

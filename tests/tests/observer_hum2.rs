@@ -22,8 +22,8 @@ use hum_relay::Role;
 use hum_tests::harness::{Peer, TempDir, befriend, relay_config, relay_on_own_thread_with};
 use hum_tests::mesh::Mesh;
 use hum_tests::observer::{
-    Direction, Observer, Record, answer_delays, gaps, ks_critical, ks_statistic, min_delay_p,
-    quantile,
+    Direction, Observer, Record, gaps, ks_critical, ks_statistic, min_delay_p, quantile,
+    timing_samples,
 };
 
 const TICK: Duration = Duration::from_millis(10);
@@ -182,23 +182,9 @@ async fn observe() -> Result<()> {
         );
         let s = sizes(&cells_seen);
         ensure!(s.len() == 1, "{who}: record sizes {s:?}");
-        for (what, idle, chatty) in [
-            (
-                "upstream gaps",
-                gaps(&records, Direction::Up, idle_from, idle_to),
-                gaps(&records, Direction::Up, chatty_from, chatty_to),
-            ),
-            (
-                "downstream gaps",
-                gaps(&records, Direction::Down, idle_from, idle_to),
-                gaps(&records, Direction::Down, chatty_from, chatty_to),
-            ),
-            (
-                "answer delays",
-                answer_delays(&records, idle_from, idle_to),
-                answer_delays(&records, chatty_from, chatty_to),
-            ),
-        ] {
+        for (what, idle, chatty) in
+            timing_samples(&records, (idle_from, idle_to), (chatty_from, chatty_to))
+        {
             let need = (cells as usize) * 8 / 10;
             ensure!(
                 idle.len() >= need && chatty.len() >= need,
