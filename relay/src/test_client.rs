@@ -478,6 +478,13 @@ impl TestClient {
                     break Err(ClientError::Io(e.to_string()));
                 }
                 c.cells_in.fetch_add(1, Ordering::Relaxed);
+                // The up cell leaves first: nothing the down cell carries, and no
+                // command, runs before it.
+                let up = core.take_up();
+                if let Err(e) = stream.write_all(&up[..]).await {
+                    break Err(ClientError::Io(e.to_string()));
+                }
+                c.cells_out.fetch_add(1, Ordering::Relaxed);
                 while let Ok(cmd) = rx.try_recv() {
                     match cmd {
                         Command::Expect(k, u) => {
@@ -495,19 +502,14 @@ impl TestClient {
                     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
                     break Ok(());
                 }
-                let up = core.on_down(&cell);
+                let down = core.on_down(&cell);
                 let ms = unix_ms();
                 for e in core.events.drain(..) {
                     let _ = events_tx.send((ms, e));
                 }
-                let up = match up {
-                    Ok(up) => up,
-                    Err(e) => break Err(e),
-                };
-                if let Err(e) = stream.write_all(&up[..]).await {
-                    break Err(ClientError::Io(e.to_string()));
+                if let Err(e) = down {
+                    break Err(e);
                 }
-                c.cells_out.fetch_add(1, Ordering::Relaxed);
                 // The next tick's cell is sealed now, so writing it costs the same
                 // whatever it holds.
                 core.prepare();

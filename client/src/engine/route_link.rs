@@ -1,11 +1,12 @@
 //! The hum/2 link: one connection, to the entry relay, for everything, on a thread of its
 //! own that owns the route session (`hum_shared::route::session`).
 //!
-//! Per down cell it reads the cell, gives it to the session, writes the up cell the
-//! session sealed a tick ahead after a random wait of up to a quarter tick, takes the
-//! engine's operations, and seals the next tick's cell at once: the moment an up cell
-//! leaves, and the work done before it, never depend on what it carries. Sealing
-//! (X25519 per slot) happens here, so the answer's timing never waits on the engine.
+//! Per down cell it reads the cell, writes the up cell the session sealed a tick ahead
+//! at a random moment of up to a quarter tick after the read, and only then gives the
+//! down cell to the session, takes the engine's operations and seals the next tick's
+//! cell: the moment an up cell leaves never depends on what it carries nor on what the
+//! down cell brought. Sealing (X25519 per slot) happens here, so the answer's timing
+//! never waits on the engine.
 //!
 //! The engine tells the link what to expect and what to send ([`RouteOp`]); the link
 //! reports what happened ([`RouteReport`]). What it was told outlives a connection: on
@@ -166,8 +167,10 @@ pub(crate) struct RouteSetup {
     pub(crate) relays: Relays,
     /// This profile as its contacts know it.
     pub(crate) me: Card,
-    /// The session's own behaviour (loops, delays).
-    pub(crate) behaviour: Behaviour,
+    /// The session's own behaviour (loops, delays in ticks) for the entry relay's tick
+    /// length in microseconds, as its hello announces it (the chat client:
+    /// [`Behaviour::design`]).
+    pub(crate) behaviour: fn(u32) -> Behaviour,
     /// The state the last session left (from the store).
     pub(crate) state: SessionState,
 }
@@ -303,7 +306,7 @@ impl Live {
         let mut session = Session::new(
             setup.me.clone(),
             pins,
-            setup.behaviour,
+            (setup.behaviour)(hello.tick_micros),
             told.state.clone(),
             hello,
             system_rng(),
@@ -527,15 +530,13 @@ async fn beat(
             Ok(Err(e)) => return (live, e.to_string()),
             Err(_) => return (live, "the relay stopped beating".into()),
         }
-        if let Err(e) = live.session.on_down(&buf) {
-            live.report(reports);
-            return (live, e.to_string());
-        }
-        let up = live.session.up_cell();
-        // The answer leaves after a random wait of up to a quarter tick: what the client
-        // did before it vanishes in that spread. A plain sleep of this link's own thread,
-        // to the microsecond.
-        let wait = answer_jitter(tick);
+        // The answer leaves at a random moment of up to a quarter tick after the read,
+        // and before the down cell is even looked at: the cell sealed a tick ahead goes
+        // out, then the down cell is processed. A plain sleep of this link's own thread,
+        // to the deadline, so nothing done before it shows.
+        let deadline = std::time::Instant::now() + answer_jitter(tick);
+        let up = live.session.take_up();
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
@@ -543,6 +544,10 @@ async fn beat(
             return (live, e.to_string());
         }
         cells += 1;
+        if let Err(e) = live.session.on_down(&buf) {
+            live.report(reports);
+            return (live, e.to_string());
+        }
         while let Ok(op) = ops.try_recv() {
             live.take(told, op);
         }

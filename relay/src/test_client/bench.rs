@@ -190,7 +190,8 @@ impl Bench {
                 item,
                 chunk: chunk.clone(),
             };
-            let up = core.on_down(&down.encode()[..])?;
+            let up = core.take_up();
+            core.on_down(&down.encode()[..])?;
             core.prepare();
             seat.events.append(&mut core.events);
             let up = UpCell::decode(&up[..CELL_LEN])?;

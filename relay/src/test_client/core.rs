@@ -550,12 +550,17 @@ impl Core {
         self.session.catch_up(epoch);
     }
 
-    /// Takes the down cell of the next tick and returns the up cell that answers it
-    /// (sealed beforehand: call [`Core::prepare`] once it is written).
-    pub(crate) fn on_down(
-        &mut self,
-        bytes: &[u8],
-    ) -> Result<Box<[u8; hum_shared::route::CELL_LEN]>, ClientError> {
+    /// The up cell that answers the down cell just read, to write before that down cell
+    /// goes to [`Core::on_down`] (sealed beforehand by [`Core::prepare`]).
+    pub(crate) fn take_up(&mut self) -> Box<[u8; hum_shared::route::CELL_LEN]> {
+        let up = self.session.take_up();
+        self.translate();
+        up
+    }
+
+    /// Takes the down cell of the next tick (after its up cell was written; call
+    /// [`Core::prepare`] next).
+    pub(crate) fn on_down(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.session.on_down(bytes).map_err(|e| match e {
             session::SessionError::Refused(r) => ClientError::Refused(r),
             _ => ClientError::BadCell,
@@ -564,12 +569,10 @@ impl Core {
         let t = self.session.status().tick;
         self.p.on_tick(t);
         self.hand_over();
-        let up = self.session.up_cell();
-        self.translate();
-        Ok(up)
+        Ok(())
     }
 
-    /// Seals the next tick's up cell (right after this one was written).
+    /// Seals the next tick's up cell (once the down cell was processed).
     pub(crate) fn prepare(&mut self) {
         self.session.prepare();
         self.translate();

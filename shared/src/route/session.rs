@@ -5,15 +5,16 @@
 //!
 //! A [`Session`] lives as long as one connection to an entry relay. Per tick it:
 //!
-//! - reads the down cell of tick `t` ([`Session::on_down`]): the answer to its slot of
-//!   `t - 2`, the live item of its bucket (`t` even) or the reply item of its slot of
+//! - hands out the up cell for tick `t` ([`Session::take_up`]) as soon as the down cell of
+//!   `t` has been read and before it is processed: it was sealed beforehand, so writing
+//!   it costs the same whatever it holds, and nothing the down cell carries runs before
+//!   it leaves;
+//! - then processes the down cell of `t` ([`Session::on_down`]): the answer to its slot
+//!   of `t - 2`, the live item of its bucket (`t` even) or the reply item of its slot of
 //!   `t - 2` (`t` odd), a chunk of the directory;
-//! - hands out the up cell for `t` ([`Session::up_cell`]), sealed beforehand, so writing
-//!   it costs the same whatever it holds;
-//! - seals the up cell of `t + 1` ([`Session::prepare`]) right after the cell of `t` was
-//!   written: a real deposit from the outbox (each attempt under a fresh tag seed and
-//!   wrap), a loop into its own bucket, or a dummy; on odd ticks a catch-up request, on
-//!   even ticks a delete.
+//! - seals the up cell of `t + 1` ([`Session::prepare`]): a real deposit from the outbox
+//!   (each attempt under a fresh tag seed and wrap), a loop into its own bucket, or a
+//!   dummy; on odd ticks a catch-up request, on even ticks a delete.
 //!
 //! What must survive a restart is a [`SessionState`]: save it when the session says
 //! [`SessionEvent::StateChanged`] (before the next up cell is written, and no attempt
@@ -23,12 +24,13 @@
 //! # fn demo(me: hum_shared::route::session::Card, hello: hum_shared::route::Hello, down: &[u8])
 //! #     -> Result<(), hum_shared::route::session::SessionError> {
 //! use hum_shared::route::session::{Behaviour, Session, SessionState, system_rng};
-//! let mut session = Session::new(me, Vec::new(), Behaviour::default(), SessionState::new(),
+//! let mut session = Session::new(me, Vec::new(), Behaviour::immediate(), SessionState::new(),
 //!     hello, system_rng());
-//! // Every tick: the down cell in, the up cell out, the next one sealed.
-//! session.on_down(down)?;
-//! let up = session.up_cell();
+//! // Every tick: the down cell read, the up cell out, then the down cell processed and
+//! // the next up cell sealed.
+//! let up = session.take_up();
 //! # let _ = up;
+//! session.on_down(down)?;
 //! session.prepare();
 //! for event in session.events() { let _ = event; }
 //! # Ok(()) }
@@ -136,9 +138,30 @@ pub struct Behaviour {
     pub delete_delay: f64,
 }
 
-impl Default for Behaviour {
-    /// No loops; catch-ups and deletes at once.
-    fn default() -> Self {
+/// The design's mean seconds between a client's loops (docs/PROTOCOL.md, hum/2 §H6).
+pub const LOOP_EVERY_SECS: f64 = 60.0;
+/// The design's mean seconds before each epoch's catch-up starts (§H5).
+pub const CATCH_UP_DELAY_SECS: f64 = 20.0;
+/// The design's mean seconds before a received 1:1 item is deleted at the relay (as long
+/// as a receipt waits, §H6).
+pub const DELETE_DELAY_SECS: f64 = 30.0;
+
+impl Behaviour {
+    /// The design's behaviour, in ticks of `tick_micros` (the entry relay's tick, as its
+    /// hello says): a loop every 60 s on average, each epoch's catch-up after a mean 20 s,
+    /// each delete after a mean 30 s.
+    pub fn design(tick_micros: u32) -> Behaviour {
+        let per_sec = 1e6 / f64::from(tick_micros.max(1));
+        Behaviour {
+            loop_every: Some(LOOP_EVERY_SECS * per_sec),
+            catch_up_delay: CATCH_UP_DELAY_SECS * per_sec,
+            delete_delay: DELETE_DELAY_SECS * per_sec,
+        }
+    }
+
+    /// No loops, catch-ups and deletes at once: what tests use to see things happen
+    /// without waiting (a client that behaves so shows its catch-ups and deletes).
+    pub fn immediate() -> Behaviour {
         Behaviour {
             loop_every: None,
             catch_up_delay: 0.0,
@@ -347,9 +370,21 @@ struct Note {
     payload: String,
 }
 
+/// What a cell is sealed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Carry {
+    /// What is due: a deposit, a loop, a request (a prepared cell).
+    Due,
+    /// A dummy with no request (a cell nobody prepared: it must not use a counter the
+    /// caller could not save before writing it).
+    Nothing,
+}
+
 /// An up cell sealed ahead of its tick.
 struct Prepared {
     tick: u64,
+    /// The delete it carries, put back if the cell is never written.
+    delete: Option<Delete>,
     cell: Box<[u8; CELL_LEN]>,
     in_flight: Option<InFlight>,
     note: Option<Note>,
@@ -447,6 +482,14 @@ impl Session {
             dirty: false,
             seals: 0,
         };
+        // The deletes a last session owed go after a fresh delay each (the ticks of
+        // this entry relay are not the last one's).
+        for d in state.deletes() {
+            let due = s
+                .tick
+                .saturating_add(random::delay(&mut s.rng, s.behaviour.delete_delay));
+            s.deletes.owe(due, d);
+        }
         drop(state);
         let loops = s.me.secret.loop_tag_key();
         s.receivers.insert(
@@ -595,10 +638,17 @@ impl Session {
         Ok(())
     }
 
-    /// The up cell for the tick of the last down cell, sealed beforehand by
-    /// [`Session::prepare`] (if the caller did not prepare it, it is sealed now).
-    pub fn up_cell(&mut self) -> Box<[u8; CELL_LEN]> {
-        let t = self.tick;
+    /// The up cell for the down cell just read (the tick after the last one processed),
+    /// to write before that down cell goes to [`Session::on_down`]: it was sealed
+    /// beforehand by [`Session::prepare`], so handing it out costs the same whatever it
+    /// holds, and nothing the down cell carries can delay it. Asked twice before the down
+    /// cell is processed, it is the same cell.
+    ///
+    /// If the caller did not prepare it, the cell is a dummy sealed now: an attempt, a
+    /// catch-up or a delete leaves only in a prepared cell, whose counters were asked to
+    /// be saved ([`SessionEvent::StateChanged`]) before the cell could be written.
+    pub fn take_up(&mut self) -> Box<[u8; CELL_LEN]> {
+        let t = self.tick + 1;
         if let Some((at, cell)) = &self.written
             && *at == t
         {
@@ -608,18 +658,18 @@ impl Session {
             Some(p) if p.tick == t => p,
             Some(p) => {
                 self.abandon(p);
-                self.seal(t)
+                self.seal(t, Carry::Nothing)
             }
-            None => self.seal(t),
+            None => self.seal(t, Carry::Nothing),
         };
         let cell = self.commit(prepared);
         self.written = Some((t, cell.clone()));
-        self.flush();
         cell
     }
 
-    /// Seals the up cell of the next tick now (call it right after writing the last one),
-    /// so that handing it out costs the same whatever it holds.
+    /// Seals the up cell of the next tick now (call it once the down cell was processed),
+    /// so that handing it out costs the same whatever it holds. Save the state when the
+    /// events say [`SessionEvent::StateChanged`] before writing that cell.
     pub fn prepare(&mut self) {
         let t = self.tick + 1;
         match self.prepared.take() {
@@ -630,7 +680,7 @@ impl Session {
             Some(p) => self.abandon(p),
             None => {}
         }
-        let p = self.seal(t);
+        let p = self.seal(t, Carry::Due);
         self.prepared = Some(p);
         self.flush();
     }
@@ -661,7 +711,8 @@ impl Session {
 
     /// A snapshot of what must survive a restart.
     pub fn state(&self) -> SessionState {
-        self.ledger.snapshot(self.catch_ups.jobs())
+        self.ledger
+            .snapshot(self.catch_ups.jobs(), self.deletes.saved())
     }
 
     /// Seals made so far (every up cell is one, real or dummy): [`Session::up_cell`]
@@ -679,6 +730,9 @@ impl Session {
             out.extend(f.deposit.and_then(Queued::into_outgoing));
         }
         if let Some(p) = self.prepared.take() {
+            if let Some(d) = p.delete {
+                self.deletes.put_back(p.tick, Request::Delete(d));
+            }
             out.extend(
                 p.in_flight
                     .and_then(|f| f.deposit)
@@ -940,6 +994,9 @@ impl Session {
 
     /// A prepared cell that will never be written: what it carried goes back.
     fn abandon(&mut self, p: Prepared) {
+        if let Some(d) = p.delete {
+            self.deletes.put_back(p.tick, Request::Delete(d));
+        }
         if let Some(f) = p.in_flight {
             if f.catch_up {
                 self.catch_ups.unstart();
@@ -978,8 +1035,8 @@ impl Session {
         p.cell
     }
 
-    /// Seals the up cell for the down cell of tick `t`.
-    fn seal(&mut self, t: u64) -> Prepared {
+    /// Seals the up cell for the down cell of tick `t`, carrying what is due or nothing.
+    fn seal(&mut self, t: u64, carry: Carry) -> Prepared {
         self.seals += 1;
         let known = self
             .epoch_at(&self.home, t)
@@ -996,7 +1053,11 @@ impl Session {
             // with a slot of random bytes until it does.
             return self.random_cell(t, known);
         };
-        let (request, catch_up) = match self.catch_ups.start(t) {
+        let job = match carry {
+            Carry::Due => self.catch_ups.start(t),
+            Carry::Nothing => None,
+        };
+        let (request, catch_up) = match job {
             Some(job) => (
                 Request::CatchUp(CatchUp {
                     bucket: self.bucket(job.epoch).unwrap_or(bucket),
@@ -1006,9 +1067,13 @@ impl Session {
                 }),
                 true,
             ),
-            None => (self.deletes.take(t).unwrap_or_default(), false),
+            None if carry == Carry::Due => (self.deletes.take(t).unwrap_or_default(), false),
+            None => (Request::None, false),
         };
-        let (deposit, queued) = self.next_deposit(t);
+        let (deposit, queued) = match carry {
+            Carry::Due => self.next_deposit(t),
+            Carry::Nothing => (None, None),
+        };
         let slot_deposit = match &deposit {
             None => SlotDeposit::Dummy,
             Some((d, Some(k))) => SlotDeposit::Forward {
@@ -1041,8 +1106,13 @@ impl Session {
             payload: log_digest(d.payload().as_bytes()),
         });
         let slot_digest = log_digest(slot.as_bytes());
+        let delete = match request {
+            Request::Delete(d) => Some(d),
+            _ => None,
+        };
         Prepared {
             tick: t,
+            delete,
             cell: UpCell {
                 home: self.home,
                 epoch: home_epoch,
@@ -1075,6 +1145,7 @@ impl Session {
                 slot,
             }
             .encode(),
+            delete: None,
             in_flight: None,
             note: None,
             slot: digest,

@@ -31,7 +31,7 @@ impl Core {
                 home: self.home.clone(),
             },
             me: self.my_card(),
-            behaviour: Behaviour::default(),
+            behaviour: Behaviour::design,
             state,
         };
         self.out

@@ -40,7 +40,7 @@ impl Client {
             RouteSetup {
                 relays,
                 me: card.clone(),
-                behaviour: Behaviour::default(),
+                behaviour: |_| Behaviour::immediate(),
                 state: SessionState::new(),
             },
             tx,
@@ -425,7 +425,7 @@ async fn a_restarted_client_never_reuses_a_counter() -> Res {
         RouteSetup {
             relays,
             me: a.card.clone(),
-            behaviour: Behaviour::default(),
+            behaviour: |_| Behaviour::immediate(),
             state: saved,
         },
         tx,
@@ -496,6 +496,90 @@ async fn deposits_queued_while_the_relay_is_away_leave_when_it_is_back() -> Res 
     assert_eq!((a.ups(), b.ups()), (2, 2));
     a.link.stop();
     b.link.stop();
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// A text deposited while its receiver was offline, in an epoch that ended before the
+/// receiver came back, arrives by the catch-up the returning session owes (docs/
+/// PROTOCOL.md §H11, "catch-ups owed").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_deposited_while_the_receiver_was_away_across_an_epoch_change_arrives() -> Res {
+    let mut c = config();
+    c.epoch_ticks = 50;
+    let relay = Relay::bind(c).await?.spawn();
+    let relays = Relays::single(relay.address().clone());
+    let mut a = Client::start(relays.clone())?;
+    let mut b = Client::start(relays.clone())?;
+    let key = TagKey::generate();
+    let expect = RouteOp::Expect {
+        who: Expected(7),
+        key: key.clone(),
+        unwrap: Unwrap::Mine,
+    };
+    b.op(expect).await?;
+    let epoch_of = |c: &mut Client| {
+        c.seen.iter().rev().find_map(|r| match r {
+            RouteReport::Status { status, .. } => status.home_epoch,
+            _ => None,
+        })
+    };
+    b.until(|r| {
+        matches!(r, RouteReport::Status { status, .. } if status.home_epoch.is_some()).then_some(())
+    })
+    .await?;
+    // Bob goes away; Alice's text is stored in his bucket of the epoch now.
+    b.link.stop();
+    let saved = last_state(&b).ok_or("no state was reported")?;
+    let env = envelope(9)?;
+    a.op(RouteOp::Queue(Outgoing {
+        id: DepositId(1),
+        to: vec![b.card.clone()],
+        key: key.clone(),
+        group: None,
+        envelope: env.clone(),
+    }))
+    .await?;
+    a.until(|r| matches!(r, RouteReport::Stored(DepositId(1))).then_some(()))
+        .await?;
+    let deposited = epoch_of(&mut a).ok_or("no epoch")?;
+    // Two epoch changes later, that epoch is over: its items come only by catch-up.
+    a.until(|r| {
+        matches!(r, RouteReport::Status { status, .. } if status.home_epoch.is_some_and(|e| e >= deposited + 2))
+            .then_some(())
+    })
+    .await?;
+    let (tx, reports) = mpsc::unbounded_channel();
+    let link = RouteLink::spawn(
+        RouteSetup {
+            relays,
+            me: b.card.clone(),
+            behaviour: |_| Behaviour::immediate(),
+            state: saved,
+        },
+        tx,
+    )?;
+    let mut back = Client {
+        card: b.card.clone(),
+        link,
+        reports,
+        seen: Vec::new(),
+    };
+    back.op(RouteOp::Expect {
+        who: Expected(7),
+        key,
+        unwrap: Unwrap::Mine,
+    })
+    .await?;
+    back.until(|r| {
+        matches!(r, RouteReport::Received { who: Expected(7), envelope, .. } if *envelope == env)
+            .then_some(())
+    })
+    .await?;
+    back.until(|r| matches!(r, RouteReport::CaughtUp(e) if *e == deposited).then_some(()))
+        .await?;
+    back.link.stop();
+    a.link.stop();
     relay.shutdown().await;
     Ok(())
 }

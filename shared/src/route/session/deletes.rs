@@ -1,6 +1,7 @@
 //! Deletes owed: after a 1:1 item (or a loop) arrived, the request that deletes its copy
 //! at the relay, each after its own random delay, in a slot of an even tick.
 
+use super::state::DeleteState;
 use crate::route::{Delete, Request};
 
 /// One delete waiting for its tick.
@@ -34,6 +35,14 @@ impl Deletes {
             .min_by_key(|(_, o)| o.due)
             .map(|(i, _)| i)?;
         Some(Request::Delete(self.owed.swap_remove(at).delete))
+    }
+
+    /// The deletes owed, as a state keeps them.
+    pub(super) fn saved(&self) -> Vec<DeleteState> {
+        self.owed
+            .iter()
+            .map(|o| DeleteState::of(&o.delete))
+            .collect()
     }
 
     /// Puts a delete back (its slot could not be sealed).

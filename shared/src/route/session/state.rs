@@ -9,7 +9,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::SenderId;
 use super::catch_up::Job;
-use crate::route::{CopyTag, TagKey};
+use crate::route::{CopyTag, Delete, TagKey, TagSecret};
 
 /// A state's counters are skipped this far ahead when a session starts from it, so an
 /// attempt made after the state was saved is never made again (it is saved at least every
@@ -53,6 +53,35 @@ struct WindowState {
     next: u64,
 }
 
+/// A delete owed (its tag secret is the proof the relay checks).
+#[derive(Clone, Serialize, Deserialize, Zeroize)]
+pub(super) struct DeleteState {
+    bucket: u16,
+    epoch: u32,
+    tag: [u8; 16],
+    proof: [u8; 32],
+}
+
+impl DeleteState {
+    pub(super) fn of(d: &Delete) -> DeleteState {
+        DeleteState {
+            bucket: d.bucket,
+            epoch: d.epoch,
+            tag: *d.tag.as_bytes(),
+            proof: *d.proof.expose_secret(),
+        }
+    }
+
+    pub(super) fn delete(&self) -> Delete {
+        Delete {
+            bucket: self.bucket,
+            epoch: self.epoch,
+            tag: CopyTag::from_bytes(self.tag),
+            proof: TagSecret::from_bytes(self.proof),
+        }
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize, Zeroize)]
 struct SeenState {
     epoch: u32,
@@ -79,6 +108,22 @@ pub struct SessionState {
     /// the attempts made, so they are skipped on restore. A state a session handed back
     /// when it ended ([`super::Session::into_parts`]) is exact, and restores as it is.
     used: bool,
+    /// The deletes owed (their copies' tags and proofs), so a reconnect still sends them.
+    deletes: Vec<DeleteState>,
+}
+
+/// The state as sessions wrote it before it carried the deletes owed (read, never
+/// written).
+#[derive(Deserialize)]
+struct StateWithoutDeletes {
+    counters: Vec<CounterState>,
+    senders: Vec<SenderState>,
+    next_sender: u32,
+    windows: Vec<WindowState>,
+    seen: Vec<SeenState>,
+    catch_ups: Vec<Job>,
+    last_epoch: Option<u32>,
+    used: bool,
 }
 
 impl std::fmt::Debug for SessionState {
@@ -89,6 +134,7 @@ impl std::fmt::Debug for SessionState {
             .field("seen", &self.seen.len())
             .field("catch_ups", &self.catch_ups.len())
             .field("last_epoch", &self.last_epoch)
+            .field("deletes", &self.deletes.len())
             .finish_non_exhaustive()
     }
 }
@@ -129,17 +175,37 @@ impl SessionState {
         postcard::to_stdvec(self).map_err(|_| crate::route::RouteError::Internal)
     }
 
-    /// A state from [`SessionState::to_bytes`].
+    /// A state from [`SessionState::to_bytes`] (also one saved before states carried the
+    /// deletes owed: it restores with none).
     ///
     /// # Errors
     /// [`crate::route::RouteError::Malformed`] for bytes that are not a state.
     pub fn from_bytes(bytes: &[u8]) -> Result<SessionState, crate::route::RouteError> {
-        postcard::from_bytes(bytes)
-            .map_err(|_| crate::route::RouteError::Malformed("session state"))
+        if let Ok(state) = postcard::from_bytes::<SessionState>(bytes) {
+            return Ok(state);
+        }
+        let old: StateWithoutDeletes = postcard::from_bytes(bytes)
+            .map_err(|_| crate::route::RouteError::Malformed("session state"))?;
+        Ok(SessionState {
+            counters: old.counters,
+            senders: old.senders,
+            next_sender: old.next_sender,
+            windows: old.windows,
+            seen: old.seen,
+            catch_ups: old.catch_ups,
+            last_epoch: old.last_epoch,
+            used: old.used,
+            deletes: Vec::new(),
+        })
     }
 
     pub(super) fn jobs(&self) -> &[Job] {
         &self.catch_ups
+    }
+
+    /// The deletes owed when the state was taken.
+    pub(super) fn deletes(&self) -> impl Iterator<Item = Delete> + '_ {
+        self.deletes.iter().map(DeleteState::delete)
     }
 }
 
@@ -187,8 +253,8 @@ impl Ledger {
         }
     }
 
-    /// The snapshot, with the catch-ups `jobs`.
-    pub(super) fn snapshot(&self, jobs: Vec<Job>) -> SessionState {
+    /// The snapshot, with the catch-ups `jobs` and the deletes owed.
+    pub(super) fn snapshot(&self, jobs: Vec<Job>, deletes: Vec<DeleteState>) -> SessionState {
         let mut counters: Vec<CounterState> = self
             .counters
             .iter()
@@ -229,6 +295,7 @@ impl Ledger {
             catch_ups: jobs,
             last_epoch: self.last_epoch,
             used: true,
+            deletes,
         }
     }
 

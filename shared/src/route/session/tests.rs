@@ -178,8 +178,8 @@ impl Relay {
         std::mem::take(&mut self.seats[seat].events)
     }
 
-    /// One tick: every seat gets its down cell, answers with its up cell and prepares
-    /// the next.
+    /// One tick: every seat reads its down cell, answers with its up cell, then
+    /// processes the down cell and prepares the next.
     fn step(&mut self) -> Res {
         let before = self.epoch();
         self.tick += 1;
@@ -212,8 +212,8 @@ impl Relay {
                 item,
                 chunk: chunk.clone(),
             };
+            let up = seat.session.take_up();
             seat.session.on_down(&down.encode()[..])?;
-            let up = seat.session.up_cell();
             seat.session.prepare();
             seat.events.extend(seat.session.events());
             ups.push((i, up));
@@ -366,8 +366,8 @@ fn one_slot_per_tick_whatever_is_queued_and_a_message_arrives() -> Res {
     let mut relay = Relay::new()?;
     let (alice, bob) = (relay.card(), relay.card());
     let key = TagKey::generate();
-    let a = relay.join(alice, Behaviour::default(), SessionState::new());
-    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
     let from_alice = relay.session(b).expect(key.clone(), Unwrap::Mine);
     relay.steps(20)?;
     for i in 0..30 {
@@ -403,12 +403,25 @@ fn one_slot_per_tick_whatever_is_queued_and_a_message_arrives() -> Res {
     Ok(())
 }
 
+/// The down cell of the relay's next tick, by hand (no live item, no answer).
+fn next_down(relay: &mut Relay) -> (u64, DownCell) {
+    let t = relay.tick + 1;
+    relay.tick = t;
+    let chunk = relay.chunks[(t % relay.chunks.len() as u64) as usize].clone();
+    let down = DownCell {
+        answer: crate::crypto::kdf::random(),
+        item: Item::random(),
+        chunk,
+    };
+    (t, down)
+}
+
 #[test]
-fn the_up_cell_is_sealed_in_prepare_not_when_it_is_handed_out() -> Res {
+fn the_up_cell_is_sealed_in_prepare_and_leaves_before_the_down_cell_is_processed() -> Res {
     let mut relay = Relay::new()?;
     let (alice, bob) = (relay.card(), relay.card());
     let key = TagKey::generate();
-    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
     relay.steps(3)?;
     relay.session(a).queue(to_one(1, &bob, &key, 1));
     // The cell of the next tick was sealed before the message came: it leaves one later.
@@ -419,27 +432,26 @@ fn the_up_cell_is_sealed_in_prepare_not_when_it_is_handed_out() -> Res {
             .last()
             .is_some_and(|s| s.deposit.is_none())
     );
+    let before = relay.session(a).seals();
+    // The next tick by hand: handing the up cell out and reading the down cell seal
+    // nothing; prepare seals one.
+    let (t, down) = next_down(&mut relay);
     let s = relay.session(a);
-    let before = s.seals();
-    // The next tick by hand: the down cell and the up cell seal nothing, prepare one.
-    let t = relay.tick + 1;
-    relay.tick = t;
-    let chunk = relay.chunks[(t % relay.chunks.len() as u64) as usize].clone();
-    let down = DownCell {
-        answer: crate::crypto::kdf::random(),
-        item: Item::random(),
-        chunk,
-    };
-    let s = relay.session(a);
-    s.on_down(&down.encode()[..])?;
-    assert_eq!(s.seals(), before, "reading a down cell seals nothing");
-    let first = s.up_cell();
+    let first = s.take_up();
     assert_eq!(
         s.seals(),
         before,
         "the cell handed out was sealed beforehand"
     );
-    assert_eq!(s.up_cell(), first, "asked twice, the same cell");
+    assert!(s.take_up() == first, "asked twice, the same cell");
+    assert!(
+        s.events().any(
+            |e| matches!(e, SessionEvent::Deposited { id, tick, .. } if id.0 == 1 && tick == t)
+        ),
+        "the deposit left in the cell of the tick being read"
+    );
+    s.on_down(&down.encode()[..])?;
+    assert_eq!(s.seals(), before, "processing a down cell seals nothing");
     s.prepare();
     assert_eq!(s.seals(), before + 1, "prepare seals the next tick's cell");
     s.prepare();
@@ -452,6 +464,69 @@ fn the_up_cell_is_sealed_in_prepare_not_when_it_is_handed_out() -> Res {
             .last()
             .is_some_and(|s| s.deposit.is_some())
     );
+    // Its answer comes in the down cell of t + 2, and still matches.
+    relay.steps(3)?;
+    assert!(
+        relay
+            .events(a)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Stored { id } if id.0 == 1))
+    );
+    Ok(())
+}
+
+#[test]
+fn an_unprepared_cell_carries_no_attempt_the_saved_state_does_not_know() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    relay.steps(3)?;
+    let _ = relay.events(a);
+    // A caller that skips prepare: the prepared cell leaves, the down cell is processed,
+    // a message is queued, and the next cell is asked for unprepared.
+    let (t, down) = next_down(&mut relay);
+    let s = relay.session(a);
+    let up = s.take_up();
+    s.on_down(&down.encode()[..])?;
+    s.queue(to_one(1, &bob, &key, 1));
+    let _ = s.events().count();
+    relay.take(a, t, &up[..])?;
+    let (t, down) = next_down(&mut relay);
+    let s = relay.session(a);
+    let before = s.seals();
+    let up = s.take_up();
+    assert_eq!(s.seals(), before + 1, "sealed on demand");
+    let events: Vec<SessionEvent> = s.events().collect();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Deposited { .. })),
+        "an unprepared cell made an attempt nobody could save first: {events:?}"
+    );
+    relay.take(a, t, &up[..])?;
+    let last = relay
+        .slots_of(a)
+        .last()
+        .map(|s| (s.deposit.is_none(), s.request.clone()));
+    assert_eq!(last, Some((true, Request::None)), "a dummy with no request");
+    // The deposit waits for a prepared cell: prepare asks for the state to be saved
+    // (its counter's first use) before that cell is handed out.
+    let s = relay.session(a);
+    s.on_down(&down.encode()[..])?;
+    s.prepare();
+    let events: Vec<SessionEvent> = s.events().collect();
+    assert!(
+        events.contains(&SessionEvent::StateChanged),
+        "the counter's first use asks to save before the cell leaves: {events:?}"
+    );
+    relay.step()?;
+    assert!(
+        relay
+            .events(a)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Deposited { id, .. } if id.0 == 1))
+    );
     Ok(())
 }
 
@@ -461,7 +536,7 @@ fn full_and_lost_answers_requeue_with_a_fresh_tag_and_no_slot_repeats() -> Res {
         let mut relay = Relay::new()?;
         let (alice, bob) = (relay.card(), relay.card());
         let key = TagKey::generate();
-        let a = relay.join(alice, Behaviour::default(), SessionState::new());
+        let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
         relay.steps(4)?;
         relay.mode = mode;
         relay.session(a).queue(to_one(7, &bob, &key, 7));
@@ -523,7 +598,7 @@ fn a_garbage_answer_reads_as_unknown_and_bad_cells_end_the_session() -> Res {
     let mut relay = Relay::new()?;
     let (alice, bob) = (relay.card(), relay.card());
     let key = TagKey::generate();
-    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
     relay.steps(2)?;
     relay.session(a).queue(to_one(3, &bob, &key, 3));
     relay.mode = Mode::Silent;
@@ -564,7 +639,7 @@ fn group_copies_are_padded_to_the_class_with_random_buckets() -> Res {
     let speaker = relay.card();
     let key = TagKey::generate();
     let group = GroupTagKey::derive(&crate::crypto::GroupId::from_bytes([2; 16]), &[3; 32], 0)?;
-    let a = relay.join(speaker, Behaviour::default(), SessionState::new());
+    let a = relay.join(speaker, Behaviour::immediate(), SessionState::new());
     relay.steps(2)?;
     let sizes = [1usize, 2, 3, 5, 9, 17, 33, 64];
     for (i, &n) in sizes.iter().enumerate() {
@@ -630,7 +705,7 @@ fn after_an_absence_every_missed_epoch_is_caught_up_in_pages_of_8_on_odd_ticks()
     let mut relay = Relay::new()?;
     let (alice, bob) = (relay.card(), relay.card());
     let key = TagKey::generate();
-    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
     relay.steps(2)?;
     // Ten items for Bob in epoch 8, while he was away.
     for i in 0..10 {
@@ -641,7 +716,7 @@ fn after_an_absence_every_missed_epoch_is_caught_up_in_pages_of_8_on_odd_ticks()
     relay.steps(30)?;
     let behaviour = Behaviour {
         catch_up_delay: 30.0,
-        ..Behaviour::default()
+        ..Behaviour::immediate()
     };
     let mut state = SessionState::new();
     state.set_last_epoch(7);
@@ -706,8 +781,8 @@ fn an_epoch_change_owes_the_previous_epoch_and_messages_go_on() -> Res {
     let mut relay = Relay::new()?;
     let (alice, bob) = (relay.card(), relay.card());
     let key = TagKey::generate();
-    let a = relay.join(alice, Behaviour::default(), SessionState::new());
-    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
     relay.session(b).expect(key.clone(), Unwrap::Mine);
     let to_change = EPOCH_TICKS as u64 * 11 - relay.tick;
     relay.steps(to_change as usize - 1)?;
@@ -745,10 +820,10 @@ fn deletes_go_for_my_items_only_in_even_ticks_with_their_proof() -> Res {
     let (alice, bob) = (relay.card(), relay.card());
     let (key, member) = (TagKey::generate(), TagKey::generate());
     let group = GroupTagKey::derive(&crate::crypto::GroupId::from_bytes([2; 16]), &[3; 32], 0)?;
-    let a = relay.join(alice, Behaviour::default(), SessionState::new());
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
     let behaviour = Behaviour {
         delete_delay: 10.0,
-        ..Behaviour::default()
+        ..Behaviour::immediate()
     };
     let b = relay.join(bob.clone(), behaviour, SessionState::new());
     relay.session(b).expect(key.clone(), Unwrap::Mine);
@@ -786,11 +861,66 @@ fn deletes_go_for_my_items_only_in_even_ticks_with_their_proof() -> Res {
 }
 
 #[test]
+fn deletes_owed_when_a_session_ends_go_in_the_next_one() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    // Bob's delete would wait far longer than his session lasts.
+    let late = Behaviour {
+        delete_delay: 1e9,
+        ..Behaviour::immediate()
+    };
+    let b = relay.join(bob.clone(), late, SessionState::new());
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.session(a).queue(to_one(1, &bob, &key, 1));
+    relay.steps(12)?;
+    assert_eq!(received(&relay.events(b)).len(), 1);
+    assert!(relay.deleted.is_empty(), "not yet");
+    // He reconnects (through the state's bytes, as the client's store keeps it).
+    let (state, _) = relay.leave(b);
+    let state = SessionState::from_bytes(&state.to_bytes()?)?;
+    let b = relay.join(bob.clone(), Behaviour::immediate(), state);
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(6)?;
+    let bucket = bob.secret.bucket(relay.epoch(), BUCKETS)?;
+    let tag = key.secret(relay.epoch(), 0).seed().copy_tag(bucket);
+    assert_eq!(
+        relay.deleted,
+        vec![tag],
+        "the delete owed went in the new session"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_state_saved_before_states_carried_deletes_still_restores() -> Res {
+    // A state's bytes as they were: the same fields, without the deletes at the end.
+    let mut relay = Relay::new()?;
+    let me = relay.card();
+    let a = relay.join(me, Behaviour::immediate(), SessionState::new());
+    relay.steps(3)?;
+    let (state, _) = relay.leave(a);
+    let bytes = state.to_bytes()?;
+    assert_eq!(
+        bytes.last(),
+        Some(&0),
+        "no deletes: an empty list, one byte"
+    );
+    let old = &bytes[..bytes.len() - 1];
+    let restored = SessionState::from_bytes(old)?;
+    assert_eq!(restored.last_epoch(), state.last_epoch());
+    assert_eq!(restored.to_bytes()?, bytes);
+    assert!(SessionState::from_bytes(&bytes[..2]).is_err());
+    Ok(())
+}
+
+#[test]
 fn the_tag_table_takes_counters_out_of_order_in_its_window_and_drops_duplicates() -> Res {
     let mut relay = Relay::new()?;
     let bob = relay.card();
     let key = TagKey::generate();
-    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
     let sender = relay.session(b).expect(key.clone(), Unwrap::Mine);
     relay.steps(2)?;
     let epoch = relay.epoch();
@@ -841,7 +971,7 @@ fn send_session(
     state: SessionState,
     n: u64,
 ) -> Result<Sent, Error> {
-    let a = relay.join(alice.clone(), Behaviour::default(), state);
+    let a = relay.join(alice.clone(), Behaviour::immediate(), state);
     for i in 0..n {
         relay.session(a).queue(to_one(i, bob, key, i as u8));
     }
@@ -858,11 +988,11 @@ fn counters_are_never_used_twice_across_sessions_even_from_a_stale_state() -> Re
     let mut relay = Relay::new()?;
     let (alice, bob) = (relay.card(), relay.card());
     let key = TagKey::generate();
-    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
     relay.session(b).expect(key.clone(), Unwrap::Mine);
     relay.steps(2)?;
     // A first session, snapshotted early (as a crash would find it).
-    let a = relay.join(alice.clone(), Behaviour::default(), SessionState::new());
+    let a = relay.join(alice.clone(), Behaviour::immediate(), SessionState::new());
     for i in 0..40u64 {
         relay.session(a).queue(to_one(i, &bob, &key, i as u8));
     }
@@ -948,7 +1078,7 @@ fn a_restarted_session_skips_its_counters_32_ahead_and_keeps_its_senders() -> Re
     let (third, state) = send_session(&mut relay, (&alice, &bob), &key, state, 1)?;
     assert_eq!(counters(&third), vec![8]);
     // A snapshot of a running session (what a crash leaves) skips 32 ahead.
-    let a = relay.join(alice.clone(), Behaviour::default(), state);
+    let a = relay.join(alice.clone(), Behaviour::immediate(), state);
     relay.session(a).queue(to_one(9, &bob, &key, 9));
     relay.steps(12)?;
     let snapshot = relay.session(a).state();
@@ -957,12 +1087,12 @@ fn a_restarted_session_skips_its_counters_32_ahead_and_keeps_its_senders() -> Re
     let (fourth, _) = send_session(&mut relay, (&alice, &bob), &key, snapshot, 1)?;
     assert_eq!(counters(&fourth), vec![10 + 32]);
     // Sender ids are the state's: the same key gets the same id in the next session.
-    let b = relay.join(bob.clone(), Behaviour::default(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
     let k1 = relay.session(b).expect(key.clone(), Unwrap::Mine);
     let k2 = relay.session(b).expect(other.clone(), Unwrap::Mine);
     assert_ne!(k1, k2);
     let (state, _) = relay.leave(b);
-    let b = relay.join(bob, Behaviour::default(), state);
+    let b = relay.join(bob, Behaviour::immediate(), state);
     assert_eq!(relay.session(b).expect(other, Unwrap::Mine), k2);
     assert_eq!(relay.session(b).expect(key, Unwrap::Mine), k1);
     Ok(())
@@ -974,7 +1104,7 @@ fn loops_leave_at_their_rate_into_my_own_bucket_and_come_back_unreported() -> Re
     let me = relay.card();
     let behaviour = Behaviour {
         loop_every: Some(10.0),
-        ..Behaviour::default()
+        ..Behaviour::immediate()
     };
     let a = relay.join(me.clone(), behaviour, SessionState::new());
     relay.steps(300)?;
