@@ -322,10 +322,10 @@ pub fn unlock_with(
 /// The profile's delivery secret; a profile made before hum/2 gets one on its first open.
 fn delivery_secret(store: &mut StoreFile, key: &StoreKey) -> Result<DeliverySecret, EngineError> {
     if let Some(sealed) = store.meta("delivery")? {
+        // Opened into a wiped buffer and copied straight into the secret.
         let bytes = open(key, &sealed, "delivery")?;
-        let bytes =
-            <[u8; 32]>::try_from(&bytes[..]).map_err(|_| StoreError::Missing("delivery secret"))?;
-        return Ok(DeliverySecret::from_bytes(bytes));
+        return DeliverySecret::from_slice(&bytes)
+            .map_err(|_| StoreError::Missing("delivery secret").into());
     }
     let delivery = DeliverySecret::generate();
     let sealed = seal(key, delivery.expose_secret(), "delivery")?;

@@ -25,6 +25,20 @@ impl DeliverySecret {
         DeliverySecret(bytes)
     }
 
+    /// The secret from bytes in a buffer of the caller's (a store row opened into a
+    /// wiped buffer), copied straight into the secret: no plain array on the way.
+    ///
+    /// # Errors
+    /// [`RouteError::Malformed`] unless `bytes` is 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Result<DeliverySecret, RouteError> {
+        if bytes.len() != 32 {
+            return Err(RouteError::Malformed("delivery secret"));
+        }
+        let mut secret = DeliverySecret([0u8; 32]);
+        secret.0.copy_from_slice(bytes);
+        Ok(secret)
+    }
+
     /// The secret's bytes, to store or to send to a contact inside a sealed envelope.
     pub fn expose_secret(&self) -> &[u8; 32] {
         &self.0
@@ -83,6 +97,17 @@ mod tests {
         assert!(ds.bucket(5, MAX_BUCKETS + 1).is_err());
         assert_eq!(format!("{ds:?}"), "DeliverySecret(..)");
         Ok(())
+    }
+
+    #[test]
+    fn a_secret_from_a_slice_is_the_same_secret_and_wrong_lengths_are_refused() {
+        let bytes = zeroize::Zeroizing::new(vec![7u8; 32]);
+        assert_eq!(
+            DeliverySecret::from_slice(&bytes),
+            Ok(DeliverySecret::from_bytes([7; 32]))
+        );
+        assert!(DeliverySecret::from_slice(&[7; 31]).is_err());
+        assert!(DeliverySecret::from_slice(&[7; 33]).is_err());
     }
 
     #[test]
