@@ -123,11 +123,12 @@ pub(crate) enum Sender {
     Contact(i64),
     /// The answer to one of our invites, by invite id.
     Invite(i64),
-    /// A member of a group, by room id and place in the group state's member list.
+    /// A member of a group, by room id and the member's name on the link (kept while the
+    /// member stays in the group).
     Member {
         /// The group's room.
         room: i64,
-        /// The member's place.
+        /// The member's name on the link.
         index: u16,
     },
 }
