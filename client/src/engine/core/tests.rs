@@ -2700,3 +2700,61 @@ fn a_change_of_members_forgets_only_those_who_left() -> TestResult {
     }
     Ok(())
 }
+
+/// Where someone receives is learnt once: from a contact's own hello, or, for a member
+/// who is not a contact, from the first member list that names them. A later list (of
+/// another group, whose admin may be anyone) neither replaces a contact's home nor a
+/// member's.
+#[test]
+fn a_member_list_does_not_replace_a_known_home() -> TestResult {
+    let mut fx = Fixture::new("homes-kept", options())?;
+    let mut alice = fx.peer("alice")?;
+    let mut bob = fx.peer("bob")?;
+    let eve = Identity::generate();
+    let member = |identity: &Identity, name: &str, secret: &str| Member {
+        identity: identity.public().to_bytes().to_vec(),
+        name: name.into(),
+        home: Some(crate::engine::wire::MemberHome {
+            relay: peer_relay().to_string(),
+            delivery: Zeroizing::new(peer_delivery(secret)),
+        }),
+    };
+    let first = GroupState::create();
+    alice.send(
+        &mut fx,
+        &group_invite(&alice, &first, vec![member(&eve, "eve", "eve")])?,
+    )?;
+    // Bob's group names Eve, and Alice (a contact), with homes of his choosing.
+    let second = GroupState::create();
+    bob.send(
+        &mut fx,
+        &group_invite(
+            &bob,
+            &second,
+            vec![
+                member(&eve, "eve", "bob's pick"),
+                member(&alice.id, "alice", "bob's pick"),
+            ],
+        )?,
+    )?;
+    let core = fx.core()?;
+    let eves = core
+        .homes
+        .get(&eve.public().fingerprint())
+        .ok_or("eve's home was not learnt")?;
+    assert_eq!(
+        *eves.delivery,
+        peer_delivery("eve"),
+        "eve's home was replaced"
+    );
+    let alices = core
+        .homes
+        .get(&alice.id.public().fingerprint())
+        .ok_or("alice's home is gone")?;
+    assert_eq!(
+        *alices.delivery,
+        peer_delivery("alice"),
+        "a contact's home was replaced"
+    );
+    Ok(())
+}
