@@ -55,6 +55,17 @@ pub fn relay_config(tick: Duration) -> hum_relay::Config {
     c
 }
 
+/// The engine options of a test user: the defaults, but a contact's receipts leave after
+/// a tenth of a second on average (not half a minute), so a test waiting for "delivered"
+/// waits for the link, not for the receipt delay.
+#[must_use]
+pub fn options() -> hum::engine::EngineOptions {
+    hum::engine::EngineOptions {
+        receipt_delay: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
 /// One test user: a profile and its running engine.
 #[derive(Debug)]
 pub struct Peer {
@@ -78,7 +89,7 @@ impl Peer {
     /// # Errors
     /// When the profile or engine cannot start.
     pub fn create(dir: &Path, name: &str, relay: &str) -> Result<Self> {
-        Self::create_with(dir, name, relay, hum::engine::EngineOptions::default())
+        Self::create_with(dir, name, relay, options())
     }
 
     /// Re-opens an existing profile (after a stop) and starts its engine.
@@ -89,13 +100,7 @@ impl Peer {
         let paths = ProfilePaths::in_dir(name, dir.join(name));
         let unlocked =
             hum::engine::unlock_with(&paths, b"test passphrase", KdfPolicy::InsecureForTests)?;
-        Self::run(
-            name,
-            paths,
-            unlocked,
-            relay,
-            hum::engine::EngineOptions::default(),
-        )
+        Self::run(name, paths, unlocked, relay, options())
     }
 
     /// Like [`Peer::create`], with engine options.

@@ -200,7 +200,7 @@ pub(crate) struct Core {
     /// after the first of them, or with the next text to that contact.
     receipts_due: HashMap<i64, Instant>,
     /// Each group's generation and members the hum/2 link was told to expect.
-    group_routes: HashMap<i64, (u32, Vec<Fingerprint>)>,
+    group_routes: HashMap<i64, route::GroupRoute>,
 }
 
 /// The hum/2 link as the core knows it.

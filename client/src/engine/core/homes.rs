@@ -75,8 +75,11 @@ impl Core {
         Ok(())
     }
 
-    /// Takes the homes a group admin's member list names, for the members who are not
-    /// contacts (a contact says where it receives itself) and not this profile.
+    /// Takes the homes a group admin's member list names, for the members whose home is
+    /// not known yet: never a contact's (a contact says where it receives itself, in its
+    /// hello), never this profile's, and never one learnt before, from this group's list
+    /// or another's (the admin of one group cannot move where a member of another
+    /// receives).
     pub(super) fn learn_homes(&mut self, members: &[Member]) -> Result<(), EngineError> {
         let me = self.my_fp();
         for m in members {
@@ -85,7 +88,7 @@ impl Core {
                 continue;
             };
             let fp = public.fingerprint();
-            if fp == me || self.contact_by_fp(&fp).is_some() {
+            if fp == me || self.contact_by_fp(&fp).is_some() || self.homes.get(&fp).is_some() {
                 continue;
             }
             let Ok(relay) = home.relay.parse::<RelayAddr>() else {
@@ -123,11 +126,12 @@ pub(crate) enum Sender {
     Contact(i64),
     /// The answer to one of our invites, by invite id.
     Invite(i64),
-    /// A member of a group, by room id and place in the group state's member list.
+    /// A member of a group, by room id and the member's name on the link (kept while the
+    /// member stays in the group).
     Member {
         /// The group's room.
         room: i64,
-        /// The member's place.
+        /// The member's name on the link.
         index: u16,
     },
 }

@@ -247,8 +247,12 @@ impl Core {
     }
 
     /// Tells the hum/2 link each open group's members (from the member list) to expect
-    /// under their speaker tag keys of the current generation, when the members or the generation changed since
-    /// it was last told; a group closed or gone is forgotten.
+    /// under their speaker tag keys of the current generation. Each member keeps its name
+    /// on the link while it stays in the group: a change of members forgets only those
+    /// removed and expects only those added, so the session keeps how far it saw the
+    /// others (a member whose counter ran past the first window would not be recognised
+    /// again from scratch). A new generation changes every key: all are told afresh. A
+    /// group closed or gone is forgotten.
     pub(super) fn sync_group_routes(&mut self) {
         if self.route.is_none() {
             return;
@@ -262,21 +266,29 @@ impl Core {
                 want.insert(rid, (g.state.generation(), members));
             }
         }
-        let stale: Vec<i64> = self
+        let gone: Vec<i64> = self
             .group_routes
-            .iter()
-            .filter(|(rid, had)| want.get(rid) != Some(*had))
-            .map(|(rid, _)| *rid)
+            .keys()
+            .filter(|rid| !want.contains_key(rid))
+            .copied()
             .collect();
-        for rid in stale {
-            if let Some((_, members)) = self.group_routes.remove(&rid) {
-                for i in 0..members.len() {
-                    self.route_op(RouteOp::Forget(member_name(rid, i)));
+        for rid in gone {
+            if let Some(had) = self.group_routes.remove(&rid) {
+                for (_, index) in had.members {
+                    self.route_op(RouteOp::Forget(member_name(rid, index)));
                 }
             }
         }
         for (rid, (generation, members)) in want {
-            if self.group_routes.contains_key(&rid) {
+            let mut had = self.group_routes.remove(&rid).unwrap_or(GroupRoute {
+                generation,
+                members: Vec::new(),
+            });
+            if had.generation == generation
+                && had.members.len() == members.len()
+                && had.members.iter().all(|(fp, _)| members.contains(fp))
+            {
+                self.group_routes.insert(rid, had);
                 continue;
             }
             let Some(group) = self
@@ -287,25 +299,52 @@ impl Core {
             else {
                 continue;
             };
-            for (i, m) in members.iter().enumerate() {
+            let fresh = had.generation != generation;
+            let (stay, left): (Vec<_>, Vec<_>) = had
+                .members
+                .drain(..)
+                .partition(|(fp, _)| !fresh && members.contains(fp));
+            for (_, index) in left {
+                self.route_op(RouteOp::Forget(member_name(rid, index)));
+            }
+            let mut told = stay;
+            for m in members {
+                if told.iter().any(|(fp, _)| *fp == m) {
+                    continue;
+                }
+                // The lowest name no member holds.
+                let index = (0..=u16::MAX)
+                    .find(|i| told.iter().all(|(_, t)| t != i))
+                    .unwrap_or(u16::MAX);
                 self.route_op(RouteOp::Expect {
-                    who: member_name(rid, i),
+                    who: member_name(rid, index),
                     key: group.speaker(m.as_bytes()),
                     unwrap: Unwrap::Group(group.clone()),
                 });
+                told.push((m, index));
             }
-            self.group_routes.insert(rid, (generation, members));
+            self.group_routes.insert(
+                rid,
+                GroupRoute {
+                    generation,
+                    members: told,
+                },
+            );
         }
     }
 }
 
-/// The link's name for the `i`th member of group `rid` as last told.
-fn member_name(rid: i64, i: usize) -> Expected {
-    Sender::Member {
-        room: rid,
-        index: u16::try_from(i).unwrap_or(u16::MAX),
-    }
-    .expected()
+/// What the hum/2 link was told of one group: the generation whose keys it expects, and
+/// each member with its name on the link.
+#[derive(Debug)]
+pub(super) struct GroupRoute {
+    generation: u32,
+    members: Vec<(Fingerprint, u16)>,
+}
+
+/// The link's name for the member of group `rid` told as `index`.
+fn member_name(rid: i64, index: u16) -> Expected {
+    Sender::Member { room: rid, index }.expected()
 }
 
 /// Shuffles `items` (Fisher-Yates) with the system's CSPRNG.

@@ -2579,3 +2579,182 @@ fn part_counts_are_padded_on_the_route_link() -> TestResult {
     assert_eq!(check(&mut fx, &mut bob, &long)?, 4);
     Ok(())
 }
+
+/// A change of a group's members that keeps its generation tells the hum/2 link only the
+/// difference: the member who left is forgotten, the one added expected, and those who
+/// stay keep their names (so the session keeps how far it saw them). A new generation
+/// tells every member afresh under the new keys.
+#[test]
+fn a_change_of_members_forgets_only_those_who_left() -> TestResult {
+    use crate::engine::route_link::{Expected, RouteOp};
+    let mut fx = Fixture::new(
+        "route-members",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut alice = fx.peer("alice")?;
+    let bob = fx.peer("bob")?;
+    let carol = fx.peer("carol")?;
+    let dave = fx.peer("dave")?;
+    let mut state = GroupState::create();
+    let invite = group_invite(
+        &alice,
+        &state,
+        vec![bob.as_member("bob"), carol.as_member("carol")],
+    )?;
+    alice.send(&mut fx, &invite)?;
+    let group = state.tag_key()?;
+    let name_of = |ops: &[RouteOp], who: &Peer| -> Option<Expected> {
+        let key = group.speaker(who.id.public().fingerprint().as_bytes());
+        ops.iter().find_map(|op| match op {
+            RouteOp::Expect { who, key: k, .. } if *k == key => Some(*who),
+            _ => None,
+        })
+    };
+    let ops = std::mem::take(&mut fx.route_ops);
+    let (a, b, c) = (
+        name_of(&ops, &alice).ok_or("alice not expected")?,
+        name_of(&ops, &bob).ok_or("bob not expected")?,
+        name_of(&ops, &carol).ok_or("carol not expected")?,
+    );
+    let forgotten = |ops: &[RouteOp]| -> Vec<Expected> {
+        ops.iter()
+            .filter_map(|op| match op {
+                RouteOp::Forget(w) => Some(*w),
+                _ => None,
+            })
+            .collect()
+    };
+    let expected = |ops: &[RouteOp]| {
+        ops.iter()
+            .filter(|op| matches!(op, RouteOp::Expect { .. }))
+            .count()
+    };
+
+    // Bob leaves, Dave comes in; the admin has not rotated yet.
+    let update = |members: Vec<Member>| -> Result<AppMessage, EngineError> {
+        Ok(AppMessage::GroupUpdate {
+            uid: random_uid()?,
+            group: state.group_id(),
+            name: "plans".into(),
+            members,
+            dist: None,
+        })
+    };
+    alice.send(
+        &mut fx,
+        &update(vec![
+            alice.as_member("alice"),
+            carol.as_member("carol"),
+            dave.as_member("dave"),
+        ])?,
+    )?;
+    let ops = std::mem::take(&mut fx.route_ops);
+    assert_eq!(forgotten(&ops), [b], "only bob is forgotten");
+    assert_eq!(expected(&ops), 1, "only dave is expected anew");
+    let d = name_of(&ops, &dave).ok_or("dave not expected")?;
+    assert!(![a, c].contains(&d), "dave takes a name nobody holds");
+
+    // Nothing changes: nothing is told.
+    fx.handle(Input::Timer)?;
+    assert!(
+        !fx.route_ops
+            .iter()
+            .any(|op| matches!(op, RouteOp::Expect { .. } | RouteOp::Forget(_))),
+        "{:?}",
+        fx.route_ops
+    );
+
+    // A new generation: every member is told again under the new keys.
+    let dist = state.rotate()?;
+    alice.send(
+        &mut fx,
+        &AppMessage::GroupUpdate {
+            uid: random_uid()?,
+            group: state.group_id(),
+            name: "plans".into(),
+            members: vec![
+                alice.as_member("alice"),
+                carol.as_member("carol"),
+                dave.as_member("dave"),
+            ],
+            dist: Some(dist.to_bytes()?),
+        },
+    )?;
+    let ops = std::mem::take(&mut fx.route_ops);
+    let mut gone = forgotten(&ops);
+    gone.sort_by_key(|e| e.0);
+    let mut all = vec![a, c, d];
+    all.sort_by_key(|e| e.0);
+    assert_eq!(gone, all);
+    let group = state.tag_key()?;
+    for who in [&alice, &carol, &dave] {
+        let key = group.speaker(who.id.public().fingerprint().as_bytes());
+        assert!(
+            ops.iter()
+                .any(|op| matches!(op, RouteOp::Expect { key: k, .. } if *k == key)),
+            "a member is not expected under the new key"
+        );
+    }
+    Ok(())
+}
+
+/// Where someone receives is learnt once: from a contact's own hello, or, for a member
+/// who is not a contact, from the first member list that names them. A later list (of
+/// another group, whose admin may be anyone) neither replaces a contact's home nor a
+/// member's.
+#[test]
+fn a_member_list_does_not_replace_a_known_home() -> TestResult {
+    let mut fx = Fixture::new("homes-kept", options())?;
+    let mut alice = fx.peer("alice")?;
+    let mut bob = fx.peer("bob")?;
+    let eve = Identity::generate();
+    let member = |identity: &Identity, name: &str, secret: &str| Member {
+        identity: identity.public().to_bytes().to_vec(),
+        name: name.into(),
+        home: Some(crate::engine::wire::MemberHome {
+            relay: peer_relay().to_string(),
+            delivery: Zeroizing::new(peer_delivery(secret)),
+        }),
+    };
+    let first = GroupState::create();
+    alice.send(
+        &mut fx,
+        &group_invite(&alice, &first, vec![member(&eve, "eve", "eve")])?,
+    )?;
+    // Bob's group names Eve, and Alice (a contact), with homes of his choosing.
+    let second = GroupState::create();
+    bob.send(
+        &mut fx,
+        &group_invite(
+            &bob,
+            &second,
+            vec![
+                member(&eve, "eve", "bob's pick"),
+                member(&alice.id, "alice", "bob's pick"),
+            ],
+        )?,
+    )?;
+    let core = fx.core()?;
+    let eves = core
+        .homes
+        .get(&eve.public().fingerprint())
+        .ok_or("eve's home was not learnt")?;
+    assert_eq!(
+        *eves.delivery,
+        peer_delivery("eve"),
+        "eve's home was replaced"
+    );
+    let alices = core
+        .homes
+        .get(&alice.id.public().fingerprint())
+        .ok_or("alice's home is gone")?;
+    assert_eq!(
+        *alices.delivery,
+        peer_delivery("alice"),
+        "a contact's home was replaced"
+    );
+    Ok(())
+}
