@@ -327,6 +327,7 @@ impl Runtime {
                     link,
                     waiting: std::collections::VecDeque::new(),
                 });
+                below_the_link();
             }
             Err(e) => tracing::error!(cause = %e, "the hum/2 link thread could not start"),
         }
@@ -448,6 +449,27 @@ impl Default for EngineOptions {
             route_link: false,
             receipt_delay: Duration::from_secs(30),
         }
+    }
+}
+
+/// The nice value the engine thread drops to once its hum/2 link runs: well below the
+/// link thread (which keeps the default), so that when the machine is busy the link's
+/// wake-up at its write deadline does not queue behind the engine's own work (history
+/// loads, sealing, the store): the answer's timing must not tell that the user is busy.
+const ENGINE_NICE: i32 = 10;
+
+/// Lowers the calling thread (the engine's) to [`ENGINE_NICE`]. On Linux a nice value
+/// belongs to a thread: this one and the threads it starts later run lower, the link
+/// thread started before keeps its own. Raising it back would need a privilege, so it
+/// is lowered once, after the link started. A refusal only costs that protection.
+fn below_the_link() {
+    let Ok(now) = rustix::process::getpriority_process(None) else {
+        return;
+    };
+    if now < ENGINE_NICE
+        && let Err(e) = rustix::process::setpriority_process(None, ENGINE_NICE)
+    {
+        tracing::debug!(cause = %e, "the engine thread kept its priority");
     }
 }
 
