@@ -47,7 +47,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use self::catch_up::CatchUps;
+use self::catch_up::{CatchUps, Ticket};
 use self::deletes::Deletes;
 use self::outbox::{Outbox, Payload, Queued};
 pub use self::random::SessionRng;
@@ -335,7 +335,8 @@ struct Receiver {
 struct InFlight {
     keys: ReplyKeys,
     deposit: Option<Queued>,
-    catch_up: bool,
+    /// The catch-up request it carries.
+    catch_up: Option<Ticket>,
     /// The seed digest of a loop it carries.
     loop_seed: Option<String>,
 }
@@ -865,9 +866,9 @@ impl Session {
     /// The answer to a slot (and, on odd ticks, its reply item, already recognised).
     fn answer(&mut self, f: InFlight, sealed: &[u8; crate::route::ANSWER_LEN]) {
         let answer = f.keys.open_answer(sealed).ok();
-        if f.catch_up {
+        if let Some(ticket) = f.catch_up {
             let outcome = answer.map(|a| a.request);
-            if let Some(epoch) = self.catch_ups.answered(outcome) {
+            if let Some(epoch) = self.catch_ups.answered(ticket, outcome) {
                 self.events.push(SessionEvent::CaughtUp { epoch });
                 self.dirty = true;
             }
@@ -910,8 +911,8 @@ impl Session {
 
     /// A slot whose answer can no longer come: its deposit is unknown and goes again.
     fn lost(&mut self, f: InFlight) {
-        if f.catch_up {
-            self.catch_ups.unstart();
+        if let Some(ticket) = f.catch_up {
+            self.catch_ups.unstart(ticket);
         }
         if let Some(q) = f.deposit {
             match q.id() {
@@ -941,8 +942,8 @@ impl Session {
     /// A prepared cell that will never be written: what it carried goes back.
     fn abandon(&mut self, p: Prepared) {
         if let Some(f) = p.in_flight {
-            if f.catch_up {
-                self.catch_ups.unstart();
+            if let Some(ticket) = f.catch_up {
+                self.catch_ups.unstart(ticket);
             }
             if let Some(q) = f.deposit {
                 self.outbox.push_front(q);
@@ -997,16 +998,17 @@ impl Session {
             return self.random_cell(t, known);
         };
         let (request, catch_up) = match self.catch_ups.start(t) {
-            Some(job) => (
+            Some(ticket) => (
                 Request::CatchUp(CatchUp {
-                    bucket: self.bucket(job.epoch).unwrap_or(bucket),
-                    epoch: job.epoch,
-                    detect: self.me.secret.detection_key(job.epoch),
-                    after: job.after,
+                    bucket: self.bucket(ticket.epoch).unwrap_or(bucket),
+                    epoch: ticket.epoch,
+                    detect: self.me.secret.detection_key(ticket.epoch),
+                    after: ticket.after,
+                    rank: ticket.rank,
                 }),
-                true,
+                Some(ticket),
             ),
-            None => (self.deletes.take(t).unwrap_or_default(), false),
+            None => (self.deletes.take(t).unwrap_or_default(), None),
         };
         let (deposit, queued) = self.next_deposit(t);
         let slot_deposit = match &deposit {
@@ -1027,10 +1029,9 @@ impl Session {
                 if let Some(q) = queued {
                     self.outbox.push_front(q);
                 }
-                if catch_up {
-                    self.catch_ups.unstart();
-                } else {
-                    self.deletes.put_back(t, request);
+                match catch_up {
+                    Some(ticket) => self.catch_ups.unstart(ticket),
+                    None => self.deletes.put_back(t, request),
                 }
                 return self.random_cell(t, known);
             }
