@@ -129,8 +129,12 @@ pub struct Outgoing {
 pub struct Behaviour {
     /// Mean ticks between loop deposits (a Poisson process); `None`: no loops.
     pub loop_every: Option<f64>,
-    /// Mean ticks before each epoch's catch-up starts (exponential, one draw per epoch).
+    /// Mean ticks before each epoch's catch-up starts (one draw per epoch, shaped as
+    /// `catch_up_shape` says).
     pub catch_up_delay: f64,
+    /// How the catch-up delays are drawn: uniform up to twice the mean by default, so a
+    /// day's catch-up ends within a minute (docs/PROTOCOL.md, hum/2 §H11).
+    pub catch_up_shape: DelayShape,
     /// Mean ticks before a received 1:1 item (or loop) is deleted at the relay
     /// (exponential, one draw per item).
     pub delete_delay: f64,
@@ -142,9 +146,21 @@ impl Default for Behaviour {
         Behaviour {
             loop_every: None,
             catch_up_delay: 0.0,
+            catch_up_shape: DelayShape::Uniform,
             delete_delay: 0.0,
         }
     }
+}
+
+/// How a random delay of a given mean is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DelayShape {
+    /// Uniform from 0 to twice the mean: bounded, so the last of many draws comes by then.
+    #[default]
+    Uniform,
+    /// Exponential: unbounded; the largest of `n` draws is about the mean times
+    /// `1 + 1/2 + ... + 1/n`.
+    Exponential,
 }
 
 /// How an item reached the client.
@@ -417,9 +433,11 @@ impl Session {
     ) -> Session {
         let mut rng = rng;
         let catch_ups = CatchUps::restore(state.jobs(), || {
-            hello
-                .tick
-                .saturating_add(random::delay(&mut rng, behaviour.catch_up_delay))
+            hello.tick.saturating_add(random::delay_shaped(
+                &mut rng,
+                behaviour.catch_up_delay,
+                behaviour.catch_up_shape,
+            ))
         });
         let ttl_ticks =
             (u64::from(hello.ttl_secs) * 1_000_000).div_ceil(u64::from(hello.tick_micros.max(1)));
@@ -764,7 +782,11 @@ impl Session {
 
     /// Owes a catch-up of `epoch` after a random delay from tick `t`.
     fn owe(&mut self, epoch: u32, t: u64) {
-        let wait = random::delay(&mut self.rng, self.behaviour.catch_up_delay);
+        let wait = random::delay_shaped(
+            &mut self.rng,
+            self.behaviour.catch_up_delay,
+            self.behaviour.catch_up_shape,
+        );
         self.catch_ups.owe(epoch, t.saturating_add(wait));
     }
 
