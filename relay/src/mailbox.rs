@@ -582,17 +582,23 @@ mod tests {
         Ok(m)
     }
 
-    #[test]
-    fn a_replayed_slot_is_refused_and_a_slot_of_another_tick_does_not_open()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let m = mailbox()?;
-        let key = m
-            .keys
+    /// The mailbox's slot key of epoch 10, as a client holds it.
+    fn key_of_epoch_10(
+        m: &Mailbox,
+    ) -> Result<hum_shared::route::VerifiedSlotKey, Box<dyn std::error::Error>> {
+        Ok(m.keys
             .read()
             .map_err(|_| "poisoned")?
             .by_epoch(10)
             .ok_or("no key")?
-            .verified(m.id);
+            .verified(m.id))
+    }
+
+    #[test]
+    fn a_replayed_slot_is_refused_and_a_slot_of_another_tick_does_not_open()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let m = mailbox()?;
+        let key = key_of_epoch_10(&m)?;
         let (slot, _) = seal_slot(&key, ENTRY, 1_000, SlotDeposit::Dummy, &Request::None)?;
         let (stats, curious) = (RouteStats::default(), Curious::default());
         // Twice in one batch, then again in a second batch of the same tick.
@@ -663,13 +669,7 @@ mod tests {
         use hum_shared::route::{CATCH_UP_PAGE, CatchUp, DeliverySecret};
         use std::sync::atomic::Ordering::Relaxed;
         let m = mailbox()?;
-        let key = m
-            .keys
-            .read()
-            .map_err(|_| "poisoned")?
-            .by_epoch(10)
-            .ok_or("no key")?
-            .verified(m.id);
+        let key = key_of_epoch_10(&m)?;
         let dk = DeliverySecret::generate().detection_key(10);
         let ask = |bucket: u16, epoch: u32, rank: u8| {
             Request::CatchUp(CatchUp {

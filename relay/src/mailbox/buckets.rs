@@ -561,12 +561,7 @@ mod tests {
 
     #[test]
     fn ranks_page_through_an_epoch_and_keep_their_place_when_copies_go() -> Result<(), String> {
-        let mut s = Buckets::new(Limits {
-            source_cap: 100,
-            bucket_quota: 100,
-            item_quota: 200,
-            ..limits()
-        });
+        let mut s = roomy();
         let now = Instant::now();
         s.set_tick(0, 2);
         let dk = DeliverySecret::generate().detection_key(2);
@@ -644,6 +639,16 @@ mod tests {
         Ok(())
     }
 
+    /// A store with room for every test's deposits.
+    fn roomy() -> Buckets {
+        Buckets::new(Limits {
+            source_cap: 100,
+            bucket_quota: 100,
+            item_quota: 200,
+            ..limits()
+        })
+    }
+
     /// The tags bucket `bucket` streams in its next `n` batches.
     fn streamed(s: &mut Buckets, bucket: usize, n: usize) -> Vec<CopyTag> {
         (0..n).map(|_| s.stream()[bucket].tag()).collect()
@@ -651,12 +656,7 @@ mod tests {
 
     #[test]
     fn neither_kind_starves_the_other_in_a_bucket() {
-        let mut s = Buckets::new(Limits {
-            source_cap: 100,
-            bucket_quota: 100,
-            item_quota: 200,
-            ..limits()
-        });
+        let mut s = roomy();
         let now = Instant::now();
         s.set_tick(0, 0);
         let k = TagKey::generate();

@@ -254,7 +254,8 @@ pub enum SessionEvent {
         /// Why.
         why: RouteError,
     },
-    /// Every page of `epoch` was asked for.
+    /// The catch-up of `epoch` is done: every rank of its pages that could find
+    /// something was answered.
     CaughtUp {
         /// The home relay's epoch.
         epoch: u32,
