@@ -282,20 +282,36 @@ impl Mailbox {
             Request::None => (RequestOutcome::None, None),
             // Catch-up answers ride the reply items of odd ticks only.
             Request::CatchUp(c) if tick % 2 == 1 => {
+                let answered = lock(&self.store).catch_up(c, self.clock.now());
+                let (item, outcome) = answered.unwrap_or_else(|| {
+                    Stats::add(&stats.catch_ups_refused, 1);
+                    (
+                        None,
+                        RequestOutcome::CatchUp {
+                            found: false,
+                            next_after: c.after,
+                            more: false,
+                        },
+                    )
+                });
                 Stats::add(&stats.catch_ups, 1);
-                let (item, outcome) = lock(&self.store).catch_up(c, self.clock.now());
                 curious.record("mailbox", "catchup", self.tick(), || {
                     format!(
-                        r#""source":"{source}","batch_tick":{tick},"pos":{position},"bucket":{},"epoch":{},"detect":"{}","found":{}"#,
+                        r#""source":"{source}","batch_tick":{tick},"pos":{position},"bucket":{},"epoch":{},"detect":"{}","after":{},"rank":{},"found":{}"#,
                         c.bucket,
                         c.epoch,
                         log_digest(c.detect.expose_secret()),
+                        c.after,
+                        c.rank,
                         or_null(item.as_ref().map(|i| log_digest(i.tag().as_bytes())))
                     )
                 });
                 (outcome, item)
             }
-            Request::CatchUp(_) => (RequestOutcome::None, None),
+            Request::CatchUp(_) => {
+                Stats::add(&stats.catch_ups_even, 1);
+                (RequestOutcome::None, None)
+            }
             Request::Delete(d) => {
                 let ok = lock(&self.store).delete(d);
                 if ok {
@@ -555,6 +571,7 @@ mod tests {
             .map_err(|e| crate::RelayError::Certificate(e.to_string()))?;
         let mut config = Config::ephemeral(std::time::Duration::from_millis(20));
         config.epoch_ticks = 100;
+        config.buckets = crate::BucketCount::Fixed(16);
         let m = Mailbox::new(
             &config,
             RelayId::from_bytes([1; 8]),
@@ -565,17 +582,23 @@ mod tests {
         Ok(m)
     }
 
-    #[test]
-    fn a_replayed_slot_is_refused_and_a_slot_of_another_tick_does_not_open()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let m = mailbox()?;
-        let key = m
-            .keys
+    /// The mailbox's slot key of epoch 10, as a client holds it.
+    fn key_of_epoch_10(
+        m: &Mailbox,
+    ) -> Result<hum_shared::route::VerifiedSlotKey, Box<dyn std::error::Error>> {
+        Ok(m.keys
             .read()
             .map_err(|_| "poisoned")?
             .by_epoch(10)
             .ok_or("no key")?
-            .verified(m.id);
+            .verified(m.id))
+    }
+
+    #[test]
+    fn a_replayed_slot_is_refused_and_a_slot_of_another_tick_does_not_open()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let m = mailbox()?;
+        let key = key_of_epoch_10(&m)?;
         let (slot, _) = seal_slot(&key, ENTRY, 1_000, SlotDeposit::Dummy, &Request::None)?;
         let (stats, curious) = (RouteStats::default(), Curious::default());
         // Twice in one batch, then again in a second batch of the same tick.
@@ -637,6 +660,59 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+        Ok(())
+    }
+
+    #[test]
+    fn catch_ups_out_of_range_in_even_ticks_or_replayed_are_counted()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use hum_shared::route::{CATCH_UP_PAGE, CatchUp, DeliverySecret};
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = mailbox()?;
+        let key = key_of_epoch_10(&m)?;
+        let dk = DeliverySecret::generate().detection_key(10);
+        let ask = |bucket: u16, epoch: u32, rank: u8| {
+            Request::CatchUp(CatchUp {
+                bucket,
+                epoch,
+                detect: dk.clone(),
+                after: 7,
+                rank,
+            })
+        };
+        let (stats, curious) = (RouteStats::default(), Curious::default());
+        let buckets = m.buckets_per_epoch;
+        let requests = [
+            ask(0, 10, 0),
+            ask(0, 10, CATCH_UP_PAGE),
+            ask(buckets, 10, 0),
+            ask(0, 12, 0),
+            ask(0, 11, CATCH_UP_PAGE - 1),
+        ];
+        let mut slots = Vec::new();
+        for r in &requests {
+            slots.push(seal_slot(&key, ENTRY, 1_001, SlotDeposit::Dummy, r)?.0);
+        }
+        let work = m.open_batch(ENTRY, 1_001, &slots, None, &stats, &curious);
+        let nothing = RequestOutcome::CatchUp {
+            found: false,
+            next_after: 7,
+            more: false,
+        };
+        let got: Vec<_> = work.iter().map(|w| (w.request, w.item.is_some())).collect();
+        assert!(got.iter().all(|g| *g == (nothing, false)), "{got:?}");
+        assert_eq!(stats.catch_ups.load(Relaxed), 5);
+        assert_eq!(stats.catch_ups_refused.load(Relaxed), 3);
+        // A replayed slot is not answered at all (random bytes), and counted as a replay.
+        let again = m.open_batch(ENTRY, 1_001, &slots[..1], None, &stats, &curious);
+        assert!(again[0].replier.is_none());
+        assert_eq!(stats.slots_replayed.load(Relaxed), 1);
+        assert_eq!(stats.catch_ups.load(Relaxed), 5);
+        // In a slot of an even tick there is no reply item to carry it.
+        let (even, _) = seal_slot(&key, ENTRY, 1_002, SlotDeposit::Dummy, &ask(0, 10, 0))?;
+        let work = m.open_batch(ENTRY, 1_002, &[even], None, &stats, &curious);
+        assert_eq!(work[0].request, RequestOutcome::None);
+        assert_eq!(stats.catch_ups_even.load(Relaxed), 1);
         Ok(())
     }
 }

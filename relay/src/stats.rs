@@ -82,6 +82,12 @@ route_counters! {
     retry,
     /// Catch-up requests answered.
     catch_ups,
+    /// Catch-up requests out of range (a rank beyond the page, a bucket the relay does
+    /// not have, an epoch after the next), answered as finding nothing.
+    catch_ups_refused,
+    /// Catch-up requests in slots of even ticks (no reply item to carry them; not
+    /// answered).
+    catch_ups_even,
     /// Copies deleted with a valid proof.
     deleted,
     /// Stream batches sent (to each entry relay).

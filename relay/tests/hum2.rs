@@ -718,7 +718,9 @@ async fn catch_up_returns_what_a_client_missed_while_away() -> Res {
             (b"m\x02".to_vec(), Via::CatchUp),
         ]
     );
-    assert!(relay.stats().route.catch_ups >= 8);
+    // Three matches: ranks 0 to 2 were answered by the time rank 2's answer said nothing
+    // follows (rank 3, sealed before it came, may still be on its way).
+    assert!(relay.stats().route.catch_ups >= 3);
     relay.shutdown().await;
     Ok(())
 }

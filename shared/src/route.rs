@@ -100,7 +100,7 @@ pub use link_hello::{
 pub use relay_id::{RELAY_ID_LEN, RelayId};
 pub use replay_guard::ReplayGuard;
 pub use reply::{Reply, ReplyKeys, SlotReplier};
-pub use request::{CatchUp, Delete, Request};
+pub use request::{CATCH_UP_PAGE, CatchUp, Delete, Request};
 pub use slot::{
     OUTER_PLAIN_LEN, OpenedDeposit, OpenedSlot, SLOT_LEN, Slot, SlotDeposit, open_clear_slot,
     open_slot, seal_clear_slot, seal_slot,

@@ -79,14 +79,22 @@ fn deposit(epoch: u32) -> impl Strategy<Value = Deposit> {
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         Just(Request::None),
-        (0u16..256, any::<u32>(), any::<[u8; 32]>(), any::<u64>()).prop_map(|(b, e, d, a)| {
-            Request::CatchUp(CatchUp {
-                bucket: b,
-                epoch: e,
-                detect: hum_shared::route::DetectionKey::from_bytes(d),
-                after: a,
-            })
-        }),
+        (
+            0u16..256,
+            any::<u32>(),
+            any::<[u8; 32]>(),
+            any::<u64>(),
+            any::<u8>()
+        )
+            .prop_map(|(b, e, d, a, r)| {
+                Request::CatchUp(CatchUp {
+                    bucket: b,
+                    epoch: e,
+                    detect: hum_shared::route::DetectionKey::from_bytes(d),
+                    after: a,
+                    rank: r,
+                })
+            }),
         (
             0u16..256,
             any::<u32>(),

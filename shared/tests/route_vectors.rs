@@ -373,6 +373,7 @@ fn print_vectors() -> TestResult {
         epoch: 299,
         detect: DetectionKey::from_bytes(pattern(0x66)),
         after: 41,
+        rank: 0,
     });
     let home_key = home
         .by_epoch(300)

@@ -203,6 +203,7 @@ async fn a_user_back_after_missing_epochs_gets_every_message_and_the_time_is_mea
         epochs_with_mail: 3,
         per_epoch: 2,
         catch_up_delay: Duration::from_millis(200),
+        catch_up_exponential: false,
         timeout: Duration::from_secs(30),
         seed: 3,
     };

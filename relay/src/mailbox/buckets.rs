@@ -3,25 +3,48 @@
 //!
 //! Everything is in memory. A bucket's items are keyed by a sequence number (microseconds
 //! since the Unix epoch at deposit, strictly increasing), so catch-up pages stay ordered
-//! across a restart's fresh start.
+//! across a restart's fresh start. A copy deleted or expired leaves its tag and flags
+//! behind (its contents go), so that the ranks catch-up requests name do not move while
+//! its epoch is held.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use hum_shared::route::{
-    BucketCopy, CatchUp, CopyTag, Delete, Deposit, DepositOutcome, Item, RelayId, RequestOutcome,
-    TagSeed, flag_matches,
+    BucketCopy, CATCH_UP_PAGE, CatchUp, CopyTag, Delete, Deposit, DepositOutcome, Item, RelayId,
+    RequestOutcome, TagSeed, flag_matches,
 };
 
-/// One stored copy.
+/// The answer of a catch-up that finds nothing.
+fn none(next_after: u64) -> RequestOutcome {
+    RequestOutcome::CatchUp {
+        found: false,
+        next_after,
+        more: false,
+    }
+}
+
+/// One stored copy, or what is left of it: `item` is `None` once it was deleted or
+/// expired (it keeps its rank for catch-up).
 #[derive(Debug)]
 struct Stored {
     tag: CopyTag,
-    item: Item,
+    item: Option<Item>,
     flags: Vec<u8>,
     seed: TagSeed,
     expires: Instant,
 }
+
+impl Stored {
+    /// The item, while it is neither deleted nor expired.
+    fn live(&self, now: Instant) -> Option<&Item> {
+        self.item.as_ref().filter(|_| self.expires > now)
+    }
+}
+
+/// Entries (copies and what is left of deleted or expired ones) one bucket keeps per
+/// epoch, as a multiple of the bucket quota: beyond it the bucket is full for that epoch.
+const ENTRIES_PER_QUOTA: usize = 4;
 
 /// The live queue of one bucket, in two kinds: deposits with one copy (1:1 chat,
 /// receipts, loops) and copies of deposits with several (groups). The kinds take turns
@@ -101,6 +124,8 @@ impl Queue {
 #[derive(Debug, Default)]
 struct Bucket {
     items: BTreeMap<u64, Stored>,
+    /// Entries of `items` whose copy is still there.
+    live: usize,
     queue: Queue,
     /// Deposits taken this tick, per source (for the source cap).
     admitted: Vec<(RelayId, usize)>,
@@ -229,7 +254,9 @@ impl Buckets {
         let buckets = self.epoch_mut(epoch);
         let refused = copies.iter().any(|c| {
             let b = &mut buckets[usize::from(c.bucket)];
-            b.items.len() >= limits.bucket_quota || b.admitted(tick, source) >= limits.source_cap
+            b.live >= limits.bucket_quota
+                || b.items.len() >= limits.bucket_quota.saturating_mul(ENTRIES_PER_QUOTA)
+                || b.admitted(tick, source) >= limits.source_cap
         });
         if refused {
             return DepositOutcome::Full;
@@ -243,11 +270,12 @@ impl Buckets {
             let b = &mut buckets[usize::from(c.bucket)];
             b.admit(source);
             b.queue.push(class, source, seq);
+            b.live += 1;
             b.items.insert(
                 seq,
                 Stored {
                     tag: c.item.tag(),
-                    item: c.item,
+                    item: Some(c.item),
                     flags: c.flags,
                     seed: deposit.seed().clone(),
                     expires,
@@ -281,54 +309,57 @@ impl Buckets {
                 loop {
                     let seq = b.queue.pop()?;
                     // Deleted or expired since it was queued: the next one.
-                    if let Some(s) = b.items.get(&seq) {
-                        break Some(s.item.clone());
+                    if let Some(item) = b.items.get(&seq).and_then(|s| s.item.as_ref()) {
+                        break Some(item.clone());
                     }
                 }
             })
             .collect()
     }
 
-    /// Answers a catch-up request: the first item after `after` whose flag matches, the
-    /// sequence to ask after next, and whether another match follows.
-    pub(crate) fn catch_up(&self, c: &CatchUp, now: Instant) -> (Option<Item>, RequestOutcome) {
-        let none = RequestOutcome::CatchUp {
-            found: false,
-            next_after: c.after,
-            more: false,
-        };
+    /// Answers a catch-up request: the entry of rank `c.rank` among those after `c.after`
+    /// whose flags match (deleted and expired copies keep their rank, and are answered
+    /// `found: false`), the sequence of that entry (the anchor of the next page), and
+    /// whether a copy that matches follows it. No such entry: `next_after` is the bucket's
+    /// last sequence (or `after`) and nothing follows. `None` for a request out of range:
+    /// a rank beyond the page, a bucket this relay does not have, an epoch after the next.
+    pub(crate) fn catch_up(
+        &self,
+        c: &CatchUp,
+        now: Instant,
+    ) -> Option<(Option<Item>, RequestOutcome)> {
+        if c.rank >= CATCH_UP_PAGE
+            || c.bucket >= self.limits.buckets
+            || c.epoch > self.current.saturating_add(1)
+        {
+            return None;
+        }
         let Some(bucket) = self
             .epochs
             .get(&c.epoch)
             .and_then(|b| b.get(usize::from(c.bucket)))
         else {
-            return (None, none);
+            return Some((None, none(c.after)));
         };
         let mask = self.limits.flag_mask;
         let mut matches = bucket
             .items
             .range(c.after.saturating_add(1)..)
-            .filter(|(_, s)| s.expires > now && flag_matches(&c.detect, &s.tag, &s.flags, mask));
-        let Some((&seq, first)) = matches.next() else {
+            .filter(|(_, s)| flag_matches(&c.detect, &s.tag, &s.flags, mask));
+        let Some((&seq, entry)) = matches.nth(usize::from(c.rank)) else {
             let last = bucket.items.keys().next_back().copied().unwrap_or(0);
-            return (
-                None,
-                RequestOutcome::CatchUp {
-                    found: false,
-                    next_after: last.max(c.after),
-                    more: false,
-                },
-            );
+            return Some((None, none(last.max(c.after))));
         };
-        let more = matches.next().is_some();
-        (
-            Some(first.item.clone()),
+        let item = entry.live(now).cloned();
+        let more = matches.any(|(_, s)| s.live(now).is_some());
+        Some((
+            item.clone(),
             RequestOutcome::CatchUp {
-                found: true,
+                found: item.is_some(),
                 next_after: seq,
                 more,
             },
-        )
+        ))
     }
 
     /// Deletes the copy tagged `d.tag` when `d.proof` is the tag secret its seed was made
@@ -344,14 +375,19 @@ impl Buckets {
         let found = bucket
             .items
             .iter()
-            .find(|(_, s)| s.tag == d.tag && s.seed.is_proven_by(&d.proof))
+            .find(|(_, s)| s.item.is_some() && s.tag == d.tag && s.seed.is_proven_by(&d.proof))
             .map(|(&seq, _)| seq);
         let Some(seq) = found else {
             return false;
         };
-        bucket.items.remove(&seq);
+        if let Some(s) = bucket.items.get_mut(&seq) {
+            s.item = None;
+        }
+        bucket.live -= 1;
         let items = &bucket.items;
-        bucket.queue.retain(|s| items.contains_key(&s));
+        bucket
+            .queue
+            .retain(|s| items.get(&s).is_some_and(|s| s.item.is_some()));
         self.items -= 1;
         true
     }
@@ -362,13 +398,19 @@ impl Buckets {
         let current = self.current;
         self.epochs.retain(|&e, buckets| {
             for b in buckets.iter_mut() {
-                let before = b.items.len();
-                b.items.retain(|_, s| s.expires > now);
-                gone += before - b.items.len();
+                for s in b.items.values_mut() {
+                    if s.item.is_some() && s.expires <= now {
+                        s.item = None;
+                        b.live -= 1;
+                        gone += 1;
+                    }
+                }
                 let items = &b.items;
-                b.queue.retain(|seq| items.contains_key(&seq));
+                b.queue
+                    .retain(|seq| items.get(&seq).is_some_and(|s| s.item.is_some()));
             }
-            e >= current || buckets.iter().any(|b| !b.items.is_empty())
+            // An epoch goes (with what is left of its copies) once nothing in it is live.
+            e >= current || buckets.iter().any(|b| b.live > 0)
         });
         self.items -= gone;
         gone
@@ -381,7 +423,7 @@ impl Buckets {
             epochs: self
                 .epochs
                 .values()
-                .filter(|b| b.iter().any(|b| !b.items.is_empty()))
+                .filter(|b| b.iter().any(|b| b.live > 0))
                 .count(),
             queued: self.epochs.values().flatten().map(|b| b.queue.len()).sum(),
         }
@@ -484,6 +526,129 @@ mod tests {
         assert_eq!(s.counts(), BucketCounts::default());
     }
 
+    /// A catch-up request of rank `rank` after `after`, answered (`Err` when refused).
+    fn ask(
+        s: &Buckets,
+        epoch: u32,
+        bucket: u16,
+        detect: &hum_shared::route::DetectionKey,
+        after: u64,
+        rank: u8,
+        now: Instant,
+    ) -> Result<(Option<Item>, RequestOutcome), String> {
+        let req = CatchUp {
+            bucket,
+            epoch,
+            detect: detect.clone(),
+            after,
+            rank,
+        };
+        s.catch_up(&req, now)
+            .ok_or_else(|| format!("rank {rank} of bucket {bucket} refused"))
+    }
+
+    /// `found`, `next_after` and `more` of a catch-up outcome.
+    fn outcome(o: &RequestOutcome) -> Result<(bool, u64, bool), String> {
+        match *o {
+            RequestOutcome::CatchUp {
+                found,
+                next_after,
+                more,
+            } => Ok((found, next_after, more)),
+            _ => Err(format!("not a catch-up outcome: {o:?}")),
+        }
+    }
+
+    #[test]
+    fn ranks_page_through_an_epoch_and_keep_their_place_when_copies_go() -> Result<(), String> {
+        let mut s = roomy();
+        let now = Instant::now();
+        s.set_tick(0, 2);
+        let dk = DeliverySecret::generate().detection_key(2);
+        let k = TagKey::generate();
+        // Twenty copies for us in bucket 0, each after one that is not.
+        let mut mine = Vec::new();
+        for n in 0..40 {
+            let seed = k.secret(2, n).seed();
+            let flag = dk.flag(&seed.copy_tag(0)) ^ u8::from(n % 2 == 1);
+            assert_eq!(
+                s.deposit(A, &deposit(2, &[(0, flag)], &k, n), now, 1),
+                DepositOutcome::Stored
+            );
+            if n % 2 == 0 {
+                mine.push((k.secret(2, n), seed.copy_tag(0)));
+            }
+        }
+        // Rank 3 of the first page, asked before and after ranks 0 to 2 were deleted and
+        // one was expired by hand: the same copy.
+        let (before, o) = ask(&s, 2, 0, &dk, 0, 3, now)?;
+        assert_eq!(before.map(|i| i.tag()), Some(mine[3].1));
+        let (_, anchor3, more) = outcome(&o)?;
+        assert!(more);
+        for (proof, tag) in &mine[..2] {
+            assert!(s.delete(&Delete {
+                bucket: 0,
+                epoch: 2,
+                tag: *tag,
+                proof: proof.clone(),
+            }));
+        }
+        let (after, o) = ask(&s, 2, 0, &dk, 0, 3, now)?;
+        assert_eq!(after.map(|i| i.tag()), Some(mine[3].1));
+        assert_eq!(outcome(&o)?.1, anchor3);
+        // A deleted rank answers nothing found, but names its place.
+        let (gone, o) = ask(&s, 2, 0, &dk, 0, 1, now)?;
+        assert!(gone.is_none());
+        let (found, _, more) = outcome(&o)?;
+        assert!(!found && more);
+        // Page by page (each page's anchor the last rank's next_after): every copy of
+        // ours not deleted, in order, once.
+        let mut got = Vec::new();
+        let mut anchor = 0;
+        loop {
+            let mut next = None;
+            for rank in 0..CATCH_UP_PAGE {
+                let (item, o) = ask(&s, 2, 0, &dk, anchor, rank, now)?;
+                got.extend(item.map(|i| i.tag()));
+                let (_, next_after, more) = outcome(&o)?;
+                if rank == CATCH_UP_PAGE - 1 && more {
+                    next = Some(next_after);
+                }
+            }
+            match next {
+                Some(n) => anchor = n,
+                None => break,
+            }
+        }
+        let want: Vec<CopyTag> = mine[2..].iter().map(|(_, t)| *t).collect();
+        assert_eq!(got, want);
+        // Past the last copy: nothing found, nothing more.
+        let (none, o) = ask(&s, 2, 0, &dk, 0, 7, now + Duration::from_secs(61))?;
+        assert!(none.is_none());
+        assert!(!outcome(&o)?.2);
+        // Out of range: a rank beyond the page, a bucket the relay lacks, an epoch after
+        // the next.
+        for (epoch, bucket, rank) in [(2, 0, CATCH_UP_PAGE), (2, 4, 0), (4, 0, 0)] {
+            assert!(ask(&s, epoch, bucket, &dk, 0, rank, now).is_err());
+        }
+        // Expired copies keep their rank too: rank 3 still names its place.
+        s.expire(now + Duration::from_secs(61));
+        assert_eq!(s.counts().items, 0);
+        let (_, o) = ask(&s, 2, 0, &dk, 0, 3, now)?;
+        assert_eq!(outcome(&o)?, (false, anchor3, false));
+        Ok(())
+    }
+
+    /// A store with room for every test's deposits.
+    fn roomy() -> Buckets {
+        Buckets::new(Limits {
+            source_cap: 100,
+            bucket_quota: 100,
+            item_quota: 200,
+            ..limits()
+        })
+    }
+
     /// The tags bucket `bucket` streams in its next `n` batches.
     fn streamed(s: &mut Buckets, bucket: usize, n: usize) -> Vec<CopyTag> {
         (0..n).map(|_| s.stream()[bucket].tag()).collect()
@@ -491,12 +656,7 @@ mod tests {
 
     #[test]
     fn neither_kind_starves_the_other_in_a_bucket() {
-        let mut s = Buckets::new(Limits {
-            source_cap: 100,
-            bucket_quota: 100,
-            item_quota: 200,
-            ..limits()
-        });
+        let mut s = roomy();
         let now = Instant::now();
         s.set_tick(0, 0);
         let k = TagKey::generate();
@@ -586,31 +746,16 @@ mod tests {
                 mine.push(d.seed().copy_tag(1));
             }
         }
-        let mut after = 0;
+        // One page: every rank after the anchor 0, none needing another's answer.
         let mut found = Vec::new();
-        loop {
-            let req = CatchUp {
-                bucket: 1,
-                epoch: 3,
-                detect: dk.clone(),
-                after,
-            };
-            let (item, outcome) = s.catch_up(&req, now);
-            let RequestOutcome::CatchUp {
-                found: f,
-                next_after,
-                more,
-            } = outcome
-            else {
-                return Err(format!("not a catch-up outcome: {outcome:?}"));
-            };
+        for rank in 0..CATCH_UP_PAGE {
+            let (item, outcome) = ask(&s, 3, 1, &dk, 0, rank, now)?;
             if let Some(i) = item {
-                assert!(f);
+                assert!(matches!(
+                    outcome,
+                    RequestOutcome::CatchUp { found: true, .. }
+                ));
                 found.push(i.tag());
-            }
-            after = next_after;
-            if !more {
-                break;
             }
         }
         assert_eq!(found, mine);

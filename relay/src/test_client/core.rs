@@ -103,8 +103,11 @@ pub struct Behaviour {
     /// that contact carries it first; also the mean delay before a received 1:1 item is
     /// deleted at its relay.
     pub receipt_delay: f64,
-    /// Mean ticks before each epoch's catch-up starts (exponential, one draw per epoch).
+    /// Mean ticks before each epoch's catch-up starts (one draw per epoch).
     pub catch_up_delay: f64,
+    /// Whether those delays are exponential (the design's first choice) rather than
+    /// uniform up to twice the mean (the session's default).
+    pub catch_up_exponential: bool,
 }
 
 impl Default for Behaviour {
@@ -114,6 +117,7 @@ impl Default for Behaviour {
             loop_every: None,
             receipt_delay: 0.0,
             catch_up_delay: 0.0,
+            catch_up_exponential: false,
         }
     }
 }
@@ -460,6 +464,11 @@ impl Core {
         let behaviour = session::Behaviour {
             loop_every: profile.behaviour.loop_every,
             catch_up_delay: profile.behaviour.catch_up_delay,
+            catch_up_shape: if profile.behaviour.catch_up_exponential {
+                session::DelayShape::Exponential
+            } else {
+                session::DelayShape::Uniform
+            },
             delete_delay: profile.behaviour.receipt_delay,
         };
         let state = std::mem::take(&mut profile.state);

@@ -14,14 +14,19 @@ pub enum Request {
     /// Nothing.
     #[default]
     None,
-    /// The first stored item of `bucket` in `epoch` after sequence `after` whose flag
-    /// matches `detect`.
+    /// The item of rank `rank` among the entries of `bucket` in `epoch` after sequence
+    /// `after` whose flags match `detect`.
     CatchUp(CatchUp),
     /// Delete the copy tagged `tag` in `bucket` of `epoch`; `proof` is its tag secret.
     Delete(Delete),
 }
 
-/// A catch-up request: one page of one epoch of one bucket.
+/// Requests in one page of a catch-up: the ranks 0 to 7 after one anchor.
+pub const CATCH_UP_PAGE: u8 = 8;
+
+/// A catch-up request: one rank of one page of one epoch of one bucket. The requests of a
+/// page share their anchor `after` and differ in `rank`, so none needs another's answer
+/// and they go in consecutive request slots (docs/PROTOCOL.md, hum/2 §H6).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatchUp {
     /// The bucket (the requester's own, in that epoch).
@@ -30,8 +35,13 @@ pub struct CatchUp {
     pub epoch: u32,
     /// The requester's detection key of that epoch.
     pub detect: DetectionKey,
-    /// The sequence number after which to look (0 for the first page).
+    /// The page's anchor: the sequence number after which to look (0 for the first page,
+    /// then the `next_after` of the last rank of the page before).
     pub after: u64,
+    /// Which match after the anchor: 0 the first, up to [`CATCH_UP_PAGE`] - 1. Deleted and
+    /// expired copies keep their rank at the relay, so a rank names the same copy for as
+    /// long as its epoch is held.
+    pub rank: u8,
 }
 
 /// A delete request: the recipient shows the tag secret of a copy it received.
@@ -67,6 +77,7 @@ impl Request {
                 out[2..6].copy_from_slice(&c.epoch.to_be_bytes());
                 out[6..38].copy_from_slice(c.detect.expose_secret());
                 out[38..46].copy_from_slice(&c.after.to_be_bytes());
+                out[46] = c.rank;
             }
             Request::Delete(d) => {
                 out[..2].copy_from_slice(&d.bucket.to_be_bytes());
@@ -87,12 +98,13 @@ impl Request {
                 return Ok(Request::None);
             }
             1 => {
-                kdf::zeros("catch-up padding", &field[46..])?;
+                kdf::zeros("catch-up padding", &field[47..])?;
                 Request::CatchUp(CatchUp {
                     bucket,
                     epoch: kdf::u32_at(field, 2),
                     detect: DetectionKey::from_bytes(kdf::take(field, 6)),
                     after: kdf::u64_at(field, 38),
+                    rank: field[46],
                 })
             }
             2 => Request::Delete(Delete {

@@ -49,7 +49,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use self::catch_up::CatchUps;
+use self::catch_up::{CatchUps, Ticket};
 use self::deletes::Deletes;
 use self::outbox::{Outbox, Payload, Queued};
 pub use self::random::SessionRng;
@@ -131,8 +131,12 @@ pub struct Outgoing {
 pub struct Behaviour {
     /// Mean ticks between loop deposits (a Poisson process); `None`: no loops.
     pub loop_every: Option<f64>,
-    /// Mean ticks before each epoch's catch-up starts (exponential, one draw per epoch).
+    /// Mean ticks before each epoch's catch-up starts (one draw per epoch, shaped as
+    /// `catch_up_shape` says).
     pub catch_up_delay: f64,
+    /// How the catch-up delays are drawn: uniform up to twice the mean by default, so a
+    /// day's catch-up ends within a minute (docs/PROTOCOL.md, hum/2 §H11).
+    pub catch_up_shape: DelayShape,
     /// Mean ticks before a received 1:1 item (or loop) is deleted at the relay
     /// (exponential, one draw per item).
     pub delete_delay: f64,
@@ -155,6 +159,7 @@ impl Behaviour {
         Behaviour {
             loop_every: Some(LOOP_EVERY_SECS * per_sec),
             catch_up_delay: CATCH_UP_DELAY_SECS * per_sec,
+            catch_up_shape: DelayShape::Uniform,
             delete_delay: DELETE_DELAY_SECS * per_sec,
         }
     }
@@ -165,9 +170,21 @@ impl Behaviour {
         Behaviour {
             loop_every: None,
             catch_up_delay: 0.0,
+            catch_up_shape: DelayShape::Uniform,
             delete_delay: 0.0,
         }
     }
+}
+
+/// How a random delay of a given mean is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DelayShape {
+    /// Uniform from 0 to twice the mean: bounded, so the last of many draws comes by then.
+    #[default]
+    Uniform,
+    /// Exponential: unbounded; the largest of `n` draws is about the mean times
+    /// `1 + 1/2 + ... + 1/n`.
+    Exponential,
 }
 
 /// How an item reached the client.
@@ -261,7 +278,8 @@ pub enum SessionEvent {
         /// Why.
         why: RouteError,
     },
-    /// Every page of `epoch` was asked for.
+    /// The catch-up of `epoch` is done: every rank of its pages that could find
+    /// something was answered.
     CaughtUp {
         /// The home relay's epoch.
         epoch: u32,
@@ -358,7 +376,8 @@ struct Receiver {
 struct InFlight {
     keys: ReplyKeys,
     deposit: Option<Queued>,
-    catch_up: bool,
+    /// The catch-up request it carries.
+    catch_up: Option<Ticket>,
     /// The seed digest of a loop it carries.
     loop_seed: Option<String>,
 }
@@ -451,9 +470,11 @@ impl Session {
     ) -> Session {
         let mut rng = rng;
         let catch_ups = CatchUps::restore(state.jobs(), || {
-            hello
-                .tick
-                .saturating_add(random::delay(&mut rng, behaviour.catch_up_delay))
+            hello.tick.saturating_add(random::delay_shaped(
+                &mut rng,
+                behaviour.catch_up_delay,
+                behaviour.catch_up_shape,
+            ))
         });
         let ttl_ticks =
             (u64::from(hello.ttl_secs) * 1_000_000).div_ceil(u64::from(hello.tick_micros.max(1)));
@@ -817,7 +838,11 @@ impl Session {
 
     /// Owes a catch-up of `epoch` after a random delay from tick `t`.
     fn owe(&mut self, epoch: u32, t: u64) {
-        let wait = random::delay(&mut self.rng, self.behaviour.catch_up_delay);
+        let wait = random::delay_shaped(
+            &mut self.rng,
+            self.behaviour.catch_up_delay,
+            self.behaviour.catch_up_shape,
+        );
         self.catch_ups.owe(epoch, t.saturating_add(wait));
     }
 
@@ -919,9 +944,9 @@ impl Session {
     /// The answer to a slot (and, on odd ticks, its reply item, already recognised).
     fn answer(&mut self, f: InFlight, sealed: &[u8; crate::route::ANSWER_LEN]) {
         let answer = f.keys.open_answer(sealed).ok();
-        if f.catch_up {
+        if let Some(ticket) = f.catch_up {
             let outcome = answer.map(|a| a.request);
-            if let Some(epoch) = self.catch_ups.answered(outcome) {
+            if let Some(epoch) = self.catch_ups.answered(ticket, outcome) {
                 self.events.push(SessionEvent::CaughtUp { epoch });
                 self.dirty = true;
             }
@@ -964,8 +989,8 @@ impl Session {
 
     /// A slot whose answer can no longer come: its deposit is unknown and goes again.
     fn lost(&mut self, f: InFlight) {
-        if f.catch_up {
-            self.catch_ups.unstart();
+        if let Some(ticket) = f.catch_up {
+            self.catch_ups.unstart(ticket);
         }
         if let Some(q) = f.deposit {
             match q.id() {
@@ -998,8 +1023,8 @@ impl Session {
             self.deletes.put_back(p.tick, Request::Delete(d));
         }
         if let Some(f) = p.in_flight {
-            if f.catch_up {
-                self.catch_ups.unstart();
+            if let Some(ticket) = f.catch_up {
+                self.catch_ups.unstart(ticket);
             }
             if let Some(q) = f.deposit {
                 self.outbox.push_front(q);
@@ -1058,17 +1083,18 @@ impl Session {
             Carry::Nothing => None,
         };
         let (request, catch_up) = match job {
-            Some(job) => (
+            Some(ticket) => (
                 Request::CatchUp(CatchUp {
-                    bucket: self.bucket(job.epoch).unwrap_or(bucket),
-                    epoch: job.epoch,
-                    detect: self.me.secret.detection_key(job.epoch),
-                    after: job.after,
+                    bucket: self.bucket(ticket.epoch).unwrap_or(bucket),
+                    epoch: ticket.epoch,
+                    detect: self.me.secret.detection_key(ticket.epoch),
+                    after: ticket.after,
+                    rank: ticket.rank,
                 }),
-                true,
+                Some(ticket),
             ),
-            None if carry == Carry::Due => (self.deletes.take(t).unwrap_or_default(), false),
-            None => (Request::None, false),
+            None if carry == Carry::Due => (self.deletes.take(t).unwrap_or_default(), None),
+            None => (Request::None, None),
         };
         let (deposit, queued) = match carry {
             Carry::Due => self.next_deposit(t),
@@ -1092,10 +1118,9 @@ impl Session {
                 if let Some(q) = queued {
                     self.outbox.push_front(q);
                 }
-                if catch_up {
-                    self.catch_ups.unstart();
-                } else {
-                    self.deletes.put_back(t, request);
+                match catch_up {
+                    Some(ticket) => self.catch_ups.unstart(ticket),
+                    None => self.deletes.put_back(t, request),
                 }
                 return self.random_cell(t, known);
             }

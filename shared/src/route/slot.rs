@@ -319,6 +319,7 @@ mod tests {
             epoch: 4,
             detect: DeliverySecret::generate().detection_key(4),
             after: 99,
+            rank: 5,
         });
         // Local, sealed to the next epoch's key.
         let local = deposit(6)?;

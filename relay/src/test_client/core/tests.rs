@@ -282,7 +282,8 @@ fn after_an_absence_each_missed_epoch_is_caught_up_on_its_own_after_its_own_dela
     sorted.sort_unstable();
     assert_eq!(sorted, [left_in, left_in + 1, left_in + 2]);
     // The requests of one epoch are not mixed with another's, each epoch starts after
-    // its own delay (not all at once), and each asks at least its eight pages.
+    // its own delay (not all at once), and each asks at least ranks 0 and 1 (an epoch
+    // with nothing for B stops there; one with texts asks a rank more than it has).
     let asked: Vec<(u64, u32)> = bench
         .sent
         .iter()
@@ -297,7 +298,7 @@ fn after_an_absence_each_missed_epoch_is_caught_up_on_its_own_after_its_own_dela
         }
     }
     assert_eq!(runs.len(), 3, "{runs:?}");
-    assert!(runs.iter().all(|r| r.2 >= 8));
+    assert!(runs.iter().all(|r| r.2 >= 2), "{runs:?}");
     assert!(runs[0].1 > back + 1, "the first waits its delay: {runs:?}");
     // Every text sent while B was away, once.
     let texts: HashSet<u64> = received(&events)

@@ -2,8 +2,9 @@
 //! it misses, and when it comes back the run times how long it takes from the reconnect
 //! to the last of those messages (ROUTING.md's budget: a day's backlog within a minute
 //! at the default tick). Epochs are short (a relay setting), so a day's 24 epochs pass
-//! in minutes; the catch-up itself (8 requests per epoch, one every second tick, each
-//! epoch after its own random delay) is the client's, as it would be at an hour.
+//! in minutes; the catch-up itself (pages of up to 8 requests per epoch on consecutive
+//! odd ticks, each epoch after its own random delay) is the client's, as it would be at
+//! an hour.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -31,8 +32,11 @@ pub struct AwaySpec {
     pub epochs_with_mail: u32,
     /// Messages written in each of those epochs.
     pub per_epoch: usize,
-    /// The returning client's mean delay before each epoch's catch-up (exponential).
+    /// The returning client's mean delay before each epoch's catch-up.
     pub catch_up_delay: Duration,
+    /// Whether that delay is exponential (the design's first choice) rather than uniform
+    /// up to twice the mean (the session's default).
+    pub catch_up_exponential: bool,
     /// The longest wait for the last message after the reconnect.
     pub timeout: Duration,
     /// Seed of who writes when.
@@ -123,6 +127,7 @@ pub async fn away(spec: &AwaySpec, topology: &Topology) -> Result<AwayReport, Lo
         pins.clone(),
         Behaviour {
             catch_up_delay: ticks(spec.catch_up_delay),
+            catch_up_exponential: spec.catch_up_exponential,
             ..Behaviour::default()
         },
         rng.fork(),

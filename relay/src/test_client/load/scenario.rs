@@ -120,6 +120,7 @@ impl Spec {
             loop_every: Some(self.ticks(self.loop_every)).filter(|t| *t > 0.0),
             receipt_delay: self.ticks(self.receipt_delay),
             catch_up_delay: self.ticks(self.catch_up_delay),
+            catch_up_exponential: false,
         }
     }
 }

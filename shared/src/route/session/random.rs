@@ -33,6 +33,15 @@ pub(super) fn delay(rng: &mut SessionRng, mean: f64) -> u64 {
     }
 }
 
+/// A delay of mean `mean` ticks drawn as `shape` says (0 when `mean` is not positive).
+pub(super) fn delay_shaped(rng: &mut SessionRng, mean: f64, shape: super::DelayShape) -> u64 {
+    match shape {
+        super::DelayShape::Exponential => delay(rng, mean),
+        super::DelayShape::Uniform if mean > 0.0 => below(rng, (2.0 * mean).round() as u64 + 1),
+        super::DelayShape::Uniform => 0,
+    }
+}
+
 /// Shuffles `v` in place (Fisher-Yates).
 pub(super) fn shuffle<T>(rng: &mut SessionRng, v: &mut [T]) {
     for i in (1..v.len()).rev() {
@@ -44,4 +53,26 @@ pub(super) fn shuffle<T>(rng: &mut SessionRng, v: &mut [T]) {
 /// The operating system's CSPRNG, as a [`SessionRng`].
 pub(super) fn system() -> SessionRng {
     Box::new(crate::crypto::kdf::rng())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::DelayShape;
+    use super::*;
+
+    #[test]
+    fn uniform_delays_stay_within_twice_the_mean_and_exponential_ones_do_not() {
+        let mut rng = system();
+        let draws = |rng: &mut SessionRng, shape| -> Vec<u64> {
+            (0..4_000).map(|_| delay_shaped(rng, 10.0, shape)).collect()
+        };
+        let uniform = draws(&mut rng, DelayShape::Uniform);
+        assert!(uniform.iter().all(|&d| d <= 20));
+        let mean = uniform.iter().sum::<u64>() as f64 / uniform.len() as f64;
+        assert!((9.0..11.0).contains(&mean), "{mean}");
+        // P(an exponential draw above 2 means) = e^-2: about 540 of 4,000.
+        let exponential = draws(&mut rng, DelayShape::Exponential);
+        assert!(exponential.iter().filter(|&&d| d > 20).count() > 300);
+        assert_eq!(delay_shaped(&mut rng, 0.0, DelayShape::Uniform), 0);
+    }
 }

@@ -37,6 +37,10 @@ pub(crate) struct Cli {
     /// design's: 20).
     #[arg(long, default_value_t = 20.0)]
     catch_up_delay_secs: f64,
+    /// Draw those delays exponentially (the design's first choice) rather than uniformly
+    /// up to twice the mean (the client's).
+    #[arg(long)]
+    catch_up_exponential: bool,
     /// Longest wait for the last message, in seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -83,6 +87,7 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
         epochs_with_mail: cli.epochs_with_mail,
         per_epoch: cli.per_epoch,
         catch_up_delay: Duration::from_secs_f64(cli.catch_up_delay_secs.max(0.0)),
+        catch_up_exponential: cli.catch_up_exponential,
         timeout: Duration::from_secs(cli.timeout_secs),
         seed: cli.seed,
     };
@@ -90,8 +95,16 @@ pub(crate) async fn main(cli: Cli) -> anyhow::Result<()> {
     relays.stop().await;
     let report = result?;
     println!(
-        "hum-load away: tick {} ms, epochs of {} ticks, catch-up delay mean {} s, seed {}",
-        cli.tick_ms, cli.epoch_ticks, cli.catch_up_delay_secs, cli.seed
+        "hum-load away: tick {} ms, epochs of {} ticks, catch-up delay mean {} s ({}), seed {}",
+        cli.tick_ms,
+        cli.epoch_ticks,
+        cli.catch_up_delay_secs,
+        if cli.catch_up_exponential {
+            "exponential"
+        } else {
+            "uniform up to twice the mean"
+        },
+        cli.seed
     );
     print!("{report}");
     if let Some(d) = report.to_last {
