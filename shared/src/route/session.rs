@@ -363,8 +363,14 @@ pub fn system_rng() -> SessionRng {
 
 /// The sender id of the client's own loops (never handed out by [`Session::expect`]).
 const LOOP: SenderId = SenderId(u32::MAX);
-/// Ticks a re-queued deposit waits at least, and the spread of the random wait above it.
+/// Ticks a re-queued deposit waits at least, and the spread of the random wait above it,
+/// after its first refusal; each further refusal in a row doubles the wait.
 const REQUEUE_WAIT: (u64, u64) = (2, 6);
+/// The longest wait between two attempts of one deposit, in ticks (two minutes at
+/// 100 ms). Every attempt takes a fresh counter of its tag key, and a receiver recognises
+/// only [`WINDOW`] counters past the last it saw: doubling up to this cap keeps a
+/// deposit refused for a whole hour-long epoch to about 40 attempts, inside the window.
+const MAX_REQUEUE_WAIT: u64 = 1_200;
 
 /// One sender the session recognises.
 struct Receiver {
@@ -561,6 +567,7 @@ impl Session {
         self.outbox.push_back(Queued {
             payload: Payload::Caller(m, None),
             not_before: 0,
+            refused: 0,
         });
     }
 
@@ -570,6 +577,7 @@ impl Session {
         self.outbox.push_back(Queued {
             payload: Payload::Caller(m, Some(epoch)),
             not_before: 0,
+            refused: 0,
         });
     }
 
@@ -630,6 +638,7 @@ impl Session {
             self.outbox.push_back(Queued {
                 payload: Payload::Loop,
                 not_before: 0,
+                refused: 0,
             });
         }
         if let Some(f) = self.in_flight.remove(&t.wrapping_sub(2)) {
@@ -978,6 +987,8 @@ impl Session {
                 if let Payload::Caller(_, forced) = &mut again.payload {
                     *forced = None;
                 }
+                // Another epoch: counters start afresh there, so the wait does too.
+                again.refused = 0;
                 self.requeue(again);
             }
             _ => {
@@ -1013,7 +1024,11 @@ impl Session {
     /// Queues a deposit again after a jittered wait.
     fn requeue(&mut self, mut q: Queued) {
         let (least, spread) = REQUEUE_WAIT;
-        q.not_before = self.tick + least + random::below(&mut self.rng, spread + 1);
+        let wait = (least + random::below(&mut self.rng, spread + 1))
+            .saturating_mul(1 << q.refused.min(16))
+            .min(MAX_REQUEUE_WAIT);
+        q.refused = q.refused.saturating_add(1);
+        q.not_before = self.tick + wait;
         self.outbox.push_back(q);
     }
 

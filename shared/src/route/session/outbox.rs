@@ -20,6 +20,8 @@ pub(super) struct Queued {
     pub(super) payload: Payload,
     /// The first tick whose slot may carry it.
     pub(super) not_before: u64,
+    /// Attempts refused or unanswered in a row (each waits twice as long as the last).
+    pub(super) refused: u32,
 }
 
 impl Queued {

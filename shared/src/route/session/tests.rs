@@ -79,10 +79,17 @@ struct Relay {
     mode: Mode,
     seen: Vec<Seen>,
     deleted: Vec<CopyTag>,
+    epoch_ticks: u32,
 }
 
 impl Relay {
     fn new() -> Result<Relay, Box<dyn std::error::Error>> {
+        Relay::with_epoch_ticks(EPOCH_TICKS)
+    }
+
+    /// A relay whose epochs last `epoch_ticks`, its clock early in epoch 10.
+    fn with_epoch_ticks(epoch_ticks: u32) -> Result<Relay, Box<dyn std::error::Error>> {
+        let start = 10 * u64::from(epoch_ticks) + 10;
         let (cert, pkcs8, fp) = relay_cert();
         let addr: RelayAddr = format!("hum://127.0.0.1:7000#{fp}").parse()?;
         let mut r = Relay {
@@ -92,10 +99,10 @@ impl Relay {
             pkcs8,
             addr,
             ring: SlotKeyring::new(),
-            tick: START,
+            tick: start,
             chunks: Vec::new(),
             directory: Directory {
-                tick: START,
+                tick: start,
                 single: false,
                 clients: 0,
                 relays: Vec::new(),
@@ -107,13 +114,14 @@ impl Relay {
             mode: Mode::Store,
             seen: Vec::new(),
             deleted: Vec::new(),
+            epoch_ticks,
         };
         r.rekey()?;
         Ok(r)
     }
 
     fn epoch(&self) -> u32 {
-        (self.tick / u64::from(EPOCH_TICKS)) as u32
+        (self.tick / u64::from(self.epoch_ticks)) as u32
     }
 
     /// The keys of the current and next epoch, announced in a new directory.
@@ -132,10 +140,10 @@ impl Relay {
                 address: self.addr.clone(),
                 certificate: self.cert.clone(),
                 buckets: BUCKETS,
-                epoch_ticks: EPOCH_TICKS,
+                epoch_ticks: self.epoch_ticks,
                 flag_bits: 8,
                 epoch: self.epoch(),
-                tick_in_epoch: (self.tick % u64::from(EPOCH_TICKS)) as u32,
+                tick_in_epoch: (self.tick % u64::from(self.epoch_ticks)) as u32,
                 slot_keys,
             }],
         };
@@ -549,9 +557,9 @@ fn full_and_lost_answers_requeue_with_a_fresh_tag_and_no_slot_repeats() -> Res {
         relay.steps(4)?;
         relay.mode = mode;
         relay.session(a).queue(to_one(7, &bob, &key, 7));
-        relay.steps(60)?;
+        relay.steps(240)?;
         relay.mode = Mode::Store;
-        relay.steps(20)?;
+        relay.steps(400)?;
         let events = relay.events(a);
         let refused = events
             .iter()
@@ -588,17 +596,67 @@ fn full_and_lost_answers_requeue_with_a_fresh_tag_and_no_slot_repeats() -> Res {
         assert_eq!(deposited_seeds(&events).len(), seeds.len());
         let slots: HashSet<&Vec<u8>> = relay.slots_of(a).iter().map(|s| &s.slot).collect();
         assert_eq!(slots.len(), relay.slots_of(a).len(), "no slot bytes twice");
-        // Each retry waited a few ticks after its answer (two ticks after its slot).
+        // Each retry waited after its answer (two ticks after its slot) a jittered 2 to 8
+        // ticks, doubled for every refusal before it.
         let ticks: Vec<u64> = relay
             .slots_of(a)
             .iter()
             .filter(|s| s.deposit.is_some())
             .map(|s| s.tick)
             .collect();
-        let gaps: HashSet<u64> = ticks.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(gaps.iter().all(|g| (4..=10).contains(g)), "{gaps:?}");
-        assert!(gaps.len() > 1, "the wait is jittered: {gaps:?}");
+        let gaps: Vec<u64> = ticks.windows(2).map(|w| w[1] - w[0]).collect();
+        for (k, g) in gaps.iter().enumerate() {
+            let (least, most) = (2 << k, 8 << k);
+            assert!(
+                (2 + least..=2 + most).contains(g),
+                "{mode:?}: wait {k} of {gaps:?}"
+            );
+        }
+        let unjittered: HashSet<u64> = gaps.iter().enumerate().map(|(k, g)| (g - 2) >> k).collect();
+        assert!(unjittered.len() > 1, "the wait is jittered: {gaps:?}");
     }
+    Ok(())
+}
+
+/// Every attempt takes a fresh counter of the tag key, and the receiver recognises 64
+/// counters past the last it saw: a deposit refused `Full` for most of an epoch (3,000
+/// ticks; with a fixed wait of 2 to 8 ticks that is about 400 attempts) still arrives
+/// once the bucket takes it, because its waits double up to two minutes.
+#[test]
+fn a_deposit_refused_for_most_of_an_epoch_still_reaches_its_receiver() -> Res {
+    let mut relay = Relay::with_epoch_ticks(4_000)?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
+    let from_alice = relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(4)?;
+    relay.mode = Mode::Full;
+    relay.session(a).queue(to_one(7, &bob, &key, 7));
+    relay.steps(3_000)?;
+    relay.mode = Mode::Store;
+    relay.steps(900)?;
+    let attempts = relay
+        .slots_of(a)
+        .iter()
+        .filter(|s| s.deposit.is_some())
+        .count();
+    assert!(
+        attempts < 64,
+        "{attempts} attempts: past the receiver's window"
+    );
+    assert!(
+        relay
+            .events(a)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Stored { id } if id.0 == 7)),
+        "never stored"
+    );
+    assert_eq!(
+        received(&relay.events(b)),
+        vec![(from_alice, 7, Via::Live)],
+        "the receiver recognised it"
+    );
     Ok(())
 }
 
