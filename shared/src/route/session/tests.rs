@@ -559,7 +559,8 @@ fn full_and_lost_answers_requeue_with_a_fresh_tag_and_no_slot_repeats() -> Res {
         relay.session(a).queue(to_one(7, &bob, &key, 7));
         relay.steps(240)?;
         relay.mode = Mode::Store;
-        relay.steps(400)?;
+        // Up to the longest wait (1,200 ticks) and the answer's two.
+        relay.steps(1_210)?;
         let events = relay.events(a);
         let refused = events
             .iter()
@@ -635,7 +636,8 @@ fn a_deposit_refused_for_most_of_an_epoch_still_reaches_its_receiver() -> Res {
     relay.session(a).queue(to_one(7, &bob, &key, 7));
     relay.steps(3_000)?;
     relay.mode = Mode::Store;
-    relay.steps(900)?;
+    // The longest wait (1,200 ticks) and the answer's two.
+    relay.steps(1_210)?;
     let attempts = relay
         .slots_of(a)
         .iter()
