@@ -519,8 +519,8 @@ async fn contacts_talk_over_the_hum2_link() -> Result<()> {
 }
 
 /// With the hum/2 link on, a group of three on a single relay talks through it: everyone
-/// at once right after joining, each text read by both others, the admin's delivered once
-/// both members receipted it.
+/// at once right after joining, each text read by both others, the admin's sent once
+/// stored and never receipted by the members (HUM2: no per-member receipts).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_talk_over_the_hum2_link() -> Result<()> {
     let options = hum::engine::EngineOptions {
@@ -540,14 +540,26 @@ async fn groups_talk_over_the_hum2_link() -> Result<()> {
     } = trio_with("hum2-groups", Duration::from_millis(20), options).await?;
     carol.say(carol_group, "carol here").await?;
     bob.say(bob_group, "bob here").await?;
-    alice.say(group, "hello group").await?;
+    let id = alice.say_queued(group, "hello group").await?;
     ensure!(bob.next_text("alice").await? == "hello group");
     ensure!(carol.next_text("alice").await? == "hello group");
     ensure!(carol.next_text("bob").await? == "bob here");
     ensure!(alice.next_text("bob").await? == "bob here");
     ensure!(bob.next_text("carol").await? == "carol here");
     ensure!(alice.next_text("carol").await? == "carol here");
-    alice.delivered_in(group).await?;
+    // Sent once every member's relay stored it; no member receipts a group text on
+    // hum/2, so it stays sent (20 receipt delays later, nothing says delivered).
+    alice.delivery(id, Delivery::Sent).await?;
+    let delivered = alice
+        .wait(Duration::from_secs(2), "no delivery", |e| {
+            matches!(e, Event::Delivery { id: i, state: Delivery::Delivered, .. } if *i == id)
+                .then_some(())
+        })
+        .await;
+    ensure!(
+        delivered.is_err(),
+        "a member receipted a group text on hum/2"
+    );
     for p in [&alice, &bob, &carol] {
         ensure!(p.errors().is_empty(), "{}: {:?}", p.name, p.errors());
     }

@@ -1097,6 +1097,20 @@ impl Core {
                 state: Delivery::Sent,
             });
         }
+        // On the hum/2 link no member receipts a group text: once every member's relay
+        // stored it, it is done, and it leaves the outbox rather than wait for a receipt
+        // on the re-send schedule.
+        if matches!(head.dest, Some(Dest::Group(_))) && self.route.is_some() {
+            self.store.tx(|db| {
+                let rows = db.outbox_ids_of(&uid)?;
+                if rows.iter().all(|id| resends.is_stored(*id)) {
+                    for r in rows {
+                        db.delete_outbox(r)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
         Ok(())
     }
 

@@ -260,13 +260,17 @@ impl Core {
         };
         // Everything with an id is receipted, duplicates too (our first receipt may have
         // been lost). The receipt to send is recorded in the same transaction as the key
-        // state, so a crash cannot lose it.
-        let receipt = msg.uid().map(|uid| ReceiptOut {
-            dest: match &origin {
+        // state, so a crash cannot lose it. On hum/2 a group message is not receipted: a
+        // receipt from every member right after each text is what tells a mailbox relay
+        // which buckets are one group's and who spoke (its sender's text is sent once
+        // every member's relay stored it).
+        let receipt = msg.uid().and_then(|uid| {
+            let dest = match &origin {
                 Origin::Contact(cid) => Dest::Contact(*cid),
+                Origin::Group { .. } if self.route.is_some() => return None,
                 Origin::Group { room, .. } => Dest::Group(*room),
-            },
-            uid,
+            };
+            Some(ReceiptOut { dest, uid })
         });
         let finish = |db: &Db<'_>| -> Result<(), EngineError> {
             Self::write_state(db, session.as_ref(), None)?;

@@ -2463,6 +2463,21 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
         )),
         "a stored group text is sent"
     );
+    // Nobody receipts it on hum/2: stored, it is done and leaves the outbox (no re-send
+    // waiting for a receipt that never comes).
+    let left: Vec<i64> = fx
+        .core()?
+        .store
+        .db()
+        .outbox()?
+        .into_iter()
+        .filter(|(_, h)| h.dest == Some(Dest::Group(rid)))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a stored group text stays in the outbox: {left:?}"
+    );
 
     let msg = AppMessage::Text {
         uid: random_uid()?,
@@ -2487,6 +2502,14 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
             .iter()
             .any(|e| matches!(e, Event::Message(m) if m.text == "from alice, over hum/2")),
         "alice's group text was not shown"
+    );
+    // And this side does not receipt alice's.
+    let receipts = fx.core()?.store.db().receipts_out(100)?;
+    assert!(
+        receipts
+            .iter()
+            .all(|(_, r)| !matches!(r.dest, Dest::Group(_))),
+        "a group text was receipted on hum/2"
     );
     Ok(())
 }

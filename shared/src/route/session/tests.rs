@@ -1214,8 +1214,9 @@ fn loops_leave_at_their_rate_into_my_own_bucket_and_come_back_unreported() -> Re
             )
         })
         .count();
+    // A loop in each of the last two cells has no answer yet.
     assert!(
-        stored + 1 >= looped,
+        stored + 2 >= looped,
         "{stored} of {looped} loops answered stored"
     );
     assert!(back + 2 >= looped, "{back} of {looped} came back");
