@@ -586,7 +586,7 @@ impl RouteLink {
         let (ops, ops_rx) = mpsc::channel(ROUTE_QUEUE);
         let (control, control_rx) = watch::channel(LinkControl::default());
         let thread = std::thread::Builder::new()
-            .name("hum-link".into())
+            .name("hum-route".into())
             .spawn(move || {
                 match tokio::runtime::Builder::new_current_thread()
                     .enable_all()

@@ -745,7 +745,7 @@ impl Session {
             .snapshot(self.catch_ups.jobs(), self.deletes.saved())
     }
 
-    /// Seals made so far (every up cell is one, real or dummy): [`Session::up_cell`]
+    /// Seals made so far (every up cell is one, real or dummy): [`Session::take_up`]
     /// makes none when the cell was prepared.
     pub fn seals(&self) -> u64 {
         self.seals

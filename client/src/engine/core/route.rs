@@ -297,6 +297,8 @@ impl Core {
                 .and_then(|r| r.group.as_ref())
                 .and_then(|g| g.state.tag_key().ok())
             else {
+                // Kept as it was: its members stay expected under the names the link knows.
+                self.group_routes.insert(rid, had);
                 continue;
             };
             let fresh = had.generation != generation;
