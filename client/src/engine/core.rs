@@ -1099,8 +1099,12 @@ impl Core {
         }
         // On the hum/2 link no member receipts a group text: once every member's relay
         // stored it, it is done, and it leaves the outbox rather than wait for a receipt
-        // on the re-send schedule.
-        if matches!(head.dest, Some(Dest::Group(_))) && self.route.is_some() {
+        // on the re-send schedule. While a member's home is unknown the row stays, and
+        // the re-send reaches that member once its home is learnt.
+        if let Some(Dest::Group(rid)) = head.dest
+            && self.route.is_some()
+            && self.group_all_homed(rid)
+        {
             self.store.tx(|db| {
                 let rows = db.outbox_ids_of(&uid)?;
                 if rows.iter().all(|id| resends.is_stored(*id)) {

@@ -246,6 +246,21 @@ impl Core {
         Some((key, group, cards))
     }
 
+    /// Whether every other member of group `rid` has a known home, so its deposits reach
+    /// them all (a member without one is left out until it is learnt).
+    pub(super) fn group_all_homed(&self, rid: i64) -> bool {
+        let me = self.me.public().fingerprint();
+        self.rooms
+            .get(&rid)
+            .and_then(|r| r.group.as_ref())
+            .is_some_and(|g| {
+                g.members
+                    .iter()
+                    .filter(|m| m.fingerprint != me)
+                    .all(|m| self.card_of(&m.fingerprint).is_some())
+            })
+    }
+
     /// Tells the hum/2 link each open group's members (from the member list) to expect
     /// under their speaker tag keys of the current generation. Each member keeps its name
     /// on the link while it stays in the group: a change of members forgets only those

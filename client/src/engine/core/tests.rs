@@ -2514,6 +2514,55 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
     Ok(())
 }
 
+/// A group text stays in the outbox while a member's home is unknown (its deposits
+/// could not reach that member), so the re-send reaches the member once it is learnt.
+#[test]
+fn a_group_text_waits_in_the_outbox_for_a_member_without_a_home() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let mut fx = Fixture::new(
+        "route-group-homeless",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut alice = fx.peer("alice")?;
+    let bob = fx.peer("bob")?;
+    // Carol is no contact of this profile, and the list names no home for her.
+    let homeless = Member {
+        identity: Identity::generate().public().to_bytes().to_vec(),
+        name: "carol".into(),
+        home: None,
+    };
+    let state = GroupState::create();
+    let invite = group_invite(&alice, &state, vec![bob.as_member("bob"), homeless])?;
+    alice.send(&mut fx, &invite)?;
+    let (rid, _) = group_room(&mut fx)?;
+    take_queued(&mut fx);
+    say(&mut fx, RoomId(rid), "hi all")?;
+    let deposits: Vec<_> = take_queued(&mut fx)
+        .into_iter()
+        .filter(|o| o.group.is_some())
+        .collect();
+    assert!(!deposits.is_empty());
+    for d in &deposits {
+        fx.input(Input::Route(RouteReport::Stored(d.id)))?;
+    }
+    let left = fx
+        .core()?
+        .store
+        .db()
+        .outbox()?
+        .into_iter()
+        .filter(|(_, h)| h.dest == Some(Dest::Group(rid)))
+        .count();
+    assert!(
+        left > 0,
+        "the text left the outbox before carol could be reached"
+    );
+    Ok(())
+}
+
 /// With the hum/2 link, the answer to an accepted invite leaves through it, to the
 /// inviter's home under the tag key the invite carried, and a text to the new contact
 /// waits until it is stored: the inviter knows the contact before its first message.
