@@ -1071,14 +1071,22 @@ impl Core {
         let Some(room) = room else {
             return Ok(());
         };
+        // On the hum/2 link no member receipts a group text: once every member's relay
+        // stored it, it is done, and it leaves the outbox rather than wait for a receipt
+        // on the re-send schedule. While a member's home is unknown the row stays, and
+        // the re-send reaches that member once its home is learnt.
+        let done = matches!(head.dest, Some(Dest::Group(rid))
+            if self.route.is_some() && self.group_all_homed(rid));
         let resends = &self.resends;
         let changed = self.store.tx(|db| {
-            if db
-                .outbox_ids_of(&uid)?
-                .iter()
-                .any(|id| !resends.is_stored(*id))
-            {
+            let rows = db.outbox_ids_of(&uid)?;
+            if rows.iter().any(|id| !resends.is_stored(*id)) {
                 return Ok(None);
+            }
+            if done {
+                for r in rows {
+                    db.delete_outbox(r)?;
+                }
             }
             let Some((id, mut rec)) = db.message_by_uid(room, &uid)? else {
                 return Ok(None);
@@ -1096,24 +1104,6 @@ impl Core {
                 id: MessageId(id),
                 state: Delivery::Sent,
             });
-        }
-        // On the hum/2 link no member receipts a group text: once every member's relay
-        // stored it, it is done, and it leaves the outbox rather than wait for a receipt
-        // on the re-send schedule. While a member's home is unknown the row stays, and
-        // the re-send reaches that member once its home is learnt.
-        if let Some(Dest::Group(rid)) = head.dest
-            && self.route.is_some()
-            && self.group_all_homed(rid)
-        {
-            self.store.tx(|db| {
-                let rows = db.outbox_ids_of(&uid)?;
-                if rows.iter().all(|id| resends.is_stored(*id)) {
-                    for r in rows {
-                        db.delete_outbox(r)?;
-                    }
-                }
-                Ok(())
-            })?;
         }
         Ok(())
     }
