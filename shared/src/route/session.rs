@@ -367,7 +367,7 @@ const LOOP: SenderId = SenderId(u32::MAX);
 /// after its first refusal; each further refusal in a row doubles the wait.
 const REQUEUE_WAIT: (u64, u64) = (2, 6);
 /// The longest wait between two attempts of one deposit, in ticks (two minutes at
-/// 100 ms). Every attempt takes a fresh counter of its tag key, and a receiver recognises
+/// 100 ms; a thirtieth of the home relay's epoch when that is shorter, at least 8). Every attempt takes a fresh counter of its tag key, and a receiver recognises
 /// only [`WINDOW`] counters past the last it saw: doubling up to this cap keeps a
 /// deposit refused for a whole hour-long epoch to about 40 attempts, inside the window.
 const MAX_REQUEUE_WAIT: u64 = 1_200;
@@ -1024,9 +1024,15 @@ impl Session {
     /// Queues a deposit again after a jittered wait.
     fn requeue(&mut self, mut q: Queued) {
         let (least, spread) = REQUEUE_WAIT;
+        // At most a thirtieth of the home relay's epoch, so short epochs still get several
+        // attempts each.
+        let cap = self
+            .entry_of(&self.home)
+            .map_or(MAX_REQUEUE_WAIT, |e| u64::from(e.epoch_ticks) / 30)
+            .clamp(least + spread, MAX_REQUEUE_WAIT);
         let wait = (least + random::below(&mut self.rng, spread + 1))
             .saturating_mul(1 << q.refused.min(16))
-            .min(MAX_REQUEUE_WAIT);
+            .min(cap);
         q.refused = q.refused.saturating_add(1);
         q.not_before = self.tick + wait;
         self.outbox.push_back(q);

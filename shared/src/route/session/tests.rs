@@ -550,7 +550,8 @@ fn an_unprepared_cell_carries_no_attempt_the_saved_state_does_not_know() -> Res 
 #[test]
 fn full_and_lost_answers_requeue_with_a_fresh_tag_and_no_slot_repeats() -> Res {
     for mode in [Mode::Full, Mode::Silent] {
-        let mut relay = Relay::new()?;
+        // Hour-long epochs: the waits double up to their cap of 1,200 ticks.
+        let mut relay = Relay::with_epoch_ticks(36_000)?;
         let (alice, bob) = (relay.card(), relay.card());
         let key = TagKey::generate();
         let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
