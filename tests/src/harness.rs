@@ -319,6 +319,19 @@ impl Peer {
         .await
     }
 
+    /// Waits until a message in `room` is sent: its relays (every member's, for a group)
+    /// stored it.
+    ///
+    /// # Errors
+    /// On timeout.
+    pub async fn sent_in(&mut self, room: RoomId) -> Result<()> {
+        self.wait(STEP, "a message sent", |e| {
+            matches!(e, Event::Delivery { room: r, state: Delivery::Sent, .. } if *r == room)
+                .then_some(())
+        })
+        .await
+    }
+
     /// Waits for a room change `f` accepts and returns the room.
     ///
     /// # Errors

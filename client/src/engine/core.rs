@@ -208,6 +208,9 @@ pub(crate) struct Core {
 pub(crate) struct RouteView {
     /// On the entry relay's beat.
     up: bool,
+    /// The connection went down (it is retried): quitting does not wait for it, as it
+    /// does for a link still coming up for the first time.
+    down: bool,
     /// The entry relay is a single relay (it can see who talks to whom).
     single: bool,
     /// The link's last status.
@@ -948,7 +951,7 @@ impl Core {
         let route_drained = self
             .route
             .as_ref()
-            .is_none_or(|r| !r.up || self.route_pump.is_idle());
+            .is_none_or(|r| r.down || self.route_pump.is_idle());
         route_drained
             && self
                 .links

@@ -2830,3 +2830,50 @@ fn a_member_list_does_not_replace_a_known_home() -> TestResult {
     );
     Ok(())
 }
+
+/// With the hum/2 link, quitting waits for a deposit in flight while the link has not
+/// come up yet (as at the end of a piped script, right after the start), and stops once
+/// it is stored; a link that went down is not waited for, and what it would carry stays
+/// in the outbox for the next start.
+#[test]
+fn quitting_waits_for_a_route_link_still_coming_up_but_not_for_one_down() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    let route = EngineOptions {
+        route_link: true,
+        ..options()
+    };
+    let mut fx = Fixture::new("route-quit", route)?;
+    let bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    say(&mut fx, room, "last words")?;
+    let queued = take_queued(&mut fx);
+    assert_eq!(queued.len(), 1);
+    assert!(
+        fx.handle(Input::Command(Command::Quit))?,
+        "stopped before a link still coming up took the deposit"
+    );
+    fx.input(Input::Route(RouteReport::Up {
+        single: true,
+        tick_micros: 1_000,
+    }))?;
+    assert!(!fx.stopped);
+    assert!(!fx.handle(Input::Route(RouteReport::Stored(queued[0].id)))?);
+    assert!(fx.stopped);
+
+    let mut fx = Fixture::new("route-quit-down", route)?;
+    let bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    say(&mut fx, room, "later")?;
+    assert!(fx.handle(Input::Command(Command::Quit))?);
+    assert!(!fx.handle(Input::Route(RouteReport::Down {
+        retry_in_ms: 100,
+        cause: None,
+    }))?);
+    assert!(fx.stopped);
+    assert!(
+        !fx.core()?.store.db().outbox()?.is_empty(),
+        "kept for the next start"
+    );
+    Ok(())
+}
