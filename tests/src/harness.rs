@@ -312,11 +312,7 @@ impl Peer {
     /// # Errors
     /// On timeout.
     pub async fn delivered_in(&mut self, room: RoomId) -> Result<()> {
-        self.wait(STEP, "a delivery", |e| {
-            matches!(e, Event::Delivery { room: r, state: Delivery::Delivered, .. } if *r == room)
-                .then_some(())
-        })
-        .await
+        self.delivery_in(room, Delivery::Delivered).await
     }
 
     /// Waits until a message in `room` is sent: its relays (every member's, for a group)
@@ -325,8 +321,13 @@ impl Peer {
     /// # Errors
     /// On timeout.
     pub async fn sent_in(&mut self, room: RoomId) -> Result<()> {
-        self.wait(STEP, "a message sent", |e| {
-            matches!(e, Event::Delivery { room: r, state: Delivery::Sent, .. } if *r == room)
+        self.delivery_in(room, Delivery::Sent).await
+    }
+
+    /// Waits until a message in `room` reaches `state`.
+    async fn delivery_in(&mut self, room: RoomId, state: Delivery) -> Result<()> {
+        self.wait(STEP, "a delivery", |e| {
+            matches!(e, Event::Delivery { room: r, state: s, .. } if *r == room && *s == state)
                 .then_some(())
         })
         .await

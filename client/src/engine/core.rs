@@ -206,10 +206,8 @@ pub(crate) struct Core {
 /// The hum/2 link as the core knows it.
 #[derive(Debug, Default)]
 pub(crate) struct RouteView {
-    /// On the entry relay's beat.
-    up: bool,
-    /// The connection went down (it is retried): quitting does not wait for it, as it
-    /// does for a link still coming up for the first time.
+    /// The connection went down and is not back up (it is retried): quitting does not
+    /// wait for it, as it does for a link still coming up for the first time.
     down: bool,
     /// The entry relay is a single relay (it can see who talks to whom).
     single: bool,

@@ -81,7 +81,6 @@ impl Core {
         };
         match report {
             RouteReport::Up { single, .. } => {
-                route.up = true;
                 route.down = false;
                 let told = route.single;
                 route.single = single;
@@ -90,10 +89,7 @@ impl Core {
                     self.emit(Event::Notice(SINGLE_RELAY.into()));
                 }
             }
-            RouteReport::Down { .. } => {
-                route.up = false;
-                route.down = true;
-            }
+            RouteReport::Down { .. } => route.down = true,
             RouteReport::Status { status, .. } => route.status = Some(status),
             // Saved as it comes: a session started from it never reuses a counter.
             RouteReport::State(state) => self.store.tx(|db| db.put_route_state(&state))?,
