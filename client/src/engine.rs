@@ -438,17 +438,59 @@ pub struct EngineOptions {
     /// With the hum/2 link: the mean of the random wait (exponential) before a contact's
     /// receipts leave, unless a text to them takes them along sooner.
     pub receipt_delay: Duration,
+    /// With the hum/2 link: the pace of its loops, catch-ups and deletes.
+    pub route_pace: RoutePace,
+}
+
+/// The pace of the hum/2 link's own traffic: its loops, each epoch's catch-up and the
+/// deletes of what was read (docs/PROTOCOL.md, hum/2 §H5 and §H6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RoutePace {
+    /// The design's: a loop every minute on average, each catch-up after a random wait
+    /// of up to 40 s, each delete after a mean 30 s. The waits hide when a user came
+    /// online and what they read.
+    #[default]
+    Design,
+    /// No loops; catch-ups and deletes at once. For tests only: it shows the relays when
+    /// this client came online and what it read.
+    Immediate,
+}
+
+impl RoutePace {
+    /// The session behaviour, given the entry relay's tick in microseconds.
+    pub(crate) fn behaviour(self) -> fn(u32) -> hum_shared::route::session::Behaviour {
+        use hum_shared::route::session::Behaviour;
+        match self {
+            Self::Design => Behaviour::design,
+            Self::Immediate => |_| Behaviour::immediate(),
+        }
+    }
 }
 
 impl Default for EngineOptions {
+    /// The design's options. Builds with debug assertions (`cargo build`, `cargo test`)
+    /// honour `HUM_INSECURE_FAST_ROUTE`, so that tests which drive the real binary need
+    /// not wait out the hum/2 link's random delays: with it set, the link paces itself
+    /// [`RoutePace::Immediate`] and receipts wait a tenth of a second on average. Release
+    /// builds do not contain this code.
     fn default() -> Self {
-        Self {
+        let design = Self {
             resend_after: Duration::from_secs(600),
             checkpoint_every: Duration::from_secs(1),
             invite_ttl: Duration::from_secs(7 * 86_400),
             route_link: false,
             receipt_delay: Duration::from_secs(30),
+            route_pace: RoutePace::Design,
+        };
+        #[cfg(debug_assertions)]
+        if std::env::var_os("HUM_INSECURE_FAST_ROUTE").is_some() {
+            return Self {
+                receipt_delay: Duration::from_millis(100),
+                route_pace: RoutePace::Immediate,
+                ..design
+            };
         }
+        design
     }
 }
 

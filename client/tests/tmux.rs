@@ -70,6 +70,7 @@ async fn plain(
         .env("HUM_HOME", home)
         .env("HUM_PASSPHRASE", "pass")
         .env("HUM_INSECURE_FAST_KDF", "1")
+        .env("HUM_INSECURE_FAST_ROUTE", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -150,7 +151,7 @@ async fn typed_in_one_terminal_appears_in_the_other() -> Result<()> {
     let hum = env!("CARGO_BIN_EXE_hum");
     let run = |profile: &str| {
         format!(
-            "HUM_HOME={} HUM_PASSPHRASE=pass HUM_INSECURE_FAST_KDF=1 TERM=xterm-256color {hum} --profile {profile} --relay '{addr}'",
+            "HUM_HOME={} HUM_PASSPHRASE=pass HUM_INSECURE_FAST_KDF=1 HUM_INSECURE_FAST_ROUTE=1 TERM=xterm-256color {hum} --profile {profile} --relay '{addr}'",
             home.display()
         )
     };
@@ -263,7 +264,7 @@ impl Stage {
 
     fn hum_command(&self, profile: &str) -> String {
         format!(
-            "HUM_HOME={} HUM_PASSPHRASE=pass HUM_INSECURE_FAST_KDF=1 TERM=xterm-256color {} --profile {profile} --relay '{}'",
+            "HUM_HOME={} HUM_PASSPHRASE=pass HUM_INSECURE_FAST_KDF=1 HUM_INSECURE_FAST_ROUTE=1 TERM=xterm-256color {} --profile {profile} --relay '{}'",
             self.home.display(),
             env!("CARGO_BIN_EXE_hum"),
             self.addr

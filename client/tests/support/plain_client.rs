@@ -30,6 +30,7 @@ impl Client {
             .env("HUM_HOME", home)
             .env("HUM_PASSPHRASE", "correct horse")
             .env("HUM_INSECURE_FAST_KDF", "1")
+            .env("HUM_INSECURE_FAST_ROUTE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

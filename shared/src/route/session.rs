@@ -804,12 +804,19 @@ impl Session {
 
     /// Owes the catch-ups the home relay's clock calls for: at an epoch change the epoch
     /// that ended (every client, whatever it received); at the session's first known
-    /// epoch after an absence, every epoch since the last one seen (within the TTL).
+    /// epoch after an absence, every epoch since the last one seen (within the TTL); and
+    /// the current one for a client that never saw an epoch before: what was deposited
+    /// for it before it first came online (the answer to an invite it gave out at once)
+    /// waits there.
     fn epochs(&mut self, t: u64) {
         let Some(now) = self.epoch_at(&self.home, t) else {
             return;
         };
         match (self.home_epoch, self.ledger.last_epoch) {
+            (None, None) => {
+                self.owe(now, t);
+                self.dirty = true;
+            }
             (None, Some(last)) => {
                 let per = self
                     .entry_of(&self.home)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use hum_shared::crypto::{Envelope, Fingerprint};
-use hum_shared::route::session::{Behaviour, Card, Outgoing, Session, Unwrap};
+use hum_shared::route::session::{Card, Outgoing, Session, Unwrap};
 use hum_shared::route::{GroupTagKey, TagKey};
 
 use super::homes::Sender;
@@ -31,7 +31,7 @@ impl Core {
                 home: self.home.clone(),
             },
             me: self.my_card(),
-            behaviour: Behaviour::design,
+            behaviour: self.options.route_pace.behaviour(),
             state,
         };
         self.out

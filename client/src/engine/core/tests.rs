@@ -417,8 +417,13 @@ impl Peer {
     }
 }
 
+/// The options of the tests of hum/1's link: the hum/2 link off, so what leaves goes out
+/// as hum/1 operations the fixture answers. The hum/2 tests turn it on.
 fn options() -> EngineOptions {
-    EngineOptions::default()
+    EngineOptions {
+        route_link: false,
+        ..EngineOptions::default()
+    }
 }
 
 /// Reads one column of every row of a table with a connection of its own.

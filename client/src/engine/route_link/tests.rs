@@ -34,13 +34,17 @@ struct Client {
 
 impl Client {
     fn start(relays: Relays) -> Res<Client> {
+        Self::start_paced(relays, |_| Behaviour::immediate())
+    }
+
+    fn start_paced(relays: Relays, behaviour: fn(u32) -> Behaviour) -> Res<Client> {
         let card = Card::new(relays.home.clone());
         let (tx, reports) = mpsc::unbounded_channel();
         let link = RouteLink::spawn(
             RouteSetup {
                 relays,
                 me: card.clone(),
-                behaviour: |_| Behaviour::immediate(),
+                behaviour,
                 state: SessionState::new(),
             },
             tx,
@@ -183,6 +187,22 @@ fn an_entry_relay_must_be_single_to_be_home_too() {
     assert!(refused.is_some_and(|s| s.contains("--home")));
     let refused = check_roles(&mesh, &dir(true)).err().and_then(|e| e.shown());
     assert!(refused.is_some_and(|s| s.contains("--relay")));
+}
+
+/// At the design's pace (loops, a catch-up some seconds after the start), a fresh
+/// client's first deposits are stored and received at once, without waiting for its
+/// catch-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_designs_pace_a_fresh_clients_deposits_leave_at_once() -> Res {
+    let relay = Relay::bind(config()).await?.spawn();
+    let relays = Relays::single(relay.address().clone());
+    let mut a = Client::start_paced(relays.clone(), Behaviour::design)?;
+    let mut b = Client::start_paced(relays, Behaviour::design)?;
+    let latencies = exchange(&mut a, &mut b, 3, 1).await?;
+    print_latency("at the design's pace", latencies.clone());
+    assert!(latencies.iter().all(|&t| t <= 8), "{latencies:?}");
+    relay.shutdown().await;
+    Ok(())
 }
 
 /// On a single relay, two clients' links deliver both ways, each deposit stored, each

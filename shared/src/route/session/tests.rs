@@ -860,6 +860,40 @@ fn after_an_absence_every_missed_epoch_is_caught_up_in_pipelined_pages_on_odd_ti
     Ok(())
 }
 
+/// What was deposited for a client before it ever came online (the answer to an invite
+/// it gave out and closed at once) waits in its first epoch: a fresh session catches that
+/// epoch up, and no other.
+#[test]
+fn a_client_that_never_saw_an_epoch_catches_up_the_current_one() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    relay.session(a).queue(to_one(1, &bob, &key, 9));
+    relay.steps(10)?;
+    assert!(
+        relay
+            .events(a)
+            .contains(&SessionEvent::Stored { id: DepositId(1) })
+    );
+    let b = relay.join(bob, Behaviour::immediate(), SessionState::new());
+    relay.session(b).expect(key, Unwrap::Mine);
+    relay.steps(20)?;
+    let events = relay.events(b);
+    assert_eq!(
+        received(&events)
+            .iter()
+            .map(|r| (r.1, r.2))
+            .collect::<Vec<_>>(),
+        [(9, Via::CatchUp)]
+    );
+    let epoch = relay.epoch();
+    assert!(events.contains(&SessionEvent::CaughtUp { epoch }));
+    let asked: HashSet<u32> = catch_ups(&relay, b).iter().map(|&(_, e)| e).collect();
+    assert_eq!(asked, HashSet::from([epoch]));
+    Ok(())
+}
+
 #[test]
 fn an_epoch_change_owes_the_previous_epoch_and_messages_go_on() -> Res {
     let mut relay = Relay::new()?;
@@ -872,9 +906,10 @@ fn an_epoch_change_owes_the_previous_epoch_and_messages_go_on() -> Res {
     relay.steps(to_change as usize - 1)?;
     assert_eq!(relay.session(b).status().home_epoch, Some(10));
     assert!(
-        catch_ups(&relay, b).is_empty(),
-        "nothing owed before the change"
+        catch_ups(&relay, b).iter().all(|&(_, e)| e == 10),
+        "before the change, only a newcomer's catch-up of its first epoch"
     );
+    relay.seen.clear();
     relay.steps(2)?;
     relay.session(a).queue(to_one(1, &bob, &key, 1));
     relay.steps(60)?;
@@ -1096,8 +1131,10 @@ fn counters_are_never_used_twice_across_sessions_even_from_a_stale_state() -> Re
                 }
                 SessionEvent::StateChanged => {
                     gaps.push(0);
-                    if deposits >= 4 && stale.is_none() {
-                        stale = Some(relay.session(a).state());
+                    // The last save with attempts still to come after it: what a crash
+                    // at the end would find.
+                    if deposits < 40 {
+                        stale = Some((deposits, relay.session(a).state()));
                     }
                 }
                 _ => {}
@@ -1113,7 +1150,8 @@ fn counters_are_never_used_twice_across_sessions_even_from_a_stale_state() -> Re
     let (_, left) = relay.leave(a);
     assert!(left.is_empty());
     relay.seen.clear();
-    let stale = stale.ok_or("no snapshot")?;
+    let (saved_at, stale) = stale.ok_or("no snapshot")?;
+    assert!(saved_at < 40, "attempts were made after the last save");
     // The session crashed: the last snapshot saved was taken within 16 attempts, and
     // restarting from it must not make any of the 40 attempts again. (A state handed
     // back at a clean end is exact: a_restarted_session_... below.)
