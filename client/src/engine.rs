@@ -478,7 +478,7 @@ impl Default for EngineOptions {
             resend_after: Duration::from_secs(600),
             checkpoint_every: Duration::from_secs(1),
             invite_ttl: Duration::from_secs(7 * 86_400),
-            route_link: false,
+            route_link: true,
             receipt_delay: Duration::from_secs(30),
             route_pace: RoutePace::Design,
         };

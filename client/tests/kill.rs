@@ -14,7 +14,7 @@ use plain_client::Client;
 async fn killed_mid_send_and_restarted_delivers_everything_once_in_order() -> Result<()> {
     let home = std::env::temp_dir().join(format!("hum-kill-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
-    let mut config = hum_relay::Config::ephemeral(Duration::from_millis(5));
+    let mut config = hum_relay::Config::ephemeral(Duration::from_millis(20));
     config.max_lag = 2_000;
     let relay = hum_relay::Relay::bind(config).await?.spawn();
     let addr = relay.address().to_string();

@@ -56,7 +56,7 @@ pub use error::CryptoError;
 pub use group::{GroupId, GroupSender, GroupState, MemberId, SenderKeyDistribution};
 
 pub use identity::{Fingerprint, Identity, PublicIdentity, safety_number};
-pub use invite::{Damage, Invite, InviteError, InviteHome, InviteSecret};
+pub use invite::{Damage, Invite, InviteError, InviteHome, InviteSecret, invite_tag_key};
 pub use mailbox::{Capability, EPOCH_SECS, MailboxId, epoch_at};
 pub use ratchet::{MAX_SKIP, MAX_SKIPPED_TOTAL};
 pub use session::Session;

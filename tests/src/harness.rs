@@ -56,12 +56,15 @@ pub fn relay_config(tick: Duration) -> hum_relay::Config {
 }
 
 /// The engine options of a test user: the defaults, but a contact's receipts leave after
-/// a tenth of a second on average (not half a minute), so a test waiting for "delivered"
-/// waits for the link, not for the receipt delay.
+/// a tenth of a second on average (not half a minute), and the hum/2 link catches up and
+/// deletes at once (not after random waits of up to 40 s), so a test waiting for
+/// "delivered" or for what came while a user was away waits for the link, not for the
+/// delays that hide its timing.
 #[must_use]
 pub fn options() -> hum::engine::EngineOptions {
     hum::engine::EngineOptions {
         receipt_delay: Duration::from_millis(100),
+        route_pace: hum::engine::RoutePace::Immediate,
         ..Default::default()
     }
 }

@@ -1,15 +1,28 @@
-//! Resilience: a relay restarted with 1,000 messages in flight loses none of them.
+//! Resilience: a relay restarted with messages in flight loses none of them; a full
+//! bucket pushes back and the sender keeps what did not fit; what a relay let expire is
+//! sent again.
 
 use std::time::Duration;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use hum::api::{Delivery, Event};
-use hum_tests::harness::{Peer, TempDir, befriend, relay_config};
+use hum_tests::harness::{Peer, TempDir, befriend, options, relay_config};
 
-const TICK: Duration = Duration::from_millis(3);
+/// The tick: on hum/2 one deposit of a contact's is in flight at a time, and each up cell
+/// must reach the entry relay within half a tick, which a busy machine misses at 3 ms.
+const TICK: Duration = Duration::from_millis(20);
+
+/// How many messages the restart test sends: `HUM_RESTART_MESSAGES`, or 200 (`just soak`
+/// sends a thousand).
+fn restart_messages() -> usize {
+    std::env::var("HUM_RESTART_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
+async fn relay_restart_with_messages_in_flight() -> Result<()> {
     let dir = TempDir::new("relay-restart")?;
     let state = dir.path().join("relay-state");
     let mut config = relay_config(TICK);
@@ -22,16 +35,16 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
     let mut bob = Peer::create(dir.path(), "bob", &addr)?;
     let ((_, alice_room), _) = befriend(&mut alice, &mut bob).await?;
 
-    const N: usize = 1000;
-    for i in 0..N {
+    let n = restart_messages();
+    for i in 0..n {
         alice.say(alice_room, format!("m{i:04}")).await?;
     }
-    let mut got: Vec<String> = Vec::with_capacity(N);
+    let mut got: Vec<String> = Vec::with_capacity(n);
     let mut take = |e: &Event| match e {
         Event::Message(m) if !m.from_me => Some(m.text.clone()),
         _ => None,
     };
-    while got.len() < 100 {
+    while got.len() < n / 10 {
         got.push(
             bob.wait(Duration::from_secs(60), "early messages", &mut take)
                 .await?,
@@ -49,7 +62,7 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
         "the restarted relay has another address"
     );
 
-    while got.len() < N {
+    while got.len() < n {
         got.push(
             bob.wait(
                 Duration::from_secs(120),
@@ -59,7 +72,7 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
             .await?,
         );
     }
-    let expected: Vec<String> = (0..N).map(|i| format!("m{i:04}")).collect();
+    let expected: Vec<String> = (0..n).map(|i| format!("m{i:04}")).collect();
     ensure!(got == expected, "messages lost, duplicated or reordered");
     // And nothing more arrives: duplicates were dropped.
     let extra = bob
@@ -76,27 +89,37 @@ async fn relay_restart_with_a_thousand_messages_in_flight() -> Result<()> {
 async fn a_full_mailbox_pushes_back_and_the_sender_retries() -> Result<()> {
     let dir = TempDir::new("full-mailbox")?;
     let mut config = relay_config(TICK);
-    config.mailbox_quota = 3;
+    // Bob's bucket holds three items; a bucket per epoch, so Bob is alone in his.
+    config.bucket_quota = 3;
+    config.buckets = hum_relay::BucketCount::Fixed(1);
     let relay = hum_relay::Relay::bind(config).await?.spawn();
     let addr = relay.address().to_string();
     let mut alice = Peer::create(dir.path(), "alice", &addr)?;
     let mut bob = Peer::create(dir.path(), "bob", &addr)?;
     let ((_, alice_room), _) = befriend(&mut alice, &mut bob).await?;
-    // Bob goes away; Alice writes more than his mailbox holds.
+    // Bob goes away; Alice writes more than his bucket holds.
     bob.quit().await?;
     const N: usize = 8;
+    let mut ids = Vec::new();
     for i in 0..N {
-        alice.say(alice_room, format!("f{i}")).await?;
+        ids.push(alice.say_queued(alice_room, format!("f{i}")).await?);
     }
     // The relay refuses what does not fit; Alice keeps it queued and retries.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while relay.stats().refused == 0 {
+    while relay.stats().route.full == 0 {
         ensure!(
             tokio::time::Instant::now() < deadline,
             "the relay never pushed back"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let last = *ids.last().context("no message")?;
+    let shown = alice.history(alice_room, 20).await?;
+    let state = shown.iter().find(|m| m.id == last).and_then(|m| m.delivery);
+    ensure!(
+        state == Some(Delivery::Queued),
+        "the last text is {state:?} while the bucket is full"
+    );
     // Bob comes back: everything arrives, once, in order.
     let mut bob = Peer::reopen(dir.path(), "bob", &addr)?;
     let mut got = Vec::new();
@@ -124,7 +147,7 @@ async fn a_message_the_relay_let_expire_is_sent_again() -> Result<()> {
     let addr = relay.address().to_string();
     let options = hum::engine::EngineOptions {
         resend_after: Duration::from_secs(2),
-        ..Default::default()
+        ..options()
     };
     let mut alice = Peer::create_with(dir.path(), "alice", &addr, options)?;
     let mut bob = Peer::create(dir.path(), "bob", &addr)?;

@@ -126,6 +126,10 @@ pub(crate) enum RouteReport {
     },
     /// Every page of a caught-up epoch was asked for.
     CaughtUp(u32),
+    /// A mailbox relay restarted (it announces new slot keys for an epoch it had keys
+    /// for, seen on one connection or from one connection to the next): what it stored
+    /// and nobody read yet is gone.
+    Restarted,
     /// The session's state, worth saving now.
     State(SessionState),
     /// What the link knows now (for the status bar), about once a second, with the cell
@@ -270,6 +274,9 @@ struct Told {
     outbox: Vec<Outgoing>,
     catch_ups: Vec<u32>,
     state: SessionState,
+    /// The directory the last connection ended with, to tell a relay restarted while
+    /// the link was down.
+    directory: Option<hum_shared::route::Directory>,
 }
 
 impl Told {
@@ -297,7 +304,14 @@ struct Live {
 
 impl Live {
     /// A session for a new connection, from what the link was told.
-    fn start(setup: &RouteSetup, told: &mut Told, hello: Hello) -> Live {
+    fn start(setup: &RouteSetup, told: &mut Told, hello: Hello, reports: &Reports) -> Live {
+        if told
+            .directory
+            .as_ref()
+            .is_some_and(|d| !hello.directory.restarted_since(d).is_empty())
+        {
+            let _ = reports.send(RouteReport::Restarted);
+        }
         let pins = told
             .outbox
             .iter()
@@ -386,6 +400,7 @@ impl Live {
                     why: why.to_string(),
                 },
                 SessionEvent::CaughtUp { epoch } => RouteReport::CaughtUp(epoch),
+                SessionEvent::Restarted { .. } => RouteReport::Restarted,
                 SessionEvent::StateChanged => RouteReport::State(self.session.state()),
                 _ => continue,
             };
@@ -395,6 +410,7 @@ impl Live {
 
     /// The connection is over: what it did not finish goes back to `told`.
     fn end(self, told: &mut Told, reports: &Reports) {
+        told.directory = Some(self.session.directory().clone());
         let (state, outbox) = self.session.into_parts();
         let _ = reports.send(RouteReport::State(state.clone()));
         told.state = state;
@@ -418,6 +434,7 @@ pub(crate) async fn run(
         outbox: Vec::new(),
         catch_ups: Vec::new(),
         state: setup.state.clone(),
+        directory: None,
     };
     let mut backoff = Backoff::new();
     loop {
@@ -460,7 +477,7 @@ pub(crate) async fn run(
                     tick_micros: hello.tick_micros,
                 });
                 let tick = Duration::from_micros(u64::from(hello.tick_micros));
-                let live = Live::start(&setup, &mut told, hello);
+                let live = Live::start(&setup, &mut told, hello, &reports);
                 let (live, why) =
                     beat(tls, tick, live, &mut told, &mut ops, &reports, &mut control).await;
                 live.end(&mut told, &reports);

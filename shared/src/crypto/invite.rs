@@ -208,8 +208,9 @@ impl std::fmt::Debug for InviteSecret {
 }
 
 /// The tag key of an invite's answer: `B2b256("hum/2 invite tag"; C)` of the invite's
-/// random capability, so the inviter keeps nothing more than the capability.
-fn invite_tag_key(capability: &Capability) -> TagKey {
+/// random capability, so the inviter keeps nothing more than the capability (and, once
+/// the invite is used, still knows later answers by it).
+pub fn invite_tag_key(capability: &Capability) -> TagKey {
     TagKey::from_bytes(crate::route::kdf::b2b(
         crate::route::kdf::L_INVITE_TAG,
         &[capability.expose_secret()],

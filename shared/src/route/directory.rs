@@ -145,6 +145,26 @@ impl Directory {
         self.relays.iter().find(|e| e.id() == *id)
     }
 
+    /// The relays of both directories that announce another slot key for an epoch both
+    /// give a key for: a mailbox relay makes its slot keys afresh when it starts, so such
+    /// a relay restarted in between and lost the items it held.
+    pub fn restarted_since(&self, earlier: &Directory) -> Vec<RelayId> {
+        self.relays
+            .iter()
+            .filter(|now| {
+                earlier.entry(&now.id()).is_some_and(|before| {
+                    now.slot_keys.iter().any(|k| {
+                        before
+                            .slot_keys
+                            .iter()
+                            .any(|b| b.epoch() == k.epoch() && b.public() != k.public())
+                    })
+                })
+            })
+            .map(RelayEntry::id)
+            .collect()
+    }
+
     /// The directory's postcard encoding.
     ///
     /// # Errors

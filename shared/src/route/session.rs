@@ -291,6 +291,13 @@ pub enum SessionEvent {
         /// Its new epoch.
         epoch: u32,
     },
+    /// A mailbox relay announces another slot key for an epoch it had a key for: it
+    /// restarted and lost what it held, so what was stored there and not yet read must
+    /// be deposited again.
+    Restarted {
+        /// The relay.
+        relay: RelayId,
+    },
     /// [`Session::state`] is worth saving now (before the next up cell is written).
     StateChanged,
     /// A loop left in the up cell of `tick` (read by nobody but this client).
@@ -625,6 +632,9 @@ impl Session {
             .push(&down.chunk)
             .map_err(SessionError::BadCell)?
         {
+            for relay in dir.restarted_since(&self.directory) {
+                self.events.push(SessionEvent::Restarted { relay });
+            }
             self.directory = dir;
         }
         self.tick += 1;
@@ -713,6 +723,11 @@ impl Session {
         let p = self.seal(t, Carry::Due);
         self.prepared = Some(p);
         self.flush();
+    }
+
+    /// The directory the session goes by now.
+    pub fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// The events since the last call.

@@ -126,6 +126,8 @@ pub(crate) enum Sender {
     Contact(i64),
     /// The answer to one of our invites, by invite id.
     Invite(i64),
+    /// A later answer to one of our invites that was used, by used invite id.
+    UsedInvite(i64),
     /// A member of a group, by room id and the member's name on the link (kept while the
     /// member stays in the group).
     Member {
@@ -140,6 +142,7 @@ impl Sender {
     const CONTACT: u64 = 1 << 56;
     const INVITE: u64 = 2 << 56;
     const MEMBER: u64 = 3 << 56;
+    const USED_INVITE: u64 = 4 << 56;
     const ID: u64 = (1 << 56) - 1;
 
     /// The link's name for it.
@@ -147,6 +150,7 @@ impl Sender {
         let (kind, id) = match self {
             Self::Contact(id) => (Self::CONTACT, id),
             Self::Invite(id) => (Self::INVITE, id),
+            Self::UsedInvite(id) => (Self::USED_INVITE, id),
             Self::Member { room, index } => (
                 Self::MEMBER,
                 (room & 0xff_ffff_ffff) << 16 | i64::from(index),
@@ -161,6 +165,7 @@ impl Sender {
         match e.0 & !Self::ID {
             Self::CONTACT => Some(Self::Contact(id)),
             Self::INVITE => Some(Self::Invite(id)),
+            Self::USED_INVITE => Some(Self::UsedInvite(id)),
             Self::MEMBER => Some(Self::Member {
                 room: id >> 16,
                 index: u16::try_from(id & 0xffff).ok()?,
@@ -202,6 +207,11 @@ impl Core {
         ops.extend(self.invites.iter().map(|(&id, secret)| RouteOp::Expect {
             who: Sender::Invite(id).expected(),
             key: secret.tag_key(),
+            unwrap: Unwrap::Mine,
+        }));
+        ops.extend(self.used_invites.iter().map(|(&id, u)| RouteOp::Expect {
+            who: Sender::UsedInvite(id).expected(),
+            key: hum_shared::crypto::invite_tag_key(&u.capability),
             unwrap: Unwrap::Mine,
         }));
         ops

@@ -13,7 +13,7 @@ const NOTICE_KEPT_SECS: u64 = 7 * 86_400;
 
 /// One of our invites that was used.
 pub(super) struct UsedInvite {
-    capability: Capability,
+    pub(super) capability: Capability,
     /// The ephemeral key of the answer that used it.
     answer_key: [u8; 32],
     /// When the invite expires (unix seconds).
@@ -192,6 +192,12 @@ impl Core {
     ) -> Result<(), EngineError> {
         self.routes
             .rekind(RouteKind::Invite(id), RouteKind::UsedInvite(used_id));
+        // Later answers still come under the invite's tag key: they are told apart.
+        self.route_op(RouteOp::Expect {
+            who: homes::Sender::UsedInvite(used_id).expected(),
+            key: hum_shared::crypto::invite_tag_key(&used.capability),
+            unwrap: hum_shared::route::session::Unwrap::Mine,
+        });
         self.used_invites.insert(
             used_id,
             UsedInvite {
@@ -228,6 +234,7 @@ impl Core {
             Ok(())
         })?;
         for id in expired {
+            self.route_op(RouteOp::Forget(homes::Sender::UsedInvite(id).expected()));
             self.used_invites.remove(&id);
             self.unsubscribe_kind(RouteKind::UsedInvite(id));
         }

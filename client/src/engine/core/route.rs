@@ -97,6 +97,7 @@ impl Core {
                 let kind = match Sender::of(who) {
                     Some(Sender::Contact(cid)) => RouteKind::Direct(cid),
                     Some(Sender::Invite(id)) => RouteKind::Invite(id),
+                    Some(Sender::UsedInvite(id)) => RouteKind::UsedInvite(id),
                     Some(Sender::Member { room, .. }) => RouteKind::Group(room),
                     None => return Ok(()),
                 };
@@ -117,6 +118,20 @@ impl Core {
                 }
                 self.pump_route()?;
             }
+            RouteReport::Restarted => {
+                // What the relay stored and nobody read yet is gone: everything not yet
+                // receipted goes out again, in its original order (the receivers drop
+                // duplicates). Rows in flight now are answered by the relay as it is.
+                let rows: Vec<i64> = self
+                    .store
+                    .db()
+                    .outbox()?
+                    .into_iter()
+                    .map(|(row, _)| row)
+                    .collect();
+                self.resends.unstore(&rows);
+                self.pump_route()?;
+            }
             // The session sends it again by itself.
             RouteReport::Again(_) | RouteReport::Deposited { .. } | RouteReport::CaughtUp(_) => {}
         }
@@ -125,8 +140,23 @@ impl Core {
 
     /// Whether the hum/2 link deposits this outbox row rather than hum/1's links: a
     /// contact's or a group's message, or the answer to an invite this profile accepted.
+    ///
+    /// A contact whose home is not known (one made before homes were kept, by a profile
+    /// of store schema 1, that has not said where it receives since), or a group with a
+    /// member whose home is not known, is still written to through hum/1's links, which
+    /// let the relay see who writes to whom.
     pub(super) fn routed(&self, head: &OutboxHead, envelope: &[u8]) -> bool {
-        self.route.is_some() && (head.dest.is_some() || self.answer_to(envelope).is_some())
+        if self.route.is_none() {
+            return false;
+        }
+        match head.dest {
+            Some(Dest::Contact(cid)) => self
+                .contacts
+                .get(&cid)
+                .is_some_and(|c| self.homes.get(&c.public.fingerprint()).is_some()),
+            Some(Dest::Group(rid)) => self.group_all_homed(rid),
+            None => self.answer_to(envelope).is_some(),
+        }
     }
 
     /// The contact whose invite `envelope` answers (our handshake to them), while we watch
