@@ -144,6 +144,25 @@ pub struct LinkStatus {
     pub queued: u32,
 }
 
+/// The hum/2 link to the entry relay, for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteStatus {
+    /// The entry relay, as `host:port`.
+    pub relay: String,
+    /// The connection's state.
+    pub state: LinkState,
+    /// The entry relay is a single relay: entry and mailbox at once, it can see who talks
+    /// to whom.
+    pub single: bool,
+    /// The clients behind the entry relay (the anonymity set every slot hides in), when
+    /// its directory says.
+    pub clients: Option<u32>,
+    /// Cells per second, each way (one up for every one down).
+    pub cells_per_sec: u32,
+    /// Deposits not yet stored (queued or in flight).
+    pub queued: u32,
+}
+
 /// What an [`Event::Error`] is about: one kind per variant of the engine's error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -391,6 +410,8 @@ pub enum Event {
     },
     /// A relay link changed state or its rates moved.
     Link(LinkStatus),
+    /// The hum/2 link changed state, or its rates or anonymity set moved.
+    Route(RouteStatus),
     /// A new invite code to hand to someone.
     Invite {
         /// The code.

@@ -251,6 +251,11 @@ impl Runtime {
                         l.control.send_modify(|c| c.retries += 1);
                     }
                 }
+                core::Effect::ReconnectRoute => {
+                    if let Some(r) = &self.route {
+                        r.link.control.send_modify(|c| c.retries += 1);
+                    }
+                }
                 core::Effect::StopLinks => {
                     for l in self.links.values() {
                         l.control.send_modify(|c| c.stop = true);

@@ -318,6 +318,9 @@ pub fn format_event(
             };
             vec![format!("link\t{}\t{state}", escape(&l.relay))]
         }
+        // The hum/2 link's state is for the status bar; the line mode names a single
+        // relay once, in a `notice`.
+        Event::Route(_) => Vec::new(),
         Event::Invite { code } => vec![format!("invite\t{code}")],
         Event::SafetyNumber { name, number, .. } => {
             vec![format!("safety\t{}\t{}", escape(name), escape(number))]

@@ -186,6 +186,13 @@ async fn typed_in_one_terminal_appears_in_the_other() -> Result<()> {
     let result = async {
         screen_until(&socket, "alice", Duration::from_secs(30), "bob")?;
         screen_until(&socket, "bob", Duration::from_secs(30), "alice")?;
+        // The relay is a single relay: the status bar says what that means.
+        screen_until(
+            &socket,
+            "alice",
+            Duration::from_secs(30),
+            "single relay: it can see who you talk to",
+        )?;
         // Alice opens her room with Bob and types.
         tmux(&socket, &["send-keys", "-t", "alice", "M-1"])?;
         tmux(

@@ -114,6 +114,8 @@ pub(crate) enum Effect {
         /// The relay's address.
         relay: RelayAddr,
     },
+    /// The hum/2 link, down, tries again now.
+    ReconnectRoute,
     /// Every link stops for good: the engine is quitting.
     StopLinks,
     /// Start the hum/2 link (it reports back with [`Input::Route`]).
@@ -213,6 +215,12 @@ pub(crate) struct RouteView {
     single: bool,
     /// The link's last status.
     status: Option<hum_shared::route::session::Status>,
+    /// The connection's state, as the faces are told it.
+    state: Option<crate::api::LinkState>,
+    /// Cells per second of the last second.
+    rate: u32,
+    /// What the faces were told last.
+    shown: Option<crate::api::RouteStatus>,
 }
 
 impl std::fmt::Debug for Core {
@@ -787,7 +795,15 @@ impl Core {
             down.push(relay.clone());
         }
         down.sort_by_key(ToString::to_string);
-        if down.is_empty() {
+        let route_down = self.route.as_ref().is_some_and(|r| r.down);
+        if route_down {
+            self.out.borrow_mut().push(Effect::ReconnectRoute);
+            if let Some(r) = self.route.as_mut() {
+                r.state = Some(LinkState::Connecting);
+            }
+            self.emit_route();
+        }
+        if down.is_empty() && !route_down {
             self.emit(Event::Notice("every relay link is up".into()));
         }
         for relay in down {

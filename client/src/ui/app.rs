@@ -149,6 +149,11 @@ impl App {
         &self.chat.links
     }
 
+    /// The hum/2 link for the status bar, once the engine runs one.
+    pub fn route(&self) -> Option<&crate::api::RouteStatus> {
+        self.chat.route.as_ref()
+    }
+
     /// The rooms on the room list (hidden ones left out), in order.
     pub fn listed(&self) -> impl Iterator<Item = &RoomState> {
         self.chat.listed()

@@ -6,7 +6,7 @@ use ratatui::layout::{Position, Rect};
 
 use crate::api::{
     Command, ContactId, Event, LinkStatus, MessageId, MessageKind, MessageView, RoomId, RoomKind,
-    RoomSummary,
+    RoomSummary, RouteStatus,
 };
 use crate::command::{CommandError, Face, Resolver};
 use crate::ui::effect::{Effect, Out};
@@ -51,6 +51,8 @@ pub(super) struct Chat {
     pub(super) panes: Panes,
     /// Relay links for the status bar.
     pub(super) links: Vec<LinkStatus>,
+    /// The hum/2 link for the status bar, once the engine runs one.
+    pub(super) route: Option<RouteStatus>,
     ready: bool,
     /// A group `/group create` asked for: it opens when it appears.
     open_group: Option<String>,
@@ -68,6 +70,7 @@ impl Chat {
             contacts: Vec::new(),
             panes,
             links: Vec::new(),
+            route: None,
             ready: false,
             open_group: None,
             bell_on_mention,
@@ -220,6 +223,7 @@ impl Chat {
                 }
                 self.settle(room, look, out);
             }
+            Event::Route(status) => self.route = Some(status),
             Event::Link(status) => {
                 if let Some(l) = self.links.iter_mut().find(|l| l.relay == status.relay) {
                     *l = status;

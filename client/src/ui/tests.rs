@@ -214,6 +214,73 @@ fn render(app: &App, w: u16, h: u16) -> Result<String, Box<dyn std::error::Error
     Ok(t.backend().to_string())
 }
 
+/// The status bar's row, as the terminal shows it: the row above the prompt.
+fn status_row(app: &App, w: u16, h: u16) -> Result<String, Box<dyn std::error::Error>> {
+    let screen = render(app, w, h)?;
+    let row = screen
+        .lines()
+        .nth(usize::from(h) - 2)
+        .ok_or("no status row")?
+        .to_string();
+    Ok(row)
+}
+
+fn route(single: bool, state: LinkState, clients: Option<u32>) -> Action {
+    Action::Engine(Event::Route(crate::api::RouteStatus {
+        relay: "entry.example:7667".into(),
+        state,
+        single,
+        clients,
+        cells_per_sec: 10,
+        queued: 0,
+    }))
+}
+
+/// On a single relay the status bar says plainly that it can see who you talk to, at
+/// any width; through a mesh it names the entry relay and how many clients the slots
+/// hide among; hum/1's link, up, gives way to it, and shows again when it is down.
+#[test]
+fn the_status_bar_says_what_the_hum2_link_hides_among() -> Result<(), Box<dyn std::error::Error>> {
+    let mut a = app(120, 40);
+    let before = status_row(&a, 120, 40)?;
+    assert!(before.contains("relay.example:7800"), "{before}");
+    drive(&mut a, route(true, LinkState::Up, Some(2)));
+    let row = status_row(&a, 120, 40)?;
+    assert!(row.contains("entry.example:7667 ↑10/s"), "{row}");
+    assert!(row.contains(status::SINGLE), "{row}");
+    assert!(!row.contains("relay.example:7800"), "{row}");
+    assert!(!row.contains("one of"), "{row}");
+    drive(&mut a, Action::Resize(60, 20));
+    let narrow = status_row(&a, 60, 20)?;
+    assert!(narrow.contains(status::SINGLE), "{narrow}");
+
+    let mut m = app(120, 40);
+    drive(&mut m, route(false, LinkState::Up, Some(57)));
+    let row = status_row(&m, 120, 40)?;
+    assert!(row.contains("entry.example:7667"), "{row}");
+    assert!(row.contains("one of 57"), "{row}");
+    assert!(!row.contains("single relay"), "{row}");
+    drive(
+        &mut m,
+        Action::Engine(Event::Link(LinkStatus {
+            relay: "relay.example:7800".into(),
+            state: LinkState::Down { retry_in_ms: 2500 },
+            cells_up_per_sec: 0,
+            cells_down_per_sec: 0,
+            queued: 0,
+        })),
+    );
+    drive(
+        &mut m,
+        route(false, LinkState::Down { retry_in_ms: 1200 }, Some(57)),
+    );
+    let row = status_row(&m, 120, 40)?;
+    assert!(row.contains("✗ entry.example:7667 down, retry 2s"), "{row}");
+    assert!(row.contains("✗ down, retry 3s"), "{row}");
+    assert!(!row.contains("one of"), "{row}");
+    Ok(())
+}
+
 #[test]
 fn main_screen_80x24() -> Result<(), Box<dyn std::error::Error>> {
     assert_snapshot!(render(&app(80, 24), 80, 24)?);

@@ -11,6 +11,7 @@ use hum_shared::route::{GroupTagKey, TagKey};
 use super::homes::Sender;
 use super::subscriptions::RouteKind;
 use super::{Core, Dest, Effect, Event, OutboxHead, RouteView};
+use crate::api::{LinkState, RouteStatus};
 use crate::engine::EngineError;
 use crate::engine::route_link::{Expected, RouteOp, RouteReport, RouteSetup};
 
@@ -42,6 +43,7 @@ impl Core {
             self.route_op(op);
         }
         self.sync_group_routes();
+        self.emit_route();
         Ok(())
     }
 
@@ -82,6 +84,7 @@ impl Core {
         match report {
             RouteReport::Up { single, .. } => {
                 route.down = false;
+                route.state = Some(LinkState::Up);
                 let told = route.single;
                 route.single = single;
                 if single && !told {
@@ -89,8 +92,15 @@ impl Core {
                     self.emit(Event::Notice(SINGLE_RELAY.into()));
                 }
             }
-            RouteReport::Down { .. } => route.down = true,
-            RouteReport::Status { status, .. } => route.status = Some(status),
+            RouteReport::Down { retry_in_ms, .. } => {
+                route.down = true;
+                route.state = Some(LinkState::Down { retry_in_ms });
+                route.rate = 0;
+            }
+            RouteReport::Status { status, rate } => {
+                route.status = Some(status);
+                route.rate = rate;
+            }
             // Saved as it comes: a session started from it never reuses a counter.
             RouteReport::State(state) => self.store.tx(|db| db.put_route_state(&state))?,
             RouteReport::Received { who, envelope, .. } => {
@@ -135,7 +145,31 @@ impl Core {
             // The session sends it again by itself.
             RouteReport::Again(_) | RouteReport::Deposited { .. } | RouteReport::CaughtUp(_) => {}
         }
+        self.emit_route();
         Ok(())
+    }
+
+    /// Tells the faces the hum/2 link's state when it changed.
+    pub(super) fn emit_route(&mut self) {
+        let entry = self.entry.host_port();
+        let Some(route) = self.route.as_mut() else {
+            return;
+        };
+        let status = RouteStatus {
+            relay: entry,
+            state: route.state.unwrap_or(LinkState::Connecting),
+            single: route.single,
+            clients: route.status.as_ref().and_then(|s| s.clients),
+            cells_per_sec: route.rate,
+            queued: route
+                .status
+                .as_ref()
+                .map_or(0, |s| u32::try_from(s.outbox).unwrap_or(u32::MAX)),
+        };
+        if route.shown.as_ref() != Some(&status) {
+            route.shown = Some(status.clone());
+            self.emit(Event::Route(status));
+        }
     }
 
     /// Whether the hum/2 link deposits this outbox row rather than hum/1's links: a

@@ -150,7 +150,7 @@ impl Fixture {
                         self.sent.push((relay, op));
                     }
                 }
-                Effect::Reconnect { .. } => {}
+                Effect::Reconnect { .. } | Effect::ReconnectRoute => {}
                 Effect::StopLinks => self.stopped = true,
                 Effect::OpenRoute(setup) => self.routes.push(*setup),
                 Effect::Route(op) => self.route_ops.push(op),
