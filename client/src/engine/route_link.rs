@@ -56,6 +56,14 @@ pub(crate) enum RouteOp {
         /// How its items are unwrapped.
         unwrap: Unwrap,
     },
+    /// Recognise items sent under `key`, a tag key many clients write under (an invite's:
+    /// every acceptor of the code answers under it), unwrapped as our own.
+    ExpectShared {
+        /// The engine's name for the sender.
+        who: Expected,
+        /// The invite's tag key.
+        key: TagKey,
+    },
     /// Stop recognising `who`'s items.
     Forget(Expected),
     /// Deposit this (first in, first out).
@@ -70,6 +78,7 @@ impl std::fmt::Debug for RouteOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Expect { who, .. } => write!(f, "Expect({})", who.0),
+            Self::ExpectShared { who, .. } => write!(f, "ExpectShared({})", who.0),
             Self::Forget(who) => write!(f, "Forget({})", who.0),
             Self::Queue(m) => write!(f, "Queue({})", m.id.0),
             Self::Cancel(id) => write!(f, "Cancel({})", id.0),
@@ -269,7 +278,8 @@ async fn connect(entry: &RelayAddr) -> Result<(Stream, Hello), LinkError> {
 
 /// What the link was told, kept across connections.
 struct Told {
-    expected: BTreeMap<Expected, (TagKey, Unwrap)>,
+    /// Each sender's tag key, how its items unwrap, and whether many write under it.
+    expected: BTreeMap<Expected, (TagKey, Unwrap, bool)>,
     /// Deposits not yet handed to a session (or taken back from the last one).
     outbox: Vec<Outgoing>,
     catch_ups: Vec<u32>,
@@ -284,7 +294,10 @@ impl Told {
     fn take(&mut self, op: RouteOp) {
         match op {
             RouteOp::Expect { who, key, unwrap } => {
-                self.expected.insert(who, (key, unwrap));
+                self.expected.insert(who, (key, unwrap, false));
+            }
+            RouteOp::ExpectShared { who, key } => {
+                self.expected.insert(who, (key, Unwrap::Mine, true));
             }
             RouteOp::Forget(who) => {
                 self.expected.remove(&who);
@@ -326,8 +339,13 @@ impl Live {
             system_rng(),
         );
         let mut names = BTreeMap::new();
-        for (who, (key, unwrap)) in &told.expected {
-            names.insert(session.expect(key.clone(), unwrap.clone()), *who);
+        for (who, (key, unwrap, shared)) in &told.expected {
+            let sender = if *shared {
+                session.expect_shared(key.clone(), unwrap.clone())
+            } else {
+                session.expect(key.clone(), unwrap.clone())
+            };
+            names.insert(sender, *who);
         }
         for m in told.outbox.drain(..) {
             session.queue(m);
@@ -344,7 +362,12 @@ impl Live {
             RouteOp::Expect { who, key, unwrap } => {
                 let sender = self.session.expect(key.clone(), unwrap.clone());
                 self.names.insert(sender, who);
-                told.expected.insert(who, (key, unwrap));
+                told.expected.insert(who, (key, unwrap, false));
+            }
+            RouteOp::ExpectShared { who, key } => {
+                let sender = self.session.expect_shared(key.clone(), Unwrap::Mine);
+                self.names.insert(sender, who);
+                told.expected.insert(who, (key, Unwrap::Mine, true));
             }
             RouteOp::Forget(who) => {
                 told.expected.remove(&who);

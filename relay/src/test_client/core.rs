@@ -321,6 +321,7 @@ impl Profile {
             key: m.key,
             group: m.group,
             envelope,
+            shared: false,
         });
         Ok(())
     }

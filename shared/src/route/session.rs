@@ -55,7 +55,7 @@ use self::outbox::{Outbox, Payload, Queued};
 pub use self::random::SessionRng;
 pub use self::state::SessionState;
 use self::state::{Ledger, key_id};
-use self::tags::{TagTable, WINDOW};
+use self::tags::{SHARED_WINDOW, TagTable, WINDOW};
 use crate::RelayAddr;
 use crate::crypto::Envelope;
 use crate::route::{
@@ -124,6 +124,10 @@ pub struct Outgoing {
     pub group: Option<GroupTagKey>,
     /// The sealed envelope, wrapped afresh for every attempt.
     pub envelope: Envelope,
+    /// The tag key is one other clients write under too (an invite's, which every
+    /// acceptor of the code tags its answer with; the receiver expects it with
+    /// [`Session::expect_shared`]): the first counter of an epoch is drawn at random.
+    pub shared: bool,
 }
 
 /// How the session behaves on its own, in entry ticks (means of random draws).
@@ -383,6 +387,9 @@ const MAX_REQUEUE_WAIT: u64 = 1_200;
 struct Receiver {
     key: TagKey,
     unwrap: Unwrap,
+    /// Counters kept ready past the first not seen: [`WINDOW`], or [`SHARED_WINDOW`] for
+    /// a key many clients write under.
+    window: u64,
 }
 
 /// A slot out, waiting for its answer two ticks later.
@@ -531,6 +538,7 @@ impl Session {
             Receiver {
                 key: loops,
                 unwrap: Unwrap::Mine,
+                window: WINDOW,
             },
         );
         s.prepare();
@@ -540,10 +548,30 @@ impl Session {
     /// Recognises items sent under `key` from now on (unwrapped as `unwrap` says); the
     /// same key gets the same id in every session of one state.
     pub fn expect(&mut self, key: TagKey, unwrap: Unwrap) -> SenderId {
+        self.expect_window(key, unwrap, WINDOW)
+    }
+
+    /// Like [`Session::expect`], for a tag key many clients write under (an invite's:
+    /// every acceptor of the code deposits its answer under it, with
+    /// [`Outgoing::shared`]): a wider window of counters is kept ready, and items
+    /// are told apart by their tags only, which differ unless two writers drew the same
+    /// first counter.
+    pub fn expect_shared(&mut self, key: TagKey, unwrap: Unwrap) -> SenderId {
+        self.expect_window(key, unwrap, SHARED_WINDOW)
+    }
+
+    fn expect_window(&mut self, key: TagKey, unwrap: Unwrap, window: u64) -> SenderId {
         let sender = self.ledger.sender(key_id(&key));
         self.tags.forget(sender);
-        self.tags.add_sender(&self.ledger, sender, &key);
-        self.receivers.insert(sender, Receiver { key, unwrap });
+        self.tags.add_sender(&self.ledger, sender, &key, window);
+        self.receivers.insert(
+            sender,
+            Receiver {
+                key,
+                unwrap,
+                window,
+            },
+        );
         self.dirty = true;
         sender
     }
@@ -892,7 +920,7 @@ impl Session {
             .into_iter()
             .filter_map(|e| self.bucket(e).map(|b| (e, b)))
             .collect();
-        let senders = self.receivers.iter().map(|(s, r)| (*s, &r.key));
+        let senders = self.receivers.iter().map(|(s, r)| (*s, &r.key, r.window));
         self.tags.reconcile(&wanted, senders, &self.ledger);
     }
 
@@ -924,17 +952,18 @@ impl Session {
         let envelope = wrap.unwrap(&wrapped);
         let mine = matches!(receiver.unwrap, Unwrap::Mine);
         let key = receiver.key.clone();
+        let window = receiver.window;
         self.ledger.see(tag, entry.epoch);
         let (moved, save) = self.ledger.saw(entry.sender, entry.epoch, entry.n);
         if let Some(old) = moved {
             // Slide the window past the counter just seen.
-            let start = (old + WINDOW).max(entry.n + 1);
+            let start = (old + window).max(entry.n + 1);
             self.tags.add(
                 &self.ledger,
                 entry.sender,
                 &key,
                 entry.epoch,
-                start..entry.n + 1 + WINDOW,
+                start..entry.n + 1 + window,
             );
         }
         self.dirty |= save;
@@ -1320,7 +1349,14 @@ impl Session {
         } else {
             return Err(NotNow::Never(RouteError::CopyCount(to.len())));
         };
-        let (n, save) = self.ledger.next_counter(key_id(key), epoch);
+        // A key others write under too starts at a random counter of the receiver's
+        // wider window, so it does not take the tag of another writer's deposit.
+        let spread = match &q.payload {
+            Payload::Caller(m, _) if m.shared => SHARED_WINDOW / 2,
+            _ => 0,
+        };
+        let offset = random::below(&mut self.rng, spread.max(1));
+        let (n, save) = self.ledger.next_counter(key_id(key), epoch, offset);
         self.dirty |= save;
         let seed = key.secret(epoch, n).seed();
         let mut copies = Vec::with_capacity(copies_wanted);

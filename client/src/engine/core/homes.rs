@@ -204,16 +204,22 @@ impl Core {
                 unwrap: Unwrap::Mine,
             })
             .collect();
-        ops.extend(self.invites.iter().map(|(&id, secret)| RouteOp::Expect {
-            who: Sender::Invite(id).expected(),
-            key: secret.tag_key(),
-            unwrap: Unwrap::Mine,
-        }));
-        ops.extend(self.used_invites.iter().map(|(&id, u)| RouteOp::Expect {
-            who: Sender::UsedInvite(id).expected(),
-            key: hum_shared::crypto::invite_tag_key(&u.capability),
-            unwrap: Unwrap::Mine,
-        }));
+        ops.extend(
+            self.invites
+                .iter()
+                .map(|(&id, secret)| RouteOp::ExpectShared {
+                    who: Sender::Invite(id).expected(),
+                    key: secret.tag_key(),
+                }),
+        );
+        ops.extend(
+            self.used_invites
+                .iter()
+                .map(|(&id, u)| RouteOp::ExpectShared {
+                    who: Sender::UsedInvite(id).expected(),
+                    key: hum_shared::crypto::invite_tag_key(&u.capability),
+                }),
+        );
         ops
     }
 
@@ -234,6 +240,7 @@ impl Core {
             key,
             group: None,
             envelope,
+            shared: false,
         })
     }
 }

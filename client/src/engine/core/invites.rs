@@ -193,10 +193,9 @@ impl Core {
         self.routes
             .rekind(RouteKind::Invite(id), RouteKind::UsedInvite(used_id));
         // Later answers still come under the invite's tag key: they are told apart.
-        self.route_op(RouteOp::Expect {
+        self.route_op(RouteOp::ExpectShared {
             who: homes::Sender::UsedInvite(used_id).expected(),
             key: hum_shared::crypto::invite_tag_key(&used.capability),
-            unwrap: hum_shared::route::session::Unwrap::Mine,
         });
         self.used_invites.insert(
             used_id,

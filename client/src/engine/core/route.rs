@@ -68,10 +68,9 @@ impl Core {
     /// Expects the answer to invite `id` on the hum/2 link.
     pub(super) fn expect_invite(&self, id: i64) {
         if let Some(secret) = self.invites.get(&id) {
-            self.route_op(RouteOp::Expect {
+            self.route_op(RouteOp::ExpectShared {
                 who: Sender::Invite(id).expected(),
                 key: secret.tag_key(),
-                unwrap: Unwrap::Mine,
             });
         }
     }
@@ -273,6 +272,7 @@ impl Core {
                             key: key.clone(),
                             group: Some(group.clone()),
                             envelope: envelope.clone(),
+                            shared: false,
                         }));
                     }
                 }
@@ -282,7 +282,8 @@ impl Core {
     }
 
     /// The handshake to contact `cid` as a deposit: to the inviter's home, under the tag
-    /// key its invite carried (its id is set by the caller).
+    /// key its invite carried (its id is set by the caller). Whoever else was handed the
+    /// code tags an answer with that key too: the deposit says so.
     fn invite_answer(&self, cid: i64, envelope: Envelope) -> Option<Outgoing> {
         let check = self.checks.get(&cid)?;
         let contact = self.contacts.get(&cid)?;
@@ -293,6 +294,7 @@ impl Core {
             key: check.invite.tag_key().clone(),
             group: None,
             envelope,
+            shared: true,
         })
     }
 

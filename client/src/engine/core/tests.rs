@@ -1993,7 +1993,9 @@ fn route_expectations_and_deposits_pair_with_the_other_side() -> TestResult {
         .route_expectations()
         .into_iter()
         .filter_map(|op| match op {
-            RouteOp::Expect { who, key, .. } => Some((Sender::of(who), key)),
+            RouteOp::Expect { who, key, .. } | RouteOp::ExpectShared { who, key } => {
+                Some((Sender::of(who), key))
+            }
             _ => None,
         })
         .collect();
@@ -2048,7 +2050,9 @@ fn the_route_link_starts_from_the_stored_state_and_expects_everyone() -> TestRes
     let expected = |ops: &[RouteOp]| -> Vec<Option<Sender>> {
         ops.iter()
             .filter_map(|op| match op {
-                RouteOp::Expect { who, .. } => Some(Sender::of(*who)),
+                RouteOp::Expect { who, .. } | RouteOp::ExpectShared { who, .. } => {
+                    Some(Sender::of(*who))
+                }
                 _ => None,
             })
             .collect()

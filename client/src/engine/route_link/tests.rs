@@ -120,6 +120,7 @@ async fn exchange(a: &mut Client, b: &mut Client, n: u8, first_id: u64) -> Res<V
             key: key.clone(),
             group: None,
             envelope: env.clone(),
+            shared: false,
         }))
         .await?;
         let sent = a
@@ -422,6 +423,7 @@ async fn a_restarted_client_never_reuses_a_counter() -> Res {
             key: key.clone(),
             group: None,
             envelope: envelope(i)?,
+            shared: false,
         };
         let ops = c.link.ops.clone();
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(async move {
@@ -503,6 +505,7 @@ async fn deposits_queued_while_the_relay_is_away_leave_when_it_is_back() -> Res 
         key,
         group: None,
         envelope: env.clone(),
+        shared: false,
     }))
     .await?;
     let relay = mesh.start(0, &[]).await?;
@@ -558,6 +561,7 @@ async fn a_text_deposited_while_the_receiver_was_away_across_an_epoch_change_arr
         key: key.clone(),
         group: None,
         envelope: env.clone(),
+        shared: false,
     }))
     .await?;
     a.until(|r| matches!(r, RouteReport::Stored(DepositId(1))).then_some(()))

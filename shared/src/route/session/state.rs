@@ -301,8 +301,11 @@ impl Ledger {
 
     /// The next attempt counter of `key` in `epoch`, and whether the state should be
     /// saved now (a new counter, or one that crossed a multiple of [`SAVE_EVERY`]).
-    pub(super) fn next_counter(&mut self, key: KeyId, epoch: u32) -> (u64, bool) {
-        let base = self.base;
+    ///
+    /// A counter not used before starts `offset` past where absent counters start (a key
+    /// others write under too draws it at random).
+    pub(super) fn next_counter(&mut self, key: KeyId, epoch: u32, offset: u64) -> (u64, bool) {
+        let base = self.base.saturating_add(offset);
         let mut fresh = false;
         let next = self.counters.entry((key, epoch)).or_insert_with(|| {
             fresh = true;

@@ -12,6 +12,11 @@ use crate::route::{CopyTag, TagKey};
 /// every counter not seen yet: an attempt may come after a later one, as when a client
 /// back from an absence gets the end of a text live before its catch-up brings the start).
 pub(super) const WINDOW: u64 = 64;
+/// The same for a tag key many clients write under (an invite's, which every acceptor
+/// of the code tags its answer with): each writer's first counter of an epoch is drawn
+/// from this many, so two acceptors' answers rarely share a tag (one in this many), and
+/// neither is taken for a copy of the other.
+pub(super) const SHARED_WINDOW: u64 = 1024;
 
 /// What a tag stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +50,7 @@ impl TagTable {
     pub(super) fn reconcile<'a>(
         &mut self,
         wanted: &[(u32, u16)],
-        senders: impl Iterator<Item = (SenderId, &'a TagKey)> + Clone,
+        senders: impl Iterator<Item = (SenderId, &'a TagKey, u64)> + Clone,
         ledger: &Ledger,
     ) {
         let stale: Vec<u32> = self
@@ -63,19 +68,25 @@ impl TagTable {
                 continue;
             }
             self.epochs.insert(epoch, bucket);
-            for (sender, key) in senders.clone() {
+            for (sender, key, window) in senders.clone() {
                 let next = ledger.window(sender, epoch);
-                self.add(ledger, sender, key, epoch, 0..next + WINDOW);
+                self.add(ledger, sender, key, epoch, 0..next + window);
             }
         }
     }
 
-    /// A new sender: its tags in every epoch held.
-    pub(super) fn add_sender(&mut self, ledger: &Ledger, sender: SenderId, key: &TagKey) {
+    /// A new sender: its tags in every epoch held, `window` counters past the last seen.
+    pub(super) fn add_sender(
+        &mut self,
+        ledger: &Ledger,
+        sender: SenderId,
+        key: &TagKey,
+        window: u64,
+    ) {
         let epochs: Vec<u32> = self.epochs.keys().copied().collect();
         for epoch in epochs {
             let next = ledger.window(sender, epoch);
-            self.add(ledger, sender, key, epoch, 0..next + WINDOW);
+            self.add(ledger, sender, key, epoch, 0..next + window);
         }
     }
 
