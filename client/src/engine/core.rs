@@ -512,17 +512,20 @@ impl Core {
         self.emit_link(relay);
     }
 
-    fn emit_link(&self, relay: &RelayAddr) {
-        let Some(l) = self.links.get(relay) else {
+    fn emit_link(&mut self, relay: &RelayAddr) {
+        let Some(l) = self.links.get_mut(relay) else {
             return;
         };
-        self.emit(Event::Link(LinkStatus {
+        // What the faces were told: a later change of the count is told again.
+        l.shown_queued = l.pump.len();
+        let status = LinkStatus {
             relay: relay.host_port(),
             state: l.state,
             cells_up_per_sec: l.rates.0,
             cells_down_per_sec: l.rates.1,
             queued: u32::try_from(l.pump.len()).unwrap_or(u32::MAX),
-        }));
+        };
+        self.emit(Event::Link(status));
     }
 
     /// Tells the faces when the number of envelopes waiting for a relay changed.

@@ -2232,6 +2232,36 @@ fn take_queued(fx: &mut Fixture) -> Vec<hum_shared::route::session::Outgoing> {
 /// the contact's home under this side's tag key, one in flight per contact and in order,
 /// each sent once stored; a stored one without a receipt goes again (a fresh attempt)
 /// after the re-send wait, and after a restart what was not receipted goes again.
+/// A text the hum/2 link carries is counted as waiting on hum/1's link only until that
+/// link sees it is not its own: the last count the faces were told is 0, not the 1 told
+/// when the text was written.
+#[test]
+fn hum1s_link_does_not_keep_counting_what_the_hum2_link_took() -> TestResult {
+    let mut fx = Fixture::new(
+        "route-count",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    fx.events();
+    say(&mut fx, room, "one")?;
+    assert_eq!(take_queued(&mut fx).len(), 1, "the hum/2 link took it");
+    let counts: Vec<u32> = fx
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Link(l) => Some(l.queued),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(counts.last(), Some(&0), "told {counts:?}");
+    Ok(())
+}
+
 #[test]
 fn a_contacts_messages_leave_through_the_route_link_one_at_a_time() -> TestResult {
     use crate::engine::route_link::RouteReport;
