@@ -417,6 +417,7 @@ impl Core {
                 l.pump.push(id);
             }
         }
+        self.tell_homes()?;
         self.pump_all()?;
         Ok(())
     }

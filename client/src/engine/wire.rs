@@ -140,6 +140,15 @@ pub(crate) enum AppMessage {
         /// The group.
         group: GroupId,
     },
+    /// Pairwise: where the sender receives on hum/2, to a contact whose home it does not
+    /// know (a contact made before homes were kept, by a store-schema-1 profile): that
+    /// contact most likely does not know the sender's either.
+    Home {
+        /// The sender's home relay, `hum://host:port#fingerprint`.
+        relay: String,
+        /// The sender's delivery secret, wiped when dropped.
+        delivery: Zeroizing<[u8; 32]>,
+    },
 }
 
 impl std::fmt::Debug for AppMessage {
@@ -152,6 +161,7 @@ impl std::fmt::Debug for AppMessage {
             Self::GroupKey { .. } => "GroupKey(..)",
             Self::GroupRemoved { .. } => "GroupRemoved(..)",
             Self::GroupLeave { .. } => "GroupLeave(..)",
+            Self::Home { .. } => "Home(..)",
         })
     }
 }
@@ -166,7 +176,7 @@ impl AppMessage {
             | Self::GroupKey { uid, .. }
             | Self::GroupRemoved { uid, .. }
             | Self::GroupLeave { uid, .. } => Some(*uid),
-            Self::Receipt { .. } => None,
+            Self::Receipt { .. } | Self::Home { .. } => None,
         }
     }
 }

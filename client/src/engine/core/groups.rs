@@ -918,7 +918,9 @@ impl Core {
                 }
                 Ok(())
             }
-            AppMessage::Text { .. } | AppMessage::Receipt { .. } => Ok(()),
+            AppMessage::Text { .. } | AppMessage::Receipt { .. } | AppMessage::Home { .. } => {
+                Ok(())
+            }
         }
     }
 }

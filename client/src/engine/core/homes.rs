@@ -14,7 +14,7 @@ use super::Core;
 use crate::engine::EngineError;
 use crate::engine::records::HomeRecord;
 use crate::engine::route_link::RouteOp;
-use crate::engine::wire::{Member, MemberHome};
+use crate::engine::wire::{AppMessage, Member, MemberHome};
 
 /// The homes known, by identity fingerprint.
 #[derive(Default)]
@@ -96,6 +96,62 @@ impl Core {
                 continue;
             };
             self.set_home(fp, relay, &DeliverySecret::from_bytes(*home.delivery))?;
+        }
+        Ok(())
+    }
+
+    /// Contact `cid` says where it receives: kept, and what waits for them goes through
+    /// the hum/2 link from now on.
+    pub(super) fn contact_home(
+        &mut self,
+        cid: i64,
+        relay: &str,
+        delivery: &[u8; 32],
+    ) -> Result<(), EngineError> {
+        let Some(person) = self.contacts.get(&cid).map(|c| c.public.fingerprint()) else {
+            return Ok(());
+        };
+        let Ok(relay) = relay.parse::<RelayAddr>() else {
+            tracing::debug!("a contact's home relay does not parse; kept as unknown");
+            return Ok(());
+        };
+        self.set_home(person, relay, &DeliverySecret::from_bytes(*delivery))?;
+        self.pump_all()
+    }
+
+    /// Tells every contact whose home is not known where this profile receives, unless
+    /// something for them still waits in the outbox (that may be the last telling). Run
+    /// at the start, with the hum/2 link: once both sides know, hum/1 carries nothing
+    /// more between them.
+    pub(super) fn tell_homes(&mut self) -> Result<(), EngineError> {
+        if self.route.is_none() {
+            return Ok(());
+        }
+        let waiting: std::collections::HashSet<i64> = self
+            .store
+            .db()
+            .outbox()?
+            .into_iter()
+            .filter_map(|(_, h)| match h.dest {
+                Some(super::Dest::Contact(cid)) => Some(cid),
+                _ => None,
+            })
+            .collect();
+        let unknown: Vec<i64> = self
+            .contacts
+            .iter()
+            .filter(|(cid, c)| {
+                !waiting.contains(cid) && self.homes.get(&c.public.fingerprint()).is_none()
+            })
+            .map(|(&cid, _)| cid)
+            .collect();
+        for cid in unknown {
+            let home = self.my_home();
+            let msg = AppMessage::Home {
+                relay: home.relay,
+                delivery: home.delivery,
+            };
+            self.send_app(super::Dest::Contact(cid), &msg)?;
         }
         Ok(())
     }

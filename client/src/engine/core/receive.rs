@@ -452,6 +452,10 @@ impl Core {
         match msg {
             AppMessage::Text { .. } => Ok(()),
             AppMessage::Receipt { uids } => self.on_receipts(origin, &uids),
+            AppMessage::Home { relay, delivery } => match origin {
+                Origin::Contact(cid) => self.contact_home(*cid, &relay, &delivery),
+                Origin::Group { .. } => Ok(()),
+            },
             other => match origin {
                 Origin::Contact(cid) => self.group_control(*cid, other),
                 Origin::Group { .. } => Ok(()),

@@ -2232,6 +2232,65 @@ fn take_queued(fx: &mut Fixture) -> Vec<hum_shared::route::session::Outgoing> {
 /// the contact's home under this side's tag key, one in flight per contact and in order,
 /// each sent once stored; a stored one without a receipt goes again (a fresh attempt)
 /// after the re-send wait, and after a restart what was not receipted goes again.
+/// A contact whose home is not known (as after a store-schema-1 migration) is told this
+/// profile's over hum/1 at the start, not again while that waits; texts to them go over
+/// hum/1 until they say theirs, then through the hum/2 link.
+#[test]
+fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -> TestResult {
+    let mut fx = Fixture::new(
+        "homeless",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer("bob")?;
+    let person = bob.id.public().fingerprint();
+    fx.core()?.store.tx(|db| db.delete_home(&person))?;
+    // Restarted while the telling waits (no relay took it): it is not told twice.
+    fx.auto = false;
+    fx.reopen()?;
+    fx.reopen()?;
+    fx.auto = true;
+    fx.relay()?;
+    let told: Vec<AppMessage> = bob.receive(&mut fx)?;
+    let homes: Vec<(String, [u8; 32])> = told
+        .iter()
+        .filter_map(|m| match m {
+            AppMessage::Home { relay, delivery } => Some((relay.clone(), **delivery)),
+            _ => None,
+        })
+        .collect();
+    let me = fx.core()?.my_home();
+    assert_eq!(homes, [(me.relay, *me.delivery)], "told {told:?}");
+    let room = RoomId(fx.room_of(bob.cid)?);
+    take_queued(&mut fx);
+    say(&mut fx, room, "over hum/1")?;
+    assert!(take_queued(&mut fx).is_empty(), "no home, no hum/2 deposit");
+    fx.relay()?;
+    let got = bob.receive(&mut fx)?;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, AppMessage::Text { text, .. } if text == "over hum/1")),
+        "{got:?}"
+    );
+    // Bob says where he receives: the next text goes through the hum/2 link, to there.
+    bob.send(
+        &mut fx,
+        &AppMessage::Home {
+            relay: peer_relay().to_string(),
+            delivery: Zeroizing::new(peer_delivery("bob")),
+        },
+    )?;
+    say(&mut fx, room, "over hum/2")?;
+    let queued = take_queued(&mut fx);
+    assert!(
+        queued.iter().any(|o| o.to[0].home == peer_relay()),
+        "{queued:?}"
+    );
+    Ok(())
+}
+
 /// A text the hum/2 link carries is counted as waiting on hum/1's link only until that
 /// link sees it is not its own: the last count the faces were told is 0, not the 1 told
 /// when the text was written.
