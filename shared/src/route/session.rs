@@ -782,10 +782,15 @@ impl Session {
         }
     }
 
-    /// A snapshot of what must survive a restart.
+    /// A snapshot of what must survive a restart. A delete sealed into the prepared cell
+    /// is still owed in it: should that cell never be written, a restart sends it again
+    /// (a delete of a copy already gone finds nothing).
     pub fn state(&self) -> SessionState {
-        self.ledger
-            .snapshot(self.catch_ups.jobs(), self.deletes.saved())
+        let mut deletes = self.deletes.saved();
+        if let Some(d) = self.prepared.as_ref().and_then(|p| p.delete.as_ref()) {
+            deletes.push(state::DeleteState::of(d));
+        }
+        self.ledger.snapshot(self.catch_ups.jobs(), deletes)
     }
 
     /// Seals made so far (every up cell is one, real or dummy): [`Session::take_up`]
@@ -980,6 +985,8 @@ impl Session {
                     proof: secret,
                 },
             );
+            // A delete owed must survive a restart: the state is worth saving.
+            self.dirty = true;
         }
         let seed = log_digest(seed.as_bytes());
         self.events.push(if entry.sender == LOOP {

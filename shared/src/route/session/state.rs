@@ -167,6 +167,11 @@ impl SessionState {
         self.catch_ups.iter().map(|j| j.epoch).collect()
     }
 
+    /// How many deletes of received items are owed.
+    pub fn deletes_owed(&self) -> usize {
+        self.deletes.len()
+    }
+
     /// The state as bytes (postcard).
     ///
     /// # Errors

@@ -1062,6 +1062,72 @@ fn deletes_owed_when_a_session_ends_go_in_the_next_one() -> Res {
     Ok(())
 }
 
+/// Each item whose delete is owed makes the state worth saving at once, so a client that
+/// crashes after reading an item still deletes it at the relay (every item, not only
+/// when a receive window crosses a save mark).
+#[test]
+fn every_delete_owed_asks_for_the_state_to_be_saved() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    let late = Behaviour {
+        delete_delay: 1e9,
+        ..Behaviour::immediate()
+    };
+    let b = relay.join(bob.clone(), late, SessionState::new());
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(6)?;
+    relay.events(b);
+    for n in 0..3u64 {
+        relay.session(a).queue(to_one(n, &bob, &key, n as u8));
+        relay.steps(8)?;
+        let events = relay.events(b);
+        let got = events
+            .iter()
+            .position(|e| matches!(e, SessionEvent::Received { .. }))
+            .ok_or("nothing received")?;
+        assert!(
+            events[got..].contains(&SessionEvent::StateChanged),
+            "item {n}: no save asked after it: {events:?}"
+        );
+        // What that save holds: the delete, owed.
+        assert_eq!(relay.session(b).state().deletes_owed(), n as usize + 1);
+    }
+    Ok(())
+}
+
+/// From the moment an item's delete is owed until the relay has done it, the state holds
+/// it, also while it sits sealed in the prepared cell: a crash at any tick loses none.
+#[test]
+fn a_delete_is_in_the_state_until_the_relay_did_it() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, bob) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let a = relay.join(alice, Behaviour::immediate(), SessionState::new());
+    let b = relay.join(bob.clone(), Behaviour::immediate(), SessionState::new());
+    relay.session(b).expect(key.clone(), Unwrap::Mine);
+    relay.steps(6)?;
+    relay.session(a).queue(to_one(1, &bob, &key, 1));
+    let mut owed_since = None;
+    for t in 0..40 {
+        relay.step()?;
+        if owed_since.is_none() && !received(&relay.events(b)).is_empty() {
+            owed_since = Some(t);
+        }
+        if owed_since.is_some() && relay.deleted.is_empty() {
+            assert_eq!(
+                relay.session(b).state().deletes_owed(),
+                1,
+                "step {t}: the delete is in neither the state nor the relay"
+            );
+        }
+    }
+    assert!(owed_since.is_some(), "never received");
+    assert_eq!(relay.deleted.len(), 1, "the delete was done");
+    Ok(())
+}
+
 #[test]
 fn a_state_saved_before_states_carried_deletes_still_restores() -> Res {
     // A state's bytes as they were: the same fields, without the deletes at the end.
