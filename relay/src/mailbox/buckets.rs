@@ -24,15 +24,24 @@ fn none(next_after: u64) -> RequestOutcome {
     }
 }
 
-/// One stored copy, or what is left of it: `item` is `None` once it was deleted or
-/// expired (it keeps its rank for catch-up).
+/// One stored copy, or what is left of it: `item` and `seed` are `None` once it was
+/// deleted or expired (its tag and flags keep its rank for catch-up; the seed, which would
+/// tie it to the other copies of its deposit, goes with the item).
 #[derive(Debug)]
 struct Stored {
     tag: CopyTag,
     item: Option<Item>,
     flags: Vec<u8>,
-    seed: TagSeed,
+    seed: Option<TagSeed>,
     expires: Instant,
+}
+
+impl Stored {
+    /// What is left once the copy is deleted or expired.
+    fn forget(&mut self) {
+        self.item = None;
+        self.seed = None;
+    }
 }
 
 impl Stored {
@@ -277,7 +286,7 @@ impl Buckets {
                     tag: c.item.tag(),
                     item: Some(c.item),
                     flags: c.flags,
-                    seed: deposit.seed().clone(),
+                    seed: Some(deposit.seed().clone()),
                     expires,
                 },
             );
@@ -375,13 +384,17 @@ impl Buckets {
         let found = bucket
             .items
             .iter()
-            .find(|(_, s)| s.item.is_some() && s.tag == d.tag && s.seed.is_proven_by(&d.proof))
+            .find(|(_, s)| {
+                s.item.is_some()
+                    && s.tag == d.tag
+                    && s.seed.as_ref().is_some_and(|x| x.is_proven_by(&d.proof))
+            })
             .map(|(&seq, _)| seq);
         let Some(seq) = found else {
             return false;
         };
         if let Some(s) = bucket.items.get_mut(&seq) {
-            s.item = None;
+            s.forget();
         }
         bucket.live -= 1;
         let items = &bucket.items;
@@ -400,7 +413,7 @@ impl Buckets {
             for b in buckets.iter_mut() {
                 for s in b.items.values_mut() {
                     if s.item.is_some() && s.expires <= now {
-                        s.item = None;
+                        s.forget();
                         b.live -= 1;
                         gone += 1;
                     }
@@ -622,6 +635,15 @@ mod tests {
         }
         let want: Vec<CopyTag> = mine[2..].iter().map(|(_, t)| *t).collect();
         assert_eq!(got, want);
+        // What is left of a deleted copy is its tag and flags: not its seed, which would
+        // tie it to the other copies of its deposit.
+        let left: Vec<bool> = s.epochs[&2][0]
+            .items
+            .values()
+            .filter(|st| st.item.is_none())
+            .map(|st| st.seed.is_none())
+            .collect();
+        assert_eq!(left, [true, true]);
         // Past the last copy: nothing found, nothing more.
         let (none, o) = ask(&s, 2, 0, &dk, 0, 7, now + Duration::from_secs(61))?;
         assert!(none.is_none());
