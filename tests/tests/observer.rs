@@ -1,4 +1,5 @@
-//! What a network observer sees between one client and the relay, idle and chatty: every
+//! What a network observer sees between one client and the relay over hum/1's link (the
+//! hum/2 link off; observer_hum2.rs watches hum/2), idle and chatty: every
 //! TLS record after connection setup has the same size, and the timing of the two phases
 //! is statistically indistinguishable (two-sample Kolmogorov–Smirnov test, α = 0.001).
 
@@ -33,9 +34,15 @@ async fn observe() -> Result<()> {
     let observer = Observer::start_on_own_thread(direct.host_port().parse()?)?;
     let mut watched = direct.clone();
     watched.port = observer.addr.port();
-    // Alice talks through the observer; Bob connects directly.
-    let mut alice = Peer::create(dir.path(), "alice", &watched.to_string())?;
-    let mut bob = Peer::create(dir.path(), "bob", &direct.to_string())?;
+    // Alice talks through the observer; Bob connects directly. Over hum/1's one link each
+    // (the hum/2 link off): what this test measures is that link; observer_hum2.rs
+    // watches the hum/2 link and the relays' links.
+    let hum1 = hum::engine::EngineOptions {
+        route_link: false,
+        ..hum_tests::harness::options()
+    };
+    let mut alice = Peer::create_with(dir.path(), "alice", &watched.to_string(), hum1)?;
+    let mut bob = Peer::create_with(dir.path(), "bob", &direct.to_string(), hum1)?;
     let ((_, alice_room), (_, bob_room)) = befriend(&mut alice, &mut bob).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
 

@@ -110,7 +110,7 @@ async fn profiles_of_store_schema_1_migrate_and_talk_on() -> Result<()> {
         needles.push((name, metadata));
     }
     // The same relay as when the profiles were written: same address, same certificate.
-    let mut config = relay_config(Duration::from_millis(5));
+    let mut config = relay_config(Duration::from_millis(20));
     config.state_dir = Some(dir.path().join("relay"));
     config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 47561));
     let relay = hum_relay::Relay::bind(config).await?.spawn();
@@ -202,7 +202,7 @@ async fn profiles_of_store_schema_1_migrate_and_talk_on() -> Result<()> {
         ensure!(StoreKey::slot_params(slot)? == KdfParams::INSECURE_FAST);
     }
     // And the profile opens through it.
-    let relay = hum_relay::Relay::bind(relay_config(Duration::from_millis(5)))
+    let relay = hum_relay::Relay::bind(relay_config(Duration::from_millis(20)))
         .await?
         .spawn();
     let mut alice = Peer::reopen(dir.path(), "alice", &relay.address().to_string())?;

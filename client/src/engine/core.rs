@@ -490,8 +490,17 @@ impl Core {
 
     // ----- links -------------------------------------------------------------------------
 
+    /// Whether a hum/1 link to `relay` may be opened. With the hum/2 link, only to a
+    /// single relay that is this profile's entry and home at once: that relay sees every
+    /// conversation anyway. A hum/1 link to any other relay would show it this client's
+    /// address and when it writes to someone homed there, which hum/2 exists to hide; what
+    /// only hum/1 could carry there waits in the outbox.
+    pub(super) fn hum1_allowed(&self, relay: &RelayAddr) -> bool {
+        !self.options.route_link || (self.entry == self.home && *relay == self.entry)
+    }
+
     fn ensure_link(&mut self, relay: &RelayAddr) {
-        if self.links.contains_key(relay) {
+        if self.links.contains_key(relay) || !self.hum1_allowed(relay) {
             return;
         }
         self.out.borrow_mut().push(Effect::OpenLink {
@@ -562,7 +571,7 @@ impl Core {
         epoch: Option<u64>,
     ) -> Result<(), EngineError> {
         let id = cap.mailbox_id();
-        if self.routes.contains(&id) {
+        if self.routes.contains(&id) || !self.hum1_allowed(relay) {
             return Ok(());
         }
         self.ensure_link(relay);
@@ -806,6 +815,12 @@ impl Core {
                 r.state = Some(LinkState::Connecting);
             }
             self.emit_route();
+            if !down.contains(&self.entry) {
+                self.emit(Event::Notice(format!(
+                    "reconnecting to {}",
+                    self.entry.host_port()
+                )));
+            }
         }
         if down.is_empty() && !route_down {
             self.emit(Event::Notice("every relay link is up".into()));

@@ -753,6 +753,22 @@ impl Session {
         self.flush();
     }
 
+    /// Where this client's counters of `key`, a key many write under, start in `epoch`:
+    /// below half the receiver's window, the same in every session of this client
+    /// (keyed by its delivery secret), other for another client.
+    fn shared_start(&self, key: &TagKey, epoch: u32) -> u64 {
+        let id = key_id(key);
+        let Ok(d) = crate::crypto::kdf::blake2b_256(
+            b"hum/2 shared counter start",
+            &[self.me.secret.expose_secret(), &id, &epoch.to_be_bytes()],
+        ) else {
+            return 0;
+        };
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&d[..8]);
+        u64::from_be_bytes(first) % (SHARED_WINDOW / 2)
+    }
+
     /// The directory the session goes by now.
     pub fn directory(&self) -> &Directory {
         &self.directory
@@ -1356,13 +1372,14 @@ impl Session {
         } else {
             return Err(NotNow::Never(RouteError::CopyCount(to.len())));
         };
-        // A key others write under too starts at a random counter of the receiver's
-        // wider window, so it does not take the tag of another writer's deposit.
-        let spread = match &q.payload {
-            Payload::Caller(m, _) if m.shared => SHARED_WINDOW / 2,
+        // A key others write under too starts at a counter of the receiver's wider window
+        // that differs from writer to writer, so it does not take the tag of another's
+        // deposit. Not a fresh draw: a session restarted from a state that missed the
+        // first attempts must start where they did, so the state's skip covers them.
+        let offset = match &q.payload {
+            Payload::Caller(m, _) if m.shared => self.shared_start(key, epoch),
             _ => 0,
         };
-        let offset = random::below(&mut self.rng, spread.max(1));
         let (n, save) = self.ledger.next_counter(key_id(key), epoch, offset);
         self.dirty |= save;
         let seed = key.secret(epoch, n).seed();

@@ -100,8 +100,9 @@ impl Core {
         Ok(())
     }
 
-    /// Contact `cid` says where it receives: kept, and what waits for them goes through
-    /// the hum/2 link from now on.
+    /// Contact `cid`, whose home is not known, says where it receives: kept, and what
+    /// waits for them goes through the hum/2 link from now on. A home known already (from
+    /// the invite or the hello) is not replaced.
     pub(super) fn contact_home(
         &mut self,
         cid: i64,
@@ -111,6 +112,9 @@ impl Core {
         let Some(person) = self.contacts.get(&cid).map(|c| c.public.fingerprint()) else {
             return Ok(());
         };
+        if self.homes.get(&person).is_some() {
+            return Ok(());
+        }
         let Ok(relay) = relay.parse::<RelayAddr>() else {
             tracing::debug!("a contact's home relay does not parse; kept as unknown");
             return Ok(());

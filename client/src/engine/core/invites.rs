@@ -192,7 +192,9 @@ impl Core {
     ) -> Result<(), EngineError> {
         self.routes
             .rekind(RouteKind::Invite(id), RouteKind::UsedInvite(used_id));
-        // Later answers still come under the invite's tag key: they are told apart.
+        // Later answers still come under the invite's tag key: they are told apart, as
+        // a used invite's.
+        self.route_op(RouteOp::Forget(homes::Sender::Invite(id).expected()));
         self.route_op(RouteOp::ExpectShared {
             who: homes::Sender::UsedInvite(used_id).expected(),
             key: hum_shared::crypto::invite_tag_key(&used.capability),

@@ -175,9 +175,11 @@ impl Core {
     /// contact's or a group's message, or the answer to an invite this profile accepted.
     ///
     /// A contact whose home is not known (one made before homes were kept, by a profile
-    /// of store schema 1, that has not said where it receives since), or a group with a
-    /// member whose home is not known, is still written to through hum/1's links, which
-    /// let the relay see who writes to whom.
+    /// of store schema 1, that has not said where it receives since) is still written to
+    /// through hum/1's links alone, which let the relay see who writes to whom. A group
+    /// with a member whose home is not known is written to through both: the hum/2 link
+    /// reaches the members whose homes are known, hum/1's the others (and only where
+    /// hum/1 may go at all, [`Core::hum1_allowed`]).
     pub(super) fn routed(&self, head: &OutboxHead, envelope: &[u8]) -> bool {
         if self.route.is_none() {
             return false;
@@ -219,6 +221,12 @@ impl Core {
             let Some((_, bytes)) = self.store.db().outbox_entry(row)? else {
                 continue;
             };
+            // A contact whose home is not known is hum/1's alone. A group text goes to the
+            // members whose homes are known even when hum/1 also carries it, for those
+            // whose homes are not (and stays for the re-send once they are learnt).
+            if !matches!(head.dest, Some(Dest::Group(_))) && !self.routed(&head, &bytes) {
+                continue;
+            }
             let (dest, answer) = match head.dest {
                 Some(d) => (d, None),
                 None => match self.answer_to(&bytes) {

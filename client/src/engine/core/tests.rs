@@ -295,10 +295,27 @@ impl Fixture {
 
     /// A new contact, `name`, answering one of our invites; the test holds its side.
     fn peer(&mut self, name: &str) -> Result<Peer, Box<dyn std::error::Error>> {
+        self.peer_hello(name, hello(name))
+    }
+
+    /// A contact homed at this profile's own (single) relay.
+    fn peer_at_home(&mut self, name: &str) -> Result<Peer, Box<dyn std::error::Error>> {
+        let h = ContactHello {
+            relay: home().to_string(),
+            ..hello(name)
+        };
+        self.peer_hello(name, h)
+    }
+
+    fn peer_hello(
+        &mut self,
+        name: &str,
+        hello: ContactHello,
+    ) -> Result<Peer, Box<dyn std::error::Error>> {
         let code = self.invite_code()?;
         let peer = Identity::generate();
         let invite = Invite::decode(&code, self.now.secs())?;
-        let hello = enc(&hello(name))?;
+        let hello = enc(&hello)?;
         let (session, envelope) = Session::initiate(&peer, &invite, &hello)?;
         self.deliver(invite.mailbox(), &envelope)?;
         let cid = self
@@ -2244,7 +2261,8 @@ fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -
             ..options()
         },
     )?;
-    let mut bob = fx.peer("bob")?;
+    // A contact of schema 1 wrote to us on our relay, the one hum/1's link may still go to.
+    let mut bob = fx.peer_at_home("bob")?;
     let person = bob.id.public().fingerprint();
     fx.core()?.store.tx(|db| db.delete_home(&person))?;
     // Restarted while the telling waits (no relay took it): it is not told twice.
@@ -2278,16 +2296,40 @@ fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -
     bob.send(
         &mut fx,
         &AppMessage::Home {
-            relay: peer_relay().to_string(),
+            relay: home().to_string(),
             delivery: Zeroizing::new(peer_delivery("bob")),
         },
     )?;
     say(&mut fx, room, "over hum/2")?;
     let queued = take_queued(&mut fx);
+    assert!(queued.iter().any(|o| o.to[0].home == home()), "{queued:?}");
+    Ok(())
+}
+
+/// With the hum/2 link, hum/1's links go to no relay but the single relay this profile
+/// uses as entry and home: writing to a contact homed elsewhere, or subscribing its
+/// mailboxes, opens no connection there (the relay would see this client's address and
+/// when it writes).
+#[test]
+fn no_hum1_link_goes_to_a_contacts_relay() -> TestResult {
+    let mut fx = Fixture::new(
+        "no-hum1",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let bob = fx.peer("bob")?;
+    let room = RoomId(fx.room_of(bob.cid)?);
+    say(&mut fx, room, "hello")?;
+    fx.reopen()?;
+    say(&mut fx, room, "again")?;
     assert!(
-        queued.iter().any(|o| o.to[0].home == peer_relay()),
-        "{queued:?}"
+        fx.links.keys().all(|r| *r == home()),
+        "links to {:?}",
+        fx.links.keys().collect::<Vec<_>>()
     );
+    assert_eq!(take_queued(&mut fx).len(), 1, "the hum/2 link carries it");
     Ok(())
 }
 
@@ -2303,7 +2345,8 @@ fn hum1s_link_does_not_keep_counting_what_the_hum2_link_took() -> TestResult {
             ..options()
         },
     )?;
-    let bob = fx.peer("bob")?;
+    // On one relay with the profile, where hum/1's link may run beside the hum/2 link.
+    let bob = fx.peer_at_home("bob")?;
     let room = RoomId(fx.room_of(bob.cid)?);
     take_queued(&mut fx);
     fx.events();

@@ -908,6 +908,47 @@ fn deposits_of_many_writers_under_one_key_are_all_read() -> Res {
     Ok(())
 }
 
+/// A client restarted from a state saved before its first attempts under a shared key
+/// starts that key again where it did, past the state's skip: the start is its own (not
+/// a fresh draw), so no counter of the lost attempts comes back.
+#[test]
+fn a_shared_keys_start_is_the_same_in_every_session_of_a_client() -> Res {
+    let mut relay = Relay::new()?;
+    let (alice, inviter) = (relay.card(), relay.card());
+    let key = TagKey::generate();
+    let i = relay.join(inviter.clone(), Behaviour::immediate(), SessionState::new());
+    relay.session(i).expect_shared(key.clone(), Unwrap::Mine);
+    let a = relay.join(alice.clone(), Behaviour::immediate(), SessionState::new());
+    relay.steps(2)?;
+    // What the store held when the client crashed: a state from before the attempt.
+    let saved = SessionState::from_bytes(&relay.session(a).state().to_bytes()?)?;
+    let mut m = to_one(1, &inviter, &key, 1);
+    m.shared = true;
+    relay.session(a).queue(m.clone());
+    relay.steps(10)?;
+    let epoch = relay.epoch();
+    let first = seeds_of(&relay, a);
+    let start = (0..512u64)
+        .find(|&n| first.contains(key.secret(epoch, n).seed().as_bytes()))
+        .ok_or("no attempt below 512")?;
+    let _ = relay.leave(a);
+    relay.seen.retain(|s| s.seat != a);
+    let a = relay.join(alice, Behaviour::immediate(), saved);
+    relay.session(a).queue(m);
+    relay.steps(10)?;
+    let again = seeds_of(&relay, a);
+    assert!(
+        again.contains(key.secret(epoch, start + 32).seed().as_bytes()),
+        "the restarted session did not start at {} + 32",
+        start
+    );
+    assert!(
+        again.iter().all(|s| !first.contains(s)),
+        "a counter came back"
+    );
+    Ok(())
+}
+
 /// What was deposited for a client before it ever came online (the answer to an invite
 /// it gave out and closed at once) waits in its first epoch: a fresh session catches that
 /// epoch up, and no other.
