@@ -135,10 +135,10 @@ pub(crate) enum RouteReport {
     },
     /// Every page of a caught-up epoch was asked for.
     CaughtUp(u32),
-    /// A mailbox relay restarted (it announces new slot keys for an epoch it had keys
-    /// for, seen on one connection or from one connection to the next): what it stored
-    /// and nobody read yet is gone.
-    Restarted,
+    /// A mailbox relay restarted (it announces new slot keys, signed by its pinned
+    /// certificate, for an epoch it had keys for, seen on one connection or from one
+    /// connection to the next): what it stored and nobody read yet is gone.
+    Restarted(hum_shared::route::RelayId),
     /// The session's state, worth saving now.
     State(SessionState),
     /// What the link knows now (for the status bar), about once a second, with the cell
@@ -318,13 +318,6 @@ struct Live {
 impl Live {
     /// A session for a new connection, from what the link was told.
     fn start(setup: &RouteSetup, told: &mut Told, hello: Hello, reports: &Reports) -> Live {
-        if told
-            .directory
-            .as_ref()
-            .is_some_and(|d| !hello.directory.restarted_since(d).is_empty())
-        {
-            let _ = reports.send(RouteReport::Restarted);
-        }
         let pins = told
             .outbox
             .iter()
@@ -338,6 +331,14 @@ impl Live {
             hello,
             system_rng(),
         );
+        if let Some(before) = &told.directory {
+            for relay in session
+                .directory()
+                .restarted_since(before, &session.pinned())
+            {
+                let _ = reports.send(RouteReport::Restarted(relay));
+            }
+        }
         let mut names = BTreeMap::new();
         for (who, (key, unwrap, shared)) in &told.expected {
             let sender = if *shared {
@@ -423,7 +424,7 @@ impl Live {
                     why: why.to_string(),
                 },
                 SessionEvent::CaughtUp { epoch } => RouteReport::CaughtUp(epoch),
-                SessionEvent::Restarted { .. } => RouteReport::Restarted,
+                SessionEvent::Restarted { relay } => RouteReport::Restarted(relay),
                 SessionEvent::StateChanged => RouteReport::State(self.session.state()),
                 _ => continue,
             };

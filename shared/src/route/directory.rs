@@ -145,19 +145,29 @@ impl Directory {
         self.relays.iter().find(|e| e.id() == *id)
     }
 
-    /// The relays of both directories that announce another slot key for an epoch both
-    /// give a key for: a mailbox relay makes its slot keys afresh when it starts, so such
-    /// a relay restarted in between and lost the items it held.
-    pub fn restarted_since(&self, earlier: &Directory) -> Vec<RelayId> {
+    /// The relays pinned by `pinned` (their certificates' fingerprints, as the user gave
+    /// them) that announce, here and in `earlier`, two different slot keys for one epoch,
+    /// each signed by the pinned certificate: a mailbox relay makes its slot keys afresh
+    /// when it starts, so such a relay restarted in between and lost the items it held.
+    /// Keys that do not verify say nothing: the entry relay, which writes the directory,
+    /// cannot make a restart up for a relay it is not.
+    pub fn restarted_since(&self, earlier: &Directory, pinned: &[CertFingerprint]) -> Vec<RelayId> {
         self.relays
             .iter()
+            .filter(|now| pinned.contains(&now.address.fingerprint))
             .filter(|now| {
                 earlier.entry(&now.id()).is_some_and(|before| {
                     now.slot_keys.iter().any(|k| {
-                        before
-                            .slot_keys
-                            .iter()
-                            .any(|b| b.epoch() == k.epoch() && b.public() != k.public())
+                        before.slot_keys.iter().any(|b| {
+                            b.epoch() == k.epoch()
+                                && b.public() != k.public()
+                                && now
+                                    .verified_slot_key(k.epoch(), &now.address.fingerprint)
+                                    .is_ok()
+                                && before
+                                    .verified_slot_key(b.epoch(), &now.address.fingerprint)
+                                    .is_ok()
+                        })
                     })
                 })
             })

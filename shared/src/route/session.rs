@@ -660,7 +660,7 @@ impl Session {
             .push(&down.chunk)
             .map_err(SessionError::BadCell)?
         {
-            for relay in dir.restarted_since(&self.directory) {
+            for relay in dir.restarted_since(&self.directory, &self.pinned()) {
                 self.events.push(SessionEvent::Restarted { relay });
             }
             self.directory = dir;
@@ -1405,6 +1405,15 @@ impl Session {
     }
 
     /// The fingerprint the user pinned for relay `id`.
+    /// The fingerprints of every relay pinned (the home relay among them).
+    pub fn pinned(&self) -> Vec<crate::CertFingerprint> {
+        self.pins
+            .iter()
+            .chain(std::iter::once(&self.me.home))
+            .map(|a| a.fingerprint)
+            .collect()
+    }
+
     fn pin(&self, id: &RelayId) -> Option<crate::CertFingerprint> {
         self.pins
             .iter()

@@ -127,17 +127,12 @@ impl Core {
                 }
                 self.pump_route()?;
             }
-            RouteReport::Restarted => {
-                // What the relay stored and nobody read yet is gone: everything not yet
-                // receipted goes out again, in its original order (the receivers drop
-                // duplicates). Rows in flight now are answered by the relay as it is.
-                let rows: Vec<i64> = self
-                    .store
-                    .db()
-                    .outbox()?
-                    .into_iter()
-                    .map(|(row, _)| row)
-                    .collect();
+            RouteReport::Restarted(relay) => {
+                // What the relay stored and nobody read yet is gone: what went to someone
+                // homed there and is not yet receipted goes out again, in its original
+                // order (the receivers drop duplicates). Rows in flight now are answered
+                // by the relay as it is.
+                let rows = self.rows_homed_at(relay)?;
                 self.resends.unstore(&rows);
                 self.pump_route()?;
             }
@@ -146,6 +141,40 @@ impl Core {
         }
         self.emit_route();
         Ok(())
+    }
+
+    /// The outbox rows the hum/2 link deposits at `relay`: to a contact homed there (an
+    /// invite's answer among them), or to a group with a member homed there.
+    fn rows_homed_at(&self, relay: hum_shared::route::RelayId) -> Result<Vec<i64>, EngineError> {
+        let at = |person: &Fingerprint| {
+            self.homes.get(person).is_some_and(|h| {
+                hum_shared::route::RelayId::of_fingerprint(&h.relay.fingerprint) == relay
+            })
+        };
+        let contact_at = |cid: i64| {
+            self.contacts
+                .get(&cid)
+                .is_some_and(|c| at(&c.public.fingerprint()))
+        };
+        let mut rows = Vec::new();
+        for (row, head) in self.store.db().outbox()? {
+            let there = match head.dest {
+                Some(Dest::Contact(cid)) => contact_at(cid),
+                Some(Dest::Group(rid)) => self
+                    .rooms
+                    .get(&rid)
+                    .and_then(|r| r.group.as_ref())
+                    .is_some_and(|g| g.members.iter().any(|m| at(&m.fingerprint))),
+                None => match self.store.db().outbox_entry(row)? {
+                    Some((_, bytes)) => self.answer_to(&bytes).is_some_and(contact_at),
+                    None => false,
+                },
+            };
+            if there {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
     }
 
     /// Tells the faces the hum/2 link's state when it changed.

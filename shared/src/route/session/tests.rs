@@ -80,6 +80,9 @@ struct Relay {
     seen: Vec<Seen>,
     deleted: Vec<CopyTag>,
     epoch_ticks: u32,
+    /// Slots that do not open are dropped (as a relay just restarted drops the slots
+    /// sealed to the keys it lost) instead of failing the test.
+    lenient: bool,
 }
 
 impl Relay {
@@ -115,6 +118,7 @@ impl Relay {
             seen: Vec::new(),
             deleted: Vec::new(),
             epoch_ticks,
+            lenient: false,
         };
         r.rekey()?;
         Ok(r)
@@ -246,7 +250,11 @@ impl Relay {
     fn take(&mut self, seat: usize, t: u64, up: &[u8]) -> Res {
         let up = UpCell::decode(up)?;
         self.seats[seat].bucket = up.bucket;
-        let opened = open_slot(&self.ring, self.entry, t, &up.slot)?;
+        let opened = match open_slot(&self.ring, self.entry, t, &up.slot) {
+            Ok(o) => o,
+            Err(_) if self.lenient => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         let mut seen = Seen {
             tick: t,
             seat,
@@ -949,6 +957,51 @@ fn a_shared_keys_start_is_the_same_in_every_session_of_a_client() -> Res {
     Ok(())
 }
 
+/// A relay that announces new slot keys for an epoch it had keys for, signed by its
+/// pinned certificate, restarted: the session says so, once. Keys for it that its
+/// certificate did not sign (an entry relay making a restart up), or of a relay not
+/// pinned, say nothing.
+#[test]
+fn new_signed_keys_for_a_known_epoch_mean_a_restart_and_forged_ones_nothing() -> Res {
+    let mut relay = Relay::new()?;
+    let b = relay.join(relay.card(), Behaviour::immediate(), SessionState::new());
+    relay.steps(40)?;
+    relay.events(b);
+    let genuine = relay.directory.clone();
+    let pin = [relay.addr.fingerprint];
+    // Forged: fresh keys, signed with another certificate's key.
+    let (_, other, _) = relay_cert();
+    let mut ring = SlotKeyring::new();
+    ring.advance(relay.epoch());
+    let mut forged = genuine.clone();
+    forged.relays[0].slot_keys = [relay.epoch(), relay.epoch() + 1]
+        .iter()
+        .filter_map(|&e| ring.by_epoch(e))
+        .map(|k| k.announce(relay.id, &other))
+        .collect::<Result<Vec<_>, _>>()?;
+    assert!(forged.restarted_since(&genuine, &pin).is_empty());
+    assert!(genuine.restarted_since(&forged, &pin).is_empty());
+    assert!(genuine.restarted_since(&genuine, &pin).is_empty());
+    // Restarted: a fresh keyring, its keys signed as they should be (the slots sealed to
+    // the keys it lost do not open).
+    relay.lenient = true;
+    relay.ring = SlotKeyring::new();
+    relay.rekey()?;
+    assert_eq!(relay.directory.restarted_since(&genuine, &pin), [relay.id]);
+    assert!(
+        relay.directory.restarted_since(&genuine, &[]).is_empty(),
+        "not pinned"
+    );
+    relay.steps(40)?;
+    let events = relay.events(b);
+    let restarts: Vec<&SessionEvent> = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Restarted { .. }))
+        .collect();
+    assert_eq!(restarts, [&SessionEvent::Restarted { relay: relay.id }]);
+    Ok(())
+}
+
 /// What was deposited for a client before it ever came online (the answer to an invite
 /// it gave out and closed at once) waits in its first epoch: a fresh session catches that
 /// epoch up, and no other.
@@ -1290,7 +1343,7 @@ fn counters_are_never_used_twice_across_sessions_even_from_a_stale_state() -> Re
                     // The last save with attempts still to come after it: what a crash
                     // at the end would find.
                     if deposits < 40 {
-                        stale = Some((deposits, relay.session(a).state()));
+                        stale = Some(relay.session(a).state());
                     }
                 }
                 _ => {}
@@ -1306,8 +1359,7 @@ fn counters_are_never_used_twice_across_sessions_even_from_a_stale_state() -> Re
     let (_, left) = relay.leave(a);
     assert!(left.is_empty());
     relay.seen.clear();
-    let (saved_at, stale) = stale.ok_or("no snapshot")?;
-    assert!(saved_at < 40, "attempts were made after the last save");
+    let stale = stale.ok_or("no snapshot")?;
     // The session crashed: the last snapshot saved was taken within 16 attempts, and
     // restarting from it must not make any of the 40 attempts again. (A state handed
     // back at a clean end is exact: a_restarted_session_... below.)
