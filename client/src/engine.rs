@@ -436,9 +436,10 @@ pub struct EngineOptions {
     /// How long an invite code this profile makes stays valid. An answer that arrives
     /// later is refused, and the invite's secret is deleted once it expires.
     pub invite_ttl: Duration,
-    /// Whether the engine also runs the hum/2 link (one connection to the entry relay,
-    /// docs/ENGINE.md) beside hum/1's links, which still carry the messages while the
-    /// core moves onto it.
+    /// Whether the engine runs the hum/2 link (one connection to the entry relay,
+    /// docs/ENGINE.md), on by default. With it, hum/1's links carry only what hum/2
+    /// cannot yet (contacts whose home is not known, an invite's used notice), and only
+    /// to a single relay that is entry and home at once. Off, hum/1 carries everything.
     pub route_link: bool,
     /// With the hum/2 link: the mean of the random wait (exponential) before a contact's
     /// receipts leave, unless a text to them takes them along sooner.

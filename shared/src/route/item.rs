@@ -12,6 +12,11 @@ pub const ITEM_LEN: usize = COPY_TAG_LEN + WRAPPED_LEN;
 /// The destination relay makes one per bucket ([`Item::rewrap`]), so copies of one
 /// deposit share no bytes; `K_b` is unique per seed and bucket, so the zero nonce is
 /// never reused. A recipient finds its items by tag and unwraps them with the seed.
+///
+/// One exception: the seed of a tag key many clients write under (an invite's) repeats
+/// when two acceptors of one code use the same counter (their starts differ by client,
+/// below 512, docs/PROTOCOL.md §H3.4), and then so do its tags and `K_b`: the relay can
+/// tell those two answers belong to one invite.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Item(Box<[u8; ITEM_LEN]>);
 

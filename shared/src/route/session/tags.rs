@@ -13,9 +13,10 @@ use crate::route::{CopyTag, TagKey};
 /// back from an absence gets the end of a text live before its catch-up brings the start).
 pub(super) const WINDOW: u64 = 64;
 /// The same for a tag key many clients write under (an invite's, which every acceptor
-/// of the code tags its answer with): each writer's first counter of an epoch is drawn
-/// from this many, so two acceptors' answers rarely share a tag (one in this many), and
-/// neither is taken for a copy of the other.
+/// of the code tags its answer with): each writer's first counter of an epoch is its own
+/// below half of this (512), so two acceptors' answers share a tag only when their
+/// attempts overlap (about (k + l) / 512 for k and l attempts), and neither is taken for
+/// a copy of the other.
 pub(super) const SHARED_WINDOW: u64 = 1024;
 
 /// What a tag stands for.
