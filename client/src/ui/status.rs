@@ -34,6 +34,10 @@ pub(super) fn link_text(l: &LinkStatus, short: bool) -> (String, Role) {
     (text, role)
 }
 
+/// Below this many clients behind the entry relay, the status bar says they are few
+/// (docs/PROTOCOL.md, hum/2 §H10: the count claims little below about 50).
+const FEW: u32 = 50;
+
 /// What a single relay is, said plainly: it is entry and mailbox at once.
 pub(super) const SINGLE: &str = "single relay: it can see who you talk to";
 
@@ -62,7 +66,15 @@ pub(super) fn route_text(r: &RouteStatus, short: bool) -> Vec<(String, Role)> {
     if r.single {
         parts.push((SINGLE.into(), Role::LinkConnecting));
     } else if let (Some(n), LinkState::Up) = (r.clients, r.state) {
-        parts.push((format!("one of {n}"), Role::Status));
+        // The entry relay's own count: below a few dozen it hides little.
+        if n >= FEW {
+            parts.push((format!("one of {n}"), Role::Status));
+        } else {
+            parts.push((
+                format!("only {n} here: little to hide among"),
+                Role::LinkConnecting,
+            ));
+        }
     }
     parts
 }

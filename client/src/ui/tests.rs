@@ -260,6 +260,10 @@ fn the_status_bar_says_what_the_hum2_link_hides_among() -> Result<(), Box<dyn st
     assert!(row.contains("entry.example:7667"), "{row}");
     assert!(row.contains("one of 57"), "{row}");
     assert!(!row.contains("single relay"), "{row}");
+    drive(&mut m, route(false, LinkState::Up, Some(12)));
+    let row = status_row(&m, 120, 40)?;
+    assert!(row.contains("only 12 here: little to hide among"), "{row}");
+    assert!(!row.contains("one of"), "{row}");
     drive(
         &mut m,
         Action::Engine(Event::Link(LinkStatus {
