@@ -262,6 +262,15 @@ fn member_line(room: &str, m: &MemberView) -> String {
     )
 }
 
+/// A link's state as its fields: `connecting`, `up`, or `down` and `retry_in_ms=N`.
+fn state_field(state: LinkState) -> String {
+    match state {
+        LinkState::Connecting => "connecting".to_owned(),
+        LinkState::Up => "up".to_owned(),
+        LinkState::Down { retry_in_ms } => format!("down\tretry_in_ms={retry_in_ms}"),
+    }
+}
+
 /// Formats one event as its lines (none for events the line mode leaves out).
 pub fn format_event(
     dir: &Directory,
@@ -311,16 +320,24 @@ pub fn format_event(
             if last_link.insert(l.relay.clone(), l.state) == Some(l.state) {
                 return Vec::new();
             }
-            let state = match l.state {
-                LinkState::Connecting => "connecting".to_owned(),
-                LinkState::Up => "up".to_owned(),
-                LinkState::Down { retry_in_ms } => format!("down\tretry_in_ms={retry_in_ms}"),
-            };
-            vec![format!("link\t{}\t{state}", escape(&l.relay))]
+            vec![format!(
+                "link\t{}\t{}",
+                escape(&l.relay),
+                state_field(l.state)
+            )]
         }
-        // The hum/2 link's state is for the status bar; the line mode names a single
-        // relay once, in a `notice`.
-        Event::Route(_) => Vec::new(),
+        // The hum/2 link: state changes only, as for `link` (a single relay is named
+        // once, in a `notice`).
+        Event::Route(r) => {
+            if last_link.insert(format!("route {}", r.relay), r.state) == Some(r.state) {
+                return Vec::new();
+            }
+            vec![format!(
+                "route\t{}\t{}",
+                escape(&r.relay),
+                state_field(r.state)
+            )]
+        }
         Event::Invite { code } => vec![format!("invite\t{code}")],
         Event::SafetyNumber { name, number, .. } => {
             vec![format!("safety\t{}\t{}", escape(name), escape(number))]
@@ -719,5 +736,27 @@ mod tests {
             vec!["link\tr:1\tup"]
         );
         assert!(format_event(&d, &link(LinkState::Up), &mut links).is_empty());
+        let route = |state| {
+            Event::Route(crate::api::RouteStatus {
+                relay: "r:1".into(),
+                state,
+                single: true,
+                clients: Some(3),
+                cells_per_sec: 10,
+                queued: 0,
+            })
+        };
+        // The hum/2 link to the same relay has a state of its own.
+        assert_eq!(
+            format_event(&d, &route(LinkState::Connecting), &mut links),
+            vec!["route\tr:1\tconnecting"]
+        );
+        assert_eq!(
+            format_event(&d, &route(LinkState::Down { retry_in_ms: 900 }), &mut links),
+            vec!["route\tr:1\tdown\tretry_in_ms=900"]
+        );
+        assert!(
+            format_event(&d, &route(LinkState::Down { retry_in_ms: 900 }), &mut links).is_empty()
+        );
     }
 }
