@@ -120,6 +120,21 @@ impl Core {
             return Ok(());
         };
         self.set_home(person, relay, &DeliverySecret::from_bytes(*delivery))?;
+        // The groups this profile runs with them in: every member hears where they
+        // receive (the member list carries homes), so their texts reach them over hum/2.
+        let me = self.my_fp();
+        let mine: Vec<i64> = self
+            .rooms
+            .iter()
+            .filter_map(|(&rid, r)| r.group.as_ref().map(|g| (rid, g)))
+            .filter(|(_, g)| {
+                !g.closed && g.admin == me && g.members.iter().any(|m| m.fingerprint == person)
+            })
+            .map(|(rid, _)| rid)
+            .collect();
+        for rid in mine {
+            self.change_group(rid, |c| c.updates(rid, None, None))?;
+        }
         self.pump_all()
     }
 

@@ -2306,6 +2306,83 @@ fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -
     Ok(())
 }
 
+/// When a member of a group this profile runs says where it receives, every member is
+/// sent the member list again, now with that home in it: their texts reach it over hum/2.
+#[test]
+fn a_members_home_learnt_goes_to_the_groups_members() -> TestResult {
+    let mut fx = Fixture::new(
+        "homeless-member",
+        EngineOptions {
+            route_link: true,
+            ..options()
+        },
+    )?;
+    let mut bob = fx.peer_at_home("bob")?;
+    let mut carol = fx.peer("carol")?;
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let (rid, _) = group_room(&mut fx)?;
+    for cid in [bob.cid, carol.cid] {
+        fx.command(Command::GroupAdd {
+            room: RoomId(rid),
+            contact: ContactId(cid),
+        })?;
+    }
+    // Every deposit the hum/2 link is handed is stored at once, as it comes.
+    fn stored_all(
+        fx: &mut Fixture,
+    ) -> Result<Vec<hum_shared::route::session::Outgoing>, Box<dyn std::error::Error>> {
+        let mut all = Vec::new();
+        loop {
+            let outs = take_queued(fx);
+            if outs.is_empty() {
+                return Ok(all);
+            }
+            for o in outs {
+                fx.input(Input::Route(
+                    crate::engine::route_link::RouteReport::Stored(o.id),
+                ))?;
+                all.push(o);
+            }
+        }
+    }
+    let person = bob.id.public().fingerprint();
+    fx.core()?.store.tx(|db| db.delete_home(&person))?;
+    fx.reopen()?;
+    stored_all(&mut fx)?;
+    bob.send(
+        &mut fx,
+        &AppMessage::Home {
+            relay: home().to_string(),
+            delivery: Zeroizing::new(peer_delivery("bob")),
+        },
+    )?;
+    // Carol's copy of the list, through the hum/2 link to her home.
+    let mut lists = Vec::new();
+    for out in stored_all(&mut fx)? {
+        if out.to[0].home != peer_relay() {
+            continue;
+        }
+        let Ok(part) = carol.session.open(&out.envelope) else {
+            continue;
+        };
+        if let Some((_, payload)) = carol.reassembler.insert(&part)?
+            && let AppMessage::GroupUpdate { members, .. } = postcard::from_bytes(&payload)?
+        {
+            lists.push(members);
+        }
+    }
+    let bobs: Vec<Option<String>> = lists
+        .iter()
+        .flatten()
+        .filter(|m| m.identity == bob.id.public().to_bytes().to_vec())
+        .map(|m| m.home.as_ref().map(|h| h.relay.clone()))
+        .collect();
+    assert_eq!(bobs, [Some(home().to_string())], "{} lists", lists.len());
+    Ok(())
+}
+
 /// With the hum/2 link, hum/1's links go to no relay but the single relay this profile
 /// uses as entry and home: writing to a contact homed elsewhere, or subscribing its
 /// mailboxes, opens no connection there (the relay would see this client's address and
