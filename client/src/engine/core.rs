@@ -411,13 +411,14 @@ impl Core {
         }
         self.subscribe_all()?;
         // Everything not yet receipted goes out again: we cannot know what the relay kept.
-        for (id, head) in self.store.db().outbox()? {
+        let outbox = self.store.db().outbox()?;
+        for (id, head) in &outbox {
             self.ensure_link(&head.relay);
             if let Some(l) = self.links.get_mut(&head.relay) {
-                l.pump.push(id);
+                l.pump.push(*id);
             }
         }
-        self.tell_homes()?;
+        self.tell_homes(&outbox)?;
         self.pump_all()?;
         Ok(())
     }

@@ -161,11 +161,8 @@ impl Directory {
                         before.slot_keys.iter().any(|b| {
                             b.epoch() == k.epoch()
                                 && b.public() != k.public()
-                                && now
-                                    .verified_slot_key(k.epoch(), &now.address.fingerprint)
-                                    .is_ok()
-                                && before
-                                    .verified_slot_key(b.epoch(), &now.address.fingerprint)
+                                && k.verify(&now.certificate, &now.address.fingerprint).is_ok()
+                                && b.verify(&before.certificate, &now.address.fingerprint)
                                     .is_ok()
                         })
                     })

@@ -126,7 +126,8 @@ pub struct Outgoing {
     pub envelope: Envelope,
     /// The tag key is one other clients write under too (an invite's, which every
     /// acceptor of the code tags its answer with; the receiver expects it with
-    /// [`Session::expect_shared`]): the first counter of an epoch is drawn at random.
+    /// [`Session::expect_shared`]): the first counter of an epoch is this client's own,
+    /// below half the receiver's window, so it differs from other writers'.
     pub shared: bool,
 }
 
@@ -1405,19 +1406,18 @@ impl Session {
     }
 
     /// The fingerprint the user pinned for relay `id`.
+    /// Every relay pinned, the home relay among them.
+    fn pin_addrs(&self) -> impl Iterator<Item = &RelayAddr> {
+        self.pins.iter().chain(std::iter::once(&self.me.home))
+    }
+
     /// The fingerprints of every relay pinned (the home relay among them).
     pub fn pinned(&self) -> Vec<crate::CertFingerprint> {
-        self.pins
-            .iter()
-            .chain(std::iter::once(&self.me.home))
-            .map(|a| a.fingerprint)
-            .collect()
+        self.pin_addrs().map(|a| a.fingerprint).collect()
     }
 
     fn pin(&self, id: &RelayId) -> Option<crate::CertFingerprint> {
-        self.pins
-            .iter()
-            .chain(std::iter::once(&self.me.home))
+        self.pin_addrs()
             .find(|a| RelayId::of_fingerprint(&a.fingerprint) == *id)
             .map(|a| a.fingerprint)
     }

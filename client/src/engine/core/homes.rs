@@ -139,18 +139,18 @@ impl Core {
     }
 
     /// Tells every contact whose home is not known where this profile receives, unless
-    /// something for them still waits in the outbox (that may be the last telling). Run
-    /// at the start, with the hum/2 link: once both sides know, hum/1 carries nothing
-    /// more between them.
-    pub(super) fn tell_homes(&mut self) -> Result<(), EngineError> {
+    /// something for them still waits in `outbox` (that may be the last telling). Run at
+    /// the start, with the hum/2 link: once both sides know, hum/1 carries nothing more
+    /// between them.
+    pub(super) fn tell_homes(
+        &mut self,
+        outbox: &[(i64, super::OutboxHead)],
+    ) -> Result<(), EngineError> {
         if self.route.is_none() {
             return Ok(());
         }
-        let waiting: std::collections::HashSet<i64> = self
-            .store
-            .db()
-            .outbox()?
-            .into_iter()
+        let waiting: std::collections::HashSet<i64> = outbox
+            .iter()
             .filter_map(|(_, h)| match h.dest {
                 Some(super::Dest::Contact(cid)) => Some(cid),
                 _ => None,

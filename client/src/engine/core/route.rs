@@ -217,7 +217,7 @@ impl Core {
             Some(Dest::Contact(cid)) => self
                 .contacts
                 .get(&cid)
-                .is_some_and(|c| self.homes.get(&c.public.fingerprint()).is_some()),
+                .is_some_and(|c| self.card_of(&c.public.fingerprint()).is_some()),
             Some(Dest::Group(rid)) => self.group_all_homed(rid),
             None => self.answer_to(envelope).is_some(),
         }
@@ -250,12 +250,6 @@ impl Core {
             let Some((_, bytes)) = self.store.db().outbox_entry(row)? else {
                 continue;
             };
-            // A contact whose home is not known is hum/1's alone. A group text goes to the
-            // members whose homes are known even when hum/1 also carries it, for those
-            // whose homes are not (and stays for the re-send once they are learnt).
-            if !matches!(head.dest, Some(Dest::Group(_))) && !self.routed(&head, &bytes) {
-                continue;
-            }
             let (dest, answer) = match head.dest {
                 Some(d) => (d, None),
                 None => match self.answer_to(&bytes) {

@@ -443,6 +443,14 @@ fn options() -> EngineOptions {
     }
 }
 
+/// The options of the tests of the hum/2 link: as [`options`], with it on.
+fn route_options() -> EngineOptions {
+    EngineOptions {
+        route_link: true,
+        ..options()
+    }
+}
+
 /// Reads one column of every row of a table with a connection of its own.
 fn raw_blobs(file: &std::path::Path, sql: &str) -> Result<Vec<Vec<u8>>, rusqlite::Error> {
     let c = rusqlite::Connection::open(file)?;
@@ -2053,13 +2061,7 @@ fn route_expectations_and_deposits_pair_with_the_other_side() -> TestResult {
 fn the_route_link_starts_from_the_stored_state_and_expects_everyone() -> TestResult {
     use super::homes::Sender;
     use crate::engine::route_link::{RouteOp, RouteReport};
-    let mut fx = Fixture::new(
-        "route-open",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-open", route_options())?;
     assert_eq!(fx.routes.len(), 1);
     assert_eq!(fx.routes[0].relays.entry, home());
     assert_eq!(fx.routes[0].state.last_epoch(), None);
@@ -2159,13 +2161,7 @@ fn no_route_link_unless_asked_for() -> TestResult {
 fn items_the_route_link_receives_are_opened_and_applied() -> TestResult {
     use super::homes::Sender;
     use crate::engine::route_link::{Expected, RouteReport};
-    let mut fx = Fixture::new(
-        "route-receive",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-receive", route_options())?;
     let received = |who: Expected, envelope: Envelope| {
         Input::Route(RouteReport::Received {
             who,
@@ -2254,13 +2250,7 @@ fn take_queued(fx: &mut Fixture) -> Vec<hum_shared::route::session::Outgoing> {
 /// hum/1 until they say theirs, then through the hum/2 link.
 #[test]
 fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -> TestResult {
-    let mut fx = Fixture::new(
-        "homeless",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("homeless", route_options())?;
     // A contact of schema 1 wrote to us on our relay, the one hum/1's link may still go to.
     let mut bob = fx.peer_at_home("bob")?;
     let person = bob.id.public().fingerprint();
@@ -2310,13 +2300,7 @@ fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -
 /// sent the member list again, now with that home in it: their texts reach it over hum/2.
 #[test]
 fn a_members_home_learnt_goes_to_the_groups_members() -> TestResult {
-    let mut fx = Fixture::new(
-        "homeless-member",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("homeless-member", route_options())?;
     let mut bob = fx.peer_at_home("bob")?;
     let mut carol = fx.peer("carol")?;
     fx.command(Command::CreateGroup {
@@ -2389,13 +2373,7 @@ fn a_members_home_learnt_goes_to_the_groups_members() -> TestResult {
 /// when it writes).
 #[test]
 fn no_hum1_link_goes_to_a_contacts_relay() -> TestResult {
-    let mut fx = Fixture::new(
-        "no-hum1",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("no-hum1", route_options())?;
     let bob = fx.peer("bob")?;
     let room = RoomId(fx.room_of(bob.cid)?);
     say(&mut fx, room, "hello")?;
@@ -2415,13 +2393,7 @@ fn no_hum1_link_goes_to_a_contacts_relay() -> TestResult {
 /// when the text was written.
 #[test]
 fn hum1s_link_does_not_keep_counting_what_the_hum2_link_took() -> TestResult {
-    let mut fx = Fixture::new(
-        "route-count",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-count", route_options())?;
     // On one relay with the profile, where hum/1's link may run beside the hum/2 link.
     let bob = fx.peer_at_home("bob")?;
     let room = RoomId(fx.room_of(bob.cid)?);
@@ -2448,9 +2420,8 @@ fn a_contacts_messages_leave_through_the_route_link_one_at_a_time() -> TestResul
     let mut fx = Fixture::new(
         "route-send",
         EngineOptions {
-            route_link: true,
             resend_after: after,
-            ..options()
+            ..route_options()
         },
     )?;
     let mut bob = fx.peer("bob")?;
@@ -2528,9 +2499,8 @@ fn receipts_wait_a_random_time_or_go_with_the_next_text() -> TestResult {
     let mut fx = Fixture::new(
         "route-receipts",
         EngineOptions {
-            route_link: true,
             receipt_delay: Duration::from_secs(60),
-            ..options()
+            ..route_options()
         },
     )?;
     let mut bob = fx.peer("bob")?;
@@ -2615,13 +2585,7 @@ fn receipts_wait_a_random_time_or_go_with_the_next_text() -> TestResult {
 fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
     use super::homes::Sender;
     use crate::engine::route_link::{RouteOp, RouteReport};
-    let mut fx = Fixture::new(
-        "route-group",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-group", route_options())?;
     let mut alice = fx.peer("alice")?;
     let bob = fx.peer("bob")?;
     let mut state = GroupState::create();
@@ -2737,13 +2701,7 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
 #[test]
 fn a_group_text_waits_in_the_outbox_for_a_member_without_a_home() -> TestResult {
     use crate::engine::route_link::RouteReport;
-    let mut fx = Fixture::new(
-        "route-group-homeless",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-group-homeless", route_options())?;
     let mut alice = fx.peer("alice")?;
     let bob = fx.peer("bob")?;
     // Carol is no contact of this profile, and the list names no home for her.
@@ -2787,13 +2745,7 @@ fn a_group_text_waits_in_the_outbox_for_a_member_without_a_home() -> TestResult 
 #[test]
 fn an_invite_answer_leaves_through_the_route_link_before_any_text() -> TestResult {
     use crate::engine::route_link::RouteReport;
-    let mut fx = Fixture::new(
-        "route-answer",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-answer", route_options())?;
     let inviter = Identity::generate();
     let (invite, _secret) = inviter.create_invite(&home().to_string(), 3600, fx.now.secs())?;
     take_queued(&mut fx);
@@ -2833,13 +2785,7 @@ fn an_invite_answer_leaves_through_the_route_link_before_any_text() -> TestResul
 #[test]
 fn part_counts_are_padded_on_the_route_link() -> TestResult {
     use crate::engine::route_link::RouteReport;
-    let mut fx = Fixture::new(
-        "route-pad",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-pad", route_options())?;
     let mut bob = fx.peer("bob")?;
     let room = RoomId(fx.room_of(bob.cid)?);
     take_queued(&mut fx);
@@ -2877,13 +2823,7 @@ fn part_counts_are_padded_on_the_route_link() -> TestResult {
 #[test]
 fn a_change_of_members_forgets_only_those_who_left() -> TestResult {
     use crate::engine::route_link::{Expected, RouteOp};
-    let mut fx = Fixture::new(
-        "route-members",
-        EngineOptions {
-            route_link: true,
-            ..options()
-        },
-    )?;
+    let mut fx = Fixture::new("route-members", route_options())?;
     let mut alice = fx.peer("alice")?;
     let bob = fx.peer("bob")?;
     let carol = fx.peer("carol")?;
@@ -3056,10 +2996,7 @@ fn a_member_list_does_not_replace_a_known_home() -> TestResult {
 #[test]
 fn quitting_waits_for_a_route_link_still_coming_up_but_not_for_one_down() -> TestResult {
     use crate::engine::route_link::RouteReport;
-    let route = EngineOptions {
-        route_link: true,
-        ..options()
-    };
+    let route = route_options();
     let mut fx = Fixture::new("route-quit", route)?;
     let bob = fx.peer("bob")?;
     let room = RoomId(fx.room_of(bob.cid)?);
