@@ -46,6 +46,10 @@ const STASH_MAX: usize = 256;
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 /// Wait before retrying a deposit the relay refused as full.
 const FULL_RETRY: Duration = Duration::from_secs(1);
+/// How long a group text every member's relay stored stays in the outbox, to go again to
+/// a relay that restarts (and so lost it) before its members read it: the relays' default
+/// time to live.
+const KEEP_STORED_GROUP_TEXTS: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The time an input is handled at. The core never reads a clock: waits are measured on
 /// `at` (monotonic), and what is written down or compared with other machines (message
@@ -404,6 +408,11 @@ impl Core {
             contacts,
         });
         self.replay_inbox()?;
+        // Kept rows were stored everywhere they go: they go again only to a relay that
+        // restarts.
+        for (id, until) in self.store.db().kept_outbox()? {
+            self.resends.keep(id, until);
+        }
         let home = self.home.clone();
         self.ensure_link(&home);
         if self.options.route_link {
@@ -413,6 +422,9 @@ impl Core {
         // Everything not yet receipted goes out again: we cannot know what the relay kept.
         let outbox = self.store.db().outbox()?;
         for (id, head) in &outbox {
+            if self.resends.is_kept(*id) {
+                continue;
+            }
             self.ensure_link(&head.relay);
             if let Some(l) = self.links.get_mut(&head.relay) {
                 l.pump.push(*id);
@@ -756,7 +768,13 @@ impl Core {
         self.resends.keep_only(&ids);
         let rows: Vec<i64> = outbox
             .into_iter()
-            .filter(|(id, h)| h.relay == *relay && (restarted || !self.resends.is_stored(*id)))
+            .filter(|(id, h)| {
+                // A kept row is the hum/2 link's: only a mailbox relay's restart it sees
+                // sends it again.
+                h.relay == *relay
+                    && !self.resends.is_kept(*id)
+                    && (restarted || !self.resends.is_stored(*id))
+            })
             .map(|(id, _)| id)
             .collect();
         if restarted {
@@ -849,6 +867,24 @@ impl Core {
             if let Some(l) = self.links.get_mut(&relay) {
                 l.pump.push_once(row);
             }
+        }
+        Ok(())
+    }
+
+    /// Drops the kept rows whose time is over: the relays dropped them too.
+    fn expire_kept(&mut self) -> Result<(), EngineError> {
+        let gone = self.resends.expired(self.now.secs());
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.store.tx(|db| {
+            for r in &gone {
+                db.delete_outbox(*r)?;
+            }
+            Ok(())
+        })?;
+        for r in gone {
+            self.resends.done(r);
         }
         Ok(())
     }
@@ -1038,6 +1074,7 @@ impl Core {
                 self.expire_invites()?;
                 self.expire_used_invites()?;
                 self.resend_due()?;
+                self.expire_kept()?;
                 self.pump_all()?;
                 self.store
                     .checkpoint_due(self.options.checkpoint_every, self.now.at)?;
@@ -1112,29 +1149,41 @@ impl Core {
         // stored it, it is done, and it leaves the outbox rather than wait for a receipt
         // on the re-send schedule. While a member's home is unknown the row stays, and
         // the re-send reaches that member once its home is learnt.
+        //
+        // It is kept, though, until the relays would have dropped it anyway: a relay that
+        // restarts loses what it held, and the text goes to that relay again.
         let done = matches!(head.dest, Some(Dest::Group(rid))
             if self.route.is_some() && self.group_all_homed(rid));
+        let until = self
+            .now
+            .secs()
+            .saturating_add(KEEP_STORED_GROUP_TEXTS.as_secs());
         let resends = &self.resends;
-        let changed = self.store.tx(|db| {
+        let (changed, kept) = self.store.tx(|db| {
             let rows = db.outbox_ids_of(&uid)?;
             if rows.iter().any(|id| !resends.is_stored(*id)) {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             }
+            let mut kept = Vec::new();
             if done {
                 for r in rows {
-                    db.delete_outbox(r)?;
+                    db.keep_outbox(r, until)?;
+                    kept.push(r);
                 }
             }
             let Some((id, mut rec)) = db.message_by_uid(room, &uid)? else {
-                return Ok(None);
+                return Ok((None, kept));
             };
             if !rec.from_me || rec.delivery != Some(DeliveryState::Queued) {
-                return Ok(None);
+                return Ok((None, kept));
             }
             rec.delivery = Some(DeliveryState::Sent);
             db.put_message(id, room, &rec)?;
-            Ok(Some(id))
+            Ok((Some(id), kept))
         })?;
+        for r in kept {
+            self.resends.keep(r, until);
+        }
         if let Some(id) = changed {
             self.emit(Event::Delivery {
                 room: RoomId(room),

@@ -77,7 +77,9 @@ pub fn stored_rows(bytes: &[u8]) -> Vec<&'static str> {
         let _ = Envelope::from_bytes(&check.answer);
     }
     saw("invite check", check.is_some());
-    saw("cursor", round_trip::<u64>(bytes).is_some());
+    let seconds = round_trip::<u64>(bytes).is_some();
+    saw("cursor", seconds);
+    saw("kept until", seconds);
     saw("home", round_trip::<HomeRecord>(bytes).is_some());
     let envelope = Envelope::from_bytes(bytes);
     if let Ok(envelope) = &envelope {

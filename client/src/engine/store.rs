@@ -79,11 +79,14 @@ CREATE TABLE used_invites (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
 CREATE TABLE invite_checks (contact INTEGER PRIMARY KEY, sealed BLOB NOT NULL);
 ";
 
-/// Where people receive on hum/2, by a keyed tag of their identity fingerprint. Made at
-/// open when missing, so a store of schema 2 from before hum/2 gains it without a
+/// Where people receive on hum/2, by a keyed tag of their identity fingerprint; and the
+/// outbox rows kept after every relay stored them (a group text, kept until the relays
+/// would have dropped it, to deposit again should one of them restart), with that time
+/// sealed. Made at open when missing, so a store of schema 2 from before hum/2 gains it without a
 /// migration (an older hum ignores it).
 const HOMES_SQL: &str =
-    "CREATE TABLE IF NOT EXISTS homes (person BLOB PRIMARY KEY, sealed BLOB NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS homes (person BLOB PRIMARY KEY, sealed BLOB NOT NULL);
+     CREATE TABLE IF NOT EXISTS outbox_kept (id INTEGER PRIMARY KEY, sealed BLOB NOT NULL);";
 
 /// The tables whose rows are sealed, as their associated data names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +105,7 @@ enum Table {
     UsedInvites,
     InviteChecks,
     Homes,
+    OutboxKept,
 }
 
 impl Table {
@@ -121,6 +125,7 @@ impl Table {
             Self::UsedInvites => "used_invites",
             Self::InviteChecks => "invite_checks",
             Self::Homes => "homes",
+            Self::OutboxKept => "outbox kept",
         }
     }
 }
@@ -544,7 +549,8 @@ impl Db<'_> {
             | Table::OutboxEnvelope
             | Table::Cursors
             | Table::InviteChecks
-            | Table::Homes => {
+            | Table::Homes
+            | Table::OutboxKept => {
                 return Err(Inconsistency::NotInserted.into());
             }
         };
@@ -1017,16 +1023,43 @@ impl Db<'_> {
         self.conn
             .execute("DELETE FROM outbox WHERE id = ?1", [id])
             .map_err(db)?;
+        self.conn
+            .execute("DELETE FROM outbox_kept WHERE id = ?1", [id])
+            .map_err(db)?;
         Ok(())
     }
 
     /// Drops every envelope of message `uid` (its receipt arrived).
     pub(crate) fn delete_outbox_of(&self, uid: &Uid) -> Result<(), EngineError> {
-        let tag = self.outbox_uid_tag(uid)?;
+        for id in self.outbox_ids_of(uid)? {
+            self.delete_outbox(id)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps outbox row `id`, which every relay stored, until `until` (seconds since the
+    /// Unix epoch); a row already kept keeps its first time.
+    pub(crate) fn keep_outbox(&self, id: i64, until: u64) -> Result<(), EngineError> {
+        let sealed = self.seal_record(Table::OutboxKept, id, &[], &until)?;
         self.conn
-            .execute("DELETE FROM outbox WHERE uid = ?1", [&tag[..]])
+            .execute(
+                "INSERT OR IGNORE INTO outbox_kept (id, sealed) VALUES (?1, ?2)",
+                params![id, sealed],
+            )
             .map_err(db)?;
         Ok(())
+    }
+
+    /// The outbox rows kept after every relay stored them, with the time each goes.
+    pub(crate) fn kept_outbox(&self) -> Result<Vec<(i64, u64)>, EngineError> {
+        id_blobs(
+            self.conn,
+            "SELECT id, sealed FROM outbox_kept ORDER BY id",
+            [],
+        )?
+        .into_iter()
+        .map(|(id, s)| Ok((id, self.open_record(Table::OutboxKept, id, &[], &s)?)))
+        .collect()
     }
 
     // ----- parts -------------------------------------------------------------------------

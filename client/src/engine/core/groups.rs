@@ -436,9 +436,10 @@ impl Core {
         fp: &Fingerprint,
     ) -> Result<(), EngineError> {
         let mut waiting: Vec<Uid> = Vec::new();
-        for (_, head) in self.store.db().outbox()? {
+        for (row, head) in self.store.db().outbox()? {
             if let (Some(Dest::Group(r)), Some(uid)) = (head.dest, head.uid)
                 && r == rid
+                && !self.resends.is_kept(row)
                 && !waiting.contains(&uid)
             {
                 waiting.push(uid);

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use hum_shared::route::RelayId;
 use hum_shared::route::session::DepositId;
 
 use crate::engine::records::Dest;
@@ -114,10 +115,14 @@ impl Pump {
 
 /// The rows a relay stored since the engine started, and when to deposit each again if
 /// no receipt comes: after the first wait, then twice as long each time, up to a day.
+/// Rows that wait for no receipt (a group text every member's relay stored) are kept
+/// instead, stored and never due, until their time.
 #[derive(Debug, Default)]
 pub(super) struct Resends {
     stored: HashSet<i64>,
     due: HashMap<i64, (Instant, Duration)>,
+    /// Kept rows, and when each leaves the outbox (seconds since the Unix epoch).
+    kept: HashMap<i64, u64>,
 }
 
 impl Resends {
@@ -136,6 +141,32 @@ impl Resends {
     /// Only these rows are still in the outbox.
     pub(super) fn keep_only(&mut self, rows: &HashSet<i64>) {
         self.stored.retain(|r| rows.contains(r));
+        self.kept.retain(|r, _| rows.contains(r));
+    }
+
+    /// `row` is stored everywhere it goes and waits for no receipt: it stays, never due,
+    /// until `until` (a row kept already keeps its first time).
+    pub(super) fn keep(&mut self, row: i64, until: u64) {
+        self.stored.insert(row);
+        self.due.remove(&row);
+        self.kept.entry(row).or_insert(until);
+    }
+
+    /// Whether `row` is kept.
+    pub(super) fn is_kept(&self, row: i64) -> bool {
+        self.kept.contains_key(&row)
+    }
+
+    /// The kept rows whose time is over at `now` (seconds since the Unix epoch).
+    pub(super) fn expired(&self, now: u64) -> Vec<i64> {
+        let mut v: Vec<i64> = self
+            .kept
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(r, _)| *r)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// These rows are no longer stored (their relay restarted): they go again as new.
@@ -163,6 +194,8 @@ impl Resends {
     /// `row` left the outbox: no more re-sends.
     pub(super) fn done(&mut self, row: i64) {
         self.due.remove(&row);
+        self.kept.remove(&row);
+        self.stored.remove(&row);
     }
 }
 
@@ -178,6 +211,8 @@ pub(super) struct RoutePump {
     in_flight: HashMap<DepositId, (i64, Dest)>,
     /// Stored rows whose re-send is due (no receipt came).
     again: HashSet<i64>,
+    /// Kept rows that go again to these relays only (they restarted, and lost them).
+    only: HashMap<i64, HashSet<RelayId>>,
 }
 
 impl RoutePump {
@@ -201,10 +236,27 @@ impl RoutePump {
         self.again.insert(row);
     }
 
+    /// Kept `row` goes again, to `relay` only: it restarted and lost its copies.
+    pub(super) fn resend_to(&mut self, row: i64, relay: RelayId) {
+        self.only.entry(row).or_default().insert(relay);
+    }
+
+    /// Kept `row` goes to no relay again after all.
+    pub(super) fn forget_only(&mut self, row: i64) {
+        self.only.remove(&row);
+    }
+
+    /// The relays `row` goes to when it goes again: all its members' (`None`), or only
+    /// those that restarted since it was stored.
+    pub(super) fn only(&self, row: i64) -> Option<&HashSet<RelayId>> {
+        self.only.get(&row)
+    }
+
     /// One deposit of `row`, for `dest`, is handed to the link under the returned id.
     pub(super) fn sent(&mut self, row: i64, dest: Dest) -> DepositId {
         self.last += 1;
         self.again.remove(&row);
+        self.only.remove(&row);
         let id = DepositId(self.last);
         self.in_flight.insert(id, (row, dest));
         id

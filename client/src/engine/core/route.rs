@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use hum_shared::crypto::{Envelope, Fingerprint};
 use hum_shared::route::session::{Card, Outgoing, Session, Unwrap};
-use hum_shared::route::{GroupTagKey, TagKey};
+use hum_shared::route::{GroupTagKey, RelayId, TagKey};
 
 use super::homes::Sender;
 use super::subscriptions::RouteKind;
@@ -133,6 +133,12 @@ impl Core {
                 // order (the receivers drop duplicates). Rows in flight now are answered
                 // by the relay as it is.
                 let rows = self.rows_homed_at(relay)?;
+                for row in &rows {
+                    // A group text kept after every relay stored it goes to this one only.
+                    if self.resends.is_kept(*row) {
+                        self.route_pump.resend_to(*row, relay);
+                    }
+                }
                 self.resends.unstore(&rows);
                 self.pump_route()?;
             }
@@ -145,11 +151,11 @@ impl Core {
 
     /// The outbox rows the hum/2 link deposits at `relay`: to a contact homed there (an
     /// invite's answer among them), or to a group with a member homed there.
-    fn rows_homed_at(&self, relay: hum_shared::route::RelayId) -> Result<Vec<i64>, EngineError> {
+    fn rows_homed_at(&self, relay: RelayId) -> Result<Vec<i64>, EngineError> {
         let at = |person: &Fingerprint| {
-            self.homes.get(person).is_some_and(|h| {
-                hum_shared::route::RelayId::of_fingerprint(&h.relay.fingerprint) == relay
-            })
+            self.homes
+                .get(person)
+                .is_some_and(|h| RelayId::of_fingerprint(&h.relay.fingerprint) == relay)
         };
         let contact_at = |cid: i64| {
             self.contacts
@@ -294,6 +300,19 @@ impl Core {
                     // One deposit per destination relay, in a random order (HUM2 4.3):
                     // the order of the member list says nothing on the wire.
                     let mut by_relay = Session::split_by_relay(&cards);
+                    if let Some(only) = self.route_pump.only(row) {
+                        by_relay.retain(|to| {
+                            to.first().is_some_and(|c| {
+                                only.contains(&RelayId::of_fingerprint(&c.home.fingerprint))
+                            })
+                        });
+                        if by_relay.is_empty() {
+                            // Nobody is homed there now: it stays as it was.
+                            self.route_pump.forget_only(row);
+                            self.mark_stored(row)?;
+                            continue;
+                        }
+                    }
                     shuffle(&mut by_relay)?;
                     for to in by_relay {
                         let id = self.route_pump.sent(row, dest);

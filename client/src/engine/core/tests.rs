@@ -2296,6 +2296,105 @@ fn a_contact_without_a_home_is_told_ours_and_moves_to_hum2_when_it_tells_its() -
     Ok(())
 }
 
+/// Every deposit the hum/2 link is handed is stored at once, as it comes, until no more
+/// come; returns them.
+fn stored_all(
+    fx: &mut Fixture,
+) -> Result<Vec<hum_shared::route::session::Outgoing>, Box<dyn std::error::Error>> {
+    let mut all = Vec::new();
+    loop {
+        let outs = take_queued(fx);
+        if outs.is_empty() {
+            return Ok(all);
+        }
+        for o in outs {
+            fx.input(Input::Route(
+                crate::engine::route_link::RouteReport::Stored(o.id),
+            ))?;
+            all.push(o);
+        }
+    }
+}
+
+/// A group text that every member's relay stored waits for no receipt, but it stays in
+/// the outbox (sealed) until the relays' time to live is over: it is not sent again on
+/// the re-send schedule, nor when the profile starts again, but when one of those relays
+/// restarts (losing what it held) it goes again, to that relay only.
+#[test]
+fn a_stored_group_text_is_kept_for_a_relay_that_restarts() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    use hum_shared::route::RelayId;
+    let mut fx = Fixture::new("kept-group", route_options())?;
+    let bob = fx.peer_at_home("bob")?;
+    let carol = fx.peer("carol")?;
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let (rid, _) = group_room(&mut fx)?;
+    for cid in [bob.cid, carol.cid] {
+        fx.command(Command::GroupAdd {
+            room: RoomId(rid),
+            contact: ContactId(cid),
+        })?;
+    }
+    stored_all(&mut fx)?;
+    let groups = |outs: Vec<hum_shared::route::session::Outgoing>| -> Vec<_> {
+        outs.into_iter().filter(|o| o.group.is_some()).collect()
+    };
+    say(&mut fx, RoomId(rid), "kept")?;
+    let first = groups(stored_all(&mut fx)?);
+    let mut relays: Vec<String> = first.iter().map(|o| o.to[0].home.to_string()).collect();
+    relays.sort();
+    let mut want = vec![home().to_string(), peer_relay().to_string()];
+    want.sort();
+    assert_eq!(relays, want, "one deposit per member relay");
+    assert_eq!(fx.core()?.store.db().kept_outbox()?.len(), 1, "kept");
+
+    // Not on the re-send schedule, nor at a start of the profile.
+    fx.wait(Duration::from_secs(3 * 3600));
+    fx.input(Input::Timer)?;
+    assert!(groups(take_queued(&mut fx)).is_empty(), "no re-send");
+    fx.reopen()?;
+    let at_start = groups(stored_all(&mut fx)?);
+    let kept_env = &first[0].envelope;
+    assert!(
+        !at_start.iter().any(|o| &o.envelope == kept_env),
+        "none at the start: {} of {}",
+        at_start.len(),
+        fx.core()?.store.db().outbox()?.len()
+    );
+
+    // Carol's relay restarts: the text goes there again, and only there.
+    let carols = RelayId::of_fingerprint(&peer_relay().fingerprint);
+    fx.input(Input::Route(RouteReport::Restarted(carols)))?;
+    let again = groups(stored_all(&mut fx)?);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].to[0].home, peer_relay());
+    let carols_first = first.iter().find(|o| o.to[0].home == peer_relay());
+    assert_eq!(carols_first.map(|o| &o.envelope), Some(&again[0].envelope));
+    assert_eq!(fx.core()?.store.db().kept_outbox()?.len(), 1, "kept again");
+
+    // When the relays would have dropped it, it leaves the outbox.
+    fx.wait(Duration::from_secs(7 * 24 * 3600));
+    fx.input(Input::Timer)?;
+    assert!(fx.core()?.store.db().kept_outbox()?.is_empty());
+    let left: Vec<_> = fx
+        .core()?
+        .store
+        .db()
+        .outbox()?
+        .into_iter()
+        .filter(|(_, h)| matches!(h.dest, Some(Dest::Group(_))))
+        .collect();
+    assert!(left.is_empty(), "{} group rows left", left.len());
+    fx.input(Input::Route(RouteReport::Restarted(carols)))?;
+    assert!(
+        groups(stored_all(&mut fx)?).is_empty(),
+        "nothing after its time"
+    );
+    Ok(())
+}
+
 /// When a member of a group this profile runs says where it receives, every member is
 /// sent the member list again, now with that home in it: their texts reach it over hum/2.
 #[test]
@@ -2312,24 +2411,6 @@ fn a_members_home_learnt_goes_to_the_groups_members() -> TestResult {
             room: RoomId(rid),
             contact: ContactId(cid),
         })?;
-    }
-    // Every deposit the hum/2 link is handed is stored at once, as it comes.
-    fn stored_all(
-        fx: &mut Fixture,
-    ) -> Result<Vec<hum_shared::route::session::Outgoing>, Box<dyn std::error::Error>> {
-        let mut all = Vec::new();
-        loop {
-            let outs = take_queued(fx);
-            if outs.is_empty() {
-                return Ok(all);
-            }
-            for o in outs {
-                fx.input(Input::Route(
-                    crate::engine::route_link::RouteReport::Stored(o.id),
-                ))?;
-                all.push(o);
-            }
-        }
     }
     let person = bob.id.public().fingerprint();
     fx.core()?.store.tx(|db| db.delete_home(&person))?;
@@ -2645,8 +2726,8 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
         )),
         "a stored group text is sent"
     );
-    // Nobody receipts it on hum/2: stored, it is done and leaves the outbox (no re-send
-    // waiting for a receipt that never comes).
+    // Nobody receipts it on hum/2: stored, it is done, and only kept for a relay that
+    // restarts (no re-send waiting for a receipt that never comes).
     let left: Vec<i64> = fx
         .core()?
         .store
@@ -2656,10 +2737,19 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
         .filter(|(_, h)| h.dest == Some(Dest::Group(rid)))
         .map(|(id, _)| id)
         .collect();
-    assert!(
-        left.is_empty(),
-        "a stored group text stays in the outbox: {left:?}"
+    let kept: Vec<i64> = fx
+        .core()?
+        .store
+        .db()
+        .kept_outbox()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        left, kept,
+        "a stored group text is kept, nothing else waits"
     );
+    assert_eq!(kept.len(), 1);
 
     let msg = AppMessage::Text {
         uid: random_uid()?,

@@ -91,6 +91,7 @@ const SCHEMA_2: &[(&str, &[&str])] = &[
     ("used_invites", &["id", "sealed"]),
     ("invite_checks", &["contact", "sealed"]),
     ("homes", &["person", "sealed"]),
+    ("outbox_kept", &["id", "sealed"]),
     ("meta", &["key", "value"]),
 ];
 
@@ -917,7 +918,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             ..room("friends", None)
         })?;
         db.insert_message(r, &text(1, true, "hi"))?;
-        db.insert_outbox(
+        let kept = db.insert_outbox(
             &OutboxHead {
                 relay: relay(),
                 mailbox,
@@ -947,6 +948,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             uid: [1; 16],
         })?;
         db.set_cursor(&mailbox, 1_700_000_000_123_456)?;
+        db.keep_outbox(kept, 1_900_000_000)?;
         db.put_home(
             &Fingerprint::from_bytes(fingerprint),
             &HomeRecord::new(
@@ -960,7 +962,7 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
     })?;
     /// Table, row id column, sealed column, what binds it, owner, the record it holds.
     type Fed<'a> = (&'a str, &'a str, &'a str, Table, &'a [u8], &'a str);
-    let tables: [Fed<'_>; 14] = [
+    let tables: [Fed<'_>; 15] = [
         ("contacts", "id", "sealed", Table::Contacts, &[], "contact"),
         (
             "sessions",
@@ -1038,6 +1040,14 @@ fn the_stored_rows_fuzz_target_decodes_every_row_the_store_holds() -> TestResult
             "invite check",
         ),
         ("homes", "person", "sealed", Table::Homes, &[], "home"),
+        (
+            "outbox_kept",
+            "id",
+            "sealed",
+            Table::OutboxKept,
+            &[],
+            "kept until",
+        ),
     ];
     let d = store.db();
     let mut room = None;
