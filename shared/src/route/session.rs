@@ -466,7 +466,15 @@ pub struct Session {
     events: Vec<SessionEvent>,
     dirty: bool,
     seals: u64,
+    /// Live items that came ahead of their sender's earlier ones while a catch-up of
+    /// their epoch is owed or under way: each is read once that catch-up is over, so what
+    /// it brings comes first (the epoch, the item). Nothing of them is noted as seen, so
+    /// a session that ends with some held finds them again in that catch-up.
+    held: Vec<(u32, Item)>,
 }
+
+/// The most live items held back behind a catch-up; any more are read at once.
+const HELD_MAX: usize = 256;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -523,6 +531,7 @@ impl Session {
             events: Vec::new(),
             dirty: false,
             seals: 0,
+            held: Vec::new(),
         };
         // The deletes a last session owed go after a fresh delay each (the ticks of
         // this entry relay are not the last one's).
@@ -691,6 +700,7 @@ impl Session {
         if t.is_multiple_of(2) {
             self.recognise(&down.item, Via::Live);
         }
+        self.release_held();
         // Anything older has lost its answer for good.
         let late: Vec<u64> = self
             .in_flight
@@ -962,6 +972,21 @@ impl Session {
             self.events.push(SessionEvent::Duplicate);
             return;
         }
+        // A counter of this sender before this one is not seen yet, and a catch-up of
+        // the epoch is to come: it may bring what was sent first, so this one waits
+        // for it.
+        let (sender, epoch, n) = (entry.sender, entry.epoch, entry.n);
+        if via == Via::Live
+            && sender != LOOP
+            && self.held.len() < HELD_MAX
+            && self.ledger.window(sender, epoch) < n
+            && self.catch_ups.epochs().any(|e| e == epoch)
+        {
+            if !self.held.iter().any(|(_, i)| i == item) {
+                self.held.push((epoch, item.clone()));
+            }
+            return;
+        }
         let secret = receiver.key.secret(entry.epoch, entry.n);
         let seed = secret.seed();
         let Ok(wrapped) = item.unwrap(&seed, bucket) else {
@@ -1023,6 +1048,21 @@ impl Session {
                 seed,
             }
         });
+    }
+
+    /// Reads the held live items whose epoch's catch-up is over, in the order they came.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let owed: Vec<u32> = self.catch_ups.epochs().collect();
+        let (go, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|(e, _)| !owed.contains(e));
+        self.held = wait;
+        for (_, item) in go {
+            self.recognise(&item, Via::Live);
+        }
     }
 
     /// The answer to a slot (and, on odd ticks, its reply item, already recognised).
