@@ -470,11 +470,24 @@ pub struct Session {
     /// their epoch is owed or under way: each is read once that catch-up is over, so what
     /// it brings comes first (the epoch, the item). Nothing of them is noted as seen, so
     /// a session that ends with some held finds them again in that catch-up.
-    held: Vec<(u32, Item)>,
+    held: Vec<Held>,
+    /// Whether a held item is being read (it is not held again).
+    releasing: bool,
+}
+
+/// A live item held back behind a catch-up of its epoch.
+struct Held {
+    epoch: u32,
+    item: Item,
+    /// The tick after which it is read whatever the catch-up does (one stalled behind
+    /// many epochs owed, or never answered, holds nothing for long).
+    until: u64,
 }
 
 /// The most live items held back behind a catch-up; any more are read at once.
 const HELD_MAX: usize = 256;
+/// Ticks a held item waits beyond the longest catch-up delay: a few pages' worth.
+const HOLD_EXTRA_TICKS: u64 = 64;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -532,6 +545,7 @@ impl Session {
             dirty: false,
             seals: 0,
             held: Vec::new(),
+            releasing: false,
         };
         // The deletes a last session owed go after a fresh delay each (the ticks of
         // this entry relay are not the last one's).
@@ -957,6 +971,13 @@ impl Session {
     }
 
     /// Recognises an item by its tag; a match is unwrapped and reported once.
+    /// Recognises a held live item: it is not held again.
+    fn recognise_now(&mut self, item: &Item) {
+        self.releasing = true;
+        self.recognise(item, Via::Live);
+        self.releasing = false;
+    }
+
     fn recognise(&mut self, item: &Item, via: Via) {
         let tag = item.tag();
         let Some(entry) = self.tags.get(&tag) else {
@@ -977,13 +998,23 @@ impl Session {
         // for it.
         let (sender, epoch, n) = (entry.sender, entry.epoch, entry.n);
         if via == Via::Live
+            && !self.releasing
             && sender != LOOP
             && self.held.len() < HELD_MAX
             && self.ledger.window(sender, epoch) < n
             && self.catch_ups.epochs().any(|e| e == epoch)
         {
-            if !self.held.iter().any(|(_, i)| i == item) {
-                self.held.push((epoch, item.clone()));
+            if !self.held.iter().any(|h| h.item == *item) {
+                // Past the longest wait a catch-up draws, and a few pages' ticks.
+                let wait = (2.0 * self.behaviour.catch_up_delay).max(0.0) as u64;
+                self.held.push(Held {
+                    epoch,
+                    item: item.clone(),
+                    until: self
+                        .tick
+                        .saturating_add(wait)
+                        .saturating_add(HOLD_EXTRA_TICKS),
+                });
             }
             return;
         }
@@ -1050,18 +1081,20 @@ impl Session {
         });
     }
 
-    /// Reads the held live items whose epoch's catch-up is over, in the order they came.
+    /// Reads the held live items whose epoch's catch-up is over, or whose time is up, in
+    /// the order they came.
     fn release_held(&mut self) {
         if self.held.is_empty() {
             return;
         }
         let owed: Vec<u32> = self.catch_ups.epochs().collect();
+        let t = self.tick;
         let (go, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
             .into_iter()
-            .partition(|(e, _)| !owed.contains(e));
+            .partition(|h| !owed.contains(&h.epoch) || h.until <= t);
         self.held = wait;
-        for (_, item) in go {
-            self.recognise(&item, Via::Live);
+        for h in go {
+            self.recognise_now(&h.item);
         }
     }
 

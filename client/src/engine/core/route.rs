@@ -134,8 +134,10 @@ impl Core {
                 // by the relay as it is.
                 let rows = self.rows_homed_at(relay)?;
                 for row in &rows {
-                    // A group text kept after every relay stored it goes to this one only.
-                    if self.resends.is_kept(*row) {
+                    // A group text kept after every relay stored it goes to this one only;
+                    // so does one whose round of deposits is still out (this relay may
+                    // have stored its copy before it restarted).
+                    if self.resends.is_kept(*row) || self.route_pump.has(*row) {
                         self.route_pump.resend_to(*row, relay);
                     }
                 }
@@ -249,7 +251,9 @@ impl Core {
         for (row, head) in self.store.db().outbox()? {
             if self.route_pump.has(row)
                 || head.dest.is_some_and(|d| self.route_pump.busy(d))
-                || (self.resends.is_stored(row) && !self.route_pump.is_due_again(row))
+                || (self.resends.is_stored(row)
+                    && !self.route_pump.is_due_again(row)
+                    && self.route_pump.only(row).is_none())
             {
                 continue;
             }

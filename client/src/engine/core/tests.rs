@@ -2395,6 +2395,57 @@ fn a_stored_group_text_is_kept_for_a_relay_that_restarts() -> TestResult {
     Ok(())
 }
 
+/// A relay that restarts while a group text's round of deposits is still out (its own
+/// copy stored, another relay's not yet answered) gets the text again once the round is
+/// over: its copy was lost with the restart. (Before, the row counted as stored
+/// everywhere and that relay's members never got it.)
+#[test]
+fn a_restart_during_a_group_texts_round_gets_that_relay_its_copy_again() -> TestResult {
+    use crate::engine::route_link::RouteReport;
+    use hum_shared::route::RelayId;
+    let mut fx = Fixture::new("kept-round", route_options())?;
+    let bob = fx.peer_at_home("bob")?;
+    let carol = fx.peer("carol")?;
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let (rid, _) = group_room(&mut fx)?;
+    for cid in [bob.cid, carol.cid] {
+        fx.command(Command::GroupAdd {
+            room: RoomId(rid),
+            contact: ContactId(cid),
+        })?;
+    }
+    stored_all(&mut fx)?;
+    say(&mut fx, RoomId(rid), "mid-round")?;
+    let round: Vec<_> = take_queued(&mut fx)
+        .into_iter()
+        .filter(|o| o.group.is_some())
+        .collect();
+    assert_eq!(round.len(), 2);
+    let carols = round
+        .iter()
+        .find(|o| o.to[0].home == peer_relay())
+        .ok_or("no deposit for carol's relay")?;
+    let bobs = round
+        .iter()
+        .find(|o| o.to[0].home == home())
+        .ok_or("no deposit for bob's relay")?;
+    // Carol's relay stores its copy, restarts, and only then does Bob's relay answer.
+    fx.input(Input::Route(RouteReport::Stored(carols.id)))?;
+    let carol_relay = RelayId::of_fingerprint(&peer_relay().fingerprint);
+    fx.input(Input::Route(RouteReport::Restarted(carol_relay)))?;
+    fx.input(Input::Route(RouteReport::Stored(bobs.id)))?;
+    let again: Vec<_> = stored_all(&mut fx)?
+        .into_iter()
+        .filter(|o| o.group.is_some())
+        .collect();
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].to[0].home, peer_relay());
+    assert_eq!(again[0].envelope, carols.envelope);
+    Ok(())
+}
+
 /// When a member of a group this profile runs says where it receives, every member is
 /// sent the member list again, now with that home in it: their texts reach it over hum/2.
 #[test]
