@@ -36,6 +36,12 @@ pub enum CryptoError {
     /// A public identity's binding signature does not verify.
     #[error("identity keys are not bound by a valid signature")]
     InvalidIdentity,
+    /// A group message from a member whose sender key this state holds, at an iteration
+    /// whose key is spent or was never held: a duplicate, one older than the keys kept
+    /// for skipped messages, or one sent before this member was given the chain. No key
+    /// that arrives later opens it.
+    #[error("group message already read")]
+    Replayed,
     /// A group message was sent by this very member (the relay fans it back out).
     #[error("group message sent by ourselves")]
     OwnMessage,

@@ -537,8 +537,10 @@ impl GroupState {
     ///
     /// # Errors
     /// [`CryptoError::OwnMessage`] for our own message coming back;
+    /// [`CryptoError::Replayed`] for a known member's message at an iteration whose key is
+    /// spent (a duplicate: the header opened under this group's key);
     /// [`CryptoError::DecryptFailed`] for anything not sent by a member we hold a sender key
-    /// for, unsigned or wrongly signed, tampered, replayed or too far ahead.
+    /// for, unsigned or wrongly signed, tampered, or too far ahead.
     pub fn open(&mut self, envelope: &Envelope) -> Result<(MemberId, Vec<u8>), CryptoError> {
         let bytes = envelope.as_bytes();
         let hk = self.header_key()?;
@@ -628,7 +630,7 @@ impl GroupReceiver {
                 .skipped
                 .iter()
                 .position(|(n, _)| *n == iteration)
-                .ok_or(CryptoError::DecryptFailed)?;
+                .ok_or(CryptoError::Replayed)?;
             let mk = Zeroizing::new(self.skipped.remove(at).1);
             kdf::wipe_spare(&mut self.skipped);
             return Ok(mk);
@@ -874,10 +876,7 @@ mod tests {
         let member = sender.sender().member_id();
         assert_eq!(reader.open(&old)?, (member, b"sealed before".to_vec()));
         assert_eq!(reader.open(&new)?, (member, b"sealed after".to_vec()));
-        assert_eq!(
-            reader.open(&old).map(|_| ()),
-            Err(CryptoError::DecryptFailed)
-        );
+        assert_eq!(reader.open(&old).map(|_| ()), Err(CryptoError::Replayed));
         Ok(())
     }
 

@@ -92,10 +92,17 @@ impl Core {
                     ),
                     // Our own messages come back through the fan-out.
                     Err(hum_shared::crypto::CryptoError::OwnMessage) => Ok(()),
+                    // A duplicate (a copy deposited again after a relay restarted): no
+                    // key to come opens it, and it must not push a waiting one out of
+                    // the stash.
+                    Err(hum_shared::crypto::CryptoError::Replayed) => {
+                        tracing::debug!("a group envelope read already");
+                        Ok(())
+                    }
                     Err(_) => {
                         // Perhaps from a member whose sender key is still on its way
                         // through the admin: keep it a while and try again when a key
-                        // arrives. Duplicates end up here too and age out.
+                        // arrives.
                         tracing::debug!("a group envelope did not open yet");
                         if self.stash.len() >= STASH_MAX {
                             self.stash.pop_front();
@@ -122,6 +129,11 @@ impl Core {
                     let origin = Origin::Group { room: rid, member };
                     self.on_part(origin, &Zeroizing::new(part), None, Some((rid, state)))?;
                 }
+                // Read meanwhile through another copy, or our own: it goes.
+                Err(
+                    hum_shared::crypto::CryptoError::Replayed
+                    | hum_shared::crypto::CryptoError::OwnMessage,
+                ) => {}
                 Err(_) => self.stash.push_back((rid, env)),
             }
         }

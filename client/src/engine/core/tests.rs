@@ -2812,8 +2812,10 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
         &enc(&msg)?,
         hum_shared::crypto::GroupSender::PLAINTEXT_CAPACITY,
     )?;
+    let mut sealed = Vec::new();
     for p in parts {
         let envelope = state.seal(&p)?;
+        sealed.push(envelope.clone());
         fx.input(Input::Route(RouteReport::Received {
             who,
             envelope,
@@ -2825,6 +2827,20 @@ fn group_texts_go_through_the_route_link_per_destination_relay() -> TestResult {
             .iter()
             .any(|e| matches!(e, Event::Message(m) if m.text == "from alice, over hum/2")),
         "alice's group text was not shown"
+    );
+    // The same copies again (deposited anew after a relay restart): dropped, not kept
+    // in the stash for a sender key, where they would push out envelopes that wait.
+    for envelope in sealed {
+        fx.input(Input::Route(RouteReport::Received {
+            who,
+            envelope,
+            tick: 0,
+        }))?;
+    }
+    assert_eq!(fx.core()?.stash.len(), 0, "a duplicate went to the stash");
+    assert!(
+        !fx.events().iter().any(|e| matches!(e, Event::Message(_))),
+        "a duplicate was shown"
     );
     // And this side does not receipt alice's.
     let receipts = fx.core()?.store.db().receipts_out(100)?;

@@ -401,9 +401,9 @@ fn a_group_text_is_one_deposit_per_destination_relay_with_a_copy_per_member_ther
 }
 
 #[test]
-fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
+fn parts_missed_while_away_are_caught_up_and_later_live_parts_wait_for_them() -> Res {
     let mut bench = Bench::new()?;
-    // B's catch-up waits: the rest of the text streams live first.
+    // B's catch-up waits: the rest of the text, streamed live meanwhile, waits for it.
     let wait = Behaviour {
         catch_up_delay: 80.0,
         ..Behaviour::default()
@@ -425,7 +425,7 @@ fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
     bench.run(600)?;
     let after = received(&bench.events(b));
     let live_after = after.iter().filter(|g| g.tick < bench.tick() - 200).count();
-    assert!(live_after > 20, "later parts came live first: {live_after}");
+    assert!(live_after > 20, "read well before the end: {live_after}");
     let mut parts: Vec<u16> = before
         .iter()
         .chain(&after)
@@ -437,8 +437,10 @@ fn parts_missed_while_away_are_caught_up_after_later_parts_came_live() -> Res {
     Ok(())
 }
 
+/// B misses parts while away and comes back; a new sender makes its tag tables be built
+/// again before its catch-up: every part still arrives, once.
 #[test]
-fn a_tag_table_rebuilt_after_later_parts_came_live_still_knows_the_missed_ones() -> Res {
+fn a_tag_table_rebuilt_before_the_catch_up_still_knows_the_missed_parts() -> Res {
     let mut bench = Bench::new()?;
     let wait = Behaviour {
         catch_up_delay: 80.0,
@@ -454,12 +456,10 @@ fn a_tag_table_rebuilt_after_later_parts_came_live_still_knows_the_missed_ones()
     bench.run(40)?;
     let b = bench.join(away);
     bench.run(30)?;
+    // Later parts that come live now wait for the catch-up owed (their sender's counter
+    // just before is not seen), so most often none is read yet; any read moved the
+    // counter for A past the parts B missed.
     let live = received(&bench.events(b));
-    assert!(
-        live.len() >= 12,
-        "later parts came live first: {}",
-        live.len()
-    );
     // A new sender: B's tag tables are built again, after its counter for A moved on
     // past the parts it missed.
     core(&mut bench, b)?.expect(TagKey::generate(), Unwrap::Mine);
