@@ -2316,6 +2316,25 @@ fn stored_all(
     }
 }
 
+/// A group this profile runs with Bob (homed at this profile's relay) and Carol (at the
+/// peer relay), every deposit of its making stored; returns its room.
+fn team_at_two_relays(fx: &mut Fixture) -> Result<i64, Box<dyn std::error::Error>> {
+    let bob = fx.peer_at_home("bob")?;
+    let carol = fx.peer("carol")?;
+    fx.command(Command::CreateGroup {
+        name: "team".into(),
+    })?;
+    let (rid, _) = group_room(fx)?;
+    for cid in [bob.cid, carol.cid] {
+        fx.command(Command::GroupAdd {
+            room: RoomId(rid),
+            contact: ContactId(cid),
+        })?;
+    }
+    stored_all(fx)?;
+    Ok(rid)
+}
+
 /// A group text that every member's relay stored waits for no receipt, but it stays in
 /// the outbox (sealed) until the relays' time to live is over: it is not sent again on
 /// the re-send schedule, nor when the profile starts again, but when one of those relays
@@ -2325,19 +2344,7 @@ fn a_stored_group_text_is_kept_for_a_relay_that_restarts() -> TestResult {
     use crate::engine::route_link::RouteReport;
     use hum_shared::route::RelayId;
     let mut fx = Fixture::new("kept-group", route_options())?;
-    let bob = fx.peer_at_home("bob")?;
-    let carol = fx.peer("carol")?;
-    fx.command(Command::CreateGroup {
-        name: "team".into(),
-    })?;
-    let (rid, _) = group_room(&mut fx)?;
-    for cid in [bob.cid, carol.cid] {
-        fx.command(Command::GroupAdd {
-            room: RoomId(rid),
-            contact: ContactId(cid),
-        })?;
-    }
-    stored_all(&mut fx)?;
+    let rid = team_at_two_relays(&mut fx)?;
     let groups = |outs: Vec<hum_shared::route::session::Outgoing>| -> Vec<_> {
         outs.into_iter().filter(|o| o.group.is_some()).collect()
     };
@@ -2404,19 +2411,7 @@ fn a_restart_during_a_group_texts_round_gets_that_relay_its_copy_again() -> Test
     use crate::engine::route_link::RouteReport;
     use hum_shared::route::RelayId;
     let mut fx = Fixture::new("kept-round", route_options())?;
-    let bob = fx.peer_at_home("bob")?;
-    let carol = fx.peer("carol")?;
-    fx.command(Command::CreateGroup {
-        name: "team".into(),
-    })?;
-    let (rid, _) = group_room(&mut fx)?;
-    for cid in [bob.cid, carol.cid] {
-        fx.command(Command::GroupAdd {
-            room: RoomId(rid),
-            contact: ContactId(cid),
-        })?;
-    }
-    stored_all(&mut fx)?;
+    let rid = team_at_two_relays(&mut fx)?;
     say(&mut fx, RoomId(rid), "mid-round")?;
     let round: Vec<_> = take_queued(&mut fx)
         .into_iter()
