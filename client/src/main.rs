@@ -226,7 +226,12 @@ async fn plain(handle: engine::EngineHandle, options: hum::plain::PlainOptions) 
     let result = hum::plain::run_with(stdin, tokio::io::stdout(), commands, events, options).await;
     signals.abort();
     join.join().await?;
-    Ok(result?)
+    match result {
+        // The reader went away (`hum --plain | head`): the engine has quit as at the end
+        // of input, and there is nobody left to tell anything.
+        Err(hum::plain::PlainError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 /// Resolves at the first SIGINT or SIGTERM (Ctrl-C elsewhere). The handlers are in place

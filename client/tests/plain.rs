@@ -354,6 +354,45 @@ async fn demo_and_embedded_relay_start_with_port_7667_taken() -> Result<()> {
     Ok(())
 }
 
+/// `hum --plain | head -3`: the reader closes the pipe after a few lines. hum quits as
+/// at the end of input, with status 0 and nothing on stderr, as a Unix filter does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_the_line_mode_quietly() -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let home = Home::new("epipe");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hum"))
+        .args(["--plain", "--demo"])
+        .env("HUM_HOME", home.path())
+        .env("HUM_PASSPHRASE", "correct horse")
+        .env("HUM_INSECURE_FAST_KDF", "1")
+        .env("HUM_INSECURE_FAST_ROUTE", "1")
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    for _ in 0..3 {
+        lines.next_line().await?.context("hum ended early")?;
+    }
+    drop(lines);
+    // A command after the pipe closed makes hum write again.
+    let mut stdin = child.stdin.take().context("stdin")?;
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"/rooms\n").await?;
+    drop(stdin);
+    let out = tokio::time::timeout(LONG, child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.success(),
+        "exit {:?}, stderr: {stderr}",
+        out.status
+    );
+    ensure!(!stderr.contains("Error"), "stderr: {stderr}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_relay_fingerprint_is_an_error_line_with_its_cause() -> Result<()> {
     let home = Home::new("fingerprint");
