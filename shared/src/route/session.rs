@@ -995,11 +995,13 @@ impl Session {
         }
         // A counter of this sender before this one is not seen yet, and a catch-up of
         // the epoch is to come: it may bring what was sent first, so this one waits
-        // for it.
+        // for it. Not under a key many write to (an invite's): its counters start
+        // anywhere, so a gap there says nothing.
         let (sender, epoch, n) = (entry.sender, entry.epoch, entry.n);
         if via == Via::Live
             && !self.releasing
             && sender != LOOP
+            && receiver.window != SHARED_WINDOW
             && self.held.len() < HELD_MAX
             && self.ledger.window(sender, epoch) < n
             && self.catch_ups.epochs().any(|e| e == epoch)

@@ -1088,6 +1088,38 @@ fn a_live_item_ahead_of_a_catch_up_waits_for_it() -> Res {
     Ok(())
 }
 
+/// Under a key many write to (an invite's), counters start anywhere, so a gap before one
+/// says nothing: an answer that comes live while the inviter still owes a catch-up is read
+/// at once, not held for it.
+#[test]
+fn a_live_item_under_a_shared_key_is_not_held_for_a_catch_up() -> Res {
+    let mut relay = Relay::new()?;
+    let inviter = relay.card();
+    let key = TagKey::generate();
+    let slow = Behaviour {
+        catch_up_delay: 400.0,
+        ..Behaviour::immediate()
+    };
+    let i = relay.join(inviter.clone(), slow, SessionState::new());
+    relay.session(i).expect_shared(key.clone(), Unwrap::Mine);
+    relay.steps(4)?;
+    let a = relay.join(relay.card(), Behaviour::immediate(), SessionState::new());
+    let mut m = to_one(1, &inviter, &key, 7);
+    m.shared = true;
+    relay.session(a).queue(m);
+    relay.steps(20)?;
+    let events = relay.events(i);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::CaughtUp { .. })),
+        "the catch-up came already: the test shows nothing"
+    );
+    let got: Vec<(u8, Via)> = received(&events).iter().map(|r| (r.1, r.2)).collect();
+    assert_eq!(got, [(7, Via::Live)]);
+    Ok(())
+}
+
 #[test]
 fn an_epoch_change_owes_the_previous_epoch_and_messages_go_on() -> Res {
     let mut relay = Relay::new()?;
